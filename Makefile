@@ -1,0 +1,54 @@
+# Thin wrapper around CMake (as neovim's): `make`, `make deps`, `make demo`,
+# `make test`, `make bench`, `make fuzz`, `make package`, `make clean`.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+# Debian packages the build, the tests, the demo and the benchmark need.
+DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-dev \
+       libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev \
+       redis-server python3 python3-aiosmtpd curl openssl valgrind systemd
+
+.PHONY: all deps build demo test test-unit bench fuzz package clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build:
+	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	@[ -f $(BUILD_ASAN)/CMakeCache.txt ] || cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DOMNI_SANITIZE=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+demo: deps build
+	bash scripts/demo.sh $(BUILD)
+
+# Every unit and integration test, in the normal build and again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then valgrind on the unit
+# tests. Each integration test starts (and stops, by PID) its own
+# redis-server and mock providers on 127.0.0.1.
+test: deps build build-asan
+	cd $(BUILD) && ctest --output-on-failure -j 2
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+	bash scripts/valgrind-unit.sh $(BUILD)
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+bench: deps build
+	bash tests/bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -1,0 +1,24 @@
+/* Address kinds and normalization per channel, so two spellings of one
+ * number or mailbox are one recipient for the duplicate guard and the
+ * suppression lists. Pure logic. */
+#ifndef OMNI_ADDRESS_H
+#define OMNI_ADDRESS_H
+
+#include <stddef.h>
+
+enum { ADDR_ANY = 0, ADDR_PHONE = 1, ADDR_EMAIL = 2 };
+
+#define ADDR_MAX 256
+
+/* Normalize in into out (ADDR_MAX bytes). Phone: E.164 "+" and 8..15 digits,
+ * spaces, dashes, dots and parentheses dropped, a leading "00" read as "+".
+ * Email: trimmed, domain lower-cased, one '@', no control characters or
+ * spaces. Any: trimmed, printable, no control characters. Returns 0, or -1
+ * with a reason ("not an E.164 number", ...) in why. */
+int addr_normalize(int kind, const char *in, char *out, size_t out_len, const char **why);
+
+/* Address kind a connector type expects: whatsapp/twilio -> PHONE,
+ * smtp -> EMAIL, anything else -> ANY. */
+int addr_kind_for_type(const char *connector_type);
+
+#endif

@@ -1,0 +1,432 @@
+/* Job intake into campaigns: validate, dead-letter what does not validate,
+ * create the campaign once per id (create.lua), apply control jobs; and the
+ * cache of compiled campaign specs the dispatcher renders from. */
+#include "campaign.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "log.h"
+
+#define SPEC_CACHE_MAX 64
+
+typedef struct spec_cache {
+    campaign_spec *head;
+    size_t n;
+} spec_cache;
+
+static spec_cache *cache_of(omni *o)
+{
+    if (!o->campaigns)
+        o->campaigns = calloc(1, sizeof(spec_cache));
+    return o->campaigns;
+}
+
+static void spec_free(campaign_spec *s)
+{
+    if (!s)
+        return;
+    tmpl_free(s->text);
+    tmpl_free(s->subject);
+    tmpl_free(s->html);
+    for (size_t i = 0; i < s->n_params; i++)
+        tmpl_free(s->params[i]);
+    free(s->params);
+    json_decref(s->spec);
+    free(s->id);
+    free(s);
+}
+
+static tmpl *compile_opt(json_t *obj, const char *key, char *err, size_t err_len, int *bad)
+{
+    const char *src = json_string_value(json_object_get(obj, key));
+    if (!src)
+        return NULL;
+    char e[128];
+    tmpl *t = tmpl_compile(src, e, sizeof(e));
+    if (!t) {
+        snprintf(err, err_len, "message.%s: %s", key, e);
+        *bad = 1;
+    }
+    return t;
+}
+
+campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, size_t len,
+                                     char *err, size_t err_len)
+{
+    json_error_t je;
+    json_t *root = json_loadb(json, len, 0, &je);
+    if (!root || !json_is_object(root)) {
+        snprintf(err, err_len, "stored spec is not JSON: %s", je.text);
+        json_decref(root);
+        return NULL;
+    }
+    campaign_spec *s = calloc(1, sizeof(*s));
+    if (!s) {
+        json_decref(root);
+        return NULL;
+    }
+    s->spec = root;
+    s->id = strdup(id);
+    s->refs = 1;
+    const char *type = json_string_value(json_object_get(root, "type"));
+    s->type = type && strcmp(type, "message") == 0 ? JOB_MESSAGE : JOB_BROADCAST;
+    json_t *chs = json_object_get(root, "channels");
+    size_t i;
+    json_t *v;
+    json_array_foreach(chs, i, v)
+    {
+        if (s->n_channels < JOB_MAX_CHANNELS && json_is_string(v)) {
+            s->channels[s->n_channels] = json_string_value(v);
+            s->chans[s->n_channels] = o ? omni_channel(o, json_string_value(v)) : NULL;
+            s->n_channels++;
+        }
+    }
+    json_t *msg = json_object_get(root, "message");
+    int bad = 0;
+    s->text = compile_opt(msg, "text", err, err_len, &bad);
+    s->subject = compile_opt(msg, "subject", err, err_len, &bad);
+    s->html = compile_opt(msg, "html", err, err_len, &bad);
+    json_t *tpl = json_object_get(msg, "template");
+    if (json_is_object(tpl)) {
+        s->template_name = json_string_value(json_object_get(tpl, "name"));
+        s->template_language = json_string_value(json_object_get(tpl, "language"));
+        if (!s->template_language)
+            s->template_language = "en_US";
+        json_t *params = json_object_get(tpl, "params");
+        size_t n = json_array_size(params);
+        if (n) {
+            s->params = calloc(n, sizeof(*s->params));
+            json_array_foreach(params, i, v)
+            {
+                char e[128];
+                s->params[i] = tmpl_compile(json_string_value(v) ? json_string_value(v) : "", e,
+                                            sizeof(e));
+                if (!s->params[i]) {
+                    snprintf(err, err_len, "message.template.params[%zu]: %s", i, e);
+                    bad = 1;
+                }
+                s->n_params = i + 1;
+            }
+        }
+    }
+    s->defaults = json_object_get(root, "defaults");
+    double rate = json_number_value(json_object_get(root, "rate_per_s"));
+    if (rate > 0) {
+        bucket_init(&s->rate, rate, rate < 1 ? 1 : rate, omni_mono_us());
+        s->has_rate = 1;
+    }
+    if (bad || s->n_channels == 0) {
+        if (!bad)
+            snprintf(err, err_len, "stored spec has no channels");
+        spec_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void campaign_spec_release(omni *o, campaign_spec *s)
+{
+    (void)o;
+    if (s && --s->refs == 0)
+        spec_free(s);
+}
+
+static void cache_insert(omni *o, campaign_spec *s)
+{
+    spec_cache *c = cache_of(o);
+    s->refs++; /* the cache's own reference */
+    s->next = c->head;
+    c->head = s;
+    c->n++;
+    /* evict the oldest entries beyond the cap (list is newest first) */
+    if (c->n > SPEC_CACHE_MAX) {
+        campaign_spec **pp = &c->head;
+        size_t k = 0;
+        while (*pp && k < SPEC_CACHE_MAX) {
+            pp = &(*pp)->next;
+            k++;
+        }
+        while (*pp) {
+            campaign_spec *victim = *pp;
+            *pp = victim->next;
+            c->n--;
+            campaign_spec_release(o, victim);
+        }
+    }
+}
+
+static campaign_spec *cache_find(omni *o, const char *id)
+{
+    for (campaign_spec *s = cache_of(o)->head; s; s = s->next)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+void campaign_cache_free(omni *o)
+{
+    spec_cache *c = o->campaigns;
+    if (!c)
+        return;
+    while (c->head) {
+        campaign_spec *s = c->head;
+        c->head = s->next;
+        campaign_spec_release(o, s);
+    }
+    free(c);
+    o->campaigns = NULL;
+}
+
+typedef struct spec_req {
+    omni *o;
+    char *id;
+    campaign_spec_cb cb;
+    void *arg;
+} spec_req;
+
+static void spec_loaded(redisReply *r, void *arg)
+{
+    spec_req *q = arg;
+    omni *o = q->o;
+    campaign_spec *s = NULL;
+    int missing = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        s = cache_find(o, q->id); /* loaded meanwhile by another request */
+        if (s) {
+            s->refs++;
+        } else {
+            char err[256];
+            s = campaign_spec_compile(o, q->id, r->str, r->len, err, sizeof(err));
+            if (s)
+                cache_insert(o, s);
+            else {
+                log_error("campaign %s: %s", q->id, err);
+                missing = 1;
+            }
+        }
+    } else if (r && r->type == REDIS_REPLY_NIL) {
+        missing = 1;
+    }
+    q->cb(o, s, missing, q->arg);
+    free(q->id);
+    free(q);
+}
+
+void campaign_spec_get(omni *o, const char *id, campaign_spec_cb cb, void *arg)
+{
+    campaign_spec *s = cache_find(o, id);
+    if (s) {
+        s->refs++;
+        cb(o, s, 0, arg);
+        return;
+    }
+    spec_req *q = calloc(1, sizeof(*q));
+    q->o = o;
+    q->id = strdup(id);
+    q->cb = cb;
+    q->arg = arg;
+    char key[KEY_MAX];
+    omni_key(o, key, sizeof(key), "campaign:%s", id);
+    if (store_cmd(o->st, spec_loaded, q, "HGET", key, "spec", NULL) < 0) {
+        free(q->id);
+        free(q);
+        cb(o, NULL, 0, arg);
+    }
+}
+
+/* ---- intake */
+
+typedef struct intake {
+    omni *o;
+    char entry[40];
+    char id[JOB_ID_MAX + 1];
+    char *raw;
+    size_t raw_len;
+} intake;
+
+static void intake_free(intake *in)
+{
+    free(in->raw);
+    free(in);
+}
+
+static int channel_kind(void *ctx, const char *name)
+{
+    chan *c = omni_channel(ctx, name);
+    return c ? c->ci->addr_kind : -1;
+}
+
+static void created(redisReply *r, void *arg)
+{
+    intake *in = arg;
+    omni *o = in->o;
+    o->jobs_busy--;
+    if (!r) {
+        /* Redis went away: leave the entry pending, it is read again */
+        intake_free(in);
+        omni_kick(o);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("campaign %s: create failed: %s", in->id, r->str);
+        omni_dead(o, "jobs", "internal: campaign creation failed", in->raw, in->raw_len,
+                  (const char *const[]){"entry", in->entry, "error", r->str, NULL});
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
+        const char *what = r->element[0]->str ? r->element[0]->str : "";
+        if (strcmp(what, "exists") == 0) {
+            o->stats.jobs_duplicate++;
+            log_info("campaign %s: job id seen before, not started again", in->id);
+        } else if (strcmp(what, "empty") == 0) {
+            o->stats.jobs_rejected++;
+            omni_dead(o, "jobs", "recipients_list: key is missing, empty or not a list",
+                      in->raw, in->raw_len, (const char *const[]){"entry", in->entry, NULL});
+        } else {
+            o->stats.jobs_accepted++;
+            long long total = r->elements > 1 ? r->element[1]->integer : 0;
+            log_info("campaign %s: %s, %lld recipients", in->id, what, total);
+        }
+    }
+    queue_ack(o, o->k_jobs, in->entry);
+    intake_free(in);
+    omni_kick(o);
+}
+
+static void controlled(omni *o, int ok, const char *state, void *arg)
+{
+    intake *in = arg;
+    o->jobs_busy--;
+    if (state) {
+        if (ok) {
+            o->stats.jobs_accepted++;
+            log_info("campaign %s: now %s", in->id, state);
+        } else {
+            o->stats.jobs_rejected++;
+            omni_dead(o, "jobs", state, in->raw, in->raw_len,
+                      (const char *const[]){"entry", in->entry, NULL});
+        }
+        queue_ack(o, o->k_jobs, in->entry);
+    }
+    intake_free(in);
+    omni_kick(o);
+}
+
+void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t len)
+{
+    const omni_config *cfg = o->cfg;
+    job_rules rules = {
+        .max_bytes = (size_t)cfg->max_job_bytes,
+        .max_inline_recipients = (size_t)cfg->max_inline_recipients,
+        .channel_kind = channel_kind,
+        .ctx = o,
+    };
+    job j;
+    char reason[JOB_REASON_MAX];
+    if (job_parse(raw, len, &rules, &j, reason, sizeof(reason)) < 0) {
+        o->stats.jobs_rejected++;
+        log_warn("job %s rejected: %s", entry_id, reason);
+        omni_dead(o, "jobs", reason, raw, len, (const char *const[]){"entry", entry_id, NULL});
+        queue_ack(o, o->k_jobs, entry_id);
+        return;
+    }
+    intake *in = calloc(1, sizeof(*in));
+    in->o = o;
+    snprintf(in->entry, sizeof(in->entry), "%s", entry_id);
+    snprintf(in->id, sizeof(in->id), "%s", j.id);
+    in->raw = malloc(len + 1);
+    memcpy(in->raw, raw, len);
+    in->raw[len] = '\0';
+    in->raw_len = len;
+    o->jobs_busy++;
+
+    if (j.type == JOB_PAUSE || j.type == JOB_RESUME || j.type == JOB_CANCEL) {
+        const char *action = j.type == JOB_PAUSE ? "pause" : j.type == JOB_RESUME ? "resume"
+                                                                                 : "cancel";
+        campaign_control(o, j.id, action, controlled, in);
+        job_free(&j);
+        return;
+    }
+
+    /* The stored spec is the normalized job without its inline recipients:
+     * those go into the campaign's own list. */
+    json_t *spec = json_deep_copy(j.spec);
+    json_t *rcpts = json_incref(json_object_get(spec, "recipients"));
+    json_object_del(spec, "recipients");
+    char *spec_s = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+
+    char ck[KEY_MAX], rk[KEY_MAX], src[KEY_MAX];
+    omni_key(o, ck, sizeof(ck), "campaign:%s", j.id);
+    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", j.id);
+    snprintf(src, sizeof(src), "%s", j.recipients_list ? j.recipients_list : "");
+    store_args a = {0};
+    store_args_adds(&a, ck);
+    store_args_adds(&a, rk);
+    store_args_adds(&a, o->k_chunks);
+    store_args_adds(&a, src);
+    store_args_adds(&a, o->k_sched);
+    store_args_adds(&a, spec_s);
+    store_args_addll(&a, omni_now_ms());
+    store_args_addll(&a, cfg->chunk_size);
+    store_args_addll(&a, j.send_at_ms);
+    store_args_adds(&a, j.id);
+    store_args_adds(&a, j.type == JOB_MESSAGE ? "message" : "broadcast");
+    size_t i;
+    json_t *r;
+    json_array_foreach(rcpts, i, r)
+    {
+        char *s = json_dumps(r, JSON_COMPACT);
+        store_args_adds(&a, s);
+        free(s);
+    }
+    store_args_finish(&a);
+    if (store_eval(o->st, SCRIPT_CREATE, created, in, 5, a.argc, a.argv, a.lens) < 0) {
+        o->jobs_busy--;
+        intake_free(in); /* not acked: read again once Redis is back */
+    }
+    store_args_free(&a);
+    json_decref(rcpts);
+    free(spec_s);
+    job_free(&j);
+}
+
+/* ---- control */
+
+typedef struct control_req {
+    omni *o;
+    campaign_control_cb cb;
+    void *arg;
+} control_req;
+
+static void control_done(redisReply *r, void *arg)
+{
+    control_req *q = arg;
+    if (!r) {
+        q->cb(q->o, 0, NULL, q->arg);
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        int ok = strcmp(r->element[0]->str, "ok") == 0;
+        q->cb(q->o, ok, r->element[1]->str, q->arg);
+    } else {
+        q->cb(q->o, 0, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", q->arg);
+    }
+    free(q);
+}
+
+void campaign_control(omni *o, const char *id, const char *action, campaign_control_cb cb,
+                      void *arg)
+{
+    control_req *q = calloc(1, sizeof(*q));
+    q->o = o;
+    q->cb = cb;
+    q->arg = arg;
+    char ck[KEY_MAX], now[24];
+    omni_key(o, ck, sizeof(ck), "campaign:%s", id);
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    const char *argv[] = {ck, o->k_sched, action, now, id};
+    if (store_eval(o->st, SCRIPT_CONTROL, control_done, q, 2, 5, argv, NULL) < 0) {
+        free(q);
+        cb(o, 0, NULL, arg);
+    }
+}

@@ -1,0 +1,46 @@
+/* Campaigns: a validated job becomes omni:campaign:{id} (spec, state,
+ * counters) plus its chunks, exactly once per id; the dispatcher reads a
+ * campaign's spec through a small cache of compiled templates. */
+#ifndef OMNI_CAMPAIGN_H
+#define OMNI_CAMPAIGN_H
+
+#include <jansson.h>
+
+#include "job.h"
+#include "omni.h"
+#include "ratelimit.h"
+#include "template.h"
+
+typedef struct campaign_spec {
+    char *id;
+    int refs;
+    int type; /* JOB_BROADCAST or JOB_MESSAGE */
+    json_t *spec; /* owned */
+    size_t n_channels;
+    const char *channels[JOB_MAX_CHANNELS]; /* borrowed from spec */
+    chan *chans[JOB_MAX_CHANNELS];          /* NULL when not configured (any more) */
+    tmpl *text, *subject, *html;
+    const char *template_name, *template_language;
+    tmpl **params;
+    size_t n_params;
+    json_t *defaults; /* borrowed from spec, may be NULL */
+    bucket rate;      /* the job's rate_per_s, per instance */
+    int has_rate;
+    struct campaign_spec *next;
+} campaign_spec;
+
+/* spec is NULL when the campaign does not exist (missing = 1) or Redis is
+ * unavailable (missing = 0); otherwise the caller holds a reference. */
+typedef void (*campaign_spec_cb)(omni *o, campaign_spec *spec, int missing, void *arg);
+void campaign_spec_get(omni *o, const char *id, campaign_spec_cb cb, void *arg);
+void campaign_spec_release(omni *o, campaign_spec *s);
+/* Build a spec from its JSON (exposed for tests); NULL with err. */
+campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, size_t len,
+                                     char *err, size_t err_len);
+
+/* Control a campaign (pause|resume|cancel) through the control script. */
+typedef void (*campaign_control_cb)(omni *o, int ok, const char *state, void *arg);
+void campaign_control(omni *o, const char *id, const char *action, campaign_control_cb cb,
+                      void *arg);
+
+#endif

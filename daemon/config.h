@@ -1,0 +1,118 @@
+/* The configuration file: INI (libinih), a [daemon] section, one
+ * [connector.NAME] section per connector instance and a [channels] section
+ * mapping channel names to instances. Keys are declared in tables (the
+ * daemon's here, each connector's in its oc_connector), so parsing,
+ * --check-config and docs/configuration.md come from one place. Unknown
+ * keys and sections are errors, reported with their line. */
+#ifndef OMNI_CONFIG_H
+#define OMNI_CONFIG_H
+
+#include <stddef.h>
+#include "omnicast/connector.h"
+
+typedef struct conf_kv {
+    char *key;
+    char *value; /* for KEY_file secrets: the file's contents, trailing newline cut */
+    int line;
+} conf_kv;
+
+typedef struct conf_connector {
+    char *name;   /* instance name: the part after "connector." */
+    char *type;   /* the `type` key */
+    char *plugin; /* the `plugin` key, or NULL */
+    int line;     /* line of the section header */
+    /* common keys, parsed */
+    double rate_per_s; /* 0 = unlimited */
+    int burst;
+    int max_inflight;
+    int timeout_ms;
+    int connect_timeout_ms;
+    conf_kv *kv; /* every key of the section as given (secrets resolved) */
+    size_t n_kv;
+    const oc_connector *impl; /* resolved by config_resolve(), not owned */
+} conf_connector;
+
+typedef struct conf_channel {
+    char *name;      /* "whatsapp", "sms", "email", ... */
+    char *connector; /* instance name */
+    int line;
+} conf_channel;
+
+typedef struct omni_config {
+    char *path;
+    /* [daemon] */
+    char *redis;      /* redis://HOST:PORT/DB or unix:/path[?db=N] */
+    char *prefix;     /* "omni:" */
+    char *consumer;   /* default: hostname-pid */
+    char *log_format; /* text|json */
+    char *log_level;
+    char *log_file; /* NULL: stderr */
+    int log_bodies;
+    int chunk_size;
+    int max_inline_recipients;
+    int max_job_bytes;
+    int read_count;
+    int block_ms;
+    int claim_idle_ms;
+    int reclaim_interval_ms;
+    int lease_ms;
+    int max_attempts;
+    int retry_base_ms;
+    int retry_cap_ms;
+    int redis_timeout_ms;
+    int max_total_connections;
+    int max_host_connections;
+    int drain_timeout_ms;
+    char **http_listen; /* repeatable ADDR:PORT */
+    size_t n_http_listen;
+    char *api_tokens_file;
+    int http_max_body;
+    int http_max_headers;
+    int http_max_connections;
+    int http_timeout_ms;
+    int attribution_window_s;
+    char *plugin_dir;
+
+    conf_connector *connectors;
+    size_t n_connectors;
+    conf_channel *channels;
+    size_t n_channels;
+} omni_config;
+
+/* A list of "path:line: message" errors collected while loading. */
+typedef struct conf_errors {
+    char **msgs;
+    size_t n;
+} conf_errors;
+
+void conf_errors_add(conf_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conf_errors_free(conf_errors *e);
+
+/* Parse a file / a string into cfg (defaults filled first). Returns 0, or
+ * -1 with every problem in errs. Connector keys are checked later by
+ * config_resolve() once the connector implementations are known. */
+int config_load_file(const char *path, omni_config *cfg, conf_errors *errs);
+int config_load_string(const char *text, omni_config *cfg, conf_errors *errs);
+
+/* Look up each connector's implementation with find (built-ins or a
+ * plugin), check its keys against the implementation's table (unknown,
+ * missing required, bad integers), and check every channel names a defined
+ * instance. Returns 0 or -1 with errs. */
+typedef const oc_connector *(*conf_find_fn)(void *ctx, const conf_connector *c, char *err,
+                                           size_t err_len);
+int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *errs);
+
+void config_free(omni_config *cfg);
+
+const conf_connector *config_connector(const omni_config *cfg, const char *name);
+const conf_channel *config_channel(const omni_config *cfg, const char *name);
+/* value of key in a connector section (first occurrence), or NULL */
+const char *conf_connector_get(const conf_connector *c, const char *key);
+const char *conf_connector_get_nth(const conf_connector *c, const char *key, size_t n);
+
+/* The daemon's key table and the keys common to every connector, for docs
+ * and the test that checks docs/configuration.md. NULL-terminated. */
+extern const oc_config_key config_daemon_keys[];
+extern const oc_config_key config_common_connector_keys[];
+
+#endif

@@ -1,0 +1,895 @@
+/* The send path: a chunk of a campaign's recipients is loaded, claimed in
+ * one round trip (duplicate guard + suppression, claim.lua), rendered, built
+ * by the channel's connector, paced by the connector's token bucket and
+ * in-flight window, sent through the transport, classified, and its
+ * outcomes recorded in batches (outcome.lua). A chunk is acked only once
+ * every recipient in it has a recorded outcome or a retry entry. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "campaign.h"
+#include "log.h"
+#include "omni.h"
+
+#define OUTCOME_BATCH 512
+#define PMID_TTL_S "2592000"
+#define PARK_MS 1000
+#define MSGID_MAX (JOB_ID_MAX + 32)
+
+enum { R_LOAD, R_CLAIM, R_CLAIMING, R_QUEUED, R_INFLIGHT, R_RECORD, R_RECORDING, R_DONE };
+
+typedef struct chunk chunk;
+
+struct rcpt {
+    chunk *ck;
+    json_t *r; /* the recipient object (owned) */
+    long index;
+    int ch; /* index into the campaign's channels */
+    int state;
+    int attempts;
+    int from_retry;
+    char addr[ADDR_MAX];
+    /* the outcome waiting to be recorded */
+    int out_kind; /* OC_SENT / OC_FAILED / OC_RETRY */
+    int out_final;
+    long long out_due;
+    char *out_pid;
+    char out_reason[64];
+    long long t_submit_us;
+    TAILQ_ENTRY(rcpt) q; /* connector queue, or the outcome list */
+};
+
+struct chunk {
+    omni *o;
+    char entry[40]; /* stream entry id; "" for a retry taken from omni:retry */
+    char *cid;
+    campaign_spec *spec;
+    long start, end;
+    rcpt *rs;
+    size_t n;
+    size_t unresolved;
+    int loading;  /* spec or recipients being fetched */
+    int claiming; /* a claim call is outstanding */
+    int hold;     /* someone else's live claim: leave the entry pending */
+    int park;     /* campaign paused: park the chunk and ack */
+    TAILQ_ENTRY(chunk) link;
+};
+
+TAILQ_HEAD(chunk_list, chunk);
+
+typedef struct dispatch {
+    struct chunk_list chunks;
+    struct rcpt_queue outcomes; /* R_RECORD, waiting for a flush */
+    size_t n_outcomes;
+    int flushing;
+    oc_buf text, subject, html;
+    oc_buf params[16];
+    int taking; /* a take.lua call is outstanding */
+} dispatch;
+
+static dispatch *D(omni *o)
+{
+    return o->dispatch;
+}
+
+static void chunk_maybe_finish(chunk *c);
+static void claim_chunk(chunk *c);
+
+int dispatch_init(omni *o)
+{
+    dispatch *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -1;
+    TAILQ_INIT(&d->chunks);
+    TAILQ_INIT(&d->outcomes);
+    o->dispatch = d;
+    return 0;
+}
+
+static void chunk_free(chunk *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        json_decref(c->rs[i].r);
+        free(c->rs[i].out_pid);
+    }
+    free(c->rs);
+    if (c->spec)
+        campaign_spec_release(c->o, c->spec);
+    free(c->cid);
+    free(c);
+}
+
+void dispatch_free(omni *o)
+{
+    dispatch *d = D(o);
+    if (!d)
+        return;
+    chunk *c;
+    while ((c = TAILQ_FIRST(&d->chunks))) {
+        TAILQ_REMOVE(&d->chunks, c, link);
+        chunk_free(c);
+    }
+    oc_buf_free(&d->text);
+    oc_buf_free(&d->subject);
+    oc_buf_free(&d->html);
+    for (size_t i = 0; i < 16; i++)
+        oc_buf_free(&d->params[i]);
+    free(d);
+    o->dispatch = NULL;
+}
+
+int dispatch_holds_entry(omni *o, const char *entry_id)
+{
+    chunk *c;
+    TAILQ_FOREACH(c, &D(o)->chunks, link)
+    if (strcmp(c->entry, entry_id) == 0)
+        return 1;
+    return 0;
+}
+
+int dispatch_held_entries(omni *o, store_args *a)
+{
+    int n = 0;
+    chunk *c;
+    TAILQ_FOREACH(c, &D(o)->chunks, link)
+    if (c->entry[0]) {
+        store_args_adds(a, c->entry);
+        n++;
+    }
+    return n;
+}
+
+size_t dispatch_inflight(omni *o)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_conns; i++)
+        n += (size_t)o->conns[i].inflight;
+    return n;
+}
+
+static void resolve(rcpt *r)
+{
+    if (r->state == R_DONE)
+        return;
+    r->state = R_DONE;
+    r->ck->unresolved--;
+}
+
+static int is_last_channel(const rcpt *r)
+{
+    return (size_t)r->ch + 1 >= r->ck->spec->n_channels;
+}
+
+static void message_id(const rcpt *r, char *buf, size_t len)
+{
+    if (r->ch == 0)
+        snprintf(buf, len, "%s.%ld", r->ck->cid, r->index);
+    else
+        snprintf(buf, len, "%s.%ld.%d", r->ck->cid, r->index, r->ch);
+}
+
+/* Queue an outcome for the next batched write. */
+static void record(rcpt *r, int kind, int final, const char *pid, const char *reason,
+                   long long due)
+{
+    omni *o = r->ck->o;
+    dispatch *d = D(o);
+    r->out_kind = kind;
+    r->out_final = final;
+    r->out_due = due;
+    free(r->out_pid);
+    r->out_pid = strdup(pid ? pid : "");
+    snprintf(r->out_reason, sizeof(r->out_reason), "%s", reason ? reason : "");
+    r->state = R_RECORD;
+    TAILQ_INSERT_TAIL(&d->outcomes, r, q);
+    d->n_outcomes++;
+    omni_kick(o);
+}
+
+/* Point a recipient at its current channel: resolve its address there, or
+ * record why it has none and move on. Returns 0 when it needs a claim. */
+static int aim(rcpt *r)
+{
+    campaign_spec *sp = r->ck->spec;
+    while ((size_t)r->ch < sp->n_channels) {
+        chan *c = sp->chans[r->ch];
+        char reason[JOB_REASON_MAX];
+        int kind = c ? c->ci->addr_kind : ADDR_ANY;
+        if (!c) {
+            snprintf(r->addr, sizeof(r->addr), "#%ld", r->index);
+            record(r, OC_FAILED, is_last_channel(r), NULL, "unknown_channel", 0);
+            return -1;
+        }
+        if (job_recipient_address(r->r, sp->channels[r->ch], kind, r->addr, sizeof(r->addr),
+                                  reason, sizeof(reason)) == 0) {
+            r->state = R_CLAIM;
+            return 0;
+        }
+        /* no usable address on this channel: a permanent failure there */
+        snprintf(r->addr, sizeof(r->addr), "#%ld", r->index);
+        record(r, OC_FAILED, is_last_channel(r), NULL, "invalid_address", 0);
+        return -1;
+    }
+    resolve(r);
+    return -1;
+}
+
+/* ---- loading a chunk */
+
+static void chunk_loaded(redisReply *rep, void *arg)
+{
+    chunk *c = arg;
+    omni *o = c->o;
+    c->loading = 0;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        /* Redis unavailable: give the chunk up; it stays pending and is read
+         * again from our pending list once Redis is back */
+        dispatch *d = D(o);
+        TAILQ_REMOVE(&d->chunks, c, link);
+        o->held -= c->n;
+        chunk_free(c);
+        omni_kick(o);
+        return;
+    }
+    size_t n = rep->elements;
+    for (size_t i = 0; i < c->n; i++) {
+        rcpt *r = &c->rs[i];
+        if (i >= n) {
+            /* the list is shorter than the chunk says: nothing to send */
+            snprintf(r->addr, sizeof(r->addr), "#%ld", r->index);
+            record(r, OC_FAILED, 1, NULL, "recipient_missing", 0);
+            continue;
+        }
+        json_error_t je;
+        redisReply *e = rep->element[i];
+        r->r = e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, 0, &je) : NULL;
+        char reason[JOB_REASON_MAX];
+        if (!r->r || job_recipient_check(r->r, NULL, c->spec->channels, c->spec->n_channels,
+                                         reason, sizeof(reason)) < 0) {
+            snprintf(r->addr, sizeof(r->addr), "#%ld", r->index);
+            record(r, OC_FAILED, 1, NULL, "invalid_recipient", 0);
+            continue;
+        }
+        aim(r);
+    }
+    claim_chunk(c);
+    chunk_maybe_finish(c);
+}
+
+static void chunk_got_spec(omni *o, campaign_spec *spec, int missing, void *arg)
+{
+    chunk *c = arg;
+    if (!spec) {
+        dispatch *d = D(o);
+        if (missing) {
+            log_error("chunk %s: campaign %s does not exist; dropped", c->entry, c->cid);
+            omni_dead(o, "chunks", "campaign does not exist", NULL, 0,
+                      (const char *const[]){"campaign", c->cid, "entry", c->entry, NULL});
+            if (c->entry[0])
+                queue_ack(o, o->k_chunks, c->entry);
+        }
+        TAILQ_REMOVE(&d->chunks, c, link);
+        o->held -= c->n;
+        chunk_free(c);
+        omni_kick(o);
+        return;
+    }
+    c->spec = spec;
+    char rk[KEY_MAX], s[24], e[24];
+    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", c->cid);
+    snprintf(s, sizeof(s), "%ld", c->start);
+    snprintf(e, sizeof(e), "%ld", c->end - 1);
+    if (store_cmd(o->st, chunk_loaded, c, "LRANGE", rk, s, e, NULL) < 0)
+        chunk_loaded(NULL, c);
+}
+
+static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, long start, long end)
+{
+    chunk *c = calloc(1, sizeof(*c));
+    c->o = o;
+    snprintf(c->entry, sizeof(c->entry), "%s", entry_id ? entry_id : "");
+    c->cid = strdup(campaign);
+    c->start = start;
+    c->end = end;
+    c->n = (size_t)(end - start);
+    c->rs = calloc(c->n, sizeof(*c->rs));
+    c->unresolved = c->n;
+    for (size_t i = 0; i < c->n; i++) {
+        c->rs[i].ck = c;
+        c->rs[i].index = start + (long)i;
+        c->rs[i].state = R_LOAD;
+    }
+    c->loading = 1;
+    TAILQ_INSERT_TAIL(&D(o)->chunks, c, link);
+    o->held += c->n;
+    return c;
+}
+
+void dispatch_chunk(omni *o, const char *entry_id, const char *campaign, long start, long end)
+{
+    if (dispatch_holds_entry(o, entry_id))
+        return;
+    if (start < 0 || end <= start || end - start > 100000 || !campaign[0]) {
+        omni_dead(o, "chunks", "malformed chunk entry", NULL, 0,
+                  (const char *const[]){"entry", entry_id, "campaign", campaign, NULL});
+        queue_ack(o, o->k_chunks, entry_id);
+        return;
+    }
+    chunk *c = chunk_new(o, entry_id, campaign, start, end);
+    campaign_spec_get(o, campaign, chunk_got_spec, c);
+}
+
+/* ---- claiming */
+
+static void claimed(redisReply *rep, void *arg)
+{
+    chunk *c = arg;
+    omni *o = c->o;
+    c->claiming = 0;
+    size_t k = 1;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_error("campaign %s: claim failed: %s", c->cid, rep->str);
+        /* not claimed: put them back, claim again when Redis answers */
+        for (size_t i = 0; i < c->n; i++)
+            if (c->rs[i].state == R_CLAIMING)
+                c->rs[i].state = R_CLAIM;
+        omni_kick(o);
+        return;
+    }
+    const char *state = rep->element[0]->str;
+    int paused = strcmp(state, "paused") == 0 || strcmp(state, "scheduled") == 0;
+    int missing = strcmp(state, "missing") == 0;
+    for (size_t i = 0; i < c->n; i++) {
+        rcpt *r = &c->rs[i];
+        if (r->state != R_CLAIMING)
+            continue;
+        if (paused || missing) {
+            if (paused)
+                c->park = 1;
+            resolve(r);
+            continue;
+        }
+        const char *code = k < rep->elements ? rep->element[k++]->str : "wait";
+        if (strncmp(code, "go", 2) == 0) {
+            r->attempts = code[2] == ':' ? atoi(code + 3) : 1;
+            chan *ch = c->spec->chans[r->ch];
+            conn_inst *ci = ch->ci;
+            r->state = R_QUEUED;
+            TAILQ_INSERT_TAIL(&ci->queue, r, q);
+            ci->queued++;
+        } else if (strcmp(code, "next") == 0) {
+            r->ch++;
+            if ((size_t)r->ch < c->spec->n_channels && aim(r) == 0)
+                continue;
+            resolve(r);
+        } else if (strcmp(code, "wait") == 0) {
+            c->hold = 1;
+            resolve(r);
+        } else {
+            /* sup, done, dup, unc, cancelled: terminal, already counted */
+            resolve(r);
+        }
+    }
+    if (missing)
+        log_error("campaign %s: gone while its chunk %s was in flight", c->cid, c->entry);
+    omni_kick(o);
+    chunk_maybe_finish(c);
+}
+
+static void claim_chunk(chunk *c)
+{
+    omni *o = c->o;
+    if (c->claiming || c->loading || !store_is_ready(o->st))
+        return;
+    store_args a = {0};
+    char ck[KEY_MAX], mk[KEY_MAX];
+    omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
+    omni_key(o, mk, sizeof(mk), "msg:%s", c->cid);
+    store_args_adds(&a, ck);
+    store_args_adds(&a, mk);
+    store_args_adds(&a, o->cfg->prefix);
+    store_args_addll(&a, omni_now_ms());
+    store_args_addll(&a, o->cfg->lease_ms);
+    store_args_adds(&a, o->cfg->consumer);
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        rcpt *r = &c->rs[i];
+        if (r->state != R_CLAIM)
+            continue;
+        char flags[3] = {0}, *f = flags;
+        if (is_last_channel(r))
+            *f++ = 'F';
+        if (r->from_retry)
+            *f++ = 'R';
+        store_args_adds(&a, c->spec->channels[r->ch]);
+        store_args_adds(&a, r->addr);
+        store_args_addll(&a, r->index);
+        store_args_adds(&a, flags);
+        r->state = R_CLAIMING;
+        n++;
+    }
+    if (n) {
+        store_args_finish(&a);
+        c->claiming = 1;
+        if (store_eval(o->st, SCRIPT_CLAIM, claimed, c, 2, a.argc, a.argv, a.lens) < 0)
+            claimed(NULL, c);
+    }
+    store_args_free(&a);
+}
+
+/* ---- rendering and sending */
+
+static const char *var_lookup(void *ctx, const char *name, size_t len)
+{
+    rcpt *r = ctx;
+    static char num[4][64];
+    static int slot;
+    json_t *vars = json_object_get(r->r, "vars");
+    json_t *v = json_object_getn(vars, name, len);
+    if (!v && r->ck->spec->defaults)
+        v = json_object_getn(r->ck->spec->defaults, name, len);
+    if (v) {
+        if (json_is_string(v))
+            return json_string_value(v);
+        char *b = num[slot++ & 3];
+        if (json_is_integer(v))
+            snprintf(b, 64, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(b, 64, "%.17g", json_real_value(v));
+        else if (json_is_boolean(v))
+            snprintf(b, 64, "%s", json_is_true(v) ? "true" : "false");
+        else
+            return NULL;
+        return b;
+    }
+    dispatch *d = D(r->ck->o);
+#define IS(s) (len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
+    if (IS("to"))
+        return r->addr;
+    if (IS("channel"))
+        return r->ck->spec->channels[r->ch];
+    if (IS("campaign"))
+        return r->ck->cid;
+    if (IS("message_id")) {
+        char *b = num[slot++ & 3];
+        message_id(r, b, 64);
+        return b;
+    }
+    if (IS("text"))
+        return d->text.len ? d->text.data : NULL;
+    if (IS("subject"))
+        return d->subject.len ? d->subject.data : NULL;
+#undef IS
+    return NULL;
+}
+
+static const char *msg_var(const oc_message *m, const char *name, size_t len)
+{
+    return var_lookup(m->var_ctx, name, len);
+}
+
+static int render_into(tmpl *t, rcpt *r, oc_buf *b, char *missing, size_t mlen)
+{
+    oc_buf_reset(b);
+    if (!t)
+        return 0;
+    if (oc_buf_reserve(b, 0) < 0)
+        return -1;
+    b->data[0] = '\0';
+    return tmpl_render(t, var_lookup, r, OC_ESCAPE_NONE, b, missing, mlen);
+}
+
+static void classify_done(void *arg, const oc_response *resp, long long latency_us);
+
+static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out);
+
+static void send_one(conn_inst *ci, rcpt *r)
+{
+    omni *o = ci->o;
+    dispatch *d = D(o);
+    campaign_spec *sp = r->ck->spec;
+    char missing[64], mid[MSGID_MAX];
+    oc_outcome out;
+    message_id(r, mid, sizeof(mid));
+    const char *params[16];
+    size_t np = sp->n_params < 16 ? sp->n_params : 16;
+    int rc = render_into(sp->text, r, &d->text, missing, sizeof(missing));
+    if (rc == 0)
+        rc = render_into(sp->subject, r, &d->subject, missing, sizeof(missing));
+    if (rc == 0)
+        rc = render_into(sp->html, r, &d->html, missing, sizeof(missing));
+    for (size_t i = 0; rc == 0 && i < np; i++) {
+        rc = render_into(sp->params[i], r, &d->params[i], missing, sizeof(missing));
+        params[i] = d->params[i].data ? d->params[i].data : "";
+    }
+    if (rc != 0) {
+        char reason[96];
+        snprintf(reason, sizeof(reason), "missing_var:%s", missing);
+        oc_outcome_set(&out, OC_FAILED, reason, NULL);
+        finish_send(r, ci, &out);
+        return;
+    }
+    oc_message m = {
+        .campaign = r->ck->cid,
+        .message_id = mid,
+        .channel = sp->channels[r->ch],
+        .to = r->addr,
+        .text = sp->text ? d->text.data : NULL,
+        .subject = sp->subject ? d->subject.data : NULL,
+        .html = sp->html ? d->html.data : NULL,
+        .template_name = sp->template_name,
+        .template_language = sp->template_language,
+        .template_params = params,
+        .n_template_params = np,
+        .var = msg_var,
+        .var_ctx = r,
+    };
+    oc_request req;
+    memset(&req, 0, sizeof(req));
+    oc_outcome_set(&out, OC_FAILED, "internal", NULL);
+    rc = ci->impl->build(ci->inst, &m, &req, &out);
+    if (rc != 0) {
+        oc_request_free(&req);
+        finish_send(r, ci, &out);
+        return;
+    }
+    transport_req_opts to = {
+        .timeout_ms = ci->conf->timeout_ms,
+        .connect_timeout_ms = ci->conf->connect_timeout_ms,
+        .http2 = req.url && strncmp(req.url, "https:", 6) == 0,
+    };
+    r->state = R_INFLIGHT;
+    r->t_submit_us = omni_mono_us();
+    ci->inflight++;
+    if (transport_submit(o->tp, &req, &to, classify_done, r) < 0) {
+        ci->inflight--;
+        oc_outcome_set(&out, OC_RETRY, "transport", "could not start the transfer");
+        finish_send(r, ci, &out);
+    }
+}
+
+static const double lat_bounds[12] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                      0.5,   1,    2.5,   5,    10,  1e300};
+
+static void classify_done(void *arg, const oc_response *resp, long long latency_us)
+{
+    rcpt *r = arg;
+    chan *ch = r->ck->spec->chans[r->ch];
+    conn_inst *ci = ch->ci;
+    ci->inflight--;
+    double s = (double)latency_us / 1e6;
+    ci->lat_sum_s += s;
+    for (int i = 0; i < 12; i++)
+        if (s <= lat_bounds[i]) {
+            ci->lat_buckets[i]++;
+            break;
+        }
+    oc_outcome out;
+    oc_outcome_set(&out, OC_FAILED, "internal", NULL);
+    ci->impl->classify(ci->inst, resp, &out);
+    finish_send(r, ci, &out);
+    omni_kick(ci->o);
+}
+
+static int falls_back(const char *reason)
+{
+    return strcmp(reason, "opted_out") != 0 && strncmp(reason, "missing_var:", 12) != 0;
+}
+
+static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
+{
+    omni *o = ci->o;
+    const omni_config *cfg = o->cfg;
+    char mid[MSGID_MAX];
+    switch (out->kind) {
+    case OC_SENT:
+        ci->n_sent++;
+        if (out->provider_id[0]) {
+            record(r, OC_SENT, 1, out->provider_id, NULL, 0);
+        } else {
+            /* no provider id (SMTP): our message id is the handle */
+            message_id(r, mid, sizeof(mid));
+            record(r, OC_SENT, 1, mid, NULL, 0);
+        }
+        break;
+    case OC_RETRY: {
+        ci->n_retry++;
+        if (out->throttle || out->retry_after_ms > 0) {
+            long long d = out->retry_after_ms > 0 ? out->retry_after_ms : 1000;
+            bucket_throttle(&ci->rate, omni_mono_us(), d * 1000);
+            ci->n_throttled++;
+        }
+        if (r->attempts >= cfg->max_attempts) {
+            char reason[96];
+            snprintf(reason, sizeof(reason), "retries_exhausted");
+            char att[16];
+            snprintf(att, sizeof(att), "%d", r->attempts);
+            char last[320];
+            snprintf(last, sizeof(last), "%s %s", out->reason, out->detail);
+            omni_dead(o, "dispatch", "retries_exhausted", NULL, 0,
+                      (const char *const[]){"campaign", r->ck->cid, "channel",
+                                            r->ck->spec->channels[r->ch], "to", r->addr,
+                                            "attempts", att, "last_error", last, NULL});
+            ci->n_failed++;
+            record(r, OC_FAILED, is_last_channel(r), NULL, reason, 0);
+            break;
+        }
+        double rnd = (double)random() / ((double)RAND_MAX + 1.0);
+        long long delay = backoff_ms(r->attempts, cfg->retry_base_ms, cfg->retry_cap_ms,
+                                     out->retry_after_ms, rnd);
+        record(r, OC_RETRY, 0, NULL, out->reason, omni_now_ms() + delay);
+        break;
+    }
+    default:
+        ci->n_failed++;
+        record(r, OC_FAILED, is_last_channel(r) || !falls_back(out->reason), NULL, out->reason,
+               0);
+        break;
+    }
+    char masked[ADDR_MAX];
+    log_debug("send campaign=%s to=%s channel=%s outcome=%s reason=%s", r->ck->cid,
+              log_mask(r->addr, masked, sizeof(masked)), r->ck->spec->channels[r->ch],
+              out->kind == OC_SENT ? "sent" : out->kind == OC_RETRY ? "retry" : "failed",
+              out->reason);
+}
+
+static void pump_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_inst *ci = arg;
+    omni_kick(ci->o);
+}
+
+static void pump(conn_inst *ci)
+{
+    while (ci->queued && ci->inflight < ci->max_inflight) {
+        long long now = omni_mono_us();
+        long long wait = bucket_take(&ci->rate, now);
+        rcpt *r = TAILQ_FIRST(&ci->queue);
+        campaign_spec *sp = r->ck->spec;
+        if (wait == 0 && sp->has_rate) {
+            wait = bucket_take(&sp->rate, now);
+            if (wait > 0 && ci->rate.rate > 0)
+                ci->rate.tokens += 1.0; /* give the connector's token back */
+        }
+        if (wait > 0) {
+            ci->n_waits++;
+            if (!ci->timer)
+                ci->timer = evtimer_new(ci->o->base, pump_timer, ci);
+            struct timeval tv = {wait / 1000000, wait % 1000000};
+            evtimer_add(ci->timer, &tv);
+            return;
+        }
+        TAILQ_REMOVE(&ci->queue, r, q);
+        ci->queued--;
+        send_one(ci, r);
+    }
+}
+
+/* ---- recording outcomes */
+
+static void recorded(redisReply *rep, void *arg)
+{
+    omni *o = arg;
+    dispatch *d = D(o);
+    d->flushing = 0;
+    size_t k = 0;
+    rcpt *r, *next;
+    /* the batch is the prefix of the list still marked R_RECORDING */
+    for (r = TAILQ_FIRST(&d->outcomes); r && r->state == R_RECORDING; r = next) {
+        next = TAILQ_NEXT(r, q);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+            r->state = R_RECORD; /* write again once Redis answers */
+            continue;
+        }
+        TAILQ_REMOVE(&d->outcomes, r, q);
+        d->n_outcomes--;
+        k++;
+        chunk *c = r->ck;
+        if (r->out_kind == OC_FAILED && !r->out_final) {
+            /* fall back to the next channel */
+            r->ch++;
+            if (aim(r) == 0)
+                claim_chunk(c);
+        } else {
+            resolve(r);
+        }
+        chunk_maybe_finish(c);
+    }
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_error("recording outcomes failed: %s", rep->str);
+    omni_kick(o);
+}
+
+static void flush_outcomes(omni *o)
+{
+    dispatch *d = D(o);
+    if (d->flushing || !d->n_outcomes || !store_is_ready(o->st))
+        return;
+    store_args a = {0};
+    store_args_adds(&a, o->cfg->prefix);
+    store_args_addll(&a, omni_now_ms());
+    store_args_adds(&a, PMID_TTL_S);
+    size_t n = 0;
+    rcpt *r;
+    TAILQ_FOREACH(r, &d->outcomes, q)
+    {
+        if (n == OUTCOME_BATCH)
+            break;
+        chunk *c = r->ck;
+        store_args_adds(&a, c->cid);
+        store_args_adds(&a, c->spec ? c->spec->channels[r->ch] : "");
+        store_args_adds(&a, r->addr);
+        store_args_addll(&a, r->index);
+        store_args_adds(&a, r->out_kind == OC_SENT    ? "sent"
+                            : r->out_kind == OC_RETRY ? "retry"
+                                                      : "failed");
+        store_args_adds(&a, r->out_final ? "1" : "0");
+        store_args_adds(&a, r->out_pid ? r->out_pid : "");
+        store_args_adds(&a, r->out_reason);
+        store_args_addll(&a, r->out_due);
+        if (r->out_kind == OC_RETRY || r->from_retry) {
+            char m[MSGID_MAX + 16];
+            snprintf(m, sizeof(m), "%s|%ld|%d", c->cid, r->index, r->ch);
+            store_args_adds(&a, m);
+        } else {
+            store_args_adds(&a, "");
+        }
+        r->state = R_RECORDING;
+        n++;
+    }
+    store_args_finish(&a);
+    d->flushing = 1;
+    if (store_eval(o->st, SCRIPT_OUTCOME, recorded, o, 0, a.argc, a.argv, a.lens) < 0)
+        recorded(NULL, o);
+    store_args_free(&a);
+}
+
+/* ---- finishing a chunk */
+
+static void chunk_maybe_finish(chunk *c)
+{
+    if (c->unresolved || c->loading || c->claiming)
+        return;
+    omni *o = c->o;
+    dispatch *d = D(o);
+    if (c->entry[0] && !c->hold) {
+        if (c->park) {
+            char m[MSGID_MAX + 48], due[24];
+            snprintf(m, sizeof(m), "chunk:%s:%ld:%ld", c->cid, c->start, c->end);
+            snprintf(due, sizeof(due), "%lld", omni_now_ms() + PARK_MS);
+            store_cmd(o->st, NULL, NULL, "ZADD", o->k_sched, due, m, NULL);
+        }
+        queue_ack(o, o->k_chunks, c->entry);
+        o->stats.chunks_done++;
+    }
+    TAILQ_REMOVE(&d->chunks, c, link);
+    o->held -= c->n;
+    chunk_free(c);
+    omni_kick(o);
+}
+
+/* ---- retries taken from omni:retry */
+
+static void retry_got_spec(omni *o, campaign_spec *spec, int missing, void *arg);
+
+static void retry_loaded(redisReply *rep, void *arg)
+{
+    chunk *c = arg;
+    rcpt *r = &c->rs[0];
+    c->loading = 0;
+    json_error_t je;
+    if (!rep || rep->type != REDIS_REPLY_STRING ||
+        !(r->r = json_loadb(rep->str, rep->len, 0, &je))) {
+        /* gone or unreadable: the lease on the retry entry brings it back */
+        resolve(r);
+        chunk_maybe_finish(c);
+        return;
+    }
+    if (aim(r) == 0)
+        claim_chunk(c);
+    chunk_maybe_finish(c);
+}
+
+static void retry_got_spec(omni *o, campaign_spec *spec, int missing, void *arg)
+{
+    chunk *c = arg;
+    (void)missing;
+    if (!spec) {
+        c->loading = 0;
+        resolve(&c->rs[0]);
+        chunk_maybe_finish(c);
+        return;
+    }
+    c->spec = spec;
+    if ((size_t)c->rs[0].ch >= spec->n_channels)
+        c->rs[0].ch = 0;
+    char rk[KEY_MAX], idx[24];
+    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", c->cid);
+    snprintf(idx, sizeof(idx), "%ld", c->start);
+    if (store_cmd(o->st, retry_loaded, c, "LINDEX", rk, idx, NULL) < 0)
+        retry_loaded(NULL, c);
+}
+
+static void taken(redisReply *rep, void *arg)
+{
+    omni *o = arg;
+    dispatch *d = D(o);
+    d->taking = 0;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const char *m = rep->element[i]->str;
+        if (!m)
+            continue;
+        /* member: campaign|index|channel */
+        const char *p2 = strrchr(m, '|');
+        if (!p2 || p2 == m)
+            continue;
+        const char *p1 = p2 - 1;
+        while (p1 > m && *p1 != '|')
+            p1--;
+        if (p1 == m)
+            continue;
+        char cid[JOB_ID_MAX + 1];
+        size_t cl = (size_t)(p1 - m);
+        if (cl > JOB_ID_MAX)
+            continue;
+        memcpy(cid, m, cl);
+        cid[cl] = '\0';
+        long index = atol(p1 + 1);
+        int ch = atoi(p2 + 1);
+        o->stats.retries_taken++;
+        chunk *c = chunk_new(o, NULL, cid, index, index + 1);
+        c->rs[0].from_retry = 1;
+        c->rs[0].ch = ch;
+        campaign_spec_get(o, cid, retry_got_spec, c);
+    }
+}
+
+static void take_due(omni *o)
+{
+    dispatch *d = D(o);
+    if (d->taking || o->draining || !store_is_ready(o->st) || o->held >= o->max_held)
+        return;
+    char now[24], lease[24], max[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    snprintf(lease, sizeof(lease), "%d", o->cfg->lease_ms);
+    snprintf(max, sizeof(max), "%d", 100);
+    const char *argv[] = {o->k_retry, o->k_sched, o->k_chunks, o->cfg->prefix, now, lease, max};
+    d->taking = 1;
+    if (store_eval(o->st, SCRIPT_TAKE, taken, o, 3, 7, argv, NULL) < 0)
+        d->taking = 0;
+}
+
+void dispatch_tick(omni *o)
+{
+    take_due(o);
+}
+
+void dispatch_on_kick(omni *o)
+{
+    dispatch *d = D(o);
+    chunk *c;
+    TAILQ_FOREACH(c, &d->chunks, link)
+    {
+        for (size_t i = 0; i < c->n && !c->claiming && !c->loading; i++)
+            if (c->rs[i].state == R_CLAIM) {
+                claim_chunk(c);
+                break;
+            }
+    }
+    for (size_t i = 0; i < o->n_conns; i++)
+        pump(&o->conns[i]);
+    flush_outcomes(o);
+}
+
+void dispatch_on_down(omni *o)
+{
+    (void)o; /* every operation retries when Redis is ready again */
+}

@@ -1,0 +1,63 @@
+/* The job contract with other services: parse and validate one job (the
+ * JSON in field `job` of an omni:jobs entry, or an API request body) into a
+ * normalized spec, or a reason a person can act on. Pure logic. */
+#ifndef OMNI_JOB_H
+#define OMNI_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define JOB_ID_MAX 128          /* [A-Za-z0-9._:-]{1,128} */
+#define JOB_MAX_CHANNELS 8
+#define JOB_REASON_MAX 256
+
+enum { JOB_BROADCAST = 1, JOB_MESSAGE = 2, JOB_PAUSE = 3, JOB_RESUME = 4, JOB_CANCEL = 5 };
+
+typedef struct job_rules {
+    size_t max_bytes;             /* raw job size cap (default 1 MiB) */
+    size_t max_inline_recipients; /* default 10,000 */
+    /* Address kind (ADDR_*) a channel expects, or -1 if the channel is not
+     * configured. NULL: every channel is known and ADDR_ANY. */
+    int (*channel_kind)(void *ctx, const char *channel);
+    void *ctx;
+} job_rules;
+
+typedef struct job {
+    json_t *spec; /* owned: the normalized job (see below) */
+    int type;     /* JOB_* */
+    const char *id; /* borrowed from spec: campaign id (or target id of control jobs) */
+    const char *channels[JOB_MAX_CHANNELS]; /* borrowed from spec, fallback order */
+    size_t n_channels;
+    size_t n_inline; /* number of inline recipients */
+    const char *recipients_list; /* borrowed, or NULL */
+    long long send_at_ms;        /* 0 = now */
+    double rate_per_s;           /* 0 = no per-campaign cap */
+} job;
+
+/* Parse and validate. On success returns 0 and fills out (job_free it).
+ * The normalized spec always has "channels" (an array, "channel" folded in),
+ * "type", "id", "message", and either "recipients" (inline, each with a
+ * normalized "to" object per channel: {"to": {"sms": "+1555..."}, "vars":
+ * {...}}) or "recipients_list". On failure returns -1 and writes a precise
+ * reason into reason, e.g. "recipients[17].to: not an E.164 number". */
+int job_parse(const char *raw, size_t len, const job_rules *rules, job *out, char *reason,
+              size_t reason_len);
+void job_free(job *j);
+
+/* One recipient (an element of recipients / a recipients_list entry, raw
+ * JSON or already a json_t) resolved for a channel: the normalized address
+ * into addr (ADDR_MAX bytes). "to" may be a string (used for every channel)
+ * or an object keyed by channel. Returns 0; -1 with reason if this
+ * recipient has no valid address for the channel. */
+int job_recipient_address(const json_t *recipient, const char *channel, int kind, char *addr,
+                          size_t addr_len, char *reason, size_t reason_len);
+
+/* Validate a recipient object (list entries are validated when read). */
+int job_recipient_check(const json_t *recipient, const job_rules *rules, const char *const *channels,
+                        size_t n_channels, char *reason, size_t reason_len);
+
+/* Parse an ISO 8601 UTC/offset timestamp ("2026-11-27T09:00:00Z",
+ * "2026-11-27T10:00:00+01:00") to unix ms; -1 if invalid. */
+long long job_parse_time_ms(const char *s);
+
+#endif

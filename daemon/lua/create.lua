@@ -1,0 +1,54 @@
+-- Create a campaign atomically, once per id: snapshot its recipients into
+-- its own list, store the spec and counters, and either emit its chunks or
+-- schedule its start. Running it twice for one id changes nothing.
+-- KEYS[1] campaign hash   KEYS[2] campaign recipient list
+-- KEYS[3] chunks stream    KEYS[4] source recipients_list ("" if inline)
+-- KEYS[5] scheduled zset
+-- ARGV: spec, now_ms, chunk_size, send_at_ms, id, type, inline recipients...
+local ck, rk, chunks, src, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local spec, now, size, send_at, id, jtype = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+    tonumber(ARGV[4]), ARGV[5], ARGV[6]
+
+if redis.call('EXISTS', ck) == 1 then
+  return {'exists', redis.call('HGET', ck, 'state') or ''}
+end
+
+local total = 0
+if #ARGV > 6 then
+  for i = 7, #ARGV, 1000 do
+    local j = math.min(i + 999, #ARGV)
+    redis.call('RPUSH', rk, unpack(ARGV, i, j))
+  end
+  total = #ARGV - 6
+else
+  local t = redis.call('TYPE', src)['ok']
+  if t ~= 'list' then
+    return {'empty', t}
+  end
+  redis.call('DEL', rk)
+  redis.call('COPY', src, rk)
+  total = redis.call('LLEN', rk)
+end
+if total == 0 then
+  return {'empty', 'list'}
+end
+
+local nchunks = math.floor((total + size - 1) / size)
+local state = 'running'
+if send_at > now then state = 'scheduled' end
+redis.call('HSET', ck, 'id', id, 'type', jtype, 'spec', spec, 'state', state, 'total', total,
+  'sent', 0, 'failed', 0, 'suppressed', 0, 'uncertain', 0, 'cancelled', 0,
+  'delivered', 0, 'read', 0, 'replied', 0, 'opted_out', 0, 'failed_after_send', 0,
+  'duplicates', 0, 'chunks', nchunks, 'chunk_size', size, 'created_at', now)
+
+if state == 'scheduled' then
+  redis.call('ZADD', sched, send_at, 'start:' .. id)
+  return {'scheduled', total, nchunks}
+end
+redis.call('HSET', ck, 'started_at', now)
+for s = 0, nchunks - 1 do
+  local b = s * size
+  local e = math.min(b + size, total)
+  redis.call('XADD', chunks, '*', 'c', id, 's', b, 'e', e)
+end
+return {'created', total, nchunks}

@@ -1,0 +1,439 @@
+/* omnicastd: parse the command line and the config, build the context,
+ * start the connectors, Redis, the transport (and the HTTP server), and run
+ * the one event loop until a signal says drain and stop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef OMNI_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "address.h"
+#include "campaign.h"
+#include "http.h"
+#include "log.h"
+#include "omni.h"
+#include "registry.h"
+
+long long omni_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long omni_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
+{
+    size_t p = strlen(o->cfg->prefix);
+    if (p >= len)
+        return -1;
+    memcpy(buf, o->cfg->prefix, p);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + p, len - p, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= len - p ? -1 : 0;
+}
+
+chan *omni_channel(omni *o, const char *name)
+{
+    for (size_t i = 0; i < o->n_chans; i++)
+        if (strcmp(o->chans[i].name, name) == 0)
+            return &o->chans[i];
+    return NULL;
+}
+
+void omni_dead(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
+               const char *const *kv)
+{
+    store_args a = {0};
+    store_args_adds(&a, "XADD");
+    store_args_adds(&a, o->k_dead);
+    store_args_adds(&a, "MAXLEN");
+    store_args_adds(&a, "~");
+    store_args_adds(&a, "1000000");
+    store_args_adds(&a, "*");
+    store_args_adds(&a, "source");
+    store_args_adds(&a, source);
+    store_args_adds(&a, "reason");
+    store_args_adds(&a, reason);
+    if (raw) {
+        store_args_adds(&a, "job");
+        store_args_add(&a, raw, raw_len);
+    }
+    for (const char *const *p = kv; p && p[0] && p[1]; p += 2) {
+        store_args_adds(&a, p[0]);
+        store_args_adds(&a, p[1]);
+    }
+    store_args_adds(&a, "at");
+    store_args_addll(&a, omni_now_ms());
+    store_args_finish(&a);
+    if (store_cmdv(o->st, STORE_CMD, NULL, NULL, a.argc, a.argv, a.lens) == 0)
+        o->stats.dead_letters++;
+    else
+        log_error("dead letter could not be written (Redis unavailable): %s", reason);
+    store_args_free(&a);
+}
+
+static void notify(const char *state)
+{
+#ifdef OMNI_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+static void finish_if_drained(omni *o)
+{
+    if (!o->draining || o->stopping)
+        return;
+    if (o->held == 0 && o->jobs_busy == 0 && dispatch_inflight(o) == 0) {
+        log_info("drained: nothing in flight; exiting");
+        o->stopping = 1;
+        event_base_loopbreak(o->base);
+    }
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    omni *o = arg;
+    dispatch_on_kick(o);
+    queue_maybe_read(o);
+    finish_if_drained(o);
+}
+
+void omni_kick(omni *o)
+{
+    if (o->kick_ev && !event_pending(o->kick_ev, EV_TIMEOUT, NULL))
+        event_active(o->kick_ev, EV_TIMEOUT, 0);
+}
+
+static void status_line(omni *o)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "STATUS=%s; redis %s; in flight %zu; held %zu; jobs %llu",
+             o->draining ? "draining" : "running", store_is_ready(o->st) ? "up" : "down",
+             dispatch_inflight(o), o->held, (unsigned long long)o->stats.jobs_accepted);
+    notify(buf);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    omni *o = arg;
+    long long now = omni_now_ms();
+    dispatch_tick(o);
+    if (now >= o->next_reclaim_ms) {
+        queue_reclaim(o);
+        o->next_reclaim_ms = now + o->cfg->reclaim_interval_ms;
+        status_line(o);
+    }
+    notify("WATCHDOG=1");
+    omni_kick(o);
+}
+
+static int ready_notified;
+
+static void on_store_ready(void *arg)
+{
+    omni *o = arg;
+    queue_on_ready(o);
+    if (!ready_notified) {
+        ready_notified = 1;
+        notify("READY=1");
+    }
+    omni_kick(o);
+}
+
+static void on_store_down(void *arg)
+{
+    omni *o = arg;
+    queue_on_down(o);
+    dispatch_on_down(o);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    omni *o = arg;
+    log_warn("drain_timeout_ms passed with work in flight; exiting (unfinished claims end "
+             "as uncertain, unclaimed work is taken over)");
+    o->stopping = 1;
+    event_base_loopbreak(o->base);
+}
+
+static struct event *drain_ev;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    omni *o = arg;
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: reopening the log");
+        log_reopen();
+        return;
+    }
+    if (o->draining) {
+        log_warn("second signal: stopping now");
+        o->stopping = 1;
+        event_base_loopbreak(o->base);
+        return;
+    }
+    log_info("signal %d: draining (no new work; finishing what is in flight)", (int)sig);
+    notify("STOPPING=1");
+    o->draining = 1;
+    drain_ev = evtimer_new(o->base, drain_timeout_cb, o);
+    struct timeval tv = {o->cfg->drain_timeout_ms / 1000, (o->cfg->drain_timeout_ms % 1000) * 1000};
+    evtimer_add(drain_ev, &tv);
+    omni_kick(o);
+}
+
+/* ---- connector instances */
+
+static const char *cfg_get(void *ctx, const char *key)
+{
+    return conf_connector_get(ctx, key);
+}
+
+static const char *cfg_get_nth(void *ctx, const char *key, size_t n)
+{
+    return conf_connector_get_nth(ctx, key, n);
+}
+
+static const oc_connector *find_impl(void *ctx, const conf_connector *c, char *err,
+                                     size_t err_len)
+{
+    (void)ctx;
+    if (c->plugin)
+        return registry_load_plugin(c->plugin, err, err_len);
+    const oc_connector *impl = registry_builtin(c->type);
+    if (!impl)
+        snprintf(err, err_len, "unknown connector type '%s'", c->type);
+    return impl;
+}
+
+static int start_connectors(omni *o)
+{
+    omni_config *cfg = o->cfg;
+    o->conns = calloc(cfg->n_connectors ? cfg->n_connectors : 1, sizeof(*o->conns));
+    for (size_t i = 0; i < cfg->n_connectors; i++) {
+        conf_connector *c = &cfg->connectors[i];
+        conn_inst *ci = &o->conns[i];
+        ci->o = o;
+        ci->conf = c;
+        ci->impl = c->impl;
+        ci->addr_kind = addr_kind_for_type(c->impl->type);
+        ci->max_inflight = c->max_inflight > 0 ? c->max_inflight : 64;
+        bucket_init(&ci->rate, c->rate_per_s, c->burst, omni_mono_us());
+        TAILQ_INIT(&ci->queue);
+        oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
+        char err[256] = "";
+        if (c->impl->init(&view, &registry_host, &ci->inst, err, sizeof(err)) < 0) {
+            log_error("connector %s (%s): %s", c->name, c->impl->type, err);
+            return -1;
+        }
+        o->n_conns = i + 1;
+        log_info("connector %s: type %s, rate %g/s, max_inflight %d", c->name, c->impl->type,
+                 c->rate_per_s, ci->max_inflight);
+    }
+    o->chans = calloc(cfg->n_channels ? cfg->n_channels : 1, sizeof(*o->chans));
+    for (size_t i = 0; i < cfg->n_channels; i++) {
+        o->chans[i].name = cfg->channels[i].name;
+        for (size_t k = 0; k < o->n_conns; k++)
+            if (strcmp(o->conns[k].conf->name, cfg->channels[i].connector) == 0)
+                o->chans[i].ci = &o->conns[k];
+        if (!o->chans[i].ci) {
+            log_error("channel %s: no connector instance %s", cfg->channels[i].name,
+                      cfg->channels[i].connector);
+            return -1;
+        }
+        o->n_chans = i + 1;
+    }
+    return 0;
+}
+
+static void stop_connectors(omni *o)
+{
+    for (size_t i = 0; i < o->n_conns; i++) {
+        conn_inst *ci = &o->conns[i];
+        if (ci->timer)
+            event_free(ci->timer);
+        if (ci->impl->free && ci->inst)
+            ci->impl->free(ci->inst);
+    }
+    free(o->conns);
+    free(o->chans);
+}
+
+static int load_config(const char *path, omni_config *cfg)
+{
+    conf_errors errs = {0};
+    int rc = config_load_file(path, cfg, &errs);
+    if (rc == 0)
+        rc = config_resolve(cfg, find_impl, NULL, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    conf_errors_free(&errs);
+    return rc;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: omnicastd --config FILE [--check-config]\n"
+               "       omnicastd --version\n"
+               "Runs in the foreground; see docs/operations.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = "/etc/omnicast/omnicast.conf";
+    int check = 0;
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"check-config", no_argument, 0, 'C'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:CVh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check = 1;
+            break;
+        case 'V':
+            printf("omnicastd %s\n", OMNI_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    omni_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    if (load_config(config_path, &cfg) < 0) {
+        fprintf(stderr, "%s: configuration has errors\n", config_path);
+        config_free(&cfg);
+        return 1;
+    }
+    if (check) {
+        printf("%s: OK (%zu connectors, %zu channels)\n", config_path, cfg.n_connectors,
+               cfg.n_channels);
+        config_free(&cfg);
+        return 0;
+    }
+    if (log_setup(cfg.log_format, cfg.log_level, cfg.log_file) < 0) {
+        fprintf(stderr, "cannot open log %s\n", cfg.log_file ? cfg.log_file : "stderr");
+        config_free(&cfg);
+        return 1;
+    }
+    log_set_show_addresses(cfg.log_bodies);
+    signal(SIGPIPE, SIG_IGN);
+    srandom((unsigned)(omni_mono_us() ^ getpid()));
+
+    omni o;
+    memset(&o, 0, sizeof(o));
+    o.cfg = &cfg;
+    o.base = event_base_new();
+    omni_key(&o, o.k_jobs, KEY_MAX, "jobs");
+    omni_key(&o, o.k_chunks, KEY_MAX, "chunks");
+    omni_key(&o, o.k_dead, KEY_MAX, "dead");
+    omni_key(&o, o.k_retry, KEY_MAX, "retry");
+    omni_key(&o, o.k_sched, KEY_MAX, "scheduled");
+    strcpy(o.jobs_from, "0");
+    strcpy(o.chunks_from, "0");
+
+    int rc = 1;
+    http_server *http = NULL;
+    if (start_connectors(&o) < 0)
+        goto out;
+    size_t window = 0;
+    for (size_t i = 0; i < o.n_conns; i++)
+        window += (size_t)o.conns[i].max_inflight;
+    o.max_held = (size_t)cfg.chunk_size * 2;
+    if (o.max_held < window * 4)
+        o.max_held = window * 4;
+
+    transport_opts topts = {.max_total_connections = cfg.max_total_connections,
+                            .max_host_connections = cfg.max_host_connections};
+    o.tp = transport_new(o.base, &topts);
+    char err[256];
+    store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};
+    o.st = store_new(o.base, cfg.redis, cfg.redis_timeout_ms, cfg.block_ms, &sev, err,
+                     sizeof(err));
+    if (!o.tp || !o.st || dispatch_init(&o) < 0) {
+        log_error("startup failed: %s", o.st ? "transport" : err);
+        goto out;
+    }
+    if (cfg.n_http_listen) {
+        http = http_start(&o, err, sizeof(err));
+        if (!http) {
+            log_error("http: %s", err);
+            goto out;
+        }
+    }
+    o.kick_ev = event_new(o.base, -1, 0, kick_cb, &o);
+    o.tick_ev = event_new(o.base, -1, EV_PERSIST, tick_cb, &o);
+    struct timeval tick = {0, 200000};
+    event_add(o.tick_ev, &tick);
+    struct event *sigs[4];
+    int signos[4] = {SIGTERM, SIGINT, SIGHUP, 0};
+    for (int i = 0; signos[i]; i++) {
+        sigs[i] = evsignal_new(o.base, signos[i], on_signal, &o);
+        event_add(sigs[i], NULL);
+    }
+    log_info("omnicastd %s starting: consumer %s, redis %s, prefix %s", OMNI_VERSION,
+             cfg.consumer, cfg.redis, cfg.prefix);
+    store_start(o.st);
+    event_base_dispatch(o.base);
+    rc = 0;
+    for (int i = 0; signos[i]; i++)
+        event_free(sigs[i]);
+    log_info("omnicastd stopped");
+
+out:
+    http_stop(http);
+    dispatch_free(&o);
+    campaign_cache_free(&o);
+    if (o.tp)
+        transport_free(o.tp);
+    if (o.st)
+        store_free(o.st);
+    stop_connectors(&o);
+    if (o.kick_ev)
+        event_free(o.kick_ev);
+    if (o.tick_ev)
+        event_free(o.tick_ev);
+    if (drain_ev)
+        event_free(drain_ev);
+    event_base_free(o.base);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,117 @@
+/* The daemon's single context, passed explicitly to every module: the event
+ * base, the configuration, Redis, the transport, the connector instances
+ * and channels, and the counters /metrics reports. Nothing else is global. */
+#ifndef OMNI_OMNI_H
+#define OMNI_OMNI_H
+
+#include <event2/event.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config.h"
+#include "omnicast/connector.h"
+#include "ratelimit.h"
+#include "store.h"
+#include "transport.h"
+
+#define KEY_MAX 512
+
+typedef struct rcpt rcpt;
+TAILQ_HEAD(rcpt_queue, rcpt);
+
+/* One configured connector instance ([connector.NAME]). */
+typedef struct conn_inst {
+    const conf_connector *conf;
+    const oc_connector *impl;
+    void *inst; /* the connector's own state, freed with impl->free */
+    int addr_kind;
+    bucket rate;
+    int inflight;
+    int max_inflight;
+    struct rcpt_queue queue; /* claimed, waiting for a token or a slot */
+    size_t queued;
+    struct event *timer; /* wakes the queue when the bucket refills */
+    struct omni *o;
+    /* counters */
+    uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits;
+    uint64_t lat_buckets[12]; /* provider latency histogram, see metrics */
+    double lat_sum_s;
+} conn_inst;
+
+typedef struct chan {
+    const char *name;
+    conn_inst *ci;
+} chan;
+
+typedef struct omni_stats {
+    uint64_t jobs_accepted, jobs_rejected, jobs_duplicate;
+    uint64_t chunks_done, retries_taken, dead_letters;
+    uint64_t webhook_events, conversations_opened;
+} omni_stats;
+
+typedef struct omni {
+    struct event_base *base;
+    omni_config *cfg;
+    store *st;
+    transport *tp;
+    conn_inst *conns;
+    size_t n_conns;
+    chan *chans;
+    size_t n_chans;
+    omni_stats stats;
+
+    int draining;  /* SIGTERM: take no new work */
+    int stopping;  /* loop exit requested */
+    int reading;   /* a blocking XREADGROUP is outstanding */
+    char jobs_from[40];   /* "0"/last id while reading our own pending jobs, then ">" */
+    char chunks_from[40]; /* the same for chunks */
+    size_t held;   /* recipients held in memory (back-pressure) */
+    size_t max_held;
+    int jobs_busy; /* jobs being validated/created */
+
+    struct event *kick_ev;    /* zero-delay: flush outcomes, claims, queues */
+    struct event *tick_ev;    /* periodic: retries, schedule, reclaim */
+    long long next_reclaim_ms;
+
+    void *dispatch; /* dispatch.c's state */
+    void *campaigns; /* campaign.c's spec cache */
+
+    char k_jobs[KEY_MAX], k_chunks[KEY_MAX], k_dead[KEY_MAX], k_retry[KEY_MAX],
+        k_sched[KEY_MAX];
+} omni;
+
+long long omni_now_ms(void);  /* wall clock */
+long long omni_mono_us(void); /* monotonic */
+void omni_kick(omni *o);      /* run the deferred work soon */
+int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+chan *omni_channel(omni *o, const char *name);
+/* Write an entry to the dead-letter stream: source, reason, the raw input
+ * (binary-safe, may be NULL) and extra NULL-terminated key/value pairs. */
+void omni_dead(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
+               const char *const *kv);
+
+/* queue.c: the read loop over omni:jobs and omni:chunks */
+void queue_on_ready(omni *o);
+void queue_on_down(omni *o);
+void queue_maybe_read(omni *o);
+void queue_reclaim(omni *o);
+void queue_ack(omni *o, const char *stream, const char *id);
+
+/* campaign.c: job intake into campaigns, the spec cache, control */
+void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t len);
+void campaign_cache_free(omni *o);
+
+/* dispatch.c: chunks to claims to sends to outcomes */
+int dispatch_init(omni *o);
+void dispatch_free(omni *o);
+void dispatch_chunk(omni *o, const char *entry_id, const char *campaign, long start, long end);
+void dispatch_on_kick(omni *o);
+void dispatch_tick(omni *o);
+void dispatch_on_down(omni *o);
+int dispatch_holds_entry(omni *o, const char *entry_id);
+/* Append the stream ids of the chunks held in memory; returns how many. */
+int dispatch_held_entries(omni *o, store_args *a);
+size_t dispatch_inflight(omni *o);
+
+#endif

@@ -1,0 +1,542 @@
+/* Redis connections for the daemon: hiredis async on libevent, two
+ * connections (commands, blocking reads), reconnect with capped backoff,
+ * a deadline watchdog for a Redis that stops answering, Lua scripts loaded
+ * on every connect and called by their SHA1. */
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "scripts.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static const char *const script_names[SCRIPT_COUNT] = {"create", "claim", "outcome", "take", "control"};
+
+typedef struct store_conn {
+    store *st;
+    redisAsyncContext *ac;
+    int which;
+    int connected;
+    long pending;           /* commands sent, not yet answered */
+    long long progress_ms;  /* last reply, or when pending went 0 -> 1 */
+} store_conn;
+
+struct store {
+    struct event_base *base;
+    char host[256];
+    char path[256];
+    int port;
+    int db;
+    int timeout_ms;
+    int block_ms;
+    store_events ev;
+    store_conn conn[2];
+    struct event *retry_ev;
+    struct event *watch_ev;
+    int backoff_ms;
+    int ready;
+    int scripts_pending;
+    int started;
+    unsigned long reconnects;
+    const char *script_src[SCRIPT_COUNT];
+    char sha[SCRIPT_COUNT][41];
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_parse_url(const char *url, char *host, size_t host_len, int *port, char *path,
+                    size_t path_len, int *db)
+{
+    *port = 6379;
+    *db = 0;
+    host[0] = path[0] = '\0';
+    if (strncmp(url, "unix:", 5) == 0) {
+        const char *p = url + 5;
+        const char *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || n >= path_len)
+            return -1;
+        memcpy(path, p, n);
+        path[n] = '\0';
+        if (q) {
+            if (strncmp(q, "?db=", 4) != 0)
+                return -1;
+            char *end;
+            long v = strtol(q + 4, &end, 10);
+            if (*end || v < 0 || v > 1000)
+                return -1;
+            *db = (int)v;
+        }
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *p = url + 8;
+    const char *end = p + strcspn(p, ":/");
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n >= host_len)
+        return -1;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    p = end;
+    if (*p == ':') {
+        char *e;
+        long v = strtol(p + 1, &e, 10);
+        if (e == p + 1 || v <= 0 || v > 65535)
+            return -1;
+        *port = (int)v;
+        p = e;
+    }
+    if (*p == '/') {
+        if (p[1]) {
+            char *e;
+            long v = strtol(p + 1, &e, 10);
+            if (*e || e == p + 1 || v < 0 || v > 1000)
+                return -1;
+            *db = (int)v;
+        }
+    } else if (*p) {
+        return -1;
+    }
+    return 0;
+}
+
+store *store_new(struct event_base *base, const char *url, int timeout_ms, int block_ms,
+                 const store_events *ev, char *err, size_t err_len)
+{
+    store *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    if (store_parse_url(url, s->host, sizeof(s->host), &s->port, s->path, sizeof(s->path),
+                        &s->db) < 0) {
+        snprintf(err, err_len, "bad redis URL (want redis://HOST[:PORT][/DB] or unix:/path)");
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        for (const script_src *src = scripts_src; src->name; src++)
+            if (strcmp(src->name, script_names[i]) == 0)
+                s->script_src[i] = src->src;
+        if (!s->script_src[i]) {
+            snprintf(err, err_len, "embedded script %s.lua missing", script_names[i]);
+            free(s);
+            return NULL;
+        }
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)s->script_src[i], strlen(s->script_src[i]), md);
+        for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
+            sprintf(s->sha[i] + 2 * j, "%02x", md[j]);
+    }
+    s->base = base;
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    s->block_ms = block_ms;
+    s->ev = *ev;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    for (int i = 0; i < 2; i++) {
+        s->conn[i].st = s;
+        s->conn[i].which = i;
+    }
+    return s;
+}
+
+static void connect_all(store *s);
+static void teardown(store *s, const char *why);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    connect_all(arg);
+}
+
+static void schedule_reconnect(store *s)
+{
+    if (!s->retry_ev)
+        s->retry_ev = evtimer_new(s->base, retry_cb, s);
+    if (evtimer_pending(s->retry_ev, NULL))
+        return;
+    struct timeval tv = {s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000};
+    evtimer_add(s->retry_ev, &tv);
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+/* Every reply passes through here so the watchdog sees progress. */
+typedef struct pending_cb {
+    store_conn *c;
+    store_cb cb;
+    void *arg;
+} pending_cb;
+
+static void reply_trampoline(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    pending_cb *p = priv;
+    store_conn *c = p->c;
+    if (c->pending > 0)
+        c->pending--;
+    c->progress_ms = now_ms();
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* someone flushed the scripts: reload them by reconnecting */
+        log_warn("redis: scripts missing (NOSCRIPT); reloading");
+        store_cb cb = p->cb;
+        void *arg = p->arg;
+        free(p);
+        teardown(c->st, "NOSCRIPT");
+        if (cb)
+            cb(NULL, arg);
+        return;
+    }
+    store_cb cb = p->cb;
+    void *arg = p->arg;
+    free(p);
+    if (cb)
+        cb(reply, arg);
+}
+
+static int send_argv(store_conn *c, store_cb cb, void *arg, int argc, const char **argv,
+                     const size_t *lens)
+{
+    if (!c->ac || !c->connected)
+        return -1;
+    pending_cb *p = malloc(sizeof(*p));
+    if (!p)
+        return -1;
+    p->c = c;
+    p->cb = cb;
+    p->arg = arg;
+    if (redisAsyncCommandArgv(c->ac, reply_trampoline, p, argc, argv, lens) != REDIS_OK) {
+        free(p);
+        return -1;
+    }
+    if (c->pending++ == 0)
+        c->progress_ms = now_ms();
+    return 0;
+}
+
+static void check_ready(store *s)
+{
+    if (s->ready || !s->conn[0].connected || !s->conn[1].connected || s->scripts_pending)
+        return;
+    s->ready = 1;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    log_info("redis: connected and ready");
+    if (s->ev.ready)
+        s->ev.ready(s->ev.arg);
+}
+
+static void script_loaded(redisReply *r, void *arg)
+{
+    store *s = arg;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r)
+            log_error("redis: SCRIPT LOAD failed: %s", r->str);
+        return; /* teardown (if any) restarts the sequence */
+    }
+    if (s->scripts_pending > 0 && --s->scripts_pending == 0)
+        check_ready(s);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    store_conn *c = ac->data;
+    store *s = c->st;
+    if (status != REDIS_OK) {
+        log_warn("redis: connect failed: %s", ac->errstr);
+        c->ac = NULL; /* hiredis frees it after this callback */
+        teardown(s, "connect failed");
+        return;
+    }
+    c->connected = 1;
+    c->pending = 0;
+    if (s->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", s->db);
+        const char *argv[] = {"SELECT", db};
+        send_argv(c, NULL, NULL, 2, argv, NULL);
+    }
+    if (c->which == STORE_CMD) {
+        s->scripts_pending = SCRIPT_COUNT;
+        for (int i = 0; i < SCRIPT_COUNT; i++) {
+            const char *argv[] = {"SCRIPT", "LOAD", s->script_src[i]};
+            send_argv(c, script_loaded, s, 3, argv, NULL);
+        }
+    }
+    check_ready(s);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    store_conn *c = ac->data;
+    store *s = c->st;
+    (void)status;
+    c->ac = NULL; /* freed by hiredis after this returns */
+    c->connected = 0;
+    c->pending = 0;
+    teardown(s, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+/* Tear both connections down (one lost means we rebuild both, so the
+ * blocking reader and the command path never disagree) and reconnect. */
+static void teardown(store *s, const char *why)
+{
+    int was_ready = s->ready;
+    s->ready = 0;
+    s->scripts_pending = 0;
+    for (int i = 0; i < 2; i++) {
+        store_conn *c = &s->conn[i];
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        c->connected = 0;
+        c->pending = 0;
+        if (ac) {
+            ac->data = c;
+            redisAsyncSetDisconnectCallback(ac, NULL);
+            redisAsyncFree(ac); /* pending callbacks get NULL */
+        }
+    }
+    if (was_ready) {
+        s->reconnects++;
+        log_warn("redis: connection lost (%s); reconnecting", why ? why : "?");
+        if (s->ev.down)
+            s->ev.down(s->ev.arg);
+    }
+    schedule_reconnect(s);
+}
+
+static int connect_one(store *s, store_conn *c)
+{
+    redisAsyncContext *ac = s->path[0] ? redisAsyncConnectUnix(s->path)
+                                       : redisAsyncConnect(s->host, s->port);
+    if (!ac)
+        return -1;
+    if (ac->err) {
+        log_warn("redis: connect: %s", ac->errstr);
+        redisAsyncFree(ac);
+        return -1;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->connected = 0;
+    c->pending = 0;
+    c->progress_ms = now_ms();
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return 0;
+}
+
+static void connect_all(store *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (s->conn[i].ac)
+            continue;
+        if (connect_one(s, &s->conn[i]) < 0) {
+            teardown(s, "connect");
+            return;
+        }
+    }
+}
+
+/* Deadline watchdog: a connection with unanswered commands that made no
+ * progress for timeout_ms (plus the BLOCK time on the reader) is dead. */
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    store *s = arg;
+    long long now = now_ms();
+    for (int i = 0; i < 2; i++) {
+        store_conn *c = &s->conn[i];
+        long limit = s->timeout_ms + (i == STORE_BLOCKING ? s->block_ms : 0);
+        if (c->ac && !c->connected && now - c->progress_ms > s->timeout_ms) {
+            teardown(s, "connect timeout");
+            return;
+        }
+        if (c->connected && c->pending > 0 && now - c->progress_ms > limit) {
+            teardown(s, "no answer within redis_timeout_ms");
+            return;
+        }
+    }
+}
+
+void store_start(store *s)
+{
+    if (s->started)
+        return;
+    s->started = 1;
+    s->watch_ev = event_new(s->base, -1, EV_PERSIST, watch_cb, s);
+    struct timeval tv = {0, 250000};
+    event_add(s->watch_ev, &tv);
+    connect_all(s);
+}
+
+void store_free(store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < 2; i++) {
+        redisAsyncContext *ac = s->conn[i].ac;
+        s->conn[i].ac = NULL;
+        s->conn[i].connected = 0;
+        if (ac) {
+            redisAsyncSetDisconnectCallback(ac, NULL);
+            redisAsyncFree(ac);
+        }
+    }
+    if (s->retry_ev)
+        event_free(s->retry_ev);
+    if (s->watch_ev)
+        event_free(s->watch_ev);
+    free(s);
+}
+
+int store_is_ready(const store *s)
+{
+    return s->ready;
+}
+
+unsigned long store_reconnects(const store *s)
+{
+    return s->reconnects;
+}
+
+int store_cmdv(store *s, int conn, store_cb cb, void *arg, int argc, const char **argv,
+               const size_t *lens)
+{
+    if (!s->ready)
+        return -1;
+    return send_argv(&s->conn[conn], cb, arg, argc, argv, lens);
+}
+
+int store_cmd(store *s, store_cb cb, void *arg, ...)
+{
+    const char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, arg);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
+        argv[argc++] = a;
+    va_end(ap);
+    return store_cmdv(s, STORE_CMD, cb, arg, argc, argv, NULL);
+}
+
+int store_eval(store *s, int script, store_cb cb, void *arg, int numkeys, int argc,
+               const char **argv, const size_t *lens)
+{
+    if (!s->ready)
+        return -1;
+    const char *stackv[64];
+    size_t stackl[64];
+    const char **v = stackv;
+    size_t *l = stackl;
+    if (argc + 3 > 64) {
+        v = malloc(sizeof(*v) * (size_t)(argc + 3));
+        l = malloc(sizeof(*l) * (size_t)(argc + 3));
+        if (!v || !l) {
+            free(v == stackv ? NULL : v);
+            free(l == stackl ? NULL : l);
+            return -1;
+        }
+    }
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", numkeys);
+    v[0] = "EVALSHA";
+    l[0] = 7;
+    v[1] = s->sha[script];
+    l[1] = 40;
+    v[2] = nk;
+    l[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        v[i + 3] = argv[i];
+        l[i + 3] = lens ? lens[i] : strlen(argv[i]);
+    }
+    int rc = send_argv(&s->conn[STORE_CMD], cb, arg, argc + 3, v, l);
+    if (v != stackv) {
+        free(v);
+        free(l);
+    }
+    return rc;
+}
+
+/* ---- argv builder */
+
+void store_args_add(store_args *a, const char *s, size_t len)
+{
+    if (a->argc == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 32;
+        a->lens = realloc(a->lens, sizeof(*a->lens) * (size_t)cap);
+        a->offs = realloc(a->offs, sizeof(*a->offs) * (size_t)cap);
+        a->argv = realloc(a->argv, sizeof(*a->argv) * (size_t)cap);
+        if (!a->lens || !a->offs || !a->argv)
+            abort();
+        a->cap = cap;
+    }
+    if (a->alen + len + 1 > a->acap) {
+        size_t cap = a->acap ? a->acap : 1024;
+        while (cap < a->alen + len + 1)
+            cap *= 2;
+        a->arena = realloc(a->arena, cap);
+        if (!a->arena)
+            abort();
+        a->acap = cap;
+    }
+    if (len)
+        memcpy(a->arena + a->alen, s, len);
+    a->arena[a->alen + len] = '\0';
+    a->offs[a->argc] = a->alen;
+    a->lens[a->argc] = len;
+    a->alen += len + 1;
+    a->argc++;
+}
+
+void store_args_adds(store_args *a, const char *s)
+{
+    store_args_add(a, s, strlen(s));
+}
+
+void store_args_addll(store_args *a, long long v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof(b), "%lld", v);
+    store_args_add(a, b, (size_t)n);
+}
+
+void store_args_finish(store_args *a)
+{
+    for (int i = 0; i < a->argc; i++)
+        a->argv[i] = a->arena + a->offs[i];
+}
+
+void store_args_reset(store_args *a)
+{
+    a->argc = 0;
+    a->alen = 0;
+}
+
+void store_args_free(store_args *a)
+{
+    free(a->argv);
+    free(a->lens);
+    free(a->offs);
+    free(a->arena);
+    memset(a, 0, sizeof(*a));
+}

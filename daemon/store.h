@@ -1,0 +1,70 @@
+/* Redis through hiredis async on the daemon's libevent base: one
+ * connection for commands, one for blocking stream reads (a blocking
+ * XREADGROUP would hold every reply queued behind it). Reconnects with
+ * capped backoff, detects a Redis that stopped answering by deadline (hiredis
+ * 0.14 has no command timeouts), and (re)loads the Lua scripts. */
+#ifndef OMNI_STORE_H
+#define OMNI_STORE_H
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+typedef struct store store;
+
+enum { STORE_CMD = 0, STORE_BLOCKING = 1 };
+
+/* Script ids; store.c maps each to its daemon/lua file by name. */
+enum { SCRIPT_CREATE = 0, SCRIPT_CLAIM, SCRIPT_OUTCOME, SCRIPT_TAKE, SCRIPT_CONTROL, SCRIPT_COUNT };
+
+/* reply is NULL when the connection failed or was torn down before an
+ * answer came: the caller treats that as "try again later". */
+typedef void (*store_cb)(redisReply *reply, void *arg);
+
+typedef struct store_events {
+    void (*ready)(void *arg); /* both connections up, scripts loaded */
+    void (*down)(void *arg);  /* lost; pending callbacks got NULL */
+    void *arg;
+} store_events;
+
+/* url: redis://HOST[:PORT][/DB] or unix:/path[?db=N] */
+store *store_new(struct event_base *base, const char *url, int timeout_ms, int block_ms,
+                 const store_events *ev, char *err, size_t err_len);
+void store_free(store *s);
+void store_start(store *s);
+int store_is_ready(const store *s);
+unsigned long store_reconnects(const store *s);
+
+/* Binary-safe command; returns 0, or -1 (not connected: cb is not called). */
+int store_cmdv(store *s, int conn, store_cb cb, void *arg, int argc, const char **argv,
+               const size_t *lens);
+/* NULL-terminated list of C strings. */
+int store_cmd(store *s, store_cb cb, void *arg, ...);
+/* EVALSHA of an embedded script; argv holds numkeys keys then the args. */
+int store_eval(store *s, int script, store_cb cb, void *arg, int numkeys, int argc,
+               const char **argv, const size_t *lens);
+
+/* A growable argv for building big commands without per-arg allocations:
+ * strings are appended into one arena and referenced by offset. */
+typedef struct store_args {
+    int argc;
+    int cap;
+    const char **argv; /* valid after store_args_finish */
+    size_t *lens;
+    size_t *offs;
+    char *arena;
+    size_t alen, acap;
+} store_args;
+
+void store_args_add(store_args *a, const char *s, size_t len);
+void store_args_adds(store_args *a, const char *s);
+void store_args_addll(store_args *a, long long v);
+void store_args_finish(store_args *a);
+void store_args_reset(store_args *a);
+void store_args_free(store_args *a);
+
+/* URL parsing, exposed for tests and the CLI. */
+int store_parse_url(const char *url, char *host, size_t host_len, int *port, char *path,
+                    size_t path_len, int *db);
+
+#endif

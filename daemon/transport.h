@@ -1,0 +1,38 @@
+/* Outbound transfers: one libcurl multi handle driven by the daemon's
+ * libevent base through the multi socket interface. Easy handles are pooled
+ * and reused, connections kept alive per host. Nothing here blocks. */
+#ifndef OMNI_TRANSPORT_H
+#define OMNI_TRANSPORT_H
+
+#include <event2/event.h>
+#include "omnicast/connector.h"
+
+typedef struct transport transport;
+
+typedef struct transport_opts {
+    int max_total_connections; /* 0 = libcurl default */
+    int max_host_connections;
+} transport_opts;
+
+typedef struct transport_req_opts {
+    int timeout_ms;         /* total, 0 = none */
+    int connect_timeout_ms; /* 0 = libcurl default */
+    int http2;              /* 1: negotiate HTTP/2 on https and multiplex */
+} transport_req_opts;
+
+/* Called once per submitted request, from the event loop, never from inside
+ * a libcurl callback: it may submit further requests. resp and its strings
+ * are valid only during the call. latency_us: submit to completion. */
+typedef void (*transport_done_fn)(void *arg, const oc_response *resp, long long latency_us);
+
+transport *transport_new(struct event_base *base, const transport_opts *opts);
+/* Takes ownership of req's contents (it is freed when the transfer ends);
+ * returns 0, or -1 if the transfer could not even be set up (req freed, no
+ * callback). */
+int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
+                     transport_done_fn done, void *arg);
+size_t transport_inflight(const transport *t);
+/* Cancel everything in flight without calling callbacks, free all. */
+void transport_free(transport *t);
+
+#endif

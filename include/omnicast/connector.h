@@ -1,0 +1,344 @@
+/* omnicast connector ABI: the one header a connector (built in or a .so
+ * plugin) compiles against. A connector does no network I/O: it turns a
+ * rendered message into a request, a finished transfer into one outcome, and
+ * an inbound webhook request into normalized events. Nothing of the daemon's
+ * internals leaks in here; the daemon's services reach a connector through
+ * the oc_host table handed to init(). */
+#ifndef OMNICAST_CONNECTOR_H
+#define OMNICAST_CONNECTOR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A plugin built against a different major is refused; a newer minor only
+ * appends fields at the end of the structs below (struct_size tells). */
+#define OC_ABI_MAJOR 1
+#define OC_ABI_MINOR 0
+
+/* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
+#define OC_ENTRY_SYMBOL "oc_connector_entry"
+
+/* ---- growable byte buffer (owned by whoever holds it; free with oc_buf_free) */
+
+typedef struct oc_buf {
+    char *data; /* always NUL-terminated when len > 0 or after any append */
+    size_t len;
+    size_t cap;
+} oc_buf;
+
+static inline int oc_buf_reserve(oc_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = (char *)realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int oc_buf_append(oc_buf *b, const void *p, size_t n)
+{
+    if (oc_buf_reserve(b, n) < 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static inline int oc_buf_puts(oc_buf *b, const char *s)
+{
+    return oc_buf_append(b, s, strlen(s));
+}
+
+static inline void oc_buf_reset(oc_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static inline void oc_buf_free(oc_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- configuration keys, declared as a table (nginx-style) */
+
+enum {
+    OC_KEY_REQUIRED = 1u << 0,
+    OC_KEY_SECRET = 1u << 1,     /* may be given as NAME_file; never logged */
+    OC_KEY_REPEATABLE = 1u << 2, /* may appear several times (e.g. header) */
+    OC_KEY_INT = 1u << 3,        /* must parse as a non-negative integer */
+    OC_KEY_URL = 1u << 4,        /* must look like scheme://... */
+};
+
+typedef struct oc_config_key {
+    const char *name;
+    unsigned flags;
+    const char *default_value; /* NULL: no default */
+    const char *help;          /* one line, used by docs and --help */
+} oc_config_key;
+
+/* Read-only view of one [connector.NAME] section, secrets already resolved
+ * (NAME_file read, $CREDENTIALS_DIRECTORY honoured). */
+typedef struct oc_config {
+    void *ctx;
+    const char *name; /* the instance name, e.g. "wa_main" */
+    /* the value of key, the default if unset, NULL if neither */
+    const char *(*get)(void *ctx, const char *key);
+    /* the n-th value of a repeatable key, NULL past the end */
+    const char *(*get_nth)(void *ctx, const char *key, size_t n);
+} oc_config;
+
+/* ---- services the daemon offers a connector */
+
+enum { OC_LOG_ERROR = 0, OC_LOG_WARN = 1, OC_LOG_INFO = 2, OC_LOG_DEBUG = 3 };
+
+enum { OC_ESCAPE_NONE = 0, OC_ESCAPE_JSON = 1 };
+
+typedef struct oc_message oc_message;
+
+typedef struct oc_host {
+    uint32_t struct_size;
+    void (*log)(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 2, 3)))
+#endif
+        ;
+    /* Append s (len bytes) to out as the inside of a JSON string. */
+    int (*json_escape)(oc_buf *out, const char *s, size_t len);
+    /* Render a {{var}} template against a message's variables (recipient
+     * vars plus to, channel, campaign, text, subject). Returns 0, or -1 with
+     * the missing variable's name in missing. */
+    int (*render)(const char *tmpl, const oc_message *msg, int escape, oc_buf *out,
+                  char *missing, size_t missing_len);
+    /* Parse a Retry-After value (delta seconds or HTTP-date) into ms from
+     * now_ms; -1 when absent or unparseable. */
+    long (*retry_after_ms)(const char *value, long long now_ms);
+} oc_host;
+
+/* ---- outbound: a rendered message in, a request out */
+
+typedef struct oc_message {
+    const char *campaign;   /* campaign id */
+    const char *message_id; /* omnicast's unique id of this send */
+    const char *channel;    /* channel name, e.g. "whatsapp" */
+    const char *to;         /* normalized address for this channel */
+    const char *text;       /* rendered text body, may be NULL */
+    const char *subject;    /* rendered, email; may be NULL */
+    const char *html;       /* rendered, email; may be NULL */
+    const char *template_name;     /* WhatsApp approved template, or NULL */
+    const char *template_language; /* e.g. "en_US" */
+    const char *const *template_params; /* rendered body parameters */
+    size_t n_template_params;
+    /* Look up a variable by name (recipient vars first); NULL if absent. */
+    const char *(*var)(const oc_message *msg, const char *name, size_t name_len);
+    void *var_ctx;
+} oc_message;
+
+enum { OC_REQ_HTTP = 0, OC_REQ_SMTP = 1 };
+
+#define OC_MAX_HEADERS 16
+
+/* Filled by build(); every pointer is owned by the request and released by
+ * oc_request_free() (the daemon calls it). */
+typedef struct oc_request {
+    int kind;           /* OC_REQ_HTTP or OC_REQ_SMTP */
+    const char *method; /* static string: "POST", "GET" */
+    char *url;
+    char *headers[OC_MAX_HEADERS]; /* "Name: value" */
+    int n_headers;
+    oc_buf body;   /* HTTP body, or the whole RFC 5322 message for SMTP */
+    char *userpwd; /* "user:password" for basic auth / SMTP AUTH, or NULL */
+    char *mail_from;            /* SMTP envelope sender, "<a@b>" */
+    char *mail_rcpt;            /* SMTP envelope recipient, "<c@d>" */
+    int smtp_tls;               /* 0 none, 1 STARTTLS required, 2 implicit */
+} oc_request;
+
+static inline int oc_request_header(oc_request *r, const char *name, const char *value)
+{
+    if (r->n_headers >= OC_MAX_HEADERS)
+        return -1;
+    size_t n = strlen(name), v = strlen(value);
+    char *h = (char *)malloc(n + v + 3);
+    if (!h)
+        return -1;
+    memcpy(h, name, n);
+    h[n] = ':';
+    h[n + 1] = ' ';
+    memcpy(h + n + 2, value, v + 1);
+    r->headers[r->n_headers++] = h;
+    return 0;
+}
+
+static inline void oc_request_free(oc_request *r)
+{
+    free(r->url);
+    for (int i = 0; i < r->n_headers; i++)
+        free(r->headers[i]);
+    oc_buf_free(&r->body);
+    free(r->userpwd);
+    free(r->mail_from);
+    free(r->mail_rcpt);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- the outcome of one send: exactly one of three */
+
+typedef enum { OC_SENT = 0, OC_RETRY = 1, OC_FAILED = 2 } oc_outcome_kind;
+
+typedef struct oc_outcome {
+    oc_outcome_kind kind;
+    char provider_id[128]; /* OC_SENT: the provider's message id, may be "" */
+    char reason[48];       /* OC_FAILED/OC_RETRY: stable code, e.g. "invalid_recipient" */
+    char detail[256];      /* provider's own text, for people; never a secret */
+    long retry_after_ms;   /* OC_RETRY: provider's hint, -1 when none */
+    int throttle;          /* OC_RETRY: 1 if the whole connector should slow down */
+} oc_outcome;
+
+/* Transport-level errors, already mapped from the transfer library. */
+enum {
+    OC_NET_OK = 0,
+    OC_NET_TIMEOUT = 1,   /* connect or total timeout */
+    OC_NET_CONNECT = 2,   /* refused, unreachable, DNS */
+    OC_NET_RESET = 3,     /* closed or reset mid-transfer, truncated reply */
+    OC_NET_PROTOCOL = 4,  /* e.g. SMTP command refused; see status */
+    OC_NET_OTHER = 5,
+};
+
+typedef struct oc_response {
+    int net_error;       /* OC_NET_* */
+    const char *net_detail; /* short text from the transfer library */
+    long status;         /* HTTP status or last SMTP reply code, 0 if none */
+    const char *body;    /* response body (NUL-terminated), may be "" */
+    size_t body_len;
+    const char *retry_after; /* Retry-After header value, or NULL */
+    const char *content_type;
+    long long now_ms;    /* wall clock when the transfer ended (for HTTP-date) */
+} oc_response;
+
+/* ---- inbound: an HTTP request to /webhooks/{instance} */
+
+typedef struct oc_http_request {
+    const char *method;   /* "GET", "POST" */
+    const char *path;     /* decoded path, e.g. "/webhooks/wa_main" */
+    const char *query;    /* raw query string without '?', or "" */
+    const char *url;      /* the full URL as the provider called it (public_url aware) */
+    const char *body;     /* raw body bytes as received (NUL-terminated) */
+    size_t body_len;
+    const char *(*header)(void *ctx, const char *name); /* case-insensitive */
+    void *header_ctx;
+} oc_http_request;
+
+typedef enum { OC_EV_REPLY = 1, OC_EV_STATUS = 2, OC_EV_UNSUBSCRIBE = 3 } oc_event_type;
+
+typedef struct oc_event {
+    oc_event_type type;
+    const char *from;        /* REPLY/UNSUBSCRIBE: contact address; STATUS: recipient */
+    const char *to;          /* our address (business number, mailbox) */
+    const char *text;        /* REPLY: text, or "[image:ID]"-style placeholder */
+    const char *kind;        /* REPLY: "text", "button", "image", ... */
+    const char *provider_id; /* REPLY: inbound message id; STATUS: our message id */
+    const char *in_reply_to; /* REPLY: the provider id of our message quoted */
+    const char *state;       /* STATUS: sent|delivered|read|failed */
+    const char *error;       /* STATUS failed: code and title */
+    const char *name;        /* REPLY: contact's profile name, may be NULL */
+    long long timestamp;     /* unix seconds from the provider, 0 if none */
+} oc_event;
+
+typedef struct oc_inbound_result {
+    int status;               /* HTTP status to answer */
+    oc_buf body;              /* body to answer (e.g. the hub.challenge) */
+    const char *content_type; /* static string */
+    char error[128];          /* stable error code when status >= 400 */
+} oc_inbound_result;
+
+/* emit() copies what it needs: the event's strings may be freed on return. */
+typedef void (*oc_emit_fn)(void *ctx, const oc_event *ev);
+
+/* ---- the connector descriptor */
+
+typedef struct oc_connector {
+    uint16_t abi_major;   /* OC_ABI_MAJOR */
+    uint16_t abi_minor;   /* OC_ABI_MINOR */
+    uint32_t struct_size; /* sizeof(oc_connector) when built */
+    const char *type;     /* "whatsapp", "twilio", ... */
+    const char *description;
+    const oc_config_key *keys; /* terminated by {NULL}; common keys are the daemon's */
+
+    /* One configured instance. Return 0 and set *inst, or -1 with err. */
+    int (*init)(const oc_config *cfg, const oc_host *host, void **inst, char *err,
+                size_t err_len);
+    void (*free)(void *inst);
+
+    /* Build the request for msg. Return 0 when req is ready to send; return
+     * 1 when the connector finished the message itself (out filled: the
+     * outbox does this); return -1 for a message that can never be sent
+     * (out filled with OC_FAILED and a reason). */
+    int (*build)(void *inst, const oc_message *msg, oc_request *req, oc_outcome *out);
+
+    /* Classify a finished transfer into exactly one outcome. */
+    void (*classify)(void *inst, const oc_response *resp, oc_outcome *out);
+
+    /* Inbound webhook; NULL if the connector takes none. Fills res, calls
+     * emit for each normalized event. Verifies signatures before parsing. */
+    void (*inbound)(void *inst, const oc_http_request *req, oc_inbound_result *res,
+                    oc_emit_fn emit, void *emit_ctx);
+} oc_connector;
+
+/* Define a connector's descriptor: `OC_CONNECTOR(whatsapp) = { OC_CONNECTOR_INIT, ... };`
+ * Built in, it is `oc_connector_whatsapp`; compiled with -DOC_PLUGIN it is the
+ * plugin entry symbol, so one source serves both (one registration path). */
+#ifdef OC_PLUGIN
+#define OC_CONNECTOR(id) __attribute__((visibility("default"))) const oc_connector oc_connector_entry
+#else
+#define OC_CONNECTOR(id) const oc_connector oc_connector_##id
+#endif
+
+#define OC_CONNECTOR_INIT                                                                          \
+    .abi_major = OC_ABI_MAJOR, .abi_minor = OC_ABI_MINOR, .struct_size = sizeof(oc_connector)
+
+/* Helpers every connector needs; defined inline so plugins need no symbols. */
+
+static inline void oc_outcome_set(oc_outcome *o, oc_outcome_kind kind, const char *reason,
+                                  const char *detail)
+{
+    o->kind = kind;
+    o->retry_after_ms = -1;
+    o->throttle = 0;
+    o->provider_id[0] = '\0';
+    o->reason[0] = '\0';
+    o->detail[0] = '\0';
+    if (reason) {
+        strncpy(o->reason, reason, sizeof(o->reason) - 1);
+        o->reason[sizeof(o->reason) - 1] = '\0';
+    }
+    if (detail) {
+        size_t n = strlen(detail);
+        if (n >= sizeof(o->detail))
+            n = sizeof(o->detail) - 1;
+        memcpy(o->detail, detail, n);
+        o->detail[n] = '\0';
+    }
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,139 @@
+# Shared helpers for integration tests: a private redis-server, mock
+# providers and the daemon, all on 127.0.0.1, all stopped by PID when the
+# test exits (however it exits). Every wait is bounded.
+set -euo pipefail
+
+OMNI_BUILD=${OMNI_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+OMNI_SRC=${OMNI_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+T=$(mktemp -d /tmp/omni-test.XXXXXX)
+PIDS=()
+TEST_NAME=$(basename "$0" .sh)
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ $rc -ne 0 ]; then
+    echo "--- $TEST_NAME failed; logs from $T:"
+    for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 60 "$f"; }; done
+  fi
+  rm -rf "$T"
+  exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds, or fail.
+wait_for() {
+  local secs=$1; shift
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $*"
+    sleep 0.1
+  done
+}
+
+start_redis() {
+  REDIS_PORT=$(free_port)
+  mkdir -p "$T/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$T/redis" --logfile "$T/redis.log" --daemonize no &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  wait_for 20 redis-cli -p "$REDIS_PORT" ping
+}
+
+stop_redis() {
+  kill -TERM "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
+}
+
+restart_redis() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$T/redis" --logfile "$T/redis.log" --daemonize no &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  wait_for 20 redis-cli -p "$REDIS_PORT" ping
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" --no-raw "$@"; }
+rraw() { redis-cli -p "$REDIS_PORT" --raw "$@"; }
+
+# start_mock NAME [ARGS...]: a mock provider recording to $T/NAME.jsonl;
+# sets MOCK_PORT and MOCK_PID.
+start_mock() {
+  local name=$1; shift
+  rm -f "$T/$name.port"
+  "$OMNI_BUILD/tests/mock_provider" --port 0 --port-file "$T/$name.port" \
+    --record "$T/$name.jsonl" "$@" >"$T/$name.log" 2>&1 &
+  MOCK_PID=$!
+  PIDS+=("$MOCK_PID")
+  wait_for 20 test -s "$T/$name.port"
+  MOCK_PORT=$(cat "$T/$name.port")
+}
+
+# start_daemon CONF [NAME]: sets DAEMON_PID; log in $T/NAME.log
+start_daemon() {
+  local conf=$1 name=${2:-daemon}
+  "$OMNI_BUILD/omnicastd" --config "$conf" >>"$T/$name.log" 2>&1 &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+}
+
+stop_daemon() {
+  local pid=${1:-$DAEMON_PID}
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { kill -KILL "$pid"; break; }
+    sleep 0.1
+  done
+  wait "$pid" 2>/dev/null || true
+}
+
+# daemon_conf FILE EXTRA_SECTIONS: a config on the private redis
+daemon_conf() {
+  local file=$1; shift
+  cat >"$file" <<CONF
+[daemon]
+redis = redis://127.0.0.1:$REDIS_PORT/0
+consumer = ${CONSUMER:-test-1}
+log_level = ${LOG_LEVEL:-info}
+block_ms = 200
+claim_idle_ms = ${CLAIM_IDLE_MS:-2000}
+reclaim_interval_ms = 500
+lease_ms = ${LEASE_MS:-2000}
+retry_base_ms = ${RETRY_BASE_MS:-100}
+retry_cap_ms = 1000
+chunk_size = ${CHUNK_SIZE:-100}
+$*
+CONF
+}
+
+# campaign_field ID FIELD
+campaign_field() { rraw HGET "omni:campaign:$1" "$2"; }
+
+campaign_done() { [ "$(campaign_field "$1" state)" = "${2:-done}" ]; }
+
+# counters_add_up ID: sent+failed+suppressed+uncertain+cancelled = total
+counters_add_up() {
+  local id=$1 s=0 f
+  for f in sent failed suppressed uncertain cancelled; do
+    s=$((s + $(campaign_field "$id" $f)))
+  done
+  [ "$s" -eq "$(campaign_field "$id" total)" ]
+}
+
+enqueue() { rcli XADD omni:jobs '*' job "$1" >/dev/null; }
