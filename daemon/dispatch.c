@@ -394,6 +394,7 @@ static void claim_chunk(chunk *c)
     store_args_adds(&a, o->cfg->prefix);
     store_args_addll(&a, omni_now_ms());
     store_args_addll(&a, o->cfg->lease_ms);
+    store_args_adds(&a, o->owner);
     store_args_adds(&a, o->cfg->consumer);
     size_t n = 0;
     for (size_t i = 0; i < c->n; i++) {

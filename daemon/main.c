@@ -367,6 +367,8 @@ int main(int argc, char **argv)
     omni_key(&o, o.k_dead, KEY_MAX, "dead");
     omni_key(&o, o.k_retry, KEY_MAX, "retry");
     omni_key(&o, o.k_sched, KEY_MAX, "scheduled");
+    snprintf(o.owner, sizeof(o.owner), "%s/%x.%llx", cfg.consumer, (unsigned)getpid(),
+             (unsigned long long)omni_now_ms());
     strcpy(o.jobs_from, "0");
     strcpy(o.chunks_from, "0");
 

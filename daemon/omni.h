@@ -59,6 +59,7 @@ typedef struct omni {
     chan *chans;
     size_t n_chans;
     omni_stats stats;
+    char owner[160]; /* "consumer/incarnation": who holds a claim */
 
     int draining;  /* SIGTERM: take no new work */
     int stopping;  /* loop exit requested */

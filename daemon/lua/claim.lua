@@ -3,16 +3,19 @@
 -- the same step. A record once claimed is never claimed again by another
 -- slot; a claim whose owner died ends as 'uncertain', never resent.
 -- KEYS[1] campaign hash   KEYS[2] message hash (omni:msg:{id})
--- ARGV: prefix, now_ms, lease_ms, owner, then per recipient 4 values:
+-- ARGV: prefix, now_ms, lease_ms, owner ("consumer/incarnation" of the
+--   calling process), consumer, then per recipient 4 values:
 --   channel, address, slot (recipient index), flags ('F' if this is the
 --   recipient's last channel, 'R' if it is a due retry being taken)
 -- Returns {campaign_state, code...}; codes per recipient:
---   go (send it) | sup (suppressed) | done (already terminal) | next (failed
+--   go:N (send it; N = attempt number) | sup (suppressed) | done (already terminal) | next (failed
 --   on this channel earlier, try the next) | dup (same address earlier in
 --   this campaign) | unc (lease expired: uncertain) | wait (another live
 --   owner holds it) | cancelled
 local ck, mk = KEYS[1], KEYS[2]
-local prefix, now, lease, owner = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local prefix, now, lease, owner, consumer = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+    ARGV[4], ARGV[5]
+local mine = consumer .. '/'
 
 local state = redis.call('HGET', ck, 'state')
 if not state then return {'missing'} end
@@ -23,7 +26,7 @@ local inc = {}
 local function count(name, n) inc[name] = (inc[name] or 0) + (n or 1) end
 local function put(field, rec) redis.call('HSET', mk, field, cjson.encode(rec)) end
 
-for i = 5, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local ch, addr, slot, flags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local field = ch .. ':' .. addr
   local raw = redis.call('HGET', mk, field)
@@ -40,7 +43,7 @@ for i = 5, #ARGV, 4 do
     else
       put(field, {state = 'claimed', channel = ch, slot = slot, owner = owner,
                   lease = now + lease, attempts = 1, at = now})
-      code = 'go'
+      code = 'go:1'
     end
   else
     local r = cjson.decode(raw)
@@ -52,7 +55,12 @@ for i = 5, #ARGV, 4 do
       end
       code = 'dup'
     elseif r.state == 'claimed' then
-      if r.owner == owner or tonumber(r.lease) <= now then
+      if r.owner == owner then
+        -- our own claim whose answer was lost with the connection: we
+        -- send only after a claim is answered, so it was never sent
+        code = 'go:' .. (r.attempts or 1)
+      elseif string.sub(r.owner, 1, #mine) == mine or tonumber(r.lease) <= now then
+        -- a previous life of this consumer, or an owner gone silent
         r.state = 'uncertain'
         r.at = now
         put(field, r)
@@ -73,7 +81,7 @@ for i = 5, #ARGV, 4 do
           r.owner = owner
           r.lease = now + lease
           r.attempts = (tonumber(r.attempts) or 1) + 1
-          code = 'go'
+          code = 'go:' .. r.attempts
         end
         r.at = now
         put(field, r)

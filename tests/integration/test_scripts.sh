@@ -1,0 +1,88 @@
+#!/bin/bash
+# The Lua scripts that carry the delivery guarantees, driven directly with
+# redis-cli EVAL against a real redis-server: the claim guard, uncertain
+# leases, duplicates, suppression, outcomes, counters and done detection.
+source "$(dirname "$0")/lib.sh"
+start_redis
+L="$OMNI_SRC/daemon/lua"
+ev() { local f=$1; shift; rraw EVAL "$(cat "$L/$f.lua")" "$@"; }
+
+C=omni:campaign:k M=omni:msg:k
+ev create 5 $C $C:rcpt omni:chunks "" omni:scheduled '{"channels":["sms"]}' 1000 2 0 k broadcast \
+  '{"to":{"sms":"+15550000001"}}' '{"to":{"sms":"+15550000002"}}' '{"to":{"sms":"+15550000003"}}' >/dev/null
+[ "$(rraw HGET $C total)" = 3 ] || fail "total"
+[ "$(rraw XLEN omni:chunks)" = 2 ] || fail "two chunks of size 2"
+[ "$(rraw LLEN $C:rcpt)" = 3 ] || fail "recipients snapshot"
+out=$(ev create 5 $C $C:rcpt omni:chunks "" omni:scheduled '{}' 1000 2 0 k broadcast '{"to":"x"}' | head -1)
+[ "$out" = exists ] || fail "second create must not create: $out"
+[ "$(rraw XLEN omni:chunks)" = 2 ] || fail "second create emitted chunks"
+ok "create: once per id, chunks and snapshot"
+
+rcli SADD omni:suppress:sms +15550000003 >/dev/null
+# owner A claims 0 and 1; 2 is suppressed
+res=$(ev claim 2 $C $M omni: 1000 500 "a/1" a sms +15550000001 0 F sms +15550000002 1 F sms +15550000003 2 F | tr '\n' ' ')
+[ "$res" = "running go:1 go:1 sup " ] || fail "first claim: $res"
+# the same owner again (lost reply): go again, not uncertain
+res=$(ev claim 2 $C $M omni: 1001 500 "a/1" a sms +15550000001 0 F | tr '\n' ' ')
+[ "$res" = "running go:1 " ] || fail "re-claim by the same incarnation: $res"
+# another live owner before the lease ends: wait
+res=$(ev claim 2 $C $M omni: 1200 500 "b/1" b sms +15550000001 0 F | tr '\n' ' ')
+[ "$res" = "running wait " ] || fail "foreign claim in lease: $res"
+# a later incarnation of consumer a: the earlier one died → uncertain
+res=$(ev claim 2 $C $M omni: 1200 500 "a/2" a sms +15550000002 1 F | tr '\n' ' ')
+[ "$res" = "running unc " ] || fail "previous life: $res"
+# the same address at another slot is a duplicate, counted once
+res=$(ev claim 2 $C $M omni: 1200 500 "b/1" b sms +15550000001 7 F | tr '\n' ' ')
+[ "$res" = "running dup " ] || fail "dup: $res"
+ev claim 2 $C $M omni: 1200 500 "b/1" b sms +15550000001 7 F >/dev/null
+[ "$(rraw HGET $C duplicates)" = 1 ] || fail "dup counted twice"
+ok "claim: go, re-claim, wait, uncertain, duplicate, suppressed"
+
+# outcome: 0 sent (late answer for nothing uncertain), 1 was uncertain and
+# now sent: uncertain goes back down
+res=$(ev outcome 0 omni: 2000 60 k sms +15550000001 0 sent 1 wamid.1 "" 0 "" k sms +15550000002 1 sent 1 wamid.2 "" 0 "" | tr '\n' ' ')
+[ "$res" = "ok ok " ] || fail "outcome: $res"
+[ "$(rraw HGET $C sent)" = 2 ] || fail "sent counter"
+[ "$(rraw HGET $C uncertain)" = 0 ] || fail "late answer must resolve uncertain"
+rraw GET omni:pmid:wamid.1 | python3 -c 'import json,sys; assert json.load(sys.stdin) == {"c":"k","ch":"sms","a":"+15550000001"}' || fail "pmid index"
+[ "$(rraw HGET omni:contact:sms:+15550000001 last_campaign)" = k ] || fail "contact last campaign"
+# replaying the batch changes nothing
+res=$(ev outcome 0 omni: 2001 60 k sms +15550000001 0 sent 1 wamid.1 "" 0 "" | tr '\n' ' ')
+[ "$res" = "stale " ] || fail "replay: $res"
+[ "$(rraw HGET $C sent)" = 2 ] || fail "replay counted"
+# total 3 = sent 2 + suppressed 2 (one suppressed, one duplicate)? no: the
+# duplicate slot 7 is outside the list; done needs sum >= total
+[ "$(rraw HGET $C state)" = done ] || fail "campaign should be done: $(rraw HGETALL $C | tr '\n' ' ')"
+ok "outcome: counters, index, idempotent replay, done"
+
+# retries: retry → taken with a lease → claimed with attempts+1 → failed
+C2=omni:campaign:r M2=omni:msg:r
+ev create 5 $C2 $C2:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 r broadcast '{"to":"+15550000009"}' >/dev/null
+ev claim 2 $C2 $M2 omni: 1000 500 "a/1" a sms +15550000009 0 F >/dev/null
+ev outcome 0 omni: 1100 60 r sms +15550000009 0 retry 0 "" http_5xx 1500 "r|0|0" >/dev/null
+[ "$(rraw ZSCORE omni:retry 'r|0|0')" = 1500 ] || fail "retry scheduled"
+[ -z "$(ev take 3 omni:retry omni:scheduled omni:chunks omni: 1400 500 10)" ] || fail "taken before due"
+[ "$(ev take 3 omni:retry omni:scheduled omni:chunks omni: 1600 500 10)" = 'r|0|0' ] || fail "due retry not taken"
+[ "$(rraw ZSCORE omni:retry 'r|0|0')" = 2100 ] || fail "taken retry must be leased"
+res=$(ev claim 2 $C2 $M2 omni: 1600 500 "a/1" a sms +15550000009 0 FR | tr '\n' ' ')
+[ "$res" = "running go:2 " ] || fail "retry claim: $res"
+ev outcome 0 omni: 1700 60 r sms +15550000009 0 failed 1 "" rejected 0 "r|0|0" >/dev/null
+[ -z "$(rraw ZSCORE omni:retry 'r|0|0')" ] || fail "retry entry left behind"
+[ "$(rraw HGET $C2 failed)" = 1 ] && [ "$(rraw HGET $C2 state)" = done ] || fail "failed/done"
+ok "retry: scheduled, leased, re-claimed with attempts, resolved"
+
+# scheduled start, pause and cancel
+C3=omni:campaign:s
+ev create 5 $C3 $C3:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 5000 s broadcast '{"to":"+15550000001"}' >/dev/null
+[ "$(rraw HGET $C3 state)" = scheduled ] || fail "scheduled state"
+n=$(rraw XLEN omni:chunks)
+ev take 3 omni:retry omni:scheduled omni:chunks omni: 6000 500 10 >/dev/null
+[ "$(rraw HGET $C3 state)" = running ] && [ "$(rraw XLEN omni:chunks)" = $((n + 1)) ] || fail "scheduled start"
+[ "$(ev control 2 $C3 omni:scheduled pause 7000 s | head -1)" = ok ] || fail "pause"
+[ "$(ev claim 2 $C3 omni:msg:s omni: 7000 500 a/1 a sms +15550000001 0 F)" = paused ] || fail "claim while paused"
+ev control 2 $C3 omni:scheduled resume 7100 s >/dev/null
+ev control 2 $C3 omni:scheduled cancel 7200 s >/dev/null
+res=$(ev claim 2 $C3 omni:msg:s omni: 7300 500 a/1 a sms +15550000001 0 F | tr '\n' ' ')
+[ "$res" = "cancelled cancelled " ] || fail "claim after cancel: $res"
+[ "$(rraw HGET $C3 cancelled)" = 1 ] || fail "cancelled counter"
+ok "schedule, pause, resume, cancel"

@@ -1,0 +1,129 @@
+/* Token bucket, throttle window and retry backoff, with time driven by hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "ratelimit.h"
+
+static void bucket_starts_full_and_spends_its_burst(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 10, 5, 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(bucket_take(&b, 0), 0);
+    assert_true(bucket_take(&b, 0) > 0);
+}
+
+static void bucket_refills_at_its_rate(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 10, 1, 0);
+    assert_int_equal(bucket_take(&b, 0), 0);
+    long long wait = bucket_take(&b, 0);
+    assert_in_range(wait, 99000, 100001); /* one token per 100 ms */
+    assert_true(bucket_take(&b, 50000) > 0);
+    assert_int_equal(bucket_take(&b, 100001), 0);
+}
+
+static void bucket_never_exceeds_its_burst_after_idling(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 100, 3, 0);
+    for (int i = 0; i < 3; i++)
+        bucket_take(&b, 0);
+    int got = 0;
+    while (bucket_take(&b, 60000000) == 0 && got < 100)
+        got++;
+    assert_int_equal(got, 3);
+}
+
+static void bucket_rate_over_a_second_matches_the_rate(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 50, 1, 0);
+    int sent = 0;
+    for (long long t = 0; t < 1000000; t += 1000)
+        while (bucket_take(&b, t) == 0)
+            sent++;
+    assert_in_range(sent, 49, 51);
+}
+
+static void unlimited_bucket_never_waits(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 0, 0, 0);
+    for (int i = 0; i < 100000; i++)
+        assert_int_equal(bucket_take(&b, 0), 0);
+}
+
+static void throttle_blocks_until_the_delay_ends_then_ramps_up(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 10, 10, 0);
+    bucket_throttle(&b, 0, 2000000);
+    assert_int_equal(bucket_take(&b, 1000000), 1000000);
+    /* right after the window the bucket is empty: one token per 100 ms */
+    assert_true(bucket_take(&b, 2000000) > 0);
+    assert_int_equal(bucket_take(&b, 2100001), 0);
+    assert_true(bucket_take(&b, 2100001) > 0);
+}
+
+static void throttle_applies_to_unlimited_buckets_too(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 0, 0, 0);
+    bucket_throttle(&b, 0, 500000);
+    assert_int_equal(bucket_take(&b, 100000), 400000);
+    assert_int_equal(bucket_take(&b, 500000), 0);
+}
+
+static void backoff_grows_exponentially_up_to_the_cap(void **state)
+{
+    (void)state;
+    /* rnd just under 1 gives the ceiling of each attempt's window */
+    assert_int_equal(backoff_ms(1, 1000, 300000, -1, 0.999999), 1000);
+    assert_int_equal(backoff_ms(2, 1000, 300000, -1, 0.999999), 2000);
+    assert_int_equal(backoff_ms(4, 1000, 300000, -1, 0.999999), 8000);
+    assert_int_equal(backoff_ms(30, 1000, 300000, -1, 0.999999), 300000);
+}
+
+static void backoff_is_full_jitter(void **state)
+{
+    (void)state;
+    assert_int_equal(backoff_ms(3, 1000, 300000, -1, 0.0), 0);
+    assert_int_equal(backoff_ms(3, 1000, 300000, -1, 0.5), 2000);
+}
+
+static void backoff_honours_the_provider_hint(void **state)
+{
+    (void)state;
+    assert_int_equal(backoff_ms(1, 1000, 300000, 7000, 0.0), 7000);
+    /* but never beyond the cap */
+    assert_int_equal(backoff_ms(1, 1000, 5000, 7000, 0.0), 5000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bucket_starts_full_and_spends_its_burst),
+        cmocka_unit_test(bucket_refills_at_its_rate),
+        cmocka_unit_test(bucket_never_exceeds_its_burst_after_idling),
+        cmocka_unit_test(bucket_rate_over_a_second_matches_the_rate),
+        cmocka_unit_test(unlimited_bucket_never_waits),
+        cmocka_unit_test(throttle_blocks_until_the_delay_ends_then_ramps_up),
+        cmocka_unit_test(throttle_applies_to_unlimited_buckets_too),
+        cmocka_unit_test(backoff_grows_exponentially_up_to_the_cap),
+        cmocka_unit_test(backoff_is_full_jitter),
+        cmocka_unit_test(backoff_honours_the_provider_hint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
