@@ -43,6 +43,7 @@ for i = 4, #ARGV, 10 do
       incs[c]['uncertain'] = (incs[c]['uncertain'] or 0) - 1
     end
     r.at = now
+    if r.owner then r.by = r.owner end
     r.owner = nil
     r.lease = nil
     if kind == 'sent' then

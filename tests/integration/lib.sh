@@ -137,3 +137,48 @@ counters_add_up() {
 }
 
 enqueue() { rcli XADD omni:jobs '*' job "$1" >/dev/null; }
+
+# fill_list KEY N: RPUSH N recipients {"to":"+1555%07d","vars":{"name":"User%d"}}
+fill_list() {
+  python3 - "$1" "$2" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+import sys
+key, n = sys.argv[1], int(sys.argv[2])
+out = sys.stdout.buffer
+def cmd(*a):
+    out.write(b"*%d\r\n" % len(a))
+    for x in a:
+        x = x.encode()
+        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+for b in range(1, n + 1, 1000):
+    items = ['{"to":"+1555%07d","vars":{"name":"User%d"}}' % (i, i) for i in range(b, min(b + 1000, n + 1))]
+    cmd("RPUSH", key, *items)
+PY
+}
+
+# wa_conf MOCK_PORT [EXTRA]: a whatsapp connector on the mock provider
+wa_section() {
+  cat <<SECTION
+[connector.wa]
+type = whatsapp
+api_base = http://127.0.0.1:$1
+phone_number_id = 1234567890
+access_token = testtoken
+app_secret = appsecret
+verify_token = verifytoken
+${2:-}
+SECTION
+}
+
+# recorded_tos FILE: the recipients a mock provider saw, one per line
+recorded_tos() {
+  python3 - "$1" <<'PY'
+import json, sys, urllib.parse
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    b = r.get("body") or ""
+    if r["path"].endswith("/messages"):
+        print(json.loads(b)["to"])
+    elif r["path"].endswith("/Messages.json"):
+        print(urllib.parse.parse_qs(b)["To"][0])
+PY
+}
