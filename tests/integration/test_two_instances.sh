@@ -27,7 +27,7 @@ recorded_tos "$T/wa.jsonl" | sort >"$T/tos"
 counters_add_up shared || fail "counters do not add up"
 grep -q "reclaimed" "$T/node1.log" || fail "node-1 never took over node-2's chunks"
 for n in 1 2; do
-  c=$(rraw HVALS omni:msg:shared | grep -c "\"by\":\"node-$n/" || true)
+  c=$(rraw HVALS omni:msg:shared | grep -c "\"by\":\"node-$n" || true)
   [ "$c" -gt 0 ] || fail "node-$n sent nothing: the campaign was not shared"
   echo "sent by node-$n: $c"
 done

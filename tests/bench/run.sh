@@ -1,0 +1,121 @@
+#!/bin/bash
+# make bench: whatsapp-text-N end to end on this machine. A private
+# redis-server (no persistence) and nginx as the mock WhatsApp Cloud API
+# (constant 200 answer with a message id), omnicastd with the whatsapp
+# connector pointed at it, one broadcast of N recipients from a Redis list,
+# timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
+# BENCH_N (default 100000) sets N. Everything stops by PID on exit.
+set -euo pipefail
+BUILD=$(cd "${1:-build}" && pwd)
+N=${BENCH_N:-100000}
+T=$(mktemp -d /tmp/omnicast-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RP=$(free_port); NP=$(free_port)
+
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" \
+  --logfile "$T/redis.log" --daemonize no &
+REDIS_PID=$!; PIDS+=($REDIS_PID)
+
+mkdir -p "$T/nginx"
+cat >"$T/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $T/nginx/body;
+  proxy_temp_path $T/nginx/proxy;
+  fastcgi_temp_path $T/nginx/fastcgi;
+  uwsgi_temp_path $T/nginx/uwsgi;
+  scgi_temp_path $T/nginx/scgi;
+  server {
+    listen 127.0.0.1:$NP;
+    location = /_count { stub_status; }
+    location = /v21.0/1234567890/messages {
+      default_type application/json;
+      return 200 '{"messaging_product":"whatsapp","contacts":[{"input":"15550000001","wa_id":"15550000001"}],"messages":[{"id":"wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}]}';
+    }
+  }
+}
+CONF
+nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
+NGINX_PID=$!; PIDS+=($NGINX_PID)
+for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && curl -s "127.0.0.1:$NP/_count" >/dev/null && break; sleep 0.1; done
+
+python3 - "$N" <<'PY' | redis-cli -p "$RP" --pipe >/dev/null
+import sys
+n = int(sys.argv[1]); out = sys.stdout.buffer
+def cmd(*a):
+    out.write(b"*%d\r\n" % len(a))
+    for x in a:
+        x = x.encode(); out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+for b in range(1, n + 1, 1000):
+    cmd("RPUSH", "bench:list", *['{"to":"+1555%07d","vars":{"name":"User%d"}}' % (i, i) for i in range(b, min(b + 1000, n + 1))])
+PY
+
+cat >"$T/omni.conf" <<CONF
+[daemon]
+redis = redis://127.0.0.1:$RP/0
+consumer = bench
+log_level = warn
+chunk_size = ${BENCH_CHUNK:-500}
+max_host_connections = ${BENCH_CONNS:-64}
+max_total_connections = ${BENCH_CONNS:-64}
+
+[connector.wa]
+type = whatsapp
+api_base = http://127.0.0.1:$NP
+phone_number_id = 1234567890
+access_token = testtoken
+max_inflight = ${BENCH_INFLIGHT:-256}
+
+[channels]
+whatsapp = wa
+CONF
+"$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
+DAEMON_PID=$!; PIDS+=($DAEMON_PID)
+for _ in $(seq 1 100); do redis-cli -p "$RP" EXISTS omni:jobs | grep -q 1 && break; sleep 0.05; done
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+nginx_worker=$(pgrep -P "$NGINX_PID" | head -1 || echo "$NGINX_PID")
+d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID"); n0=$(ticks "$nginx_worker")
+req0=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
+t0=$(date +%s.%N)
+redis-cli -p "$RP" XADD omni:jobs '*' job '{"type":"broadcast","id":"bench","channel":"whatsapp","message":{"text":"Hi {{name}}, our Black Friday sale starts now: 30% off everything."},"recipients_list":"bench:list"}' >/dev/null
+deadline=$((SECONDS + 1800))
+until [ "$(redis-cli -p "$RP" --raw HGET omni:campaign:bench state)" = done ]; do
+  [ $SECONDS -lt $deadline ] || { echo "bench: timed out" >&2; exit 1; }
+  sleep 0.02
+done
+t1=$(date +%s.%N)
+d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); n1=$(ticks "$nginx_worker")
+req1=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
+sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:bench sent)
+python3 - <<PY
+n=$N; el=$t1-$t0; hz=$hz
+per=100000/n
+print("msgs_per_s=%.0f" % (n/el))
+print("workload=whatsapp-text-%d" % n)
+print("elapsed_s=%.3f" % el)
+print("sent=$sent")
+print("cpu_s_per_100k_daemon=%.3f" % (($d1-$d0)/hz*per))
+print("cpu_s_per_100k_redis=%.3f" % (($r1-$r0)/hz*per))
+print("cpu_s_per_100k_nginx=%.3f" % (($n1-$n0)/hz*per))
+print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
+print("daemon_peak_rss_kib=$rss")
+print("nginx_requests=%d" % ($req1 - $req0 - 1))
+PY
