@@ -150,3 +150,14 @@ int addr_kind_for_type(const char *t)
         return ADDR_EMAIL;
     return ADDR_ANY;
 }
+
+int addr_kind_for_channel(const char *c)
+{
+    if (!c)
+        return ADDR_ANY;
+    if (!strcmp(c, "sms") || !strcmp(c, "whatsapp") || !strcmp(c, "phone") || !strcmp(c, "mms"))
+        return ADDR_PHONE;
+    if (!strcmp(c, "email") || !strcmp(c, "mail"))
+        return ADDR_EMAIL;
+    return ADDR_ANY;
+}

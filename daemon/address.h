@@ -21,4 +21,9 @@ int addr_normalize(int kind, const char *in, char *out, size_t out_len, const ch
  * smtp -> EMAIL, anything else -> ANY. */
 int addr_kind_for_type(const char *connector_type);
 
+/* Address kind a channel name implies when its connector is generic
+ * (outbox, webhook, plugins): sms/whatsapp/phone -> PHONE, email/mail ->
+ * EMAIL, anything else -> ANY. */
+int addr_kind_for_channel(const char *channel);
+
 #endif

@@ -256,7 +256,7 @@ static void intake_free(intake *in)
 static int channel_kind(void *ctx, const char *name)
 {
     chan *c = omni_channel(ctx, name);
-    return c ? c->ci->addr_kind : -1;
+    return c ? c->addr_kind : -1;
 }
 
 static void created(redisReply *r, void *arg)

@@ -197,7 +197,7 @@ static int aim(rcpt *r)
     while ((size_t)r->ch < sp->n_channels) {
         chan *c = sp->chans[r->ch];
         char reason[JOB_REASON_MAX];
-        int kind = c ? c->ci->addr_kind : ADDR_ANY;
+        int kind = c ? c->addr_kind : ADDR_ANY;
         if (!c) {
             snprintf(r->addr, sizeof(r->addr), "#%ld", r->index);
             record(r, OC_FAILED, is_last_channel(r), NULL, "unknown_channel", 0);

@@ -103,7 +103,7 @@ static void stamp(char *buf, size_t len)
     gmtime_r(&tv.tv_sec, &tm);
     char d[32];
     strftime(d, sizeof(d), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03ldZ", d, (long)(tv.tv_usec / 1000));
+    snprintf(buf, len, "%s.%03dZ", d, (int)(tv.tv_usec / 1000) % 1000);
 }
 
 static void emit(oc_buf *b)

@@ -260,6 +260,11 @@ static int start_connectors(omni *o)
         for (size_t k = 0; k < o->n_conns; k++)
             if (strcmp(o->conns[k].conf->name, cfg->channels[i].connector) == 0)
                 o->chans[i].ci = &o->conns[k];
+        if (o->chans[i].ci) {
+            o->chans[i].addr_kind = o->chans[i].ci->addr_kind;
+            if (o->chans[i].addr_kind == ADDR_ANY)
+                o->chans[i].addr_kind = addr_kind_for_channel(o->chans[i].name);
+        }
         if (!o->chans[i].ci) {
             log_error("channel %s: no connector instance %s", cfg->channels[i].name,
                       cfg->channels[i].connector);

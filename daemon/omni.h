@@ -41,6 +41,7 @@ typedef struct conn_inst {
 typedef struct chan {
     const char *name;
     conn_inst *ci;
+    int addr_kind; /* the connector's, or for generic connectors the channel name's */
 } chan;
 
 typedef struct omni_stats {

@@ -1,0 +1,514 @@
+/* Job validation: every job from outside is parsed and checked field by
+ * field into a normalized spec, or rejected with a reason naming the
+ * field ("recipients[17].to: not an E.164 number"). */
+#include "job.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "address.h"
+#include "template.h"
+
+#define METADATA_MAX 16384
+#define LIST_KEY_MAX 256
+
+static int fail(char *reason, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *reason, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > JOB_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._:-", s[i]))
+            return 0;
+    return 1;
+}
+
+static int kind_of(const job_rules *r, const char *channel)
+{
+    if (!r || !r->channel_kind)
+        return ADDR_ANY;
+    return r->channel_kind(r->ctx, channel);
+}
+
+long long job_parse_time_ms(const char *s)
+{
+    int y, mo, d, h, mi, sec;
+    int n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19)
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
+        return -1;
+    const char *p = s + n;
+    long ms = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (!digits)
+            return -1;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    long off = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || strlen(p) != 6 || oh > 23 || om > 59)
+            return -1;
+        off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    return ((long long)t - off) * 1000 + ms;
+}
+
+static int check_tmpl(json_t *v, const char *where, char *reason, size_t len)
+{
+    if (!json_is_string(v))
+        return fail(reason, len, "%s: must be a string", where);
+    char err[128];
+    tmpl *t = tmpl_compile(json_string_value(v), err, sizeof(err));
+    if (!t)
+        return fail(reason, len, "%s: %s", where, err);
+    tmpl_free(t);
+    return 0;
+}
+
+static int check_message(json_t *m, char *reason, size_t len)
+{
+    if (!json_is_object(m))
+        return fail(reason, len, "message: %s", m ? "must be an object" : "missing");
+    const char *k;
+    json_t *v;
+    int content = 0;
+    json_object_foreach(m, k, v)
+    {
+        char where[64];
+        snprintf(where, sizeof(where), "message.%s", k);
+        if (!strcmp(k, "text") || !strcmp(k, "html")) {
+            if (check_tmpl(v, where, reason, len) < 0)
+                return -1;
+            content = 1;
+        } else if (!strcmp(k, "subject")) {
+            if (check_tmpl(v, where, reason, len) < 0)
+                return -1;
+        } else if (!strcmp(k, "template")) {
+            if (!json_is_object(v))
+                return fail(reason, len, "message.template: must be an object");
+            const char *tk;
+            json_t *tv;
+            json_object_foreach(v, tk, tv)
+            {
+                if (!strcmp(tk, "name") || !strcmp(tk, "language")) {
+                    if (!json_is_string(tv) || !json_string_length(tv) ||
+                        json_string_length(tv) > 512)
+                        return fail(reason, len, "message.template.%s: must be a non-empty string",
+                                    tk);
+                } else if (!strcmp(tk, "params")) {
+                    if (!json_is_array(tv) || json_array_size(tv) > 16)
+                        return fail(reason, len,
+                                    "message.template.params: must be an array of at most 16 strings");
+                    size_t i;
+                    json_t *p;
+                    json_array_foreach(tv, i, p)
+                    {
+                        char w[64];
+                        snprintf(w, sizeof(w), "message.template.params[%zu]", i);
+                        if (check_tmpl(p, w, reason, len) < 0)
+                            return -1;
+                    }
+                } else {
+                    return fail(reason, len, "message.template: unknown key: %s", tk);
+                }
+            }
+            if (!json_object_get(v, "name"))
+                return fail(reason, len, "message.template.name: missing");
+            if (!json_object_get(v, "language"))
+                json_object_set_new(v, "language", json_string("en_US"));
+            content = 1;
+        } else {
+            return fail(reason, len, "message: unknown key: %s", k);
+        }
+    }
+    if (!content)
+        return fail(reason, len, "message: needs text, html or template");
+    return 0;
+}
+
+/* Check (and normalize, when norm is set) one recipient. */
+static int recipient(json_t *r, const job_rules *rules, const char *const *chs, size_t nch,
+                     const char *where, json_t **norm, char *reason, size_t len)
+{
+    if (!json_is_object(r))
+        return fail(reason, len, "%s: must be an object", where);
+    const char *k;
+    json_t *v;
+    json_object_foreach(r, k, v)
+    {
+        if (strcmp(k, "to") && strcmp(k, "vars"))
+            return fail(reason, len, "%s: unknown key: %s", where, k);
+    }
+    json_t *to = json_object_get(r, "to");
+    if (!to)
+        return fail(reason, len, "%s.to: missing", where);
+    if (!json_is_string(to) && !json_is_object(to))
+        return fail(reason, len, "%s.to: must be a string or an object of channel addresses",
+                    where);
+    json_t *vars = json_object_get(r, "vars");
+    json_t *nvars = NULL;
+    if (vars) {
+        if (!json_is_object(vars))
+            return fail(reason, len, "%s.vars: must be an object", where);
+        if (norm)
+            nvars = json_object();
+        json_object_foreach(vars, k, v)
+        {
+            char buf[64];
+            json_t *s = NULL;
+            if (json_is_string(v))
+                s = json_incref(v);
+            else if (json_is_integer(v)) {
+                snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                s = json_string(buf);
+            } else if (json_is_real(v)) {
+                snprintf(buf, sizeof(buf), "%.15g", json_real_value(v));
+                s = json_string(buf);
+            } else if (json_is_boolean(v)) {
+                s = json_string(json_is_true(v) ? "true" : "false");
+            } else {
+                json_decref(nvars);
+                return fail(reason, len, "%s.vars.%s: must be a string, number or boolean", where,
+                            k);
+            }
+            if (nvars)
+                json_object_set_new(nvars, k, s);
+            else
+                json_decref(s);
+        }
+    }
+    json_t *nto = norm ? json_object() : NULL;
+    for (size_t i = 0; i < nch; i++) {
+        char addr[ADDR_MAX], why[JOB_REASON_MAX];
+        int kind = kind_of(rules, chs[i]);
+        if (job_recipient_address(r, chs[i], kind < 0 ? ADDR_ANY : kind, addr, sizeof(addr), why,
+                                  sizeof(why)) < 0) {
+            json_decref(nto);
+            json_decref(nvars);
+            return fail(reason, len, "%s.%s", where, why);
+        }
+        if (nto)
+            json_object_set_new(nto, chs[i], json_string(addr));
+    }
+    if (norm) {
+        *norm = json_object();
+        json_object_set_new(*norm, "to", nto);
+        if (nvars)
+            json_object_set_new(*norm, "vars", nvars);
+    }
+    return 0;
+}
+
+int job_recipient_address(const json_t *r, const char *channel, int kind, char *addr,
+                          size_t addr_len, char *reason, size_t reason_len)
+{
+    json_t *to = json_object_get(r, "to");
+    const char *s = NULL;
+    const char *path = "to";
+    char p[80];
+    if (json_is_string(to)) {
+        s = json_string_value(to);
+    } else if (json_is_object(to)) {
+        json_t *v = json_object_get(to, channel);
+        snprintf(p, sizeof(p), "to.%s", channel);
+        path = p;
+        if (!v)
+            return fail(reason, reason_len, "%s: missing address for channel %s", "to", channel);
+        if (!json_is_string(v))
+            return fail(reason, reason_len, "%s: must be a string", path);
+        s = json_string_value(v);
+    } else {
+        return fail(reason, reason_len, "to: missing");
+    }
+    const char *why = NULL;
+    if (addr_normalize(kind, s, addr, addr_len, &why) < 0)
+        return fail(reason, reason_len, "%s: %s", path, why);
+    return 0;
+}
+
+int job_recipient_check(const json_t *r, const job_rules *rules, const char *const *channels,
+                        size_t n_channels, char *reason, size_t reason_len)
+{
+    return recipient((json_t *)r, rules, channels, n_channels, "recipient", NULL, reason,
+                     reason_len);
+}
+
+static const char *const top_keys[] = {"type",       "id",       "channel",       "channels",
+                                       "message",    "recipients", "recipients_list", "send_at",
+                                       "rate_per_s", "metadata", "defaults",      "quiet_hours",
+                                       "to",         "vars",     NULL};
+
+static int known_top(const char *k)
+{
+    for (const char *const *p = top_keys; *p; p++)
+        if (!strcmp(*p, k))
+            return 1;
+    return 0;
+}
+
+static int parse(json_t *root, const job_rules *rules, job *out, char *reason, size_t len)
+{
+    if (!json_is_object(root))
+        return fail(reason, len, "not a JSON object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v)
+    {
+        if (!known_top(k))
+            return fail(reason, len, "unknown key: %s", k);
+    }
+    json_t *type = json_object_get(root, "type");
+    if (!type)
+        return fail(reason, len, "type: missing");
+    const char *ts = json_string_value(type);
+    if (!ts)
+        return fail(reason, len, "type: must be a string");
+    if (!strcmp(ts, "broadcast"))
+        out->type = JOB_BROADCAST;
+    else if (!strcmp(ts, "message"))
+        out->type = JOB_MESSAGE;
+    else if (!strcmp(ts, "pause"))
+        out->type = JOB_PAUSE;
+    else if (!strcmp(ts, "resume"))
+        out->type = JOB_RESUME;
+    else if (!strcmp(ts, "cancel"))
+        out->type = JOB_CANCEL;
+    else
+        return fail(reason, len,
+                    "type: must be broadcast, message, pause, resume or cancel, not %.40s", ts);
+    json_t *id = json_object_get(root, "id");
+    if (!id)
+        return fail(reason, len, "id: missing");
+    if (!json_is_string(id))
+        return fail(reason, len, "id: must be a string");
+    if (!valid_id(json_string_value(id)))
+        return fail(reason, len, "id: contains forbidden characters or is longer than %d "
+                                 "(allowed: A-Z a-z 0-9 . _ : -)",
+                    JOB_ID_MAX);
+    out->id = json_string_value(id);
+    if (out->type >= JOB_PAUSE) {
+        json_object_foreach(root, k, v)
+        {
+            if (strcmp(k, "type") && strcmp(k, "id"))
+                return fail(reason, len, "%s: not allowed in a %s job", k, ts);
+        }
+        return 0;
+    }
+
+    /* channels */
+    json_t *ch = json_object_get(root, "channel"), *chs = json_object_get(root, "channels");
+    if (ch && chs)
+        return fail(reason, len, "channel: give channel or channels, not both");
+    if (!ch && !chs)
+        return fail(reason, len, "channels: missing (give channel or channels)");
+    if (ch) {
+        if (!json_is_string(ch))
+            return fail(reason, len, "channel: must be a string");
+        chs = json_array();
+        json_array_append(chs, ch);
+        json_object_set_new(root, "channels", chs);
+        json_object_del(root, "channel");
+    }
+    if (!json_is_array(chs) || json_array_size(chs) == 0)
+        return fail(reason, len, "channels: must be a non-empty array");
+    if (json_array_size(chs) > JOB_MAX_CHANNELS)
+        return fail(reason, len, "channels: at most %d channels", JOB_MAX_CHANNELS);
+    size_t i;
+    json_array_foreach(chs, i, v)
+    {
+        if (!json_is_string(v))
+            return fail(reason, len, "channels[%zu]: must be a string", i);
+        const char *c = json_string_value(v);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(out->channels[j], c))
+                return fail(reason, len, "channels[%zu]: %s given twice", i, c);
+        if (kind_of(rules, c) < 0)
+            return fail(reason, len, "unknown channel: %.64s", c);
+        out->channels[i] = c;
+    }
+    out->n_channels = json_array_size(chs);
+
+    if (check_message(json_object_get(root, "message"), reason, len) < 0)
+        return -1;
+
+    json_t *defs = json_object_get(root, "defaults");
+    if (defs) {
+        if (!json_is_object(defs))
+            return fail(reason, len, "defaults: must be an object");
+        json_object_foreach(defs, k, v)
+        {
+            if (!json_is_string(v))
+                return fail(reason, len, "defaults.%s: must be a string", k);
+        }
+    }
+    json_t *md = json_object_get(root, "metadata");
+    if (md) {
+        if (!json_is_object(md))
+            return fail(reason, len, "metadata: must be an object");
+        char *s = json_dumps(md, JSON_COMPACT);
+        size_t n = s ? strlen(s) : 0;
+        free(s);
+        if (n > METADATA_MAX)
+            return fail(reason, len, "metadata: %zu bytes (max %d)", n, METADATA_MAX);
+    }
+    json_t *sa = json_object_get(root, "send_at");
+    if (sa) {
+        if (!json_is_string(sa) || (out->send_at_ms = job_parse_time_ms(json_string_value(sa))) < 0)
+            return fail(reason, len, "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)");
+    }
+    json_t *rate = json_object_get(root, "rate_per_s");
+    if (rate) {
+        if (!json_is_number(rate) || json_number_value(rate) <= 0 ||
+            json_number_value(rate) > 1e6 || isnan(json_number_value(rate)))
+            return fail(reason, len, "rate_per_s: must be a positive number up to 1000000");
+        out->rate_per_s = json_number_value(rate);
+    }
+    json_t *qh = json_object_get(root, "quiet_hours");
+    if (qh) {
+        int a, b, c2, d;
+        const char *st = json_string_value(json_object_get(qh, "start"));
+        const char *en = json_string_value(json_object_get(qh, "end"));
+        if (!json_is_object(qh) || json_object_size(qh) != 2 || !st || !en ||
+            sscanf(st, "%2d:%2d", &a, &b) != 2 || sscanf(en, "%2d:%2d", &c2, &d) != 2 ||
+            strlen(st) != 5 || strlen(en) != 5 || a > 23 || b > 59 || c2 > 23 || d > 59)
+            return fail(reason, len, "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}");
+    }
+
+    /* recipients */
+    json_t *to = json_object_get(root, "to"), *vars = json_object_get(root, "vars");
+    json_t *rs = json_object_get(root, "recipients");
+    json_t *rl = json_object_get(root, "recipients_list");
+    if ((to || vars) && out->type != JOB_MESSAGE)
+        return fail(reason, len, "%s: only a message job takes to/vars (use recipients)",
+                    to ? "to" : "vars");
+    if (to) {
+        if (rs || rl)
+            return fail(reason, len, "to: give to or recipients, not both");
+        rs = json_array();
+        json_t *one = json_object();
+        json_object_set(one, "to", to);
+        if (vars)
+            json_object_set(one, "vars", vars);
+        json_array_append_new(rs, one);
+        json_object_set_new(root, "recipients", rs);
+        json_object_del(root, "to");
+        json_object_del(root, "vars");
+    } else if (vars) {
+        return fail(reason, len, "to: missing");
+    }
+    if (rs && rl)
+        return fail(reason, len, "recipients: give recipients or recipients_list, not both");
+    if (!rs && !rl)
+        return fail(reason, len, "recipients: missing (give recipients or recipients_list)");
+    if (rl) {
+        if (out->type == JOB_MESSAGE)
+            return fail(reason, len, "recipients_list: a message job has one recipient");
+        const char *s = json_string_value(rl);
+        if (!s || !*s || strlen(s) > LIST_KEY_MAX)
+            return fail(reason, len, "recipients_list: must be a Redis key (1-%d characters)",
+                        LIST_KEY_MAX);
+        for (const char *p = s; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                return fail(reason, len, "recipients_list: must not contain spaces or control "
+                                         "characters");
+        out->recipients_list = s;
+        return 0;
+    }
+    if (!json_is_array(rs) || json_array_size(rs) == 0)
+        return fail(reason, len, "recipients: must be a non-empty array");
+    size_t max = rules && rules->max_inline_recipients ? rules->max_inline_recipients : 10000;
+    if (json_array_size(rs) > max)
+        return fail(reason, len,
+                    "recipients: %zu inline recipients exceed the cap of %zu; use recipients_list",
+                    json_array_size(rs), max);
+    if (out->type == JOB_MESSAGE && json_array_size(rs) != 1)
+        return fail(reason, len, "recipients: a message job has exactly one recipient");
+    json_t *nrs = json_array();
+    json_array_foreach(rs, i, v)
+    {
+        char where[48];
+        snprintf(where, sizeof(where), "recipients[%zu]", i);
+        json_t *n = NULL;
+        if (recipient(v, rules, out->channels, out->n_channels, where, &n, reason, len) < 0) {
+            json_decref(nrs);
+            return -1;
+        }
+        json_array_append_new(nrs, n);
+    }
+    json_object_set_new(root, "recipients", nrs);
+    out->n_inline = json_array_size(nrs);
+    return 0;
+}
+
+int job_parse(const char *raw, size_t len, const job_rules *rules, job *out, char *reason,
+              size_t reason_len)
+{
+    memset(out, 0, sizeof(*out));
+    size_t max = rules && rules->max_bytes ? rules->max_bytes : 1 << 20;
+    if (len > max)
+        return fail(reason, reason_len, "job too large: %zu bytes (max %zu)", len, max);
+    json_error_t je;
+    json_t *root = json_loadb(raw, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return fail(reason, reason_len, "not JSON: %s at line %d column %d", je.text, je.line,
+                    je.column);
+    if (parse(root, rules, out, reason, reason_len) < 0) {
+        json_decref(root);
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    out->spec = root;
+    /* re-point borrowed strings: normalization may have replaced arrays */
+    json_t *chs = json_object_get(root, "channels");
+    for (size_t i = 0; i < out->n_channels; i++)
+        out->channels[i] = json_string_value(json_array_get(chs, i));
+    out->recipients_list = json_string_value(json_object_get(root, "recipients_list"));
+    return 0;
+}
+
+void job_free(job *j)
+{
+    json_decref(j->spec);
+    memset(j, 0, sizeof(*j));
+}

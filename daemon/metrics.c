@@ -1,0 +1,97 @@
+/* /metrics: the counters the daemon keeps, per connector where it matters,
+ * in Prometheus text format. Formatting only; the counting happens where
+ * the events happen. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static void put(oc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(oc_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        oc_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static const char *const lat_le[12] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                                       "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
+
+void metrics_render(omni *o, oc_buf *b)
+{
+    const omni_stats *s = &o->stats;
+    put(b, "# HELP omnicast_jobs_total Jobs read from the queue, by result.\n"
+           "# TYPE omnicast_jobs_total counter\n");
+    put(b, "omnicast_jobs_total{result=\"accepted\"} %llu\n", (unsigned long long)s->jobs_accepted);
+    put(b, "omnicast_jobs_total{result=\"rejected\"} %llu\n", (unsigned long long)s->jobs_rejected);
+    put(b, "omnicast_jobs_total{result=\"duplicate\"} %llu\n",
+        (unsigned long long)s->jobs_duplicate);
+
+    put(b, "# HELP omnicast_messages_total Send outcomes by connector instance.\n"
+           "# TYPE omnicast_messages_total counter\n");
+    for (size_t i = 0; i < o->n_conns; i++) {
+        const conn_inst *c = &o->conns[i];
+        const char *n = c->conf->name;
+        put(b, "omnicast_messages_total{connector=\"%s\",outcome=\"sent\"} %llu\n", n,
+            (unsigned long long)c->n_sent);
+        put(b, "omnicast_messages_total{connector=\"%s\",outcome=\"failed\"} %llu\n", n,
+            (unsigned long long)c->n_failed);
+        put(b, "omnicast_messages_total{connector=\"%s\",outcome=\"retry\"} %llu\n", n,
+            (unsigned long long)c->n_retry);
+    }
+    put(b, "# HELP omnicast_inflight Transfers in flight.\n# TYPE omnicast_inflight gauge\n");
+    for (size_t i = 0; i < o->n_conns; i++)
+        put(b, "omnicast_inflight{connector=\"%s\"} %d\n", o->conns[i].conf->name,
+            o->conns[i].inflight);
+    put(b, "# HELP omnicast_queued Claimed messages waiting for a token or a slot.\n"
+           "# TYPE omnicast_queued gauge\n");
+    for (size_t i = 0; i < o->n_conns; i++)
+        put(b, "omnicast_queued{connector=\"%s\"} %zu\n", o->conns[i].conf->name,
+            o->conns[i].queued);
+    put(b, "# HELP omnicast_token_bucket_waits_total Times a send waited for a token.\n"
+           "# TYPE omnicast_token_bucket_waits_total counter\n");
+    for (size_t i = 0; i < o->n_conns; i++)
+        put(b, "omnicast_token_bucket_waits_total{connector=\"%s\"} %llu\n",
+            o->conns[i].conf->name, (unsigned long long)o->conns[i].n_waits);
+    put(b, "# HELP omnicast_throttled_total Times a provider asked a connector to slow down.\n"
+           "# TYPE omnicast_throttled_total counter\n");
+    for (size_t i = 0; i < o->n_conns; i++)
+        put(b, "omnicast_throttled_total{connector=\"%s\"} %llu\n", o->conns[i].conf->name,
+            (unsigned long long)o->conns[i].n_throttled);
+    put(b, "# HELP omnicast_provider_latency_seconds Time from submit to completion.\n"
+           "# TYPE omnicast_provider_latency_seconds histogram\n");
+    for (size_t i = 0; i < o->n_conns; i++) {
+        const conn_inst *c = &o->conns[i];
+        unsigned long long cum = 0;
+        for (int k = 0; k < 12; k++) {
+            cum += c->lat_buckets[k];
+            put(b, "omnicast_provider_latency_seconds_bucket{connector=\"%s\",le=\"%s\"} %llu\n",
+                c->conf->name, lat_le[k], cum);
+        }
+        put(b, "omnicast_provider_latency_seconds_sum{connector=\"%s\"} %.6f\n", c->conf->name,
+            c->lat_sum_s);
+        put(b, "omnicast_provider_latency_seconds_count{connector=\"%s\"} %llu\n", c->conf->name,
+            cum);
+    }
+    put(b, "# TYPE omnicast_held_recipients gauge\nomnicast_held_recipients %zu\n", o->held);
+    put(b, "# TYPE omnicast_chunks_done_total counter\nomnicast_chunks_done_total %llu\n",
+        (unsigned long long)s->chunks_done);
+    put(b, "# TYPE omnicast_retries_taken_total counter\nomnicast_retries_taken_total %llu\n",
+        (unsigned long long)s->retries_taken);
+    put(b, "# TYPE omnicast_dead_letters_total counter\nomnicast_dead_letters_total %llu\n",
+        (unsigned long long)s->dead_letters);
+    put(b, "# TYPE omnicast_webhook_events_total counter\nomnicast_webhook_events_total %llu\n",
+        (unsigned long long)s->webhook_events);
+    put(b, "# TYPE omnicast_conversations_opened_total counter\n"
+           "omnicast_conversations_opened_total %llu\n",
+        (unsigned long long)s->conversations_opened);
+    put(b, "# TYPE omnicast_redis_up gauge\nomnicast_redis_up %d\n", store_is_ready(o->st));
+    put(b, "# TYPE omnicast_redis_reconnects_total counter\nomnicast_redis_reconnects_total %lu\n",
+        store_reconnects(o->st));
+    put(b, "# TYPE omnicast_draining gauge\nomnicast_draining %d\n", o->draining);
+}

@@ -1,0 +1,459 @@
+/* libcurl's multi socket interface on the daemon's libevent base: curl says
+ * which sockets and timeout it cares about, libevent tells curl when they
+ * fire. Finished transfers are collected first and their callbacks run
+ * after curl returns, so a callback may submit new transfers. Easy handles
+ * are pooled; the multi's connection cache keeps connections alive. */
+#include "transport.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define POOL_MAX 1024
+#define BODY_MAX (1u << 20)
+
+typedef struct xfer xfer;
+
+struct transport {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    size_t inflight;
+    CURL *pool[POOL_MAX];
+    size_t npool;
+    xfer *all; /* transfers in flight (doubly linked) */
+    struct sock *socks;
+    int in_action;
+};
+
+struct xfer {
+    transport *t;
+    CURL *easy;
+    oc_request req;
+    struct curl_slist *headers, *rcpt;
+    oc_buf resp;
+    size_t upload_off;
+    char retry_after[128];
+    char content_type[128];
+    int too_large;
+    long long start_us;
+    CURLcode rc;
+    xfer *done_next; /* the list of finished transfers awaiting callbacks */
+    transport_done_fn done;
+    void *arg;
+    xfer *prev, *next;
+};
+
+typedef struct sock {
+    struct event *ev;
+    transport *t;
+    struct sock *prev, *next; /* every socket curl watches, freed at the end */
+} sock;
+
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void check_done(transport *t);
+
+static void action(transport *t, curl_socket_t fd, int ev_bitmask)
+{
+    int running;
+    t->in_action++;
+    curl_multi_socket_action(t->multi, fd, ev_bitmask, &running);
+    t->in_action--;
+    check_done(t);
+}
+
+static void sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+    transport *t = arg;
+    int mask = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    action(t, fd, mask);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    action(arg, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void sock_free(transport *t, sock *sk)
+{
+    if (sk->prev)
+        sk->prev->next = sk->next;
+    else
+        t->socks = sk->next;
+    if (sk->next)
+        sk->next->prev = sk->prev;
+    if (sk->ev)
+        event_free(sk->ev);
+    free(sk);
+}
+
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)e;
+    transport *t = userp;
+    sock *sk = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sk) {
+            sock_free(t, sk);
+            curl_multi_assign(t->multi, s, NULL);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!sk) {
+        sk = calloc(1, sizeof(*sk));
+        if (!sk)
+            return -1;
+        sk->t = t;
+        sk->next = t->socks;
+        if (t->socks)
+            t->socks->prev = sk;
+        t->socks = sk;
+        curl_multi_assign(t->multi, s, sk);
+    } else {
+        event_del(sk->ev);
+        event_free(sk->ev);
+    }
+    sk->ev = event_new(t->base, s, kind, sock_cb, t);
+    event_add(sk->ev, NULL);
+    return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *userp)
+{
+    (void)m;
+    transport *t = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(t->timer);
+        return 0;
+    }
+    /* 0 means "now": a zero timer runs it on the next loop turn, outside
+     * curl's own call stack */
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(t->timer, &tv);
+    return 0;
+}
+
+transport *transport_new(struct event_base *base, const transport_opts *opts)
+{
+    static int global_done;
+    if (!global_done) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return NULL;
+        global_done = 1;
+    }
+    transport *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->base = base;
+    t->multi = curl_multi_init();
+    t->timer = evtimer_new(base, timer_cb, t);
+    if (!t->multi || !t->timer) {
+        transport_free(t);
+        return NULL;
+    }
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    if (opts && opts->max_total_connections > 0) {
+        curl_multi_setopt(t->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                          (long)opts->max_total_connections);
+        curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_total_connections);
+    }
+    if (opts && opts->max_host_connections > 0)
+        curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          (long)opts->max_host_connections);
+    return t;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *userp)
+{
+    xfer *x = userp;
+    size_t len = size * n;
+    if (x->resp.len + len > BODY_MAX) {
+        x->too_large = 1;
+        return 0; /* aborts the transfer */
+    }
+    if (oc_buf_append(&x->resp, p, len) < 0)
+        return 0;
+    return len;
+}
+
+static void header_value(const char *p, size_t len, size_t name_len, char *out, size_t out_len)
+{
+    const char *v = p + name_len;
+    const char *e = p + len;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    size_t n = (size_t)(e - v);
+    if (n >= out_len)
+        n = out_len - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *userp)
+{
+    xfer *x = userp;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        /* a new response block (after 100 Continue, say): forget the old */
+        x->retry_after[0] = x->content_type[0] = '\0';
+    } else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        header_value(p, len, 12, x->retry_after, sizeof(x->retry_after));
+    } else if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
+        header_value(p, len, 13, x->content_type, sizeof(x->content_type));
+    }
+    return len;
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *userp)
+{
+    xfer *x = userp;
+    size_t left = x->req.body.len - x->upload_off;
+    size_t want = size * n;
+    if (want > left)
+        want = left;
+    if (want)
+        memcpy(buf, x->req.body.data + x->upload_off, want);
+    x->upload_off += want;
+    return want;
+}
+
+static void xfer_free(xfer *x)
+{
+    curl_slist_free_all(x->headers);
+    curl_slist_free_all(x->rcpt);
+    oc_request_free(&x->req);
+    oc_buf_free(&x->resp);
+    free(x);
+}
+
+static void release_easy(transport *t, CURL *e)
+{
+    if (t->npool < POOL_MAX) {
+        curl_easy_reset(e);
+        t->pool[t->npool++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+static void unlink_xfer(transport *t, xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        t->all = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
+                     transport_done_fn done, void *arg)
+{
+    xfer *x = calloc(1, sizeof(*x));
+    if (!x) {
+        oc_request_free(req);
+        return -1;
+    }
+    x->t = t;
+    x->req = *req;
+    memset(req, 0, sizeof(*req)); /* ours now */
+    x->done = done;
+    x->arg = arg;
+    CURL *e = t->npool ? t->pool[--t->npool] : curl_easy_init();
+    if (!e || !x->req.url) {
+        if (e)
+            release_easy(t, e);
+        xfer_free(x);
+        return -1;
+    }
+    x->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, x->req.url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    if (opts && opts->timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opts->timeout_ms);
+    if (opts && opts->connect_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opts->connect_timeout_ms);
+    if (x->req.userpwd)
+        curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd);
+    for (int i = 0; i < x->req.n_headers; i++)
+        x->headers = curl_slist_append(x->headers, x->req.headers[i]);
+    if (x->req.kind == OC_REQ_SMTP) {
+        curl_easy_setopt(e, CURLOPT_MAIL_FROM, x->req.mail_from ? x->req.mail_from : "<>");
+        x->rcpt = curl_slist_append(NULL, x->req.mail_rcpt ? x->req.mail_rcpt : "");
+        curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt);
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->req.body.len);
+        curl_easy_setopt(e, CURLOPT_USE_SSL,
+                         x->req.smtp_tls == 1 ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
+    } else {
+        x->headers = curl_slist_append(x->headers, "Expect:");
+        if (x->req.method && strcmp(x->req.method, "GET") == 0) {
+            curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        } else {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.data ? x->req.body.data : "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body.len);
+            if (x->req.method && strcmp(x->req.method, "POST") != 0)
+                curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->req.method);
+        }
+        if (opts && opts->http2) {
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+        } else {
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+        }
+    }
+    if (x->headers)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    x->start_us = mono_us();
+    if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+        release_easy(t, e);
+        xfer_free(x);
+        return -1;
+    }
+    x->next = t->all;
+    if (t->all)
+        t->all->prev = x;
+    t->all = x;
+    t->inflight++;
+    return 0;
+}
+
+static int net_error(CURLcode rc, long status)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return OC_NET_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return OC_NET_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return OC_NET_CONNECT;
+    case CURLE_LOGIN_DENIED:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return status ? OC_NET_PROTOCOL : OC_NET_RESET;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+        return status >= 400 ? OC_NET_PROTOCOL : OC_NET_RESET;
+    default:
+        return status >= 400 ? OC_NET_PROTOCOL : OC_NET_OTHER;
+    }
+}
+
+/* Collect every finished transfer, then call back: the callbacks run with
+ * curl's stack unwound and may add transfers. */
+static void check_done(transport *t)
+{
+    if (t->in_action)
+        return;
+    xfer *finished = NULL, **tail = &finished;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(t->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        xfer *x;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode rc = m->data.result;
+        curl_multi_remove_handle(t->multi, m->easy_handle);
+        unlink_xfer(t, x);
+        x->rc = rc;
+        *tail = x;
+        tail = &x->done_next;
+    }
+    while (finished) {
+        xfer *x = finished;
+        finished = x->done_next;
+        CURLcode rc = x->rc;
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        oc_response r = {0};
+        r.net_error = x->too_large ? OC_NET_OTHER : net_error(rc, status);
+        r.net_detail = x->too_large ? "response too large" : curl_easy_strerror(rc);
+        r.status = status;
+        if (oc_buf_reserve(&x->resp, 0) == 0)
+            x->resp.data[x->resp.len] = '\0';
+        r.body = x->resp.data ? x->resp.data : "";
+        r.body_len = x->resp.len;
+        r.retry_after = x->retry_after[0] ? x->retry_after : NULL;
+        r.content_type = x->content_type[0] ? x->content_type : NULL;
+        r.now_ms = wall_ms();
+        long long lat = mono_us() - x->start_us;
+        t->inflight--;
+        release_easy(t, x->easy);
+        x->easy = NULL;
+        if (x->done)
+            x->done(x->arg, &r, lat);
+        xfer_free(x);
+    }
+}
+
+size_t transport_inflight(const transport *t)
+{
+    return t->inflight;
+}
+
+void transport_free(transport *t)
+{
+    if (!t)
+        return;
+    while (t->all) {
+        xfer *x = t->all;
+        t->all = x->next;
+        curl_multi_remove_handle(t->multi, x->easy);
+        curl_easy_cleanup(x->easy);
+        xfer_free(x);
+    }
+    for (size_t i = 0; i < t->npool; i++)
+        curl_easy_cleanup(t->pool[i]);
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    while (t->socks)
+        sock_free(t, t->socks);
+    if (t->timer)
+        event_free(t->timer);
+    free(t);
+}
