@@ -45,10 +45,13 @@ wait_for() {
   done
 }
 
+# start_redis [EXTRA ARGS]: a private redis-server; the extra arguments
+# (e.g. --appendonly yes) are kept for restart_redis
 start_redis() {
   REDIS_PORT=$(free_port)
+  REDIS_ARGS=(--save '' --appendonly no "$@")
   mkdir -p "$T/redis"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 "${REDIS_ARGS[@]}" \
     --dir "$T/redis" --logfile "$T/redis.log" --daemonize no &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
@@ -61,7 +64,7 @@ stop_redis() {
 }
 
 restart_redis() {
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 "${REDIS_ARGS[@]}" \
     --dir "$T/redis" --logfile "$T/redis.log" --daemonize no &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
