@@ -95,15 +95,26 @@ start_daemon() {
   PIDS+=("$DAEMON_PID")
 }
 
+# stop_daemon [PID]: SIGTERM, and the daemon must drain and exit 0 (under
+# the sanitizers a leak or an error makes that exit non-zero)
 stop_daemon() {
   local pid=${1:-$DAEMON_PID}
   kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
+  local deadline=$((SECONDS + 60))
   while kill -0 "$pid" 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { kill -KILL "$pid"; break; }
+    [ $SECONDS -lt $deadline ] || { kill -KILL "$pid"; fail "daemon $pid did not stop on SIGTERM"; }
     sleep 0.1
   done
-  wait "$pid" 2>/dev/null || true
+  local rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  [ "$rc" -eq 0 ] || fail "daemon $pid exited with status $rc"
+}
+
+# no sanitizer reports in any log
+check_logs_clean() {
+  if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log 2>/dev/null; then
+    fail "sanitizer report in the logs above"
+  fi
 }
 
 # daemon_conf FILE EXTRA_SECTIONS: a config on the private redis

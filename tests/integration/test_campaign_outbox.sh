@@ -74,3 +74,4 @@ ok "same job id twice and the same number spelled twice: sent once"
 stop_daemon
 grep -q "omnicastd stopped" "$T/daemon.log" || fail "daemon did not stop cleanly"
 ok "SIGTERM drains and exits"
+check_logs_clean

@@ -34,3 +34,5 @@ counters_add_up rr || fail "counters do not add up"
 [ "$(campaign_field rr sent)" -eq "$n" ] || fail "sent counter $(campaign_field rr sent) != outbox lines $n"
 grep -q "reconnect" "$T/daemon.log" || fail "no reconnect logged"
 ok "campaign completed after a Redis restart: $n sent once each, counters add up"
+stop_daemon
+check_logs_clean
