@@ -1,0 +1,537 @@
+/* WhatsApp Cloud API connector: text and approved template messages out,
+ * Graph API error codes classified into sent / retry / failed, and the
+ * webhook in (verification handshake, X-Hub-Signature-256, messages and
+ * statuses). No I/O here: requests out, outcomes and events back. */
+#include <ctype.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "omnicast/connector.h"
+
+#define TEXT_MAX 4096
+#define EVENTS_MAX 1000
+
+typedef struct wa {
+    const oc_host *host;
+    char *url;
+    char *auth; /* "Bearer ..." */
+    char *app_secret;
+    char *verify_token;
+    oc_buf body;
+} wa;
+
+static const oc_config_key wa_keys[] = {
+    {"api_base", OC_KEY_URL, "https://graph.facebook.com", "Graph API base URL"},
+    {"api_version", 0, "v21.0", "Graph API version"},
+    {"phone_number_id", OC_KEY_REQUIRED, NULL, "the business phone number's id"},
+    {"access_token", OC_KEY_REQUIRED | OC_KEY_SECRET, NULL, "system user access token"},
+    {"app_secret", OC_KEY_SECRET, NULL, "app secret: verifies X-Hub-Signature-256 on webhooks"},
+    {"verify_token", OC_KEY_SECRET, NULL, "token for the webhook verification handshake"},
+    {NULL, 0, NULL, NULL},
+};
+
+static char *dupf(const char *a, const char *b, const char *c, const char *d, const char *e)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + strlen(e) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s%s%s%s", a, b, c, d, e);
+    return s;
+}
+
+static int wa_init(const oc_config *cfg, const oc_host *host, void **inst, char *err,
+                   size_t err_len)
+{
+    const char *base = cfg->get(cfg->ctx, "api_base");
+    const char *ver = cfg->get(cfg->ctx, "api_version");
+    const char *pnid = cfg->get(cfg->ctx, "phone_number_id");
+    const char *tok = cfg->get(cfg->ctx, "access_token");
+    if (!pnid || !tok || !*pnid || !*tok) {
+        snprintf(err, err_len, "phone_number_id and access_token are required");
+        return -1;
+    }
+    for (const char *p = pnid; *p; p++)
+        if (!isdigit((unsigned char)*p)) {
+            snprintf(err, err_len, "phone_number_id must be digits");
+            return -1;
+        }
+    for (const char *p = tok; *p; p++)
+        if ((unsigned char)*p < 0x21 || *p == 0x7f) {
+            snprintf(err, err_len, "access_token contains spaces or control characters");
+            return -1;
+        }
+    wa *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -1;
+    w->host = host;
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    char b[1024];
+    snprintf(b, sizeof(b), "%.*s", (int)bl, base);
+    w->url = dupf(b, "/", ver, "/", pnid);
+    char *u = dupf(w->url, "/messages", "", "", "");
+    free(w->url);
+    w->url = u;
+    w->auth = dupf("Bearer ", tok, "", "", "");
+    const char *s = cfg->get(cfg->ctx, "app_secret");
+    w->app_secret = s ? strdup(s) : NULL;
+    s = cfg->get(cfg->ctx, "verify_token");
+    w->verify_token = s ? strdup(s) : NULL;
+    *inst = w;
+    return 0;
+}
+
+static void wa_free(void *inst)
+{
+    wa *w = inst;
+    if (!w)
+        return;
+    free(w->url);
+    if (w->auth)
+        OPENSSL_cleanse(w->auth, strlen(w->auth));
+    free(w->auth);
+    if (w->app_secret)
+        OPENSSL_cleanse(w->app_secret, strlen(w->app_secret));
+    free(w->app_secret);
+    free(w->verify_token);
+    oc_buf_free(&w->body);
+    free(w);
+}
+
+static void str(wa *w, oc_buf *b, const char *s)
+{
+    oc_buf_puts(b, "\"");
+    w->host->json_escape(b, s, strlen(s));
+    oc_buf_puts(b, "\"");
+}
+
+static int wa_build(void *inst, const oc_message *m, oc_request *req, oc_outcome *out)
+{
+    wa *w = inst;
+    const char *to = m->to[0] == '+' ? m->to + 1 : m->to;
+    oc_buf *b = &req->body;
+    oc_buf_puts(b, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\",\"to\":");
+    str(w, b, to);
+    if (m->template_name) {
+        oc_buf_puts(b, ",\"type\":\"template\",\"template\":{\"name\":");
+        str(w, b, m->template_name);
+        oc_buf_puts(b, ",\"language\":{\"code\":");
+        str(w, b, m->template_language ? m->template_language : "en_US");
+        oc_buf_puts(b, "}");
+        if (m->n_template_params) {
+            oc_buf_puts(b, ",\"components\":[{\"type\":\"body\",\"parameters\":[");
+            for (size_t i = 0; i < m->n_template_params; i++) {
+                oc_buf_puts(b, i ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+                str(w, b, m->template_params[i]);
+                oc_buf_puts(b, "}");
+            }
+            oc_buf_puts(b, "]}]");
+        }
+        oc_buf_puts(b, "}}");
+    } else if (m->text && m->text[0]) {
+        if (strlen(m->text) > TEXT_MAX) {
+            oc_outcome_set(out, OC_FAILED, "too_long", "text longer than 4096 bytes");
+            return -1;
+        }
+        oc_buf_puts(b, ",\"type\":\"text\",\"text\":{\"preview_url\":false,\"body\":");
+        str(w, b, m->text);
+        oc_buf_puts(b, "}}");
+    } else {
+        oc_outcome_set(out, OC_FAILED, "no_content", "neither text nor template");
+        return -1;
+    }
+    if (!b->data)
+        return -1;
+    req->kind = OC_REQ_HTTP;
+    req->method = "POST";
+    req->url = strdup(w->url);
+    oc_request_header(req, "Authorization", w->auth);
+    oc_request_header(req, "Content-Type", "application/json");
+    return 0;
+}
+
+/* The Graph API's codes, decided per PROTOCOLS.md. */
+static void classify_code(long code, oc_outcome *o)
+{
+    switch (code) {
+    case 4:
+    case 80007:
+    case 130429:
+        o->kind = OC_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "throttled");
+        o->throttle = 1;
+        return;
+    case 131056:
+        o->kind = OC_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "pair_rate_limit");
+        if (o->retry_after_ms < 0)
+            o->retry_after_ms = 6000;
+        return;
+    case 2:
+    case 131000:
+    case 131016:
+        o->kind = OC_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "provider_unavailable");
+        return;
+    }
+    const char *r = "rejected";
+    switch (code) {
+    case 131047: r = "outside_window"; break;
+    case 131026: r = "undeliverable"; break;
+    case 133010: r = "not_registered"; break;
+    case 131051: r = "unsupported_type"; break;
+    case 132000:
+    case 132001:
+    case 132005:
+    case 132012: r = "template_error"; break;
+    case 131048:
+    case 368: r = "policy"; break;
+    case 131049: r = "not_delivered_marketing"; break;
+    case 100: r = "invalid_parameter"; break;
+    case 190:
+    case 0: r = "auth"; break;
+    }
+    o->kind = OC_FAILED;
+    snprintf(o->reason, sizeof(o->reason), "%s", r);
+}
+
+static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
+{
+    wa *w = inst;
+    oc_outcome_set(out, OC_FAILED, "rejected", NULL);
+    out->retry_after_ms = w->host->retry_after_ms(resp->retry_after, resp->now_ms);
+    if (resp->net_error != OC_NET_OK) {
+        out->kind = OC_RETRY;
+        snprintf(out->reason, sizeof(out->reason), "network");
+        snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &je);
+    if (resp->status >= 200 && resp->status < 300) {
+        const char *id = json_string_value(
+            json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
+        if (id && *id) {
+            long ra = out->retry_after_ms;
+            oc_outcome_set(out, OC_SENT, NULL, NULL);
+            out->retry_after_ms = ra;
+            snprintf(out->provider_id, sizeof(out->provider_id), "%s", id);
+        } else {
+            snprintf(out->reason, sizeof(out->reason), "bad_response");
+            snprintf(out->detail, sizeof(out->detail), "HTTP %ld without a message id",
+                     resp->status);
+        }
+        json_decref(j);
+        return;
+    }
+    json_t *e = json_object_get(j, "error");
+    json_t *code = json_object_get(e, "code");
+    if (json_is_integer(code)) {
+        long c = (long)json_integer_value(code);
+        classify_code(c, out);
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        snprintf(out->detail, sizeof(out->detail), "code %ld: %s", c, msg ? msg : "");
+        if (resp->status >= 500 && out->kind == OC_FAILED && c != 190 && c != 0) {
+            out->kind = OC_RETRY;
+            snprintf(out->reason, sizeof(out->reason), "http_5xx");
+        }
+        if (resp->status == 429 && out->kind != OC_RETRY) {
+            out->kind = OC_RETRY;
+            out->throttle = 1;
+            snprintf(out->reason, sizeof(out->reason), "throttled");
+        }
+    } else if (resp->status == 429) {
+        out->kind = OC_RETRY;
+        out->throttle = 1;
+        snprintf(out->reason, sizeof(out->reason), "throttled");
+        snprintf(out->detail, sizeof(out->detail), "HTTP 429");
+    } else if (resp->status >= 500 || resp->status == 408) {
+        out->kind = OC_RETRY;
+        snprintf(out->reason, sizeof(out->reason), "http_5xx");
+        snprintf(out->detail, sizeof(out->detail), "HTTP %ld", resp->status);
+    } else {
+        snprintf(out->detail, sizeof(out->detail), "HTTP %ld", resp->status);
+    }
+    json_decref(j);
+}
+
+/* ---- inbound */
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The value of name in a query string, URL-decoded into out; NULL if absent
+ * or malformed. */
+static const char *query_get(const char *q, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        const char *end = amp ? amp : q + strlen(q);
+        if ((size_t)(end - q) > nl && !strncmp(q, name, nl) && q[nl] == '=') {
+            size_t o = 0;
+            for (const char *p = q + nl + 1; p < end; p++) {
+                int c = (unsigned char)*p;
+                if (c == '+')
+                    c = ' ';
+                else if (c == '%') {
+                    if (end - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
+                        return NULL;
+                    c = hexval(p[1]) * 16 + hexval(p[2]);
+                    p += 2;
+                }
+                if (o + 1 >= len)
+                    return NULL;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+            return out;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+static int const_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return 0;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+static int signature_ok(wa *w, const oc_http_request *req)
+{
+    const char *sig = req->header(req->header_ctx, "X-Hub-Signature-256");
+    if (!sig || strncmp(sig, "sha256=", 7) || strlen(sig) != 7 + 64)
+        return 0;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    if (!HMAC(EVP_sha256(), w->app_secret, (int)strlen(w->app_secret),
+              (const unsigned char *)req->body, req->body_len, mac, &ml))
+        return 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < ml; i++)
+        sprintf(hex + 2 * i, "%02x", mac[i]);
+    char given[65];
+    for (int i = 0; i < 64; i++)
+        given[i] = (char)tolower((unsigned char)sig[7 + i]);
+    given[64] = '\0';
+    return CRYPTO_memcmp(hex, given, 64) == 0;
+}
+
+static void fail_with(oc_inbound_result *res, int status, const char *code)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    snprintf(res->error, sizeof(res->error), "%s", code);
+}
+
+static const char *plus(const char *digits, char *buf, size_t len)
+{
+    if (!digits)
+        return NULL;
+    snprintf(buf, len, "+%s", digits[0] == '+' ? digits + 1 : digits);
+    return buf;
+}
+
+static void emit_message(json_t *m, json_t *value, const char *business, oc_emit_fn emit,
+                         void *ctx)
+{
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *from = json_string_value(json_object_get(m, "from"));
+    if (!type || !from)
+        return;
+    char text[4200], fromb[64];
+    const char *t = NULL;
+    if (!strcmp(type, "text")) {
+        t = json_string_value(json_object_get(json_object_get(m, "text"), "body"));
+    } else if (!strcmp(type, "button")) {
+        t = json_string_value(json_object_get(json_object_get(m, "button"), "text"));
+    } else if (!strcmp(type, "interactive")) {
+        json_t *i = json_object_get(m, "interactive");
+        json_t *r = json_object_get(i, "button_reply");
+        if (!r)
+            r = json_object_get(i, "list_reply");
+        t = json_string_value(json_object_get(r, "title"));
+    } else if (!strcmp(type, "image") || !strcmp(type, "audio") || !strcmp(type, "video") ||
+               !strcmp(type, "document") || !strcmp(type, "sticker")) {
+        json_t *media = json_object_get(m, type);
+        const char *id = json_string_value(json_object_get(media, "id"));
+        const char *cap = json_string_value(json_object_get(media, "caption"));
+        snprintf(text, sizeof(text), "[%s:%s]%s%s", type, id ? id : "", cap ? " " : "",
+                 cap ? cap : "");
+        t = text;
+    } else if (!strcmp(type, "location")) {
+        json_t *l = json_object_get(m, "location");
+        snprintf(text, sizeof(text), "[location:%g,%g]",
+                 json_number_value(json_object_get(l, "latitude")),
+                 json_number_value(json_object_get(l, "longitude")));
+        t = text;
+    } else if (!strcmp(type, "reaction")) {
+        const char *e = json_string_value(json_object_get(json_object_get(m, "reaction"), "emoji"));
+        snprintf(text, sizeof(text), "[reaction:%s]", e ? e : "");
+        t = text;
+    } else {
+        snprintf(text, sizeof(text), "[%.64s]", type);
+        t = text;
+    }
+    const char *name = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(value, "contacts"), i, c)
+    {
+        const char *wa_id = json_string_value(json_object_get(c, "wa_id"));
+        if (wa_id && !strcmp(wa_id, from))
+            name = json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
+    }
+    const char *ts = json_string_value(json_object_get(m, "timestamp"));
+    oc_event ev = {
+        .type = OC_EV_REPLY,
+        .from = plus(from, fromb, sizeof(fromb)),
+        .to = business,
+        .text = t ? t : "",
+        .kind = type,
+        .provider_id = json_string_value(json_object_get(m, "id")),
+        .in_reply_to = json_string_value(json_object_get(json_object_get(m, "context"), "id")),
+        .name = name,
+        .timestamp = ts ? atoll(ts) : 0,
+    };
+    emit(ctx, &ev);
+}
+
+static void emit_status(json_t *s, const char *business, oc_emit_fn emit, void *ctx)
+{
+    const char *id = json_string_value(json_object_get(s, "id"));
+    const char *st = json_string_value(json_object_get(s, "status"));
+    if (!id || !st)
+        return;
+    char err[256] = "", rb[64];
+    json_t *e = json_array_get(json_object_get(s, "errors"), 0);
+    if (e) {
+        const char *title = json_string_value(json_object_get(e, "title"));
+        snprintf(err, sizeof(err), "%lld: %s", (long long)json_integer_value(json_object_get(e, "code")),
+                 title ? title : "");
+    }
+    const char *ts = json_string_value(json_object_get(s, "timestamp"));
+    oc_event ev = {
+        .type = OC_EV_STATUS,
+        .from = plus(json_string_value(json_object_get(s, "recipient_id")), rb, sizeof(rb)),
+        .to = business,
+        .provider_id = id,
+        .state = st,
+        .error = err[0] ? err : NULL,
+        .timestamp = ts ? atoll(ts) : 0,
+    };
+    emit(ctx, &ev);
+}
+
+static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
+                       oc_emit_fn emit, void *ctx)
+{
+    wa *w = inst;
+    if (!strcmp(req->method, "GET")) {
+        char mode[32], token[512], challenge[300];
+        if (!query_get(req->query, "hub.mode", mode, sizeof(mode)) || strcmp(mode, "subscribe") ||
+            !query_get(req->query, "hub.verify_token", token, sizeof(token)) || !w->verify_token ||
+            !const_eq(token, w->verify_token)) {
+            fail_with(res, 403, "verify_token_mismatch");
+            return;
+        }
+        if (!query_get(req->query, "hub.challenge", challenge, sizeof(challenge)) ||
+            strlen(challenge) > 256) {
+            fail_with(res, 400, "bad_challenge");
+            return;
+        }
+        for (const char *p = challenge; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                fail_with(res, 400, "bad_challenge");
+                return;
+            }
+        res->status = 200;
+        res->content_type = "text/plain";
+        oc_buf_puts(&res->body, challenge);
+        return;
+    }
+    if (strcmp(req->method, "POST")) {
+        fail_with(res, 405, "method_not_allowed");
+        return;
+    }
+    if (!w->app_secret) {
+        fail_with(res, 403, "no_app_secret");
+        return;
+    }
+    if (!signature_ok(w, req)) {
+        fail_with(res, 401, "bad_signature");
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, 0, &je);
+    json_t *entries = json_object_get(j, "entry");
+    if (!json_is_object(j) || !json_is_array(entries)) {
+        json_decref(j);
+        fail_with(res, 400, "bad_payload");
+        return;
+    }
+    int n = 0;
+    size_t i, k, x;
+    json_t *e, *ch, *item;
+    json_array_foreach(entries, i, e)
+    {
+        json_array_foreach(json_object_get(e, "changes"), k, ch)
+        {
+            json_t *value = json_object_get(ch, "value");
+            json_t *md = json_object_get(value, "metadata");
+            const char *disp = json_string_value(json_object_get(md, "display_phone_number"));
+            char business[64] = "";
+            if (disp) {
+                size_t o = 0;
+                business[o++] = '+';
+                for (const char *p = disp; *p && o + 1 < sizeof(business); p++)
+                    if (isdigit((unsigned char)*p))
+                        business[o++] = *p;
+                business[o] = '\0';
+            } else {
+                const char *pn = json_string_value(json_object_get(md, "phone_number_id"));
+                snprintf(business, sizeof(business), "%s", pn ? pn : "");
+            }
+            json_array_foreach(json_object_get(value, "messages"), x, item)
+            {
+                if (n++ < EVENTS_MAX)
+                    emit_message(item, value, business, emit, ctx);
+            }
+            json_array_foreach(json_object_get(value, "statuses"), x, item)
+            {
+                if (n++ < EVENTS_MAX)
+                    emit_status(item, business, emit, ctx);
+            }
+        }
+    }
+    json_decref(j);
+    res->status = 200;
+    res->content_type = "application/json";
+    oc_buf_puts(&res->body, "{}");
+}
+
+OC_CONNECTOR(whatsapp) = {
+    OC_CONNECTOR_INIT,
+    .type = "whatsapp",
+    .description = "WhatsApp Cloud API: text and approved templates; webhooks",
+    .keys = wa_keys,
+    .init = wa_init,
+    .free = wa_free,
+    .build = wa_build,
+    .classify = wa_classify,
+    .inbound = wa_inbound,
+};
