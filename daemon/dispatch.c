@@ -335,11 +335,16 @@ static void claimed(redisReply *rep, void *arg)
             log_error("campaign %s: claim failed: %s", c->cid, rep->str);
         /* not claimed: put them back, claim again when Redis answers */
         for (size_t i = 0; i < c->n; i++)
-            if (c->rs[i].state == R_CLAIMING)
+            if (c->rs[i].state == R_CLAIMING) {
                 c->rs[i].state = R_CLAIM;
+                c->spec->chans[c->rs[i].ch]->ci->claiming--;
+            }
         omni_kick(o);
         return;
     }
+    for (size_t i = 0; i < c->n; i++)
+        if (c->rs[i].state == R_CLAIMING)
+            c->spec->chans[c->rs[i].ch]->ci->claiming--;
     const char *state = rep->element[0]->str;
     int paused = strcmp(state, "paused") == 0 || strcmp(state, "scheduled") == 0;
     int missing = strcmp(state, "missing") == 0;
@@ -401,6 +406,12 @@ static void claim_chunk(chunk *c)
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
             continue;
+        /* claim only what the connector can start soon: a claim that waits
+         * in memory is one that ends 'uncertain' if this process dies */
+        conn_inst *ci = c->spec->chans[r->ch]->ci;
+        if (ci->queued + ci->claiming >= ci->claim_window)
+            continue;
+        ci->claiming++;
         char flags[3] = {0}, *f = flags;
         if (is_last_channel(r))
             *f++ = 'F';

@@ -243,6 +243,16 @@ static int start_connectors(omni *o)
         ci->addr_kind = addr_kind_for_type(c->impl->type);
         ci->max_inflight = c->max_inflight > 0 ? c->max_inflight : 64;
         bucket_init(&ci->rate, c->rate_per_s, c->burst, omni_mono_us());
+        /* claims run ahead of sends by at most two windows, and by no more
+         * than a quarter of a lease at the configured rate */
+        ci->claim_window = (size_t)ci->max_inflight * 2;
+        if (c->rate_per_s > 0) {
+            double w = c->rate_per_s * cfg->lease_ms / 4000.0;
+            if (w < 1)
+                w = 1;
+            if ((size_t)w < ci->claim_window)
+                ci->claim_window = (size_t)w;
+        }
         TAILQ_INIT(&ci->queue);
         oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
         char err[256] = "";

@@ -30,6 +30,8 @@ typedef struct conn_inst {
     int max_inflight;
     struct rcpt_queue queue; /* claimed, waiting for a token or a slot */
     size_t queued;
+    size_t claiming; /* recipients in a claim call for this connector */
+    size_t claim_window; /* queued + claiming stays under this (see dispatch.c) */
     struct event *timer; /* wakes the queue when the bucket refills */
     struct omni *o;
     /* counters */
