@@ -1,0 +1,305 @@
+/* The job contract: a table of bad jobs with the exact reason each gets,
+ * and good jobs with the normalized spec they become. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "job.h"
+
+static int kinds(void *ctx, const char *channel)
+{
+    (void)ctx;
+    if (!strcmp(channel, "sms") || !strcmp(channel, "whatsapp"))
+        return ADDR_PHONE;
+    if (!strcmp(channel, "email"))
+        return ADDR_EMAIL;
+    if (!strcmp(channel, "hook"))
+        return ADDR_ANY;
+    return -1;
+}
+
+static const job_rules rules = {
+    .max_bytes = 4096, .max_inline_recipients = 3, .channel_kind = kinds, .ctx = NULL};
+
+#define OK_MSG "\"message\":{\"text\":\"hi\"}"
+#define R1 "\"recipients\":[{\"to\":\"+15550000001\"}]"
+
+static const struct {
+    const char *job;
+    const char *reason;
+} bad[] = {
+    {"", "not JSON: '[' or '{' expected near end of file at line 1 column 0"},
+    {"not json", "not JSON: '[' or '{' expected near 'not' at line 1 column 3"},
+    {"[1,2]", "not a JSON object"},
+    {"{\"type\":\"broadcast\",\"type\":\"message\"}",
+     "not JSON: duplicate object key near '\"type\"' at line 1 column 26"},
+    {"{}", "type: missing"},
+    {"{\"type\":5}", "type: must be a string"},
+    {"{\"type\":\"spam\",\"id\":\"a\"}",
+     "type: must be broadcast, message, pause, resume or cancel, not spam"},
+    {"{\"type\":\"broadcast\"}", "id: missing"},
+    {"{\"type\":\"broadcast\",\"id\":7}", "id: must be a string"},
+    {"{\"type\":\"broadcast\",\"id\":\"a b\"}",
+     "id: contains forbidden characters or is longer than 128 (allowed: A-Z a-z 0-9 . _ : -)"},
+    {"{\"type\":\"broadcast\",\"id\":\"\"}",
+     "id: contains forbidden characters or is longer than 128 (allowed: A-Z a-z 0-9 . _ : -)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"colour\":\"red\"}", "unknown key: colour"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\"," OK_MSG "," R1 "}",
+     "channels: missing (give channel or channels)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"channels\":[\"sms\"]}",
+     "channel: give channel or channels, not both"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":1}", "channel: must be a string"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[]}",
+     "channels: must be a non-empty array"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"sms\"]}",
+     "channels[1]: sms given twice"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"fax\"}", "unknown channel: fax"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",3]}",
+     "channels[1]: must be a string"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," R1 "}", "message: missing"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":\"hi\"}",
+     "message: must be an object"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{}}",
+     "message: needs text, html or template"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"txt\":\"x\"}}",
+     "message: unknown key: txt"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"text\":\"Hi "
+     "{{name\"}}",
+     "message.text: unclosed {{ at offset 3"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"text\":\"{{}}\"}}",
+     "message.text: empty variable name at offset 0"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"text\":\"{{a b}}\"}}",
+     "message.text: bad character in variable name at offset 3"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"text\":3}}",
+     "message.text: must be a string"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"template\":{}}}",
+     "message.template.name: missing"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"params\":\"x\"}}}",
+     "message.template.params: must be an array of at most 16 strings"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"lang\":\"x\"}}}",
+     "message.template: unknown key: lang"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "}",
+     "recipients: missing (give recipients or recipients_list)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"recipients_list\":\"k\"}",
+     "recipients: give recipients or recipients_list, not both"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG ",\"recipients\":[]}",
+     "recipients: must be a non-empty array"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\"},{\"to\":\"+15550000002\"},{\"to\":"
+     "\"+15550000003\"},{\"to\":\"+15550000004\"}]}",
+     "recipients: 4 inline recipients exceed the cap of 3; use recipients_list"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG ",\"recipients\":[3]}",
+     "recipients[0]: must be an object"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG ",\"recipients\":[{}]}",
+     "recipients[0].to: missing"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\"},{\"to\":\"12\"}]}",
+     "recipients[1].to: not an E.164 number"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"email\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"ana@\"}]}",
+     "recipients[0].to: not an email address"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"whatsapp\",\"email\"]," OK_MSG
+     ",\"recipients\":[{\"to\":{\"whatsapp\":\"+15550000001\"}}]}",
+     "recipients[0].to: missing address for channel email"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\",\"vars\":{\"n\":[1]}}]}",
+     "recipients[0].vars.n: must be a string, number or boolean"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\",\"name\":\"x\"}]}",
+     "recipients[0]: unknown key: name"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"send_at\":\"tomorrow\"}",
+     "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"rate_per_s\":0}",
+     "rate_per_s: must be a positive number up to 1000000"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"metadata\":[]}",
+     "metadata: must be an object"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"defaults\":{\"name\":1}}",
+     "defaults.name: must be a string"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"25:00\",\"end\":\"08:00\"}}",
+     "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients_list\":\"a b\"}",
+     "recipients_list: must not contain spaces or control characters"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG ",\"to\":\"+15550000001\"}",
+     "to: only a message job takes to/vars (use recipients)"},
+    {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\"},{\"to\":\"+15550000002\"}]}",
+     "recipients: a message job has exactly one recipient"},
+    {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG ",\"recipients_list\":\"k\"}",
+     "recipients_list: a message job has one recipient"},
+    {"{\"type\":\"pause\",\"id\":\"a\",\"channel\":\"sms\"}", "channel: not allowed in a pause job"},
+};
+
+static void every_bad_job_gets_its_reason(void **state)
+{
+    (void)state;
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        job j;
+        char reason[JOB_REASON_MAX];
+        int rc = job_parse(bad[i].job, strlen(bad[i].job), &rules, &j, reason, sizeof(reason));
+        if (rc != -1 || strcmp(reason, bad[i].reason) != 0) {
+            fprintf(stderr, "row %zu: %s\n  want: %s\n  got:  %s (rc %d)\n", i, bad[i].job,
+                    bad[i].reason, rc == 0 ? "(accepted)" : reason, rc);
+            if (rc == 0)
+                job_free(&j);
+            wrong++;
+        }
+    }
+    assert_int_equal(wrong, 0);
+    assert_true(sizeof(bad) / sizeof(bad[0]) >= 30);
+}
+
+static void oversized_job_is_rejected_before_parsing(void **state)
+{
+    (void)state;
+    char big[5000];
+    memset(big, ' ', sizeof(big));
+    big[0] = '{';
+    big[sizeof(big) - 1] = '}';
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(big, sizeof(big), &rules, &j, reason, sizeof(reason)), -1);
+    assert_string_equal(reason, "job too large: 5000 bytes (max 4096)");
+}
+
+static void channel_is_folded_into_channels_and_addresses_normalized(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"broadcast\",\"id\":\"bf-2026\",\"channel\":\"sms\","
+                    "\"message\":{\"text\":\"Hi {{name}}\"},\"recipients\":[{\"to\":\"+1 555 "
+                    "000-0001\",\"vars\":{\"name\":\"Ana\",\"n\":3,\"vip\":true}}]}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_int_equal(j.type, JOB_BROADCAST);
+    assert_string_equal(j.id, "bf-2026");
+    assert_int_equal(j.n_channels, 1);
+    assert_string_equal(j.channels[0], "sms");
+    assert_null(json_object_get(j.spec, "channel"));
+    json_t *r = json_array_get(json_object_get(j.spec, "recipients"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "to"), "sms")),
+                        "+15550000001");
+    json_t *vars = json_object_get(r, "vars");
+    assert_string_equal(json_string_value(json_object_get(vars, "n")), "3");
+    assert_string_equal(json_string_value(json_object_get(vars, "vip")), "true");
+    job_free(&j);
+}
+
+static void per_channel_addresses_are_normalized_per_channel(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"broadcast\",\"id\":\"x\",\"channels\":[\"whatsapp\",\"email\"],"
+                    "\"message\":{\"text\":\"t\"},\"recipients\":[{\"to\":{\"whatsapp\":"
+                    "\"0015550000001\",\"email\":\"Ana@Example.COM\"}}]}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    json_t *to = json_object_get(json_array_get(json_object_get(j.spec, "recipients"), 0), "to");
+    assert_string_equal(json_string_value(json_object_get(to, "whatsapp")), "+15550000001");
+    assert_string_equal(json_string_value(json_object_get(to, "email")), "Ana@example.com");
+    job_free(&j);
+}
+
+static void message_shorthand_becomes_one_recipient(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"message\",\"id\":\"m1\",\"channel\":\"whatsapp\","
+                    "\"message\":{\"text\":\"Hello {{name}}\"},\"to\":\"+15550000001\","
+                    "\"vars\":{\"name\":\"Ana\"}}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_int_equal(j.type, JOB_MESSAGE);
+    assert_int_equal(j.n_inline, 1);
+    assert_null(json_object_get(j.spec, "to"));
+    json_t *r = json_array_get(json_object_get(j.spec, "recipients"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "vars"), "name")),
+                        "Ana");
+    job_free(&j);
+}
+
+static void control_jobs_need_only_type_and_id(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"cancel\",\"id\":\"bf-2026\"}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_int_equal(j.type, JOB_CANCEL);
+    assert_string_equal(j.id, "bf-2026");
+    job_free(&j);
+}
+
+static void recipients_list_and_schedule_and_rate_are_read(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"broadcast\",\"id\":\"big\",\"channel\":\"sms\",\"message\":{"
+                    "\"template\":{\"name\":\"promo\",\"params\":[\"{{name}}\"]}},"
+                    "\"recipients_list\":\"crm:segment:vip\",\"send_at\":\"2026-11-27T10:00:00+01:"
+                    "00\",\"rate_per_s\":50}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_string_equal(j.recipients_list, "crm:segment:vip");
+    assert_true(j.send_at_ms == 1795770000000LL);
+    assert_true(j.rate_per_s == 50);
+    json_t *t = json_object_get(json_object_get(j.spec, "message"), "template");
+    assert_string_equal(json_string_value(json_object_get(t, "language")), "en_US");
+    job_free(&j);
+}
+
+static void iso_times_parse_with_fractions_and_offsets(void **state)
+{
+    (void)state;
+    assert_true(job_parse_time_ms("1970-01-01T00:00:01Z") == 1000);
+    assert_true(job_parse_time_ms("1970-01-01T00:00:01.25Z") == 1250);
+    assert_true(job_parse_time_ms("1970-01-01T01:00:00+01:00") == 0);
+    assert_true(job_parse_time_ms("2026-11-27") == -1);
+    assert_true(job_parse_time_ms("2026-13-27T00:00:00Z") == -1);
+    assert_true(job_parse_time_ms("2026-11-27T00:00:00") == -1);
+}
+
+static void list_entries_are_checked_with_the_same_rules(void **state)
+{
+    (void)state;
+    const char *const chs[] = {"sms"};
+    char reason[JOB_REASON_MAX];
+    json_error_t je;
+    json_t *good = json_loads("{\"to\":\"+15550000001\",\"vars\":{\"n\":2}}", 0, &je);
+    json_t *badr = json_loads("{\"to\":\"nope\"}", 0, &je);
+    assert_int_equal(job_recipient_check(good, &rules, chs, 1, reason, sizeof(reason)), 0);
+    assert_int_equal(job_recipient_check(badr, &rules, chs, 1, reason, sizeof(reason)), -1);
+    assert_string_equal(reason, "recipient.to: not an E.164 number");
+    json_decref(good);
+    json_decref(badr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_bad_job_gets_its_reason),
+        cmocka_unit_test(oversized_job_is_rejected_before_parsing),
+        cmocka_unit_test(channel_is_folded_into_channels_and_addresses_normalized),
+        cmocka_unit_test(per_channel_addresses_are_normalized_per_channel),
+        cmocka_unit_test(message_shorthand_becomes_one_recipient),
+        cmocka_unit_test(control_jobs_need_only_type_and_id),
+        cmocka_unit_test(recipients_list_and_schedule_and_rate_are_read),
+        cmocka_unit_test(iso_times_parse_with_fractions_and_offsets),
+        cmocka_unit_test(list_entries_are_checked_with_the_same_rules),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
