@@ -153,6 +153,7 @@ typedef struct parse_ctx {
     unsigned char seen[N_DKEYS];
     conf_connector *cur;
     int section; /* 0 none, 1 daemon, 2 connector, 3 channels, -1 unknown */
+    int section_line; /* line of the last [section] header */
     char cur_section[128];
 } parse_ctx;
 
@@ -198,6 +199,22 @@ static char *reader(char *str, int num, void *stream)
         str[1] = '\0';
     }
     p->line++;
+    /* section headers are checked here: libinih reports a section only
+     * when a key follows, so an empty unknown section would slip by */
+    const char *q = r;
+    while (*q == ' ' || *q == '\t')
+        q++;
+    if (*q == '[') {
+        const char *e = strchr(q, ']');
+        p->section_line = p->line;
+        if (e) {
+            size_t n = (size_t)(e - q - 1);
+            if (!(n == 6 && !strncmp(q + 1, "daemon", 6)) &&
+                !(n == 8 && !strncmp(q + 1, "channels", 8)) && strncmp(q + 1, "connector.", 10))
+                conf_errors_add(p->errs, "%s:%d: unknown section [%.*s]", p->path, p->line, (int)n,
+                                q + 1);
+        }
+    }
     return r;
 }
 
@@ -345,11 +362,11 @@ static int handler(void *user, const char *section, const char *name, const char
             const char *n = section + 10;
             if (!valid_name(n)) {
                 conf_errors_add(p->errs, "%s:%d: bad connector name [%s] (A-Z a-z 0-9 _ -)",
-                                p->path, p->line, section);
+                                p->path, p->section_line, section);
                 p->section = -1;
             } else if (config_connector(c, n)) {
-                conf_errors_add(p->errs, "%s:%d: connector [%s] defined twice", p->path, p->line,
-                                section);
+                conf_errors_add(p->errs, "%s:%d: connector [%s] defined twice", p->path,
+                                p->section_line, section);
                 p->section = -1;
             } else {
                 conf_connector *nc = realloc(c->connectors, (c->n_connectors + 1) * sizeof(*nc));
@@ -359,14 +376,13 @@ static int handler(void *user, const char *section, const char *name, const char
                 p->cur = &c->connectors[c->n_connectors++];
                 memset(p->cur, 0, sizeof(*p->cur));
                 p->cur->name = strdup(n);
-                p->cur->line = p->line;
+                p->cur->line = p->section_line;
                 p->cur->max_inflight = 64;
                 p->cur->timeout_ms = 10000;
                 p->cur->connect_timeout_ms = 3000;
             }
         } else {
-            conf_errors_add(p->errs, "%s:%d: unknown section [%s]", p->path, p->line, section);
-            p->section = -1;
+            p->section = -1; /* reported by the reader at its header line */
         }
         if (!name && !value)
             return 1;
