@@ -163,12 +163,18 @@ static int is_last_channel(const rcpt *r)
     return (size_t)r->ch + 1 >= r->ck->spec->n_channels;
 }
 
+/* Our id of one send: campaign.index[.channel]. ':' (allowed in campaign
+ * ids) becomes '~' so the id is a valid Message-ID and reply-address token
+ * as it is. */
 static void message_id(const rcpt *r, char *buf, size_t len)
 {
     if (r->ch == 0)
         snprintf(buf, len, "%s.%ld", r->ck->cid, r->index);
     else
         snprintf(buf, len, "%s.%ld.%d", r->ck->cid, r->index, r->ch);
+    for (char *p = buf; *p; p++)
+        if (*p == ':')
+            *p = '~';
 }
 
 /* Queue an outcome for the next batched write. */

@@ -1,0 +1,512 @@
+/* Email over SMTP: builds an RFC 5322 message (UTF-8, RFC 2047 subjects,
+ * quoted-printable multipart/alternative, one-click List-Unsubscribe) and
+ * the envelope for libcurl's SMTP; classifies reply codes. Inbound: replies
+ * from an inbound-parse service as JSON, and RFC 8058 one-click
+ * unsubscribes. A CR or LF from a job never reaches a header. */
+#include <ctype.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "omnicast/connector.h"
+
+typedef struct smtp {
+    const oc_host *host;
+    char *url;
+    int tls; /* 0 none, 1 starttls, 2 implicit */
+    char *userpwd;
+    char *from_header; /* as configured: "Name <a@b>" or "a@b" */
+    char *from_addr;   /* a@b */
+    char *domain;      /* b, for Message-IDs */
+    char *reply_to, *unsub_url, *unsub_mailto, *inbound_key;
+} smtp;
+
+static const oc_config_key smtp_keys[] = {
+    {"url", OC_KEY_REQUIRED | OC_KEY_URL, NULL, "smtp://host:587 (STARTTLS) or smtps://host:465"},
+    {"tls", 0, "starttls", "starttls (required) or none (a local relay only)"},
+    {"username", 0, NULL, "SMTP AUTH user"},
+    {"password", OC_KEY_SECRET, NULL, "SMTP AUTH password"},
+    {"from", OC_KEY_REQUIRED, NULL, "sender: \"Name <addr@domain>\" or addr@domain"},
+    {"reply_to", 0, NULL, "Reply-To; {{token}} becomes a per-message reply token"},
+    {"unsubscribe_url", OC_KEY_URL, NULL, "https one-click unsubscribe URL template ({{token}})"},
+    {"unsubscribe_mailto", 0, NULL, "mailto address for List-Unsubscribe"},
+    {"inbound_signing_key", OC_KEY_SECRET, NULL, "HMAC key of the inbound-parse service"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int has_crlf(const char *s)
+{
+    return s && strpbrk(s, "\r\n") != NULL;
+}
+
+static void smtp_free(void *inst)
+{
+    smtp *s = inst;
+    if (!s)
+        return;
+    free(s->url);
+    if (s->userpwd)
+        OPENSSL_cleanse(s->userpwd, strlen(s->userpwd));
+    free(s->userpwd);
+    free(s->from_header);
+    free(s->from_addr);
+    free(s->domain);
+    free(s->reply_to);
+    free(s->unsub_url);
+    free(s->unsub_mailto);
+    if (s->inbound_key)
+        OPENSSL_cleanse(s->inbound_key, strlen(s->inbound_key));
+    free(s->inbound_key);
+    free(s);
+}
+
+static char *opt(const oc_config *cfg, const char *k)
+{
+    const char *v = cfg->get(cfg->ctx, k);
+    return v && *v ? strdup(v) : NULL;
+}
+
+static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, char *err,
+                     size_t err_len)
+{
+    const char *url = cfg->get(cfg->ctx, "url");
+    const char *from = cfg->get(cfg->ctx, "from");
+    const char *tls = cfg->get(cfg->ctx, "tls");
+    if (!url || (strncmp(url, "smtp://", 7) && strncmp(url, "smtps://", 8))) {
+        snprintf(err, err_len, "url must be smtp://host:port or smtps://host:port");
+        return -1;
+    }
+    if (!from || has_crlf(from)) {
+        snprintf(err, err_len, "from is required (one line)");
+        return -1;
+    }
+    if (strcmp(tls, "starttls") && strcmp(tls, "none")) {
+        snprintf(err, err_len, "tls must be starttls or none");
+        return -1;
+    }
+    smtp *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -1;
+    s->host = host;
+    s->url = strdup(url);
+    s->tls = !strncmp(url, "smtps://", 8) ? 2 : !strcmp(tls, "starttls") ? 1 : 0;
+    const char *user = cfg->get(cfg->ctx, "username");
+    const char *pass = cfg->get(cfg->ctx, "password");
+    if (user && *user) {
+        size_t n = strlen(user) + (pass ? strlen(pass) : 0) + 2;
+        s->userpwd = malloc(n);
+        snprintf(s->userpwd, n, "%s:%s", user, pass ? pass : "");
+    }
+    s->from_header = strdup(from);
+    const char *lt = strchr(from, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    s->from_addr = lt && gt ? strndup(lt + 1, (size_t)(gt - lt - 1)) : strdup(from);
+    const char *at = strchr(s->from_addr, '@');
+    if (!at || !at[1]) {
+        snprintf(err, err_len, "from must contain an address with a domain");
+        smtp_free(s);
+        return -1;
+    }
+    s->domain = strdup(at + 1);
+    s->reply_to = opt(cfg, "reply_to");
+    s->unsub_url = opt(cfg, "unsubscribe_url");
+    s->unsub_mailto = opt(cfg, "unsubscribe_mailto");
+    s->inbound_key = opt(cfg, "inbound_signing_key");
+    if (has_crlf(s->reply_to) || has_crlf(s->unsub_url) || has_crlf(s->unsub_mailto)) {
+        snprintf(err, err_len, "header values must be one line");
+        smtp_free(s);
+        return -1;
+    }
+    *inst = s;
+    return 0;
+}
+
+static int printable_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* RFC 2047 B-encoded words of at most 75 characters, folded, never
+ * splitting a UTF-8 sequence. */
+static void encoded_words(oc_buf *b, const char *s)
+{
+    size_t n = strlen(s), i = 0;
+    int first = 1;
+    while (i < n) {
+        /* 75 - len("=?UTF-8?B?") - len("?=") = 63 base64 chars = 45 bytes max;
+         * stay at 42 bytes (multiple of 3) for whole characters */
+        size_t take = n - i < 42 ? n - i : 42;
+        while (take < n - i && take > 0 && ((unsigned char)s[i + take] & 0xc0) == 0x80)
+            take--;
+        unsigned char enc[64];
+        EVP_EncodeBlock(enc, (const unsigned char *)s + i, (int)take);
+        if (!first)
+            oc_buf_puts(b, "\r\n ");
+        oc_buf_puts(b, "=?UTF-8?B?");
+        oc_buf_puts(b, (const char *)enc);
+        oc_buf_puts(b, "?=");
+        first = 0;
+        i += take;
+    }
+}
+
+/* Quoted-printable (RFC 2045): CRLF line breaks kept as hard breaks, soft
+ * breaks before 76 characters, '=' and non-ASCII and trailing space encoded. */
+static void qp(oc_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t col = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\r' && p[1] == '\n') {
+            p++;
+            oc_buf_puts(b, "\r\n");
+            col = 0;
+            continue;
+        }
+        if (*p == '\n') {
+            oc_buf_puts(b, "\r\n");
+            col = 0;
+            continue;
+        }
+        char e[3];
+        size_t el;
+        int at_eol = p[1] == '\0' || p[1] == '\n' || p[1] == '\r';
+        if ((*p >= 33 && *p <= 126 && *p != '=') || ((*p == ' ' || *p == '\t') && !at_eol)) {
+            e[0] = (char)*p;
+            el = 1;
+        } else {
+            e[0] = '=';
+            e[1] = hex[*p >> 4];
+            e[2] = hex[*p & 15];
+            el = 3;
+        }
+        if (col + el > 75) {
+            oc_buf_puts(b, "=\r\n");
+            col = 0;
+        }
+        oc_buf_append(b, e, el);
+        col += el;
+    }
+}
+
+static void header(oc_buf *b, const char *name, const char *value)
+{
+    oc_buf_puts(b, name);
+    oc_buf_puts(b, ": ");
+    oc_buf_puts(b, value);
+    oc_buf_puts(b, "\r\n");
+}
+
+static void part(oc_buf *b, const char *type, const char *body)
+{
+    oc_buf_puts(b, "Content-Type: ");
+    oc_buf_puts(b, type);
+    oc_buf_puts(b, "; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+    qp(b, body);
+    oc_buf_puts(b, "\r\n");
+}
+
+/* A token safe for Message-IDs and reply addresses: [A-Za-z0-9._~-]
+ * (the daemon's message ids already are) */
+static void safe_token(const char *in, char *out, size_t len)
+{
+    size_t k = 0;
+    for (; *in && k + 1 < len; in++)
+        out[k++] = isalnum((unsigned char)*in) || strchr("._~-", *in) ? *in : '-';
+    out[k] = '\0';
+}
+
+static int render_token(smtp *s, const char *tmpl, const char *token, oc_buf *out)
+{
+    /* {{token}} only: the rest of the template is taken literally */
+    const char *p = strstr(tmpl, "{{token}}");
+    if (!p)
+        return oc_buf_puts(out, tmpl);
+    (void)s;
+    oc_buf_append(out, tmpl, (size_t)(p - tmpl));
+    oc_buf_puts(out, token);
+    return oc_buf_puts(out, p + 9);
+}
+
+static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outcome *out)
+{
+    smtp *s = inst;
+    if ((!m->text || !*m->text) && (!m->html || !*m->html)) {
+        oc_outcome_set(out, OC_FAILED, "no_content", "email needs text or html");
+        return -1;
+    }
+    if (has_crlf(m->subject) || has_crlf(m->to)) {
+        oc_outcome_set(out, OC_FAILED, "header_injection", "CR or LF in a header value");
+        return -1;
+    }
+    char token[200];
+    safe_token(m->message_id, token, sizeof(token));
+    oc_buf *b = &req->body;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    header(b, "Date", date);
+    char mid[300];
+    snprintf(mid, sizeof(mid), "<%s@%s>", token, s->domain);
+    header(b, "Message-ID", mid);
+    header(b, "From", s->from_header);
+    header(b, "To", m->to);
+    if (m->subject && *m->subject) {
+        oc_buf_puts(b, "Subject: ");
+        if (printable_ascii(m->subject) && strlen(m->subject) <= 900)
+            oc_buf_puts(b, m->subject);
+        else
+            encoded_words(b, m->subject);
+        oc_buf_puts(b, "\r\n");
+    }
+    if (s->reply_to) {
+        oc_buf rt = {0};
+        render_token(s, s->reply_to, token, &rt);
+        header(b, "Reply-To", rt.data);
+        oc_buf_free(&rt);
+    }
+    if (s->unsub_url || s->unsub_mailto) {
+        oc_buf lu = {0};
+        if (s->unsub_url) {
+            oc_buf_puts(&lu, "<");
+            render_token(s, s->unsub_url, token, &lu);
+            oc_buf_puts(&lu, ">");
+        }
+        if (s->unsub_mailto) {
+            oc_buf_puts(&lu, lu.len ? ", <mailto:" : "<mailto:");
+            oc_buf_puts(&lu, s->unsub_mailto);
+            oc_buf_puts(&lu, "?subject=unsubscribe>");
+        }
+        header(b, "List-Unsubscribe", lu.data);
+        oc_buf_free(&lu);
+        if (s->unsub_url)
+            header(b, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
+    }
+    header(b, "MIME-Version", "1.0");
+    int both = m->text && *m->text && m->html && *m->html;
+    if (both) {
+        unsigned char rnd[12];
+        RAND_bytes(rnd, sizeof(rnd));
+        char boundary[64] = "=_omnicast_";
+        for (int i = 0; i < 12; i++)
+            sprintf(boundary + 11 + 2 * i, "%02x", rnd[i]);
+        /* "=_" cannot occur in quoted-printable output, so the boundary
+         * never appears inside a part */
+        oc_buf_puts(b, "Content-Type: multipart/alternative; boundary=\"");
+        oc_buf_puts(b, boundary);
+        oc_buf_puts(b, "\"\r\n\r\n");
+        oc_buf_puts(b, "--");
+        oc_buf_puts(b, boundary);
+        oc_buf_puts(b, "\r\n");
+        part(b, "text/plain", m->text);
+        oc_buf_puts(b, "--");
+        oc_buf_puts(b, boundary);
+        oc_buf_puts(b, "\r\n");
+        part(b, "text/html", m->html);
+        oc_buf_puts(b, "--");
+        oc_buf_puts(b, boundary);
+        oc_buf_puts(b, "--\r\n");
+    } else {
+        part(b, m->text && *m->text ? "text/plain" : "text/html",
+             m->text && *m->text ? m->text : m->html);
+    }
+    req->kind = OC_REQ_SMTP;
+    req->url = strdup(s->url);
+    req->smtp_tls = s->tls;
+    if (s->userpwd)
+        req->userpwd = strdup(s->userpwd);
+    size_t fl = strlen(s->from_addr) + 3, tl = strlen(m->to) + 3;
+    req->mail_from = malloc(fl);
+    snprintf(req->mail_from, fl, "<%s>", s->from_addr);
+    req->mail_rcpt = malloc(tl);
+    snprintf(req->mail_rcpt, tl, "<%s>", m->to);
+    return 0;
+}
+
+static void smtp_classify(void *inst, const oc_response *resp, oc_outcome *out)
+{
+    (void)inst;
+    long c = resp->status;
+    oc_outcome_set(out, OC_FAILED, "rejected", NULL);
+    snprintf(out->detail, sizeof(out->detail), "SMTP %ld", c);
+    if (resp->net_error == OC_NET_OK && c >= 200 && c < 300) {
+        /* the provider id is the Message-ID the daemon derives from our
+         * message id; there is nothing to read back here */
+        oc_outcome_set(out, OC_SENT, NULL, NULL);
+        return;
+    }
+    if (c >= 400 && c < 500) {
+        out->kind = OC_RETRY;
+        snprintf(out->reason, sizeof(out->reason), "smtp_4xx");
+        return;
+    }
+    if (c >= 500) {
+        const char *r = c == 550 || c == 551 || c == 553 ? "invalid_recipient"
+                        : c == 530 || c == 535           ? "auth"
+                                                         : "rejected";
+        snprintf(out->reason, sizeof(out->reason), "%s", r);
+        return;
+    }
+    /* no reply code: the connection failed */
+    out->kind = OC_RETRY;
+    snprintf(out->reason, sizeof(out->reason), "network");
+    snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
+}
+
+static void fail_with(oc_inbound_result *res, int status, const char *code)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    snprintf(res->error, sizeof(res->error), "%s", code);
+}
+
+/* "Ana <Ana@Example.COM>" -> "Ana@example.com" */
+static void bare_address(const char *in, char *out, size_t len)
+{
+    const char *lt = strrchr(in, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    size_t n = lt && gt ? (size_t)(gt - lt - 1) : strlen(in);
+    const char *s = lt && gt ? lt + 1 : in;
+    while (n && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    char *at = strchr(out, '@');
+    for (char *p = at; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+static void strip_angles(const char *in, char *out, size_t len)
+{
+    const char *lt = strchr(in, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    if (lt && gt)
+        snprintf(out, len, "%.*s", (int)(gt - lt - 1), lt + 1);
+    else
+        snprintf(out, len, "%s", in);
+}
+
+static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
+                         oc_emit_fn emit, void *ctx)
+{
+    smtp *s = inst;
+    if (strcmp(req->method, "POST")) {
+        fail_with(res, 405, "method_not_allowed");
+        return;
+    }
+    /* RFC 8058 one-click: POST List-Unsubscribe=One-Click to ...?t=TOKEN */
+    if (req->body_len == 26 && !memcmp(req->body, "List-Unsubscribe=One-Click", 26)) {
+        const char *q = req->query ? strstr(req->query, "t=") : NULL;
+        if (!q || (q != req->query && q[-1] != '&')) {
+            fail_with(res, 400, "missing_token");
+            return;
+        }
+        char tok[200], pid[220];
+        size_t n = strcspn(q + 2, "&");
+        if (n == 0 || n >= sizeof(tok)) {
+            fail_with(res, 400, "missing_token");
+            return;
+        }
+        safe_token(q + 2, tok, n + 1 < sizeof(tok) ? n + 1 : sizeof(tok));
+        snprintf(pid, sizeof(pid), "token:%s", tok);
+        oc_event ev = {.type = OC_EV_UNSUBSCRIBE, .provider_id = pid};
+        emit(ctx, &ev);
+        res->status = 200;
+        res->content_type = "application/json";
+        oc_buf_puts(&res->body, "{}");
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, 0, &je);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fail_with(res, 400, "bad_payload");
+        return;
+    }
+    if (s->inbound_key) {
+        const char *ts = json_string_value(json_object_get(j, "timestamp"));
+        const char *tk = json_string_value(json_object_get(j, "token"));
+        const char *sig = json_string_value(json_object_get(j, "signature"));
+        int ok = 0;
+        if (ts && tk && sig && strlen(sig) == 64) {
+            oc_buf d = {0};
+            oc_buf_puts(&d, ts);
+            oc_buf_puts(&d, tk);
+            unsigned char mac[EVP_MAX_MD_SIZE];
+            unsigned ml = 0;
+            HMAC(EVP_sha256(), s->inbound_key, (int)strlen(s->inbound_key),
+                 (unsigned char *)d.data, d.len, mac, &ml);
+            oc_buf_free(&d);
+            char hex[65];
+            for (unsigned i = 0; i < ml && i < 32; i++)
+                sprintf(hex + 2 * i, "%02x", mac[i]);
+            ok = CRYPTO_memcmp(hex, sig, 64) == 0;
+        }
+        if (!ok) {
+            json_decref(j);
+            fail_with(res, 401, "bad_signature");
+            return;
+        }
+    }
+    const char *from = json_string_value(json_object_get(j, "from"));
+    const char *to = json_string_value(json_object_get(j, "to"));
+    const char *text = json_string_value(json_object_get(j, "stripped_text"));
+    if (!text)
+        text = json_string_value(json_object_get(j, "text"));
+    if (!from || !text) {
+        json_decref(j);
+        fail_with(res, 400, "bad_payload");
+        return;
+    }
+    char f[256], t[256] = "", mid[300] = "", irt[300] = "";
+    bare_address(from, f, sizeof(f));
+    if (to)
+        bare_address(to, t, sizeof(t));
+    const char *m = json_string_value(json_object_get(j, "message_id"));
+    if (m)
+        strip_angles(m, mid, sizeof(mid));
+    const char *r = json_string_value(json_object_get(j, "in_reply_to"));
+    if (r) {
+        strip_angles(r, irt, sizeof(irt));
+    } else if (!strncmp(t, "reply+", 6) && strchr(t, '@')) {
+        snprintf(irt, sizeof(irt), "token:%.*s", (int)(strchr(t, '@') - t - 6), t + 6);
+    }
+    oc_event ev = {.type = OC_EV_REPLY,
+                   .from = f,
+                   .to = t,
+                   .text = text,
+                   .kind = "email",
+                   .provider_id = mid[0] ? mid : NULL,
+                   .in_reply_to = irt[0] ? irt : NULL};
+    emit(ctx, &ev);
+    json_decref(j);
+    res->status = 200;
+    res->content_type = "application/json";
+    oc_buf_puts(&res->body, "{}");
+}
+
+OC_CONNECTOR(smtp) = {
+    OC_CONNECTOR_INIT,
+    .type = "smtp",
+    .description = "email over SMTP (STARTTLS or SMTPS) with one-click unsubscribe",
+    .keys = smtp_keys,
+    .init = smtp_init,
+    .free = smtp_free,
+    .build = smtp_build,
+    .classify = smtp_classify,
+    .inbound = smtp_inbound,
+};

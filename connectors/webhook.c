@@ -1,0 +1,256 @@
+/* Generic webhook connector: POSTs a JSON body rendered from a template in
+ * the config (values JSON-escaped), optionally signed with HMAC-SHA256, so
+ * any HTTP provider is reachable by configuration. Inbound: a small JSON
+ * format for replies and statuses, verified with the same signature. */
+#include <ctype.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "omnicast/connector.h"
+
+#define SIG_HEADER "X-Omnicast-Signature"
+
+typedef struct hook {
+    const oc_host *host;
+    char *url;
+    char *body;
+    char *secret;
+    char *id_path;
+    char *headers[OC_MAX_HEADERS - 2];
+    int n_headers;
+} hook;
+
+static const oc_config_key hook_keys[] = {
+    {"url", OC_KEY_REQUIRED | OC_KEY_URL, NULL, "URL each message is POSTed to"},
+    {"body", 0,
+     "{\"to\":\"{{to}}\",\"text\":\"{{text}}\",\"campaign\":\"{{campaign}}\",\"message_id\":\"{{message_id}}\"}",
+     "JSON body template; {{var}} values are JSON-escaped"},
+    {"header", OC_KEY_REPEATABLE, NULL, "extra request header, \"Name: value\" (repeatable)"},
+    {"signing_secret", OC_KEY_SECRET, NULL, "HMAC-SHA256 key: signs requests and verifies inbound"},
+    {"id_path", 0, "id", "dot path of the provider id in the JSON answer, e.g. data.id"},
+    {NULL, 0, NULL, NULL},
+};
+
+static void hook_free(void *inst)
+{
+    hook *h = inst;
+    if (!h)
+        return;
+    free(h->url);
+    free(h->body);
+    if (h->secret)
+        OPENSSL_cleanse(h->secret, strlen(h->secret));
+    free(h->secret);
+    free(h->id_path);
+    for (int i = 0; i < h->n_headers; i++)
+        free(h->headers[i]);
+    free(h);
+}
+
+static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, char *err,
+                     size_t err_len)
+{
+    const char *url = cfg->get(cfg->ctx, "url");
+    if (!url || !*url) {
+        snprintf(err, err_len, "url is required");
+        return -1;
+    }
+    hook *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -1;
+    h->host = host;
+    h->url = strdup(url);
+    h->body = strdup(cfg->get(cfg->ctx, "body"));
+    const char *s = cfg->get(cfg->ctx, "signing_secret");
+    h->secret = s && *s ? strdup(s) : NULL;
+    h->id_path = strdup(cfg->get(cfg->ctx, "id_path"));
+    const char *hv;
+    for (size_t i = 0; (hv = cfg->get_nth(cfg->ctx, "header", i)); i++) {
+        const char *colon = strchr(hv, ':');
+        if (!colon || colon == hv || strpbrk(hv, "\r\n") || h->n_headers == OC_MAX_HEADERS - 2) {
+            snprintf(err, err_len, "header %zu: want \"Name: value\" without line breaks (at most %d)",
+                     i + 1, OC_MAX_HEADERS - 2);
+            hook_free(h);
+            return -1;
+        }
+        h->headers[h->n_headers++] = strdup(hv);
+    }
+    *inst = h;
+    return 0;
+}
+
+static void sign(const char *secret, const char *data, size_t len, char *out /* 72 */)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)data, len, mac, &ml);
+    strcpy(out, "sha256=");
+    for (unsigned i = 0; i < ml; i++)
+        sprintf(out + 7 + 2 * i, "%02x", mac[i]);
+}
+
+static int hook_build(void *inst, const oc_message *m, oc_request *req, oc_outcome *out)
+{
+    hook *h = inst;
+    char missing[64];
+    int rc = h->host->render(h->body, m, OC_ESCAPE_JSON, &req->body, missing, sizeof(missing));
+    if (rc != 0) {
+        char reason[96];
+        snprintf(reason, sizeof(reason), rc == -1 ? "missing_var:%s" : "bad_template", missing);
+        oc_outcome_set(out, OC_FAILED, reason, NULL);
+        return -1;
+    }
+    req->kind = OC_REQ_HTTP;
+    req->method = "POST";
+    req->url = strdup(h->url);
+    oc_request_header(req, "Content-Type", "application/json");
+    for (int i = 0; i < h->n_headers; i++) {
+        if (req->n_headers >= OC_MAX_HEADERS)
+            break;
+        req->headers[req->n_headers++] = strdup(h->headers[i]);
+    }
+    if (h->secret) {
+        char sig[80];
+        sign(h->secret, req->body.data ? req->body.data : "", req->body.len, sig);
+        oc_request_header(req, SIG_HEADER, sig);
+    }
+    return 0;
+}
+
+/* Follow a dot path ("data.id", "messages.0.id") into a JSON value. */
+static const char *at_path(json_t *j, const char *path, char *buf, size_t len)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s", path);
+    char *save = NULL;
+    for (char *k = strtok_r(p, ".", &save); k && j; k = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(j) && isdigit((unsigned char)k[0]))
+            j = json_array_get(j, (size_t)atoi(k));
+        else
+            j = json_object_get(j, k);
+    }
+    if (json_is_string(j))
+        return json_string_value(j);
+    if (json_is_integer(j)) {
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        return buf;
+    }
+    return NULL;
+}
+
+static void hook_classify(void *inst, const oc_response *resp, oc_outcome *out)
+{
+    hook *h = inst;
+    oc_outcome_set(out, OC_FAILED, "rejected", NULL);
+    out->retry_after_ms = h->host->retry_after_ms(resp->retry_after, resp->now_ms);
+    if (resp->net_error != OC_NET_OK) {
+        out->kind = OC_RETRY;
+        snprintf(out->reason, sizeof(out->reason), "network");
+        snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
+        return;
+    }
+    if (resp->status >= 200 && resp->status < 300) {
+        long ra = out->retry_after_ms;
+        oc_outcome_set(out, OC_SENT, NULL, NULL);
+        out->retry_after_ms = ra;
+        json_error_t je;
+        json_t *j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &je);
+        char num[32];
+        const char *id = j ? at_path(j, h->id_path, num, sizeof(num)) : NULL;
+        if (id)
+            snprintf(out->provider_id, sizeof(out->provider_id), "%s", id);
+        json_decref(j);
+        return;
+    }
+    snprintf(out->detail, sizeof(out->detail), "HTTP %ld", resp->status);
+    if (resp->status == 429) {
+        out->kind = OC_RETRY;
+        out->throttle = 1;
+        snprintf(out->reason, sizeof(out->reason), "throttled");
+    } else if (resp->status >= 500 || resp->status == 408) {
+        out->kind = OC_RETRY;
+        snprintf(out->reason, sizeof(out->reason), "http_5xx");
+    }
+}
+
+static void fail_with(oc_inbound_result *res, int status, const char *code)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    snprintf(res->error, sizeof(res->error), "%s", code);
+}
+
+/* Inbound: {"from","to","text","id","in_reply_to"} is a reply;
+ * {"status":{"id","state","error"}} is a status. Signed like outbound. */
+static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
+                         oc_emit_fn emit, void *ctx)
+{
+    hook *h = inst;
+    if (strcmp(req->method, "POST")) {
+        fail_with(res, 405, "method_not_allowed");
+        return;
+    }
+    if (h->secret) {
+        const char *sig = req->header(req->header_ctx, SIG_HEADER);
+        char want[80];
+        sign(h->secret, req->body, req->body_len, want);
+        if (!sig || strlen(sig) != strlen(want) || CRYPTO_memcmp(sig, want, strlen(want))) {
+            fail_with(res, 401, "bad_signature");
+            return;
+        }
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, 0, &je);
+    json_t *st = json_object_get(j, "status");
+    if (json_is_object(st)) {
+        const char *id = json_string_value(json_object_get(st, "id"));
+        const char *state = json_string_value(json_object_get(st, "state"));
+        if (!id || !state) {
+            json_decref(j);
+            fail_with(res, 400, "bad_payload");
+            return;
+        }
+        oc_event ev = {.type = OC_EV_STATUS,
+                       .provider_id = id,
+                       .state = state,
+                       .error = json_string_value(json_object_get(st, "error"))};
+        emit(ctx, &ev);
+    } else {
+        const char *from = json_string_value(json_object_get(j, "from"));
+        const char *text = json_string_value(json_object_get(j, "text"));
+        if (!from || !text) {
+            json_decref(j);
+            fail_with(res, 400, "bad_payload");
+            return;
+        }
+        oc_event ev = {.type = OC_EV_REPLY,
+                       .from = from,
+                       .to = json_string_value(json_object_get(j, "to")),
+                       .text = text,
+                       .kind = "text",
+                       .provider_id = json_string_value(json_object_get(j, "id")),
+                       .in_reply_to = json_string_value(json_object_get(j, "in_reply_to"))};
+        emit(ctx, &ev);
+    }
+    json_decref(j);
+    res->status = 200;
+    res->content_type = "application/json";
+    oc_buf_puts(&res->body, "{}");
+}
+
+OC_CONNECTOR(webhook) = {
+    OC_CONNECTOR_INIT,
+    .type = "webhook",
+    .description = "generic HTTP POST of a JSON body template, optionally HMAC-signed",
+    .keys = hook_keys,
+    .init = hook_init,
+    .free = hook_free,
+    .build = hook_build,
+    .classify = hook_classify,
+    .inbound = hook_inbound,
+};
