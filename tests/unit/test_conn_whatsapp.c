@@ -1,0 +1,308 @@
+/* The WhatsApp connector without a network: request bytes, every mapped
+ * Graph API outcome, and the webhook (handshake, signature, payloads). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mock_host.h"
+
+extern const oc_connector oc_connector_whatsapp;
+#define C (&oc_connector_whatsapp)
+
+static const char *const conf[] = {"api_base", "http://127.0.0.1:9/", "phone_number_id",
+                                   "1234567890", "access_token", "testtoken", "app_secret",
+                                   "appsecret", "verify_token", "vt-123", NULL};
+
+static int setup(void **state)
+{
+    char err[256];
+    *state = mock_init(C, conf, err, sizeof(err));
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    C->free(*state);
+    return 0;
+}
+
+static void text_request_is_built_exactly(void **state)
+{
+    oc_message m = {.campaign = "c", .message_id = "c.1", .channel = "whatsapp",
+                    .to = "+15550000001", .text = "Hi \"Ana\"\n30% off \xc3\xa9"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_string_equal(r.url, "http://127.0.0.1:9/v21.0/1234567890/messages");
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.headers[0], "Authorization: Bearer testtoken");
+    assert_string_equal(r.headers[1], "Content-Type: application/json");
+    assert_string_equal(r.body.data,
+                        "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                        "\"to\":\"15550000001\",\"type\":\"text\",\"text\":{\"preview_url\":false,"
+                        "\"body\":\"Hi \\\"Ana\\\"\\n30% off \xc3\xa9\"}}");
+    oc_request_free(&r);
+}
+
+static void template_request_carries_rendered_parameters(void **state)
+{
+    const char *params[] = {"Ana", "30%"};
+    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001",
+                    .template_name = "promo", .template_language = "pt_BR",
+                    .template_params = params, .n_template_params = 2};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_string_equal(r.body.data,
+                        "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                        "\"to\":\"15550000001\",\"type\":\"template\",\"template\":{\"name\":"
+                        "\"promo\",\"language\":{\"code\":\"pt_BR\"},\"components\":[{\"type\":"
+                        "\"body\",\"parameters\":[{\"type\":\"text\",\"text\":\"Ana\"},{\"type\":"
+                        "\"text\",\"text\":\"30%\"}]}]}}");
+    oc_request_free(&r);
+}
+
+static void empty_and_oversized_messages_fail_before_sending(void **state)
+{
+    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "no_content");
+    oc_request_free(&r);
+    char big[5000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    m.text = big;
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "too_long");
+    oc_request_free(&r);
+}
+
+static oc_outcome classify(void *inst, long status, const char *body, const char *retry_after)
+{
+    oc_response r = mock_response(status, body);
+    r.retry_after = retry_after;
+    oc_outcome o;
+    C->classify(inst, &r, &o);
+    return o;
+}
+
+static void success_yields_the_wamid(void **state)
+{
+    oc_outcome o = classify(*state, 200,
+                            "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"1\","
+                            "\"wa_id\":\"1\"}],\"messages\":[{\"id\":\"wamid.ABC\"}]}",
+                            NULL);
+    assert_int_equal(o.kind, OC_SENT);
+    assert_string_equal(o.provider_id, "wamid.ABC");
+}
+
+static void graph_error_codes_map_to_outcomes(void **state)
+{
+    static const struct {
+        int code, status, kind;
+        const char *reason;
+    } rows[] = {
+        {130429, 429, OC_RETRY, "throttled"},     {80007, 400, OC_RETRY, "throttled"},
+        {4, 400, OC_RETRY, "throttled"},          {131056, 400, OC_RETRY, "pair_rate_limit"},
+        {131000, 500, OC_RETRY, "provider_unavailable"}, {131016, 503, OC_RETRY, "provider_unavailable"},
+        {2, 503, OC_RETRY, "provider_unavailable"}, {131047, 400, OC_FAILED, "outside_window"},
+        {131026, 400, OC_FAILED, "undeliverable"}, {133010, 400, OC_FAILED, "not_registered"},
+        {131051, 400, OC_FAILED, "unsupported_type"}, {132000, 400, OC_FAILED, "template_error"},
+        {132001, 404, OC_FAILED, "template_error"}, {132005, 400, OC_FAILED, "template_error"},
+        {132012, 400, OC_FAILED, "template_error"}, {131048, 400, OC_FAILED, "policy"},
+        {368, 403, OC_FAILED, "policy"},          {131049, 400, OC_FAILED, "not_delivered_marketing"},
+        {100, 400, OC_FAILED, "invalid_parameter"}, {190, 401, OC_FAILED, "auth"},
+        {0, 401, OC_FAILED, "auth"},              {999999, 400, OC_FAILED, "rejected"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "{\"error\":{\"message\":\"m\",\"type\":\"OAuthException\",\"code\":%d,"
+                 "\"fbtrace_id\":\"x\"}}",
+                 rows[i].code);
+        oc_outcome o = classify(*state, rows[i].status, body, NULL);
+        if ((int)o.kind != rows[i].kind || strcmp(o.reason, rows[i].reason)) {
+            fprintf(stderr, "code %d: got %d %s\n", rows[i].code, o.kind, o.reason);
+            fail();
+        }
+    }
+    oc_outcome o = classify(*state, 400, "{\"error\":{\"code\":131056,\"message\":\"pair\"}}", NULL);
+    assert_int_equal(o.retry_after_ms, 6000);
+    assert_string_equal(o.detail, "code 131056: pair");
+}
+
+static void retry_after_is_honoured_in_both_forms(void **state)
+{
+    oc_outcome o = classify(*state, 429, "", "7");
+    assert_int_equal(o.kind, OC_RETRY);
+    assert_int_equal(o.throttle, 1);
+    assert_int_equal(o.retry_after_ms, 7000);
+    o = classify(*state, 503, "", "Wed, 21 Oct 2015 07:28:30 GMT");
+    assert_int_equal(o.kind, OC_RETRY);
+    assert_int_equal(o.retry_after_ms, 30000);
+}
+
+static void garbage_and_empty_bodies_never_crash(void **state)
+{
+    oc_outcome o = classify(*state, 200, "<html>", NULL);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.reason, "bad_response");
+    o = classify(*state, 502, "", NULL);
+    assert_int_equal(o.kind, OC_RETRY);
+    o = classify(*state, 400, "{\"error\":\"nope\"}", NULL);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.reason, "rejected");
+    o = classify(*state, 200, "{\"messages\":[{\"id\":7}]}", NULL);
+    assert_int_equal(o.kind, OC_FAILED);
+}
+
+static void network_errors_are_retried(void **state)
+{
+    int errs[] = {OC_NET_TIMEOUT, OC_NET_CONNECT, OC_NET_RESET};
+    for (int i = 0; i < 3; i++) {
+        oc_response r = mock_response(0, "");
+        r.net_error = errs[i];
+        r.net_detail = "Timeout was reached";
+        oc_outcome o;
+        C->classify(*state, &r, &o);
+        assert_int_equal(o.kind, OC_RETRY);
+        assert_string_equal(o.reason, "network");
+    }
+}
+
+static oc_inbound_result inbound(void *inst, const char *method, const char *query,
+                                 const char *body, const char *sig, mock_events *ev)
+{
+    const char *hk[] = {"X-Hub-Signature-256", sig, NULL};
+    mock_headers h = {sig ? hk : NULL};
+    oc_http_request req = {.method = method, .path = "/webhooks/wa", .query = query,
+                           .body = body, .body_len = strlen(body), .header = mock_header,
+                           .header_ctx = &h};
+    oc_inbound_result res;
+    memset(&res, 0, sizeof(res));
+    C->inbound(inst, &req, &res, mock_emit, ev);
+    return res;
+}
+
+static void verification_handshake_echoes_the_challenge(void **state)
+{
+    mock_events ev = {0};
+    oc_inbound_result r =
+        inbound(*state, "GET", "hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=1158201444", "",
+                NULL, &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "1158201444");
+    oc_buf_free(&r.body);
+    r = inbound(*state, "GET", "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1", "",
+                NULL, &ev);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(r.error, "verify_token_mismatch");
+    assert_int_equal(ev.n, 0);
+}
+
+static const char payload[] =
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"WABA\",\"changes\":[{"
+    "\"field\":\"messages\",\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+    "\"display_phone_number\":\"15551230000\",\"phone_number_id\":\"1234567890\"},"
+    "\"contacts\":[{\"profile\":{\"name\":\"Ana\"},\"wa_id\":\"15550000001\"}],"
+    "\"messages\":[{\"from\":\"15550000001\",\"id\":\"wamid.IN1\",\"timestamp\":\"1700000000\","
+    "\"type\":\"text\",\"text\":{\"body\":\"Is it still on?\"},\"context\":{\"from\":"
+    "\"15551230000\",\"id\":\"wamid.OUT1\"}},"
+    "{\"from\":\"15550000001\",\"id\":\"wamid.IN2\",\"timestamp\":\"1700000001\",\"type\":"
+    "\"button\",\"button\":{\"text\":\"Yes please\",\"payload\":\"yes\"}},"
+    "{\"from\":\"15550000001\",\"id\":\"wamid.IN3\",\"timestamp\":\"1700000002\",\"type\":"
+    "\"image\",\"image\":{\"id\":\"MEDIA9\",\"mime_type\":\"image/jpeg\"}}],"
+    "\"statuses\":[{\"id\":\"wamid.OUT1\",\"status\":\"delivered\",\"timestamp\":\"1700000003\","
+    "\"recipient_id\":\"15550000002\"},{\"id\":\"wamid.OUT2\",\"status\":\"failed\","
+    "\"timestamp\":\"1700000004\",\"recipient_id\":\"15550000003\",\"errors\":[{\"code\":131026,"
+    "\"title\":\"Message undeliverable\"}]}]}}]},{\"id\":\"WABA\",\"changes\":[{\"field\":"
+    "\"messages\",\"value\":{\"statuses\":[{\"id\":\"wamid.OUT3\",\"status\":\"read\","
+    "\"timestamp\":\"1700000005\",\"recipient_id\":\"15550000004\"}]}}]}]}";
+
+static void signed_payload_yields_replies_and_statuses(void **state)
+{
+    char sig[80] = "sha256=";
+    hmac_hex(EVP_sha256(), "appsecret", payload, strlen(payload), sig + 7);
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", payload, sig, &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 6);
+    assert_int_equal(ev.ev[0].type, OC_EV_REPLY);
+    assert_string_equal(ev.ev[0].from, "+15550000001");
+    assert_string_equal(ev.ev[0].to, "+15551230000");
+    assert_string_equal(ev.ev[0].text, "Is it still on?");
+    assert_string_equal(ev.ev[0].in_reply_to, "wamid.OUT1");
+    assert_string_equal(ev.ev[0].name, "Ana");
+    assert_true(ev.ev[0].timestamp == 1700000000);
+    assert_string_equal(ev.ev[1].text, "Yes please");
+    assert_string_equal(ev.ev[1].kind, "button");
+    assert_string_equal(ev.ev[2].text, "[image:MEDIA9]");
+    assert_int_equal(ev.ev[3].type, OC_EV_STATUS);
+    assert_string_equal(ev.ev[3].provider_id, "wamid.OUT1");
+    assert_string_equal(ev.ev[3].state, "delivered");
+    assert_string_equal(ev.ev[4].state, "failed");
+    assert_string_equal(ev.ev[4].error, "131026: Message undeliverable");
+    assert_string_equal(ev.ev[5].state, "read");
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+}
+
+static void bad_or_missing_signature_is_refused_with_no_events(void **state)
+{
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", payload,
+                                  "sha256=0000000000000000000000000000000000000000000000000000000000000000",
+                                  &ev);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(r.error, "bad_signature");
+    r = inbound(*state, "POST", "", payload, NULL, &ev);
+    assert_int_equal(r.status, 401);
+    assert_int_equal(ev.n, 0);
+}
+
+static void unparseable_signed_body_is_a_400(void **state)
+{
+    const char *body = "{\"entry\": nope";
+    char sig[80] = "sha256=";
+    hmac_hex(EVP_sha256(), "appsecret", body, strlen(body), sig + 7);
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", body, sig, &ev);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.error, "bad_payload");
+    assert_int_equal(ev.n, 0);
+}
+
+static void bad_configuration_is_refused_at_init(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *const no_token[] = {"phone_number_id", "123", NULL};
+    assert_null(mock_init(C, no_token, err, sizeof(err)));
+    const char *const bad_id[] = {"phone_number_id", "12a", "access_token", "t", NULL};
+    assert_null(mock_init(C, bad_id, err, sizeof(err)));
+    assert_string_equal(err, "phone_number_id must be digits");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(text_request_is_built_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(template_request_carries_rendered_parameters, setup, teardown),
+        cmocka_unit_test_setup_teardown(empty_and_oversized_messages_fail_before_sending, setup, teardown),
+        cmocka_unit_test_setup_teardown(success_yields_the_wamid, setup, teardown),
+        cmocka_unit_test_setup_teardown(graph_error_codes_map_to_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_after_is_honoured_in_both_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(garbage_and_empty_bodies_never_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(network_errors_are_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(verification_handshake_echoes_the_challenge, setup, teardown),
+        cmocka_unit_test_setup_teardown(signed_payload_yields_replies_and_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_or_missing_signature_is_refused_with_no_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(unparseable_signed_body_is_a_400, setup, teardown),
+        cmocka_unit_test(bad_configuration_is_refused_at_init),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
