@@ -1,0 +1,261 @@
+/* The SMTP connector without a network: the RFC 5322 message parsed back,
+ * header injection refused, reply codes, inbound replies and one-click
+ * unsubscribes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "mock_host.h"
+
+extern const oc_connector oc_connector_smtp;
+#define C (&oc_connector_smtp)
+
+static const char *const conf[] = {"url", "smtp://127.0.0.1:2525", "tls", "none", "from",
+                                   "Acme News <news@Acme.example>", "reply_to",
+                                   "reply+{{token}}@acme.example", "unsubscribe_url",
+                                   "https://acme.example/u?t={{token}}", "unsubscribe_mailto",
+                                   "unsub@acme.example", NULL};
+
+static int setup(void **state)
+{
+    char err[256];
+    *state = mock_init(C, conf, err, sizeof(err));
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    C->free(*state);
+    return 0;
+}
+
+static const char *hdr(const char *msg, const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+    for (const char *p = msg; p && *p; p = strstr(p, "\r\n") ? strstr(p, "\r\n") + 2 : NULL) {
+        if (!strncmp(p, "\r\n", 2))
+            break; /* end of headers */
+        if (!strncmp(p, name, n) && p[n] == ':') {
+            const char *e = strstr(p, "\r\n");
+            while (e && e[2] == ' ') /* folded */
+                e = strstr(e + 2, "\r\n");
+            snprintf(out, len, "%.*s", (int)(e - p - n - 2), p + n + 2);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static void message_has_every_header_and_crlf_lines(void **state)
+{
+    oc_message m = {.campaign = "bf", .message_id = "bf.7", .to = "ana@example.com",
+                    .subject = "Black Friday", .text = "Hi Ana,\n30% off.", .html = "<p>Hi</p>"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_int_equal(r.kind, OC_REQ_SMTP);
+    assert_string_equal(r.url, "smtp://127.0.0.1:2525");
+    assert_int_equal(r.smtp_tls, 0);
+    assert_string_equal(r.mail_from, "<news@Acme.example>");
+    assert_string_equal(r.mail_rcpt, "<ana@example.com>");
+    char v[512];
+    const char *msg = r.body.data;
+    assert_non_null(hdr(msg, "Date", v, sizeof(v)));
+    assert_string_equal(hdr(msg, "Message-ID", v, sizeof(v)), "<bf.7@Acme.example>");
+    assert_string_equal(hdr(msg, "From", v, sizeof(v)), "Acme News <news@Acme.example>");
+    assert_string_equal(hdr(msg, "To", v, sizeof(v)), "ana@example.com");
+    assert_string_equal(hdr(msg, "Subject", v, sizeof(v)), "Black Friday");
+    assert_string_equal(hdr(msg, "Reply-To", v, sizeof(v)), "reply+bf.7@acme.example");
+    assert_string_equal(hdr(msg, "List-Unsubscribe", v, sizeof(v)),
+                        "<https://acme.example/u?t=bf.7>, <mailto:unsub@acme.example?subject=unsubscribe>");
+    assert_string_equal(hdr(msg, "List-Unsubscribe-Post", v, sizeof(v)),
+                        "List-Unsubscribe=One-Click");
+    assert_string_equal(hdr(msg, "MIME-Version", v, sizeof(v)), "1.0");
+    assert_non_null(strstr(msg, "multipart/alternative; boundary="));
+    assert_non_null(strstr(msg, "Content-Type: text/plain; charset=UTF-8"));
+    assert_non_null(strstr(msg, "Content-Type: text/html; charset=UTF-8"));
+    assert_non_null(strstr(msg, "Hi Ana,\r\n30% off."));
+    for (const char *p = msg; (p = strchr(p, '\n')); p++)
+        assert_true(p > msg && p[-1] == '\r'); /* every LF is part of CRLF */
+    oc_request_free(&r);
+}
+
+static void non_ascii_subjects_become_encoded_words(void **state)
+{
+    const char *subject = "Promoção de Black Friday — até 30% de desconto em tudo, só hoje!";
+    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com",
+                    .subject = subject, .text = "x"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    char v[1024];
+    assert_non_null(hdr(r.body.data, "Subject", v, sizeof(v)));
+    /* decode every encoded word and compare */
+    char decoded[512] = "";
+    for (char *w = strstr(v, "=?UTF-8?B?"); w; w = strstr(w, "=?UTF-8?B?")) {
+        char *e = strstr(w, "?=");
+        assert_non_null(e);
+        assert_true(e + 2 - w <= 75);
+        unsigned char out[128];
+        *e = '\0';
+        int n = EVP_DecodeBlock(out, (unsigned char *)w + 10, (int)strlen(w + 10));
+        while (n > 0 && strlen(w + 10) >= 2 && w[10 + strlen(w + 10) - 1] == '=' && out[n - 1] == 0)
+            n--, w[10 + strlen(w + 10) - 1] = 'x';
+        strncat(decoded, (char *)out, (size_t)n);
+        w = e + 2;
+    }
+    assert_string_equal(decoded, subject);
+    oc_request_free(&r);
+}
+
+static void quoted_printable_keeps_lines_short_and_decodes_back(void **state)
+{
+    char text[3000];
+    memset(text, 0, sizeof(text));
+    for (int i = 0; i < 250; i++)
+        strcat(text, "é=ü ");
+    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com", .text = text};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    const char *body = strstr(r.body.data, "\r\n\r\n") + 4;
+    /* no line of 998 octets or more; QP lines at most 76 */
+    size_t run = 0;
+    for (const char *p = body; *p; p++) {
+        if (*p == '\r' && p[1] == '\n') {
+            assert_true(run <= 76);
+            run = 0;
+            p++;
+        } else {
+            run++;
+        }
+    }
+    /* decode */
+    char dec[3000];
+    size_t k = 0;
+    for (const char *p = body; *p && k + 1 < sizeof(dec);) {
+        if (p[0] == '=' && p[1] == '\r' && p[2] == '\n') {
+            p += 3;
+        } else if (p[0] == '=') {
+            unsigned v;
+            sscanf(p + 1, "%2X", &v);
+            dec[k++] = (char)v;
+            p += 3;
+        } else if (p[0] == '\r' && p[1] == '\n') {
+            p += 2; /* trailing CRLF of the part */
+        } else {
+            dec[k++] = *p++;
+        }
+    }
+    dec[k] = '\0';
+    assert_string_equal(dec, text);
+    oc_request_free(&r);
+}
+
+static void header_injection_is_refused(void **state)
+{
+    oc_request r = {0};
+    oc_outcome o;
+    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com",
+                    .subject = "Hi\r\nBcc: everyone@example.com", .text = "x"};
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "header_injection");
+    oc_request_free(&r);
+    m.subject = "fine";
+    m.to = "ana@example.com\nBcc: x@y.z";
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    oc_request_free(&r);
+}
+
+static void reply_codes_map_to_outcomes(void **state)
+{
+    static const struct {
+        long code;
+        int kind;
+        const char *reason;
+    } rows[] = {{250, OC_SENT, ""},          {421, OC_RETRY, "smtp_4xx"},
+                {451, OC_RETRY, "smtp_4xx"},  {550, OC_FAILED, "invalid_recipient"},
+                {551, OC_FAILED, "invalid_recipient"}, {553, OC_FAILED, "invalid_recipient"},
+                {552, OC_FAILED, "rejected"}, {554, OC_FAILED, "rejected"},
+                {535, OC_FAILED, "auth"}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        oc_response resp = mock_response(rows[i].code, "");
+        resp.net_error = rows[i].code >= 400 ? OC_NET_PROTOCOL : OC_NET_OK;
+        oc_outcome o;
+        C->classify(*state, &resp, &o);
+        assert_int_equal(o.kind, rows[i].kind);
+        assert_string_equal(o.reason, rows[i].reason);
+    }
+    oc_response resp = mock_response(0, "");
+    resp.net_error = OC_NET_CONNECT;
+    oc_outcome o;
+    C->classify(*state, &resp, &o);
+    assert_int_equal(o.kind, OC_RETRY);
+}
+
+static oc_inbound_result post(void *inst, const char *query, const char *body, mock_events *ev)
+{
+    mock_headers h = {NULL};
+    oc_http_request req = {.method = "POST", .path = "/webhooks/mail", .query = query, .body = body,
+                           .body_len = strlen(body), .header = mock_header, .header_ctx = &h};
+    oc_inbound_result res;
+    memset(&res, 0, sizeof(res));
+    C->inbound(inst, &req, &res, mock_emit, ev);
+    return res;
+}
+
+static void inbound_reply_is_threaded_by_in_reply_to_or_token(void **state)
+{
+    mock_events ev = {0};
+    oc_inbound_result r = post(*state, "",
+                               "{\"from\":\"Ana <Ana@Example.COM>\",\"to\":\"news@acme.example\","
+                               "\"text\":\"yes!\",\"message_id\":\"<abc@mail.example>\","
+                               "\"in_reply_to\":\"<bf.7@Acme.example>\"}",
+                               &ev);
+    assert_int_equal(r.status, 200);
+    oc_buf_free(&r.body);
+    r = post(*state, "",
+             "{\"from\":\"bob@example.com\",\"to\":\"reply+bf.8@acme.example\",\"text\":\"hi\"}",
+             &ev);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 2);
+    assert_string_equal(ev.ev[0].from, "Ana@example.com");
+    assert_string_equal(ev.ev[0].in_reply_to, "bf.7@Acme.example");
+    assert_string_equal(ev.ev[0].provider_id, "abc@mail.example");
+    assert_string_equal(ev.ev[1].in_reply_to, "token:bf.8");
+    mock_events_free(&ev);
+}
+
+static void one_click_unsubscribe_is_an_unsubscribe_event(void **state)
+{
+    mock_events ev = {0};
+    oc_inbound_result r = post(*state, "t=bf.7", "List-Unsubscribe=One-Click", &ev);
+    assert_int_equal(r.status, 200);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.ev[0].type, OC_EV_UNSUBSCRIBE);
+    assert_string_equal(ev.ev[0].provider_id, "token:bf.7");
+    mock_events_free(&ev);
+    r = post(*state, "", "List-Unsubscribe=One-Click", &ev);
+    assert_int_equal(r.status, 400);
+    r = post(*state, "", "{not json", &ev);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(ev.n, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(message_has_every_header_and_crlf_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(non_ascii_subjects_become_encoded_words, setup, teardown),
+        cmocka_unit_test_setup_teardown(quoted_printable_keeps_lines_short_and_decodes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(header_injection_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(reply_codes_map_to_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

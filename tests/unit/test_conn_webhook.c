@@ -1,0 +1,133 @@
+/* The generic webhook connector: body template with JSON escaping, extra
+ * headers, HMAC signature, id path, outcomes, and signed inbound. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mock_host.h"
+
+extern const oc_connector oc_connector_webhook;
+#define C (&oc_connector_webhook)
+
+static const char *const conf[] = {
+    "url", "http://127.0.0.1:9/hook", "body", "{\"phone\":\"{{to}}\",\"msg\":\"{{text}}\",\"tier\":\"{{tier}}\"}",
+    "header", "X-Api-Key: k1", "header", "X-Tenant: acme", "signing_secret", "whsec",
+    "id_path", "data.ids.0", NULL};
+
+static int setup(void **state)
+{
+    char err[256];
+    *state = mock_init(C, conf, err, sizeof(err));
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    C->free(*state);
+    return 0;
+}
+
+static void body_is_rendered_escaped_headed_and_signed(void **state)
+{
+    const char *vars[] = {"tier", "gold \"vip\"", NULL};
+    mock_vars mv = {vars};
+    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001",
+                    .text = "line1\nline2", .var = mock_var, .var_ctx = &mv};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_string_equal(r.body.data, "{\"phone\":\"+15550000001\",\"msg\":\"line1\\nline2\","
+                                     "\"tier\":\"gold \\\"vip\\\"\"}");
+    assert_string_equal(r.headers[0], "Content-Type: application/json");
+    assert_string_equal(r.headers[1], "X-Api-Key: k1");
+    assert_string_equal(r.headers[2], "X-Tenant: acme");
+    char want[100] = "X-Omnicast-Signature: sha256=";
+    hmac_hex(EVP_sha256(), "whsec", r.body.data, r.body.len, want + strlen(want));
+    assert_string_equal(r.headers[3], want);
+    oc_request_free(&r);
+}
+
+static void a_missing_variable_fails_the_message(void **state)
+{
+    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+1", .text = "t",
+                    .var = mock_var, .var_ctx = NULL};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "missing_var:tier");
+    oc_request_free(&r);
+}
+
+static void outcomes_and_the_id_path(void **state)
+{
+    oc_response resp = mock_response(200, "{\"data\":{\"ids\":[\"abc-1\"]}}");
+    oc_outcome o;
+    C->classify(*state, &resp, &o);
+    assert_int_equal(o.kind, OC_SENT);
+    assert_string_equal(o.provider_id, "abc-1");
+    resp = mock_response(202, "accepted");
+    C->classify(*state, &resp, &o);
+    assert_int_equal(o.kind, OC_SENT);
+    assert_string_equal(o.provider_id, "");
+    resp = mock_response(429, "");
+    resp.retry_after = "3";
+    C->classify(*state, &resp, &o);
+    assert_int_equal(o.kind, OC_RETRY);
+    assert_int_equal(o.retry_after_ms, 3000);
+    resp = mock_response(500, "");
+    C->classify(*state, &resp, &o);
+    assert_int_equal(o.kind, OC_RETRY);
+    resp = mock_response(404, "");
+    C->classify(*state, &resp, &o);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.detail, "HTTP 404");
+}
+
+static void headers_with_line_breaks_are_refused_at_init(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *const bad[] = {"url", "http://x/", "header", "X-A: b\r\nX-Evil: 1", NULL};
+    assert_null(mock_init(C, bad, err, sizeof(err)));
+    const char *const nocolon[] = {"url", "http://x/", "header", "nonsense", NULL};
+    assert_null(mock_init(C, nocolon, err, sizeof(err)));
+}
+
+static void inbound_needs_the_signature(void **state)
+{
+    const char *body = "{\"from\":\"+15550000001\",\"text\":\"hello\",\"id\":\"in-1\",\"in_reply_to\":\"abc-1\"}";
+    char sig[100] = "sha256=";
+    hmac_hex(EVP_sha256(), "whsec", body, strlen(body), sig + 7);
+    const char *hk[] = {"X-Omnicast-Signature", sig, NULL};
+    mock_headers h = {hk};
+    oc_http_request req = {.method = "POST", .path = "/webhooks/hook", .query = "", .body = body,
+                           .body_len = strlen(body), .header = mock_header, .header_ctx = &h};
+    oc_inbound_result res;
+    memset(&res, 0, sizeof(res));
+    mock_events ev = {0};
+    C->inbound(*state, &req, &res, mock_emit, &ev);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].in_reply_to, "abc-1");
+    oc_buf_free(&res.body);
+    mock_events_free(&ev);
+    hk[1] = "sha256=00";
+    memset(&res, 0, sizeof(res));
+    C->inbound(*state, &req, &res, mock_emit, &ev);
+    assert_int_equal(res.status, 401);
+    assert_int_equal(ev.n, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(body_is_rendered_escaped_headed_and_signed, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_missing_variable_fails_the_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(outcomes_and_the_id_path, setup, teardown),
+        cmocka_unit_test(headers_with_line_breaks_are_refused_at_init),
+        cmocka_unit_test_setup_teardown(inbound_needs_the_signature, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
