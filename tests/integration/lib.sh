@@ -196,3 +196,19 @@ for line in open(sys.argv[1]):
         print(urllib.parse.parse_qs(b)["To"][0])
 PY
 }
+
+# start_smtp NAME [ARGS...]: a real SMTP server (aiosmtpd) saving to
+# $T/NAME/; sets SMTP_PORT
+start_smtp() {
+  local name=$1; shift
+  /usr/bin/python3 "$OMNI_SRC/tests/mock/smtp_sink.py" --port-file "$T/$name.port" \
+    --outdir "$T/$name" "$@" >"$T/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 20 test -s "$T/$name.port"
+  SMTP_PORT=$(cat "$T/$name.port")
+}
+
+# msg_field CAMPAIGN FIELD JSONKEY: a key of one recipient's record
+msg_field() {
+  rraw HGET "omni:msg:$1" "$2" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$3',''))"
+}
