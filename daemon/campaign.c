@@ -118,6 +118,17 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
         bucket_init(&s->rate, rate, rate < 1 ? 1 : rate, omni_mono_us());
         s->has_rate = 1;
     }
+    json_t *qh = json_object_get(root, "quiet_hours");
+    int h1, m1, h2, m2;
+    if (json_is_object(qh) &&
+        sscanf(json_string_value(json_object_get(qh, "start")) ? json_string_value(json_object_get(qh, "start")) : "",
+               "%d:%d", &h1, &m1) == 2 &&
+        sscanf(json_string_value(json_object_get(qh, "end")) ? json_string_value(json_object_get(qh, "end")) : "",
+               "%d:%d", &h2, &m2) == 2) {
+        s->has_quiet = 1;
+        s->quiet_start = h1 * 60 + m1;
+        s->quiet_end = h2 * 60 + m2;
+    }
     if (bad || s->n_channels == 0) {
         if (!bad)
             snprintf(err, err_len, "stored spec has no channels");

@@ -26,6 +26,8 @@ typedef struct campaign_spec {
     json_t *defaults; /* borrowed from spec, may be NULL */
     bucket rate;      /* the job's rate_per_s, per instance */
     int has_rate;
+    int has_quiet;           /* quiet_hours given */
+    int quiet_start, quiet_end; /* minutes of the day, recipient's local time */
     struct campaign_spec *next;
 } campaign_spec;
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "address.h"
 #include "campaign.h"
@@ -20,6 +21,12 @@
 #define MSGID_MAX (JOB_ID_MAX + 32)
 
 enum { R_LOAD, R_CLAIM, R_CLAIMING, R_QUEUED, R_INFLIGHT, R_RECORD, R_RECORDING, R_DONE };
+
+/* Outcome kinds beyond the connector's three: wait for quiet hours to end
+ * (unclaimed, parked in omni:retry until then). */
+#define OUT_DEFER 10
+
+#define TZ_CACHE 32
 
 typedef struct chunk chunk;
 
@@ -60,8 +67,16 @@ struct chunk {
 
 TAILQ_HEAD(chunk_list, chunk);
 
+typedef struct tz_entry {
+    char name[64];
+    long offset_s;        /* UTC offset */
+    long long until_s;    /* recompute after this (DST) */
+} tz_entry;
+
 typedef struct dispatch {
     struct chunk_list chunks;
+    tz_entry tz[TZ_CACHE];
+    int tz_next;
     struct rcpt_queue outcomes; /* R_RECORD, waiting for a flush */
     size_t n_outcomes;
     int flushing;
@@ -195,6 +210,53 @@ static void record(rcpt *r, int kind, int final, const char *pid, const char *re
     omni_kick(o);
 }
 
+/* UTC offset of an IANA zone now, cached an hour (glibc reads the zone
+ * files; an unknown name is UTC). */
+static long tz_offset(dispatch *d, const char *tz, long long now_s)
+{
+    for (int i = 0; i < TZ_CACHE; i++)
+        if (d->tz[i].name[0] && !strcmp(d->tz[i].name, tz) && now_s < d->tz[i].until_s)
+            return d->tz[i].offset_s;
+    const char *old = getenv("TZ");
+    char saved[128] = "";
+    if (old)
+        snprintf(saved, sizeof(saved), "%s", old);
+    setenv("TZ", tz, 1);
+    tzset();
+    time_t t = (time_t)now_s;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    if (old)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    tz_entry *e = &d->tz[d->tz_next++ % TZ_CACHE];
+    snprintf(e->name, sizeof(e->name), "%s", tz);
+    e->offset_s = tm.tm_gmtoff;
+    e->until_s = now_s + 3600;
+    return e->offset_s;
+}
+
+/* When the campaign has quiet hours and it is inside them where the
+ * recipient lives (var tz, an IANA zone; UTC without one): the time they
+ * end, in unix ms; else 0. */
+static long long quiet_until(rcpt *r)
+{
+    campaign_spec *sp = r->ck->spec;
+    if (!sp->has_quiet)
+        return 0;
+    const char *tz = json_string_value(json_object_get(json_object_get(r->r, "vars"), "tz"));
+    long long now_ms = omni_now_ms(), now_s = now_ms / 1000;
+    long off = tz && *tz && strlen(tz) < 64 ? tz_offset(D(r->ck->o), tz, now_s) : 0;
+    long long local = now_s + off;
+    int minute = (int)((local % 86400 + 86400) % 86400 / 60);
+    int wait = quiet_wait_minutes(minute, sp->quiet_start, sp->quiet_end);
+    if (!wait)
+        return 0;
+    return now_ms + (long long)wait * 60000 - (local % 60) * 1000;
+}
+
 /* Point a recipient at its current channel: resolve its address there, or
  * record why it has none and move on. Returns 0 when it needs a claim. */
 static int aim(rcpt *r)
@@ -211,6 +273,11 @@ static int aim(rcpt *r)
         }
         if (job_recipient_address(r->r, sp->channels[r->ch], kind, r->addr, sizeof(r->addr),
                                   reason, sizeof(reason)) == 0) {
+            long long due = quiet_until(r);
+            if (due > 0) {
+                record(r, OUT_DEFER, 0, NULL, "quiet_hours", due);
+                return -1;
+            }
             r->state = R_CLAIM;
             return 0;
         }
@@ -709,7 +776,9 @@ static void recorded(redisReply *rep, void *arg)
         d->n_outcomes--;
         k++;
         chunk *c = r->ck;
-        if (r->out_kind == OC_FAILED && !r->out_final) {
+        if (r->out_kind == OUT_DEFER) {
+            resolve(r);
+        } else if (r->out_kind == OC_FAILED && !r->out_final) {
             /* fall back to the next channel */
             r->ch++;
             if (aim(r) == 0)
@@ -746,12 +815,13 @@ static void flush_outcomes(omni *o)
         store_args_addll(&a, r->index);
         store_args_adds(&a, r->out_kind == OC_SENT    ? "sent"
                             : r->out_kind == OC_RETRY ? "retry"
+                            : r->out_kind == OUT_DEFER ? "defer"
                                                       : "failed");
         store_args_adds(&a, r->out_final ? "1" : "0");
         store_args_adds(&a, r->out_pid ? r->out_pid : "");
         store_args_adds(&a, r->out_reason);
         store_args_addll(&a, r->out_due);
-        if (r->out_kind == OC_RETRY || r->from_retry) {
+        if (r->out_kind == OC_RETRY || r->out_kind == OUT_DEFER || r->from_retry) {
             char m[MSGID_MAX + 16];
             snprintf(m, sizeof(m), "%s|%ld|%d", c->cid, r->index, r->ch);
             store_args_adds(&a, m);

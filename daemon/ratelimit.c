@@ -67,3 +67,15 @@ long long backoff_ms(int attempts, long long base_ms, long long cap_ms, long lon
         d = hint_ms > cap_ms ? cap_ms : hint_ms;
     return d;
 }
+
+int quiet_wait_minutes(int now_min, int start, int end)
+{
+    if (start == end)
+        return 0;
+    int inside = start < end ? (now_min >= start && now_min < end)
+                             : (now_min >= start || now_min < end);
+    if (!inside)
+        return 0;
+    int wait = end - now_min;
+    return wait > 0 ? wait : wait + 1440;
+}

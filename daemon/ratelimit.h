@@ -30,4 +30,9 @@ void bucket_throttle(bucket *b, long long now_us, long long delay_us);
 long long backoff_ms(int attempts, long long base_ms, long long cap_ms, long long hint_ms,
                      double rnd);
 
+/* Quiet hours: with the local minute of the day `now_min` (0..1439) and a
+ * window [start, end) (which may wrap past midnight), return 0 when
+ * sending is allowed, else the minutes until the window ends. */
+int quiet_wait_minutes(int now_min, int start, int end);
+
 #endif

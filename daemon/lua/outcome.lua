@@ -3,7 +3,7 @@
 -- counters, the provider-id index, the contact's last campaign, retries.
 -- Transitions only move forward; replaying a batch changes nothing.
 -- ARGV: prefix, now_ms, pmid_ttl_s, then per outcome 10 values:
---   campaign, channel, address, slot, kind (sent|failed|retry), final (1/0),
+--   campaign, channel, address, slot, kind (sent|failed|retry|defer), final (1/0),
 --   provider_id, reason, retry_due_ms, retry_member
 -- Returns one code per outcome: ok | stale
 local prefix, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -22,11 +22,15 @@ for i = 4, #ARGV, 10 do
   local pid, reason, due, member = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   local mk = prefix .. 'msg:' .. c
   local field = ch .. ':' .. addr
-  local raw = redis.call('HGET', mk, field)
+  local raw = nil
+  if kind ~= 'defer' then raw = redis.call('HGET', mk, field) end
   local r
   local code = 'ok'
   if raw then r = cjson.decode(raw) end
-  if r and r.slot ~= slot then
+  if kind == 'defer' then
+    -- not claimed yet (quiet hours): wait in the retry set until due
+    redis.call('ZADD', prefix .. 'retry', due, member)
+  elseif r and r.slot ~= slot then
     code = 'stale'
   elseif not r and kind ~= 'failed' then
     code = 'stale'

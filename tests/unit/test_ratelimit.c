@@ -111,6 +111,21 @@ static void backoff_honours_the_provider_hint(void **state)
     assert_int_equal(backoff_ms(1, 1000, 5000, 7000, 0.0), 5000);
 }
 
+static void quiet_hours_defer_until_the_window_ends(void **state)
+{
+    (void)state;
+    /* 21:00-08:00 wraps midnight */
+    assert_int_equal(quiet_wait_minutes(20 * 60 + 59, 21 * 60, 8 * 60), 0);
+    assert_int_equal(quiet_wait_minutes(21 * 60, 21 * 60, 8 * 60), 11 * 60);
+    assert_int_equal(quiet_wait_minutes(23 * 60 + 30, 21 * 60, 8 * 60), 8 * 60 + 30);
+    assert_int_equal(quiet_wait_minutes(7 * 60 + 59, 21 * 60, 8 * 60), 1);
+    assert_int_equal(quiet_wait_minutes(8 * 60, 21 * 60, 8 * 60), 0);
+    /* 12:00-14:00 does not */
+    assert_int_equal(quiet_wait_minutes(13 * 60, 12 * 60, 14 * 60), 60);
+    assert_int_equal(quiet_wait_minutes(14 * 60, 12 * 60, 14 * 60), 0);
+    assert_int_equal(quiet_wait_minutes(11 * 60, 12 * 60, 12 * 60), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +139,7 @@ int main(void)
         cmocka_unit_test(backoff_grows_exponentially_up_to_the_cap),
         cmocka_unit_test(backoff_is_full_jitter),
         cmocka_unit_test(backoff_honours_the_provider_hint),
+        cmocka_unit_test(quiet_hours_defer_until_the_window_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
