@@ -40,6 +40,7 @@ static void usage(FILE *f)
             "  status ID                    a campaign's state and counters\n"
             "  campaign pause|resume|cancel ID\n"
             "                               control a campaign on every instance\n"
+            "  campaign resend-uncertain ID send again the recipients left uncertain by a crash\n"
             "  dead list [N]                the newest N dead letters (default 20)\n"
             "\n"
             "exit codes: 0 ok, 1 failed, 2 usage, 3 invalid job, 4 Redis unavailable\n");
@@ -215,6 +216,7 @@ static int cmd_status(cli *c, int argc, char **argv)
     return 0;
 }
 
+
 static const char *script(const char *name)
 {
     for (const script_src *s = scripts_src; s->name; s++)
@@ -223,16 +225,53 @@ static const char *script(const char *name)
     return NULL;
 }
 
+static long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int resend_uncertain(cli *c, const char *id)
+{
+    char ck[512], mk[512], rz[512], now[32];
+    snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, id);
+    snprintf(mk, sizeof(mk), "%smsg:%s", c->prefix, id);
+    snprintf(rz, sizeof(rz), "%sretry", c->prefix);
+    snprintf(now, sizeof(now), "%lld", now_ms());
+    const char *av[] = {"EVAL", script("resend"), "3", ck, mk, rz, now, id};
+    redisReply *r = redisCommandArgv(c->rc, 8, av, NULL);
+    if (!r) {
+        fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
+        return EX_REDIS;
+    }
+    int rc = 0;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        if (c->json)
+            printf("{\"ok\":true,\"queued\":%lld}\n", r->integer);
+        else
+            printf("campaign %s: %lld uncertain recipients queued to be sent again\n", id,
+                   r->integer);
+    } else {
+        fprintf(stderr, "omnicast: %s\n", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        rc = EX_FAIL;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 static int cmd_campaign(cli *c, int argc, char **argv)
 {
     if (argc != 2 || (strcmp(argv[0], "pause") && strcmp(argv[0], "resume") &&
-                      strcmp(argv[0], "cancel"))) {
+                      strcmp(argv[0], "cancel") && strcmp(argv[0], "resend-uncertain"))) {
         usage(stderr);
         return EX_USAGE_;
     }
     int rc = connect_redis(c);
     if (rc)
         return rc;
+    if (!strcmp(argv[0], "resend-uncertain"))
+        return resend_uncertain(c, argv[1]);
     char ck[512], sk[512], now[32];
     snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, argv[1]);
     snprintf(sk, sizeof(sk), "%sscheduled", c->prefix);
