@@ -1,73 +1,702 @@
-/* The HTTP server on the daemon's event base: health, readiness and
- * Prometheus metrics. Every error is a JSON body with a stable code. */
+/* The HTTP server on the daemon's event base (evhttp): the API under /v1
+ * (bearer tokens, compared in constant time), provider webhooks under
+ * /webhooks/{instance} (the connector checks the provider's signature),
+ * /healthz, /readyz and /metrics. Every error is a JSON body with a stable
+ * code. Nothing here waits on Redis synchronously. */
 #include "http.h"
 
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "address.h"
+#include "campaign.h"
+#include "conv.h"
+#include "job.h"
 #include "log.h"
 #include "metrics.h"
+
+#define TOKENS_MAX 64
+#define EVENTS_PER_REQUEST 1000
+#define LIST_MAX 500
 
 struct http_server {
     omni *o;
     struct evhttp *http;
+    char *tokens[TOKENS_MAX];
+    int n_tokens;
+    int connections;
 };
 
-static void reply_json(struct evhttp_request *req, int code, const char *body)
+/* ---- replies */
+
+static void reply(struct evhttp_request *req, int code, const char *type, const char *body,
+                  size_t len)
 {
     struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, body, strlen(body));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evbuffer_add(b, body, len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
     evhttp_send_reply(req, code, NULL, b);
     evbuffer_free(b);
 }
 
+static void reply_json(struct evhttp_request *req, int code, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    reply(req, code, "application/json", s, strlen(s));
+    free(s);
+    json_decref(j);
+}
+
 static void reply_error(struct evhttp_request *req, int code, const char *err, const char *msg)
 {
-    char body[512];
-    snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", err, msg);
-    reply_json(req, code, body);
+    reply_json(req, code,
+               json_pack("{s:{s:s,s:s}}", "error", "code", err, "message", msg ? msg : err));
+}
+
+/* ---- async requests survive a client that hangs up */
+
+typedef struct areq {
+    http_server *h;
+    struct evhttp_request *req; /* NULL once the client is gone */
+    struct evhttp_connection *conn;
+    char id[JOB_ID_MAX + 8];
+    json_t *acc; /* an answer being assembled */
+    int waiting; /* replies still expected */
+    int missing;
+} areq;
+
+static void conn_closed(struct evhttp_connection *c, void *arg)
+{
+    (void)c;
+    areq *a = arg;
+    a->req = NULL;
+    a->conn = NULL;
+}
+
+static areq *areq_new(http_server *h, struct evhttp_request *req)
+{
+    areq *a = calloc(1, sizeof(*a));
+    a->h = h;
+    a->req = req;
+    a->conn = evhttp_request_get_connection(req);
+    if (a->conn)
+        evhttp_connection_set_closecb(a->conn, conn_closed, a);
+    return a;
+}
+
+/* Detach from the connection; returns the request if it is still there. */
+static struct evhttp_request *areq_take(areq *a)
+{
+    if (a->conn)
+        evhttp_connection_set_closecb(a->conn, NULL, NULL);
+    a->conn = NULL;
+    struct evhttp_request *r = a->req;
+    a->req = NULL;
+    return r;
+}
+
+static void areq_free(areq *a)
+{
+    json_decref(a->acc);
+    free(a);
+}
+
+/* ---- helpers */
+
+static char *body_of(struct evhttp_request *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    *len = evbuffer_get_length(in);
+    char *b = malloc(*len + 1);
+    evbuffer_copyout(in, b, *len);
+    b[*len] = '\0';
+    return b;
+}
+
+static int authorized(http_server *h, struct evhttp_request *req)
+{
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!a || strncasecmp(a, "Bearer ", 7))
+        return 0;
+    const char *t = a + 7;
+    size_t tl = strlen(t);
+    int ok = 0;
+    for (int i = 0; i < h->n_tokens; i++) {
+        size_t l = strlen(h->tokens[i]);
+        /* compare every token, in constant time per token */
+        if (l == tl && CRYPTO_memcmp(h->tokens[i], t, l) == 0)
+            ok = 1;
+    }
+    return ok;
+}
+
+static int load_tokens(http_server *h, const char *path, char *err, size_t err_len)
+{
+    if (!path)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "cannot read api_tokens_file %s", path);
+        return -1;
+    }
+    char line[512];
+    while (fgets(line, sizeof(line), f) && h->n_tokens < TOKENS_MAX) {
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        size_t n = strlen(s);
+        while (n && isspace((unsigned char)s[n - 1]))
+            s[--n] = '\0';
+        if (!n || *s == '#')
+            continue;
+        h->tokens[h->n_tokens++] = strdup(s);
+    }
+    fclose(f);
+    if (!h->n_tokens)
+        log_warn("http: %s holds no tokens: every API call will be refused", path);
+    return 0;
+}
+
+static int channel_kind(void *ctx, const char *name)
+{
+    chan *c = omni_channel(ctx, name);
+    return c ? c->addr_kind : -1;
+}
+
+static int valid_segment(const char *s, size_t n)
+{
+    if (n == 0 || n > JOB_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._:-", s[i]))
+            return 0;
+    return 1;
+}
+
+/* ---- webhooks */
+
+typedef struct collected {
+    oc_event ev[EVENTS_PER_REQUEST];
+    char *strs[EVENTS_PER_REQUEST][9];
+    size_t n;
+} collected;
+
+static char *cdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void collect(void *ctx, const oc_event *e)
+{
+    collected *c = ctx;
+    if (c->n == EVENTS_PER_REQUEST)
+        return;
+    oc_event *d = &c->ev[c->n];
+    char **s = c->strs[c->n];
+    *d = *e;
+    d->from = s[0] = cdup(e->from);
+    d->to = s[1] = cdup(e->to);
+    d->text = s[2] = cdup(e->text);
+    d->kind = s[3] = cdup(e->kind);
+    d->provider_id = s[4] = cdup(e->provider_id);
+    d->in_reply_to = s[5] = cdup(e->in_reply_to);
+    d->state = s[6] = cdup(e->state);
+    d->error = s[7] = cdup(e->error);
+    d->name = s[8] = cdup(e->name);
+    c->n++;
+}
+
+static const char *hdr(void *ctx, const char *name)
+{
+    return evhttp_find_header(ctx, name);
+}
+
+static void webhook(http_server *h, struct evhttp_request *req, const char *name,
+                    const char *query)
+{
+    omni *o = h->o;
+    conn_inst *ci = NULL;
+    for (size_t i = 0; i < o->n_conns; i++)
+        if (!strcmp(o->conns[i].conf->name, name))
+            ci = &o->conns[i];
+    if (!ci || !ci->impl->inbound) {
+        reply_error(req, 404, "unknown_connector", "no connector instance takes webhooks here");
+        return;
+    }
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    size_t len;
+    char *body = body_of(req, &len);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *host = evhttp_find_header(in, "Host");
+    char url[2048];
+    snprintf(url, sizeof(url), "http://%s%s", host ? host : "localhost",
+             evhttp_request_get_uri(req));
+    char path[256];
+    snprintf(path, sizeof(path), "/webhooks/%s", name);
+    oc_http_request r = {.method = m == EVHTTP_REQ_GET ? "GET" : "POST",
+                         .path = path,
+                         .query = query ? query : "",
+                         .url = url,
+                         .body = body,
+                         .body_len = len,
+                         .header = hdr,
+                         .header_ctx = in};
+    oc_inbound_result res;
+    memset(&res, 0, sizeof(res));
+    collected *c = calloc(1, sizeof(*c));
+    ci->impl->inbound(ci->inst, &r, &res, collect, c);
+    if (res.status >= 200 && res.status < 300 && !conv_has_room(o, c->n)) {
+        /* the provider retries later; nothing is lost */
+        reply_error(req, 503, "busy", "inbound queue full, retry later");
+    } else if (res.status >= 200 && res.status < 300) {
+        for (size_t i = 0; i < c->n; i++)
+            conv_push(o, ci, &c->ev[i]);
+        reply(req, res.status, res.content_type ? res.content_type : "text/plain",
+              res.body.data ? res.body.data : "", res.body.len);
+    } else {
+        if (!res.status)
+            res.status = 500;
+        log_info("webhook %s: %d %s", name, res.status, res.error);
+        reply_error(req, res.status, res.error[0] ? res.error : "rejected", NULL);
+    }
+    for (size_t i = 0; i < c->n; i++)
+        for (int k = 0; k < 9; k++)
+            free(c->strs[i][k]);
+    free(c);
+    oc_buf_free(&res.body);
+    free(body);
+}
+
+/* ---- /v1/broadcasts and /v1/messages */
+
+static void queued(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = areq_take(a);
+    if (req) {
+        if (!r || r->type != REDIS_REPLY_STRING)
+            reply_error(req, 503, "redis_unavailable", "the job could not be queued");
+        else
+            reply_json(req, 202, json_pack("{s:s,s:s,s:s}", "id", a->id, "status", "queued",
+                                           "entry", r->str));
+    }
+    areq_free(a);
+}
+
+static void proactive_opened(omni *o, const char *conv_id, void *arg)
+{
+    (void)o;
+    areq *a = arg;
+    if (conv_id)
+        json_object_set_new(a->acc, "conversation_id", json_string(conv_id));
+    if (--a->waiting == 0) {
+        struct evhttp_request *req = areq_take(a);
+        if (req) {
+            if (!conv_id)
+                reply_error(req, 503, "redis_unavailable", "the message could not be queued");
+            else
+                reply_json(req, 202, json_incref(a->acc));
+        }
+        areq_free(a);
+    }
+}
+
+static void message_queued(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    if (r && r->type == REDIS_REPLY_STRING)
+        json_object_set_new(a->acc, "entry", json_string(r->str));
+    proactive_opened(a->h->o, r && r->type == REDIS_REPLY_STRING ? "" : NULL, a);
+}
+
+static void submit(http_server *h, struct evhttp_request *req, int want)
+{
+    omni *o = h->o;
+    size_t len;
+    char *body = body_of(req, &len);
+    job_rules rules = {.max_bytes = (size_t)o->cfg->max_job_bytes,
+                       .max_inline_recipients = (size_t)o->cfg->max_inline_recipients,
+                       .channel_kind = channel_kind,
+                       .ctx = o};
+    job j;
+    char reason[JOB_REASON_MAX];
+    if (job_parse(body, len, &rules, &j, reason, sizeof(reason)) < 0) {
+        reply_error(req, 400, "invalid_job", reason);
+        free(body);
+        return;
+    }
+    if (j.type != want) {
+        reply_error(req, 400, "invalid_job",
+                    want == JOB_BROADCAST ? "type: must be broadcast on /v1/broadcasts"
+                                          : "type: must be message on /v1/messages");
+        job_free(&j);
+        free(body);
+        return;
+    }
+    areq *a = areq_new(h, req);
+    snprintf(a->id, sizeof(a->id), "%s", j.id);
+    const char *argv[] = {"XADD", o->k_jobs, "*", "job", body};
+    size_t lens[] = {4, strlen(o->k_jobs), 1, 3, len};
+    if (want == JOB_BROADCAST) {
+        if (store_cmdv(o->st, STORE_CMD, queued, a, 5, argv, lens) < 0)
+            queued(NULL, a);
+    } else {
+        /* the proactive conversation opens now; the send follows */
+        json_t *r0 = json_array_get(json_object_get(j.spec, "recipients"), 0);
+        const char *contact =
+            json_string_value(json_object_get(json_object_get(r0, "to"), j.channels[0]));
+        json_t *msg = json_object_get(j.spec, "message");
+        const char *text = json_string_value(json_object_get(msg, "text"));
+        if (!text)
+            text = json_string_value(json_object_get(json_object_get(msg, "template"), "name"));
+        a->acc = json_pack("{s:s,s:s}", "id", j.id, "status", "queued");
+        a->waiting = 2;
+        if (store_cmdv(o->st, STORE_CMD, message_queued, a, 5, argv, lens) < 0) {
+            a->waiting = 1;
+            proactive_opened(o, NULL, a);
+        } else {
+            conv_proactive(o, j.channels[0], contact ? contact : "", j.id, text, proactive_opened,
+                           a);
+        }
+    }
+    job_free(&j);
+    free(body);
+}
+
+/* ---- /v1/campaigns */
+
+static int numeric(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s) && *s != '-')
+            return 0;
+    return 1;
+}
+
+static json_t *hash_to_json(redisReply *r)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
+        if (!k || !v)
+            continue;
+        json_object_set_new(o, k, numeric(v) ? json_integer(atoll(v)) : json_string(v));
+    }
+    return o;
+}
+
+static long long iv(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static void campaign_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = areq_take(a);
+    if (req) {
+        if (!r)
+            reply_error(req, 503, "redis_unavailable", NULL);
+        else if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+            reply_error(req, 404, "not_found", "no such campaign");
+        else {
+            json_t *c = hash_to_json(r);
+            json_error_t je;
+            const char *spec = json_string_value(json_object_get(c, "spec"));
+            json_t *sj = spec ? json_loads(spec, 0, &je) : NULL;
+            if (sj)
+                json_object_set_new(c, "spec", sj);
+            long long total = iv(c, "total"), sent = iv(c, "sent");
+            long long done = sent + iv(c, "failed") + iv(c, "suppressed") + iv(c, "uncertain") +
+                             iv(c, "cancelled");
+            json_object_set_new(c, "pending", json_integer(total - done));
+            json_t *rates = json_object();
+            const char *names[] = {"delivered", "read", "replied", "opted_out"};
+            for (int i = 0; i < 4; i++)
+                json_object_set_new(rates, names[i],
+                                    json_real(sent ? (double)iv(c, names[i]) / (double)sent : 0));
+            json_object_set_new(c, "rates", rates);
+            reply_json(req, 200, c);
+        }
+    }
+    areq_free(a);
+}
+
+static void controlled(omni *o, int ok, const char *state, void *arg)
+{
+    (void)o;
+    areq *a = arg;
+    struct evhttp_request *req = areq_take(a);
+    if (req) {
+        if (!state)
+            reply_error(req, 503, "redis_unavailable", NULL);
+        else if (ok)
+            reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", state));
+        else if (strstr(state, "no such campaign"))
+            reply_error(req, 404, "not_found", state);
+        else
+            reply_error(req, 409, "invalid_state", state);
+    }
+    areq_free(a);
+}
+
+/* ---- /v1/conversations */
+
+/* GET /v1/conversations/{id}: the hash and the log, answered together */
+static void conv_one_done(areq *a)
+{
+    if (--a->waiting > 0)
+        return;
+    struct evhttp_request *req = areq_take(a);
+    if (req) {
+        if (a->missing || !a->acc)
+            reply_error(req, 404, "not_found", "no such conversation");
+        else
+            reply_json(req, 200, json_incref(a->acc));
+    }
+    areq_free(a);
+}
+
+static void conv_hash_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+        a->acc = hash_to_json(r);
+    else
+        a->missing = 1;
+    conv_one_done(a);
+}
+
+static void conv_log_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    json_t *msgs = json_array();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
+        json_t *m = hash_to_json(e->element[1]);
+        json_object_set_new(m, "entry", json_string(e->element[0]->str));
+        json_array_append_new(msgs, m);
+    }
+    if (a->acc)
+        json_object_set_new(a->acc, "messages", msgs);
+    else
+        json_decref(msgs);
+    conv_one_done(a);
+}
+
+static void conv_list_item(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    json_t *c = hash_to_json(r);
+    if (json_object_size(c))
+        json_array_append_new(json_object_get(a->acc, "conversations"), c);
+    else
+        json_decref(c);
+    if (--a->waiting == 0) {
+        struct evhttp_request *req = areq_take(a);
+        if (req)
+            reply_json(req, 200, json_incref(a->acc));
+        areq_free(a);
+    }
+}
+
+static void conv_list_ids(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    omni *o = a->h->o;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        struct evhttp_request *req = areq_take(a);
+        if (req)
+            reply_error(req, 503, "redis_unavailable", NULL);
+        areq_free(a);
+        return;
+    }
+    a->acc = json_pack("{s:[]}", "conversations");
+    a->waiting = 1;
+    for (size_t i = 0; i < r->elements; i++) {
+        char key[KEY_MAX];
+        omni_key(o, key, sizeof(key), "conv:%s", r->element[i]->str);
+        if (store_cmd(o->st, conv_list_item, a, "HGETALL", key, NULL) == 0)
+            a->waiting++;
+    }
+    conv_list_item(NULL, a); /* the extra count taken above */
+}
+
+static void conv_closed(omni *o, const char *res, void *arg)
+{
+    (void)o;
+    areq *a = arg;
+    struct evhttp_request *req = areq_take(a);
+    if (req) {
+        if (!res)
+            reply_error(req, 404, "not_found", "no such conversation");
+        else
+            reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", "closed"));
+    }
+    areq_free(a);
+}
+
+static void api(http_server *h, struct evhttp_request *req, const char *path,
+                const struct evhttp_uri *u)
+{
+    omni *o = h->o;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (!authorized(h, req)) {
+        reply_error(req, 401, "unauthorized", "Authorization: Bearer TOKEN required");
+        return;
+    }
+    const char *rest;
+    if (!strcmp(path, "/v1/broadcasts")) {
+        if (m != EVHTTP_REQ_POST)
+            return reply_error(req, 405, "method_not_allowed", NULL);
+        return submit(h, req, JOB_BROADCAST);
+    }
+    if (!strcmp(path, "/v1/messages")) {
+        if (m != EVHTTP_REQ_POST)
+            return reply_error(req, 405, "method_not_allowed", NULL);
+        return submit(h, req, JOB_MESSAGE);
+    }
+    if (!strncmp(path, "/v1/campaigns/", 14)) {
+        rest = path + 14;
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (!valid_segment(rest, n))
+            return reply_error(req, 404, "not_found", "bad campaign id");
+        areq *a = areq_new(h, req);
+        snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
+        if (!slash && m == EVHTTP_REQ_GET) {
+            char key[KEY_MAX];
+            omni_key(o, key, sizeof(key), "campaign:%s", a->id);
+            if (store_cmd(o->st, campaign_got, a, "HGETALL", key, NULL) < 0)
+                campaign_got(NULL, a);
+            return;
+        }
+        if (slash && m == EVHTTP_REQ_POST &&
+            (!strcmp(slash, "/pause") || !strcmp(slash, "/resume") || !strcmp(slash, "/cancel"))) {
+            campaign_control(o, a->id, slash + 1, controlled, a);
+            return;
+        }
+        areq_take(a);
+        areq_free(a);
+        return reply_error(req, m == EVHTTP_REQ_GET || m == EVHTTP_REQ_POST ? 404 : 405,
+                           "not_found", "no such route");
+    }
+    if (!strcmp(path, "/v1/conversations") && m == EVHTTP_REQ_GET) {
+        struct evkeyvalq q;
+        TAILQ_INIT(&q);
+        const char *qs = evhttp_uri_get_query(u);
+        if (qs && evhttp_parse_query_str(qs, &q) < 0)
+            return reply_error(req, 400, "bad_query", NULL);
+        const char *state = evhttp_find_header(&q, "state");
+        const char *camp = evhttp_find_header(&q, "campaign");
+        const char *lim = evhttp_find_header(&q, "limit");
+        int limit = lim ? atoi(lim) : 100;
+        if (limit <= 0 || limit > LIST_MAX)
+            limit = LIST_MAX;
+        char key[KEY_MAX], stop[16];
+        snprintf(stop, sizeof(stop), "%d", limit - 1);
+        if (camp && !valid_segment(camp, strlen(camp))) {
+            evhttp_clear_headers(&q);
+            return reply_error(req, 400, "bad_query", "bad campaign id");
+        }
+        if (state && strcmp(state, "open") && strcmp(state, "all")) {
+            evhttp_clear_headers(&q);
+            return reply_error(req, 400, "bad_query", "state must be open or all");
+        }
+        if (camp)
+            omni_key(o, key, sizeof(key), "conv:campaign:%s", camp);
+        else if (state && !strcmp(state, "open"))
+            omni_key(o, key, sizeof(key), "conv:open");
+        else
+            omni_key(o, key, sizeof(key), "conv:all");
+        evhttp_clear_headers(&q);
+        areq *a = areq_new(h, req);
+        if (store_cmd(o->st, conv_list_ids, a, "ZREVRANGE", key, "0", stop, NULL) < 0)
+            conv_list_ids(NULL, a);
+        return;
+    }
+    if (!strncmp(path, "/v1/conversations/", 18)) {
+        rest = path + 18;
+        const char *slash = strchr(rest, '/');
+        size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (!valid_segment(rest, n))
+            return reply_error(req, 404, "not_found", "bad conversation id");
+        areq *a = areq_new(h, req);
+        snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
+        if (!slash && m == EVHTTP_REQ_GET) {
+            char key[KEY_MAX], log[KEY_MAX];
+            omni_key(o, key, sizeof(key), "conv:%s", a->id);
+            omni_key(o, log, sizeof(log), "conv:%s:log", a->id);
+            if (!store_is_ready(o->st)) {
+                areq_take(a);
+                areq_free(a);
+                return reply_error(req, 503, "redis_unavailable", NULL);
+            }
+            /* both go on one connection, so both callbacks will run */
+            a->waiting = 2;
+            store_cmd(o->st, conv_hash_got, a, "HGETALL", key, NULL);
+            store_cmd(o->st, conv_log_got, a, "XRANGE", log, "-", "+", "COUNT", "1000", NULL);
+            return;
+        }
+        if (slash && !strcmp(slash, "/close") && m == EVHTTP_REQ_POST) {
+            conv_close(o, a->id, conv_closed, a);
+            return;
+        }
+        areq_take(a);
+        areq_free(a);
+    }
+    reply_error(req, 404, "not_found", "no such route");
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
     http_server *h = arg;
     omni *o = h->o;
-    const char *uri = evhttp_request_get_uri(req);
-    struct evhttp_uri *u = evhttp_uri_parse(uri);
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    if (!path) {
-        reply_error(req, 400, "bad_request", "unparseable request URI");
+    if (!path || strstr(path, "..") || strstr(path, "//") || strchr(path, '%')) {
+        reply_error(req, 400, "bad_request", "bad request path");
     } else if (!strcmp(path, "/healthz")) {
-        reply_json(req, 200, "{\"status\":\"ok\"}");
+        reply(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
     } else if (!strcmp(path, "/readyz")) {
         if (!store_is_ready(o->st))
-            reply_json(req, 503, "{\"status\":\"not_ready\",\"failed\":\"redis\"}");
+            reply_json(req, 503, json_pack("{s:s,s:s}", "status", "not_ready", "failed", "redis"));
         else if (o->draining)
-            reply_json(req, 503, "{\"status\":\"not_ready\",\"failed\":\"draining\"}");
+            reply_json(req, 503,
+                       json_pack("{s:s,s:s}", "status", "not_ready", "failed", "draining"));
         else
-            reply_json(req, 200, "{\"status\":\"ready\"}");
+            reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
     } else if (!strcmp(path, "/metrics") && method == EVHTTP_REQ_GET) {
         oc_buf m = {0};
         metrics_render(o, &m);
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, m.data ? m.data : "", m.len);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "text/plain; version=0.0.4");
-        evhttp_send_reply(req, 200, NULL, b);
-        evbuffer_free(b);
+        reply(req, 200, "text/plain; version=0.0.4", m.data ? m.data : "", m.len);
         oc_buf_free(&m);
+    } else if (!strncmp(path, "/webhooks/", 10)) {
+        const char *name = path + 10;
+        if (!valid_segment(name, strlen(name)))
+            reply_error(req, 404, "unknown_connector", NULL);
+        else if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_POST)
+            reply_error(req, 405, "method_not_allowed", NULL);
+        else
+            webhook(h, req, name, evhttp_uri_get_query(u));
+    } else if (!strncmp(path, "/v1/", 4)) {
+        api(h, req, path, u);
     } else {
         reply_error(req, 404, "not_found", "no such route");
     }
-    if (u)
-        evhttp_uri_free(u);
 }
 
 http_server *http_start(omni *o, char *err, size_t err_len)
@@ -78,6 +707,10 @@ http_server *http_start(omni *o, char *err, size_t err_len)
         return NULL;
     }
     h->o = o;
+    if (load_tokens(h, o->cfg->api_tokens_file, err, err_len) < 0) {
+        http_stop(h);
+        return NULL;
+    }
     h->http = evhttp_new(o->base);
     const omni_config *c = o->cfg;
     evhttp_set_max_body_size(h->http, (ev_ssize_t)c->http_max_body);
@@ -113,5 +746,9 @@ void http_stop(http_server *h)
         return;
     if (h->http)
         evhttp_free(h->http);
+    for (int i = 0; i < h->n_tokens; i++) {
+        OPENSSL_cleanse(h->tokens[i], strlen(h->tokens[i]));
+        free(h->tokens[i]);
+    }
     free(h);
 }

@@ -16,6 +16,7 @@
 
 #include "address.h"
 #include "campaign.h"
+#include "conv.h"
 #include "http.h"
 #include "log.h"
 #include "omni.h"
@@ -114,6 +115,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     omni *o = arg;
     dispatch_on_kick(o);
+    conv_flush(o);
     queue_maybe_read(o);
     finish_if_drained(o);
 }
@@ -405,7 +407,7 @@ int main(int argc, char **argv)
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};
     o.st = store_new(o.base, cfg.redis, cfg.redis_timeout_ms, cfg.block_ms, &sev, err,
                      sizeof(err));
-    if (!o.tp || !o.st || dispatch_init(&o) < 0) {
+    if (!o.tp || !o.st || dispatch_init(&o) < 0 || conv_init(&o) < 0) {
         log_error("startup failed: %s", o.st ? "transport" : err);
         goto out;
     }
@@ -438,6 +440,7 @@ int main(int argc, char **argv)
 out:
     http_stop(http);
     dispatch_free(&o);
+    conv_free(&o);
     campaign_cache_free(&o);
     if (o.tp)
         transport_free(o.tp);

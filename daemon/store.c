@@ -20,7 +20,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
-static const char *const script_names[SCRIPT_COUNT] = {"create", "claim", "outcome", "take", "control"};
+static const char *const script_names[SCRIPT_COUNT] = {"create", "claim", "outcome", "take", "control", "inbound"};
 
 typedef struct store_conn {
     store *st;

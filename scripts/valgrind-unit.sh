@@ -5,7 +5,6 @@ build=${1:-build}
 fail=0
 for t in "$build"/tests/test_*; do
   [ -x "$t" ] || continue
-  case "$t" in *test_transport*) ;; esac
   if ! valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
        "$t" >/tmp/valgrind.$$.log 2>&1; then
     echo "valgrind: $(basename "$t") FAILED"; tail -40 /tmp/valgrind.$$.log; fail=1

@@ -88,7 +88,18 @@ for c, t in pairs(incs) do
   for k, v in pairs(t) do
     if v ~= 0 then redis.call('HINCRBY', ck, k, v) end
   end
-  local s = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain', 'cancelled', 'state')
+  local s = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain', 'cancelled', 'state', 'type')
+  if s[8] == 'message' and (t['sent'] or 0) > 0 then
+    -- a proactive message: its conversation gets the sent message
+    local conv = redis.call('GET', prefix .. 'conv:of:' .. c)
+    if conv then
+      redis.call('XADD', prefix .. 'conv:' .. conv .. ':log', '*', 'dir', 'out', 'status', 'sent',
+        'campaign', c, 'at', now)
+      redis.call('XADD', prefix .. 'conversations', 'MAXLEN', '~', 1000000, '*', 'event',
+        'message.sent', 'data', cjson.encode({type = 'message.sent', conversation_id = conv,
+        campaign = c, at = now}))
+    end
+  end
   local sum = 0
   for j = 2, 6 do sum = sum + (tonumber(s[j]) or 0) end
   if s[1] and sum >= tonumber(s[1]) and (s[7] == 'running' or s[7] == 'cancelled') then

@@ -1,0 +1,255 @@
+/* Inbound events to Redis, one inbound.lua call each, from a bounded
+ * in-memory queue: the webhook answer never waits for Redis, and events
+ * received while Redis is away are written when it is back. */
+#include "conv.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "address.h"
+#include "log.h"
+
+typedef struct qev {
+    char *argv[16];
+    size_t lens[16];
+    int argc;
+    struct qev *next;
+} qev;
+
+typedef struct conv_state {
+    qev *head, *tail;
+    size_t n;
+    int busy; /* one call in flight keeps events in order */
+} conv_state;
+
+static conv_state *S(omni *o)
+{
+    return o->conv;
+}
+
+int conv_keyword(const char *text)
+{
+    static const char *const out[] = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+                                      NULL};
+    static const char *const in[] = {"START", "UNSTOP", "YES", NULL};
+    if (!text)
+        return KW_NONE;
+    while (isspace((unsigned char)*text))
+        text++;
+    size_t n = strlen(text);
+    while (n && (isspace((unsigned char)text[n - 1]) || text[n - 1] == '.' || text[n - 1] == '!'))
+        n--;
+    for (int i = 0; out[i]; i++)
+        if (strlen(out[i]) == n && !strncasecmp(text, out[i], n))
+            return KW_OPTOUT;
+    for (int i = 0; in[i]; i++)
+        if (strlen(in[i]) == n && !strncasecmp(text, in[i], n))
+            return KW_OPTIN;
+    return KW_NONE;
+}
+
+int conv_init(omni *o)
+{
+    o->conv = calloc(1, sizeof(conv_state));
+    return o->conv ? 0 : -1;
+}
+
+static void qev_free(qev *e)
+{
+    for (int i = 0; i < e->argc; i++)
+        free(e->argv[i]);
+    free(e);
+}
+
+void conv_free(omni *o)
+{
+    conv_state *s = S(o);
+    if (!s)
+        return;
+    while (s->head) {
+        qev *e = s->head;
+        s->head = e->next;
+        qev_free(e);
+    }
+    free(s);
+    o->conv = NULL;
+}
+
+int conv_has_room(omni *o, size_t n)
+{
+    return S(o)->n + n <= CONV_QUEUE_MAX;
+}
+
+static void add(qev *e, const char *s)
+{
+    if (e->argc < 16) {
+        e->argv[e->argc] = strdup(s ? s : "");
+        e->lens[e->argc] = strlen(e->argv[e->argc]);
+        e->argc++;
+    }
+}
+
+static void enqueue(omni *o, qev *e)
+{
+    conv_state *s = S(o);
+    if (s->tail)
+        s->tail->next = e;
+    else
+        s->head = e;
+    s->tail = e;
+    s->n++;
+    omni_kick(o);
+}
+
+/* The channel a connector instance serves (the first mapped to it). */
+static const char *channel_of(omni *o, conn_inst *ci, int *kind)
+{
+    for (size_t i = 0; i < o->n_chans; i++)
+        if (o->chans[i].ci == ci) {
+            *kind = o->chans[i].addr_kind;
+            return o->chans[i].name;
+        }
+    *kind = ci->addr_kind;
+    return ci->conf->name;
+}
+
+void conv_push(omni *o, conn_inst *ci, const oc_event *ev)
+{
+    qev *e = calloc(1, sizeof(*e));
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    add(e, o->cfg->prefix);
+    add(e, now);
+    o->stats.webhook_events++;
+    if (ev->type == OC_EV_STATUS) {
+        if (!ev->provider_id || !ev->state) {
+            free(e->argv[0]);
+            free(e->argv[1]);
+            free(e);
+            return;
+        }
+        add(e, "status");
+        add(e, ci->conf->name);
+        add(e, ev->provider_id);
+        add(e, ev->state);
+        add(e, ev->error);
+    } else if (ev->type == OC_EV_REPLY) {
+        int kind;
+        const char *channel = channel_of(o, ci, &kind);
+        char from[ADDR_MAX];
+        const char *why;
+        if (!ev->from || addr_normalize(kind, ev->from, from, sizeof(from), &why) < 0) {
+            log_warn("webhook %s: reply from an unusable address dropped", ci->conf->name);
+            qev_free(e);
+            return;
+        }
+        int kw = conv_keyword(ev->text);
+        char window[24];
+        snprintf(window, sizeof(window), "%lld", (long long)o->cfg->attribution_window_s * 1000);
+        add(e, "reply");
+        add(e, ci->conf->name);
+        add(e, channel);
+        add(e, from);
+        add(e, ev->to);
+        add(e, ev->text);
+        add(e, ev->provider_id);
+        add(e, ev->in_reply_to);
+        add(e, kw == KW_OPTOUT ? "optout" : kw == KW_OPTIN ? "optin" : "reply");
+        add(e, window);
+        add(e, ev->name);
+        add(e, ev->kind ? ev->kind : "text");
+    } else if (ev->type == OC_EV_UNSUBSCRIBE) {
+        add(e, "unsub");
+        add(e, ci->conf->name);
+        add(e, ev->provider_id);
+    } else {
+        qev_free(e);
+        return;
+    }
+    enqueue(o, e);
+}
+
+static void written(redisReply *r, void *arg)
+{
+    omni *o = arg;
+    conv_state *s = S(o);
+    s->busy = 0;
+    if (!r) /* Redis away: keep the event, write it later */
+        return;
+    qev *e = s->head;
+    if (e) {
+        s->head = e->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->n--;
+        if (r->type == REDIS_REPLY_ERROR)
+            log_error("inbound event failed: %s", r->str);
+        else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
+                 !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply"))
+            o->stats.conversations_opened++;
+        qev_free(e);
+    }
+    omni_kick(o);
+}
+
+void conv_flush(omni *o)
+{
+    conv_state *s = S(o);
+    if (!s || s->busy || !s->head || !store_is_ready(o->st))
+        return;
+    qev *e = s->head;
+    s->busy = 1;
+    if (store_eval(o->st, SCRIPT_INBOUND, written, o, 0, e->argc, (const char **)e->argv,
+                   e->lens) < 0)
+        s->busy = 0;
+}
+
+typedef struct pending {
+    omni *o;
+    conv_done_fn done;
+    void *arg;
+} pending;
+
+static void opened(redisReply *r, void *arg)
+{
+    pending *p = arg;
+    const char *id = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->str &&
+        !strcmp(r->element[0]->str, "ok"))
+        id = r->element[1]->str;
+    if (id && r->elements >= 3 && r->element[2]->str && !strcmp(r->element[2]->str, "1"))
+        p->o->stats.conversations_opened++;
+    p->done(p->o, id, p->arg);
+    free(p);
+}
+
+void conv_proactive(omni *o, const char *channel, const char *contact, const char *campaign,
+                    const char *text, conv_done_fn done, void *arg)
+{
+    pending *p = calloc(1, sizeof(*p));
+    p->o = o;
+    p->done = done;
+    p->arg = arg;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    const char *argv[] = {o->cfg->prefix, now, "proactive", channel, contact, campaign,
+                          text ? text : ""};
+    if (store_eval(o->st, SCRIPT_INBOUND, opened, p, 0, 7, argv, NULL) < 0)
+        opened(NULL, p);
+}
+
+void conv_close(omni *o, const char *id, conv_done_fn done, void *arg)
+{
+    pending *p = calloc(1, sizeof(*p));
+    p->o = o;
+    p->done = done;
+    p->arg = arg;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    const char *argv[] = {o->cfg->prefix, now, "close", id};
+    if (store_eval(o->st, SCRIPT_INBOUND, opened, p, 0, 4, argv, NULL) < 0)
+        opened(NULL, p);
+}

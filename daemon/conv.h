@@ -1,0 +1,34 @@
+/* Inbound events into Redis (inbound.lua): delivery statuses, replies
+ * becoming attributed conversations, opt-outs, one-click unsubscribes,
+ * proactive conversations. Events are queued in memory (bounded) so a
+ * webhook is answered without waiting for Redis, and retried while Redis is
+ * away. */
+#ifndef OMNI_CONV_H
+#define OMNI_CONV_H
+
+#include "omni.h"
+
+#define CONV_QUEUE_MAX 10000
+
+enum { KW_NONE = 0, KW_OPTOUT = 1, KW_OPTIN = 2 };
+
+/* STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT (opt-out) and START,
+ * UNSTOP, YES (opt-in): the whole message, trimmed, any case. */
+int conv_keyword(const char *text);
+
+int conv_init(omni *o);
+void conv_free(omni *o);
+/* Room for n more events? (a webhook answers 503 otherwise) */
+int conv_has_room(omni *o, size_t n);
+/* Queue one normalized event from connector instance ci (copied). */
+void conv_push(omni *o, conn_inst *ci, const oc_event *ev);
+/* Send queued events (called from the kick). */
+void conv_flush(omni *o);
+
+/* Open (or continue) the proactive conversation of a message campaign. */
+typedef void (*conv_done_fn)(omni *o, const char *conv_id, void *arg);
+void conv_proactive(omni *o, const char *channel, const char *contact, const char *campaign,
+                    const char *text, conv_done_fn done, void *arg);
+void conv_close(omni *o, const char *id, conv_done_fn done, void *arg);
+
+#endif

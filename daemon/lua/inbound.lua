@@ -1,0 +1,182 @@
+-- Inbound events, one call each, idempotent (providers retry webhooks):
+-- delivery statuses move message records forward and count the funnel;
+-- replies open or continue the contact's conversation, attributed to the
+-- campaign that caused them, and are published for CRMs; opt-outs and
+-- opt-ins change the suppression set. Also opens proactive conversations.
+-- ARGV[1] prefix, ARGV[2] now_ms, ARGV[3] kind, then per kind:
+--   status:    connector, provider_id, state, error
+--   reply:     connector, channel, from, to, text, provider_id, in_reply_to,
+--              action (reply|optout|optin), window_ms, name, msgkind
+--   unsub:     connector, provider_id ("token:MSGID")
+--   proactive: channel, contact, campaign, text
+--   close:     conversation id
+local P, now, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local DEDUP_TTL = 604800
+
+local function publish(ev)
+  ev.at = now
+  redis.call('XADD', P .. 'conversations', 'MAXLEN', '~', 1000000, '*', 'event', ev.type,
+    'data', cjson.encode(ev))
+end
+
+local function metadata(c)
+  if not c then return nil end
+  local spec = redis.call('HGET', P .. 'campaign:' .. c, 'spec')
+  if not spec then return nil end
+  local ok, s = pcall(cjson.decode, spec)
+  if ok and type(s) == 'table' then return s.metadata end
+  return nil
+end
+
+-- the campaign and recipient of one of our messages, by provider id
+local function lookup(pid)
+  if not pid or pid == '' then return nil end
+  local v = redis.call('GET', P .. 'pmid:' .. pid)
+  if not v then
+    -- email: In-Reply-To is MESSAGE_ID@domain; reply tokens are token:MESSAGE_ID
+    local bare = string.match(pid, '^token:(.+)$') or string.match(pid, '^([^@]+)@')
+    if bare then v = redis.call('GET', P .. 'pmid:' .. bare) end
+  end
+  if not v then return nil end
+  return cjson.decode(v)
+end
+
+local function counted_once(c, set, addr, counter)
+  if redis.call('SADD', P .. 'campaign:' .. c .. ':' .. set, addr) == 1 then
+    redis.call('HINCRBY', P .. 'campaign:' .. c, counter, 1)
+  end
+end
+
+-- find the contact's open conversation on the channel, or open one
+local function conversation(channel, contact, origin, campaign, connector, name)
+  local ckey = P .. 'contact:' .. channel .. ':' .. contact
+  local id = redis.call('HGET', ckey, 'open_conv')
+  if id and redis.call('HGET', P .. 'conv:' .. id, 'state') == 'open' then
+    return id, false
+  end
+  id = 'cv' .. redis.call('INCR', P .. 'conv:seq')
+  local h = {'id', id, 'contact', contact, 'channel', channel, 'origin', origin, 'state', 'open',
+             'created_at', now, 'updated_at', now}
+  if campaign then table.insert(h, 'campaign'); table.insert(h, campaign) end
+  if connector then table.insert(h, 'connector'); table.insert(h, connector) end
+  if name and name ~= '' then table.insert(h, 'name'); table.insert(h, name) end
+  redis.call('HSET', P .. 'conv:' .. id, unpack(h))
+  redis.call('HSET', ckey, 'open_conv', id)
+  redis.call('ZADD', P .. 'conv:open', now, id)
+  redis.call('ZADD', P .. 'conv:all', now, id)
+  if campaign then redis.call('ZADD', P .. 'conv:campaign:' .. campaign, now, id) end
+  publish({type = 'conversation.created', conversation_id = id, channel = channel,
+           contact = contact, origin = origin, campaign = campaign, metadata = metadata(campaign)})
+  return id, true
+end
+
+local function append(id, dir, text, pid, extra)
+  local f = {'dir', dir, 'text', text or '', 'at', now}
+  if pid and pid ~= '' then table.insert(f, 'provider_id'); table.insert(f, pid) end
+  for k, v in pairs(extra or {}) do table.insert(f, k); table.insert(f, v) end
+  redis.call('XADD', P .. 'conv:' .. id .. ':log', '*', unpack(f))
+  redis.call('HSET', P .. 'conv:' .. id, 'updated_at', now, 'last_message_at', now)
+  if redis.call('HGET', P .. 'conv:' .. id, 'state') == 'open' then
+    redis.call('ZADD', P .. 'conv:open', now, id)
+  end
+end
+
+if kind == 'status' then
+  local connector, pid, state, err = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  if redis.call('SET', P .. 'evt:' .. connector .. ':s:' .. pid .. ':' .. state, 1, 'NX', 'EX',
+      DEDUP_TTL) == false then
+    return {'duplicate'}
+  end
+  local m = lookup(pid)
+  if not m then return {'unknown'} end
+  local mk = P .. 'msg:' .. m.c
+  local field = m.ch .. ':' .. m.a
+  local raw = redis.call('HGET', mk, field)
+  if not raw then return {'unknown'} end
+  local r = cjson.decode(raw)
+  local rank = {sent = 1, delivered = 2, read = 3}
+  local old = rank[r.dlv or ''] or 0
+  local ck = P .. 'campaign:' .. m.c
+  if state == 'failed' then
+    if r.dlv == 'failed' or old >= 2 then return {'stale'} end
+    r.dlv = 'failed'
+    r.dlv_error = err
+    redis.call('HINCRBY', ck, 'failed_after_send', 1)
+  else
+    local new = rank[state]
+    if not new or r.dlv == 'failed' or new <= old then return {'stale'} end
+    -- a read implies delivered, even when the delivered status never came
+    if old < 2 and new >= 2 then redis.call('HINCRBY', ck, 'delivered', 1) end
+    if new == 3 then redis.call('HINCRBY', ck, 'read', 1) end
+    r.dlv = state
+  end
+  r.dlv_at = now
+  redis.call('HSET', mk, field, cjson.encode(r))
+  return {'ok', m.c}
+
+elseif kind == 'reply' then
+  local connector, channel, from, to, text, pid, irt, action, window, name, mkind =
+      ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11],
+      tonumber(ARGV[12]), ARGV[13], ARGV[14]
+  if pid ~= '' and redis.call('SET', P .. 'evt:' .. connector .. ':r:' .. pid, 1, 'NX', 'EX',
+      DEDUP_TTL) == false then
+    return {'duplicate'}
+  end
+  -- attribution: the campaign whose message this one quotes wins; else the
+  -- last campaign that reached the contact on this channel within the window
+  local campaign = nil
+  local m = lookup(irt)
+  if m then campaign = m.c end
+  if not campaign then
+    local ct = redis.call('HMGET', P .. 'contact:' .. channel .. ':' .. from, 'last_campaign',
+      'last_sent')
+    if ct[1] and tonumber(ct[2]) and now - tonumber(ct[2]) <= window then campaign = ct[1] end
+  end
+  local id, created = conversation(channel, from, 'reply', campaign, connector, name)
+  append(id, 'in', text, pid, {kind = mkind})
+  if campaign then counted_once(campaign, 'repliers', from, 'replied') end
+  publish({type = 'message.received', conversation_id = id, channel = channel, contact = from,
+           text = text, provider_id = pid, campaign = campaign, metadata = metadata(campaign)})
+  if action == 'optout' then
+    redis.call('SADD', P .. 'suppress:' .. channel, from)
+    if campaign then counted_once(campaign, 'optouts', from, 'opted_out') end
+    publish({type = 'contact.opted_out', conversation_id = id, channel = channel, contact = from,
+             campaign = campaign})
+  elseif action == 'optin' then
+    redis.call('SREM', P .. 'suppress:' .. channel, from)
+    publish({type = 'contact.opted_in', conversation_id = id, channel = channel, contact = from})
+  end
+  return {'ok', id, created and '1' or '0', campaign or ''}
+
+elseif kind == 'unsub' then
+  local connector, pid = ARGV[4], ARGV[5]
+  local m = lookup(pid)
+  if not m then return {'unknown'} end
+  if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
+    counted_once(m.c, 'optouts', m.a, 'opted_out')
+    publish({type = 'contact.opted_out', channel = m.ch, contact = m.a, campaign = m.c,
+             via = 'list-unsubscribe'})
+  end
+  return {'ok', m.c}
+
+elseif kind == 'proactive' then
+  local channel, contact, campaign, text = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local id, created = conversation(channel, contact, 'proactive', campaign, nil, nil)
+  redis.call('SET', P .. 'conv:of:' .. campaign, id)
+  append(id, 'out', text, nil, {campaign = campaign, status = 'queued'})
+  return {'ok', id, created and '1' or '0'}
+
+elseif kind == 'close' then
+  local id = ARGV[4]
+  local ck = P .. 'conv:' .. id
+  local c = redis.call('HMGET', ck, 'state', 'channel', 'contact')
+  if not c[1] then return {'missing'} end
+  if c[1] == 'closed' then return {'ok', 'closed'} end
+  redis.call('HSET', ck, 'state', 'closed', 'closed_at', now, 'updated_at', now)
+  redis.call('ZREM', P .. 'conv:open', id)
+  local contact = P .. 'contact:' .. c[2] .. ':' .. c[3]
+  if redis.call('HGET', contact, 'open_conv') == id then redis.call('HDEL', contact, 'open_conv') end
+  publish({type = 'conversation.closed', conversation_id = id, channel = c[2], contact = c[3]})
+  return {'ok', 'closed'}
+end
+return redis.error_reply('unknown kind ' .. tostring(kind))

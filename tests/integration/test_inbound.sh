@@ -1,0 +1,181 @@
+#!/bin/bash
+# Inbound end to end: signed provider webhooks (WhatsApp statuses and a
+# reply quoting our message, Twilio inbound SMS and status callbacks) move
+# the funnel, open attributed conversations and publish events; bad
+# signatures store nothing; replays store once; STOP suppresses; and the
+# HTTP API (tokens, broadcasts, proactive messages, campaigns,
+# conversations, health and metrics).
+source "$(dirname "$0")/lib.sh"
+
+start_redis
+start_mock prov
+HTTP_PORT=$(free_port)
+echo "# API tokens" >"$T/tokens"
+echo "t0ken-abc" >>"$T/tokens"
+daemon_conf "$T/omni.conf" "
+http_listen = 127.0.0.1:$HTTP_PORT
+api_tokens_file = $T/tokens
+$(wa_section "$MOCK_PORT")
+
+[connector.sms]
+type = twilio
+api_base = http://127.0.0.1:$MOCK_PORT
+account_sid = AC1
+auth_token = twtoken
+from = +15551230000
+public_url = https://omni.example.com/webhooks/sms
+
+[channels]
+whatsapp = wa
+sms = sms"
+start_daemon "$T/omni.conf"
+B="http://127.0.0.1:$HTTP_PORT"
+wait_for 20 curl -sf "$B/readyz"
+AUTH="Authorization: Bearer t0ken-abc"
+api() { curl -s -o "$T/body" -w '%{http_code}' -H "$AUTH" "$@"; }
+
+# every API route wants the token
+for r in "POST /v1/broadcasts" "POST /v1/messages" "GET /v1/campaigns/x" "POST /v1/campaigns/x/pause" \
+         "POST /v1/campaigns/x/resume" "POST /v1/campaigns/x/cancel" "GET /v1/conversations" \
+         "GET /v1/conversations/x" "POST /v1/conversations/x/close"; do
+  set -- $r
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X "$1" "$B$2")
+  [ "$code" = 401 ] || fail "$r without a token: $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer wrong" "$B$2")
+  [ "$code" = 401 ] || fail "$r with a wrong token: $code"
+done
+ok "every API route answers 401 without a valid token"
+
+code=$(api -d '{"type":"broadcast","id":"bad","channel":"fax"}' "$B/v1/broadcasts")
+[ "$code" = 400 ] && grep -q '"code":"invalid_job"' "$T/body" && grep -q 'unknown channel: fax' "$T/body" || fail "invalid broadcast: $code $(cat "$T/body")"
+[ "$(rraw XLEN omni:jobs)" = 0 ] || fail "an invalid job reached Redis"
+ok "an invalid broadcast gets 400 with the reason and writes nothing"
+
+code=$(api -d '{"type":"broadcast","id":"bf","channel":"whatsapp","message":{"text":"Hi {{name}}"},"recipients":[{"to":"+15550000001","vars":{"name":"Ana"}},{"to":"+15550000002","vars":{"name":"Bo"}},{"to":"+15550000003","vars":{"name":"Cy"}}],"metadata":{"segment":"vip"}}' "$B/v1/broadcasts")
+[ "$code" = 202 ] || fail "broadcast: $code $(cat "$T/body")"
+wait_for 30 campaign_done bf
+w1=$(msg_field bf whatsapp:+15550000001 provider_id)
+w2=$(msg_field bf whatsapp:+15550000002 provider_id)
+[ -n "$w1" ] && [ -n "$w2" ] || fail "no provider ids recorded"
+ok "POST /v1/broadcasts → 202, campaign done"
+
+sign_wa() { python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"appsecret", sys.stdin.buffer.read(), hashlib.sha256).hexdigest())'; }
+post_wa() { # BODY [SIGNATURE]
+  local sig=${2:-$(printf '%s' "$1" | sign_wa)}
+  curl -s -o "$T/wbody" -w '%{http_code}' -H "Content-Type: application/json" \
+    -H "X-Hub-Signature-256: $sig" --data-binary "$1" "$B/webhooks/wa"
+}
+status_payload() { # WAMID STATE RECIPIENT
+  printf '{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},"statuses":[{"id":"%s","status":"%s","timestamp":"1700000000","recipient_id":"%s"}]}}]}]}' "$1" "$2" "$3"
+}
+reply_payload() { # FROM ID TEXT [CONTEXT_ID]
+  local ctx=""
+  [ -n "${4:-}" ] && ctx=",\"context\":{\"from\":\"15551230000\",\"id\":\"$4\"}"
+  printf '{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},"contacts":[{"profile":{"name":"Ana"},"wa_id":"%s"}],"messages":[{"from":"%s","id":"%s","timestamp":"1700000001","type":"text","text":{"body":"%s"}%s}]}}]}]}' "$1" "$1" "$2" "$3" "$ctx"
+}
+
+# the verification handshake
+[ "$(curl -s "$B/webhooks/wa?hub.mode=subscribe&hub.verify_token=verifytoken&hub.challenge=8675309")" = 8675309 ] || fail "handshake"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$B/webhooks/wa?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")" = 403 ] || fail "handshake with a wrong token"
+
+# a bad signature stores nothing
+before=$(rraw DBSIZE)
+[ "$(post_wa "$(status_payload "$w1" delivered 15550000001)" sha256=0000000000000000000000000000000000000000000000000000000000000000)" = 401 ] || fail "bad signature not refused"
+[ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary "$(status_payload "$w1" delivered 15550000001)" "$B/webhooks/wa")" = 401 ] || fail "missing signature not refused"
+sleep 0.5
+[ "$(rraw DBSIZE)" = "$before" ] && [ "$(campaign_field bf delivered)" = 0 ] || fail "a refused webhook changed Redis"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$B/webhooks/nosuch")" = 404 ] || fail "unknown connector"
+ok "bad or missing signatures → 401 and nothing stored; unknown connector → 404"
+
+# statuses: delivered then read for 1; read then a late delivered for 2
+for p in "$w1 delivered 15550000001" "$w1 read 15550000001" "$w2 read 15550000002" "$w2 delivered 15550000002" "$w1 delivered 15550000001"; do
+  set -- $p
+  [ "$(post_wa "$(status_payload "$1" "$2" "$3")")" = 200 ] || fail "status webhook"
+done
+wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:bf read) = 2 ]"
+sleep 0.3
+[ "$(campaign_field bf delivered)" = 2 ] || fail "delivered should be 2: $(campaign_field bf delivered)"
+[ "$(msg_field bf whatsapp:+15550000002 dlv)" = read ] || fail "a late delivered moved read back"
+ok "statuses move forward only: delivered 2, read 2, a late delivered after read ignored, replays ignored"
+
+# a reply quoting our message → conversation attributed to bf
+R=$(reply_payload 15550000001 wamid.IN1 "Is it still on?" "$w1")
+[ "$(post_wa "$R")" = 200 ] || fail "reply webhook"
+[ "$(post_wa "$R")" = 200 ] || fail "replayed reply webhook"
+wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:bf replied) = 1 ]"
+sleep 0.3
+conv=$(rraw HGET omni:contact:whatsapp:+15550000001 open_conv)
+[ -n "$conv" ] || fail "no conversation opened"
+[ "$(rraw HGET omni:conv:$conv campaign)" = bf ] || fail "conversation not attributed"
+[ "$(rraw HGET omni:conv:$conv origin)" = reply ] || fail "origin"
+[ "$(rraw XLEN omni:conv:$conv:log)" = 1 ] || fail "the replayed reply was stored twice"
+rraw XRANGE omni:conversations - + | grep -q '"type":"conversation.created"' || fail "no conversation.created event"
+rraw XRANGE omni:conversations - + | grep -q 'Is it still on?' || fail "no message.received event"
+rraw XRANGE omni:conversations - + | grep -q '"segment":"vip"' || fail "campaign metadata not in events"
+ok "a quoted reply opened conversation $conv attributed to bf; replay stored once; events published"
+
+# STOP without a quote → attributed to the last campaign; suppressed
+[ "$(post_wa "$(reply_payload 15550000003 wamid.IN3 " stop ")")" = 200 ] || fail "stop webhook"
+wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw SISMEMBER omni:suppress:whatsapp +15550000003) = 1 ]"
+wait_for 5 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:bf opted_out) = 1 ]"
+rraw XRANGE omni:conversations - + | grep -q contact.opted_out || fail "no contact.opted_out event"
+code=$(api -d '{"type":"broadcast","id":"after-stop","channel":"whatsapp","message":{"text":"again"},"recipients":[{"to":"+15550000003"},{"to":"+15550000004"}]}' "$B/v1/broadcasts")
+wait_for 30 campaign_done after-stop
+[ "$(campaign_field after-stop suppressed)" = 1 ] && [ "$(campaign_field after-stop sent)" = 1 ] || fail "the opted-out contact was not suppressed"
+ok "STOP → suppression set, opted_out counted, the next campaign suppresses the contact"
+
+# Twilio: inbound SMS and a status callback, signed
+sms_sig() { python3 - "$1" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+params = urllib.parse.parse_qsl(sys.argv[1], keep_blank_values=True)
+data = "https://omni.example.com/webhooks/sms" + "".join(k + v for k, v in sorted(params))
+print(base64.b64encode(hmac.new(b"twtoken", data.encode(), hashlib.sha1).digest()).decode())
+PY
+}
+body='From=%2B15550000007&To=%2B15551230000&Body=Hello+there&MessageSid=SMin1&NumMedia=0'
+code=$(curl -s -o "$T/tw" -w '%{http_code}' -H "X-Twilio-Signature: $(sms_sig "$body")" --data "$body" "$B/webhooks/sms")
+[ "$code" = 200 ] && grep -q '<Response/>' "$T/tw" || fail "twilio inbound: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Twilio-Signature: AAAA" --data "$body" "$B/webhooks/sms")
+[ "$code" = 403 ] || fail "twilio bad signature: $code"
+wait_for 10 sh -c "[ -n \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:contact:sms:+15550000007 open_conv)\" ]"
+ok "twilio inbound SMS (signed) opened a conversation; a bad signature → 403"
+
+# proactive message through the API: a conversation, then message.sent
+code=$(api -d '{"type":"message","id":"chat-1","channel":"whatsapp","message":{"text":"Your order shipped"},"to":"+15550000009"}' "$B/v1/messages")
+[ "$code" = 202 ] || fail "POST /v1/messages: $code $(cat "$T/body")"
+pconv=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["conversation_id"])' "$T/body")
+wait_for 30 campaign_done chat-1
+[ "$(rraw HGET omni:conv:$pconv origin)" = proactive ] || fail "proactive origin"
+wait_for 10 sh -c "redis-cli -p $REDIS_PORT XRANGE omni:conv:$pconv:log - + | grep -q '^sent$'"
+rraw XRANGE omni:conversations - + | grep -q message.sent || fail "no message.sent event"
+ok "POST /v1/messages → 202 with conversation $pconv (proactive); the send lands in it"
+
+# campaigns and conversations through the API
+[ "$(api "$B/v1/campaigns/bf")" = 200 ] || fail "GET campaign"
+python3 - "$T/body" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert (c["total"], c["sent"], c["delivered"], c["read"], c["replied"], c["opted_out"], c["pending"]) == (3, 3, 2, 2, 2, 1, 0), c  # the STOP was a reply too
+assert abs(c["rates"]["delivered"] - 2 / 3) < 1e-9 and c["spec"]["metadata"] == {"segment": "vip"}
+PY
+[ "$(api "$B/v1/campaigns/nope")" = 404 ] || fail "missing campaign"
+[ "$(api -X POST "$B/v1/campaigns/bf/pause")" = 409 ] || fail "pausing a done campaign should be 409"
+[ "$(api "$B/v1/conversations?state=open&campaign=bf")" = 200 ] || fail "list"
+python3 -c 'import json,sys; cs=json.load(open(sys.argv[1]))["conversations"]; assert len(cs) == 2 and all(c["campaign"] == "bf" for c in cs), cs' "$T/body"
+[ "$(api "$B/v1/conversations/$conv")" = 200 ] || fail "get conversation"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["messages"][0]["text"] == "Is it still on?", c' "$T/body"
+[ "$(api -X POST "$B/v1/conversations/$conv/close")" = 200 ] || fail "close"
+[ "$(rraw HGET omni:conv:$conv state)" = closed ] || fail "not closed"
+[ "$(api "$B/v1/conversations/nope")" = 404 ] || fail "missing conversation"
+ok "GET campaign funnel adds up; pause a done campaign → 409; conversations list, get, close"
+
+curl -s "$B/metrics" >"$T/metrics"
+grep -q '^omnicast_messages_total{connector="wa",outcome="sent"} [1-9]' "$T/metrics" || fail "metrics"
+grep -q '^omnicast_provider_latency_seconds_bucket{connector="wa",le="+Inf"}' "$T/metrics" || fail "histogram"
+grep -q '^omnicast_redis_up 1' "$T/metrics" || fail "redis_up"
+! grep -qi 'testtoken\|appsecret\|twtoken' "$T/metrics" || fail "a secret in /metrics"
+ok "/metrics in Prometheus text format, no secrets"
+
+stop_daemon
+! grep -q 'testtoken\|appsecret\|twtoken\|t0ken-abc' "$T/daemon.log" || fail "a secret reached the log"
+check_logs_clean
