@@ -78,6 +78,11 @@ void conv_free(omni *o)
     o->conv = NULL;
 }
 
+size_t conv_pending(omni *o)
+{
+    return S(o) ? S(o)->n : 0;
+}
+
 int conv_has_room(omni *o, size_t n)
 {
     return S(o)->n + n <= CONV_QUEUE_MAX;

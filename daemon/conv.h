@@ -22,6 +22,8 @@ void conv_free(omni *o);
 int conv_has_room(omni *o, size_t n);
 /* Queue one normalized event from connector instance ci (copied). */
 void conv_push(omni *o, conn_inst *ci, const oc_event *ev);
+/* Events queued, not yet written. */
+size_t conv_pending(omni *o);
 /* Send queued events (called from the kick). */
 void conv_flush(omni *o);
 

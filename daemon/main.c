@@ -102,7 +102,9 @@ static void finish_if_drained(omni *o)
 {
     if (!o->draining || o->stopping)
         return;
-    if (o->held == 0 && o->jobs_busy == 0 && dispatch_inflight(o) == 0) {
+    /* inbound events are written first while Redis is there to take them */
+    int events = conv_pending(o) > 0 && store_is_ready(o->st);
+    if (o->held == 0 && o->jobs_busy == 0 && dispatch_inflight(o) == 0 && !events) {
         log_info("drained: nothing in flight; exiting");
         o->stopping = 1;
         event_base_loopbreak(o->base);
