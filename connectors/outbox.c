@@ -10,16 +10,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "omnicast/connector.h"
 
 typedef struct outbox {
     int fd;
+    int accept_replies;
     const oc_host *host;
     oc_buf line;
 } outbox;
 
 static const oc_config_key outbox_keys[] = {
     {"path", OC_KEY_REQUIRED, NULL, "file each message is appended to as one JSON line"},
+    {"accept_replies", 0, "false",
+     "take simulated replies at /webhooks/NAME (unsigned: demos and tests only)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -43,6 +48,8 @@ static int outbox_init(const oc_config *cfg, const oc_host *host, void **inst, c
         return -1;
     }
     o->host = host;
+    const char *ar = cfg->get(cfg->ctx, "accept_replies");
+    o->accept_replies = ar && (!strcmp(ar, "true") || !strcmp(ar, "yes") || !strcmp(ar, "1"));
     *inst = o;
     return 0;
 }
@@ -128,6 +135,46 @@ static void outbox_classify(void *inst, const oc_response *resp, oc_outcome *out
     oc_outcome_set(out, OC_FAILED, "internal", "outbox has no transfers");
 }
 
+/* Simulated replies for demos and tests: POST {"from","text","id",
+ * "in_reply_to"} as JSON. Off unless accept_replies is set, since nothing
+ * signs them. */
+static void outbox_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
+                           oc_emit_fn emit, void *ctx)
+{
+    outbox *o = inst;
+    res->content_type = "application/json";
+    if (!o->accept_replies) {
+        res->status = 403;
+        snprintf(res->error, sizeof(res->error), "replies_disabled");
+        return;
+    }
+    if (strcmp(req->method, "POST")) {
+        res->status = 405;
+        snprintf(res->error, sizeof(res->error), "method_not_allowed");
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, 0, &je);
+    const char *from = json_string_value(json_object_get(j, "from"));
+    const char *text = json_string_value(json_object_get(j, "text"));
+    if (!from || !text) {
+        json_decref(j);
+        res->status = 400;
+        snprintf(res->error, sizeof(res->error), "bad_payload");
+        return;
+    }
+    oc_event ev = {.type = OC_EV_REPLY,
+                   .from = from,
+                   .text = text,
+                   .kind = "text",
+                   .provider_id = json_string_value(json_object_get(j, "id")),
+                   .in_reply_to = json_string_value(json_object_get(j, "in_reply_to"))};
+    emit(ctx, &ev);
+    json_decref(j);
+    res->status = 200;
+    oc_buf_puts(&res->body, "{}");
+}
+
 OC_CONNECTOR(outbox) = {
     OC_CONNECTOR_INIT,
     .type = "outbox",
@@ -137,5 +184,5 @@ OC_CONNECTOR(outbox) = {
     .free = outbox_free,
     .build = outbox_build,
     .classify = outbox_classify,
-    .inbound = NULL,
+    .inbound = outbox_inbound,
 };

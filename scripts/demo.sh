@@ -27,10 +27,12 @@ cat >"$T/omnicast.conf" <<CONF
 redis = redis://127.0.0.1:$port/0
 consumer = demo
 block_ms = 200
+http_listen = 127.0.0.1:$http
 
 [connector.outbox]
 type = outbox
 path = $T/outbox.jsonl
+accept_replies = true
 
 [channels]
 sms = outbox
@@ -55,6 +57,24 @@ cat "$T/outbox.jsonl" 2>/dev/null || echo "(nothing)"
 echo
 echo "== omnicast status demo-black-friday"
 "$BUILD/omnicast" --config "$T/omnicast.conf" status demo-black-friday
+echo
+echo "== Ana replies (POST /webhooks/outbox, quoting message demo-black-friday.0)"
+curl -s -X POST -H 'Content-Type: application/json' \
+  -d '{"from":"+15550000001","text":"Yes! Is the 30% also on shoes?","id":"in-1","in_reply_to":"outbox-demo-black-friday.0"}' \
+  "http://127.0.0.1:$http/webhooks/outbox"; echo
+for _ in $(seq 1 50); do
+  conv=$(redis-cli -p "$port" --raw HGET omni:contact:sms:+15550000001 open_conv)
+  [ -n "$conv" ] && break; sleep 0.1
+done
+echo "== the sales conversation it opened (omni:conv:$conv), attributed to the campaign"
+redis-cli -p "$port" --raw HGETALL "omni:conv:$conv" | paste - - | grep -E '^(id|contact|channel|origin|campaign|state)\b'
+echo "-- its log:"
+redis-cli -p "$port" --raw XRANGE "omni:conv:$conv:log" - + | grep -A1 '^text$' | sed -n 2p
+echo "-- events for the CRM (omni:conversations):"
+redis-cli -p "$port" --raw XRANGE omni:conversations - + | grep '^{'
+echo
+echo "== the funnel: replied is counted on the campaign"
+"$BUILD/omnicast" --config "$T/omnicast.conf" status demo-black-friday | grep -E 'sent|replied'
 echo
 echo "== a bad job goes to omni:dead with its reason"
 redis-cli -p "$port" XADD omni:jobs '*' job '{"type":"broadcast","id":"bad","channel":"fax"}' >/dev/null
