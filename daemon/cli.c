@@ -30,6 +30,9 @@ typedef struct cli {
     redisContext *rc;
 } cli;
 
+static void print_json(json_t *o);
+static long long now_ms(void);
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -41,7 +44,11 @@ static void usage(FILE *f)
             "  campaign pause|resume|cancel ID\n"
             "                               control a campaign on every instance\n"
             "  campaign resend-uncertain ID send again the recipients left uncertain by a crash\n"
-            "  dead list [N]                the newest N dead letters (default 20)\n"
+            "  watch ID                     live progress until the campaign ends\n"
+            "  campaigns                    every campaign with its state and counts\n"
+            "  conversations [--open] [--campaign ID]\n"
+            "  suppress add|remove CHANNEL ADDRESS | suppress list CHANNEL\n"
+            "  dead list [N] | dead show ENTRY | dead replay ENTRY\n"
             "\n"
             "exit codes: 0 ok, 1 failed, 2 usage, 3 invalid job, 4 Redis unavailable\n");
 }
@@ -73,12 +80,16 @@ static int channel_kind(void *ctx, const char *name)
 {
     cli *c = ctx;
     if (!c->have_cfg)
-        return ADDR_ANY;
+        return addr_kind_for_channel(name);
     const conf_channel *ch = config_channel(&c->cfg, name);
     if (!ch)
         return -1;
     const conf_connector *cc = config_connector(&c->cfg, ch->connector);
-    return cc ? addr_kind_for_type(cc->type) : -1;
+    if (!cc)
+        return -1;
+    /* as the daemon decides it: the connector type's kind, else the name's */
+    int kind = addr_kind_for_type(cc->type);
+    return kind == ADDR_ANY ? addr_kind_for_channel(name) : kind;
 }
 
 static char *read_all(const char *path, size_t *len)
@@ -130,8 +141,11 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
     job j;
     char reason[JOB_REASON_MAX];
     if (job_parse(raw, len, &rules, &j, reason, sizeof(reason)) < 0) {
-        if (c->json)
-            printf("{\"ok\":false,\"error\":\"%s\"}\n", reason);
+        if (c->json) {
+            json_t *o = json_pack("{s:b,s:s}", "ok", 0, "error", reason);
+            print_json(o);
+            json_decref(o);
+        }
         fprintf(stderr, "omnicast: invalid job: %s\n", reason);
         free(raw);
         return EX_INVALID;
@@ -302,45 +316,288 @@ static int cmd_campaign(cli *c, int argc, char **argv)
     return rc;
 }
 
+static json_t *entry_json(redisReply *e)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "entry", json_string(e->element[0]->str));
+    redisReply *f = e->element[1];
+    for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
+        json_object_set_new(o, f->element[k]->str,
+                            json_stringn_nocheck(f->element[k + 1]->str, f->element[k + 1]->len));
+    return o;
+}
+
+static void print_json(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("%s\n", s);
+    free(s);
+}
+
 static int cmd_dead(cli *c, int argc, char **argv)
 {
-    if (argc < 1 || strcmp(argv[0], "list") != 0) {
+    if (argc < 1 || (strcmp(argv[0], "list") && strcmp(argv[0], "show") &&
+                     strcmp(argv[0], "replay")) ||
+        (strcmp(argv[0], "list") && argc != 2)) {
         usage(stderr);
         return EX_USAGE_;
     }
-    int n = argc > 1 ? atoi(argv[1]) : 20;
-    if (n <= 0)
-        n = 20;
     int rc = connect_redis(c);
     if (rc)
         return rc;
-    char key[512];
+    char key[512], jobs[512];
     snprintf(key, sizeof(key), "%sdead", c->prefix);
-    redisReply *r = redisCommand(c->rc, "XREVRANGE %s + - COUNT %d", key, n);
+    snprintf(jobs, sizeof(jobs), "%sjobs", c->prefix);
+    redisReply *r;
+    if (!strcmp(argv[0], "list")) {
+        int n = argc > 1 ? atoi(argv[1]) : 20;
+        r = redisCommand(c->rc, "XREVRANGE %s + - COUNT %d", key, n > 0 ? n : 20);
+    } else {
+        r = redisCommand(c->rc, "XRANGE %s %s %s", key, argv[1], argv[1]);
+    }
     if (!r)
         return EX_REDIS;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *e = r->element[i];
-        json_t *o = json_object();
-        json_object_set_new(o, "entry", json_string(e->element[0]->str));
-        redisReply *f = e->element[1];
-        for (size_t k = 0; k + 1 < f->elements; k += 2)
-            json_object_set_new(o, f->element[k]->str,
-                                json_stringn_nocheck(f->element[k + 1]->str,
-                                                     f->element[k + 1]->len));
-        if (c->json) {
-            char *s = json_dumps(o, JSON_COMPACT);
-            printf("%s\n", s);
-            free(s);
+    if (r->type != REDIS_REPLY_ARRAY || (strcmp(argv[0], "list") && r->elements != 1)) {
+        fprintf(stderr, "omnicast: no dead letter %s\n", argc > 1 ? argv[1] : "");
+        freeReplyObject(r);
+        return EX_FAIL;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        json_t *o = entry_json(r->element[i]);
+        if (!strcmp(argv[0], "replay")) {
+            /* a job goes back onto the queue as it was; the dead letter stays */
+            const char *job = json_string_value(json_object_get(o, "job"));
+            if (!job) {
+                fprintf(stderr, "omnicast: dead letter %s holds no job to replay\n", argv[1]);
+                rc = EX_FAIL;
+            } else {
+                redisReply *x = redisCommand(c->rc, "XADD %s * job %s", jobs, job);
+                if (x && x->type == REDIS_REPLY_STRING)
+                    printf("replayed %s as %s\n", argv[1], x->str);
+                else
+                    rc = EX_FAIL;
+                freeReplyObject(x);
+            }
+        } else if (c->json || !strcmp(argv[0], "show")) {
+            print_json(o);
         } else {
-            printf("%s  %-8s %s\n", e->element[0]->str,
+            printf("%s  %-8s %s\n", r->element[i]->element[0]->str,
                    json_string_value(json_object_get(o, "source")),
                    json_string_value(json_object_get(o, "reason")));
         }
         json_decref(o);
     }
     freeReplyObject(r);
+    return rc;
+}
+
+static int cmd_suppress(cli *c, int argc, char **argv)
+{
+    if (argc < 2 || (strcmp(argv[0], "add") && strcmp(argv[0], "remove") &&
+                     strcmp(argv[0], "list")) ||
+        (strcmp(argv[0], "list") && argc != 3)) {
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char key[512];
+    snprintf(key, sizeof(key), "%ssuppress:%s", c->prefix, argv[1]);
+    if (!strcmp(argv[0], "list")) {
+        redisReply *r = redisCommand(c->rc, "SMEMBERS %s", key);
+        if (!r)
+            return EX_REDIS;
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+            printf("%s\n", r->element[i]->str);
+        freeReplyObject(r);
+        return 0;
+    }
+    /* the same normalization as sends, so the entry matches */
+    int kind = addr_kind_for_channel(argv[1]);
+    if (c->have_cfg) {
+        int k = channel_kind(c, argv[1]);
+        if (k >= 0)
+            kind = k;
+    }
+    char addr[ADDR_MAX];
+    const char *why;
+    if (addr_normalize(kind, argv[2], addr, sizeof(addr), &why) < 0) {
+        fprintf(stderr, "omnicast: %s: %s\n", argv[2], why);
+        return EX_INVALID;
+    }
+    redisReply *r = redisCommand(c->rc, "%s %s %s", !strcmp(argv[0], "add") ? "SADD" : "SREM",
+                                 key, addr);
+    if (!r)
+        return EX_REDIS;
+    printf("%s %s %s %s\n", argv[0], addr, !strcmp(argv[0], "add") ? "to" : "from", key);
+    freeReplyObject(r);
     return 0;
+}
+
+static int cmd_campaigns(cli *c, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char pat[512];
+    snprintf(pat, sizeof(pat), "%scampaign:*", c->prefix);
+    const char *cursor = "0";
+    char cur[64] = "0";
+    size_t plen = strlen(c->prefix) + 9;
+    do {
+        redisReply *r = redisCommand(c->rc, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        snprintf(cur, sizeof(cur), "%s", r->element[0]->str);
+        cursor = cur;
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            const char *k = keys->element[i]->str;
+            if (strchr(k + plen, ':') && strrchr(k, ':') > k + plen)
+                continue; /* the :rcpt lists and such */
+            redisReply *h = redisCommand(c->rc, "HMGET %s state total sent failed", k);
+            if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 4 && h->element[0]->str) {
+                if (c->json)
+                    printf("{\"id\":\"%s\",\"state\":\"%s\",\"total\":%s,\"sent\":%s,"
+                           "\"failed\":%s}\n",
+                           k + plen, h->element[0]->str, h->element[1]->str, h->element[2]->str,
+                           h->element[3]->str);
+                else
+                    printf("%-32s %-10s total %-8s sent %-8s failed %s\n", k + plen,
+                           h->element[0]->str, h->element[1]->str, h->element[2]->str,
+                           h->element[3]->str);
+            }
+            freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+static int cmd_conversations(cli *c, int argc, char **argv)
+{
+    const char *campaign = NULL;
+    int open_only = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--open"))
+            open_only = 1;
+        else if (!strcmp(argv[i], "--campaign") && i + 1 < argc)
+            campaign = argv[++i];
+        else {
+            usage(stderr);
+            return EX_USAGE_;
+        }
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char key[512];
+    if (campaign)
+        snprintf(key, sizeof(key), "%sconv:campaign:%s", c->prefix, campaign);
+    else
+        snprintf(key, sizeof(key), "%sconv:%s", c->prefix, open_only ? "open" : "all");
+    redisReply *ids = redisCommand(c->rc, "ZREVRANGE %s 0 499", key);
+    if (!ids)
+        return EX_REDIS;
+    for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
+        redisReply *h = redisCommand(c->rc, "HGETALL %sconv:%s", c->prefix, ids->element[i]->str);
+        json_t *o = json_object();
+        for (size_t k = 0; h && h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2)
+            json_object_set_new(o, h->element[k]->str, json_string(h->element[k + 1]->str));
+        freeReplyObject(h);
+        const char *st = json_string_value(json_object_get(o, "state"));
+        if (!open_only || (st && !strcmp(st, "open"))) {
+            if (c->json)
+                print_json(o);
+            else
+                printf("%-8s %-6s %-9s %-24s %-8s %s\n", ids->element[i]->str, st ? st : "",
+                       json_string_value(json_object_get(o, "channel")),
+                       json_string_value(json_object_get(o, "contact")),
+                       json_string_value(json_object_get(o, "origin")),
+                       json_string_value(json_object_get(o, "campaign"))
+                           ? json_string_value(json_object_get(o, "campaign"))
+                           : "-");
+        }
+        json_decref(o);
+    }
+    freeReplyObject(ids);
+    return 0;
+}
+
+/* watch: a live progress line on a terminal, plain lines otherwise; ends
+ * when the campaign does. */
+static int cmd_watch(cli *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    int tty = isatty(1);
+    char key[512];
+    snprintf(key, sizeof(key), "%scampaign:%s", c->prefix, argv[0]);
+    long long last_done = -1, t0 = now_ms(), d0 = -1;
+    for (;;) {
+        redisReply *r = redisCommand(c->rc, "HMGET %s state total sent failed suppressed "
+                                            "uncertain cancelled",
+                                     key);
+        if (!r)
+            return EX_REDIS;
+        if (r->type != REDIS_REPLY_ARRAY || !r->element[0]->str) {
+            freeReplyObject(r);
+            fprintf(stderr, "omnicast: no campaign %s\n", argv[0]);
+            return EX_FAIL;
+        }
+        char state[32];
+        snprintf(state, sizeof(state), "%s", r->element[0]->str);
+        long long v[6];
+        for (int i = 0; i < 6; i++)
+            v[i] = r->element[i + 1]->str ? atoll(r->element[i + 1]->str) : 0;
+        freeReplyObject(r);
+        long long total = v[0], done = v[1] + v[2] + v[3] + v[4] + v[5];
+        if (d0 < 0)
+            d0 = done;
+        double el = (double)(now_ms() - t0) / 1000.0;
+        double rate = el > 0.5 ? (double)(done - d0) / el : 0;
+        long long eta = rate > 0 ? (long long)((double)(total - done) / rate) : -1;
+        int fin = strcmp(state, "running") && strcmp(state, "scheduled") && strcmp(state, "paused");
+        if (c->json) {
+            if (done != last_done || fin)
+                printf("{\"state\":\"%s\",\"total\":%lld,\"done\":%lld,\"sent\":%lld,"
+                       "\"failed\":%lld,\"rate\":%.1f}\n",
+                       state, total, done, v[1], v[2], rate);
+        } else if (tty) {
+            int w = 30, fill = total ? (int)(w * done / total) : 0;
+            char bar[64];
+            for (int i = 0; i < w; i++)
+                bar[i] = i < fill ? '#' : '.';
+            bar[w] = '\0';
+            printf("\r[%s] %lld/%lld sent %lld failed %lld %.0f/s ETA %s%llds %-9s", bar, done,
+                   total, v[1], v[2], rate, eta < 0 ? "?" : "", eta < 0 ? 0 : eta, state);
+        } else if (done != last_done || fin) {
+            printf("%s %lld/%lld sent %lld failed %lld rate %.0f/s\n", state, done, total, v[1],
+                   v[2], rate);
+        }
+        fflush(stdout);
+        last_done = done;
+        if (fin) {
+            if (tty && !c->json)
+                printf("\n");
+            return 0;
+        }
+        struct timespec ts = {0, 500000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int main(int argc, char **argv)
@@ -397,6 +654,14 @@ int main(int argc, char **argv)
         rc = cmd_campaign(&c, rest, rv);
     else if (strcmp(cmd, "dead") == 0)
         rc = cmd_dead(&c, rest, rv);
+    else if (strcmp(cmd, "suppress") == 0)
+        rc = cmd_suppress(&c, rest, rv);
+    else if (strcmp(cmd, "campaigns") == 0)
+        rc = cmd_campaigns(&c, rest, rv);
+    else if (strcmp(cmd, "conversations") == 0)
+        rc = cmd_conversations(&c, rest, rv);
+    else if (strcmp(cmd, "watch") == 0)
+        rc = cmd_watch(&c, rest, rv);
     else {
         fprintf(stderr, "omnicast: unknown command '%s'\n", cmd);
         usage(stderr);
