@@ -9,13 +9,14 @@ CMAKE_ARGS ?=
 DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-dev \
        libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev \
        redis-server python3 python3-aiosmtpd curl openssl valgrind systemd
+BENCH_DEPS = nginx-light wrk
 
 .PHONY: all deps build demo test test-unit bench fuzz package clean
 
 all: build
 
 deps:
-	@missing=""; for p in $(DEPS); do \
+	@missing=""; for p in $(DEPS) $(EXTRA_DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -47,7 +48,8 @@ test: deps build build-asan
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
-bench: deps build
+bench: build
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="$(BENCH_DEPS)"
 	bash tests/bench/run.sh $(BUILD)
 
 clean:

@@ -212,6 +212,23 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
         snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
         return;
     }
+    if (resp->status >= 200 && resp->status < 300 && resp->body) {
+        /* the hot path: the Cloud API's success answer, read without a
+         * JSON tree; anything unusual takes the full parse below */
+        const char *p = strstr(resp->body, "\"messages\":[{\"id\":\"");
+        if (p) {
+            p += 19; /* strlen("\"messages\":[{\"id\":\"") */
+            size_t n = strcspn(p, "\"\\");
+            if (n && n < sizeof(out->provider_id) && p[n] == '"') {
+                long ra = out->retry_after_ms;
+                oc_outcome_set(out, OC_SENT, NULL, NULL);
+                out->retry_after_ms = ra;
+                memcpy(out->provider_id, p, n);
+                out->provider_id[n] = '\0';
+                return;
+            }
+        }
+    }
     json_error_t je;
     json_t *j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &je);
     if (resp->status >= 200 && resp->status < 300) {

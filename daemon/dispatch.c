@@ -59,6 +59,7 @@ struct chunk {
     size_t n;
     size_t unresolved;
     int loading;  /* spec or recipients being fetched */
+    size_t to_claim; /* recipients in R_CLAIM */
     int claiming; /* a claim call is outstanding */
     int hold;     /* someone else's live claim: leave the entry pending */
     int park;     /* campaign paused: park the chunk and ack */
@@ -279,6 +280,7 @@ static int aim(rcpt *r)
                 return -1;
             }
             r->state = R_CLAIM;
+            r->ck->to_claim++;
             return 0;
         }
         /* no usable address on this channel: a permanent failure there */
@@ -410,6 +412,7 @@ static void claimed(redisReply *rep, void *arg)
         for (size_t i = 0; i < c->n; i++)
             if (c->rs[i].state == R_CLAIMING) {
                 c->rs[i].state = R_CLAIM;
+                c->to_claim++;
                 c->spec->chans[c->rs[i].ch]->ci->claiming--;
             }
         omni_kick(o);
@@ -474,11 +477,12 @@ static void claim_chunk(chunk *c)
     store_args_addll(&a, o->cfg->lease_ms);
     store_args_adds(&a, o->owner);
     store_args_adds(&a, o->cfg->consumer);
-    size_t n = 0;
-    for (size_t i = 0; i < c->n; i++) {
+    size_t n = 0, left = c->to_claim;
+    for (size_t i = 0; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
             continue;
+        left--;
         /* claim only what the connector can start soon: a claim that waits
          * in memory is one that ends 'uncertain' if this process dies */
         conn_inst *ci = c->spec->chans[r->ch]->ci;
@@ -495,6 +499,7 @@ static void claim_chunk(chunk *c)
         store_args_addll(&a, r->index);
         store_args_adds(&a, flags);
         r->state = R_CLAIMING;
+        c->to_claim--;
         n++;
     }
     if (n) {
@@ -715,6 +720,8 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
                0);
         break;
     }
+    if (!log_enabled(LOG_DEBUG))
+        return;
     char masked[ADDR_MAX];
     log_debug("send campaign=%s to=%s channel=%s outcome=%s reason=%s", r->ck->cid,
               log_mask(r->addr, masked, sizeof(masked)), r->ck->spec->channels[r->ch],
@@ -965,13 +972,8 @@ void dispatch_on_kick(omni *o)
     dispatch *d = D(o);
     chunk *c;
     TAILQ_FOREACH(c, &d->chunks, link)
-    {
-        for (size_t i = 0; i < c->n && !c->claiming && !c->loading; i++)
-            if (c->rs[i].state == R_CLAIM) {
-                claim_chunk(c);
-                break;
-            }
-    }
+    if (c->to_claim && !c->claiming && !c->loading)
+        claim_chunk(c);
     for (size_t i = 0; i < o->n_conns; i++)
         pump(&o->conns[i]);
     flush_outcomes(o);

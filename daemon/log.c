@@ -59,6 +59,11 @@ int log_reopen(void)
     return 0;
 }
 
+int log_enabled(int level)
+{
+    return level <= L.level;
+}
+
 void log_set_show_addresses(int on)
 {
     L.show_addresses = on;

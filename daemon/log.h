@@ -12,6 +12,8 @@ enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 int log_setup(const char *format, const char *level, const char *file);
 int log_reopen(void);
 int log_level_parse(const char *s);
+/* Would a line at this level be written? (skip building costly ones) */
+int log_enabled(int level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, with structured key=value fields appended: kv is a NULL-terminated
  * list of key, value pairs. */

@@ -22,8 +22,8 @@ struct transport {
     CURLM *multi;
     struct event *timer;
     size_t inflight;
-    CURL *pool[POOL_MAX];
-    size_t npool;
+    CURL *pool[2][POOL_MAX]; /* idle handles, by kind (HTTP, SMTP) */
+    size_t npool[2];
     xfer *all; /* transfers in flight (doubly linked) */
     struct sock *socks;
     int in_action;
@@ -252,14 +252,30 @@ static void xfer_free(xfer *x)
     free(x);
 }
 
-static void release_easy(transport *t, CURL *e)
+/* Idle handles keep their options: every option a transfer of that kind
+ * uses is set again on each use, which is much cheaper than a reset. */
+static void release_easy(transport *t, CURL *e, int kind)
 {
-    if (t->npool < POOL_MAX) {
-        curl_easy_reset(e);
-        t->pool[t->npool++] = e;
-    } else {
+    if (t->npool[kind] < POOL_MAX)
+        t->pool[kind][t->npool[kind]++] = e;
+    else
         curl_easy_cleanup(e);
-    }
+}
+
+static CURL *new_easy(void)
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    return e;
 }
 
 static void unlink_xfer(transport *t, xfer *x)
@@ -286,31 +302,23 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
     memset(req, 0, sizeof(*req)); /* ours now */
     x->done = done;
     x->arg = arg;
-    CURL *e = t->npool ? t->pool[--t->npool] : curl_easy_init();
+    int kind = x->req.kind == OC_REQ_SMTP ? 1 : 0;
+    CURL *e = t->npool[kind] ? t->pool[kind][--t->npool[kind]] : new_easy();
     if (!e || !x->req.url) {
         if (e)
-            release_easy(t, e);
+            release_easy(t, e, kind);
         xfer_free(x);
         return -1;
     }
     x->easy = e;
     curl_easy_setopt(e, CURLOPT_URL, x->req.url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    if (opts && opts->timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)opts->timeout_ms);
-    if (opts && opts->connect_timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opts->connect_timeout_ms);
-    if (x->req.userpwd)
-        curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd);
+    curl_easy_setopt(e, CURLOPT_READDATA, x);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(opts ? opts->timeout_ms : 0));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(opts ? opts->connect_timeout_ms : 0));
+    curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd); /* NULL clears it */
     for (int i = 0; i < x->req.n_headers; i++)
         x->headers = curl_slist_append(x->headers, x->req.headers[i]);
     if (x->req.kind == OC_REQ_SMTP) {
@@ -318,8 +326,6 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
         x->rcpt = curl_slist_append(NULL, x->req.mail_rcpt ? x->req.mail_rcpt : "");
         curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt);
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(e, CURLOPT_READDATA, x);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->req.body.len);
         curl_easy_setopt(e, CURLOPT_USE_SSL,
                          x->req.smtp_tls == 1 ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
@@ -328,23 +334,23 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
         if (x->req.method && strcmp(x->req.method, "GET") == 0) {
             curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         } else {
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.data ? x->req.body.data : "");
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body.len);
-            if (x->req.method && strcmp(x->req.method, "POST") != 0)
-                curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->req.method);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.data ? x->req.body.data : "");
         }
-        if (opts && opts->http2) {
-            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-        } else {
-            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-        }
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                         x->req.method && strcmp(x->req.method, "POST") &&
+                                 strcmp(x->req.method, "GET")
+                             ? x->req.method
+                             : NULL);
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opts && opts->http2
+                                                      ? (long)CURL_HTTP_VERSION_2TLS
+                                                      : (long)CURL_HTTP_VERSION_1_1);
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, opts && opts->http2 ? 1L : 0L);
     }
-    if (x->headers)
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers); /* NULL clears it */
     x->start_us = mono_us();
     if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
-        release_easy(t, e);
+        release_easy(t, e, kind);
         xfer_free(x);
         return -1;
     }
@@ -423,7 +429,7 @@ static void check_done(transport *t)
         r.now_ms = wall_ms();
         long long lat = mono_us() - x->start_us;
         t->inflight--;
-        release_easy(t, x->easy);
+        release_easy(t, x->easy, x->req.kind == OC_REQ_SMTP);
         x->easy = NULL;
         if (x->done)
             x->done(x->arg, &r, lat);
@@ -447,8 +453,9 @@ void transport_free(transport *t)
         curl_easy_cleanup(x->easy);
         xfer_free(x);
     }
-    for (size_t i = 0; i < t->npool; i++)
-        curl_easy_cleanup(t->pool[i]);
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < t->npool[k]; i++)
+            curl_easy_cleanup(t->pool[k][i]);
     if (t->multi)
         curl_multi_cleanup(t->multi);
     while (t->socks)
