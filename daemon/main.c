@@ -184,15 +184,90 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(o->base);
 }
 
+static const char *cfg_get(void *ctx, const char *key)
+{
+    return conf_connector_get(ctx, key);
+}
+
+static const char *cfg_get_nth(void *ctx, const char *key, size_t n)
+{
+    return conf_connector_get_nth(ctx, key, n);
+}
+
 static struct event *drain_ev;
+static int load_config(const char *path, omni_config *cfg);
+static void apply_rates(omni *o, conn_inst *ci);
+
+/* SIGHUP: read the configuration again. Connector credentials, rates and
+ * limits change in place (transfers in flight finish undisturbed: requests
+ * own copies of what they need); a file with errors, or one that adds,
+ * removes or retypes connectors or channels, is refused and the running
+ * configuration stays. */
+static void reload(omni *o)
+{
+    notify("RELOADING=1");
+    omni_config n;
+    memset(&n, 0, sizeof(n));
+    const char *why = NULL;
+    if (load_config(o->cfg->path, &n) < 0) {
+        why = "the new configuration has errors (see above)";
+    } else if (n.n_connectors != o->cfg->n_connectors || n.n_channels != o->cfg->n_channels) {
+        why = "connectors or channels were added or removed: restart to apply";
+    } else {
+        for (size_t i = 0; i < n.n_connectors && !why; i++)
+            if (strcmp(n.connectors[i].name, o->cfg->connectors[i].name) ||
+                n.connectors[i].impl != o->cfg->connectors[i].impl)
+                why = "a connector was renamed or changed type: restart to apply";
+        for (size_t i = 0; i < n.n_channels && !why; i++)
+            if (strcmp(n.channels[i].name, o->cfg->channels[i].name) ||
+                strcmp(n.channels[i].connector, o->cfg->channels[i].connector))
+                why = "the channel mapping changed: restart to apply";
+    }
+    void *fresh[o->n_conns ? o->n_conns : 1];
+    memset(fresh, 0, sizeof(fresh));
+    for (size_t i = 0; !why && i < o->n_conns; i++) {
+        conf_connector *c = &n.connectors[i];
+        oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
+        char err[256] = "";
+        if (c->impl->init(&view, &registry_host, &fresh[i], err, sizeof(err)) < 0) {
+            log_error("reload: connector %s: %s", c->name, err);
+            why = "a connector refused its new configuration";
+        }
+    }
+    if (why) {
+        for (size_t i = 0; i < o->n_conns; i++)
+            if (fresh[i])
+                o->conns[i].impl->free(fresh[i]);
+        log_error("reload refused, the running configuration stays: %s", why);
+        config_free(&n);
+        notify("READY=1");
+        return;
+    }
+    for (size_t i = 0; i < o->n_conns; i++) {
+        conn_inst *ci = &o->conns[i];
+        /* swap the sections: ci->conf keeps pointing at the live config */
+        conf_connector tmp = o->cfg->connectors[i];
+        o->cfg->connectors[i] = n.connectors[i];
+        n.connectors[i] = tmp;
+        ci->impl->free(ci->inst);
+        ci->inst = fresh[i];
+        apply_rates(o, ci);
+    }
+    log_setup(n.log_format, n.log_level, n.log_file);
+    log_set_show_addresses(n.log_bodies);
+    config_free(&n); /* now holds the old connector sections */
+    log_info("reload: configuration applied to %zu connectors", o->n_conns);
+    notify("READY=1");
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     omni *o = arg;
     if (sig == SIGHUP) {
-        log_info("SIGHUP: reopening the log");
+        log_info("SIGHUP: reopening the log and reloading the configuration");
         log_reopen();
+        reload(o);
         return;
     }
     if (o->draining) {
@@ -212,26 +287,36 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- connector instances */
 
-static const char *cfg_get(void *ctx, const char *key)
-{
-    return conf_connector_get(ctx, key);
-}
-
-static const char *cfg_get_nth(void *ctx, const char *key, size_t n)
-{
-    return conf_connector_get_nth(ctx, key, n);
-}
-
 static const oc_connector *find_impl(void *ctx, const conf_connector *c, char *err,
                                      size_t err_len)
 {
     (void)ctx;
     if (c->plugin)
         return registry_load_plugin(c->plugin, err, err_len);
-    const oc_connector *impl = registry_builtin(c->type);
-    if (!impl)
+    const oc_connector *impl = c->type ? registry_builtin(c->type) : NULL;
+    if (!impl && c->type)
         snprintf(err, err_len, "unknown connector type '%s'", c->type);
+    else if (!impl)
+        snprintf(err, err_len, "no type");
     return impl;
+}
+
+/* Rates and windows from the connector's section (at start and reload). */
+static void apply_rates(omni *o, conn_inst *ci)
+{
+    const conf_connector *c = ci->conf;
+    ci->max_inflight = c->max_inflight > 0 ? c->max_inflight : 64;
+    bucket_set(&ci->rate, c->rate_per_s, c->burst);
+    /* claims run ahead of sends by at most two windows, and by no more
+     * than a quarter of a lease at the configured rate */
+    ci->claim_window = (size_t)ci->max_inflight * 2;
+    if (c->rate_per_s > 0) {
+        double w = c->rate_per_s * o->cfg->lease_ms / 4000.0;
+        if (w < 1)
+            w = 1;
+        if ((size_t)w < ci->claim_window)
+            ci->claim_window = (size_t)w;
+    }
 }
 
 static int start_connectors(omni *o)
@@ -245,18 +330,8 @@ static int start_connectors(omni *o)
         ci->conf = c;
         ci->impl = c->impl;
         ci->addr_kind = addr_kind_for_type(c->impl->type);
-        ci->max_inflight = c->max_inflight > 0 ? c->max_inflight : 64;
         bucket_init(&ci->rate, c->rate_per_s, c->burst, omni_mono_us());
-        /* claims run ahead of sends by at most two windows, and by no more
-         * than a quarter of a lease at the configured rate */
-        ci->claim_window = (size_t)ci->max_inflight * 2;
-        if (c->rate_per_s > 0) {
-            double w = c->rate_per_s * cfg->lease_ms / 4000.0;
-            if (w < 1)
-                w = 1;
-            if ((size_t)w < ci->claim_window)
-                ci->claim_window = (size_t)w;
-        }
+        apply_rates(o, ci);
         TAILQ_INIT(&ci->queue);
         oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
         char err[256] = "";
@@ -306,8 +381,9 @@ static int load_config(const char *path, omni_config *cfg)
 {
     conf_errors errs = {0};
     int rc = config_load_file(path, cfg, &errs);
-    if (rc == 0)
-        rc = config_resolve(cfg, find_impl, NULL, &errs);
+    /* resolve even a file with errors, so every problem is reported at once */
+    if (config_resolve(cfg, find_impl, NULL, &errs) < 0)
+        rc = -1;
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     conf_errors_free(&errs);
