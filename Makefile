@@ -52,5 +52,8 @@ bench: build
 	@$(MAKE) --no-print-directory deps EXTRA_DEPS="$(BENCH_DEPS)"
 	bash tests/bench/run.sh $(BUILD)
 
+package: build
+	cd $(BUILD) && cpack -G DEB
+
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
