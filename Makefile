@@ -10,6 +10,8 @@ DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-de
        libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev \
        redis-server python3 python3-aiosmtpd curl openssl valgrind systemd
 BENCH_DEPS = nginx-light wrk
+FUZZ_DEPS = clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build demo test test-unit bench fuzz package clean
 
@@ -40,10 +42,19 @@ demo: deps build
 # AddressSanitizer + UndefinedBehaviorSanitizer, then valgrind on the unit
 # tests. Each integration test starts (and stops, by PID) its own
 # redis-server and mock providers on 127.0.0.1.
+# libFuzzer targets, each for FUZZ_SECONDS, on a scratch copy of the
+# committed seed corpus; a crash fails and leaves its input in build-fuzz/.
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="$(FUZZ_DEPS)"
+	@[ -f build-fuzz/CMakeCache.txt ] || CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DOMNI_FUZZ=ON -DOMNI_PLUGINS=OFF $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS)
+	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 test: deps build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
 	bash scripts/valgrind-unit.sh $(BUILD)
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

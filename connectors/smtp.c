@@ -143,9 +143,11 @@ static void encoded_words(oc_buf *b, const char *s)
     while (i < n) {
         /* 75 - len("=?UTF-8?B?") - len("?=") = 63 base64 chars = 45 bytes max;
          * stay at 42 bytes (multiple of 3) for whole characters */
-        size_t take = n - i < 42 ? n - i : 42;
+        size_t full = n - i < 42 ? n - i : 42, take = full;
         while (take < n - i && take > 0 && ((unsigned char)s[i + take] & 0xc0) == 0x80)
             take--;
+        if (take == 0) /* not UTF-8 at all: cut anywhere, but always advance */
+            take = full;
         unsigned char enc[64];
         EVP_EncodeBlock(enc, (const unsigned char *)s + i, (int)take);
         if (!first)

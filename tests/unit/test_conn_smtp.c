@@ -111,6 +111,21 @@ static void non_ascii_subjects_become_encoded_words(void **state)
     oc_request_free(&r);
 }
 
+/* found by fuzz_smtp: a subject of continuation bytes once looped forever */
+static void a_subject_of_invalid_utf8_still_encodes(void **state)
+{
+    char subject[200];
+    memset(subject, 0x80, sizeof(subject) - 1);
+    subject[sizeof(subject) - 1] = '\0';
+    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com",
+                    .subject = subject, .text = "x"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_non_null(strstr(r.body.data, "Subject: =?UTF-8?B?"));
+    oc_request_free(&r);
+}
+
 static void quoted_printable_keeps_lines_short_and_decodes_back(void **state)
 {
     char text[3000];
@@ -252,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(message_has_every_header_and_crlf_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(non_ascii_subjects_become_encoded_words, setup, teardown),
         cmocka_unit_test_setup_teardown(quoted_printable_keeps_lines_short_and_decodes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_subject_of_invalid_utf8_still_encodes, setup, teardown),
         cmocka_unit_test_setup_teardown(header_injection_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_codes_map_to_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup, teardown),
