@@ -68,7 +68,6 @@ typedef struct omni_config {
     char *api_tokens_file;
     int http_max_body;
     int http_max_headers;
-    int http_max_connections;
     int http_timeout_ms;
     int attribution_window_s;
     char *plugin_dir;

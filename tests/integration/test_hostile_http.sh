@@ -1,0 +1,119 @@
+#!/bin/bash
+# Hostile HTTP clients against the daemon's server: oversized bodies and
+# headers, a slowloris, hundreds of idle connections, broken chunked
+# encoding, path tricks, wrong tokens. Each gets its error or is cut off by
+# the timeout, other clients are still served, memory stays bounded, and
+# nothing reaches Redis.
+source "$(dirname "$0")/lib.sh"
+
+start_redis
+HTTP_PORT=$(free_port)
+echo tok >"$T/tokens"
+daemon_conf "$T/omni.conf" "
+http_listen = 127.0.0.1:$HTTP_PORT
+api_tokens_file = $T/tokens
+http_max_body = 4096
+http_max_headers = 2048
+http_timeout_ms = 1000
+[connector.out]
+type = outbox
+path = $T/out.jsonl
+accept_replies = true
+[channels]
+sms = out"
+start_daemon "$T/omni.conf"
+B="http://127.0.0.1:$HTTP_PORT"
+wait_for 20 curl -sf "$B/readyz"
+keys0=$(rraw DBSIZE)
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
+
+python3 - "$HTTP_PORT" <<'PY'
+import socket, sys, time, threading
+port = int(sys.argv[1])
+
+def req(raw, read_timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    s.sendall(raw)
+    data = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+            if b"\r\n\r\n" in data and (b"Content-Length: 0" in data or data.endswith(b"}")):
+                break
+    except socket.timeout:
+        pass
+    s.close()
+    return data
+
+def status(data):
+    return int(data.split(b" ")[1]) if data.startswith(b"HTTP/1.") else None
+
+def healthy():
+    return status(req(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 200
+
+# oversized body on an API route and on a webhook
+big = b"{" + b" " * 10000 + b"}"
+for path in (b"/v1/broadcasts", b"/webhooks/out"):
+    r = req(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+    assert status(r) in (413, None), r[:100]
+# oversized headers
+r = req(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+assert status(r) in (400, 413, 431, None), r[:100]
+# broken chunked encoding
+r = req(b"POST /webhooks/out HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nnope\r\n0\r\n\r\n")
+assert status(r) in (400, 413, None), r[:100]
+# path tricks and odd methods
+for p in (b"/webhooks/../v1/broadcasts", b"/webhooks/%2e%2e/v1", b"/v1/campaigns/a%2Fb", b"//v1/broadcasts", b"/webhooks/a b"):
+    r = req(b"GET " + p + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nConnection: close\r\n\r\n")
+    assert status(r) in (400, 404), (p, r[:120])
+r = req(b"DELETE /v1/campaigns/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nConnection: close\r\n\r\n")
+assert status(r) in (400, 405, 501), r[:100]
+# wrong and malformed tokens
+for a in (b"Bearer nope", b"Bearer ", b"Basic dG9rOg==", b"Bearer tok\x00x"):
+    r = req(b"POST /v1/broadcasts HTTP/1.1\r\nHost: x\r\nAuthorization: " + a + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    assert status(r) in (400, 401), (a, r[:100])
+print("errors ok")
+
+# a slowloris: one byte a second is cut off by http_timeout_ms, while
+# others are served
+s = socket.create_connection(("127.0.0.1", port))
+t0 = time.time()
+closed = False
+for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 30:
+    try:
+        s.send(bytes([ch]))
+        s.settimeout(1.0)
+        if s.recv(1024) == b"":
+            closed = True
+            break
+    except socket.timeout:
+        pass
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+        break
+    assert healthy(), "another client was not served during the slowloris"
+    if time.time() - t0 > 15:
+        break
+assert closed, "the slow client was never cut off"
+print("slowloris cut off after %.1fs" % (time.time() - t0))
+
+# hundreds of idle connections; others are still served
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+assert healthy(), "not served with 300 idle connections open"
+time.sleep(1.5)
+assert healthy()
+for c in idle:
+    c.close()
+print("idle ok")
+PY
+[ $? -eq 0 ] || fail "hostile clients"
+[ "$(rraw DBSIZE)" = "$keys0" ] || fail "a rejected request wrote to Redis ($keys0 → $(rraw DBSIZE) keys)"
+rss1=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
+[ $((rss1 - rss0)) -lt 20000 ] || fail "memory grew by $((rss1 - rss0)) KiB under hostile clients"
+curl -sf "$B/readyz" >/dev/null || fail "not ready afterwards"
+ok "oversized bodies/headers, broken chunking, path tricks, bad tokens rejected; slowloris cut off; 300 idle connections; RSS +$((rss1 - rss0)) KiB; Redis untouched"
+stop_daemon
+check_logs_clean
