@@ -282,9 +282,11 @@ static void created(redisReply *r, void *arg)
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        log_error("campaign %s: create failed: %s", in->id, r->str);
-        omni_dead(o, "jobs", "internal: campaign creation failed", in->raw, in->raw_len,
-                  (const char *const[]){"entry", in->entry, "error", r->str, NULL});
+        /* Redis refused (out of memory, say): leave the job pending; it is
+         * taken up again after claim_idle_ms */
+        log_error("campaign %s: create failed, will retry: %s", in->id, r->str);
+        intake_free(in);
+        return;
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
         const char *what = r->element[0]->str ? r->element[0]->str : "";
         if (strcmp(what, "exists") == 0) {

@@ -84,11 +84,25 @@ typedef struct dispatch {
     oc_buf text, subject, html;
     oc_buf params[16];
     int taking; /* a take.lua call is outstanding */
+    long long pause_until_us; /* Redis answered with errors: wait before writing again */
 } dispatch;
+
 
 static dispatch *D(omni *o)
 {
     return o->dispatch;
+}
+
+/* Redis refused a script (out of memory, read-only replica...): back off
+ * half a second instead of retrying at loop speed. */
+static void back_off(omni *o)
+{
+    D(o)->pause_until_us = omni_mono_us() + 500000;
+}
+
+static int paused(omni *o)
+{
+    return omni_mono_us() < D(o)->pause_until_us;
 }
 
 static void chunk_maybe_finish(chunk *c);
@@ -406,8 +420,10 @@ static void claimed(redisReply *rep, void *arg)
     c->claiming = 0;
     size_t k = 1;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
-        if (rep && rep->type == REDIS_REPLY_ERROR)
+        if (rep && rep->type == REDIS_REPLY_ERROR) {
             log_error("campaign %s: claim failed: %s", c->cid, rep->str);
+            back_off(o);
+        }
         /* not claimed: put them back, claim again when Redis answers */
         for (size_t i = 0; i < c->n; i++)
             if (c->rs[i].state == R_CLAIMING) {
@@ -464,7 +480,7 @@ static void claimed(redisReply *rep, void *arg)
 static void claim_chunk(chunk *c)
 {
     omni *o = c->o;
-    if (c->claiming || c->loading || !store_is_ready(o->st))
+    if (c->claiming || c->loading || !store_is_ready(o->st) || paused(o))
         return;
     store_args a = {0};
     char ck[KEY_MAX], mk[KEY_MAX];
@@ -795,15 +811,17 @@ static void recorded(redisReply *rep, void *arg)
         }
         chunk_maybe_finish(c);
     }
-    if (rep && rep->type == REDIS_REPLY_ERROR)
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_error("recording outcomes failed: %s", rep->str);
+        back_off(o);
+    }
     omni_kick(o);
 }
 
 static void flush_outcomes(omni *o)
 {
     dispatch *d = D(o);
-    if (d->flushing || !d->n_outcomes || !store_is_ready(o->st))
+    if (d->flushing || !d->n_outcomes || !store_is_ready(o->st) || paused(o))
         return;
     store_args a = {0};
     store_args_adds(&a, o->cfg->prefix);
