@@ -212,3 +212,7 @@ start_smtp() {
 msg_field() {
   rraw HGET "omni:msg:$1" "$2" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$3',''))"
 }
+
+# q PATTERN [FILE]: grep quietly but read all input (grep -q stops early and
+# its producer dies of SIGPIPE, which pipefail turns into a failure)
+q() { grep "$@" >/dev/null; }

@@ -52,10 +52,10 @@ wait_for 30 campaign_done after-bad
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 2 ]"
 reason=$(rraw XRANGE omni:dead - + | grep -A1 '^reason$' | sed -n 2p)
 [ "$reason" = "recipients[0].to: not an E.164 number" ] || fail "dead-letter reason was: $reason"
-rraw XRANGE omni:dead - + | grep -q '^this is not json$' || fail "raw job not kept in omni:dead"
+rraw XRANGE omni:dead - + | q '^this is not json$' || fail "raw job not kept in omni:dead"
 grep -q '"to":"Ana@example.com"' "$T/outbox.jsonl" || fail "email domain not normalized"
 [ "$(campaign_field after-bad failed)" -eq 1 ] || fail "missing var should fail one recipient"
-rraw HGET omni:msg:after-bad email:bob@example.com | grep -q 'missing_var:name' || fail "missing_var reason"
+rraw HGET omni:msg:after-bad email:bob@example.com | q 'missing_var:name' || fail "missing_var reason"
 counters_add_up after-bad || fail "after-bad counters"
 ok "malformed jobs dead-lettered with reasons; the next job ran"
 

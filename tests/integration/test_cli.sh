@@ -30,9 +30,9 @@ oc suppress add sms "+1 555 000 0003" >/dev/null
 [ "$(oc suppress list sms)" = "+15550000003" ] || fail "suppress add normalizes"
 python3 -c 'import json; print(json.dumps({"type":"broadcast","id":"cli1","channel":"sms","message":{"text":"x"},"recipients":[{"to":"+1555000%04d" % i} for i in range(1,301)]}))' | oc enqueue - >/dev/null
 oc watch cli1 >"$T/watch" || fail "watch failed"
-tail -1 "$T/watch" | grep -q '^done 300/300 sent 299 failed 0' || fail "watch output: $(tail -2 "$T/watch")"
+tail -1 "$T/watch" | q '^done 300/300 sent 299 failed 0' || fail "watch output: $(tail -2 "$T/watch")"
 oc --json status cli1 | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["sent"]==299 and s["suppressed"]==1 and s["pending"]==0, s'
-oc campaigns | grep -q '^cli1 .*done .*total 300' || fail "campaigns list"
+oc campaigns | q '^cli1 .*done .*total 300' || fail "campaigns list"
 ok "suppress add/list, enqueue from stdin, watch to the end, status --json, campaigns"
 
 oc suppress remove sms +15550000003 >/dev/null
@@ -44,8 +44,8 @@ ok "suppress remove; campaign pause refused for a done campaign (exit 1)"
 enqueue 'not json at all'
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 1 ]"
 entry=$(oc --json dead list 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"])')
-oc dead show "$entry" | grep -q '"job":"not json at all"' || fail "dead show"
-oc dead replay "$entry" | grep -q "replayed $entry" || fail "dead replay"
+oc dead show "$entry" | q '"job":"not json at all"' || fail "dead show"
+oc dead replay "$entry" | q "replayed $entry" || fail "dead replay"
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 2 ]"
 ok "dead list/show/replay (the replayed job is dead-lettered again, as it should be)"
 

@@ -98,7 +98,7 @@ ok "500 then 200 → sent with attempts=2; 131026 → failed undeliverable once;
 ok "twilio 21610 → opted_out and suppressed; 21211 → invalid_recipient"
 
 [ "$(msg_field down1 down:u1 error)" = retries_exhausted ] || fail "refused connections → retries_exhausted"
-rraw XRANGE omni:dead - + | grep -q retries_exhausted || fail "retries_exhausted not dead-lettered"
+rraw XRANGE omni:dead - + | q retries_exhausted || fail "retries_exhausted not dead-lettered"
 ok "connection refused → retried, then failed retries_exhausted with a dead letter"
 
 # SMTP: parse what arrived

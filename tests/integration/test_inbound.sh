@@ -109,16 +109,16 @@ conv=$(rraw HGET omni:contact:whatsapp:+15550000001 open_conv)
 [ "$(rraw HGET omni:conv:$conv campaign)" = bf ] || fail "conversation not attributed"
 [ "$(rraw HGET omni:conv:$conv origin)" = reply ] || fail "origin"
 [ "$(rraw XLEN omni:conv:$conv:log)" = 1 ] || fail "the replayed reply was stored twice"
-rraw XRANGE omni:conversations - + | grep -q '"type":"conversation.created"' || fail "no conversation.created event"
-rraw XRANGE omni:conversations - + | grep -q 'Is it still on?' || fail "no message.received event"
-rraw XRANGE omni:conversations - + | grep -q '"segment":"vip"' || fail "campaign metadata not in events"
+rraw XRANGE omni:conversations - + | q '"type":"conversation.created"' || fail "no conversation.created event"
+rraw XRANGE omni:conversations - + | q 'Is it still on?' || fail "no message.received event"
+rraw XRANGE omni:conversations - + | q '"segment":"vip"' || fail "campaign metadata not in events"
 ok "a quoted reply opened conversation $conv attributed to bf; replay stored once; events published"
 
 # STOP without a quote → attributed to the last campaign; suppressed
 [ "$(post_wa "$(reply_payload 15550000003 wamid.IN3 " stop ")")" = 200 ] || fail "stop webhook"
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw SISMEMBER omni:suppress:whatsapp +15550000003) = 1 ]"
 wait_for 5 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:bf opted_out) = 1 ]"
-rraw XRANGE omni:conversations - + | grep -q contact.opted_out || fail "no contact.opted_out event"
+rraw XRANGE omni:conversations - + | q contact.opted_out || fail "no contact.opted_out event"
 code=$(api -d '{"type":"broadcast","id":"after-stop","channel":"whatsapp","message":{"text":"again"},"recipients":[{"to":"+15550000003"},{"to":"+15550000004"}]}' "$B/v1/broadcasts")
 wait_for 30 campaign_done after-stop
 [ "$(campaign_field after-stop suppressed)" = 1 ] && [ "$(campaign_field after-stop sent)" = 1 ] || fail "the opted-out contact was not suppressed"
@@ -147,7 +147,7 @@ pconv=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["convers
 wait_for 30 campaign_done chat-1
 [ "$(rraw HGET omni:conv:$pconv origin)" = proactive ] || fail "proactive origin"
 wait_for 10 sh -c "redis-cli -p $REDIS_PORT XRANGE omni:conv:$pconv:log - + | grep -q '^sent$'"
-rraw XRANGE omni:conversations - + | grep -q message.sent || fail "no message.sent event"
+rraw XRANGE omni:conversations - + | q message.sent || fail "no message.sent event"
 ok "POST /v1/messages → 202 with conversation $pconv (proactive); the send lands in it"
 
 # campaigns and conversations through the API

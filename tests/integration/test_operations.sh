@@ -13,7 +13,7 @@ else
   fail "systemd-analyze missing (make deps installs systemd)"
 fi
 
-"$OMNI_BUILD/omnicastd" --version | grep -q '^omnicastd [0-9]' || fail "--version"
+"$OMNI_BUILD/omnicastd" --version | q '^omnicastd [0-9]' || fail "--version"
 printf '[daemon]\nchunk_size = lots\n[connector.x]\ntype = nosuch\n[channels]\nsms = y\n' >"$T/bad.conf"
 rc=0; "$OMNI_BUILD/omnicastd" --config "$T/bad.conf" --check-config 2>"$T/check.log" || rc=$?
 [ $rc -ne 0 ] || fail "--check-config accepted a bad file"
@@ -35,7 +35,7 @@ conf 20
 "$OMNI_BUILD/omnicastd" --config "$T/omni.conf" --check-config >/dev/null || fail "good config refused"
 start_daemon "$T/omni.conf"
 wait_for 20 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz"
-curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" | grep -q '"ok"' || fail "healthz"
+curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" | q '"ok"' || fail "healthz"
 python3 -c 'import json; print(json.dumps({"type":"broadcast","id":"slow","channel":"sms","message":{"text":"x"},"recipients":[{"to":"+1555000%04d" % i} for i in range(1,2001)]}))' >"$T/job.json"
 enqueue "$(cat "$T/job.json")"
 wait_for 20 sh -c "[ -s $T/out.jsonl ]"

@@ -22,8 +22,8 @@ for f in usr/bin/omnicastd usr/bin/omnicast usr/include/omnicast/connector.h \
          usr/lib/omnicast/plugins/oc_example.so; do
   [ -e "$T/deb/$f" ] || fail "the .deb lacks /$f"
 done
-dpkg -I "$deb" | grep -q 'Depends: .*libhiredis0.14' || fail "dependencies not declared"
+dpkg -I "$deb" | q 'Depends: .*libhiredis0.14' || fail "dependencies not declared"
 dpkg -e "$deb" "$T/ctl" && grep -q systemd-sysusers "$T/ctl/postinst" || fail "postinst does not create the user"
-"$T/deb/usr/bin/omnicastd" --version | grep -q '^omnicastd ' || fail "the packaged daemon does not run"
+"$T/deb/usr/bin/omnicastd" --version | q '^omnicastd ' || fail "the packaged daemon does not run"
 grep -q '^ExecStart=/usr/bin/omnicastd' "$T/deb/usr/lib/systemd/system/omnicastd.service" || fail "unit path"
 ok "the .deb unpacks to the expected layout; postinst creates the user; the daemon runs"
