@@ -365,13 +365,6 @@ static void smtp_classify(void *inst, const oc_response *resp, oc_outcome *out)
     snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
 }
 
-static void fail_with(oc_inbound_result *res, int status, const char *code)
-{
-    res->status = status;
-    res->content_type = "application/json";
-    snprintf(res->error, sizeof(res->error), "%s", code);
-}
-
 /* "Ana <Ana@Example.COM>" -> "Ana@example.com" */
 static void bare_address(const char *in, char *out, size_t len)
 {
@@ -407,20 +400,20 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
 {
     smtp *s = inst;
     if (strcmp(req->method, "POST")) {
-        fail_with(res, 405, "method_not_allowed");
+        oc_inbound_fail(res, 405, "method_not_allowed");
         return;
     }
     /* RFC 8058 one-click: POST List-Unsubscribe=One-Click to ...?t=TOKEN */
     if (req->body_len == 26 && !memcmp(req->body, "List-Unsubscribe=One-Click", 26)) {
         const char *q = req->query ? strstr(req->query, "t=") : NULL;
         if (!q || (q != req->query && q[-1] != '&')) {
-            fail_with(res, 400, "missing_token");
+            oc_inbound_fail(res, 400, "missing_token");
             return;
         }
         char tok[200], pid[220];
         size_t n = strcspn(q + 2, "&");
         if (n == 0 || n >= sizeof(tok)) {
-            fail_with(res, 400, "missing_token");
+            oc_inbound_fail(res, 400, "missing_token");
             return;
         }
         safe_token(q + 2, tok, n + 1 < sizeof(tok) ? n + 1 : sizeof(tok));
@@ -436,7 +429,7 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
     json_t *j = json_loadb(req->body, req->body_len, 0, &je);
     if (!json_is_object(j)) {
         json_decref(j);
-        fail_with(res, 400, "bad_payload");
+        oc_inbound_fail(res, 400, "bad_payload");
         return;
     }
     if (s->inbound_key) {
@@ -450,8 +443,8 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
             oc_buf_puts(&d, tk);
             unsigned char mac[EVP_MAX_MD_SIZE];
             unsigned ml = 0;
-            HMAC(EVP_sha256(), s->inbound_key, (int)strlen(s->inbound_key),
-                 (unsigned char *)d.data, d.len, mac, &ml);
+            HMAC(EVP_sha256(), s->inbound_key, (int)strlen(s->inbound_key), (unsigned char *)d.data,
+                 d.len, mac, &ml);
             oc_buf_free(&d);
             char hex[65];
             for (unsigned i = 0; i < ml && i < 32; i++)
@@ -460,7 +453,7 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         }
         if (!ok) {
             json_decref(j);
-            fail_with(res, 401, "bad_signature");
+            oc_inbound_fail(res, 401, "bad_signature");
             return;
         }
     }
@@ -471,7 +464,7 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         text = json_string_value(json_object_get(j, "text"));
     if (!from || !text) {
         json_decref(j);
-        fail_with(res, 400, "bad_payload");
+        oc_inbound_fail(res, 400, "bad_payload");
         return;
     }
     char f[256], t[256] = "", mid[300] = "", irt[300] = "";

@@ -26,11 +26,13 @@ typedef struct tw {
 static const oc_config_key tw_keys[] = {
     {"api_base", OC_KEY_URL, "https://api.twilio.com", "Twilio API base URL"},
     {"account_sid", OC_KEY_REQUIRED, NULL, "account SID (AC...)"},
-    {"auth_token", OC_KEY_REQUIRED | OC_KEY_SECRET, NULL, "auth token: API auth and webhook signatures"},
+    {"auth_token", OC_KEY_REQUIRED | OC_KEY_SECRET, NULL,
+     "auth token: API auth and webhook signatures"},
     {"from", 0, NULL, "sender number (E.164); or messaging_service_sid"},
     {"messaging_service_sid", 0, NULL, "Messaging Service SID (MG...); or from"},
     {"status_callback", OC_KEY_URL, NULL, "URL Twilio posts delivery status to"},
-    {"public_url", OC_KEY_URL, NULL, "the public URL Twilio calls for this instance's webhook (signatures)"},
+    {"public_url", OC_KEY_URL, NULL,
+     "the public URL Twilio calls for this instance's webhook (signatures)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -222,7 +224,7 @@ typedef struct param {
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -330,13 +332,6 @@ static int signature_ok(tw *t, const oc_http_request *req, param *ps, size_t n)
     return bl > 0 && strlen(sig) == (size_t)bl && CRYPTO_memcmp(b64, sig, (size_t)bl) == 0;
 }
 
-static void fail_with(oc_inbound_result *res, int status, const char *code)
-{
-    res->status = status;
-    res->content_type = "application/json";
-    snprintf(res->error, sizeof(res->error), "%s", code);
-}
-
 static const char *status_state(const char *s)
 {
     if (!strcmp(s, "sent"))
@@ -355,7 +350,7 @@ static void tw_inbound(void *inst, const oc_http_request *req, oc_inbound_result
 {
     tw *t = inst;
     if (strcmp(req->method, "POST")) {
-        fail_with(res, 405, "method_not_allowed");
+        oc_inbound_fail(res, 405, "method_not_allowed");
         return;
     }
     param ps[PARAMS_MAX];
@@ -365,11 +360,11 @@ static void tw_inbound(void *inst, const oc_http_request *req, oc_inbound_result
             free(ps[i].name);
             free(ps[i].value);
         }
-        fail_with(res, 400, "bad_payload");
+        oc_inbound_fail(res, 400, "bad_payload");
         return;
     }
     if (!signature_ok(t, req, ps, n)) {
-        fail_with(res, 403, "bad_signature");
+        oc_inbound_fail(res, 403, "bad_signature");
     } else {
         const char *sid = get(ps, n, "MessageSid");
         const char *status = get(ps, n, "MessageStatus");

@@ -28,7 +28,8 @@ typedef struct hook {
 static const oc_config_key hook_keys[] = {
     {"url", OC_KEY_REQUIRED | OC_KEY_URL, NULL, "URL each message is POSTed to"},
     {"body", 0,
-     "{\"to\":\"{{to}}\",\"text\":\"{{text}}\",\"campaign\":\"{{campaign}}\",\"message_id\":\"{{message_id}}\"}",
+     "{\"to\":\"{{to}}\",\"text\":\"{{text}}\",\"campaign\":\"{{campaign}}\",\"message_id\":\"{{"
+     "message_id}}\"}",
      "JSON body template; {{var}} values are JSON-escaped"},
     {"header", OC_KEY_REPEATABLE, NULL, "extra request header, \"Name: value\" (repeatable)"},
     {"signing_secret", OC_KEY_SECRET, NULL, "HMAC-SHA256 key: signs requests and verifies inbound"},
@@ -73,8 +74,9 @@ static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     for (size_t i = 0; (hv = cfg->get_nth(cfg->ctx, "header", i)); i++) {
         const char *colon = strchr(hv, ':');
         if (!colon || colon == hv || strpbrk(hv, "\r\n") || h->n_headers == OC_MAX_HEADERS - 2) {
-            snprintf(err, err_len, "header %zu: want \"Name: value\" without line breaks (at most %d)",
-                     i + 1, OC_MAX_HEADERS - 2);
+            snprintf(err, err_len,
+                     "header %zu: want \"Name: value\" without line breaks (at most %d)", i + 1,
+                     OC_MAX_HEADERS - 2);
             hook_free(h);
             return -1;
         }
@@ -178,13 +180,6 @@ static void hook_classify(void *inst, const oc_response *resp, oc_outcome *out)
     }
 }
 
-static void fail_with(oc_inbound_result *res, int status, const char *code)
-{
-    res->status = status;
-    res->content_type = "application/json";
-    snprintf(res->error, sizeof(res->error), "%s", code);
-}
-
 /* Inbound: {"from","to","text","id","in_reply_to"} is a reply;
  * {"status":{"id","state","error"}} is a status. Signed like outbound. */
 static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
@@ -192,7 +187,7 @@ static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
 {
     hook *h = inst;
     if (strcmp(req->method, "POST")) {
-        fail_with(res, 405, "method_not_allowed");
+        oc_inbound_fail(res, 405, "method_not_allowed");
         return;
     }
     if (h->secret) {
@@ -200,7 +195,7 @@ static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         char want[80];
         sign(h->secret, req->body, req->body_len, want);
         if (!sig || strlen(sig) != strlen(want) || CRYPTO_memcmp(sig, want, strlen(want))) {
-            fail_with(res, 401, "bad_signature");
+            oc_inbound_fail(res, 401, "bad_signature");
             return;
         }
     }
@@ -212,7 +207,7 @@ static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         const char *state = json_string_value(json_object_get(st, "state"));
         if (!id || !state) {
             json_decref(j);
-            fail_with(res, 400, "bad_payload");
+            oc_inbound_fail(res, 400, "bad_payload");
             return;
         }
         oc_event ev = {.type = OC_EV_STATUS,
@@ -225,7 +220,7 @@ static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         const char *text = json_string_value(json_object_get(j, "text"));
         if (!from || !text) {
             json_decref(j);
-            fail_with(res, 400, "bad_payload");
+            oc_inbound_fail(res, 400, "bad_payload");
             return;
         }
         oc_event ev = {.type = OC_EV_REPLY,

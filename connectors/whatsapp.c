@@ -127,7 +127,8 @@ static int wa_build(void *inst, const oc_message *m, oc_request *req, oc_outcome
         if (m->n_template_params) {
             oc_buf_puts(b, ",\"components\":[{\"type\":\"body\",\"parameters\":[");
             for (size_t i = 0; i < m->n_template_params; i++) {
-                oc_buf_puts(b, i ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+                oc_buf_puts(b,
+                            i ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
                 str(w, b, m->template_params[i]);
                 oc_buf_puts(b, "}");
             }
@@ -182,20 +183,38 @@ static void classify_code(long code, oc_outcome *o)
     }
     const char *r = "rejected";
     switch (code) {
-    case 131047: r = "outside_window"; break;
-    case 131026: r = "undeliverable"; break;
-    case 133010: r = "not_registered"; break;
-    case 131051: r = "unsupported_type"; break;
+    case 131047:
+        r = "outside_window";
+        break;
+    case 131026:
+        r = "undeliverable";
+        break;
+    case 133010:
+        r = "not_registered";
+        break;
+    case 131051:
+        r = "unsupported_type";
+        break;
     case 132000:
     case 132001:
     case 132005:
-    case 132012: r = "template_error"; break;
+    case 132012:
+        r = "template_error";
+        break;
     case 131048:
-    case 368: r = "policy"; break;
-    case 131049: r = "not_delivered_marketing"; break;
-    case 100: r = "invalid_parameter"; break;
+    case 368:
+        r = "policy";
+        break;
+    case 131049:
+        r = "not_delivered_marketing";
+        break;
+    case 100:
+        r = "invalid_parameter";
+        break;
     case 190:
-    case 0: r = "auth"; break;
+    case 0:
+        r = "auth";
+        break;
     }
     o->kind = OC_FAILED;
     snprintf(o->reason, sizeof(o->reason), "%s", r);
@@ -282,7 +301,7 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -348,13 +367,6 @@ static int signature_ok(wa *w, const oc_http_request *req)
     return CRYPTO_memcmp(hex, given, 64) == 0;
 }
 
-static void fail_with(oc_inbound_result *res, int status, const char *code)
-{
-    res->status = status;
-    res->content_type = "application/json";
-    snprintf(res->error, sizeof(res->error), "%s", code);
-}
-
 static const char *plus(const char *digits, char *buf, size_t len)
 {
     if (!digits)
@@ -363,8 +375,7 @@ static const char *plus(const char *digits, char *buf, size_t len)
     return buf;
 }
 
-static void emit_message(json_t *m, json_t *value, const char *business, oc_emit_fn emit,
-                         void *ctx)
+static void emit_message(json_t *m, json_t *value, const char *business, oc_emit_fn emit, void *ctx)
 {
     const char *type = json_string_value(json_object_get(m, "type"));
     const char *from = json_string_value(json_object_get(m, "from"));
@@ -438,8 +449,8 @@ static void emit_status(json_t *s, const char *business, oc_emit_fn emit, void *
     json_t *e = json_array_get(json_object_get(s, "errors"), 0);
     if (e) {
         const char *title = json_string_value(json_object_get(e, "title"));
-        snprintf(err, sizeof(err), "%lld: %s", (long long)json_integer_value(json_object_get(e, "code")),
-                 title ? title : "");
+        snprintf(err, sizeof(err), "%lld: %s",
+                 (long long)json_integer_value(json_object_get(e, "code")), title ? title : "");
     }
     const char *ts = json_string_value(json_object_get(s, "timestamp"));
     oc_event ev = {
@@ -463,17 +474,17 @@ static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result
         if (!query_get(req->query, "hub.mode", mode, sizeof(mode)) || strcmp(mode, "subscribe") ||
             !query_get(req->query, "hub.verify_token", token, sizeof(token)) || !w->verify_token ||
             !const_eq(token, w->verify_token)) {
-            fail_with(res, 403, "verify_token_mismatch");
+            oc_inbound_fail(res, 403, "verify_token_mismatch");
             return;
         }
         if (!query_get(req->query, "hub.challenge", challenge, sizeof(challenge)) ||
             strlen(challenge) > 256) {
-            fail_with(res, 400, "bad_challenge");
+            oc_inbound_fail(res, 400, "bad_challenge");
             return;
         }
         for (const char *p = challenge; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                fail_with(res, 400, "bad_challenge");
+                oc_inbound_fail(res, 400, "bad_challenge");
                 return;
             }
         res->status = 200;
@@ -482,15 +493,15 @@ static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result
         return;
     }
     if (strcmp(req->method, "POST")) {
-        fail_with(res, 405, "method_not_allowed");
+        oc_inbound_fail(res, 405, "method_not_allowed");
         return;
     }
     if (!w->app_secret) {
-        fail_with(res, 403, "no_app_secret");
+        oc_inbound_fail(res, 403, "no_app_secret");
         return;
     }
     if (!signature_ok(w, req)) {
-        fail_with(res, 401, "bad_signature");
+        oc_inbound_fail(res, 401, "bad_signature");
         return;
     }
     json_error_t je;
@@ -498,7 +509,7 @@ static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result
     json_t *entries = json_object_get(j, "entry");
     if (!json_is_object(j) || !json_is_array(entries)) {
         json_decref(j);
-        fail_with(res, 400, "bad_payload");
+        oc_inbound_fail(res, 400, "bad_payload");
         return;
     }
     int n = 0;

@@ -102,8 +102,8 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
             json_array_foreach(params, i, v)
             {
                 char e[128];
-                s->params[i] = tmpl_compile(json_string_value(v) ? json_string_value(v) : "", e,
-                                            sizeof(e));
+                s->params[i] =
+                    tmpl_compile(json_string_value(v) ? json_string_value(v) : "", e, sizeof(e));
                 if (!s->params[i]) {
                     snprintf(err, err_len, "message.template.params[%zu]: %s", i, e);
                     bad = 1;
@@ -121,9 +121,13 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
     json_t *qh = json_object_get(root, "quiet_hours");
     int h1, m1, h2, m2;
     if (json_is_object(qh) &&
-        sscanf(json_string_value(json_object_get(qh, "start")) ? json_string_value(json_object_get(qh, "start")) : "",
+        sscanf(json_string_value(json_object_get(qh, "start"))
+                   ? json_string_value(json_object_get(qh, "start"))
+                   : "",
                "%d:%d", &h1, &m1) == 2 &&
-        sscanf(json_string_value(json_object_get(qh, "end")) ? json_string_value(json_object_get(qh, "end")) : "",
+        sscanf(json_string_value(json_object_get(qh, "end"))
+                   ? json_string_value(json_object_get(qh, "end"))
+                   : "",
                "%d:%d", &h2, &m2) == 2) {
         s->has_quiet = 1;
         s->quiet_start = h1 * 60 + m1;
@@ -294,8 +298,8 @@ static void created(redisReply *r, void *arg)
             log_info("campaign %s: job id seen before, not started again", in->id);
         } else if (strcmp(what, "empty") == 0) {
             o->stats.jobs_rejected++;
-            omni_dead(o, "jobs", "recipients_list: key is missing, empty or not a list",
-                      in->raw, in->raw_len, (const char *const[]){"entry", in->entry, NULL});
+            omni_dead(o, "jobs", "recipients_list: key is missing, empty or not a list", in->raw,
+                      in->raw_len, (const char *const[]){"entry", in->entry, NULL});
         } else {
             o->stats.jobs_accepted++;
             long long total = r->elements > 1 ? r->element[1]->integer : 0;
@@ -355,8 +359,9 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     o->jobs_busy++;
 
     if (j.type == JOB_PAUSE || j.type == JOB_RESUME || j.type == JOB_CANCEL) {
-        const char *action = j.type == JOB_PAUSE ? "pause" : j.type == JOB_RESUME ? "resume"
-                                                                                 : "cancel";
+        const char *action = j.type == JOB_PAUSE    ? "pause"
+                             : j.type == JOB_RESUME ? "resume"
+                                                    : "cancel";
         campaign_control(o, j.id, action, controlled, in);
         job_free(&j);
         return;

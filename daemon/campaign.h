@@ -14,7 +14,7 @@
 typedef struct campaign_spec {
     char *id;
     int refs;
-    int type; /* JOB_BROADCAST or JOB_MESSAGE */
+    int type;     /* JOB_BROADCAST or JOB_MESSAGE */
     json_t *spec; /* owned */
     size_t n_channels;
     const char *channels[JOB_MAX_CHANNELS]; /* borrowed from spec */
@@ -26,7 +26,7 @@ typedef struct campaign_spec {
     json_t *defaults; /* borrowed from spec, may be NULL */
     bucket rate;      /* the job's rate_per_s, per instance */
     int has_rate;
-    int has_quiet;           /* quiet_hours given */
+    int has_quiet;              /* quiet_hours given */
     int quiet_start, quiet_end; /* minutes of the day, recipient's local time */
     struct campaign_spec *next;
 } campaign_spec;

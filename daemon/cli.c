@@ -62,7 +62,8 @@ static int connect_redis(cli *c)
         return EX_USAGE_;
     }
     struct timeval tv = {5, 0};
-    c->rc = path[0] ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
+    c->rc =
+        path[0] ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
     if (!c->rc || c->rc->err) {
         fprintf(stderr, "omnicast: cannot connect to Redis at %s: %s\n", c->redis_url,
                 c->rc ? c->rc->errstr : "out of memory");
@@ -175,9 +176,9 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
     return rc;
 }
 
-static const char *const counter_names[] = {"total",    "sent",       "failed", "suppressed",
+static const char *const counter_names[] = {"total",     "sent",      "failed",    "suppressed",
                                             "uncertain", "cancelled", "delivered", "read",
-                                            "replied",  "opted_out",  NULL};
+                                            "replied",   "opted_out", NULL};
 
 static int cmd_status(cli *c, int argc, char **argv)
 {
@@ -229,7 +230,6 @@ static int cmd_status(cli *c, int argc, char **argv)
     json_decref(o);
     return 0;
 }
-
 
 static const char *script(const char *name)
 {
@@ -336,8 +336,8 @@ static void print_json(json_t *o)
 
 static int cmd_dead(cli *c, int argc, char **argv)
 {
-    if (argc < 1 || (strcmp(argv[0], "list") && strcmp(argv[0], "show") &&
-                     strcmp(argv[0], "replay")) ||
+    if (argc < 1 ||
+        (strcmp(argv[0], "list") && strcmp(argv[0], "show") && strcmp(argv[0], "replay")) ||
         (strcmp(argv[0], "list") && argc != 2)) {
         usage(stderr);
         return EX_USAGE_;
@@ -393,8 +393,8 @@ static int cmd_dead(cli *c, int argc, char **argv)
 
 static int cmd_suppress(cli *c, int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[0], "add") && strcmp(argv[0], "remove") &&
-                     strcmp(argv[0], "list")) ||
+    if (argc < 2 ||
+        (strcmp(argv[0], "add") && strcmp(argv[0], "remove") && strcmp(argv[0], "list")) ||
         (strcmp(argv[0], "list") && argc != 3)) {
         usage(stderr);
         return EX_USAGE_;
@@ -426,8 +426,8 @@ static int cmd_suppress(cli *c, int argc, char **argv)
         fprintf(stderr, "omnicast: %s: %s\n", argv[2], why);
         return EX_INVALID;
     }
-    redisReply *r = redisCommand(c->rc, "%s %s %s", !strcmp(argv[0], "add") ? "SADD" : "SREM",
-                                 key, addr);
+    redisReply *r =
+        redisCommand(c->rc, "%s %s %s", !strcmp(argv[0], "add") ? "SADD" : "SREM", key, addr);
     if (!r)
         return EX_REDIS;
     printf("%s %s %s %s\n", argv[0], addr, !strcmp(argv[0], "add") ? "to" : "from", key);
@@ -548,8 +548,9 @@ static int cmd_watch(cli *c, int argc, char **argv)
     snprintf(key, sizeof(key), "%scampaign:%s", c->prefix, argv[0]);
     long long last_done = -1, t0 = now_ms(), d0 = -1;
     for (;;) {
-        redisReply *r = redisCommand(c->rc, "HMGET %s state total sent failed suppressed "
-                                            "uncertain cancelled",
+        redisReply *r = redisCommand(c->rc,
+                                     "HMGET %s state total sent failed suppressed "
+                                     "uncertain cancelled",
                                      key);
         if (!r)
             return EX_REDIS;

@@ -23,9 +23,11 @@ enum { T_STR, T_INT, T_BOOL, T_LIST, T_REDIS, T_ENUM_FMT, T_ENUM_LEVEL, T_LISTEN
 /* The [daemon] keys: config_daemon_keys names and documents them (docs and
  * --check-config use it); dspec, index for index, says where each goes. */
 const oc_config_key config_daemon_keys[] = {
-    {"redis", 0, "redis://127.0.0.1:6379/0", "Redis URL: redis://HOST[:PORT][/DB] or unix:/path[?db=N]"},
+    {"redis", 0, "redis://127.0.0.1:6379/0",
+     "Redis URL: redis://HOST[:PORT][/DB] or unix:/path[?db=N]"},
     {"prefix", 0, "omni:", "prefix of every Redis key"},
-    {"consumer", 0, NULL, "consumer name in the stream groups; default hostname-pid; unique per live instance"},
+    {"consumer", 0, NULL,
+     "consumer name in the stream groups; default hostname-pid; unique per live instance"},
     {"log_format", 0, "text", "text or json"},
     {"log_level", 0, "info", "error, warn, info or debug"},
     {"log_file", 0, NULL, "append log lines to this file instead of stderr (reopened on SIGHUP)"},
@@ -35,22 +37,30 @@ const oc_config_key config_daemon_keys[] = {
     {"max_job_bytes", OC_KEY_INT, "1048576", "cap on the size of one job"},
     {"read_count", OC_KEY_INT, "16", "stream entries per XREADGROUP"},
     {"block_ms", OC_KEY_INT, "1000", "XREADGROUP BLOCK time"},
-    {"claim_idle_ms", OC_KEY_INT, "60000", "pending entries idle this long are taken over (XAUTOCLAIM)"},
-    {"reclaim_interval_ms", OC_KEY_INT, "10000", "how often to look for stalled entries and touch our own"},
-    {"lease_ms", OC_KEY_INT, "30000", "how long a claim is held before another instance may declare it uncertain"},
-    {"max_attempts", OC_KEY_INT, "5", "tries per recipient and channel before failed/retries_exhausted"},
+    {"claim_idle_ms", OC_KEY_INT, "60000",
+     "pending entries idle this long are taken over (XAUTOCLAIM)"},
+    {"reclaim_interval_ms", OC_KEY_INT, "10000",
+     "how often to look for stalled entries and touch our own"},
+    {"lease_ms", OC_KEY_INT, "30000",
+     "how long a claim is held before another instance may declare it uncertain"},
+    {"max_attempts", OC_KEY_INT, "5",
+     "tries per recipient and channel before failed/retries_exhausted"},
     {"retry_base_ms", OC_KEY_INT, "1000", "first retry backoff ceiling"},
     {"retry_cap_ms", OC_KEY_INT, "300000", "largest retry backoff"},
-    {"redis_timeout_ms", OC_KEY_INT, "5000", "a Redis that does not answer within this is reconnected"},
+    {"redis_timeout_ms", OC_KEY_INT, "5000",
+     "a Redis that does not answer within this is reconnected"},
     {"max_total_connections", OC_KEY_INT, "256", "outbound connections in all"},
     {"max_host_connections", OC_KEY_INT, "64", "outbound connections per host"},
-    {"drain_timeout_ms", OC_KEY_INT, "30000", "on SIGTERM, exit after this even with work in flight"},
-    {"http_listen", OC_KEY_REPEATABLE, NULL, "ADDR:PORT for the HTTP API and webhooks (repeatable)"},
+    {"drain_timeout_ms", OC_KEY_INT, "30000",
+     "on SIGTERM, exit after this even with work in flight"},
+    {"http_listen", OC_KEY_REPEATABLE, NULL,
+     "ADDR:PORT for the HTTP API and webhooks (repeatable)"},
     {"api_tokens_file", 0, NULL, "file of API bearer tokens, one per line"},
     {"http_max_body", OC_KEY_INT, "1048576", "largest request body"},
     {"http_max_headers", OC_KEY_INT, "16384", "largest request header block"},
     {"http_timeout_ms", OC_KEY_INT, "10000", "read/write timeout of an HTTP connection"},
-    {"attribution_window_s", OC_KEY_INT, "604800", "a reply is attributed to the last campaign within this"},
+    {"attribution_window_s", OC_KEY_INT, "604800",
+     "a reply is attributed to the last campaign within this"},
     {"plugin_dir", 0, NULL, "directory relative plugin paths are resolved in"},
     {NULL, 0, NULL, NULL}};
 
@@ -62,42 +72,43 @@ typedef struct daemon_spec {
 
 #define OFF(f) offsetof(omni_config, f)
 static const daemon_spec dspec[] = {
-    {T_REDIS, OFF(redis), 0, 0}, /* redis */
-    {T_STR, OFF(prefix), 0, 0}, /* prefix */
-    {T_STR, OFF(consumer), 0, 0}, /* consumer */
-    {T_ENUM_FMT, OFF(log_format), 0, 0}, /* log_format */
-    {T_ENUM_LEVEL, OFF(log_level), 0, 0}, /* log_level */
-    {T_STR, OFF(log_file), 0, 0}, /* log_file */
-    {T_BOOL, OFF(log_bodies), 0, 1}, /* log_bodies */
-    {T_INT, OFF(chunk_size), 1, 10000}, /* chunk_size */
+    {T_REDIS, OFF(redis), 0, 0},                     /* redis */
+    {T_STR, OFF(prefix), 0, 0},                      /* prefix */
+    {T_STR, OFF(consumer), 0, 0},                    /* consumer */
+    {T_ENUM_FMT, OFF(log_format), 0, 0},             /* log_format */
+    {T_ENUM_LEVEL, OFF(log_level), 0, 0},            /* log_level */
+    {T_STR, OFF(log_file), 0, 0},                    /* log_file */
+    {T_BOOL, OFF(log_bodies), 0, 1},                 /* log_bodies */
+    {T_INT, OFF(chunk_size), 1, 10000},              /* chunk_size */
     {T_INT, OFF(max_inline_recipients), 1, 1000000}, /* max_inline_recipients */
-    {T_INT, OFF(max_job_bytes), 1024, 268435456}, /* max_job_bytes */
-    {T_INT, OFF(read_count), 1, 10000}, /* read_count */
-    {T_INT, OFF(block_ms), 10, 60000}, /* block_ms */
-    {T_INT, OFF(claim_idle_ms), 100, 86400000}, /* claim_idle_ms */
+    {T_INT, OFF(max_job_bytes), 1024, 268435456},    /* max_job_bytes */
+    {T_INT, OFF(read_count), 1, 10000},              /* read_count */
+    {T_INT, OFF(block_ms), 10, 60000},               /* block_ms */
+    {T_INT, OFF(claim_idle_ms), 100, 86400000},      /* claim_idle_ms */
     {T_INT, OFF(reclaim_interval_ms), 100, 3600000}, /* reclaim_interval_ms */
-    {T_INT, OFF(lease_ms), 100, 86400000}, /* lease_ms */
-    {T_INT, OFF(max_attempts), 1, 100}, /* max_attempts */
-    {T_INT, OFF(retry_base_ms), 1, 86400000}, /* retry_base_ms */
-    {T_INT, OFF(retry_cap_ms), 1, 86400000}, /* retry_cap_ms */
-    {T_INT, OFF(redis_timeout_ms), 100, 600000}, /* redis_timeout_ms */
-    {T_INT, OFF(max_total_connections), 1, 100000}, /* max_total_connections */
-    {T_INT, OFF(max_host_connections), 1, 100000}, /* max_host_connections */
-    {T_INT, OFF(drain_timeout_ms), 0, 3600000}, /* drain_timeout_ms */
-    {T_LISTEN, OFF(http_listen), 0, 0}, /* http_listen */
-    {T_STR, OFF(api_tokens_file), 0, 0}, /* api_tokens_file */
-    {T_INT, OFF(http_max_body), 1024, 268435456}, /* http_max_body */
-    {T_INT, OFF(http_max_headers), 1024, 1048576}, /* http_max_headers */
-    {T_INT, OFF(http_timeout_ms), 100, 600000}, /* http_timeout_ms */
+    {T_INT, OFF(lease_ms), 100, 86400000},           /* lease_ms */
+    {T_INT, OFF(max_attempts), 1, 100},              /* max_attempts */
+    {T_INT, OFF(retry_base_ms), 1, 86400000},        /* retry_base_ms */
+    {T_INT, OFF(retry_cap_ms), 1, 86400000},         /* retry_cap_ms */
+    {T_INT, OFF(redis_timeout_ms), 100, 600000},     /* redis_timeout_ms */
+    {T_INT, OFF(max_total_connections), 1, 100000},  /* max_total_connections */
+    {T_INT, OFF(max_host_connections), 1, 100000},   /* max_host_connections */
+    {T_INT, OFF(drain_timeout_ms), 0, 3600000},      /* drain_timeout_ms */
+    {T_LISTEN, OFF(http_listen), 0, 0},              /* http_listen */
+    {T_STR, OFF(api_tokens_file), 0, 0},             /* api_tokens_file */
+    {T_INT, OFF(http_max_body), 1024, 268435456},    /* http_max_body */
+    {T_INT, OFF(http_max_headers), 1024, 1048576},   /* http_max_headers */
+    {T_INT, OFF(http_timeout_ms), 100, 600000},      /* http_timeout_ms */
     {T_INT, OFF(attribution_window_s), 0, 31536000}, /* attribution_window_s */
-    {T_STR, OFF(plugin_dir), 0, 0}, /* plugin_dir */
+    {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
 _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,
                "config_daemon_keys and dspec must list the same keys");
 
 const oc_config_key config_common_connector_keys[] = {
-    {"type", OC_KEY_REQUIRED, NULL, "connector type: whatsapp, twilio, smtp, webhook, outbox, or a plugin's"},
+    {"type", OC_KEY_REQUIRED, NULL,
+     "connector type: whatsapp, twilio, smtp, webhook, outbox, or a plugin's"},
     {"plugin", 0, NULL, "path of a .so connector plugin"},
     {"rate_per_s", 0, "0", "messages per second through this instance (0 = unlimited)"},
     {"burst", OC_KEY_INT, "0", "token bucket size (0 = the rate, at least 1)"},
@@ -150,7 +161,7 @@ typedef struct parse_ctx {
     const char *str; /* when parsing a string */
     unsigned char seen[N_DKEYS];
     conf_connector *cur;
-    int section; /* 0 none, 1 daemon, 2 connector, 3 channels, -1 unknown */
+    int section;      /* 0 none, 1 daemon, 2 connector, 3 channels, -1 unknown */
     int section_line; /* line of the last [section] header */
     char cur_section[128];
 } parse_ctx;
@@ -294,7 +305,8 @@ static void set_daemon(parse_ctx *p, size_t i, const char *v)
         break;
     case T_ENUM_LEVEL:
         if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") && strcmp(v, "debug"))
-            conf_errors_add(p->errs, "%s:%d: [daemon] log_level: must be error, warn, info or debug",
+            conf_errors_add(p->errs,
+                            "%s:%d: [daemon] log_level: must be error, warn, info or debug",
                             p->path, p->line);
         else
             dup_set((char **)base, v);
@@ -541,8 +553,8 @@ static char *read_secret(const char *path, const char *who, const char *key, con
     size_t n = buf ? fread(buf, 1, SECRET_MAX + 1, f) : 0;
     fclose(f);
     if (!buf || n > SECRET_MAX) {
-        conf_errors_add(errs, "%s:%d: [%s] %s_file: %s is larger than %d bytes", cfgpath, line,
-                        who, key, full, SECRET_MAX);
+        conf_errors_add(errs, "%s:%d: [%s] %s_file: %s is larger than %d bytes", cfgpath, line, who,
+                        key, full, SECRET_MAX);
         free(buf);
         return NULL;
     }

@@ -98,7 +98,7 @@ int config_load_string(const char *text, omni_config *cfg, conf_errors *errs);
  * missing required, bad integers), and check every channel names a defined
  * instance. Returns 0 or -1 with errs. */
 typedef const oc_connector *(*conf_find_fn)(void *ctx, const conf_connector *c, char *err,
-                                           size_t err_len);
+                                            size_t err_len);
 int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *errs);
 
 void config_free(omni_config *cfg);

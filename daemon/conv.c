@@ -32,8 +32,8 @@ static conv_state *S(omni *o)
 
 int conv_keyword(const char *text)
 {
-    static const char *const out[] = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
-                                      NULL};
+    static const char *const out[] = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL",
+                                      "END",  "QUIT",    NULL};
     static const char *const in[] = {"START", "UNSTOP", "YES", NULL};
     if (!text)
         return KW_NONE;
@@ -207,8 +207,8 @@ void conv_flush(omni *o)
         return;
     qev *e = s->head;
     s->busy = 1;
-    if (store_eval(o->st, SCRIPT_INBOUND, written, o, 0, e->argc, (const char **)e->argv,
-                   e->lens) < 0)
+    if (store_eval(o->st, SCRIPT_INBOUND, written, o, 0, e->argc, (const char **)e->argv, e->lens) <
+        0)
         s->busy = 0;
 }
 
@@ -240,8 +240,8 @@ void conv_proactive(omni *o, const char *channel, const char *contact, const cha
     p->arg = arg;
     char now[24];
     snprintf(now, sizeof(now), "%lld", omni_now_ms());
-    const char *argv[] = {o->cfg->prefix, now, "proactive", channel, contact, campaign,
-                          text ? text : ""};
+    const char *argv[] = {o->cfg->prefix, now,      "proactive",     channel,
+                          contact,        campaign, text ? text : ""};
     if (store_eval(o->st, SCRIPT_INBOUND, opened, p, 0, 7, argv, NULL) < 0)
         opened(NULL, p);
 }

@@ -58,11 +58,11 @@ struct chunk {
     rcpt *rs;
     size_t n;
     size_t unresolved;
-    int loading;  /* spec or recipients being fetched */
+    int loading;     /* spec or recipients being fetched */
     size_t to_claim; /* recipients in R_CLAIM */
-    int claiming; /* a claim call is outstanding */
-    int hold;     /* someone else's live claim: leave the entry pending */
-    int park;     /* campaign paused: park the chunk and ack */
+    int claiming;    /* a claim call is outstanding */
+    int hold;        /* someone else's live claim: leave the entry pending */
+    int park;        /* campaign paused: park the chunk and ack */
     TAILQ_ENTRY(chunk) link;
 };
 
@@ -70,8 +70,8 @@ TAILQ_HEAD(chunk_list, chunk);
 
 typedef struct tz_entry {
     char name[64];
-    long offset_s;        /* UTC offset */
-    long long until_s;    /* recompute after this (DST) */
+    long offset_s;     /* UTC offset */
+    long long until_s; /* recompute after this (DST) */
 } tz_entry;
 
 typedef struct dispatch {
@@ -83,10 +83,9 @@ typedef struct dispatch {
     int flushing;
     oc_buf text, subject, html;
     oc_buf params[16];
-    int taking; /* a take.lua call is outstanding */
+    int taking;               /* a take.lua call is outstanding */
     long long pause_until_us; /* Redis answered with errors: wait before writing again */
 } dispatch;
-
 
 static dispatch *D(omni *o)
 {
@@ -208,8 +207,7 @@ static void message_id(const rcpt *r, char *buf, size_t len)
 }
 
 /* Queue an outcome for the next batched write. */
-static void record(rcpt *r, int kind, int final, const char *pid, const char *reason,
-                   long long due)
+static void record(rcpt *r, int kind, int final, const char *pid, const char *reason, long long due)
 {
     omni *o = r->ck->o;
     dispatch *d = D(o);
@@ -286,8 +284,8 @@ static int aim(rcpt *r)
             record(r, OC_FAILED, is_last_channel(r), NULL, "unknown_channel", 0);
             return -1;
         }
-        if (job_recipient_address(r->r, sp->channels[r->ch], kind, r->addr, sizeof(r->addr),
-                                  reason, sizeof(reason)) == 0) {
+        if (job_recipient_address(r->r, sp->channels[r->ch], kind, r->addr, sizeof(r->addr), reason,
+                                  sizeof(reason)) == 0) {
             long long due = quiet_until(r);
             if (due > 0) {
                 record(r, OUT_DEFER, 0, NULL, "quiet_hours", due);
@@ -336,8 +334,8 @@ static void chunk_loaded(redisReply *rep, void *arg)
         redisReply *e = rep->element[i];
         r->r = e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, 0, &je) : NULL;
         char reason[JOB_REASON_MAX];
-        if (!r->r || job_recipient_check(r->r, NULL, c->spec->channels, c->spec->n_channels,
-                                         reason, sizeof(reason)) < 0) {
+        if (!r->r || job_recipient_check(r->r, NULL, c->spec->channels, c->spec->n_channels, reason,
+                                         sizeof(reason)) < 0) {
             snprintf(r->addr, sizeof(r->addr), "#%ld", r->index);
             record(r, OC_FAILED, 1, NULL, "invalid_recipient", 0);
             continue;
@@ -718,8 +716,8 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
             snprintf(last, sizeof(last), "%s %s", out->reason, out->detail);
             omni_dead(o, "dispatch", "retries_exhausted", NULL, 0,
                       (const char *const[]){"campaign", r->ck->cid, "channel",
-                                            r->ck->spec->channels[r->ch], "to", r->addr,
-                                            "attempts", att, "last_error", last, NULL});
+                                            r->ck->spec->channels[r->ch], "to", r->addr, "attempts",
+                                            att, "last_error", last, NULL});
             ci->n_failed++;
             record(r, OC_FAILED, is_last_channel(r), NULL, reason, 0);
             break;
@@ -732,8 +730,7 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     }
     default:
         ci->n_failed++;
-        record(r, OC_FAILED, is_last_channel(r) || !falls_back(out->reason), NULL, out->reason,
-               0);
+        record(r, OC_FAILED, is_last_channel(r) || !falls_back(out->reason), NULL, out->reason, 0);
         break;
     }
     if (!log_enabled(LOG_DEBUG))
@@ -741,7 +738,9 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     char masked[ADDR_MAX];
     log_debug("send campaign=%s to=%s channel=%s outcome=%s reason=%s", r->ck->cid,
               log_mask(r->addr, masked, sizeof(masked)), r->ck->spec->channels[r->ch],
-              out->kind == OC_SENT ? "sent" : out->kind == OC_RETRY ? "retry" : "failed",
+              out->kind == OC_SENT    ? "sent"
+              : out->kind == OC_RETRY ? "retry"
+                                      : "failed",
               out->reason);
 }
 
@@ -838,10 +837,10 @@ static void flush_outcomes(omni *o)
         store_args_adds(&a, c->spec ? c->spec->channels[r->ch] : "");
         store_args_adds(&a, r->addr);
         store_args_addll(&a, r->index);
-        store_args_adds(&a, r->out_kind == OC_SENT    ? "sent"
-                            : r->out_kind == OC_RETRY ? "retry"
+        store_args_adds(&a, r->out_kind == OC_SENT     ? "sent"
+                            : r->out_kind == OC_RETRY  ? "retry"
                             : r->out_kind == OUT_DEFER ? "defer"
-                                                      : "failed");
+                                                       : "failed");
         store_args_adds(&a, r->out_final ? "1" : "0");
         store_args_adds(&a, r->out_pid ? r->out_pid : "");
         store_args_adds(&a, r->out_reason);

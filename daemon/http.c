@@ -171,16 +171,6 @@ static int channel_kind(void *ctx, const char *name)
     return c ? c->addr_kind : -1;
 }
 
-static int valid_segment(const char *s, size_t n)
-{
-    if (n == 0 || n > JOB_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("._:-", s[i]))
-            return 0;
-    return 1;
-}
-
 /* ---- webhooks */
 
 typedef struct collected {
@@ -219,8 +209,7 @@ static const char *hdr(void *ctx, const char *name)
     return evhttp_find_header(ctx, name);
 }
 
-static void webhook(http_server *h, struct evhttp_request *req, const char *name,
-                    const char *query)
+static void webhook(http_server *h, struct evhttp_request *req, const char *name, const char *query)
 {
     omni *o = h->o;
     conn_inst *ci = NULL;
@@ -285,8 +274,9 @@ static void queued(redisReply *r, void *arg)
         if (!r || r->type != REDIS_REPLY_STRING)
             reply_error(req, 503, "redis_unavailable", "the job could not be queued");
         else
-            reply_json(req, 202, json_pack("{s:s,s:s,s:s}", "id", a->id, "status", "queued",
-                                           "entry", r->str));
+            reply_json(
+                req, 202,
+                json_pack("{s:s,s:s,s:s}", "id", a->id, "status", "queued", "entry", r->str));
     }
     areq_free(a);
 }
@@ -572,7 +562,7 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
         rest = path + 14;
         const char *slash = strchr(rest, '/');
         size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-        if (!valid_segment(rest, n))
+        if (!job_valid_id(rest, n))
             return reply_error(req, 404, "not_found", "bad campaign id");
         areq *a = areq_new(h, req);
         snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
@@ -607,7 +597,7 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
             limit = LIST_MAX;
         char key[KEY_MAX], stop[16];
         snprintf(stop, sizeof(stop), "%d", limit - 1);
-        if (camp && !valid_segment(camp, strlen(camp))) {
+        if (camp && !job_valid_id(camp, strlen(camp))) {
             evhttp_clear_headers(&q);
             return reply_error(req, 400, "bad_query", "bad campaign id");
         }
@@ -631,7 +621,7 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
         rest = path + 18;
         const char *slash = strchr(rest, '/');
         size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-        if (!valid_segment(rest, n))
+        if (!job_valid_id(rest, n))
             return reply_error(req, 404, "not_found", "bad conversation id");
         areq *a = areq_new(h, req);
         snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
@@ -686,7 +676,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         oc_buf_free(&m);
     } else if (!strncmp(path, "/webhooks/", 10)) {
         const char *name = path + 10;
-        if (!valid_segment(name, strlen(name)))
+        if (!job_valid_id(name, strlen(name)))
             reply_error(req, 404, "unknown_connector", NULL);
         else if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_POST)
             reply_error(req, 405, "method_not_allowed", NULL);

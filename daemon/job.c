@@ -29,9 +29,8 @@ static int fail(char *reason, size_t len, const char *fmt, ...)
     return -1;
 }
 
-static int valid_id(const char *s)
+int job_valid_id(const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (n == 0 || n > JOB_ID_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
@@ -86,8 +85,12 @@ long long job_parse_time_ms(const char *s)
     }
     if (*p)
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return -1;
@@ -138,8 +141,9 @@ static int check_message(json_t *m, char *reason, size_t len)
                                     tk);
                 } else if (!strcmp(tk, "params")) {
                     if (!json_is_array(tv) || json_array_size(tv) > 16)
-                        return fail(reason, len,
-                                    "message.template.params: must be an array of at most 16 strings");
+                        return fail(
+                            reason, len,
+                            "message.template.params: must be an array of at most 16 strings");
                     size_t i;
                     json_t *p;
                     json_array_foreach(tv, i, p)
@@ -274,10 +278,10 @@ int job_recipient_check(const json_t *r, const job_rules *rules, const char *con
                      reason_len);
 }
 
-static const char *const top_keys[] = {"type",       "id",       "channel",       "channels",
-                                       "message",    "recipients", "recipients_list", "send_at",
-                                       "rate_per_s", "metadata", "defaults",      "quiet_hours",
-                                       "to",         "vars",     NULL};
+static const char *const top_keys[] = {
+    "type",    "id",         "channel",  "channels", "message",     "recipients", "recipients_list",
+    "send_at", "rate_per_s", "metadata", "defaults", "quiet_hours", "to",         "vars",
+    NULL};
 
 static int known_top(const char *k)
 {
@@ -322,9 +326,10 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
         return fail(reason, len, "id: missing");
     if (!json_is_string(id))
         return fail(reason, len, "id: must be a string");
-    if (!valid_id(json_string_value(id)))
-        return fail(reason, len, "id: contains forbidden characters or is longer than %d "
-                                 "(allowed: A-Z a-z 0-9 . _ : -)",
+    if (!job_valid_id(json_string_value(id), strlen(json_string_value(id))))
+        return fail(reason, len,
+                    "id: contains forbidden characters or is longer than %d "
+                    "(allowed: A-Z a-z 0-9 . _ : -)",
                     JOB_ID_MAX);
     out->id = json_string_value(id);
     if (out->type >= JOB_PAUSE) {
@@ -412,7 +417,8 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
         if (!json_is_object(qh) || json_object_size(qh) != 2 || !st || !en ||
             sscanf(st, "%2d:%2d", &a, &b) != 2 || sscanf(en, "%2d:%2d", &c2, &d) != 2 ||
             strlen(st) != 5 || strlen(en) != 5 || a > 23 || b > 59 || c2 > 23 || d > 59)
-            return fail(reason, len, "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}");
+            return fail(reason, len,
+                        "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}");
     }
 
     /* recipients */
@@ -450,8 +456,9 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
                         LIST_KEY_MAX);
         for (const char *p = s; *p; p++)
             if ((unsigned char)*p <= ' ' || *p == 0x7f)
-                return fail(reason, len, "recipients_list: must not contain spaces or control "
-                                         "characters");
+                return fail(reason, len,
+                            "recipients_list: must not contain spaces or control "
+                            "characters");
         out->recipients_list = s;
         return 0;
     }

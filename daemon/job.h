@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define JOB_ID_MAX 128          /* [A-Za-z0-9._:-]{1,128} */
+#define JOB_ID_MAX 128 /* [A-Za-z0-9._:-]{1,128} */
 #define JOB_MAX_CHANNELS 8
 #define JOB_REASON_MAX 256
 
@@ -23,12 +23,12 @@ typedef struct job_rules {
 } job_rules;
 
 typedef struct job {
-    json_t *spec; /* owned: the normalized job (see below) */
-    int type;     /* JOB_* */
+    json_t *spec;   /* owned: the normalized job (see below) */
+    int type;       /* JOB_* */
     const char *id; /* borrowed from spec: campaign id (or target id of control jobs) */
     const char *channels[JOB_MAX_CHANNELS]; /* borrowed from spec, fallback order */
     size_t n_channels;
-    size_t n_inline; /* number of inline recipients */
+    size_t n_inline;             /* number of inline recipients */
     const char *recipients_list; /* borrowed, or NULL */
     long long send_at_ms;        /* 0 = now */
     double rate_per_s;           /* 0 = no per-campaign cap */
@@ -53,8 +53,12 @@ int job_recipient_address(const json_t *recipient, const char *channel, int kind
                           size_t addr_len, char *reason, size_t reason_len);
 
 /* Validate a recipient object (list entries are validated when read). */
-int job_recipient_check(const json_t *recipient, const job_rules *rules, const char *const *channels,
-                        size_t n_channels, char *reason, size_t reason_len);
+int job_recipient_check(const json_t *recipient, const job_rules *rules,
+                        const char *const *channels, size_t n_channels, char *reason,
+                        size_t reason_len);
+
+/* Is s (n bytes) a valid campaign/job id, [A-Za-z0-9._:-]{1,JOB_ID_MAX}? */
+int job_valid_id(const char *s, size_t n);
 
 /* Parse an ISO 8601 UTC/offset timestamp ("2026-11-27T09:00:00Z",
  * "2026-11-27T10:00:00+01:00") to unix ms; -1 if invalid. */

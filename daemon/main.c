@@ -287,8 +287,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- connector instances */
 
-static const oc_connector *find_impl(void *ctx, const conf_connector *c, char *err,
-                                     size_t err_len)
+static const oc_connector *find_impl(void *ctx, const conf_connector *c, char *err, size_t err_len)
 {
     (void)ctx;
     if (c->plugin)
@@ -483,8 +482,7 @@ int main(int argc, char **argv)
     o.tp = transport_new(o.base, &topts);
     char err[256];
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};
-    o.st = store_new(o.base, cfg.redis, cfg.redis_timeout_ms, cfg.block_ms, &sev, err,
-                     sizeof(err));
+    o.st = store_new(o.base, cfg.redis, cfg.redis_timeout_ms, cfg.block_ms, &sev, err, sizeof(err));
     if (!o.tp || !o.st || dispatch_init(&o) < 0 || conv_init(&o) < 0) {
         log_error("startup failed: %s", o.st ? "transport" : err);
         goto out;
@@ -506,8 +504,8 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(o.base, signos[i], on_signal, &o);
         event_add(sigs[i], NULL);
     }
-    log_info("omnicastd %s starting: consumer %s, redis %s, prefix %s", OMNI_VERSION,
-             cfg.consumer, cfg.redis, cfg.prefix);
+    log_info("omnicastd %s starting: consumer %s, redis %s, prefix %s", OMNI_VERSION, cfg.consumer,
+             cfg.redis, cfg.prefix);
     store_start(o.st);
     event_base_dispatch(o.base);
     rc = 0;

@@ -56,8 +56,8 @@ void metrics_render(omni *o, oc_buf *b)
     put(b, "# HELP omnicast_token_bucket_waits_total Times a send waited for a token.\n"
            "# TYPE omnicast_token_bucket_waits_total counter\n");
     for (size_t i = 0; i < o->n_conns; i++)
-        put(b, "omnicast_token_bucket_waits_total{connector=\"%s\"} %llu\n",
-            o->conns[i].conf->name, (unsigned long long)o->conns[i].n_waits);
+        put(b, "omnicast_token_bucket_waits_total{connector=\"%s\"} %llu\n", o->conns[i].conf->name,
+            (unsigned long long)o->conns[i].n_waits);
     put(b, "# HELP omnicast_throttled_total Times a provider asked a connector to slow down.\n"
            "# TYPE omnicast_throttled_total counter\n");
     for (size_t i = 0; i < o->n_conns; i++)
@@ -87,8 +87,9 @@ void metrics_render(omni *o, oc_buf *b)
         (unsigned long long)s->dead_letters);
     put(b, "# TYPE omnicast_webhook_events_total counter\nomnicast_webhook_events_total %llu\n",
         (unsigned long long)s->webhook_events);
-    put(b, "# TYPE omnicast_conversations_opened_total counter\n"
-           "omnicast_conversations_opened_total %llu\n",
+    put(b,
+        "# TYPE omnicast_conversations_opened_total counter\n"
+        "omnicast_conversations_opened_total %llu\n",
         (unsigned long long)s->conversations_opened);
     put(b, "# TYPE omnicast_redis_up gauge\nomnicast_redis_up %d\n", store_is_ready(o->st));
     put(b, "# TYPE omnicast_redis_reconnects_total counter\nomnicast_redis_reconnects_total %lu\n",

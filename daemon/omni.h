@@ -30,7 +30,7 @@ typedef struct conn_inst {
     int max_inflight;
     struct rcpt_queue queue; /* claimed, waiting for a token or a slot */
     size_t queued;
-    size_t claiming; /* recipients in a claim call for this connector */
+    size_t claiming;     /* recipients in a claim call for this connector */
     size_t claim_window; /* queued + claiming stays under this (see dispatch.c) */
     struct event *timer; /* wakes the queue when the bucket refills */
     struct omni *o;
@@ -64,25 +64,24 @@ typedef struct omni {
     omni_stats stats;
     char owner[160]; /* "consumer/incarnation": who holds a claim */
 
-    int draining;  /* SIGTERM: take no new work */
-    int stopping;  /* loop exit requested */
-    int reading;   /* a blocking XREADGROUP is outstanding */
+    int draining;         /* SIGTERM: take no new work */
+    int stopping;         /* loop exit requested */
+    int reading;          /* a blocking XREADGROUP is outstanding */
     char jobs_from[40];   /* "0"/last id while reading our own pending jobs, then ">" */
     char chunks_from[40]; /* the same for chunks */
-    size_t held;   /* recipients held in memory (back-pressure) */
+    size_t held;          /* recipients held in memory (back-pressure) */
     size_t max_held;
     int jobs_busy; /* jobs being validated/created */
 
-    struct event *kick_ev;    /* zero-delay: flush outcomes, claims, queues */
-    struct event *tick_ev;    /* periodic: retries, schedule, reclaim */
+    struct event *kick_ev; /* zero-delay: flush outcomes, claims, queues */
+    struct event *tick_ev; /* periodic: retries, schedule, reclaim */
     long long next_reclaim_ms;
 
-    void *dispatch; /* dispatch.c's state */
+    void *dispatch;  /* dispatch.c's state */
     void *campaigns; /* campaign.c's spec cache */
     void *conv;      /* conv.c's inbound event queue */
 
-    char k_jobs[KEY_MAX], k_chunks[KEY_MAX], k_dead[KEY_MAX], k_retry[KEY_MAX],
-        k_sched[KEY_MAX];
+    char k_jobs[KEY_MAX], k_chunks[KEY_MAX], k_dead[KEY_MAX], k_retry[KEY_MAX], k_sched[KEY_MAX];
 } omni;
 
 long long omni_now_ms(void);  /* wall clock */

@@ -124,8 +124,8 @@ void queue_maybe_read(omni *o)
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", o->cfg->read_count);
     snprintf(block, sizeof(block), "%d", o->cfg->block_ms);
-    const char *argv[] = {"XREADGROUP", "GROUP", GROUP,    o->cfg->consumer, "COUNT",
-                          count,        "BLOCK", block,    "STREAMS",        o->k_jobs,
+    const char *argv[] = {"XREADGROUP", "GROUP",      GROUP,         o->cfg->consumer, "COUNT",
+                          count,        "BLOCK",      block,         "STREAMS",        o->k_jobs,
                           o->k_chunks,  o->jobs_from, o->chunks_from};
     if (store_cmdv(o->st, STORE_BLOCKING, read_done, o, 13, argv, NULL) == 0)
         o->reading = 1;
@@ -142,8 +142,7 @@ static void group_created(redisReply *r, void *arg)
 void queue_on_ready(omni *o)
 {
     /* "0": entries added before the group existed are work too */
-    store_cmd(o->st, group_created, o, "XGROUP", "CREATE", o->k_jobs, GROUP, "0", "MKSTREAM",
-              NULL);
+    store_cmd(o->st, group_created, o, "XGROUP", "CREATE", o->k_jobs, GROUP, "0", "MKSTREAM", NULL);
     store_cmd(o->st, group_created, o, "XGROUP", "CREATE", o->k_chunks, GROUP, "0", "MKSTREAM",
               NULL);
     strcpy(o->jobs_from, "0");

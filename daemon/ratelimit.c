@@ -72,8 +72,8 @@ int quiet_wait_minutes(int now_min, int start, int end)
 {
     if (start == end)
         return 0;
-    int inside = start < end ? (now_min >= start && now_min < end)
-                             : (now_min >= start || now_min < end);
+    int inside =
+        start < end ? (now_min >= start && now_min < end) : (now_min >= start || now_min < end);
     if (!inside)
         return 0;
     int wait = end - now_min;

@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 typedef struct bucket {
-    double rate;      /* tokens per second; 0 = unlimited */
-    double burst;     /* capacity */
+    double rate;  /* tokens per second; 0 = unlimited */
+    double burst; /* capacity */
     double tokens;
     long long last_us;
     long long throttled_until_us; /* provider asked us to pause until then */

@@ -20,15 +20,16 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
-static const char *const script_names[SCRIPT_COUNT] = {"create", "claim", "outcome", "take", "control", "inbound"};
+static const char *const script_names[SCRIPT_COUNT] = {"create", "claim",   "outcome",
+                                                       "take",   "control", "inbound"};
 
 typedef struct store_conn {
     store *st;
     redisAsyncContext *ac;
     int which;
     int connected;
-    long pending;           /* commands sent, not yet answered */
-    long long progress_ms;  /* last reply, or when pending went 0 -> 1 */
+    long pending;          /* commands sent, not yet answered */
+    long long progress_ms; /* last reply, or when pending went 0 -> 1 */
 } store_conn;
 
 struct store {
@@ -124,8 +125,8 @@ store *store_new(struct event_base *base, const char *url, int timeout_ms, int b
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    if (store_parse_url(url, s->host, sizeof(s->host), &s->port, s->path, sizeof(s->path),
-                        &s->db) < 0) {
+    if (store_parse_url(url, s->host, sizeof(s->host), &s->port, s->path, sizeof(s->path), &s->db) <
+        0) {
         snprintf(err, err_len, "bad redis URL (want redis://HOST[:PORT][/DB] or unix:/path)");
         free(s);
         return NULL;
@@ -323,8 +324,8 @@ static void teardown(store *s, const char *why)
 
 static int connect_one(store *s, store_conn *c)
 {
-    redisAsyncContext *ac = s->path[0] ? redisAsyncConnectUnix(s->path)
-                                       : redisAsyncConnect(s->host, s->port);
+    redisAsyncContext *ac =
+        s->path[0] ? redisAsyncConnectUnix(s->path) : redisAsyncConnect(s->host, s->port);
     if (!ac)
         return -1;
     if (ac->err) {

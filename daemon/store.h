@@ -15,7 +15,15 @@ typedef struct store store;
 enum { STORE_CMD = 0, STORE_BLOCKING = 1 };
 
 /* Script ids; store.c maps each to its daemon/lua file by name. */
-enum { SCRIPT_CREATE = 0, SCRIPT_CLAIM, SCRIPT_OUTCOME, SCRIPT_TAKE, SCRIPT_CONTROL, SCRIPT_INBOUND, SCRIPT_COUNT };
+enum {
+    SCRIPT_CREATE = 0,
+    SCRIPT_CLAIM,
+    SCRIPT_OUTCOME,
+    SCRIPT_TAKE,
+    SCRIPT_CONTROL,
+    SCRIPT_INBOUND,
+    SCRIPT_COUNT
+};
 
 /* reply is NULL when the connection failed or was torn down before an
  * answer came: the caller treats that as "try again later". */

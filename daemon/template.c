@@ -10,10 +10,10 @@
 #include <time.h>
 
 typedef struct seg {
-    int var;           /* 0: literal, 1: variable */
-    const char *s;     /* literal text or variable name (into t->src) */
+    int var;       /* 0: literal, 1: variable */
+    const char *s; /* literal text or variable name (into t->src) */
     size_t len;
-    const char *def;   /* inline default, or NULL */
+    const char *def; /* inline default, or NULL */
     size_t def_len;
 } seg;
 
@@ -142,8 +142,8 @@ int tmpl_render(const tmpl *t, tmpl_lookup_fn lookup, void *ctx, int escape, oc_
             snprintf(missing, missing_len, "%.*s", (int)s->len, s->s);
             return -1;
         }
-        int rc = escape == OC_ESCAPE_JSON ? json_escape_append(out, v, vl)
-                                          : oc_buf_append(out, v, vl);
+        int rc =
+            escape == OC_ESCAPE_JSON ? json_escape_append(out, v, vl) : oc_buf_append(out, v, vl);
         if (rc < 0)
             return -2;
     }
@@ -339,8 +339,8 @@ long retry_after_parse_ms(const char *v, long long now_ms)
     }
     if (!mo || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
         return -1;
-    long long t = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + hh * 3600 + mm * 60 +
-                   ss) * 1000;
+    long long t =
+        (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + hh * 3600 + mm * 60 + ss) * 1000;
     long long delta = t - now_ms;
     if (delta < 0)
         return 0;

@@ -117,8 +117,8 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
         }
         return 0;
     }
-    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    short kind =
+        EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
     if (!sk) {
         sk = calloc(1, sizeof(*sk));
         if (!sk)
@@ -342,9 +342,9 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
                                  strcmp(x->req.method, "GET")
                              ? x->req.method
                              : NULL);
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opts && opts->http2
-                                                      ? (long)CURL_HTTP_VERSION_2TLS
-                                                      : (long)CURL_HTTP_VERSION_1_1);
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                         opts && opts->http2 ? (long)CURL_HTTP_VERSION_2TLS
+                                             : (long)CURL_HTTP_VERSION_1_1);
         curl_easy_setopt(e, CURLOPT_PIPEWAIT, opts && opts->http2 ? 1L : 0L);
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers); /* NULL clears it */

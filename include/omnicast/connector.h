@@ -126,8 +126,8 @@ typedef struct oc_host {
     /* Render a {{var}} template against a message's variables (recipient
      * vars plus to, channel, campaign, text, subject). Returns 0, or -1 with
      * the missing variable's name in missing. */
-    int (*render)(const char *tmpl, const oc_message *msg, int escape, oc_buf *out,
-                  char *missing, size_t missing_len);
+    int (*render)(const char *tmpl, const oc_message *msg, int escape, oc_buf *out, char *missing,
+                  size_t missing_len);
     /* Parse a Retry-After value (delta seconds or HTTP-date) into ms from
      * now_ms; -1 when absent or unparseable. */
     long (*retry_after_ms)(const char *value, long long now_ms);
@@ -136,15 +136,15 @@ typedef struct oc_host {
 /* ---- outbound: a rendered message in, a request out */
 
 typedef struct oc_message {
-    const char *campaign;   /* campaign id */
-    const char *message_id; /* omnicast's unique id of this send */
-    const char *channel;    /* channel name, e.g. "whatsapp" */
-    const char *to;         /* normalized address for this channel */
-    const char *text;       /* rendered text body, may be NULL */
-    const char *subject;    /* rendered, email; may be NULL */
-    const char *html;       /* rendered, email; may be NULL */
-    const char *template_name;     /* WhatsApp approved template, or NULL */
-    const char *template_language; /* e.g. "en_US" */
+    const char *campaign;               /* campaign id */
+    const char *message_id;             /* omnicast's unique id of this send */
+    const char *channel;                /* channel name, e.g. "whatsapp" */
+    const char *to;                     /* normalized address for this channel */
+    const char *text;                   /* rendered text body, may be NULL */
+    const char *subject;                /* rendered, email; may be NULL */
+    const char *html;                   /* rendered, email; may be NULL */
+    const char *template_name;          /* WhatsApp approved template, or NULL */
+    const char *template_language;      /* e.g. "en_US" */
     const char *const *template_params; /* rendered body parameters */
     size_t n_template_params;
     /* Look up a variable by name (recipient vars first); NULL if absent. */
@@ -164,11 +164,11 @@ typedef struct oc_request {
     char *url;
     char *headers[OC_MAX_HEADERS]; /* "Name: value" */
     int n_headers;
-    oc_buf body;   /* HTTP body, or the whole RFC 5322 message for SMTP */
-    char *userpwd; /* "user:password" for basic auth / SMTP AUTH, or NULL */
-    char *mail_from;            /* SMTP envelope sender, "<a@b>" */
-    char *mail_rcpt;            /* SMTP envelope recipient, "<c@d>" */
-    int smtp_tls;               /* 0 none, 1 STARTTLS required, 2 implicit */
+    oc_buf body;     /* HTTP body, or the whole RFC 5322 message for SMTP */
+    char *userpwd;   /* "user:password" for basic auth / SMTP AUTH, or NULL */
+    char *mail_from; /* SMTP envelope sender, "<a@b>" */
+    char *mail_rcpt; /* SMTP envelope recipient, "<c@d>" */
+    int smtp_tls;    /* 0 none, 1 STARTTLS required, 2 implicit */
 } oc_request;
 
 static inline int oc_request_header(oc_request *r, const char *name, const char *value)
@@ -215,32 +215,32 @@ typedef struct oc_outcome {
 /* Transport-level errors, already mapped from the transfer library. */
 enum {
     OC_NET_OK = 0,
-    OC_NET_TIMEOUT = 1,   /* connect or total timeout */
-    OC_NET_CONNECT = 2,   /* refused, unreachable, DNS */
-    OC_NET_RESET = 3,     /* closed or reset mid-transfer, truncated reply */
-    OC_NET_PROTOCOL = 4,  /* e.g. SMTP command refused; see status */
+    OC_NET_TIMEOUT = 1,  /* connect or total timeout */
+    OC_NET_CONNECT = 2,  /* refused, unreachable, DNS */
+    OC_NET_RESET = 3,    /* closed or reset mid-transfer, truncated reply */
+    OC_NET_PROTOCOL = 4, /* e.g. SMTP command refused; see status */
     OC_NET_OTHER = 5,
 };
 
 typedef struct oc_response {
-    int net_error;       /* OC_NET_* */
+    int net_error;          /* OC_NET_* */
     const char *net_detail; /* short text from the transfer library */
-    long status;         /* HTTP status or last SMTP reply code, 0 if none */
-    const char *body;    /* response body (NUL-terminated), may be "" */
+    long status;            /* HTTP status or last SMTP reply code, 0 if none */
+    const char *body;       /* response body (NUL-terminated), may be "" */
     size_t body_len;
     const char *retry_after; /* Retry-After header value, or NULL */
     const char *content_type;
-    long long now_ms;    /* wall clock when the transfer ended (for HTTP-date) */
+    long long now_ms; /* wall clock when the transfer ended (for HTTP-date) */
 } oc_response;
 
 /* ---- inbound: an HTTP request to /webhooks/{instance} */
 
 typedef struct oc_http_request {
-    const char *method;   /* "GET", "POST" */
-    const char *path;     /* decoded path, e.g. "/webhooks/wa_main" */
-    const char *query;    /* raw query string without '?', or "" */
-    const char *url;      /* the full URL as the provider called it (public_url aware) */
-    const char *body;     /* raw body bytes as received (NUL-terminated) */
+    const char *method; /* "GET", "POST" */
+    const char *path;   /* decoded path, e.g. "/webhooks/wa_main" */
+    const char *query;  /* raw query string without '?', or "" */
+    const char *url;    /* the full URL as the provider called it (public_url aware) */
+    const char *body;   /* raw body bytes as received (NUL-terminated) */
     size_t body_len;
     const char *(*header)(void *ctx, const char *name); /* case-insensitive */
     void *header_ctx;
@@ -283,8 +283,7 @@ typedef struct oc_connector {
     const oc_config_key *keys; /* terminated by {NULL}; common keys are the daemon's */
 
     /* One configured instance. Return 0 and set *inst, or -1 with err. */
-    int (*init)(const oc_config *cfg, const oc_host *host, void **inst, char *err,
-                size_t err_len);
+    int (*init)(const oc_config *cfg, const oc_host *host, void **inst, char *err, size_t err_len);
     void (*free)(void *inst);
 
     /* Build the request for msg. Return 0 when req is ready to send; return
@@ -298,15 +297,16 @@ typedef struct oc_connector {
 
     /* Inbound webhook; NULL if the connector takes none. Fills res, calls
      * emit for each normalized event. Verifies signatures before parsing. */
-    void (*inbound)(void *inst, const oc_http_request *req, oc_inbound_result *res,
-                    oc_emit_fn emit, void *emit_ctx);
+    void (*inbound)(void *inst, const oc_http_request *req, oc_inbound_result *res, oc_emit_fn emit,
+                    void *emit_ctx);
 } oc_connector;
 
 /* Define a connector's descriptor: `OC_CONNECTOR(whatsapp) = { OC_CONNECTOR_INIT, ... };`
  * Built in, it is `oc_connector_whatsapp`; compiled with -DOC_PLUGIN it is the
  * plugin entry symbol, so one source serves both (one registration path). */
 #ifdef OC_PLUGIN
-#define OC_CONNECTOR(id) __attribute__((visibility("default"))) const oc_connector oc_connector_entry
+#define OC_CONNECTOR(id)                                                                           \
+    __attribute__((visibility("default"))) const oc_connector oc_connector_entry
 #else
 #define OC_CONNECTOR(id) const oc_connector oc_connector_##id
 #endif
@@ -336,6 +336,15 @@ static inline void oc_outcome_set(oc_outcome *o, oc_outcome_kind kind, const cha
         memcpy(o->detail, detail, n);
         o->detail[n] = '\0';
     }
+}
+
+/* Answer an inbound request with an error: status and a stable code. */
+static inline void oc_inbound_fail(oc_inbound_result *res, int status, const char *code)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    strncpy(res->error, code, sizeof(res->error) - 1);
+    res->error[sizeof(res->error) - 1] = '\0';
 }
 
 #ifdef __cplusplus

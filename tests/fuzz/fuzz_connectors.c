@@ -94,16 +94,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t blen = strlen(body);
     const oc_connector *c = cfgs[which].impl;
     oc_response r = {.net_error = data[1] % 7 == 0 ? OC_NET_RESET : OC_NET_OK,
-                     .net_detail = "x", .status = status, .body = body, .body_len = blen,
-                     .retry_after = data[1] & 1 ? header : NULL, .now_ms = 1445412480000LL};
+                     .net_detail = "x",
+                     .status = status,
+                     .body = body,
+                     .body_len = blen,
+                     .retry_after = data[1] & 1 ? header : NULL,
+                     .now_ms = 1445412480000LL};
     oc_outcome o;
     c->classify(inst[which], &r, &o);
     if (o.kind != OC_SENT && o.kind != OC_RETRY && o.kind != OC_FAILED)
         abort();
     if (c->inbound) {
-        oc_http_request req = {.method = data[1] & 2 ? "GET" : "POST", .path = "/webhooks/f",
-                               .query = query, .url = "http://x/webhooks/f", .body = body,
-                               .body_len = blen, .header = hdr, .header_ctx = (void *)header};
+        oc_http_request req = {.method = data[1] & 2 ? "GET" : "POST",
+                               .path = "/webhooks/f",
+                               .query = query,
+                               .url = "http://x/webhooks/f",
+                               .body = body,
+                               .body_len = blen,
+                               .header = hdr,
+                               .header_ctx = (void *)header};
         oc_inbound_result res;
         memset(&res, 0, sizeof(res));
         size_t n = 0;

@@ -48,8 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         to = p1 + 1;
         text = p2 + 1;
     }
-    oc_message m = {.campaign = "c", .message_id = "c.1", .channel = "email", .to = to,
-                    .subject = subject, .text = text, .html = size & 1 ? text : NULL};
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .channel = "email",
+                    .to = to,
+                    .subject = subject,
+                    .text = text,
+                    .html = size & 1 ? text : NULL};
     oc_request r;
     memset(&r, 0, sizeof(r));
     oc_outcome o;

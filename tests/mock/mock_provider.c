@@ -32,12 +32,12 @@
 #define MAX_RULES 32
 
 typedef struct rule {
-    int status;        /* HTTP status to answer, 0 = from the code */
-    int wa_code;       /* WhatsApp error code */
-    int twilio_code;   /* Twilio error code */
-    int retry_after;   /* seconds, -1 none */
-    int first;         /* applies to the first N matching requests, 0 = all */
-    int every;         /* every Nth request */
+    int status;      /* HTTP status to answer, 0 = from the code */
+    int wa_code;     /* WhatsApp error code */
+    int twilio_code; /* Twilio error code */
+    int retry_after; /* seconds, -1 none */
+    int first;       /* applies to the first N matching requests, 0 = all */
+    int every;       /* every Nth request */
     int delay_ms;
     int hang, close_, garbage;
     char to[64];
@@ -249,10 +249,10 @@ static int apply_rule(struct evhttp_request *req, rule *r, int wa)
         return 1;
     }
     if (r->wa_code && wa) {
-        int st = r->status ? r->status
+        int st = r->status                                                               ? r->status
                  : (r->wa_code == 130429 || r->wa_code == 131056 || r->wa_code == 80007) ? 429
-                 : r->wa_code == 190 ? 401
-                                     : 400;
+                 : r->wa_code == 190                                                     ? 401
+                                                                                         : 400;
         answer(req, st, wa_error(r->wa_code, "mock failure"), r->retry_after, r->delay_ms);
         return 1;
     }
@@ -438,7 +438,8 @@ int main(int argc, char **argv)
     struct evhttp *http = evhttp_new(M.base);
     evhttp_set_gencb(http, on_request, NULL);
     evhttp_set_max_body_size(http, 1 << 22);
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
     if (!M.rec || !bs) {
         fprintf(stderr, "mock_provider: cannot listen on 127.0.0.1:%d or open %s\n", port, rec);
         return 1;

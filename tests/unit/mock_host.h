@@ -41,7 +41,8 @@ static inline const char *mock_get(void *ctx, const char *key)
 }
 
 /* init impl with kv; returns the instance or NULL with err printed */
-static inline void *mock_init(const oc_connector *impl, const char *const *kv, char *err, size_t len)
+static inline void *mock_init(const oc_connector *impl, const char *const *kv, char *err,
+                              size_t len)
 {
     static mock_cfg m;
     m.impl = impl;
@@ -139,7 +140,8 @@ static inline const char *mock_header(void *ctx, const char *name)
     return NULL;
 }
 
-static inline void hmac_hex(const EVP_MD *md, const char *key, const char *data, size_t len, char *out)
+static inline void hmac_hex(const EVP_MD *md, const char *key, const char *data, size_t len,
+                            char *out)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned ml = 0;

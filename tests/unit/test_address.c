@@ -44,9 +44,16 @@ static void email_domains_are_lower_cased_local_parts_kept(void **state)
 static void bad_emails_and_header_tricks_are_refused(void **state)
 {
     (void)state;
-    const char *bad[] = {"ana", "@example.com", "ana@", "ana@@example.com", "ana@example",
-                         "ana@exa mple.com", "ana@example.com\r\nBcc: x@y.z", "a<b>@example.com",
-                         "ana@.example.com", "ana@example..com"};
+    const char *bad[] = {"ana",
+                         "@example.com",
+                         "ana@",
+                         "ana@@example.com",
+                         "ana@example",
+                         "ana@exa mple.com",
+                         "ana@example.com\r\nBcc: x@y.z",
+                         "a<b>@example.com",
+                         "ana@.example.com",
+                         "ana@example..com"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_string_equal(norm(ADDR_EMAIL, bad[i]), "not an email address");
 }

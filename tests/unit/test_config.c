@@ -120,16 +120,16 @@ static void every_error_is_reported_with_its_line(void **state)
 static void connector_keys_are_checked_against_the_connector(void **state)
 {
     (void)state;
-    const char *text = "[connector.wa]\n"       /* 1 */
-                       "type = whatsapp\n"      /* 2 */
-                       "phone_number_id = 1\n"  /* 3 */
-                       "acess_token = typo\n"   /* 4 */
-                       "max_inflight = lots\n"  /* 5 */
-                       "[connector.x]\n"        /* 6 */
+    const char *text = "[connector.wa]\n"      /* 1 */
+                       "type = whatsapp\n"     /* 2 */
+                       "phone_number_id = 1\n" /* 3 */
+                       "acess_token = typo\n"  /* 4 */
+                       "max_inflight = lots\n" /* 5 */
+                       "[connector.x]\n"       /* 6 */
                        "type = carrier-pigeon\n"
                        "[channels]\n"
                        "whatsapp = wa\n"
-                       "sms = nobody\n";        /* 10 */
+                       "sms = nobody\n"; /* 10 */
     omni_config c;
     conf_errors e = {0};
     assert_int_equal(config_load_string(text, &c, &e), 0);

@@ -13,11 +13,19 @@
 extern const oc_connector oc_connector_smtp;
 #define C (&oc_connector_smtp)
 
-static const char *const conf[] = {"url", "smtp://127.0.0.1:2525", "tls", "none", "from",
-                                   "Acme News <news@Acme.example>", "reply_to",
-                                   "reply+{{token}}@acme.example", "unsubscribe_url",
-                                   "https://acme.example/u?t={{token}}", "unsubscribe_mailto",
-                                   "unsub@acme.example", NULL};
+static const char *const conf[] = {"url",
+                                   "smtp://127.0.0.1:2525",
+                                   "tls",
+                                   "none",
+                                   "from",
+                                   "Acme News <news@Acme.example>",
+                                   "reply_to",
+                                   "reply+{{token}}@acme.example",
+                                   "unsubscribe_url",
+                                   "https://acme.example/u?t={{token}}",
+                                   "unsubscribe_mailto",
+                                   "unsub@acme.example",
+                                   NULL};
 
 static int setup(void **state)
 {
@@ -51,8 +59,12 @@ static const char *hdr(const char *msg, const char *name, char *out, size_t len)
 
 static void message_has_every_header_and_crlf_lines(void **state)
 {
-    oc_message m = {.campaign = "bf", .message_id = "bf.7", .to = "ana@example.com",
-                    .subject = "Black Friday", .text = "Hi Ana,\n30% off.", .html = "<p>Hi</p>"};
+    oc_message m = {.campaign = "bf",
+                    .message_id = "bf.7",
+                    .to = "ana@example.com",
+                    .subject = "Black Friday",
+                    .text = "Hi Ana,\n30% off.",
+                    .html = "<p>Hi</p>"};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), 0);
@@ -69,8 +81,9 @@ static void message_has_every_header_and_crlf_lines(void **state)
     assert_string_equal(hdr(msg, "To", v, sizeof(v)), "ana@example.com");
     assert_string_equal(hdr(msg, "Subject", v, sizeof(v)), "Black Friday");
     assert_string_equal(hdr(msg, "Reply-To", v, sizeof(v)), "reply+bf.7@acme.example");
-    assert_string_equal(hdr(msg, "List-Unsubscribe", v, sizeof(v)),
-                        "<https://acme.example/u?t=bf.7>, <mailto:unsub@acme.example?subject=unsubscribe>");
+    assert_string_equal(
+        hdr(msg, "List-Unsubscribe", v, sizeof(v)),
+        "<https://acme.example/u?t=bf.7>, <mailto:unsub@acme.example?subject=unsubscribe>");
     assert_string_equal(hdr(msg, "List-Unsubscribe-Post", v, sizeof(v)),
                         "List-Unsubscribe=One-Click");
     assert_string_equal(hdr(msg, "MIME-Version", v, sizeof(v)), "1.0");
@@ -86,8 +99,11 @@ static void message_has_every_header_and_crlf_lines(void **state)
 static void non_ascii_subjects_become_encoded_words(void **state)
 {
     const char *subject = "Promoção de Black Friday — até 30% de desconto em tudo, só hoje!";
-    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com",
-                    .subject = subject, .text = "x"};
+    oc_message m = {.campaign = "bf",
+                    .message_id = "bf.1",
+                    .to = "ana@example.com",
+                    .subject = subject,
+                    .text = "x"};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), 0);
@@ -117,8 +133,11 @@ static void a_subject_of_invalid_utf8_still_encodes(void **state)
     char subject[200];
     memset(subject, 0x80, sizeof(subject) - 1);
     subject[sizeof(subject) - 1] = '\0';
-    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com",
-                    .subject = subject, .text = "x"};
+    oc_message m = {.campaign = "bf",
+                    .message_id = "bf.1",
+                    .to = "ana@example.com",
+                    .subject = subject,
+                    .text = "x"};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), 0);
@@ -174,8 +193,11 @@ static void header_injection_is_refused(void **state)
 {
     oc_request r = {0};
     oc_outcome o;
-    oc_message m = {.campaign = "bf", .message_id = "bf.1", .to = "ana@example.com",
-                    .subject = "Hi\r\nBcc: everyone@example.com", .text = "x"};
+    oc_message m = {.campaign = "bf",
+                    .message_id = "bf.1",
+                    .to = "ana@example.com",
+                    .subject = "Hi\r\nBcc: everyone@example.com",
+                    .text = "x"};
     assert_int_equal(C->build(*state, &m, &r, &o), -1);
     assert_string_equal(o.reason, "header_injection");
     oc_request_free(&r);
@@ -191,10 +213,14 @@ static void reply_codes_map_to_outcomes(void **state)
         long code;
         int kind;
         const char *reason;
-    } rows[] = {{250, OC_SENT, ""},          {421, OC_RETRY, "smtp_4xx"},
-                {451, OC_RETRY, "smtp_4xx"},  {550, OC_FAILED, "invalid_recipient"},
-                {551, OC_FAILED, "invalid_recipient"}, {553, OC_FAILED, "invalid_recipient"},
-                {552, OC_FAILED, "rejected"}, {554, OC_FAILED, "rejected"},
+    } rows[] = {{250, OC_SENT, ""},
+                {421, OC_RETRY, "smtp_4xx"},
+                {451, OC_RETRY, "smtp_4xx"},
+                {550, OC_FAILED, "invalid_recipient"},
+                {551, OC_FAILED, "invalid_recipient"},
+                {553, OC_FAILED, "invalid_recipient"},
+                {552, OC_FAILED, "rejected"},
+                {554, OC_FAILED, "rejected"},
                 {535, OC_FAILED, "auth"}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         oc_response resp = mock_response(rows[i].code, "");
@@ -214,8 +240,13 @@ static void reply_codes_map_to_outcomes(void **state)
 static oc_inbound_result post(void *inst, const char *query, const char *body, mock_events *ev)
 {
     mock_headers h = {NULL};
-    oc_http_request req = {.method = "POST", .path = "/webhooks/mail", .query = query, .body = body,
-                           .body_len = strlen(body), .header = mock_header, .header_ctx = &h};
+    oc_http_request req = {.method = "POST",
+                           .path = "/webhooks/mail",
+                           .query = query,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .header = mock_header,
+                           .header_ctx = &h};
     oc_inbound_result res;
     memset(&res, 0, sizeof(res));
     C->inbound(inst, &req, &res, mock_emit, ev);
@@ -266,12 +297,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(message_has_every_header_and_crlf_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(non_ascii_subjects_become_encoded_words, setup, teardown),
-        cmocka_unit_test_setup_teardown(quoted_printable_keeps_lines_short_and_decodes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(quoted_printable_keeps_lines_short_and_decodes_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_subject_of_invalid_utf8_still_encodes, setup, teardown),
         cmocka_unit_test_setup_teardown(header_injection_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_codes_map_to_outcomes, setup, teardown),
-        cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup, teardown),
-        cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,10 +12,19 @@
 extern const oc_connector oc_connector_twilio;
 #define C (&oc_connector_twilio)
 
-static const char *const conf[] = {"api_base", "http://127.0.0.1:9", "account_sid", "AC123",
-                                   "auth_token", "tok3n", "from", "+15551230000",
-                                   "status_callback", "https://omni.example.com/webhooks/sms",
-                                   "public_url", "https://omni.example.com/webhooks/sms", NULL};
+static const char *const conf[] = {"api_base",
+                                   "http://127.0.0.1:9",
+                                   "account_sid",
+                                   "AC123",
+                                   "auth_token",
+                                   "tok3n",
+                                   "from",
+                                   "+15551230000",
+                                   "status_callback",
+                                   "https://omni.example.com/webhooks/sms",
+                                   "public_url",
+                                   "https://omni.example.com/webhooks/sms",
+                                   NULL};
 
 static int setup(void **state)
 {
@@ -32,7 +41,9 @@ static int teardown(void **state)
 
 static void form_request_is_built_exactly(void **state)
 {
-    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001",
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+15550000001",
                     .text = "Hi Ana & co: 30% off = yes \xc3\xa9"};
     oc_request r = {0};
     oc_outcome o;
@@ -51,7 +62,7 @@ static void from_or_service_sid_exactly_one(void **state)
 {
     (void)state;
     char err[256];
-    const char *const both[] = {"account_sid", "AC1", "auth_token", "t", "from", "+1555",
+    const char *const both[] = {"account_sid",           "AC1", "auth_token", "t", "from", "+1555",
                                 "messaging_service_sid", "MG1", NULL};
     assert_null(mock_init(C, both, err, sizeof(err)));
     const char *const none[] = {"account_sid", "AC1", "auth_token", "t", NULL};
@@ -73,15 +84,20 @@ static void error_codes_map_to_outcomes(void **state)
         int code, status, kind;
         const char *reason;
     } rows[] = {
-        {20429, 429, OC_RETRY, "throttled"},       {21211, 400, OC_FAILED, "invalid_recipient"},
-        {21614, 400, OC_FAILED, "invalid_recipient"}, {21610, 400, OC_FAILED, "opted_out"},
-        {21408, 400, OC_FAILED, "policy"},         {20003, 401, OC_FAILED, "auth"},
-        {30001, 500, OC_RETRY, "http_5xx"},        {12345, 400, OC_FAILED, "rejected"},
+        {20429, 429, OC_RETRY, "throttled"},
+        {21211, 400, OC_FAILED, "invalid_recipient"},
+        {21614, 400, OC_FAILED, "invalid_recipient"},
+        {21610, 400, OC_FAILED, "opted_out"},
+        {21408, 400, OC_FAILED, "policy"},
+        {20003, 401, OC_FAILED, "auth"},
+        {30001, 500, OC_RETRY, "http_5xx"},
+        {12345, 400, OC_FAILED, "rejected"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char body[256];
-        snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"m\",\"more_info\":\"x\",\"status\":%d}",
-                 rows[i].code, rows[i].status);
+        snprintf(body, sizeof(body),
+                 "{\"code\":%d,\"message\":\"m\",\"more_info\":\"x\",\"status\":%d}", rows[i].code,
+                 rows[i].status);
         oc_outcome o = classify(*state, rows[i].status, body);
         assert_int_equal(o.kind, rows[i].kind);
         assert_string_equal(o.reason, rows[i].reason);
@@ -113,8 +129,13 @@ static oc_inbound_result post(void *inst, const char *body, const char *sig, moc
 {
     const char *hk[] = {"X-Twilio-Signature", sig, NULL};
     mock_headers h = {hk};
-    oc_http_request req = {.method = "POST", .path = "/webhooks/sms", .query = "", .body = body,
-                           .body_len = strlen(body), .header = mock_header, .header_ctx = &h};
+    oc_http_request req = {.method = "POST",
+                           .path = "/webhooks/sms",
+                           .query = "",
+                           .body = body,
+                           .body_len = strlen(body),
+                           .header = mock_header,
+                           .header_ctx = &h};
     oc_inbound_result res;
     memset(&res, 0, sizeof(res));
     C->inbound(inst, &req, &res, mock_emit, ev);
@@ -125,8 +146,9 @@ static void inbound_sms_with_a_valid_signature_is_a_reply(void **state)
 {
     const char *body = "To=%2B15551230000&From=%2B15550000001&Body=STOP+now&MessageSid=SM9&"
                        "AccountSid=AC123&NumMedia=0";
-    const char *sorted[] = {"AccountSid", "AC123", "Body", "STOP now", "From", "+15550000001",
-                            "MessageSid", "SM9", "NumMedia", "0", "To", "+15551230000", NULL};
+    const char *sorted[] = {"AccountSid",   "AC123",        "Body", "STOP now", "From",
+                            "+15550000001", "MessageSid",   "SM9",  "NumMedia", "0",
+                            "To",           "+15551230000", NULL};
     char sig[64];
     twilio_sig("https://omni.example.com/webhooks/sms", sorted, sig);
     mock_events ev = {0};
@@ -147,8 +169,9 @@ static void status_callback_is_a_status_event(void **state)
 {
     const char *body = "MessageSid=SM1&MessageStatus=undelivered&ErrorCode=30003&To=%2B15550000001"
                        "&From=%2B15551230000";
-    const char *sorted[] = {"ErrorCode", "30003", "From", "+15551230000", "MessageSid", "SM1",
-                            "MessageStatus", "undelivered", "To", "+15550000001", NULL};
+    const char *sorted[] = {
+        "ErrorCode",     "30003",       "From", "+15551230000", "MessageSid", "SM1",
+        "MessageStatus", "undelivered", "To",   "+15550000001", NULL};
     char sig[64];
     twilio_sig("https://omni.example.com/webhooks/sms", sorted, sig);
     mock_events ev = {0};
@@ -179,9 +202,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(form_request_is_built_exactly, setup, teardown),
         cmocka_unit_test(from_or_service_sid_exactly_one),
         cmocka_unit_test_setup_teardown(error_codes_map_to_outcomes, setup, teardown),
-        cmocka_unit_test_setup_teardown(inbound_sms_with_a_valid_signature_is_a_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbound_sms_with_a_valid_signature_is_a_reply, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(status_callback_is_a_status_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_signature_and_bad_encoding_store_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_signature_and_bad_encoding_store_nothing, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

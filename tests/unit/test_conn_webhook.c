@@ -12,9 +12,19 @@ extern const oc_connector oc_connector_webhook;
 #define C (&oc_connector_webhook)
 
 static const char *const conf[] = {
-    "url", "http://127.0.0.1:9/hook", "body", "{\"phone\":\"{{to}}\",\"msg\":\"{{text}}\",\"tier\":\"{{tier}}\"}",
-    "header", "X-Api-Key: k1", "header", "X-Tenant: acme", "signing_secret", "whsec",
-    "id_path", "data.ids.0", NULL};
+    "url",
+    "http://127.0.0.1:9/hook",
+    "body",
+    "{\"phone\":\"{{to}}\",\"msg\":\"{{text}}\",\"tier\":\"{{tier}}\"}",
+    "header",
+    "X-Api-Key: k1",
+    "header",
+    "X-Tenant: acme",
+    "signing_secret",
+    "whsec",
+    "id_path",
+    "data.ids.0",
+    NULL};
 
 static int setup(void **state)
 {
@@ -33,8 +43,12 @@ static void body_is_rendered_escaped_headed_and_signed(void **state)
 {
     const char *vars[] = {"tier", "gold \"vip\"", NULL};
     mock_vars mv = {vars};
-    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001",
-                    .text = "line1\nline2", .var = mock_var, .var_ctx = &mv};
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+15550000001",
+                    .text = "line1\nline2",
+                    .var = mock_var,
+                    .var_ctx = &mv};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), 0);
@@ -51,8 +65,12 @@ static void body_is_rendered_escaped_headed_and_signed(void **state)
 
 static void a_missing_variable_fails_the_message(void **state)
 {
-    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+1", .text = "t",
-                    .var = mock_var, .var_ctx = NULL};
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+1",
+                    .text = "t",
+                    .var = mock_var,
+                    .var_ctx = NULL};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), -1);
@@ -97,13 +115,19 @@ static void headers_with_line_breaks_are_refused_at_init(void **state)
 
 static void inbound_needs_the_signature(void **state)
 {
-    const char *body = "{\"from\":\"+15550000001\",\"text\":\"hello\",\"id\":\"in-1\",\"in_reply_to\":\"abc-1\"}";
+    const char *body =
+        "{\"from\":\"+15550000001\",\"text\":\"hello\",\"id\":\"in-1\",\"in_reply_to\":\"abc-1\"}";
     char sig[100] = "sha256=";
     hmac_hex(EVP_sha256(), "whsec", body, strlen(body), sig + 7);
     const char *hk[] = {"X-Omnicast-Signature", sig, NULL};
     mock_headers h = {hk};
-    oc_http_request req = {.method = "POST", .path = "/webhooks/hook", .query = "", .body = body,
-                           .body_len = strlen(body), .header = mock_header, .header_ctx = &h};
+    oc_http_request req = {.method = "POST",
+                           .path = "/webhooks/hook",
+                           .query = "",
+                           .body = body,
+                           .body_len = strlen(body),
+                           .header = mock_header,
+                           .header_ctx = &h};
     oc_inbound_result res;
     memset(&res, 0, sizeof(res));
     mock_events ev = {0};
@@ -123,7 +147,8 @@ static void inbound_needs_the_signature(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(body_is_rendered_escaped_headed_and_signed, setup, teardown),
+        cmocka_unit_test_setup_teardown(body_is_rendered_escaped_headed_and_signed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_missing_variable_fails_the_message, setup, teardown),
         cmocka_unit_test_setup_teardown(outcomes_and_the_id_path, setup, teardown),
         cmocka_unit_test(headers_with_line_breaks_are_refused_at_init),

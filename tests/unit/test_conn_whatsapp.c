@@ -11,9 +11,10 @@
 extern const oc_connector oc_connector_whatsapp;
 #define C (&oc_connector_whatsapp)
 
-static const char *const conf[] = {"api_base", "http://127.0.0.1:9/", "phone_number_id",
-                                   "1234567890", "access_token", "testtoken", "app_secret",
-                                   "appsecret", "verify_token", "vt-123", NULL};
+static const char *const conf[] = {
+    "api_base",  "http://127.0.0.1:9/", "phone_number_id", "1234567890",   "access_token",
+    "testtoken", "app_secret",          "appsecret",       "verify_token", "vt-123",
+    NULL};
 
 static int setup(void **state)
 {
@@ -30,8 +31,11 @@ static int teardown(void **state)
 
 static void text_request_is_built_exactly(void **state)
 {
-    oc_message m = {.campaign = "c", .message_id = "c.1", .channel = "whatsapp",
-                    .to = "+15550000001", .text = "Hi \"Ana\"\n30% off \xc3\xa9"};
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .channel = "whatsapp",
+                    .to = "+15550000001",
+                    .text = "Hi \"Ana\"\n30% off \xc3\xa9"};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), 0);
@@ -49,9 +53,13 @@ static void text_request_is_built_exactly(void **state)
 static void template_request_carries_rendered_parameters(void **state)
 {
     const char *params[] = {"Ana", "30%"};
-    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001",
-                    .template_name = "promo", .template_language = "pt_BR",
-                    .template_params = params, .n_template_params = 2};
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+15550000001",
+                    .template_name = "promo",
+                    .template_language = "pt_BR",
+                    .template_params = params,
+                    .n_template_params = 2};
     oc_request r = {0};
     oc_outcome o;
     assert_int_equal(C->build(*state, &m, &r, &o), 0);
@@ -106,17 +114,28 @@ static void graph_error_codes_map_to_outcomes(void **state)
         int code, status, kind;
         const char *reason;
     } rows[] = {
-        {130429, 429, OC_RETRY, "throttled"},     {80007, 400, OC_RETRY, "throttled"},
-        {4, 400, OC_RETRY, "throttled"},          {131056, 400, OC_RETRY, "pair_rate_limit"},
-        {131000, 500, OC_RETRY, "provider_unavailable"}, {131016, 503, OC_RETRY, "provider_unavailable"},
-        {2, 503, OC_RETRY, "provider_unavailable"}, {131047, 400, OC_FAILED, "outside_window"},
-        {131026, 400, OC_FAILED, "undeliverable"}, {133010, 400, OC_FAILED, "not_registered"},
-        {131051, 400, OC_FAILED, "unsupported_type"}, {132000, 400, OC_FAILED, "template_error"},
-        {132001, 404, OC_FAILED, "template_error"}, {132005, 400, OC_FAILED, "template_error"},
-        {132012, 400, OC_FAILED, "template_error"}, {131048, 400, OC_FAILED, "policy"},
-        {368, 403, OC_FAILED, "policy"},          {131049, 400, OC_FAILED, "not_delivered_marketing"},
-        {100, 400, OC_FAILED, "invalid_parameter"}, {190, 401, OC_FAILED, "auth"},
-        {0, 401, OC_FAILED, "auth"},              {999999, 400, OC_FAILED, "rejected"},
+        {130429, 429, OC_RETRY, "throttled"},
+        {80007, 400, OC_RETRY, "throttled"},
+        {4, 400, OC_RETRY, "throttled"},
+        {131056, 400, OC_RETRY, "pair_rate_limit"},
+        {131000, 500, OC_RETRY, "provider_unavailable"},
+        {131016, 503, OC_RETRY, "provider_unavailable"},
+        {2, 503, OC_RETRY, "provider_unavailable"},
+        {131047, 400, OC_FAILED, "outside_window"},
+        {131026, 400, OC_FAILED, "undeliverable"},
+        {133010, 400, OC_FAILED, "not_registered"},
+        {131051, 400, OC_FAILED, "unsupported_type"},
+        {132000, 400, OC_FAILED, "template_error"},
+        {132001, 404, OC_FAILED, "template_error"},
+        {132005, 400, OC_FAILED, "template_error"},
+        {132012, 400, OC_FAILED, "template_error"},
+        {131048, 400, OC_FAILED, "policy"},
+        {368, 403, OC_FAILED, "policy"},
+        {131049, 400, OC_FAILED, "not_delivered_marketing"},
+        {100, 400, OC_FAILED, "invalid_parameter"},
+        {190, 401, OC_FAILED, "auth"},
+        {0, 401, OC_FAILED, "auth"},
+        {999999, 400, OC_FAILED, "rejected"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char body[256];
@@ -130,7 +149,8 @@ static void graph_error_codes_map_to_outcomes(void **state)
             fail();
         }
     }
-    oc_outcome o = classify(*state, 400, "{\"error\":{\"code\":131056,\"message\":\"pair\"}}", NULL);
+    oc_outcome o =
+        classify(*state, 400, "{\"error\":{\"code\":131056,\"message\":\"pair\"}}", NULL);
     assert_int_equal(o.retry_after_ms, 6000);
     assert_string_equal(o.detail, "code 131056: pair");
 }
@@ -179,8 +199,12 @@ static oc_inbound_result inbound(void *inst, const char *method, const char *que
 {
     const char *hk[] = {"X-Hub-Signature-256", sig, NULL};
     mock_headers h = {sig ? hk : NULL};
-    oc_http_request req = {.method = method, .path = "/webhooks/wa", .query = query,
-                           .body = body, .body_len = strlen(body), .header = mock_header,
+    oc_http_request req = {.method = method,
+                           .path = "/webhooks/wa",
+                           .query = query,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .header = mock_header,
                            .header_ctx = &h};
     oc_inbound_result res;
     memset(&res, 0, sizeof(res));
@@ -191,9 +215,9 @@ static oc_inbound_result inbound(void *inst, const char *method, const char *que
 static void verification_handshake_echoes_the_challenge(void **state)
 {
     mock_events ev = {0};
-    oc_inbound_result r =
-        inbound(*state, "GET", "hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=1158201444", "",
-                NULL, &ev);
+    oc_inbound_result r = inbound(
+        *state, "GET", "hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=1158201444", "",
+        NULL, &ev);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body.data, "1158201444");
     oc_buf_free(&r.body);
@@ -254,9 +278,9 @@ static void signed_payload_yields_replies_and_statuses(void **state)
 static void bad_or_missing_signature_is_refused_with_no_events(void **state)
 {
     mock_events ev = {0};
-    oc_inbound_result r = inbound(*state, "POST", "", payload,
-                                  "sha256=0000000000000000000000000000000000000000000000000000000000000000",
-                                  &ev);
+    oc_inbound_result r =
+        inbound(*state, "POST", "", payload,
+                "sha256=0000000000000000000000000000000000000000000000000000000000000000", &ev);
     assert_int_equal(r.status, 401);
     assert_string_equal(r.error, "bad_signature");
     r = inbound(*state, "POST", "", payload, NULL, &ev);
@@ -291,16 +315,21 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(text_request_is_built_exactly, setup, teardown),
-        cmocka_unit_test_setup_teardown(template_request_carries_rendered_parameters, setup, teardown),
-        cmocka_unit_test_setup_teardown(empty_and_oversized_messages_fail_before_sending, setup, teardown),
+        cmocka_unit_test_setup_teardown(template_request_carries_rendered_parameters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(empty_and_oversized_messages_fail_before_sending, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(success_yields_the_wamid, setup, teardown),
         cmocka_unit_test_setup_teardown(graph_error_codes_map_to_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_after_is_honoured_in_both_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_empty_bodies_never_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(network_errors_are_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(verification_handshake_echoes_the_challenge, setup, teardown),
-        cmocka_unit_test_setup_teardown(signed_payload_yields_replies_and_statuses, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_or_missing_signature_is_refused_with_no_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(verification_handshake_echoes_the_challenge, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(signed_payload_yields_replies_and_statuses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(bad_or_missing_signature_is_refused_with_no_events, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unparseable_signed_body_is_a_400, setup, teardown),
         cmocka_unit_test(bad_configuration_is_refused_at_init),
     };

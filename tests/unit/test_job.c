@@ -119,8 +119,7 @@ static const struct {
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
      ",\"send_at\":\"tomorrow\"}",
      "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
-    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
-     ",\"rate_per_s\":0}",
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"rate_per_s\":0}",
      "rate_per_s: must be a positive number up to 1000000"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"metadata\":[]}",
      "metadata: must be an object"},
@@ -140,7 +139,8 @@ static const struct {
      "recipients: a message job has exactly one recipient"},
     {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG ",\"recipients_list\":\"k\"}",
      "recipients_list: a message job has one recipient"},
-    {"{\"type\":\"pause\",\"id\":\"a\",\"channel\":\"sms\"}", "channel: not allowed in a pause job"},
+    {"{\"type\":\"pause\",\"id\":\"a\",\"channel\":\"sms\"}",
+     "channel: not allowed in a pause job"},
 };
 
 static void every_bad_job_gets_its_reason(void **state)

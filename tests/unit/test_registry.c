@@ -26,8 +26,8 @@ static void the_example_plugin_loads_and_passes_the_abi_check(void **state)
 {
     (void)state;
     char err[256];
-    const oc_connector *c = registry_load_plugin(OMNI_BINARY_DIR "/plugins/oc_example.so", err,
-                                                 sizeof(err));
+    const oc_connector *c =
+        registry_load_plugin(OMNI_BINARY_DIR "/plugins/oc_example.so", err, sizeof(err));
     assert_non_null(c);
     assert_string_equal(c->type, "example");
     assert_int_equal(c->abi_major, OC_ABI_MAJOR);
