@@ -319,11 +319,12 @@ static int cmd_campaign(cli *c, int argc, char **argv)
 static json_t *entry_json(redisReply *e)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "entry", json_string(e->element[0]->str));
     redisReply *f = e->element[1];
     for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2)
         json_object_set_new(o, f->element[k]->str,
                             json_stringn_nocheck(f->element[k + 1]->str, f->element[k + 1]->len));
+    /* "id" is the dead letter's own id; "entry" (a field) the source's */
+    json_object_set_new(o, "id", json_string(e->element[0]->str));
     return o;
 }
 

@@ -16,6 +16,8 @@ typedef struct qev {
     char *argv[16];
     size_t lens[16];
     int argc;
+    conv_written_fn done;
+    void *done_arg;
     struct qev *next;
 } qev;
 
@@ -72,7 +74,7 @@ void conv_free(omni *o)
     while (s->head) {
         qev *e = s->head;
         s->head = e->next;
-        qev_free(e);
+        qev_free(e); /* at exit: no one is waiting any more */
     }
     free(s);
     o->conv = NULL;
@@ -121,9 +123,18 @@ static const char *channel_of(omni *o, conn_inst *ci, int *kind)
     return ci->conf->name;
 }
 
-void conv_push(omni *o, conn_inst *ci, const oc_event *ev)
+static void drop(qev *e)
+{
+    if (e->done)
+        e->done(e->done_arg);
+    qev_free(e);
+}
+
+void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done, void *arg)
 {
     qev *e = calloc(1, sizeof(*e));
+    e->done = done;
+    e->done_arg = arg;
     char now[24];
     snprintf(now, sizeof(now), "%lld", omni_now_ms());
     add(e, o->cfg->prefix);
@@ -131,9 +142,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev)
     o->stats.webhook_events++;
     if (ev->type == OC_EV_STATUS) {
         if (!ev->provider_id || !ev->state) {
-            free(e->argv[0]);
-            free(e->argv[1]);
-            free(e);
+            drop(e);
             return;
         }
         add(e, "status");
@@ -148,7 +157,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev)
         const char *why;
         if (!ev->from || addr_normalize(kind, ev->from, from, sizeof(from), &why) < 0) {
             log_warn("webhook %s: reply from an unusable address dropped", ci->conf->name);
-            qev_free(e);
+            drop(e);
             return;
         }
         int kw = conv_keyword(ev->text);
@@ -171,7 +180,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev)
         add(e, ci->conf->name);
         add(e, ev->provider_id);
     } else {
-        qev_free(e);
+        drop(e);
         return;
     }
     enqueue(o, e);
@@ -195,7 +204,7 @@ static void written(redisReply *r, void *arg)
         else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
                  !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply"))
             o->stats.conversations_opened++;
-        qev_free(e);
+        drop(e);
     }
     omni_kick(o);
 }

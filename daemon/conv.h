@@ -20,8 +20,12 @@ int conv_init(omni *o);
 void conv_free(omni *o);
 /* Room for n more events? (a webhook answers 503 otherwise) */
 int conv_has_room(omni *o, size_t n);
-/* Queue one normalized event from connector instance ci (copied). */
-void conv_push(omni *o, conn_inst *ci, const oc_event *ev);
+/* Queue one normalized event from connector instance ci (copied); done
+ * (may be NULL) is called once it is written to Redis, or at once if the
+ * event carries nothing to store. Webhooks answer the provider from it, so a
+ * 2xx means the event is in Redis. */
+typedef void (*conv_written_fn)(void *arg);
+void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done, void *arg);
 /* Events queued, not yet written. */
 size_t conv_pending(omni *o);
 /* Send queued events (called from the kick). */

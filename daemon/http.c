@@ -209,6 +209,28 @@ static const char *hdr(void *ctx, const char *name)
     return evhttp_find_header(ctx, name);
 }
 
+/* A webhook waiting for its events to be in Redis before it answers. */
+typedef struct hook_wait {
+    areq *a;
+    size_t pending;
+    int status;
+    const char *content_type;
+    oc_buf body;
+} hook_wait;
+
+static void hook_written(void *arg)
+{
+    hook_wait *w = arg;
+    if (--w->pending)
+        return;
+    struct evhttp_request *req = areq_take(w->a);
+    if (req)
+        reply(req, w->status, w->content_type, w->body.data ? w->body.data : "", w->body.len);
+    areq_free(w->a);
+    oc_buf_free(&w->body);
+    free(w);
+}
+
 static void webhook(http_server *h, struct evhttp_request *req, const char *name, const char *query)
 {
     omni *o = h->o;
@@ -242,14 +264,22 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
     memset(&res, 0, sizeof(res));
     collected *c = calloc(1, sizeof(*c));
     ci->impl->inbound(ci->inst, &r, &res, collect, c);
-    if (res.status >= 200 && res.status < 300 && !conv_has_room(o, c->n)) {
+    if (res.status >= 200 && res.status < 300 && c->n &&
+        (!conv_has_room(o, c->n) || !store_is_ready(o->st))) {
         /* the provider retries later; nothing is lost */
-        reply_error(req, 503, "busy", "inbound queue full, retry later");
+        reply_error(req, 503, store_is_ready(o->st) ? "busy" : "redis_unavailable",
+                    "cannot store the events now, retry later");
     } else if (res.status >= 200 && res.status < 300) {
+        /* answer once every event is in Redis: a 2xx is a promise */
+        hook_wait *w = calloc(1, sizeof(*w));
+        w->a = areq_new(h, req);
+        w->status = res.status;
+        w->content_type = res.content_type ? res.content_type : "text/plain";
+        oc_buf_append(&w->body, res.body.data ? res.body.data : "", res.body.len);
+        w->pending = c->n + 1;
         for (size_t i = 0; i < c->n; i++)
-            conv_push(o, ci, &c->ev[i]);
-        reply(req, res.status, res.content_type ? res.content_type : "text/plain",
-              res.body.data ? res.body.data : "", res.body.len);
+            conv_push(o, ci, &c->ev[i], hook_written, w);
+        hook_written(w); /* the extra count taken above */
     } else {
         if (!res.status)
             res.status = 500;

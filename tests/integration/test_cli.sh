@@ -43,7 +43,7 @@ ok "suppress remove; campaign pause refused for a done campaign (exit 1)"
 
 enqueue 'not json at all'
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 1 ]"
-entry=$(oc --json dead list 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"])')
+entry=$(oc --json dead list 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 oc dead show "$entry" | q '"job":"not json at all"' || fail "dead show"
 oc dead replay "$entry" | q "replayed $entry" || fail "dead replay"
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 2 ]"
