@@ -62,6 +62,9 @@ const oc_config_key config_daemon_keys[] = {
     {"attribution_window_s", OC_KEY_INT, "604800",
      "a reply is attributed to the last campaign within this"},
     {"plugin_dir", 0, NULL, "directory relative plugin paths are resolved in"},
+    {"opt_out_keywords", 0, "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT",
+     "replies that opt a contact out (whole message, any case; space-separated)"},
+    {"opt_in_keywords", 0, "START UNSTOP YES", "replies that opt a contact back in"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct daemon_spec {
@@ -101,6 +104,8 @@ static const daemon_spec dspec[] = {
     {T_INT, OFF(http_timeout_ms), 100, 600000},      /* http_timeout_ms */
     {T_INT, OFF(attribution_window_s), 0, 31536000}, /* attribution_window_s */
     {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */
+    {T_STR, OFF(opt_out_keywords), 0, 0},            /* opt_out_keywords */
+    {T_STR, OFF(opt_in_keywords), 0, 0},             /* opt_in_keywords */
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
 _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,
@@ -115,6 +120,7 @@ const oc_config_key config_common_connector_keys[] = {
     {"max_inflight", OC_KEY_INT, "64", "transfers in flight at once"},
     {"timeout_ms", OC_KEY_INT, "10000", "total time of one transfer"},
     {"connect_timeout_ms", OC_KEY_INT, "3000", "connection set-up time"},
+    {"http2", 0, "true", "negotiate HTTP/2 and multiplex on https URLs (true/false)"},
     {NULL, 0, NULL, NULL}};
 
 void conf_errors_add(conf_errors *e, const char *fmt, ...)
@@ -390,6 +396,7 @@ static int handler(void *user, const char *section, const char *name, const char
                 p->cur->max_inflight = 64;
                 p->cur->timeout_ms = 10000;
                 p->cur->connect_timeout_ms = 3000;
+                p->cur->http2 = 1;
             }
         } else {
             p->section = -1; /* reported by the reader at its header line */
@@ -641,6 +648,13 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                 } else if (!strcmp(kv->key, "connect_timeout_ms") &&
                            parse_int(kv->value, 1, 3600000, &n) == 0) {
                     c->connect_timeout_ms = (int)n;
+                } else if (!strcmp(kv->key, "http2")) {
+                    int b = parse_bool(kv->value);
+                    if (b < 0)
+                        conf_errors_add(errs, "%s:%d: [%s] http2: not a boolean (true/false)",
+                                        cfg->path, kv->line, who);
+                    else
+                        c->http2 = b;
                 }
             }
         }

@@ -27,6 +27,7 @@ typedef struct conf_connector {
     int max_inflight;
     int timeout_ms;
     int connect_timeout_ms;
+    int http2;   /* negotiate HTTP/2 (and multiplex) on https URLs */
     conf_kv *kv; /* every key of the section as given (secrets resolved) */
     size_t n_kv;
     const oc_connector *impl; /* resolved by config_resolve(), not owned */
@@ -70,6 +71,8 @@ typedef struct omni_config {
     int http_max_headers;
     int http_timeout_ms;
     int attribution_window_s;
+    char *opt_out_keywords; /* space-separated, matched on the whole message */
+    char *opt_in_keywords;
     char *plugin_dir;
 
     conf_connector *connectors;

@@ -32,11 +32,21 @@ static conv_state *S(omni *o)
     return o->conv;
 }
 
-int conv_keyword(const char *text)
+static int in_list(const char *t, size_t n, const char *list)
 {
-    static const char *const out[] = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL",
-                                      "END",  "QUIT",    NULL};
-    static const char *const in[] = {"START", "UNSTOP", "YES", NULL};
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t k = strcspn(p, " ,");
+        if (k && k == n && !strncasecmp(p, t, n))
+            return 1;
+        p += k;
+    }
+    return 0;
+}
+
+int conv_keyword(const char *text, const char *opt_out, const char *opt_in)
+{
     if (!text)
         return KW_NONE;
     while (isspace((unsigned char)*text))
@@ -44,12 +54,12 @@ int conv_keyword(const char *text)
     size_t n = strlen(text);
     while (n && (isspace((unsigned char)text[n - 1]) || text[n - 1] == '.' || text[n - 1] == '!'))
         n--;
-    for (int i = 0; out[i]; i++)
-        if (strlen(out[i]) == n && !strncasecmp(text, out[i], n))
-            return KW_OPTOUT;
-    for (int i = 0; in[i]; i++)
-        if (strlen(in[i]) == n && !strncasecmp(text, in[i], n))
-            return KW_OPTIN;
+    if (!n)
+        return KW_NONE;
+    if (in_list(text, n, opt_out))
+        return KW_OPTOUT;
+    if (in_list(text, n, opt_in))
+        return KW_OPTIN;
     return KW_NONE;
 }
 
@@ -139,7 +149,8 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
     snprintf(now, sizeof(now), "%lld", omni_now_ms());
     add(e, o->cfg->prefix);
     add(e, now);
-    o->stats.webhook_events++;
+    if (ev->type >= OC_EV_REPLY && ev->type <= OC_EV_UNSUBSCRIBE)
+        o->stats.webhook_by_type[ev->type]++;
     if (ev->type == OC_EV_STATUS) {
         if (!ev->provider_id || !ev->state) {
             drop(e);
@@ -160,7 +171,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
             drop(e);
             return;
         }
-        int kw = conv_keyword(ev->text);
+        int kw = conv_keyword(ev->text, o->cfg->opt_out_keywords, o->cfg->opt_in_keywords);
         char window[24];
         snprintf(window, sizeof(window), "%lld", (long long)o->cfg->attribution_window_s * 1000);
         add(e, "reply");

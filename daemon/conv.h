@@ -12,9 +12,11 @@
 
 enum { KW_NONE = 0, KW_OPTOUT = 1, KW_OPTIN = 2 };
 
-/* STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT (opt-out) and START,
- * UNSTOP, YES (opt-in): the whole message, trimmed, any case. */
-int conv_keyword(const char *text);
+/* Is the whole message (trimmed, any case, trailing . or ! ignored) one of
+ * the space-separated opt-out keywords (KW_OPTOUT) or opt-in keywords
+ * (KW_OPTIN)? The lists come from [daemon] opt_out_keywords and
+ * opt_in_keywords. */
+int conv_keyword(const char *text, const char *opt_out, const char *opt_in);
 
 int conv_init(omni *o);
 void conv_free(omni *o);

@@ -22,73 +22,6 @@
 #include "omni.h"
 #include "registry.h"
 
-long long omni_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-long long omni_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
-{
-    size_t p = strlen(o->cfg->prefix);
-    if (p >= len)
-        return -1;
-    memcpy(buf, o->cfg->prefix, p);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + p, len - p, fmt, ap);
-    va_end(ap);
-    return n < 0 || (size_t)n >= len - p ? -1 : 0;
-}
-
-chan *omni_channel(omni *o, const char *name)
-{
-    for (size_t i = 0; i < o->n_chans; i++)
-        if (strcmp(o->chans[i].name, name) == 0)
-            return &o->chans[i];
-    return NULL;
-}
-
-void omni_dead(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
-               const char *const *kv)
-{
-    store_args a = {0};
-    store_args_adds(&a, "XADD");
-    store_args_adds(&a, o->k_dead);
-    store_args_adds(&a, "MAXLEN");
-    store_args_adds(&a, "~");
-    store_args_adds(&a, "1000000");
-    store_args_adds(&a, "*");
-    store_args_adds(&a, "source");
-    store_args_adds(&a, source);
-    store_args_adds(&a, "reason");
-    store_args_adds(&a, reason);
-    if (raw) {
-        store_args_adds(&a, "job");
-        store_args_add(&a, raw, raw_len);
-    }
-    for (const char *const *p = kv; p && p[0] && p[1]; p += 2) {
-        store_args_adds(&a, p[0]);
-        store_args_adds(&a, p[1]);
-    }
-    store_args_adds(&a, "at");
-    store_args_addll(&a, omni_now_ms());
-    store_args_finish(&a);
-    if (store_cmdv(o->st, STORE_CMD, NULL, NULL, a.argc, a.argv, a.lens) == 0)
-        o->stats.dead_letters++;
-    else
-        log_error("dead letter could not be written (Redis unavailable): %s", reason);
-    store_args_free(&a);
-}
-
 static void notify(const char *state)
 {
 #ifdef OMNI_HAVE_SYSTEMD
@@ -122,12 +55,6 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     finish_if_drained(o);
 }
 
-void omni_kick(omni *o)
-{
-    if (o->kick_ev && !event_pending(o->kick_ev, EV_TIMEOUT, NULL))
-        event_active(o->kick_ev, EV_TIMEOUT, 0);
-}
-
 static void status_line(omni *o)
 {
     char buf[256];
@@ -142,7 +69,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     omni *o = arg;
-    long long now = omni_now_ms();
+    long long now = omni_now_ms(), mono = omni_mono_us();
+    /* a loop blocked by anything shows up as a late tick */
+    if (o->last_tick_us) {
+        long long late = mono - o->last_tick_us - 200000;
+        o->stats.loop_lag_s = late > 0 ? (double)late / 1e6 : 0;
+    }
+    o->last_tick_us = mono;
     dispatch_tick(o);
     if (now >= o->next_reclaim_ms) {
         queue_reclaim(o);

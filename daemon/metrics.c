@@ -85,8 +85,18 @@ void metrics_render(omni *o, oc_buf *b)
         (unsigned long long)s->retries_taken);
     put(b, "# TYPE omnicast_dead_letters_total counter\nomnicast_dead_letters_total %llu\n",
         (unsigned long long)s->dead_letters);
-    put(b, "# TYPE omnicast_webhook_events_total counter\nomnicast_webhook_events_total %llu\n",
-        (unsigned long long)s->webhook_events);
+    put(b, "# HELP omnicast_webhook_events_total Events from provider webhooks, by type.\n"
+           "# TYPE omnicast_webhook_events_total counter\n");
+    put(b, "omnicast_webhook_events_total{type=\"reply\"} %llu\n",
+        (unsigned long long)s->webhook_by_type[OC_EV_REPLY]);
+    put(b, "omnicast_webhook_events_total{type=\"status\"} %llu\n",
+        (unsigned long long)s->webhook_by_type[OC_EV_STATUS]);
+    put(b, "omnicast_webhook_events_total{type=\"unsubscribe\"} %llu\n",
+        (unsigned long long)s->webhook_by_type[OC_EV_UNSUBSCRIBE]);
+    put(b,
+        "# HELP omnicast_event_loop_lag_seconds How late the last 200 ms tick ran.\n"
+        "# TYPE omnicast_event_loop_lag_seconds gauge\nomnicast_event_loop_lag_seconds %.6f\n",
+        s->loop_lag_s);
     put(b,
         "# TYPE omnicast_conversations_opened_total counter\n"
         "omnicast_conversations_opened_total %llu\n",

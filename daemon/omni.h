@@ -49,7 +49,9 @@ typedef struct chan {
 typedef struct omni_stats {
     uint64_t jobs_accepted, jobs_rejected, jobs_duplicate;
     uint64_t chunks_done, retries_taken, dead_letters;
-    uint64_t webhook_events, conversations_opened;
+    uint64_t conversations_opened;
+    uint64_t webhook_by_type[4]; /* indexed by oc_event_type: reply, status, unsubscribe */
+    double loop_lag_s;           /* how late the last 200 ms tick fired */
 } omni_stats;
 
 typedef struct omni {
@@ -76,6 +78,7 @@ typedef struct omni {
     struct event *kick_ev; /* zero-delay: flush outcomes, claims, queues */
     struct event *tick_ev; /* periodic: retries, schedule, reclaim */
     long long next_reclaim_ms;
+    long long last_tick_us;
 
     void *dispatch;  /* dispatch.c's state */
     void *campaigns; /* campaign.c's spec cache */

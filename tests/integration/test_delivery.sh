@@ -127,7 +127,7 @@ ok "cancel: $(campaign_field cz sent) sent, $(campaign_field cz cancelled) cance
 
 # quiet hours: a recipient whose local time is inside the window waits
 # unclaimed in omni:retry until it ends; one outside is sent now
-now_min=$(( $(date -u +%H) * 60 + $(date -u +%M) ))
+now_min=$(( 10#$(date -u +%H) * 60 + 10#$(date -u +%M) ))
 s=$(( (now_min + 1440 - 5) % 1440 )); e=$(( (now_min + 60) % 1440 ))
 hm() { printf '%02d:%02d' $(( $1 / 60 )) $(( $1 % 60 )); }
 enqueue "{\"type\":\"broadcast\",\"id\":\"qh\",\"channel\":\"mail\",\"quiet_hours\":{\"start\":\"$(hm $s)\",\"end\":\"$(hm $e)\"},\"message\":{\"text\":\"x\"},\"recipients\":[{\"to\":\"utc@example.com\",\"vars\":{\"tz\":\"UTC\"}},{\"to\":\"far@example.com\",\"vars\":{\"tz\":\"Etc/GMT+12\"}}]}"
