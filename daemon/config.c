@@ -65,6 +65,10 @@ const oc_config_key config_daemon_keys[] = {
     {"opt_out_keywords", 0, "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT",
      "replies that opt a contact out (whole message, any case; space-separated)"},
     {"opt_in_keywords", 0, "START UNSTOP YES", "replies that opt a contact back in"},
+    {"crm_webhook_url", 0, NULL,
+     "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise"},
+    {"crm_webhook_secret_file", 0, NULL,
+     "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct daemon_spec {
@@ -106,6 +110,8 @@ static const daemon_spec dspec[] = {
     {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */
     {T_STR, OFF(opt_out_keywords), 0, 0},            /* opt_out_keywords */
     {T_STR, OFF(opt_in_keywords), 0, 0},             /* opt_in_keywords */
+    {T_STR, OFF(crm_webhook_url), 0, 0},             /* crm_webhook_url */
+    {T_STR, OFF(crm_webhook_secret_file), 0, 0},     /* crm_webhook_secret_file */
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
 _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,

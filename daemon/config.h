@@ -73,6 +73,8 @@ typedef struct omni_config {
     int attribution_window_s;
     char *opt_out_keywords; /* space-separated, matched on the whole message */
     char *opt_in_keywords;
+    char *crm_webhook_url;
+    char *crm_webhook_secret_file;
     char *plugin_dir;
 
     conf_connector *connectors;

@@ -17,6 +17,7 @@
 #include "address.h"
 #include "campaign.h"
 #include "conv.h"
+#include "crm.h"
 #include "http.h"
 #include "log.h"
 #include "omni.h"
@@ -77,6 +78,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     o->last_tick_us = mono;
     dispatch_tick(o);
+    crm_pump(o);
     if (now >= o->next_reclaim_ms) {
         queue_reclaim(o);
         o->next_reclaim_ms = now + o->cfg->reclaim_interval_ms;
@@ -92,6 +94,7 @@ static void on_store_ready(void *arg)
 {
     omni *o = arg;
     queue_on_ready(o);
+    crm_on_ready(o);
     if (!ready_notified) {
         ready_notified = 1;
         notify("READY=1");
@@ -420,6 +423,10 @@ int main(int argc, char **argv)
         log_error("startup failed: %s", o.st ? "transport" : err);
         goto out;
     }
+    if (crm_init(&o, err, sizeof(err)) < 0) {
+        log_error("crm: %s", err);
+        goto out;
+    }
     if (cfg.n_http_listen) {
         http = http_start(&o, err, sizeof(err));
         if (!http) {
@@ -450,6 +457,7 @@ out:
     http_stop(http);
     dispatch_free(&o);
     conv_free(&o);
+    crm_free(&o);
     campaign_cache_free(&o);
     if (o.tp)
         transport_free(o.tp);

@@ -83,6 +83,7 @@ typedef struct omni {
     void *dispatch;  /* dispatch.c's state */
     void *campaigns; /* campaign.c's spec cache */
     void *conv;      /* conv.c's inbound event queue */
+    void *crm;       /* crm.c's forwarder, NULL without crm_webhook_url */
 
     char k_jobs[KEY_MAX], k_chunks[KEY_MAX], k_dead[KEY_MAX], k_retry[KEY_MAX], k_sched[KEY_MAX];
 } omni;

@@ -8,13 +8,19 @@
 source "$(dirname "$0")/lib.sh"
 
 start_redis
+start_mock crm
+CRM_PORT=$MOCK_PORT
 start_mock prov
 HTTP_PORT=$(free_port)
+printf 'crm-s3cret\n' >"$T/crm_secret"
+chmod 600 "$T/crm_secret"
 echo "# API tokens" >"$T/tokens"
 echo "t0ken-abc" >>"$T/tokens"
 daemon_conf "$T/omni.conf" "
 http_listen = 127.0.0.1:$HTTP_PORT
 api_tokens_file = $T/tokens
+crm_webhook_url = http://127.0.0.1:$CRM_PORT/crm
+crm_webhook_secret_file = $T/crm_secret
 $(wa_section "$MOCK_PORT")
 
 [connector.sms]
@@ -176,6 +182,21 @@ grep -q '^omnicast_redis_up 1' "$T/metrics" || fail "redis_up"
 ! grep -qi 'testtoken\|appsecret\|twtoken' "$T/metrics" || fail "a secret in /metrics"
 ok "/metrics in Prometheus text format, no secrets"
 
+# the CRM got every conversation event, signed, acked in the stream
+wait_for 20 sh -c "[ \$(redis-cli -p $REDIS_PORT XPENDING omni:conversations crm | head -1) = 0 ]"
+python3 - "$T/crm.jsonl" "$(rraw XLEN omni:conversations)" <<'PY'
+import hashlib, hmac, json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["path"] == "/crm"]
+types = [json.loads(r["body"])["type"] for r in reqs]
+assert "conversation.created" in types and "message.received" in types and "contact.opted_out" in types, types
+for r in reqs:
+    sig = "sha256=" + hmac.new(b"crm-s3cret", r["body"].encode(), hashlib.sha256).hexdigest()
+    assert r["headers"]["x-omnicast-signature"] == sig, r
+    assert r["headers"]["x-omnicast-event"] == json.loads(r["body"])["type"]
+assert len(set(r["headers"]["x-omnicast-delivery"] for r in reqs)) == int(sys.argv[2]), (len(reqs), sys.argv[2])
+PY
+ok "the CRM webhook received every conversation event once per entry, signed; the stream is acked"
+
 stop_daemon
-! grep -q 'testtoken\|appsecret\|twtoken\|t0ken-abc' "$T/daemon.log" || fail "a secret reached the log"
+! grep -q 'testtoken\|appsecret\|twtoken\|t0ken-abc\|crm-s3cret' "$T/daemon.log" || fail "a secret reached the log"
 check_logs_clean
