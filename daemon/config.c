@@ -543,38 +543,52 @@ static const oc_config_key *find_key(const oc_config_key *t, const char *name)
     return NULL;
 }
 
-static char *read_secret(const char *path, const char *who, const char *key, conf_errors *errs,
-                         const char *cfgpath, int line)
+int conf_read_secret(const char *path, char **out, char *full, size_t full_len,
+                     int *readable_by_others, char *err, size_t err_len)
 {
-    char full[PATH_MAX];
     const char *cred = getenv("CREDENTIALS_DIRECTORY");
     if (path[0] != '/' && cred && *cred)
-        snprintf(full, sizeof(full), "%s/%s", cred, path);
+        snprintf(full, full_len, "%s/%s", cred, path);
     else
-        snprintf(full, sizeof(full), "%s", path);
+        snprintf(full, full_len, "%s", path);
+    *out = NULL;
     FILE *f = fopen(full, "r");
     if (!f) {
-        conf_errors_add(errs, "%s:%d: [%s] %s_file: cannot read %s: %s", cfgpath, line, who, key,
-                        full, strerror(errno));
-        return NULL;
+        snprintf(err, err_len, "cannot read %s: %s", full, strerror(errno));
+        return -1;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-        conf_errors_add(errs, "%s:%d: warning: [%s] %s_file: %s is readable by group or others",
-                        cfgpath, line, who, key, full);
+    *readable_by_others = fstat(fileno(f), &st) == 0 && (st.st_mode & 077);
     char *buf = malloc(SECRET_MAX + 1);
     size_t n = buf ? fread(buf, 1, SECRET_MAX + 1, f) : 0;
     fclose(f);
     if (!buf || n > SECRET_MAX) {
-        conf_errors_add(errs, "%s:%d: [%s] %s_file: %s is larger than %d bytes", cfgpath, line, who,
-                        key, full, SECRET_MAX);
+        snprintf(err, err_len, "%s is larger than %d bytes", full, SECRET_MAX);
         free(buf);
-        return NULL;
+        return -1;
     }
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     buf[n] = '\0';
-    return buf;
+    *out = buf;
+    return 0;
+}
+
+static char *read_secret(const char *path, const char *who, const char *key, conf_errors *errs,
+                         const char *cfgpath, int line)
+{
+    char full[PATH_MAX], err[PATH_MAX + 128];
+    char *secret;
+    int open_to_others = 0;
+    if (conf_read_secret(path, &secret, full, sizeof(full), &open_to_others, err, sizeof(err)) <
+        0) {
+        conf_errors_add(errs, "%s:%d: [%s] %s_file: %s", cfgpath, line, who, key, err);
+        return NULL;
+    }
+    if (open_to_others)
+        conf_errors_add(errs, "%s:%d: warning: [%s] %s_file: %s is readable by group or others",
+                        cfgpath, line, who, key, full);
+    return secret;
 }
 
 int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *errs)

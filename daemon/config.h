@@ -108,6 +108,14 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
 
 void config_free(omni_config *cfg);
 
+/* Read a secret file (a relative path is looked up in
+ * $CREDENTIALS_DIRECTORY), trailing newline cut, 64 KiB at most. The
+ * resolved path goes to full, whether group/others may read it to
+ * *readable_by_others. Returns 0 with *out (caller frees), or -1 with err
+ * (which names the file, never its content). */
+int conf_read_secret(const char *path, char **out, char *full, size_t full_len,
+                     int *readable_by_others, char *err, size_t err_len);
+
 const conf_connector *config_connector(const omni_config *cfg, const char *name);
 const conf_channel *config_channel(const omni_config *cfg, const char *name);
 /* value of key in a connector section (first occurrence), or NULL */

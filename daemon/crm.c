@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "log.h"
 
 #define GROUP "crm"
@@ -45,31 +46,6 @@ static crm *C(omni *o)
     return o->crm;
 }
 
-static char *read_secret(const char *path, char *err, size_t err_len)
-{
-    char full[PATH_MAX];
-    const char *cred = getenv("CREDENTIALS_DIRECTORY");
-    if (path[0] != '/' && cred && *cred)
-        snprintf(full, sizeof(full), "%s/%s", cred, path);
-    else
-        snprintf(full, sizeof(full), "%s", path);
-    FILE *f = fopen(full, "r");
-    if (!f) {
-        snprintf(err, err_len, "crm_webhook_secret_file: cannot read %s: %s", full,
-                 strerror(errno));
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    char *s = strdup(buf);
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return s;
-}
-
 int crm_init(omni *o, char *err, size_t err_len)
 {
     if (!o->cfg->crm_webhook_url)
@@ -78,11 +54,18 @@ int crm_init(omni *o, char *err, size_t err_len)
     if (!c)
         return -1;
     c->url = strdup(o->cfg->crm_webhook_url);
-    if (o->cfg->crm_webhook_secret_file &&
-        !(c->secret = read_secret(o->cfg->crm_webhook_secret_file, err, err_len))) {
-        free(c->url);
-        free(c);
-        return -1;
+    if (o->cfg->crm_webhook_secret_file) {
+        char full[PATH_MAX], why[PATH_MAX + 64];
+        int open_to_others;
+        if (conf_read_secret(o->cfg->crm_webhook_secret_file, &c->secret, full, sizeof(full),
+                             &open_to_others, why, sizeof(why)) < 0) {
+            snprintf(err, err_len, "crm_webhook_secret_file: %.200s", why);
+            free(c->url);
+            free(c);
+            return -1;
+        }
+        if (open_to_others)
+            log_warn("crm_webhook_secret_file %s is readable by group or others", full);
     }
     omni_key(o, c->key, sizeof(c->key), "conversations");
     strcpy(c->from, "0");

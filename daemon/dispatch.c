@@ -85,6 +85,8 @@ typedef struct dispatch {
     oc_buf params[16];
     int taking;               /* a take.lua call is outstanding */
     long long pause_until_us; /* Redis answered with errors: wait before writing again */
+    char num[4][64];          /* numbers formatted for a template, rotating */
+    int num_slot;
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -530,8 +532,7 @@ static void claim_chunk(chunk *c)
 static const char *var_lookup(void *ctx, const char *name, size_t len)
 {
     rcpt *r = ctx;
-    static char num[4][64];
-    static int slot;
+    dispatch *d = D(r->ck->o);
     json_t *vars = json_object_get(r->r, "vars");
     json_t *v = json_object_getn(vars, name, len);
     if (!v && r->ck->spec->defaults)
@@ -539,7 +540,7 @@ static const char *var_lookup(void *ctx, const char *name, size_t len)
     if (v) {
         if (json_is_string(v))
             return json_string_value(v);
-        char *b = num[slot++ & 3];
+        char *b = d->num[d->num_slot++ & 3];
         if (json_is_integer(v))
             snprintf(b, 64, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         else if (json_is_real(v))
@@ -550,7 +551,6 @@ static const char *var_lookup(void *ctx, const char *name, size_t len)
             return NULL;
         return b;
     }
-    dispatch *d = D(r->ck->o);
 #define IS(s) (len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
     if (IS("to"))
         return r->addr;
@@ -559,7 +559,7 @@ static const char *var_lookup(void *ctx, const char *name, size_t len)
     if (IS("campaign"))
         return r->ck->cid;
     if (IS("message_id")) {
-        char *b = num[slot++ & 3];
+        char *b = d->num[d->num_slot++ & 3];
         message_id(r, b, 64);
         return b;
     }

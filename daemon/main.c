@@ -88,15 +88,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     omni_kick(o);
 }
 
-static int ready_notified;
-
 static void on_store_ready(void *arg)
 {
     omni *o = arg;
     queue_on_ready(o);
     crm_on_ready(o);
-    if (!ready_notified) {
-        ready_notified = 1;
+    if (!o->ready_notified) {
+        o->ready_notified = 1;
         notify("READY=1");
     }
     omni_kick(o);
@@ -130,7 +128,6 @@ static const char *cfg_get_nth(void *ctx, const char *key, size_t n)
     return conf_connector_get_nth(ctx, key, n);
 }
 
-static struct event *drain_ev;
 static int load_config(const char *path, omni_config *cfg);
 static void apply_rates(omni *o, conn_inst *ci);
 
@@ -215,9 +212,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: draining (no new work; finishing what is in flight)", (int)sig);
     notify("STOPPING=1");
     o->draining = 1;
-    drain_ev = evtimer_new(o->base, drain_timeout_cb, o);
+    o->drain_ev = evtimer_new(o->base, drain_timeout_cb, o);
     struct timeval tv = {o->cfg->drain_timeout_ms / 1000, (o->cfg->drain_timeout_ms % 1000) * 1000};
-    evtimer_add(drain_ev, &tv);
+    evtimer_add(o->drain_ev, &tv);
     omni_kick(o);
 }
 
@@ -468,8 +465,8 @@ out:
         event_free(o.kick_ev);
     if (o.tick_ev)
         event_free(o.tick_ev);
-    if (drain_ev)
-        event_free(drain_ev);
+    if (o.drain_ev)
+        event_free(o.drain_ev);
     event_base_free(o.base);
     config_free(&cfg);
     return rc;

@@ -79,6 +79,8 @@ typedef struct omni {
     struct event *tick_ev; /* periodic: retries, schedule, reclaim */
     long long next_reclaim_ms;
     long long last_tick_us;
+    int ready_notified;     /* READY=1 sent to systemd */
+    struct event *drain_ev; /* drain_timeout_ms after SIGTERM */
 
     void *dispatch;  /* dispatch.c's state */
     void *campaigns; /* campaign.c's spec cache */
