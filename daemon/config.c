@@ -58,6 +58,8 @@ const oc_config_key config_daemon_keys[] = {
     {"api_tokens_file", 0, NULL, "file of API bearer tokens, one per line"},
     {"http_max_body", OC_KEY_INT, "1048576", "largest request body"},
     {"http_max_headers", OC_KEY_INT, "16384", "largest request header block"},
+    {"http_max_connections", OC_KEY_INT, "1024",
+     "simultaneous HTTP connections; requests beyond get 503 and the connection is closed"},
     {"http_timeout_ms", OC_KEY_INT, "10000", "read/write timeout of an HTTP connection"},
     {"attribution_window_s", OC_KEY_INT, "604800",
      "a reply is attributed to the last campaign within this"},
@@ -105,6 +107,7 @@ static const daemon_spec dspec[] = {
     {T_STR, OFF(api_tokens_file), 0, 0},             /* api_tokens_file */
     {T_INT, OFF(http_max_body), 1024, 268435456},    /* http_max_body */
     {T_INT, OFF(http_max_headers), 1024, 1048576},   /* http_max_headers */
+    {T_INT, OFF(http_max_connections), 1, 1000000},  /* http_max_connections */
     {T_INT, OFF(http_timeout_ms), 100, 600000},      /* http_timeout_ms */
     {T_INT, OFF(attribution_window_s), 0, 31536000}, /* attribution_window_s */
     {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */

@@ -69,6 +69,7 @@ typedef struct omni_config {
     char *api_tokens_file;
     int http_max_body;
     int http_max_headers;
+    int http_max_connections;
     int http_timeout_ms;
     int attribution_window_s;
     char *opt_out_keywords; /* space-separated, matched on the whole message */

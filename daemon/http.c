@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -27,13 +28,104 @@
 #define EVENTS_PER_REQUEST 1000
 #define LIST_MAX 500
 
+typedef struct areq areq;
+
+/* One accepted connection. evhttp (libevent 2.1) has no connection cap and
+ * no accept hook but the bufferevent factory, so connections are counted
+ * there and matched to their evhttp_connection on the first request, whose
+ * close callback ends the count. A connection that never sends a request
+ * is closed by evhttp after http_timeout_ms; it is forgotten after twice
+ * that. */
+typedef struct conn_track {
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon; /* set on the first request */
+    long long accepted_ms;
+    int over;      /* accepted beyond http_max_connections: refuse its requests */
+    areq *waiting; /* an async request answering on this connection */
+    struct http_server *h;
+    struct conn_track *prev, *next;
+} conn_track;
+
 struct http_server {
     omni *o;
     struct evhttp *http;
     char *tokens[TOKENS_MAX];
     int n_tokens;
     int connections;
+    conn_track *conns;
 };
+
+static void track_unlink(http_server *h, conn_track *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        h->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    h->connections--;
+    free(t);
+}
+
+/* Forget connections that never sent a request and are long closed. */
+static void track_sweep(http_server *h)
+{
+    long long old = omni_now_ms() - 2LL * h->o->cfg->http_timeout_ms - 1000;
+    for (conn_track *t = h->conns, *n; t; t = n) {
+        n = t->next;
+        if (!t->evcon && t->accepted_ms < old)
+            track_unlink(h, t);
+    }
+}
+
+static struct bufferevent *new_conn(struct event_base *base, void *arg)
+{
+    http_server *h = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL;
+    track_sweep(h);
+    /* memory of a freed connection can come back: the old entry is stale */
+    for (conn_track *t = h->conns, *n; t; t = n) {
+        n = t->next;
+        if (t->bev == bev && !t->evcon)
+            track_unlink(h, t);
+    }
+    conn_track *t = calloc(1, sizeof(*t));
+    if (!t)
+        return bev;
+    t->bev = bev;
+    t->h = h;
+    t->accepted_ms = omni_now_ms();
+    t->over = h->connections >= h->o->cfg->http_max_connections;
+    t->next = h->conns;
+    if (h->conns)
+        h->conns->prev = t;
+    h->conns = t;
+    h->connections++;
+    return bev;
+}
+
+static void conn_closed(struct evhttp_connection *c, void *arg);
+
+/* The tracked connection of a request (matched on its first request). */
+static conn_track *track_of(http_server *h, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon)
+        return NULL;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    for (conn_track *t = h->conns; t; t = t->next) {
+        if (t->evcon == evcon)
+            return t;
+        if (!t->evcon && t->bev == bev) {
+            t->evcon = evcon;
+            evhttp_connection_set_closecb(evcon, conn_closed, t);
+            return t;
+        }
+    }
+    return NULL;
+}
 
 /* ---- replies */
 
@@ -63,22 +155,25 @@ static void reply_error(struct evhttp_request *req, int code, const char *err, c
 
 /* ---- async requests survive a client that hangs up */
 
-typedef struct areq {
+struct areq {
     http_server *h;
     struct evhttp_request *req; /* NULL once the client is gone */
-    struct evhttp_connection *conn;
+    conn_track *conn;
     char id[JOB_ID_MAX + 8];
     json_t *acc; /* an answer being assembled */
     int waiting; /* replies still expected */
     int missing;
-} areq;
+};
 
 static void conn_closed(struct evhttp_connection *c, void *arg)
 {
     (void)c;
-    areq *a = arg;
-    a->req = NULL;
-    a->conn = NULL;
+    conn_track *t = arg;
+    if (t->waiting) { /* the client hung up while its answer was on the way */
+        t->waiting->req = NULL;
+        t->waiting->conn = NULL;
+    }
+    track_unlink(t->h, t);
 }
 
 static areq *areq_new(http_server *h, struct evhttp_request *req)
@@ -86,9 +181,9 @@ static areq *areq_new(http_server *h, struct evhttp_request *req)
     areq *a = calloc(1, sizeof(*a));
     a->h = h;
     a->req = req;
-    a->conn = evhttp_request_get_connection(req);
+    a->conn = track_of(h, req);
     if (a->conn)
-        evhttp_connection_set_closecb(a->conn, conn_closed, a);
+        a->conn->waiting = a;
     return a;
 }
 
@@ -96,7 +191,7 @@ static areq *areq_new(http_server *h, struct evhttp_request *req)
 static struct evhttp_request *areq_take(areq *a)
 {
     if (a->conn)
-        evhttp_connection_set_closecb(a->conn, NULL, NULL);
+        a->conn->waiting = NULL;
     a->conn = NULL;
     struct evhttp_request *r = a->req;
     a->req = NULL;
@@ -687,7 +782,11 @@ static void on_request(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    if (!path || strstr(path, "..") || strstr(path, "//") || strchr(path, '%')) {
+    conn_track *t = track_of(h, req);
+    if (t && t->over) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(req, 503, "too_many_connections", "connection limit reached, retry later");
+    } else if (!path || strstr(path, "..") || strstr(path, "//") || strchr(path, '%')) {
         reply_error(req, 400, "bad_request", "bad request path");
     } else if (!strcmp(path, "/healthz")) {
         reply(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
@@ -739,6 +838,7 @@ http_server *http_start(omni *o, char *err, size_t err_len)
     evhttp_set_timeout_tv(h->http, &tv);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(h->http, on_request, h);
+    evhttp_set_bevcb(h->http, new_conn, h);
     for (size_t i = 0; i < c->n_http_listen; i++) {
         char addr[256];
         snprintf(addr, sizeof(addr), "%s", c->http_listen[i]);
@@ -765,7 +865,12 @@ void http_stop(http_server *h)
     if (!h)
         return;
     if (h->http)
-        evhttp_free(h->http);
+        evhttp_free(h->http); /* closes connections: their close callbacks untrack them */
+    while (h->conns) {
+        conn_track *t = h->conns;
+        h->conns = t->next;
+        free(t);
+    }
     for (int i = 0; i < h->n_tokens; i++) {
         OPENSSL_cleanse(h->tokens[i], strlen(h->tokens[i]));
         free(h->tokens[i]);

@@ -116,4 +116,38 @@ rss1=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
 curl -sf "$B/readyz" >/dev/null || fail "not ready afterwards"
 ok "oversized bodies/headers, broken chunking, path tricks, bad tokens rejected; slowloris cut off; 300 idle connections; RSS +$((rss1 - rss0)) KiB; Redis untouched"
 stop_daemon
+
+# http_max_connections: a request on a connection beyond the cap gets 503
+# and is closed; once the hogs are gone, clients are served again
+sed -i 's/^http_timeout_ms = 1000/http_timeout_ms = 4000\nhttp_max_connections = 20/' "$T/omni.conf"
+start_daemon "$T/omni.conf" daemon2
+wait_for 20 curl -sf "$B/readyz"
+python3 - "$HTTP_PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def get():
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+    s.close()
+    return data
+hogs = [socket.create_connection(("127.0.0.1", port)) for _ in range(25)]
+time.sleep(0.3)
+r = get()
+assert b" 503 " in r.split(b"\r\n")[0] and b"too_many_connections" in r, r[:200]
+for h in hogs:
+    h.close()
+deadline = time.time() + 20
+while b" 200 " not in get().split(b"\r\n")[0]:
+    assert time.time() < deadline, "the connection count never came down"
+    time.sleep(0.5)
+print("cap ok")
+PY
+ok "http_max_connections: the 21st connection's request got 503 too_many_connections; served again after"
+stop_daemon
 check_logs_clean
