@@ -183,7 +183,11 @@ grep -q '^omnicast_redis_up 1' "$T/metrics" || fail "redis_up"
 ok "/metrics in Prometheus text format, no secrets"
 
 # the CRM got every conversation event, signed, acked in the stream
-wait_for 20 sh -c "[ \$(redis-cli -p $REDIS_PORT XPENDING omni:conversations crm | head -1) = 0 ]"
+crm_caught_up() {
+  [ "$(rraw XPENDING omni:conversations crm | head -1)" = 0 ] &&
+  [ "$(grep -c '"path":"/crm"' "$T/crm.jsonl")" -ge "$(rraw XLEN omni:conversations)" ]
+}
+wait_for 20 crm_caught_up
 python3 - "$T/crm.jsonl" "$(rraw XLEN omni:conversations)" <<'PY'
 import hashlib, hmac, json, sys
 reqs = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["path"] == "/crm"]
