@@ -116,6 +116,8 @@ static int wa_build(void *inst, const oc_message *m, oc_request *req, oc_outcome
     wa *w = inst;
     const char *to = m->to[0] == '+' ? m->to + 1 : m->to;
     oc_buf *b = &req->body;
+    /* one allocation for the usual body instead of a few doublings */
+    oc_buf_reserve(b, 160 + (m->text ? strlen(m->text) * 2 : 256));
     oc_buf_puts(b, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\",\"to\":");
     str(w, b, to);
     if (m->template_name) {

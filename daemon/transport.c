@@ -49,6 +49,7 @@ struct xfer {
 
 typedef struct sock {
     struct event *ev;
+    int what; /* the CURL_POLL_* the event is armed for */
     transport *t;
     struct sock *prev, *next; /* every socket curl watches, freed at the end */
 } sock;
