@@ -13,7 +13,7 @@ BENCH_DEPS = nginx-light wrk
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test test-unit bench fuzz package clean
+.PHONY: all deps build demo test test-unit bench bench-webhooks fuzz package clean
 
 all: build
 
@@ -65,6 +65,10 @@ bench: build
 
 package: build
 	cd $(BUILD) && cpack -G DEB
+
+bench-webhooks: build
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="$(BENCH_DEPS)"
+	bash tests/bench/webhooks.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
