@@ -19,13 +19,19 @@
 #include "log.h"
 
 #define GROUP "crm"
-#define BATCH "16"
 #define MAX_INFLIGHT 16
 #define RETRY_IDLE_MS "30000"
 #define RETRY_EVERY_MS 5000
 #define POST_TIMEOUT_MS 10000
 
+typedef struct post {
+    omni *o;
+    int used;
+    char id[40];
+} post;
+
 typedef struct crm {
+    post slots[MAX_INFLIGHT]; /* posts in flight: no allocation, nothing to leak at exit */
     char *url;
     char *secret;
     char key[KEY_MAX];
@@ -35,11 +41,6 @@ typedef struct crm {
     long long next_retry_ms;
     uint64_t posted, failed;
 } crm;
-
-typedef struct post {
-    omni *o;
-    char id[40];
-} post;
 
 static crm *C(omni *o)
 {
@@ -105,7 +106,7 @@ static void posted(void *arg, const oc_response *r, long long latency_us)
                      r->net_error ? r->net_detail : "HTTP", r->status);
         }
     }
-    free(p);
+    p->used = 0;
     omni_kick(o);
 }
 
@@ -131,7 +132,15 @@ static void send_event(omni *o, const char *id, const char *type, const char *da
             sprintf(sig + 7 + 2 * i, "%02x", mac[i]);
         oc_request_header(&req, "X-Omnicast-Signature", sig);
     }
-    post *p = calloc(1, sizeof(*p));
+    post *p = NULL;
+    for (int i = 0; i < MAX_INFLIGHT && !p; i++)
+        if (!c->slots[i].used)
+            p = &c->slots[i];
+    if (!p) { /* cannot happen: crm_pump keeps inflight below the slots */
+        oc_request_free(&req);
+        return;
+    }
+    p->used = 1;
     p->o = o;
     snprintf(p->id, sizeof(p->id), "%s", id);
     transport_req_opts to = {.timeout_ms = POST_TIMEOUT_MS,
@@ -140,7 +149,7 @@ static void send_event(omni *o, const char *id, const char *type, const char *da
     c->inflight++;
     if (transport_submit(o->tp, &req, &to, posted, p) < 0) {
         c->inflight--;
-        free(p);
+        p->used = 0;
     }
 }
 
@@ -206,7 +215,11 @@ static void read_done(redisReply *r, void *arg)
 static void retried(redisReply *r, void *arg)
 {
     omni *o = arg;
-    if (C(o) && r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
+    crm *c = C(o);
+    if (!c)
+        return;
+    c->reading = 0;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
         handle(o, r->element[1], 0);
 }
 
@@ -227,13 +240,18 @@ void crm_pump(omni *o)
     if (!c || c->reading || c->inflight >= MAX_INFLIGHT || !store_is_ready(o->st))
         return;
     long long now = omni_now_ms();
-    if (now >= c->next_retry_ms) {
+    char count[16];
+    /* never more than free slots: one read, or one retry sweep when idle */
+    snprintf(count, sizeof(count), "%d", MAX_INFLIGHT - c->inflight);
+    if (c->inflight == 0 && now >= c->next_retry_ms) {
         c->next_retry_ms = now + RETRY_EVERY_MS;
-        store_cmd(o->st, retried, o, "XAUTOCLAIM", c->key, GROUP, o->cfg->consumer, RETRY_IDLE_MS,
-                  "0-0", "COUNT", BATCH, NULL);
+        if (store_cmd(o->st, retried, o, "XAUTOCLAIM", c->key, GROUP, o->cfg->consumer,
+                      RETRY_IDLE_MS, "0-0", "COUNT", count, NULL) == 0)
+            c->reading = 1;
+        return;
     }
     const char *argv[] = {"XREADGROUP", "GROUP",   GROUP,  o->cfg->consumer, "COUNT",
-                          BATCH,        "STREAMS", c->key, c->from};
+                          count,        "STREAMS", c->key, c->from};
     if (store_cmdv(o->st, STORE_CMD, read_done, o, 9, argv, NULL) == 0)
         c->reading = 1;
 }
