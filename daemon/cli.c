@@ -557,6 +557,12 @@ static int cmd_watch(cli *c, int argc, char **argv)
             return EX_REDIS;
         if (r->type != REDIS_REPLY_ARRAY || !r->element[0]->str) {
             freeReplyObject(r);
+            /* just enqueued? the daemon creates it within moments */
+            if (now_ms() - t0 < 10000) {
+                struct timespec ts = {0, 200000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
             fprintf(stderr, "omnicast: no campaign %s\n", argv[0]);
             return EX_FAIL;
         }

@@ -71,6 +71,7 @@ const oc_config_key config_daemon_keys[] = {
      "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise"},
     {"crm_webhook_secret_file", 0, NULL,
      "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"},
+    {"crm_retry_ms", OC_KEY_INT, "30000", "an event the CRM did not accept is posted again after this"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct daemon_spec {
@@ -115,6 +116,7 @@ static const daemon_spec dspec[] = {
     {T_STR, OFF(opt_in_keywords), 0, 0},             /* opt_in_keywords */
     {T_STR, OFF(crm_webhook_url), 0, 0},             /* crm_webhook_url */
     {T_STR, OFF(crm_webhook_secret_file), 0, 0},     /* crm_webhook_secret_file */
+    {T_INT, OFF(crm_retry_ms), 100, 86400000},       /* crm_retry_ms */
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
 _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,

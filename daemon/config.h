@@ -76,6 +76,7 @@ typedef struct omni_config {
     char *opt_in_keywords;
     char *crm_webhook_url;
     char *crm_webhook_secret_file;
+    int crm_retry_ms;
     char *plugin_dir;
 
     conf_connector *connectors;

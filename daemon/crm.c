@@ -20,8 +20,6 @@
 
 #define GROUP "crm"
 #define MAX_INFLIGHT 16
-#define RETRY_IDLE_MS "30000"
-#define RETRY_EVERY_MS 5000
 #define POST_TIMEOUT_MS 10000
 
 typedef struct post {
@@ -100,7 +98,7 @@ static void posted(void *arg, const oc_response *r, long long latency_us)
             c->posted++;
             store_cmd(o->st, NULL, NULL, "XACK", c->key, GROUP, p->id, NULL);
         } else {
-            /* stays pending: taken up again after RETRY_IDLE_MS */
+            /* stays pending: taken up again after crm_retry_ms */
             c->failed++;
             log_warn("crm webhook: event %s not accepted (%s %ld); will retry", p->id,
                      r->net_error ? r->net_detail : "HTTP", r->status);
@@ -212,6 +210,8 @@ static void read_done(redisReply *r, void *arg)
         crm_pump(o); /* there may be more */
 }
 
+void crm_pump(omni *o);
+
 static void retried(redisReply *r, void *arg)
 {
     omni *o = arg;
@@ -221,6 +221,7 @@ static void retried(redisReply *r, void *arg)
     c->reading = 0;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
         handle(o, r->element[1], 0);
+    crm_pump(o); /* new events wait no longer than one sweep */
 }
 
 void crm_on_ready(omni *o)
@@ -244,9 +245,14 @@ void crm_pump(omni *o)
     /* never more than free slots: one read, or one retry sweep when idle */
     snprintf(count, sizeof(count), "%d", MAX_INFLIGHT - c->inflight);
     if (c->inflight == 0 && now >= c->next_retry_ms) {
-        c->next_retry_ms = now + RETRY_EVERY_MS;
-        if (store_cmd(o->st, retried, o, "XAUTOCLAIM", c->key, GROUP, o->cfg->consumer,
-                      RETRY_IDLE_MS, "0-0", "COUNT", count, NULL) == 0)
+        /* sweep for events idle past crm_retry_ms a few times per period */
+        int every = o->cfg->crm_retry_ms / 4;
+        every = every > 5000 ? 5000 : every < 1000 ? 1000 : every;
+        c->next_retry_ms = now + every;
+        char idle[24];
+        snprintf(idle, sizeof(idle), "%d", o->cfg->crm_retry_ms);
+        if (store_cmd(o->st, retried, o, "XAUTOCLAIM", c->key, GROUP, o->cfg->consumer, idle, "0-0",
+                      "COUNT", count, NULL) == 0)
             c->reading = 1;
         return;
     }

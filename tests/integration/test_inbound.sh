@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_redis
-start_mock crm
+start_mock crm --fail-plan "status=500:first=3"
 CRM_PORT=$MOCK_PORT
 start_mock prov
 HTTP_PORT=$(free_port)
@@ -21,6 +21,7 @@ http_listen = 127.0.0.1:$HTTP_PORT
 api_tokens_file = $T/tokens
 crm_webhook_url = http://127.0.0.1:$CRM_PORT/crm
 crm_webhook_secret_file = $T/crm_secret
+crm_retry_ms = 500
 $(wa_section "$MOCK_PORT")
 
 [connector.sms]
@@ -198,8 +199,10 @@ for r in reqs:
     assert r["headers"]["x-omnicast-signature"] == sig, r
     assert r["headers"]["x-omnicast-event"] == json.loads(r["body"])["type"]
 assert len(set(r["headers"]["x-omnicast-delivery"] for r in reqs)) == int(sys.argv[2]), (len(reqs), sys.argv[2])
+# the first three posts were refused (500) and posted again with the same id
+assert len(reqs) >= int(sys.argv[2]) + 3, (len(reqs), sys.argv[2])
 PY
-ok "the CRM webhook received every conversation event once per entry, signed; the stream is acked"
+ok "the CRM webhook received every conversation event (3 refused at first, posted again), signed; the stream is acked"
 
 stop_daemon
 ! grep -q 'testtoken\|appsecret\|twtoken\|t0ken-abc\|crm-s3cret' "$T/daemon.log" || fail "a secret reached the log"
