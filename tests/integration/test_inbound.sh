@@ -184,9 +184,16 @@ grep -q '^omnicast_redis_up 1' "$T/metrics" || fail "redis_up"
 ok "/metrics in Prometheus text format, no secrets"
 
 # the CRM got every conversation event, signed, acked in the stream
+# caught up: every stream entry delivered (the 3 refused ones again) and
+# nothing pending
 crm_caught_up() {
   [ "$(rraw XPENDING omni:conversations crm | head -1)" = 0 ] &&
-  [ "$(grep -c '"path":"/crm"' "$T/crm.jsonl")" -ge "$(rraw XLEN omni:conversations)" ]
+  python3 - "$T/crm.jsonl" "$(rraw XLEN omni:conversations)" <<'PY'
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["path"] == "/crm"]
+ids = set(r["headers"]["x-omnicast-delivery"] for r in reqs)
+sys.exit(0 if len(ids) == int(sys.argv[2]) and len(reqs) >= len(ids) + 3 else 1)
+PY
 }
 wait_for 20 crm_caught_up
 python3 - "$T/crm.jsonl" "$(rraw XLEN omni:conversations)" <<'PY'
