@@ -18,13 +18,20 @@ typedef struct qev {
     int argc;
     conv_written_fn done;
     void *done_arg;
+    int errors; /* Redis answered with an error this many times */
+    int sent;   /* in flight */
+    omni *o;
     struct qev *next;
 } qev;
+
+#define PIPELINE 256 /* events in flight at once, in order on one connection */
+#define MAX_ERRORS 5
 
 typedef struct conv_state {
     qev *head, *tail;
     size_t n;
-    int busy; /* one call in flight keeps events in order */
+    int inflight;
+    long long pause_until_us; /* after an error reply, wait before sending again */
 } conv_state;
 
 static conv_state *S(omni *o)
@@ -117,6 +124,7 @@ static void enqueue(omni *o, qev *e)
     else
         s->head = e;
     s->tail = e;
+    e->o = o;
     s->n++;
     omni_kick(o);
 }
@@ -197,39 +205,70 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
     enqueue(o, e);
 }
 
+static void unlink_ev(conv_state *s, qev *e)
+{
+    qev **pp = &s->head, *prev = NULL;
+    while (*pp && *pp != e) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = e->next;
+    if (s->tail == e)
+        s->tail = prev;
+    s->n--;
+}
+
+/* Events are pipelined on the one command connection, so Redis applies
+ * them in order; a reply belongs to its own event (arg). */
 static void written(redisReply *r, void *arg)
 {
-    omni *o = arg;
+    qev *e = arg;
+    omni *o = e->o;
     conv_state *s = S(o);
-    s->busy = 0;
-    if (!r) /* Redis away: keep the event, write it later */
+    s->inflight--;
+    e->sent = 0;
+    if (!r) /* Redis away: sent again, in queue order, once it is back */
         return;
-    qev *e = s->head;
-    if (e) {
-        s->head = e->next;
-        if (!s->head)
-            s->tail = NULL;
-        s->n--;
-        if (r->type == REDIS_REPLY_ERROR)
-            log_error("inbound event failed: %s", r->str);
-        else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
-                 !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply"))
-            o->stats.conversations_opened++;
-        drop(e);
+    if (r->type == REDIS_REPLY_ERROR && ++e->errors < MAX_ERRORS) {
+        /* out of memory, say: keep it and retry soon */
+        log_error("inbound event not stored (%s); retrying", r->str);
+        s->pause_until_us = omni_mono_us() + 500000;
+        return;
     }
+    unlink_ev(s, e);
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* refused again and again: kept in the dead-letter stream, not lost */
+        oc_buf raw = {0};
+        for (int i = 2; i < e->argc; i++) {
+            oc_buf_puts(&raw, i > 2 ? "\t" : "");
+            oc_buf_append(&raw, e->argv[i], e->lens[i]);
+        }
+        omni_dead(o, "inbound", r->str, raw.data, raw.len, NULL);
+        oc_buf_free(&raw);
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
+               !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply")) {
+        o->stats.conversations_opened++;
+    }
+    drop(e);
     omni_kick(o);
 }
 
 void conv_flush(omni *o)
 {
     conv_state *s = S(o);
-    if (!s || s->busy || !s->head || !store_is_ready(o->st))
+    if (!s || !store_is_ready(o->st) || omni_mono_us() < s->pause_until_us)
         return;
-    qev *e = s->head;
-    s->busy = 1;
-    if (store_eval(o->st, SCRIPT_INBOUND, written, o, 0, e->argc, (const char **)e->argv, e->lens) <
-        0)
-        s->busy = 0;
+    for (qev *e = s->head; e && s->inflight < PIPELINE; e = e->next) {
+        if (e->sent)
+            continue;
+        if (store_eval(o->st, SCRIPT_INBOUND, written, e, 0, e->argc, (const char **)e->argv,
+                       e->lens) < 0)
+            return;
+        e->sent = 1;
+        s->inflight++;
+    }
 }
 
 typedef struct pending {

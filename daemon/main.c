@@ -451,6 +451,11 @@ int main(int argc, char **argv)
     log_info("omnicastd stopped");
 
 out:
+    /* Redis first: its pending callbacks run (with no reply) while every
+     * module they touch is still there */
+    if (o.st)
+        store_free(o.st);
+    o.st = NULL;
     http_stop(http);
     dispatch_free(&o);
     conv_free(&o);
@@ -458,8 +463,6 @@ out:
     campaign_cache_free(&o);
     if (o.tp)
         transport_free(o.tp);
-    if (o.st)
-        store_free(o.st);
     stop_connectors(&o);
     if (o.kick_ev)
         event_free(o.kick_ev);

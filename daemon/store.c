@@ -393,6 +393,8 @@ void store_free(store *s)
 {
     if (!s)
         return;
+    s->ready = 0; /* callbacks run by the frees below must not send more */
+    s->ev.ready = s->ev.down = NULL;
     for (int i = 0; i < 2; i++) {
         redisAsyncContext *ac = s->conn[i].ac;
         s->conn[i].ac = NULL;
