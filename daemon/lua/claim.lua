@@ -12,6 +12,9 @@
 --   on this channel earlier, try the next) | dup (same address earlier in
 --   this campaign) | unc (lease expired: uncertain) | wait (another live
 --   owner holds it) | cancelled
+-- The whole batch costs a fixed number of commands: one HMGET of the
+-- records, one SMISMEMBER per channel for the new ones, one HSET of every
+-- record written; only duplicates take a command each.
 local ck, mk = KEYS[1], KEYS[2]
 local prefix, now, lease, owner, consumer = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
     ARGV[4], ARGV[5]
@@ -21,80 +24,143 @@ local state = redis.call('HGET', ck, 'state')
 if not state then return {'missing'} end
 if state == 'paused' or state == 'scheduled' then return {state} end
 
+-- a command with at most 1000 arguments from a list at a time (Lua's
+-- unpack is limited), results joined
+local function sliced(cmd, key, list, step)
+  local res = {}
+  for s = 1, #list, step do
+    local part = redis.call(cmd, key, unpack(list, s, math.min(s + step - 1, #list)))
+    if type(part) == 'table' then
+      for k = 1, #part do res[s + k - 1] = part[k] end
+    end
+  end
+  return res
+end
+
+local n = (#ARGV - 5) / 4
+if n < 1 then return {state} end
+local fields = {}
+for j = 1, n do
+  local i = 2 + 4 * j
+  fields[j] = ARGV[i] .. ':' .. ARGV[i + 1]
+end
+local raws = sliced('HMGET', mk, fields, 1000)
+
+-- suppression of the addresses without a record, one command per channel
+local suppressed = {}
+if state ~= 'cancelled' and state ~= 'done' then
+  local by_ch = {}
+  for j = 1, n do
+    if not raws[j] then
+      local i = 2 + 4 * j
+      local t = by_ch[ARGV[i]]
+      if not t then t = {}; by_ch[ARGV[i]] = t end
+      t[#t + 1] = ARGV[i + 1]
+    end
+  end
+  for ch, addrs in pairs(by_ch) do
+    local hit = sliced('SMISMEMBER', prefix .. 'suppress:' .. ch, addrs, 1000)
+    for k = 1, #addrs do
+      if hit[k] == 1 then suppressed[ch .. ':' .. addrs[k]] = true end
+    end
+  end
+end
+
 local out = {state}
 local inc = {}
-local function count(name, n) inc[name] = (inc[name] or 0) + (n or 1) end
-local function put(field, rec) redis.call('HSET', mk, field, cjson.encode(rec)) end
+local function count(name, k) inc[name] = (inc[name] or 0) + (k or 1) end
+local recs, order = {}, {} -- records written by this batch, by field
+local function put(field, rec)
+  if not recs[field] then order[#order + 1] = field end
+  recs[field] = rec
+end
+-- a fresh claim is written as text: the same JSON cjson would make, cheaper
+local claim_tail = ',"owner":' .. cjson.encode(owner) .. ',"lease":' .. (now + lease) ..
+    ',"attempts":1,"at":' .. now .. '}'
+local ch_json = {}
 
-for i = 6, #ARGV, 4 do
+for j = 1, n do
+  local i = 2 + 4 * j
   local ch, addr, slot, flags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local field = ch .. ':' .. addr
-  local raw = redis.call('HGET', mk, field)
+  local field = fields[j]
+  local r = recs[field]
+  if r == nil and raws[j] then r = cjson.decode(raws[j]) end
+  if type(r) == 'string' then r = cjson.decode(r) end
   local code
-  if not raw then
+  if not r then
     if state == 'cancelled' or state == 'done' then
       put(field, {state = 'cancelled', channel = ch, slot = slot, at = now})
       count('cancelled')
       code = 'cancelled'
-    elseif redis.call('SISMEMBER', prefix .. 'suppress:' .. ch, addr) == 1 then
+    elseif suppressed[field] then
       put(field, {state = 'suppressed', channel = ch, slot = slot, at = now})
       count('suppressed')
       code = 'sup'
     else
-      put(field, {state = 'claimed', channel = ch, slot = slot, owner = owner,
-                  lease = now + lease, attempts = 1, at = now})
+      local cj = ch_json[ch]
+      if not cj then cj = cjson.encode(ch); ch_json[ch] = cj end
+      put(field, '{"state":"claimed","channel":' .. cj .. ',"slot":' .. cjson.encode(slot) ..
+          claim_tail)
       code = 'go:1'
     end
-  else
-    local r = cjson.decode(raw)
-    if r.slot ~= slot then
-      -- the same address twice in one campaign: count it once as a duplicate
-      if redis.call('HSETNX', mk, 'dup:' .. slot, field) == 1 then
-        count('suppressed')
-        count('duplicates')
-      end
-      code = 'dup'
-    elseif r.state == 'claimed' then
-      if r.owner == owner then
-        -- our own claim whose answer was lost with the connection: we
-        -- send only after a claim is answered, so it was never sent
-        code = 'go:' .. (r.attempts or 1)
-      elseif string.sub(r.owner, 1, #mine) == mine or tonumber(r.lease) <= now then
-        -- a previous life of this consumer, or an owner gone silent
-        r.state = 'uncertain'
-        r.at = now
-        put(field, r)
-        count('uncertain')
-        code = 'unc'
+  elseif r.slot ~= slot then
+    -- the same address twice in one campaign: count it once as a duplicate
+    if redis.call('HSETNX', mk, 'dup:' .. slot, field) == 1 then
+      count('suppressed')
+      count('duplicates')
+    end
+    code = 'dup'
+  elseif r.state == 'claimed' then
+    if r.owner == owner then
+      -- our own claim whose answer was lost with the connection: we
+      -- send only after a claim is answered, so it was never sent
+      code = 'go:' .. (r.attempts or 1)
+    elseif string.sub(r.owner, 1, #mine) == mine or tonumber(r.lease) <= now then
+      -- a previous life of this consumer, or an owner gone silent
+      r.state = 'uncertain'
+      r.at = now
+      put(field, r)
+      count('uncertain')
+      code = 'unc'
+    else
+      code = 'wait'
+    end
+  elseif r.state == 'retry' then
+    if string.find(flags, 'R', 1, true) or state == 'cancelled' then
+      -- a due retry taken from the retry set (final flag 'R')
+      if state == 'cancelled' then
+        r.state = 'cancelled'
+        count('cancelled')
+        code = 'cancelled'
       else
-        code = 'wait'
+        r.state = 'claimed'
+        r.owner = owner
+        r.lease = now + lease
+        r.attempts = (tonumber(r.attempts) or 1) + 1
+        code = 'go:' .. r.attempts
       end
-    elseif r.state == 'retry' then
-      if string.find(flags, 'R', 1, true) or state == 'cancelled' then
-        -- a due retry taken from the retry set (final flag 'R')
-        if state == 'cancelled' then
-          r.state = 'cancelled'
-          count('cancelled')
-          code = 'cancelled'
-        else
-          r.state = 'claimed'
-          r.owner = owner
-          r.lease = now + lease
-          r.attempts = (tonumber(r.attempts) or 1) + 1
-          code = 'go:' .. r.attempts
-        end
-        r.at = now
-        put(field, r)
-      else
-        code = 'done'
-      end
-    elseif r.state == 'failed' and r.next then
-      code = 'next'
+      r.at = now
+      put(field, r)
     else
       code = 'done'
     end
+  elseif r.state == 'failed' and r.next then
+    code = 'next'
+  else
+    code = 'done'
   end
   out[#out + 1] = code
+end
+
+if #order > 0 then
+  local args = {}
+  for k = 1, #order do
+    local f = order[k]
+    local v = recs[f]
+    args[2 * k - 1] = f
+    args[2 * k] = type(v) == 'string' and v or cjson.encode(v)
+  end
+  sliced('HSET', mk, args, 1000)
 end
 
 if next(inc) then

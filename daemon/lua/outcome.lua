@@ -6,6 +6,9 @@
 --   campaign, channel, address, slot, kind (sent|failed|retry|defer), final (1/0),
 --   provider_id, reason, retry_due_ms, retry_member
 -- Returns one code per outcome: ok | stale
+-- The records are read with one HMGET and written with one HSET per
+-- campaign in the batch; the provider-id index and the contact take one
+-- command per message sent.
 local prefix, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
 local incs = {}
@@ -16,17 +19,63 @@ local function count(c, name)
   t[name] = (t[name] or 0) + 1
 end
 
+local function sliced(cmd, key, list, step)
+  local res = {}
+  for s = 1, #list, step do
+    local part = redis.call(cmd, key, unpack(list, s, math.min(s + step - 1, #list)))
+    if type(part) == 'table' then
+      for k = 1, #part do res[s + k - 1] = part[k] end
+    end
+  end
+  return res
+end
+
+-- every record the batch touches, read up front: per message hash, the
+-- fields and then their values (false: none)
+local books, order = {}, {}
+for i = 4, #ARGV, 10 do
+  if ARGV[i + 4] ~= 'defer' then
+    local mk = prefix .. 'msg:' .. ARGV[i]
+    local b = books[mk]
+    if not b then
+      b = {fields = {}, pos = {}, vals = nil, dirty = {}, dorder = {}}
+      books[mk] = b
+      order[#order + 1] = mk
+    end
+    local field = ARGV[i + 1] .. ':' .. ARGV[i + 2]
+    if not b.pos[field] then
+      b.fields[#b.fields + 1] = field
+      b.pos[field] = #b.fields
+    end
+  end
+end
+for _, mk in ipairs(order) do
+  local b = books[mk]
+  b.vals = sliced('HMGET', mk, b.fields, 1000)
+end
+local function get(mk, field)
+  local b = books[mk]
+  local d = b.dirty[field]
+  if d then return cjson.decode(d) end
+  local v = b.vals[b.pos[field]]
+  if v then return cjson.decode(v) end
+  return nil
+end
+local function set(mk, field, r)
+  local b = books[mk]
+  if not b.dirty[field] then b.dorder[#b.dorder + 1] = field end
+  b.dirty[field] = cjson.encode(r)
+end
+
 for i = 4, #ARGV, 10 do
   local c, ch, addr, slot, kind, final = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
       ARGV[i + 4], ARGV[i + 5] == '1'
   local pid, reason, due, member = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   local mk = prefix .. 'msg:' .. c
   local field = ch .. ':' .. addr
-  local raw = nil
-  if kind ~= 'defer' then raw = redis.call('HGET', mk, field) end
-  local r
+  local r = nil
+  if kind ~= 'defer' then r = get(mk, field) end
   local code = 'ok'
-  if raw then r = cjson.decode(raw) end
   if kind == 'defer' then
     -- not claimed yet (quiet hours): wait in the retry set until due
     redis.call('ZADD', prefix .. 'retry', due, member)
@@ -78,9 +127,21 @@ for i = 4, #ARGV, 10 do
     if kind ~= 'retry' and member ~= '' then
       redis.call('ZREM', prefix .. 'retry', member)
     end
-    redis.call('HSET', mk, field, cjson.encode(r))
+    set(mk, field, r)
   end
   out[#out + 1] = code
+end
+
+for _, mk in ipairs(order) do
+  local b = books[mk]
+  if #b.dorder > 0 then
+    local args = {}
+    for k, f in ipairs(b.dorder) do
+      args[2 * k - 1] = f
+      args[2 * k] = b.dirty[f]
+    end
+    sliced('HSET', mk, args, 1000)
+  end
 end
 
 for c, t in pairs(incs) do

@@ -86,3 +86,32 @@ res=$(ev claim 2 $C3 omni:msg:s omni: 7300 500 a/1 a sms +15550000001 0 F | tr '
 [ "$res" = "cancelled cancelled " ] || fail "claim after cancel: $res"
 [ "$(rraw HGET $C3 cancelled)" = 1 ] || fail "cancelled counter"
 ok "schedule, pause, resume, cancel"
+
+# one batch: the same address at two slots is one send and one duplicate;
+# suppression and records hold for batches longer than one command slice
+C4=omni:campaign:b M4=omni:msg:b
+ev create 5 $C4 $C4:rcpt omni:chunks "" omni:scheduled '{}' 1000 3000 0 b broadcast \
+  '{"to":"+15550000001"}' >/dev/null
+rcli HSET $C4 total 2501 >/dev/null
+args=()
+for i in $(seq 0 2499); do printf -v a "+1555%07d" "$i"; args+=(wa "$a" "$i" F); done
+args+=(wa +15550000007 2500 F)
+rcli SADD omni:suppress:wa +15550002345 >/dev/null
+res=$(ev claim 2 $C4 $M4 omni: 1000 500 a/1 a "${args[@]}")
+[ "$(grep -c '^go:1$' <<<"$res")" = 2499 ] || fail "big batch: go count"
+[ "$(grep -c '^sup$' <<<"$res")" = 1 ] && [ "$(sed -n 2347p <<<"$res")" = sup ] || fail "big batch: suppressed"
+[ "$(tail -1 <<<"$res")" = dup ] || fail "same address twice in one batch: $(tail -1 <<<"$res")"
+[ "$(rraw HLEN $M4)" = 2501 ] || fail "records + dup marker: $(rraw HLEN $M4)"
+rraw HGET $M4 wa:+15550002499 | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["state"]=="claimed" and r["owner"]=="a/1" and r["slot"]=="2499" and r["lease"]==1500 and r["attempts"]==1, r' ||
+  fail "claim record"
+[ "$(rraw HGET $C4 duplicates)" = 1 ] && [ "$(rraw HGET $C4 suppressed)" = 2 ] || fail "batch counters"
+oargs=()
+for i in $(seq 0 1199); do printf -v a "+1555%07d" "$i"; oargs+=(b wa "$a" "$i" sent 1 "wamid.b$i" "" 0 ""); done
+res=$(ev outcome 0 omni: 2000 60 "${oargs[@]}")
+[ "$(grep -c '^ok$' <<<"$res")" = 1200 ] || fail "big outcome batch"
+[ "$(rraw HGET $C4 sent)" = 1200 ] || fail "big outcome: sent"
+rraw HGET $M4 wa:+15550001199 | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["state"]=="sent" and r["provider_id"]=="wamid.b1199" and r["by"]=="a/1", r' ||
+  fail "outcome record"
+res=$(ev outcome 0 omni: 2001 60 b wa +15550001300 1300 sent 1 x "" 0 "" b wa +15550001300 1300 sent 1 x "" 0 "" | tr '\n' ' ')
+[ "$res" = "ok stale " ] || fail "one record twice in one outcome batch: $res"
+ok "batches: in-batch duplicates, suppression, slices over 1000"
