@@ -132,6 +132,11 @@ const oc_config_key config_common_connector_keys[] = {
     {"timeout_ms", OC_KEY_INT, "10000", "total time of one transfer"},
     {"connect_timeout_ms", OC_KEY_INT, "3000", "connection set-up time"},
     {"http2", 0, "true", "negotiate HTTP/2 and multiplex on https URLs (true/false)"},
+    {"http_client", 0, "native",
+     "plain http:// URLs: native (omnicast's HTTP/1.1 client) or curl; https is always libcurl"},
+    {"pipeline", OC_KEY_INT, "1",
+     "native client: requests written ahead on one keep-alive connection (1 = no pipelining, "
+     "at most 64); only for peers that answer pipelined requests in order"},
     {NULL, 0, NULL, NULL}};
 
 void conf_errors_add(conf_errors *e, const char *fmt, ...)
@@ -408,6 +413,8 @@ static int handler(void *user, const char *section, const char *name, const char
                 p->cur->timeout_ms = 10000;
                 p->cur->connect_timeout_ms = 3000;
                 p->cur->http2 = 1;
+                p->cur->native = 1;
+                p->cur->pipeline = 1;
             }
         } else {
             p->section = -1; /* reported by the reader at its header line */
@@ -680,6 +687,18 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                                         cfg->path, kv->line, who);
                     else
                         c->http2 = b;
+                } else if (!strcmp(kv->key, "http_client")) {
+                    if (!strcmp(kv->value, "native") || !strcmp(kv->value, "curl"))
+                        c->native = !strcmp(kv->value, "native");
+                    else
+                        conf_errors_add(errs, "%s:%d: [%s] http_client: native or curl",
+                                        cfg->path, kv->line, who);
+                } else if (!strcmp(kv->key, "pipeline")) {
+                    if (parse_int(kv->value, 1, 64, &n) == 0)
+                        c->pipeline = (int)n;
+                    else
+                        conf_errors_add(errs, "%s:%d: [%s] pipeline: an integer from 1 to 64",
+                                        cfg->path, kv->line, who);
                 }
             }
         }

@@ -143,7 +143,8 @@ static void send_event(omni *o, const char *id, const char *type, const char *da
     snprintf(p->id, sizeof(p->id), "%s", id);
     transport_req_opts to = {.timeout_ms = POST_TIMEOUT_MS,
                              .connect_timeout_ms = 3000,
-                             .http2 = strncmp(c->url, "https:", 6) == 0};
+                             .http2 = strncmp(c->url, "https:", 6) == 0,
+                             .native = 1};
     c->inflight++;
     if (transport_submit(o->tp, &req, &to, posted, p) < 0) {
         c->inflight--;

@@ -645,6 +645,8 @@ static void send_one(conn_inst *ci, rcpt *r)
         .timeout_ms = ci->conf->timeout_ms,
         .connect_timeout_ms = ci->conf->connect_timeout_ms,
         .http2 = ci->conf->http2 && req.url && strncmp(req.url, "https:", 6) == 0,
+        .native = ci->conf->native,
+        .pipeline = ci->conf->pipeline,
     };
     r->state = R_INFLIGHT;
     r->t_submit_us = omni_mono_us();

@@ -4,6 +4,7 @@
  * after curl returns, so a callback may submit new transfers. Easy handles
  * are pooled; the multi's connection cache keeps connections alive. */
 #include "transport.h"
+#include "h1.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct transport {
     xfer *all; /* transfers in flight (doubly linked) */
     struct sock *socks;
     int in_action;
+    h1 *h1; /* the native client for plain http:// */
 };
 
 struct xfer {
@@ -168,7 +170,9 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     t->base = base;
     t->multi = curl_multi_init();
     t->timer = evtimer_new(base, timer_cb, t);
-    if (!t->multi || !t->timer) {
+    t->h1 = h1_new(base, opts ? opts->max_total_connections : 0,
+                   opts ? opts->max_host_connections : 0);
+    if (!t->multi || !t->timer || !t->h1) {
         transport_free(t);
         return NULL;
     }
@@ -293,6 +297,11 @@ static void unlink_xfer(transport *t, xfer *x)
 int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
                      transport_done_fn done, void *arg)
 {
+    if (opts && opts->native && req->kind == OC_REQ_HTTP) {
+        int rc = h1_submit(t->h1, req, opts, done, arg);
+        if (rc != 1)
+            return rc;
+    }
     xfer *x = calloc(1, sizeof(*x));
     if (!x) {
         oc_request_free(req);
@@ -440,13 +449,14 @@ static void check_done(transport *t)
 
 size_t transport_inflight(const transport *t)
 {
-    return t->inflight;
+    return t->inflight + h1_inflight(t->h1);
 }
 
 void transport_free(transport *t)
 {
     if (!t)
         return;
+    h1_free(t->h1);
     while (t->all) {
         xfer *x = t->all;
         t->all = x->next;

@@ -1,6 +1,8 @@
-/* Outbound transfers: one libcurl multi handle driven by the daemon's
- * libevent base through the multi socket interface. Easy handles are pooled
- * and reused, connections kept alive per host. Nothing here blocks. */
+/* Outbound transfers: plain http:// through the native HTTP/1.1 client
+ * (h1.c) when the caller asks for it, everything else (https, HTTP/2, SMTP)
+ * through one libcurl multi handle driven by the daemon's libevent base
+ * through the multi socket interface. Easy handles are pooled and reused,
+ * connections kept alive per host. Nothing here blocks. */
 #ifndef OMNI_TRANSPORT_H
 #define OMNI_TRANSPORT_H
 
@@ -18,6 +20,8 @@ typedef struct transport_req_opts {
     int timeout_ms;         /* total, 0 = none */
     int connect_timeout_ms; /* 0 = libcurl default */
     int http2;              /* 1: negotiate HTTP/2 on https and multiplex */
+    int native;             /* 1: plain http:// goes through the native HTTP/1.1 client */
+    int pipeline;           /* native client: requests in flight per connection (1: none) */
 } transport_req_opts;
 
 /* Called once per submitted request, from the event loop, never from inside

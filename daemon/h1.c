@@ -1,0 +1,944 @@
+/* The native HTTP/1.1 client (see h1.h). Per origin (host, port): a FIFO of
+ * requests waiting for a connection and up to max_host_connections
+ * keep-alive connections, each with a FIFO of requests written and awaiting
+ * their answers (more than one only when the connector allows pipelining).
+ *
+ * What a transfer library would otherwise decide, decided here:
+ * - a request written on a connection that was idle after earlier answers,
+ *   which then closes without a byte of answer, is the keep-alive race (the
+ *   server closed the idle connection as we wrote): it is written once more
+ *   on a fresh connection, as browsers and libcurl do;
+ * - a connection that answers `Connection: close` takes no more requests;
+ *   requests already written behind that answer were not processed (RFC
+ *   9112 9.6) and are written again elsewhere;
+ * - anything else that ends a connection with requests on it fails them
+ *   with the matching OC_NET_* error, and the connector classifies it.
+ * Error completions run from a zero-delay event, so no callback ever runs
+ * inside h1_submit. Timeouts are checked every 50 ms. */
+#include "h1.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define HEAD_MAX (64 * 1024)
+#define BODY_MAX (1u << 20)
+#define SWEEP_MS 50
+#define IDLE_CLOSE_US (60LL * 1000000) /* idle keep-alive connections are closed after */
+#define DEPTH_MAX 64
+
+/* ---- the response parser */
+
+enum { S_HEAD, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_END, S_TRAILER, S_UNTIL_EOF };
+
+void h1_parser_reset(h1_parser *p)
+{
+    oc_buf body = p->body;
+    memset(p, 0, sizeof(*p));
+    p->body = body;
+    oc_buf_reset(&p->body);
+    p->left = -1;
+}
+
+static void copy_value(const char *v, const char *e, char *out, size_t cap)
+{
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    size_t n = (size_t)(e - v);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+/* does the comma-separated list [v, e) hold token tok (case-insensitive)? */
+static int has_token(const char *v, const char *e, const char *tok, int last_only)
+{
+    size_t tl = strlen(tok);
+    int found = 0;
+    while (v < e) {
+        while (v < e && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        const char *s = v;
+        while (v < e && *v != ',')
+            v++;
+        const char *t = v;
+        while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        int is = (size_t)(t - s) == tl && strncasecmp(s, tok, tl) == 0;
+        if (last_only)
+            found = is;
+        else if (is)
+            return 1;
+    }
+    return found;
+}
+
+static int name_is(const char *n, size_t nl, const char *want)
+{
+    return strlen(want) == nl && strncasecmp(n, want, nl) == 0;
+}
+
+/* The status line and headers, [d, d + len) ending in CRLF CRLF. */
+static int parse_head(h1_parser *p, const char *d, size_t len)
+{
+    const char *end = d + len - 2; /* the last CRLF ends the header block */
+    const char *eol = memchr(d, '\r', (size_t)(end - d) + 1);
+    if (!eol || eol - d < 12 || memcmp(d, "HTTP/1.", 7) != 0 || (d[7] != '0' && d[7] != '1') ||
+        d[8] != ' ')
+        return -1;
+    int http10 = d[7] == '0';
+    for (int i = 9; i < 12; i++)
+        if (d[i] < '0' || d[i] > '9')
+            return -1;
+    if (eol - d > 12 && d[12] != ' ')
+        return -1;
+    p->status = (d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0');
+    if (p->status < 100)
+        return -1;
+    int keep_alive = 0, te = 0;
+    long long cl = -1;
+    const char *l = eol + 2;
+    while (l < end) {
+        const char *le = memchr(l, '\r', (size_t)(end - l) + 1);
+        if (!le || le[1] != '\n')
+            return -1;
+        if (*l == ' ' || *l == '\t')
+            return -1; /* obsolete line folding */
+        const char *colon = memchr(l, ':', (size_t)(le - l));
+        if (!colon || colon == l)
+            return -1;
+        size_t nl = (size_t)(colon - l);
+        const char *v = colon + 1;
+        if (name_is(l, nl, "Content-Length")) {
+            const char *s = v, *e = le;
+            while (s < e && (*s == ' ' || *s == '\t'))
+                s++;
+            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (s == e || e - s > 12)
+                return -1;
+            long long n = 0;
+            for (; s < e; s++) {
+                if (*s < '0' || *s > '9')
+                    return -1;
+                n = n * 10 + (*s - '0');
+            }
+            if (cl >= 0 && cl != n)
+                return -1; /* two different lengths: ambiguous framing */
+            cl = n;
+        } else if (name_is(l, nl, "Transfer-Encoding")) {
+            te = 1;
+            p->chunked = has_token(v, le, "chunked", 1);
+        } else if (name_is(l, nl, "Connection")) {
+            if (has_token(v, le, "close", 0))
+                p->close_after = 1;
+            if (has_token(v, le, "keep-alive", 0))
+                keep_alive = 1;
+        } else if (name_is(l, nl, "Retry-After")) {
+            copy_value(v, le, p->retry_after, sizeof(p->retry_after));
+        } else if (name_is(l, nl, "Content-Type")) {
+            copy_value(v, le, p->content_type, sizeof(p->content_type));
+        }
+        l = le + 2;
+    }
+    if (http10 && !keep_alive)
+        p->close_after = 1;
+    p->no_body = p->status < 200 || p->status == 204 || p->status == 304;
+    if (te) {
+        p->left = -1;
+        if (!p->chunked)
+            p->close_after = 1; /* delimited by the close */
+        else if (cl >= 0)
+            p->close_after = 1; /* both given: chunked wins, and trust nothing after */
+    } else {
+        p->left = cl;
+    }
+    return 0;
+}
+
+static int take(h1_parser *p, const char *d, size_t n)
+{
+    if (p->body.len + n > BODY_MAX) {
+        p->too_large = 1;
+        return -1;
+    }
+    return oc_buf_append(&p->body, d, n);
+}
+
+int h1_parse(h1_parser *p, const char *d, size_t n, size_t *used, int eof)
+{
+    size_t off = 0;
+    for (;;) {
+        const char *s = d + off;
+        size_t avail = n - off;
+        switch (p->st) {
+        case S_HEAD: {
+            const char *e = avail >= 4 ? memmem(s, avail, "\r\n\r\n", 4) : NULL;
+            if (!e) {
+                if (avail > HEAD_MAX)
+                    return H1_BAD;
+                goto more;
+            }
+            size_t hl = (size_t)(e - s) + 4;
+            if (hl > HEAD_MAX || parse_head(p, s, hl) < 0)
+                return H1_BAD;
+            off += hl;
+            p->head_len += hl;
+            if (p->status < 200) {
+                if (p->status == 101)
+                    return H1_BAD; /* we never ask to switch protocols */
+                h1_parser_reset(p); /* interim answer (100 Continue): the real one follows */
+                continue;
+            }
+            if (p->no_body)
+                goto done;
+            if (p->chunked) {
+                p->st = S_CHUNK_SIZE;
+            } else if (p->left >= 0) {
+                if (p->left > (long long)BODY_MAX) {
+                    p->too_large = 1;
+                    return H1_BAD;
+                }
+                if (oc_buf_reserve(&p->body, (size_t)p->left) < 0)
+                    return H1_BAD;
+                p->st = S_BODY;
+                if (p->left == 0)
+                    goto done;
+            } else {
+                p->st = S_UNTIL_EOF;
+                p->close_after = 1;
+            }
+            continue;
+        }
+        case S_BODY:
+        case S_CHUNK_DATA: {
+            size_t k = avail < (unsigned long long)p->left ? avail : (size_t)p->left;
+            if (take(p, s, k) < 0)
+                return H1_BAD;
+            off += k;
+            p->left -= (long long)k;
+            if (p->left > 0)
+                goto more;
+            if (p->st == S_BODY)
+                goto done;
+            p->st = S_CHUNK_END;
+            continue;
+        }
+        case S_CHUNK_END:
+            if (avail < 2)
+                goto more;
+            if (s[0] != '\r' || s[1] != '\n')
+                return H1_BAD;
+            off += 2;
+            p->st = S_CHUNK_SIZE;
+            continue;
+        case S_CHUNK_SIZE:
+        case S_TRAILER: {
+            const char *e = avail >= 2 ? memmem(s, avail, "\r\n", 2) : NULL;
+            if (!e) {
+                if (avail > 4096)
+                    return H1_BAD;
+                goto more;
+            }
+            off += (size_t)(e - s) + 2;
+            if (p->st == S_TRAILER) {
+                if (e == s)
+                    goto done; /* the empty line ends the trailer */
+                continue;      /* trailer fields are ignored */
+            }
+            unsigned long long size = 0;
+            const char *q = s;
+            for (; q < e; q++) {
+                int v;
+                if (*q >= '0' && *q <= '9')
+                    v = *q - '0';
+                else if ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')
+                    v = (*q | 0x20) - 'a' + 10;
+                else
+                    break;
+                size = size * 16 + (unsigned)v;
+                if (size > BODY_MAX) {
+                    p->too_large = 1;
+                    return H1_BAD;
+                }
+            }
+            if (q == s || (q < e && *q != ';' && *q != ' ' && *q != '\t'))
+                return H1_BAD;
+            if (size == 0) {
+                p->st = S_TRAILER;
+            } else {
+                p->left = (long long)size;
+                p->st = S_CHUNK_DATA;
+            }
+            continue;
+        }
+        case S_UNTIL_EOF:
+            if (take(p, s, avail) < 0)
+                return H1_BAD;
+            off = n;
+            if (eof)
+                goto done;
+            goto more;
+        }
+    }
+more:
+    *used = off;
+    return eof ? H1_BAD : H1_MORE; /* a close before the end is a truncated answer */
+done:
+    *used = off;
+    return H1_DONE;
+}
+
+int h1_parse_url(const char *url, h1_url *u)
+{
+    if (strncasecmp(url, "http://", 7) != 0)
+        return -1;
+    const char *a = url + 7;
+    size_t alen = strcspn(a, "/?#");
+    const char *t = a + alen;
+    if (alen == 0 || memchr(a, '@', alen))
+        return -1;
+    const char *hs = a, *he, *port = NULL;
+    if (*a == '[') {
+        he = memchr(a, ']', alen);
+        if (!he)
+            return -1;
+        hs = a + 1;
+        if (he + 1 < t) {
+            if (he[1] != ':')
+                return -1;
+            port = he + 2;
+        }
+    } else {
+        he = memchr(a, ':', alen);
+        if (he)
+            port = he + 1;
+        else
+            he = t;
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof(u->host))
+        return -1;
+    memcpy(u->host, hs, hl);
+    u->host[hl] = '\0';
+    for (size_t i = 0; i < hl; i++) {
+        unsigned char c = (unsigned char)u->host[i];
+        if (c <= ' ' || c == '%' || c >= 0x7f)
+            return -1; /* zone ids, spaces, controls: not ours */
+    }
+    u->port = 80;
+    if (port) {
+        if (port == t)
+            return -1;
+        long p = 0;
+        for (const char *q = port; q < t; q++) {
+            if (*q < '0' || *q > '9')
+                return -1;
+            p = p * 10 + (*q - '0');
+            if (p > 65535)
+                return -1;
+        }
+        if (p == 0)
+            return -1;
+        u->port = (int)p;
+    }
+    snprintf(u->hostport, sizeof(u->hostport), "%.*s", (int)alen, a);
+    size_t tl = strcspn(t, "#");
+    for (size_t i = 0; i < tl; i++)
+        if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f)
+            return -1; /* would break the request line */
+    /* "http://h" or "http://h?q": the caller writes the missing "/" */
+    u->target = t;
+    u->target_len = tl;
+    return 0;
+}
+
+/* ---- the client */
+
+typedef struct h1req h1req;
+typedef struct h1conn h1conn;
+typedef struct origin origin;
+
+struct h1req {
+    h1req *next;
+    oc_request req;
+    transport_done_fn done;
+    void *arg;
+    long long start_us, deadline_us; /* deadline 0: none */
+    int connect_timeout_ms;
+    int depth;        /* requests this one may share a connection with, itself included */
+    int retried;      /* already written again once after the keep-alive race */
+    int after_idle;   /* written on a connection idle after earlier answers */
+    size_t target_off, target_len; /* path and query within req.url */
+    int net_error;    /* for a deferred failure */
+    const char *detail;
+};
+
+struct h1conn {
+    h1conn *prev, *next;
+    origin *o;
+    struct bufferevent *bev;
+    int connected, closing;
+    int opening; /* inside bufferevent_socket_connect_hostname */
+    long long connect_deadline_us, idle_since_us;
+    h1req *out, **out_tail; /* written, awaiting answers, in order */
+    int nout;
+    int answered;
+    h1_parser p;
+};
+
+struct origin {
+    origin *next;
+    h1 *h;
+    h1_url u; /* host, port, Host header (target unused) */
+    h1conn *conns;
+    int nconns;
+    h1req *pend, **pend_tail;
+};
+
+struct h1 {
+    struct event_base *base;
+    struct evdns_base *dns;
+    origin *origins;
+    int max_total, max_host, total;
+    size_t inflight;
+    struct event *sweep;
+    struct event *later_ev;
+    h1req *later, **later_tail; /* failures awaiting their callbacks */
+    oc_buf scratch;
+};
+
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void req_free(h1req *r)
+{
+    oc_request_free(&r->req);
+    free(r);
+}
+
+static void complete(h1 *h, h1req *r, const oc_response *resp)
+{
+    h->inflight--;
+    long long lat = mono_us() - r->start_us;
+    if (r->done)
+        r->done(r->arg, resp, lat);
+    req_free(r);
+}
+
+static void fail_later(h1 *h, h1req *r, int net_error, const char *detail)
+{
+    r->net_error = net_error;
+    r->detail = detail;
+    r->next = NULL;
+    *h->later_tail = r;
+    h->later_tail = &r->next;
+    event_active(h->later_ev, EV_TIMEOUT, 0);
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    h1 *h = arg;
+    h1req *list = h->later;
+    h->later = NULL;
+    h->later_tail = &h->later;
+    while (list) {
+        h1req *r = list;
+        list = r->next;
+        oc_response resp = {0};
+        resp.net_error = r->net_error;
+        resp.net_detail = r->detail;
+        resp.body = "";
+        resp.now_ms = wall_ms();
+        complete(h, r, &resp);
+    }
+}
+
+static void pump(h1 *h, origin *o);
+
+static void push_front(origin *o, h1req *r)
+{
+    r->next = o->pend;
+    o->pend = r;
+    if (o->pend_tail == &o->pend)
+        o->pend_tail = &r->next;
+}
+
+/* Close c. Its requests: the keep-alive race and requests behind a
+ * `Connection: close` answer are written again elsewhere (requeue); the
+ * rest fail with net_error. */
+static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int requeue)
+{
+    origin *o = c->o;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        o->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    o->nconns--;
+    h->total--;
+    bufferevent_free(c->bev);
+    oc_buf_free(&c->p.body);
+    h1req *list = c->out;
+    free(c);
+    /* requeue in order: collect, then push to the front in reverse */
+    h1req *again[DEPTH_MAX];
+    int nagain = 0;
+    while (list) {
+        h1req *r = list;
+        list = r->next;
+        if (requeue && nagain < DEPTH_MAX) {
+            r->retried = 1;
+            again[nagain++] = r;
+        } else {
+            fail_later(h, r, net_error, detail);
+        }
+    }
+    while (nagain > 0)
+        push_front(o, again[--nagain]);
+    if (o->pend && o->nconns == 0 && net_error == OC_NET_CONNECT) {
+        /* the origin cannot be reached: fail what waits for it rather than
+         * dial again for each */
+        while (o->pend) {
+            h1req *r = o->pend;
+            o->pend = r->next;
+            fail_later(h, r, net_error, detail);
+        }
+        o->pend_tail = &o->pend;
+    }
+    pump(h, o);
+}
+
+static void finish_head(h1 *h, h1conn *c)
+{
+    h1req *r = c->out;
+    c->out = r->next;
+    if (!c->out)
+        c->out_tail = &c->out;
+    c->nout--;
+    c->answered++;
+    if (c->nout == 0)
+        c->idle_since_us = mono_us();
+    h1_parser *p = &c->p;
+    if (oc_buf_reserve(&p->body, 0) == 0)
+        p->body.data[p->body.len] = '\0';
+    oc_response resp = {0};
+    resp.net_error = OC_NET_OK;
+    resp.net_detail = "";
+    resp.status = p->status;
+    resp.body = p->body.data ? p->body.data : "";
+    resp.body_len = p->body.len;
+    resp.retry_after = p->retry_after[0] ? p->retry_after : NULL;
+    resp.content_type = p->content_type[0] ? p->content_type : NULL;
+    resp.now_ms = wall_ms();
+    complete(h, r, &resp);
+}
+
+/* Parse every whole answer in the input; the callbacks run as each is
+ * complete (they may submit more: those go on this or other connections). */
+static void conn_parse(h1 *h, h1conn *c, int eof)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        size_t n = evbuffer_get_length(in);
+        if (n == 0 && !eof)
+            return;
+        if (!c->out) {
+            if (n == 0)
+                break; /* eof on an idle connection */
+            conn_close(h, c, OC_NET_PROTOCOL, "bytes no request asked for", 0);
+            return;
+        }
+        const char *d = n ? (const char *)evbuffer_pullup(in, -1) : "";
+        size_t used = 0;
+        int rc = h1_parse(&c->p, d, n, &used, eof);
+        evbuffer_drain(in, used);
+        if (rc == H1_MORE)
+            return;
+        if (rc == H1_BAD) {
+            if (c->p.too_large) {
+                conn_close(h, c, OC_NET_OTHER, "response too large", 0);
+            } else if (eof && n == 0 && c->p.st == S_HEAD && c->out->after_idle &&
+                       !c->out->retried) {
+                /* not a byte of answer on a reused idle connection: the
+                 * keep-alive race; write it again on a fresh connection */
+                conn_close(h, c, OC_NET_RESET, "connection closed", 1);
+            } else if (eof) {
+                conn_close(h, c, OC_NET_RESET,
+                           c->p.st == S_HEAD && n == 0 ? "empty reply from server"
+                                                       : "connection closed mid-answer",
+                           0);
+            } else {
+                conn_close(h, c, OC_NET_PROTOCOL, "malformed HTTP answer", 0);
+            }
+            return;
+        }
+        int close_after = c->p.close_after;
+        finish_head(h, c);
+        h1_parser_reset(&c->p);
+        if (close_after) {
+            /* nothing written behind this answer was processed */
+            conn_close(h, c, OC_NET_RESET, "connection closed", 1);
+            return;
+        }
+        if (c->o->pend)
+            pump(h, c->o); /* room on this connection now */
+    }
+    conn_close(h, c, OC_NET_OK, "", 0); /* the peer closed an idle connection */
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    h1conn *c = arg;
+    conn_parse(c->o->h, c, 0);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    h1conn *c = arg;
+    h1 *h = c->o->h;
+    if (c->opening && !(what & BEV_EVENT_CONNECTED)) {
+        c->connect_deadline_us = 0; /* failed at once: conn_open's caller sees it */
+        return;
+    }
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = 1;
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        return;
+    }
+    if (!c->connected) {
+        int dns = bufferevent_socket_get_dns_error(bev);
+        conn_close(h, c, OC_NET_CONNECT,
+                   dns ? "could not resolve host" : "could not connect to server", 0);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        conn_parse(h, c, 1);
+        return;
+    }
+    /* a reset or a write error: what was written may or may not have been
+     * processed; the keep-alive race again if nothing came back */
+    int race = c->out && c->p.st == S_HEAD && c->out->after_idle && !c->out->retried &&
+               evbuffer_get_length(bufferevent_get_input(bev)) == 0;
+    conn_close(h, c, OC_NET_RESET, "connection reset", race);
+}
+
+static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
+{
+    h1conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        free(c);
+        return NULL;
+    }
+    c->o = o;
+    c->out_tail = &c->out;
+    h1_parser_reset(&c->p);
+    c->connect_deadline_us = mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms
+                                                                             : 300000) *
+                                             1000;
+    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = o->conns;
+    if (o->conns)
+        o->conns->prev = c;
+    o->conns = c;
+    o->nconns++;
+    h->total++;
+    /* numeric hosts connect at once; names resolve through evdns. A failure
+     * reaches conn_event_cb, never this caller. */
+    c->opening = 1;
+    if (bufferevent_socket_connect_hostname(c->bev, h->dns, AF_UNSPEC, o->u.host, o->u.port) < 0)
+        c->connect_deadline_us = 0;
+    c->opening = 0;
+    /* a connection that failed at once is closed by the sweep, which fails
+     * its requests from the event loop */
+    return c;
+}
+
+static int write_req(h1 *h, h1conn *c, h1req *r)
+{
+    oc_request *q = &r->req;
+    oc_buf *b = &h->scratch;
+    oc_buf_reset(b);
+    const char *target = q->url + r->target_off;
+    const char *method = q->method ? q->method : "POST";
+    int get = strcmp(method, "GET") == 0;
+    oc_buf_puts(b, method);
+    oc_buf_append(b, " ", 1);
+    if (r->target_len == 0 || target[0] != '/')
+        oc_buf_append(b, "/", 1);
+    oc_buf_append(b, target, r->target_len);
+    oc_buf_puts(b, " HTTP/1.1\r\nHost: ");
+    oc_buf_puts(b, c->o->u.hostport);
+    oc_buf_puts(b, "\r\nAccept: */*\r\n");
+    for (int i = 0; i < q->n_headers; i++) {
+        oc_buf_puts(b, q->headers[i]);
+        oc_buf_append(b, "\r\n", 2);
+    }
+    if (q->userpwd) {
+        size_t n = strlen(q->userpwd);
+        char enc[4 * ((n + 2) / 3) + 1];
+        EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)q->userpwd, (int)n);
+        oc_buf_puts(b, "Authorization: Basic ");
+        oc_buf_puts(b, enc);
+        oc_buf_append(b, "\r\n", 2);
+    }
+    if (!get || q->body.len) {
+        char cl[48];
+        int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", q->body.len);
+        oc_buf_append(b, cl, (size_t)k);
+    }
+    oc_buf_append(b, "\r\n", 2);
+    if (q->body.len)
+        oc_buf_append(b, q->body.data, q->body.len);
+    if (!b->data || bufferevent_write(c->bev, b->data, b->len) < 0)
+        return -1;
+    r->after_idle = c->connected && c->nout == 0 && c->answered > 0;
+    r->next = NULL;
+    *c->out_tail = r;
+    c->out_tail = &r->next;
+    c->nout++;
+    return 0;
+}
+
+/* Hand waiting requests to connections: an idle one first, else a new one
+ * while the limits allow, else the least busy with room in its pipeline. */
+static void pump(h1 *h, origin *o)
+{
+    while (o->pend) {
+        h1req *r = o->pend;
+        h1conn *best = NULL;
+        for (h1conn *c = o->conns; c; c = c->next) {
+            if (c->closing || !c->connect_deadline_us || c->nout >= r->depth)
+                continue;
+            if (!best || c->nout < best->nout)
+                best = c;
+            if (c->nout == 0)
+                break;
+        }
+        if ((!best || best->nout > 0) && o->nconns < h->max_host && h->total < h->max_total) {
+            h1conn *c = conn_open(h, o, r->connect_timeout_ms);
+            if (c && c->connect_deadline_us)
+                best = c;
+        }
+        if (!best)
+            return;
+        o->pend = r->next;
+        if (!o->pend)
+            o->pend_tail = &o->pend;
+        if (write_req(h, best, r) < 0)
+            fail_later(h, r, OC_NET_OTHER, "could not write the request");
+    }
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    h1 *h = arg;
+    long long now = mono_us();
+    for (origin *o = h->origins; o; o = o->next) {
+        h1req **pp = &o->pend;
+        while (*pp) {
+            h1req *r = *pp;
+            if (r->deadline_us && r->deadline_us <= now) {
+                *pp = r->next;
+                fail_later(h, r, OC_NET_TIMEOUT, "timed out waiting for a connection");
+            } else {
+                pp = &r->next;
+            }
+        }
+        o->pend_tail = &o->pend;
+        while (*o->pend_tail)
+            o->pend_tail = &(*o->pend_tail)->next;
+        h1conn *c = o->conns;
+        while (c) {
+            h1conn *next = c->next;
+            int expired = 0;
+            for (h1req *r = c->out; r; r = r->next)
+                if (r->deadline_us && r->deadline_us <= now)
+                    expired = 1;
+            if (!c->connect_deadline_us)
+                conn_close(h, c, OC_NET_CONNECT, "could not connect to server", 0);
+            else if (!c->connected && c->connect_deadline_us <= now)
+                conn_close(h, c, OC_NET_TIMEOUT, "connection timed out", 0);
+            else if (expired)
+                conn_close(h, c, OC_NET_TIMEOUT, "operation timed out", 0);
+            else if (!c->out && c->idle_since_us && now - c->idle_since_us > IDLE_CLOSE_US)
+                conn_close(h, c, OC_NET_OK, "", 0);
+            c = next;
+        }
+    }
+    if (h->inflight || h->total) {
+        struct timeval tv = {0, SWEEP_MS * 1000};
+        evtimer_add(h->sweep, &tv);
+    }
+}
+
+h1 *h1_new(struct event_base *base, int max_total, int max_host)
+{
+    h1 *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->base = base;
+    h->max_total = max_total > 0 ? max_total : 256;
+    h->max_host = max_host > 0 ? max_host : 64;
+    h->later_tail = &h->later;
+    h->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!h->dns) /* no resolv.conf: numeric hosts and /etc/hosts still work */
+        h->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    h->sweep = evtimer_new(base, sweep_cb, h);
+    h->later_ev = event_new(base, -1, 0, later_cb, h);
+    if (!h->dns || !h->sweep || !h->later_ev) {
+        h1_free(h);
+        return NULL;
+    }
+    evdns_base_load_hosts(h->dns, NULL);
+    return h;
+}
+
+static origin *origin_get(h1 *h, const h1_url *u)
+{
+    for (origin *o = h->origins; o; o = o->next)
+        if (o->u.port == u->port && strcmp(o->u.host, u->host) == 0 &&
+            strcmp(o->u.hostport, u->hostport) == 0)
+            return o;
+    origin *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->h = h;
+    o->u = *u;
+    o->u.target = NULL;
+    o->pend_tail = &o->pend;
+    o->next = h->origins;
+    h->origins = o;
+    return o;
+}
+
+static int clean(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return 0;
+    return 1;
+}
+
+int h1_submit(h1 *h, oc_request *req, const transport_req_opts *opts, transport_done_fn done,
+              void *arg)
+{
+    h1_url u;
+    if (req->kind != OC_REQ_HTTP || !req->url || h1_parse_url(req->url, &u) < 0)
+        return 1;
+    int ok = clean(req->method ? req->method : "") && (!req->userpwd || clean(req->userpwd));
+    for (int i = 0; ok && i < req->n_headers; i++)
+        ok = clean(req->headers[i]);
+    origin *o = ok ? origin_get(h, &u) : NULL;
+    h1req *r = o ? calloc(1, sizeof(*r)) : NULL;
+    if (!r) {
+        oc_request_free(req);
+        return -1;
+    }
+    r->req = *req;
+    memset(req, 0, sizeof(*req)); /* ours now */
+    r->target_off = (size_t)(u.target - r->req.url);
+    r->target_len = u.target_len;
+    r->done = done;
+    r->arg = arg;
+    r->start_us = mono_us();
+    int timeout_ms = opts ? opts->timeout_ms : 0;
+    r->deadline_us = timeout_ms > 0 ? r->start_us + (long long)timeout_ms * 1000 : 0;
+    r->connect_timeout_ms = opts ? opts->connect_timeout_ms : 0;
+    r->depth = opts && opts->pipeline > 1 ? (opts->pipeline < DEPTH_MAX ? opts->pipeline : DEPTH_MAX)
+                                          : 1;
+    *o->pend_tail = r;
+    o->pend_tail = &r->next;
+    h->inflight++;
+    if (!evtimer_pending(h->sweep, NULL)) {
+        struct timeval tv = {0, SWEEP_MS * 1000};
+        evtimer_add(h->sweep, &tv);
+    }
+    pump(h, o);
+    return 0;
+}
+
+size_t h1_inflight(const h1 *h)
+{
+    return h->inflight;
+}
+
+void h1_free(h1 *h)
+{
+    if (!h)
+        return;
+    while (h->origins) {
+        origin *o = h->origins;
+        h->origins = o->next;
+        while (o->conns) {
+            h1conn *c = o->conns;
+            o->conns = c->next;
+            while (c->out) {
+                h1req *r = c->out;
+                c->out = r->next;
+                req_free(r);
+            }
+            bufferevent_free(c->bev);
+            oc_buf_free(&c->p.body);
+            free(c);
+        }
+        while (o->pend) {
+            h1req *r = o->pend;
+            o->pend = r->next;
+            req_free(r);
+        }
+        free(o);
+    }
+    while (h->later) {
+        h1req *r = h->later;
+        h->later = r->next;
+        req_free(r);
+    }
+    if (h->sweep)
+        event_free(h->sweep);
+    if (h->later_ev)
+        event_free(h->later_ev);
+    if (h->dns)
+        evdns_base_free(h->dns, 0);
+    oc_buf_free(&h->scratch);
+    free(h);
+}
