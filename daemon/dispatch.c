@@ -482,6 +482,19 @@ static void claim_chunk(chunk *c)
     omni *o = c->o;
     if (c->claiming || c->loading || !store_is_ready(o->st) || paused(o))
         return;
+    /* a claim is worth its round trip: wait until a quarter of the window
+     * is free (or what the chunk still needs, if less) */
+    for (size_t i = 0; i < c->n; i++) {
+        rcpt *r = &c->rs[i];
+        if (r->state != R_CLAIM)
+            continue;
+        conn_inst *ci = c->spec->chans[r->ch]->ci;
+        size_t busy = ci->queued + ci->claiming;
+        size_t want = ci->claim_window / 4 < c->to_claim ? ci->claim_window / 4 : c->to_claim;
+        if (busy >= ci->claim_window || ci->claim_window - busy < want)
+            return;
+        break;
+    }
     store_args a = {0};
     char ck[KEY_MAX], mk[KEY_MAX];
     omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);

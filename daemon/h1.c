@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #define HEAD_MAX (64 * 1024)
 #define BODY_MAX (1u << 20)
@@ -391,7 +392,15 @@ struct h1req {
 struct h1conn {
     h1conn *prev, *next;
     origin *o;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* only while connecting: it resolves and dials */
+    evutil_socket_t fd;      /* once connected: plain non-blocking I/O */
+    struct event *rev, *wev;
+    oc_buf wbuf; /* requests not yet on the wire, from woff */
+    size_t woff;
+    char *rbuf; /* bytes received, not yet parsed */
+    size_t rlen, rcap;
+    h1conn *flush_next; /* on the list of connections with bytes to send */
+    int flushing;
     int connected, closing;
     int opening; /* inside bufferevent_socket_connect_hostname */
     long long connect_deadline_us, idle_since_us;
@@ -419,6 +428,8 @@ struct h1 {
     struct event *sweep;
     struct event *later_ev;
     h1req *later, **later_tail; /* failures awaiting their callbacks */
+    struct event *flush_ev;
+    h1conn *flush; /* connections with requests to send this loop turn */
     oc_buf scratch;
 };
 
@@ -491,6 +502,22 @@ static void push_front(origin *o, h1req *r)
         o->pend_tail = &r->next;
 }
 
+static void conn_free(h1conn *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev); /* closes the socket it made */
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->fd >= 0)
+        close(c->fd);
+    oc_buf_free(&c->wbuf);
+    oc_buf_free(&c->p.body);
+    free(c->rbuf);
+    free(c);
+}
+
 /* Close c. Its requests: the keep-alive race and requests behind a
  * `Connection: close` answer are written again elsewhere (requeue); the
  * rest fail with net_error. */
@@ -505,10 +532,14 @@ static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int 
         c->next->prev = c->prev;
     o->nconns--;
     h->total--;
-    bufferevent_free(c->bev);
-    oc_buf_free(&c->p.body);
+    if (c->flushing)
+        for (h1conn **pp = &h->flush; *pp; pp = &(*pp)->flush_next)
+            if (*pp == c) {
+                *pp = c->flush_next;
+                break;
+            }
     h1req *list = c->out;
-    free(c);
+    conn_free(c);
     /* requeue in order: collect, then push to the front in reverse */
     h1req *again[DEPTH_MAX];
     int nagain = 0;
@@ -562,27 +593,29 @@ static void finish_head(h1 *h, h1conn *c)
     complete(h, r, &resp);
 }
 
-/* Parse every whole answer in the input; the callbacks run as each is
- * complete (they may submit more: those go on this or other connections). */
+/* Parse every whole answer received; the callbacks run as each is complete
+ * (they may submit more: those go on this or other connections). */
 static void conn_parse(h1 *h, h1conn *c, int eof)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t off = 0;
     for (;;) {
-        size_t n = evbuffer_get_length(in);
-        if (n == 0 && !eof)
-            return;
+        size_t n = c->rlen - off;
         if (!c->out) {
-            if (n == 0)
-                break; /* eof on an idle connection */
-            conn_close(h, c, OC_NET_PROTOCOL, "bytes no request asked for", 0);
+            if (n)
+                conn_close(h, c, OC_NET_PROTOCOL, "bytes no request asked for", 0);
+            else if (eof)
+                conn_close(h, c, OC_NET_OK, "", 0); /* the peer closed an idle connection */
+            else
+                break;
             return;
         }
-        const char *d = n ? (const char *)evbuffer_pullup(in, -1) : "";
+        if (n == 0 && !eof)
+            break;
         size_t used = 0;
-        int rc = h1_parse(&c->p, d, n, &used, eof);
-        evbuffer_drain(in, used);
+        int rc = h1_parse(&c->p, c->rbuf ? c->rbuf + off : "", n, &used, eof);
+        off += used;
         if (rc == H1_MORE)
-            return;
+            break;
         if (rc == H1_BAD) {
             if (c->p.too_large) {
                 conn_close(h, c, OC_NET_OTHER, "response too large", 0);
@@ -612,14 +645,91 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
         if (c->o->pend)
             pump(h, c->o); /* room on this connection now */
     }
-    conn_close(h, c, OC_NET_OK, "", 0); /* the peer closed an idle connection */
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+/* A failed connection's requests: the keep-alive race if nothing of the
+ * first answer came back on a reused idle connection. */
+static void conn_broken(h1 *h, h1conn *c, const char *detail)
 {
-    (void)bev;
+    int race = c->out && c->p.st == S_HEAD && c->rlen == 0 && c->out->after_idle &&
+               !c->out->retried;
+    conn_close(h, c, OC_NET_RESET, detail, race);
+}
+
+static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
     h1conn *c = arg;
-    conn_parse(c->o->h, c, 0);
+    h1 *h = c->o->h;
+    if (c->rcap - c->rlen < 8192) {
+        size_t cap = c->rcap ? c->rcap * 2 : 16384;
+        char *b = realloc(c->rbuf, cap);
+        if (!b) {
+            conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
+            return;
+        }
+        c->rbuf = b;
+        c->rcap = cap;
+    }
+    ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+    if (n > 0) {
+        c->rlen += (size_t)n;
+        conn_parse(h, c, 0);
+    } else if (n == 0) {
+        conn_parse(h, c, 1);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        conn_broken(h, c, "connection reset");
+    }
+}
+
+/* Send what is buffered: 0, or -1 when the connection is broken. */
+static int conn_send(h1conn *c)
+{
+    while (c->woff < c->wbuf.len) {
+        ssize_t n = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->woff += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->wev, NULL);
+            return 0;
+        } else {
+            return -1;
+        }
+    }
+    oc_buf_reset(&c->wbuf);
+    c->woff = 0;
+    return 0;
+}
+
+static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    h1conn *c = arg;
+    if (conn_send(c) < 0)
+        conn_broken(c->o->h, c, "connection reset");
+}
+
+/* Requests written in one loop turn leave in one send per connection. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    h1 *h = arg;
+    h1conn *c;
+    while ((c = h->flush)) {
+        h->flush = c->flush_next;
+        c->flushing = 0;
+        if (c->connected && conn_send(c) < 0)
+            conn_broken(h, c, "connection reset");
+    }
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -631,28 +741,29 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_CONNECTED) {
-        c->connected = 1;
-        int one = 1;
+        /* take the socket over from the bufferevent */
         evutil_socket_t fd = bufferevent_getfd(bev);
+        bufferevent_setfd(bev, -1);
+        bufferevent_free(bev);
+        c->bev = NULL;
+        c->fd = fd;
+        int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        c->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, conn_read_ev, c);
+        c->wev = event_new(h->base, fd, EV_WRITE, conn_write_ev, c);
+        if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+            conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
+            return;
+        }
+        c->connected = 1;
+        if (conn_send(c) < 0)
+            conn_broken(h, c, "connection reset");
         return;
     }
-    if (!c->connected) {
-        int dns = bufferevent_socket_get_dns_error(bev);
-        conn_close(h, c, OC_NET_CONNECT,
-                   dns ? "could not resolve host" : "could not connect to server", 0);
-        return;
-    }
-    if (what & BEV_EVENT_EOF) {
-        conn_parse(h, c, 1);
-        return;
-    }
-    /* a reset or a write error: what was written may or may not have been
-     * processed; the keep-alive race again if nothing came back */
-    int race = c->out && c->p.st == S_HEAD && c->out->after_idle && !c->out->retried &&
-               evbuffer_get_length(bufferevent_get_input(bev)) == 0;
-    conn_close(h, c, OC_NET_RESET, "connection reset", race);
+    int dns = bufferevent_socket_get_dns_error(bev);
+    conn_close(h, c, OC_NET_CONNECT, dns ? "could not resolve host" : "could not connect to server",
+               0);
 }
 
 static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
@@ -660,6 +771,7 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
     h1conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    c->fd = -1;
     c->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         free(c);
@@ -671,16 +783,14 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
     c->connect_deadline_us = mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms
                                                                              : 300000) *
                                              1000;
-    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
     c->next = o->conns;
     if (o->conns)
         o->conns->prev = c;
     o->conns = c;
     o->nconns++;
     h->total++;
-    /* numeric hosts connect at once; names resolve through evdns. A failure
-     * reaches conn_event_cb, never this caller. */
+    /* numeric hosts connect at once; names resolve through evdns */
     c->opening = 1;
     if (bufferevent_socket_connect_hostname(c->bev, h->dns, AF_UNSPEC, o->u.host, o->u.port) < 0)
         c->connect_deadline_us = 0;
@@ -726,8 +836,14 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
     oc_buf_append(b, "\r\n", 2);
     if (q->body.len)
         oc_buf_append(b, q->body.data, q->body.len);
-    if (!b->data || bufferevent_write(c->bev, b->data, b->len) < 0)
+    if (!b->data || oc_buf_append(&c->wbuf, b->data, b->len) < 0)
         return -1;
+    if (!c->flushing) {
+        c->flushing = 1;
+        c->flush_next = h->flush;
+        h->flush = c;
+        event_active(h->flush_ev, EV_TIMEOUT, 0);
+    }
     r->after_idle = c->connected && c->nout == 0 && c->answered > 0;
     r->next = NULL;
     *c->out_tail = r;
@@ -825,7 +941,8 @@ h1 *h1_new(struct event_base *base, int max_total, int max_host)
         h->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     h->sweep = evtimer_new(base, sweep_cb, h);
     h->later_ev = event_new(base, -1, 0, later_cb, h);
-    if (!h->dns || !h->sweep || !h->later_ev) {
+    h->flush_ev = event_new(base, -1, 0, flush_cb, h);
+    if (!h->dns || !h->sweep || !h->later_ev || !h->flush_ev) {
         h1_free(h);
         return NULL;
     }
@@ -917,9 +1034,7 @@ void h1_free(h1 *h)
                 c->out = r->next;
                 req_free(r);
             }
-            bufferevent_free(c->bev);
-            oc_buf_free(&c->p.body);
-            free(c);
+            conn_free(c);
         }
         while (o->pend) {
             h1req *r = o->pend;
@@ -937,6 +1052,8 @@ void h1_free(h1 *h)
         event_free(h->sweep);
     if (h->later_ev)
         event_free(h->later_ev);
+    if (h->flush_ev)
+        event_free(h->flush_ev);
     if (h->dns)
         evdns_base_free(h->dns, 0);
     oc_buf_free(&h->scratch);

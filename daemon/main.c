@@ -406,9 +406,9 @@ int main(int argc, char **argv)
     size_t window = 0;
     for (size_t i = 0; i < o.n_conns; i++)
         window += (size_t)o.conns[i].max_inflight;
-    o.max_held = (size_t)cfg.chunk_size * 2;
-    if (o.max_held < window * 4)
-        o.max_held = window * 4;
+    o.max_held = (size_t)cfg.chunk_size * 4;
+    if (o.max_held < window * 8)
+        o.max_held = window * 8;
 
     transport_opts topts = {.max_total_connections = cfg.max_total_connections,
                             .max_host_connections = cfg.max_host_connections};

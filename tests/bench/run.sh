@@ -79,7 +79,7 @@ type = whatsapp
 api_base = http://127.0.0.1:$NP
 phone_number_id = 1234567890
 access_token = testtoken
-max_inflight = ${BENCH_INFLIGHT:-256}
+max_inflight = ${BENCH_INFLIGHT:-512}
 
 [channels]
 whatsapp = wa
