@@ -249,6 +249,12 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
         oc_outcome_set(out, OC_FAILED, "header_injection", "CR or LF in a header value");
         return -1;
     }
+    if (strlen(m->to) > 254) {
+        /* RFC 5321's path limit; the daemon's normalization never passes
+         * one, but a plugin host or a hand-built message might */
+        oc_outcome_set(out, OC_FAILED, "invalid_address", "recipient address too long");
+        return -1;
+    }
     char token[200];
     safe_token(m->message_id, token, sizeof(token));
     oc_buf *b = &req->body;

@@ -205,6 +205,15 @@ static void header_injection_is_refused(void **state)
     m.to = "ana@example.com\nBcc: x@y.z";
     assert_int_equal(C->build(*state, &m, &r, &o), -1);
     oc_request_free(&r);
+    /* an address past RFC 5321's 254 octets would make a 998+ octet To: line */
+    char longto[300];
+    memset(longto, 'a', sizeof(longto) - 1);
+    longto[sizeof(longto) - 1] = '\0';
+    memcpy(longto + 280, "@example.com", 12);
+    m.to = longto;
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "invalid_address");
+    oc_request_free(&r);
 }
 
 static void reply_codes_map_to_outcomes(void **state)
