@@ -149,6 +149,10 @@ static void record(struct evhttp_request *req, const char *path, const char *que
     json_object_set_new(o, "headers", h);
     json_object_set_new(o, "body", json_stringn_nocheck(body, len));
     json_object_set_new(o, "ts_ms", json_integer(now_ms()));
+    char *peer = NULL;
+    ev_uint16_t peer_port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
+    json_object_set_new(o, "peer_port", json_integer(peer_port));
     char *line = json_dumps(o, JSON_COMPACT);
     fprintf(M.rec, "%s\n", line);
     fflush(M.rec);
@@ -302,8 +306,8 @@ static void handle_whatsapp(struct evhttp_request *req, const char *body, size_t
         return;
     }
     char *resp = fmt("{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"%s\","
-                     "\"wa_id\":\"%s\"}],\"messages\":[{\"id\":\"wamid.MOCK%08lu\"}]}",
-                     to, to, ++M.wamid);
+                     "\"wa_id\":\"%s\"}],\"messages\":[{\"id\":\"wamid.MOCK%08lu.%s\"}]}",
+                     to, to, ++M.wamid, to);
     answer(req, 200, resp, -1, r ? r->delay_ms : 0);
     json_decref(j);
 }
