@@ -13,7 +13,7 @@ BENCH_DEPS = nginx-light wrk
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test test-unit bench bench-webhooks fuzz package clean
+.PHONY: all deps build demo test test-unit bench bench-webhooks bench-smtp fuzz package clean
 
 all: build
 
@@ -69,6 +69,16 @@ package: build
 bench-webhooks: build
 	@$(MAKE) --no-print-directory deps EXTRA_DEPS="$(BENCH_DEPS)"
 	bash tests/bench/webhooks.sh $(BUILD)
+
+# smtp-sink comes with postfix; preseeded to "No configuration" and never
+# allowed to remove another installed mail server (apt --no-remove)
+bench-smtp: build
+	@command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections && \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-remove postfix; }
+	bash tests/bench/smtp.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

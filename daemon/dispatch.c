@@ -60,6 +60,7 @@ struct chunk {
     size_t unresolved;
     int loading;     /* spec or recipients being fetched */
     size_t to_claim; /* recipients in R_CLAIM */
+    size_t scan;     /* no recipient before this index is in R_CLAIM */
     int claiming;    /* a claim call is outstanding */
     int hold;        /* someone else's live claim: leave the entry pending */
     int park;        /* campaign paused: park the chunk and ack */
@@ -295,6 +296,8 @@ static int aim(rcpt *r)
             }
             r->state = R_CLAIM;
             r->ck->to_claim++;
+            if ((size_t)(r - r->ck->rs) < r->ck->scan)
+                r->ck->scan = (size_t)(r - r->ck->rs);
             return 0;
         }
         /* no usable address on this channel: a permanent failure there */
@@ -429,6 +432,8 @@ static void claimed(redisReply *rep, void *arg)
             if (c->rs[i].state == R_CLAIMING) {
                 c->rs[i].state = R_CLAIM;
                 c->to_claim++;
+                if (i < c->scan)
+                    c->scan = i;
                 c->spec->chans[c->rs[i].ch]->ci->claiming--;
             }
         omni_kick(o);
@@ -484,10 +489,11 @@ static void claim_chunk(chunk *c)
         return;
     /* a claim is worth its round trip: wait until a quarter of the window
      * is free (or what the chunk still needs, if less) */
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = c->scan; i < c->n; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
             continue;
+        c->scan = i;
         conn_inst *ci = c->spec->chans[r->ch]->ci;
         size_t busy = ci->queued + ci->claiming;
         size_t want = ci->claim_window / 4 < c->to_claim ? ci->claim_window / 4 : c->to_claim;
@@ -506,8 +512,8 @@ static void claim_chunk(chunk *c)
     store_args_addll(&a, o->cfg->lease_ms);
     store_args_adds(&a, o->owner);
     store_args_adds(&a, o->cfg->consumer);
-    size_t n = 0, left = c->to_claim;
-    for (size_t i = 0; i < c->n && left; i++) {
+    size_t n = 0, left = c->to_claim, i = c->scan, first_left = c->n;
+    for (; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
             continue;
@@ -515,8 +521,11 @@ static void claim_chunk(chunk *c)
         /* claim only what the connector can start soon: a claim that waits
          * in memory is one that ends 'uncertain' if this process dies */
         conn_inst *ci = c->spec->chans[r->ch]->ci;
-        if (ci->queued + ci->claiming >= ci->claim_window)
+        if (ci->queued + ci->claiming >= ci->claim_window) {
+            if (first_left == c->n)
+                first_left = i;
             continue;
+        }
         ci->claiming++;
         char flags[3] = {0}, *f = flags;
         if (is_last_channel(r))
@@ -531,6 +540,7 @@ static void claim_chunk(chunk *c)
         c->to_claim--;
         n++;
     }
+    c->scan = first_left < c->n ? first_left : i;
     if (n) {
         store_args_finish(&a);
         c->claiming = 1;

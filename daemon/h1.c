@@ -401,7 +401,7 @@ struct h1conn {
     size_t rlen, rcap;
     h1conn *flush_next; /* on the list of connections with bytes to send */
     int flushing;
-    int connected, closing;
+    int connected;
     int opening; /* inside bufferevent_socket_connect_hostname */
     long long connect_deadline_us, idle_since_us;
     h1req *out, **out_tail; /* written, awaiting answers, in order */
@@ -860,7 +860,7 @@ static void pump(h1 *h, origin *o)
         h1req *r = o->pend;
         h1conn *best = NULL;
         for (h1conn *c = o->conns; c; c = c->next) {
-            if (c->closing || !c->connect_deadline_us || c->nout >= r->depth)
+            if (!c->connect_deadline_us || c->nout >= r->depth)
                 continue;
             if (!best || c->nout < best->nout)
                 best = c;
@@ -921,7 +921,10 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     if (h->inflight || h->total) {
+        /* only idle connections left: look at them once a second */
         struct timeval tv = {0, SWEEP_MS * 1000};
+        if (!h->inflight)
+            tv = (struct timeval){1, 0};
         evtimer_add(h->sweep, &tv);
     }
 }
@@ -1006,7 +1009,8 @@ int h1_submit(h1 *h, oc_request *req, const transport_req_opts *opts, transport_
     *o->pend_tail = r;
     o->pend_tail = &r->next;
     h->inflight++;
-    if (!evtimer_pending(h->sweep, NULL)) {
+    if (h->inflight == 1 || !evtimer_pending(h->sweep, NULL)) {
+        /* (re)arm at the busy pace: it may be waiting a second for idle ones */
         struct timeval tv = {0, SWEEP_MS * 1000};
         evtimer_add(h->sweep, &tv);
     }

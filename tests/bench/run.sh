@@ -5,24 +5,11 @@
 # connector pointed at it, one broadcast of N recipients from a Redis list,
 # timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
-set -euo pipefail
-BUILD=$(cd "${1:-build}" && pwd)
 N=${BENCH_N:-100000}
-T=$(mktemp -d /tmp/omnicast-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(free_port); NP=$(free_port)
-
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" \
-  --logfile "$T/redis.log" --daemonize no &
-REDIS_PID=$!; PIDS+=($REDIS_PID)
+NP=$(free_port)
+start_bench_redis
 
 mkdir -p "$T/nginx"
 cat >"$T/nginx/nginx.conf" <<CONF
@@ -52,18 +39,9 @@ http {
 CONF
 nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
-for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && curl -s "127.0.0.1:$NP/_count" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -s "127.0.0.1:$NP/_count" >/dev/null && break; sleep 0.1; done
 
-python3 - "$N" <<'PY' | redis-cli -p "$RP" --pipe >/dev/null
-import sys
-n = int(sys.argv[1]); out = sys.stdout.buffer
-def cmd(*a):
-    out.write(b"*%d\r\n" % len(a))
-    for x in a:
-        x = x.encode(); out.write(b"$%d\r\n%s\r\n" % (len(x), x))
-for b in range(1, n + 1, 1000):
-    cmd("RPUSH", "bench:list", *['{"to":"+1555%07d","vars":{"name":"User%d"}}' % (i, i) for i in range(b, min(b + 1000, n + 1))])
-PY
+fill_bench_list bench:list "$N" '{"to":"+1555%07d","vars":{"name":"User%d"}}'
 
 cat >"$T/omni.conf" <<CONF
 [daemon]
@@ -93,18 +71,13 @@ if [ -n "${BENCH_PERF:-}" ]; then
 fi
 for _ in $(seq 1 100); do redis-cli -p "$RP" EXISTS omni:jobs | grep -q 1 && break; sleep 0.05; done
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 nginx_worker=$(pgrep -P "$NGINX_PID" | head -1 || echo "$NGINX_PID")
 d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID"); n0=$(ticks "$nginx_worker")
 req0=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
 t0=$(date +%s.%N)
 redis-cli -p "$RP" XADD omni:jobs '*' job '{"type":"broadcast","id":"bench","channel":"whatsapp","message":{"text":"Hi {{name}}, our Black Friday sale starts now: 30% off everything."},"recipients_list":"bench:list"}' >/dev/null
-deadline=$((SECONDS + 1800))
-until [ "$(redis-cli -p "$RP" --raw HGET omni:campaign:bench state)" = done ]; do
-  [ $SECONDS -lt $deadline ] || { echo "bench: timed out" >&2; exit 1; }
-  sleep 0.02
-done
+wait_campaign_done bench
 t1=$(date +%s.%N)
 d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); n1=$(ticks "$nginx_worker")
 req1=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')

@@ -4,24 +4,13 @@
 # time; every 2xx means the event was written to Redis (inbound.lua) before
 # the answer. Prints webhooks_per_s first. BENCH_SECONDS (default 10),
 # BENCH_CONNS (wrk connections, default 64).
-set -euo pipefail
-BUILD=$(cd "${1:-build}" && pwd)
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-64}
-T=$(mktemp -d /tmp/omnicast-wbench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+BENCH_NAME=wbench
+source "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null || { echo "bench: wrk missing (make bench-webhooks installs it)" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(free_port); HP=$(free_port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" \
-  --logfile "$T/redis.log" --daemonize no &
-REDIS_PID=$!; PIDS+=($REDIS_PID)
+HP=$(free_port)
+start_bench_redis
 cat >"$T/omni.conf" <<CONF
 [daemon]
 redis = redis://127.0.0.1:$RP/0
@@ -40,7 +29,6 @@ app_secret = appsecret
 [channels]
 whatsapp = wa
 CONF
-for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
 # 20,000 sent messages for the statuses to refer to
 python3 - <<'PY' | redis-cli -p "$RP" --pipe >/dev/null
 import sys
@@ -77,7 +65,6 @@ with open(sys.argv[1], "w") as f:
     f.write("}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n")
     f.write("  return wrk.format('POST', '/webhooks/wa', {['Content-Type']='application/json', ['X-Hub-Signature-256']=bodies[i][2]}, bodies[i][1])\nend\n")
 PY
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID")
 wrk -t 1 -c "$CONNS" -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$HP" >"$T/wrk.out" 2>&1

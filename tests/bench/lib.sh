@@ -1,0 +1,50 @@
+# Shared by the benchmark scripts: a temp dir, processes stopped by PID on
+# exit, free ports, a private redis-server, CPU ticks of a process.
+set -euo pipefail
+BUILD=$(cd "${1:-build}" && pwd)
+T=$(mktemp -d "/tmp/omnicast-${BENCH_NAME:-bench}.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_bench_redis: sets RP and REDIS_PID (no persistence, 127.0.0.1)
+start_bench_redis() {
+  RP=$(free_port)
+  redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$T" \
+    --logfile "$T/redis.log" --daemonize no &
+  REDIS_PID=$!; PIDS+=($REDIS_PID)
+  for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "bench: redis-server did not start" >&2; exit 1
+}
+
+# fill_bench_list KEY N FORMAT: RPUSH N recipients, FORMAT a Python %-format
+# of (i, i) for i = 1..N, before the clock starts
+fill_bench_list() {
+  python3 - "$1" "$2" "$3" <<'PY' | redis-cli -p "$RP" --pipe >/dev/null
+import sys
+key, n, fmt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out = sys.stdout.buffer
+def cmd(*a):
+    out.write(b"*%d\r\n" % len(a))
+    for x in a:
+        x = x.encode(); out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+for b in range(1, n + 1, 1000):
+    cmd("RPUSH", key, *[fmt % (i, i) for i in range(b, min(b + 1000, n + 1))])
+PY
+}
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wait_campaign_done ID: poll the campaign's state (30 minutes at most)
+wait_campaign_done() {
+  local deadline=$((SECONDS + 1800))
+  until [ "$(redis-cli -p "$RP" --raw HGET "omni:campaign:$1" state)" = done ]; do
+    [ $SECONDS -lt $deadline ] || { echo "bench: timed out" >&2; exit 1; }
+    sleep 0.02
+  done
+}

@@ -1,0 +1,78 @@
+#!/bin/bash
+# make bench-smtp: email-text-N end to end. A private redis-server and
+# postfix's smtp-sink (a real SMTP server that accepts and discards mail,
+# announcing PIPELINING) on 127.0.0.1, omnicastd with the smtp connector
+# (plain SMTP, no TLS) pointed at it, one broadcast of N recipients
+# (user<i>@example.com, var name) from a Redis list, timed from XADD to
+# state=done. Prints key=value lines, msgs_per_s first; sink_messages is
+# what smtp-sink counted (must equal N). BENCH_N (default 20000),
+# BENCH_INFLIGHT (default 64) and BENCH_CONNS (default 32).
+N=${BENCH_N:-20000}
+BENCH_NAME=sbench
+source "$(dirname "$0")/lib.sh"
+SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
+[ -x "$SINK" ] || { echo "bench: smtp-sink missing (make bench-smtp installs postfix)" >&2; exit 1; }
+SP=$(free_port)
+start_bench_redis
+
+# -c: count deliveries on stdout; -u: drop root after binding; backlog 512
+user=$(id -un); [ "$(id -u)" = 0 ] && user=nobody
+"$SINK" -c -u "$user" "127.0.0.1:$SP" 512 >"$T/sink.out" 2>"$T/sink.err" &
+SINK_PID=$!; PIDS+=($SINK_PID)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$SP") 2>/dev/null && break; sleep 0.1; done
+
+fill_bench_list bench:mail "$N" '{"to":"user%d@example.com","vars":{"name":"User%d"}}'
+
+cat >"$T/omni.conf" <<CONF
+[daemon]
+redis = redis://127.0.0.1:$RP/0
+consumer = sbench
+log_level = warn
+chunk_size = ${BENCH_CHUNK:-500}
+max_host_connections = ${BENCH_CONNS:-32}
+max_total_connections = ${BENCH_CONNS:-32}
+
+[connector.mail]
+type = smtp
+url = smtp://127.0.0.1:$SP
+tls = none
+from = Acme News <news@acme.example>
+max_inflight = ${BENCH_INFLIGHT:-64}
+
+[channels]
+email = mail
+CONF
+"$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
+DAEMON_PID=$!; PIDS+=($DAEMON_PID)
+if [ -n "${BENCH_PERF:-}" ]; then
+  perf record -F 2000 -g -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
+for _ in $(seq 1 100); do redis-cli -p "$RP" EXISTS omni:jobs | grep -q 1 && break; sleep 0.05; done
+
+hz=$(getconf CLK_TCK)
+d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID"); s0=$(ticks "$SINK_PID")
+t0=$(date +%s.%N)
+redis-cli -p "$RP" XADD omni:jobs '*' job '{"type":"broadcast","id":"sbench","channel":"email","message":{"subject":"Black Friday","text":"Hi {{name}}, our Black Friday sale starts now: 30% off everything."},"recipients_list":"bench:mail"}' >/dev/null
+wait_campaign_done sbench
+t1=$(date +%s.%N)
+d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); s1=$(ticks "$SINK_PID")
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
+if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
+sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:sbench sent)
+# smtp-sink -c rewrites one counter line with \r; the last number is the total
+sink=$(tr '\r' '\n' <"$T/sink.out" | grep -Eo '[0-9]+' | tail -1 || true)
+python3 - <<PY
+n=$N; el=$t1-$t0; hz=$hz
+per=100000/n
+print("msgs_per_s=%.0f" % (n/el))
+print("workload=email-text-%d" % n)
+print("elapsed_s=%.3f" % el)
+print("sent=$sent")
+print("cpu_s_per_100k_daemon=%.3f" % (($d1-$d0)/hz*per))
+print("cpu_s_per_100k_redis=%.3f" % (($r1-$r0)/hz*per))
+print("cpu_s_per_100k_sink=%.3f" % (($s1-$s0)/hz*per))
+print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
+print("daemon_peak_rss_kib=$rss")
+print("sink_messages=${sink:-0}")
+PY
