@@ -75,8 +75,13 @@ local function put(field, rec)
   recs[field] = rec
 end
 -- a fresh claim is written as text: the same JSON cjson would make, cheaper
-local claim_tail = ',"owner":' .. cjson.encode(owner) .. ',"lease":' .. (now + lease) ..
-    ',"attempts":1,"at":' .. now .. '}'
+-- a JSON string: as is when nothing needs escaping, else through cjson
+local function q(v)
+  if not string.find(v, '[%c"\\]') then return '"' .. v .. '"' end
+  return cjson.encode(v)
+end
+local claim_tail = ',"owner":' .. q(owner) .. ',"lease":' ..
+    string.format('%d', now + lease) .. ',"attempts":1,"at":' .. ARGV[2] .. '}'
 local ch_json = {}
 
 for j = 1, n do
@@ -98,9 +103,8 @@ for j = 1, n do
       code = 'sup'
     else
       local cj = ch_json[ch]
-      if not cj then cj = cjson.encode(ch); ch_json[ch] = cj end
-      put(field, '{"state":"claimed","channel":' .. cj .. ',"slot":' .. cjson.encode(slot) ..
-          claim_tail)
+      if not cj then cj = q(ch); ch_json[ch] = cj end
+      put(field, '{"state":"claimed","channel":' .. cj .. ',"slot":' .. q(slot) .. claim_tail)
       code = 'go:1'
     end
   elseif r.slot ~= slot then

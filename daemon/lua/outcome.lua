@@ -61,10 +61,32 @@ local function get(mk, field)
   if v then return cjson.decode(v) end
   return nil
 end
-local function set(mk, field, r)
+local function set_raw(mk, field, v)
   local b = books[mk]
   if not b.dirty[field] then b.dorder[#b.dorder + 1] = field end
-  b.dirty[field] = cjson.encode(r)
+  b.dirty[field] = v
+end
+local function set(mk, field, r) set_raw(mk, field, cjson.encode(r)) end
+local function raw(mk, field)
+  local b = books[mk]
+  return b.dirty[field] or b.vals[b.pos[field]]
+end
+-- a JSON string: as is when nothing needs escaping, else through cjson
+local function q(s)
+  if not string.find(s, '[%c"\\]') then return '"' .. s .. '"' end
+  return cjson.encode(s)
+end
+-- the record claim.lua writes for a fresh claim, field by field
+local CLAIMED = '^{"state":"claimed","channel":("[^"\\]*"),"slot":"(%d+)","owner":("[^"\\]*"),' ..
+    '"lease":%d+,"attempts":(%d+),"at":%d+}$'
+local now_s, ttl_s = ARGV[2], ARGV[3]
+local function sent_elsewhere(c, ch, addr, pid)
+  if pid ~= '' then
+    redis.call('SET', prefix .. 'pmid:' .. pid, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. ',"a":' ..
+        q(addr) .. '}', 'EX', ttl_s)
+  end
+  redis.call('HSET', prefix .. 'contact:' .. ch .. ':' .. addr, 'last_campaign', c, 'last_sent',
+      now_s)
 end
 
 for i = 4, #ARGV, 10 do
@@ -74,9 +96,25 @@ for i = 4, #ARGV, 10 do
   local mk = prefix .. 'msg:' .. c
   local field = ch .. ':' .. addr
   local r = nil
-  if kind ~= 'defer' then r = get(mk, field) end
   local code = 'ok'
-  if kind == 'defer' then
+  -- the common case, a fresh claim now sent, without decoding or encoding
+  local cj, s, ow, att
+  if kind == 'sent' and member == '' then
+    local v = raw(mk, field)
+    if v then cj, s, ow, att = string.match(v, CLAIMED) end
+  end
+  if cj and s == slot then
+    set_raw(mk, field, '{"state":"sent","channel":' .. cj .. ',"slot":"' .. s .. '","attempts":' ..
+        att .. ',"at":' .. now_s .. ',"by":' .. ow .. ',"provider_id":' .. q(pid) .. '}')
+    count(c, 'sent')
+    sent_elsewhere(c, ch, addr, pid)
+    kind = 'done'
+  elseif kind ~= 'defer' then
+    r = get(mk, field)
+  end
+  if kind == 'done' then
+    -- recorded above
+  elseif kind == 'defer' then
     -- not claimed yet (quiet hours): wait in the retry set until due
     redis.call('ZADD', prefix .. 'retry', due, member)
   elseif r and r.slot ~= slot then
@@ -103,10 +141,7 @@ for i = 4, #ARGV, 10 do
       r.state = 'sent'
       r.provider_id = pid
       count(c, 'sent')
-      if pid ~= '' then
-        redis.call('SET', prefix .. 'pmid:' .. pid, cjson.encode({c = c, ch = ch, a = addr}), 'EX', ttl)
-      end
-      redis.call('HSET', prefix .. 'contact:' .. ch .. ':' .. addr, 'last_campaign', c, 'last_sent', now)
+      sent_elsewhere(c, ch, addr, pid)
     elseif kind == 'failed' then
       r.state = 'failed'
       r.error = reason

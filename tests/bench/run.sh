@@ -58,6 +58,7 @@ api_base = http://127.0.0.1:$NP
 phone_number_id = 1234567890
 access_token = testtoken
 max_inflight = ${BENCH_INFLIGHT:-512}
+pipeline = ${BENCH_PIPELINE:-1}
 
 [channels]
 whatsapp = wa

@@ -115,3 +115,24 @@ rraw HGET $M4 wa:+15550001199 | python3 -c 'import json,sys; r=json.load(sys.std
 res=$(ev outcome 0 omni: 2001 60 b wa +15550001300 1300 sent 1 x "" 0 "" b wa +15550001300 1300 sent 1 x "" 0 "" | tr '\n' ' ')
 [ "$res" = "ok stale " ] || fail "one record twice in one outcome batch: $res"
 ok "batches: in-batch duplicates, suppression, slices over 1000"
+
+# the outcome script reads a fresh claim record without decoding it; an
+# owner that needs escaping takes the decoding path: both end the same
+C5=omni:campaign:e M5=omni:msg:e
+ev create 5 $C5 $C5:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 e broadcast \
+  '{"to":"+15550000001"}' '{"to":"+15550000002"}' >/dev/null
+ev claim 2 $C5 $M5 omni: 1000 500 'plain/1' plain wa +15550000001 0 F >/dev/null
+ev claim 2 $C5 $M5 omni: 1000 500 'we"ird\/1' 'we"ird' wa +15550000002 1 F >/dev/null
+ev outcome 0 omni: 2000 60 e wa +15550000001 0 sent 1 'wamid."q"' "" 0 "" e wa +15550000002 1 sent 1 wamid.e2 "" 0 "" >/dev/null
+for a in +15550000001 +15550000002; do
+  rraw HGET $M5 "wa:$a" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["state"] == "sent" and r["attempts"] == 1 and r["at"] == 2000, r
+assert r["by"] in ("plain/1", "we\"ird\\/1") and "owner" not in r and "lease" not in r, r
+assert r["provider_id"] in ("wamid.\"q\"", "wamid.e2"), r' || fail "sent record of $a: $(rraw HGET $M5 "wa:$a")"
+done
+rraw GET 'omni:pmid:wamid."q"' | python3 -c 'import json,sys; assert json.load(sys.stdin) == {"c":"e","ch":"wa","a":"+15550000001"}' || fail "pmid with quotes"
+[ "$(rraw HGET omni:contact:wa:+15550000002 last_sent)" = 2000 ] || fail "contact last_sent"
+[ "$(rraw HGET $C5 sent)" = 2 ] && [ "$(rraw HGET $C5 state)" = done ] || fail "counters"
+ok "outcome: the undecoded fast path and the decoding path record the same"
