@@ -5,6 +5,10 @@
 # connector pointed at it, one broadcast of N recipients from a Redis list,
 # timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
+# Knobs: BENCH_INFLIGHT (max_inflight, 512), BENCH_CONNS (connections, 64),
+# BENCH_PIPELINE (the connector's pipeline, 1), BENCH_CHUNK (chunk_size,
+# 500), BENCH_PERF=FILE (perf record the daemon), BENCH_CALIBRATE=0 (skip
+# the 3 s nginx-alone calibration), BENCH_KEEP=1 (keep the temp dir).
 N=${BENCH_N:-100000}
 source "$(dirname "$0")/lib.sh"
 command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
@@ -41,6 +45,19 @@ nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
 for _ in $(seq 1 100); do curl -s "127.0.0.1:$NP/_count" >/dev/null && break; sleep 0.1; done
 
+# calibration: what nginx alone answers on this machine right now (wrk, one
+# thread, 64 connections, 3 s, the same POST); BENCH_CALIBRATE=0 skips it
+calib=""
+if [ "${BENCH_CALIBRATE:-1}" != 0 ] && command -v wrk >/dev/null; then
+  cat >"$T/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"messaging_product":"whatsapp","recipient_type":"individual","to":"+15550000001","type":"text","text":{"preview_url":false,"body":"Hi User1, our Black Friday sale starts now: 30% off everything."}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer testtoken"
+LUA
+  calib=$(wrk -t1 -c64 -d3s -s "$T/post.lua" "http://127.0.0.1:$NP/v21.0/1234567890/messages" |
+    awk '/Requests\/sec/ {printf "%.0f", $2}')
+fi
 fill_bench_list bench:list "$N" '{"to":"+1555%07d","vars":{"name":"User%d"}}'
 
 cat >"$T/omni.conf" <<CONF
@@ -98,4 +115,5 @@ print("cpu_s_per_100k_nginx=%.3f" % (($n1-$n0)/hz*per))
 print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
 print("daemon_peak_rss_kib=$rss")
 print("nginx_requests=%d" % ($req1 - $req0 - 1))
+if "$calib": print("nginx_alone_rps=$calib")
 PY
