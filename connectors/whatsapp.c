@@ -549,6 +549,11 @@ static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result
         }
     }
     json_decref(j);
+    if (n > EVENTS_MAX) {
+        /* refused whole: the daemon stores none of what was emitted */
+        oc_inbound_fail(res, 413, "too_many_events");
+        return;
+    }
     res->status = 200;
     res->content_type = "application/json";
     oc_buf_puts(&res->body, "{}");

@@ -268,10 +268,14 @@ static int channel_kind(void *ctx, const char *name)
 
 /* ---- webhooks */
 
+/* The events of one webhook request, copied: most carry one or a few, so
+ * the arrays start small and grow (up to EVENTS_PER_REQUEST). */
 typedef struct collected {
-    oc_event ev[EVENTS_PER_REQUEST];
-    char *strs[EVENTS_PER_REQUEST][9];
-    size_t n;
+    oc_event *ev;
+    char *(*strs)[9];
+    size_t n, cap;
+    int overflow; /* more than EVENTS_PER_REQUEST events */
+    int oom;
 } collected;
 
 static char *cdup(const char *s)
@@ -282,8 +286,25 @@ static char *cdup(const char *s)
 static void collect(void *ctx, const oc_event *e)
 {
     collected *c = ctx;
-    if (c->n == EVENTS_PER_REQUEST)
+    if (c->n == EVENTS_PER_REQUEST) {
+        c->overflow = 1;
         return;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 4 : 4;
+        if (cap > EVENTS_PER_REQUEST)
+            cap = EVENTS_PER_REQUEST;
+        oc_event *ev = realloc(c->ev, cap * sizeof(*ev));
+        if (ev)
+            c->ev = ev;
+        char *(*strs)[9] = ev ? realloc(c->strs, cap * sizeof(*strs)) : NULL;
+        if (!strs) {
+            c->oom = 1;
+            return;
+        }
+        c->strs = strs;
+        c->cap = cap;
+    }
     oc_event *d = &c->ev[c->n];
     char **s = c->strs[c->n];
     *d = *e;
@@ -357,10 +378,16 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
                          .header_ctx = in};
     oc_inbound_result res;
     memset(&res, 0, sizeof(res));
-    collected *c = calloc(1, sizeof(*c));
+    collected cc = {0}, *c = &cc;
     ci->impl->inbound(ci->inst, &r, &res, collect, c);
-    if (res.status >= 200 && res.status < 300 && c->n &&
-        (!conv_has_room(o, c->n) || !store_is_ready(o->st))) {
+    if (res.status >= 200 && res.status < 300 && (c->overflow || c->oom)) {
+        /* never a 2xx for a request whose events were not all kept */
+        log_error("webhook %s: %s", name,
+                  c->overflow ? "more than 1000 events in one request" : "out of memory");
+        reply_error(req, c->overflow ? 413 : 503, c->overflow ? "too_many_events" : "busy",
+                    c->overflow ? "at most 1000 events per request" : "retry later");
+    } else if (res.status >= 200 && res.status < 300 && c->n &&
+               (!conv_has_room(o, c->n) || !store_is_ready(o->st))) {
         /* the provider retries later; nothing is lost */
         reply_error(req, 503, store_is_ready(o->st) ? "busy" : "redis_unavailable",
                     "cannot store the events now, retry later");
@@ -384,7 +411,8 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
     for (size_t i = 0; i < c->n; i++)
         for (int k = 0; k < 9; k++)
             free(c->strs[i][k]);
-    free(c);
+    free(c->ev);
+    free(c->strs);
     oc_buf_free(&res.body);
     free(body);
 }

@@ -94,6 +94,19 @@ sleep 0.5
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$B/webhooks/nosuch")" = 404 ] || fail "unknown connector"
 ok "bad or missing signatures → 401 and nothing stored; unknown connector → 404"
 
+# more events in one request than the daemon keeps (1000): refused whole,
+# never a 2xx for a request whose events were not all stored
+big=$(python3 -c '
+import json
+st = [{"id": "wamid.big%d" % i, "status": "delivered", "timestamp": "1700000000", "recipient_id": "15550000001"} for i in range(1001)]
+print(json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15551230000", "phone_number_id": "1234567890"}, "statuses": st}}]}]}, separators=(",", ":")))')
+before=$(rraw DBSIZE)
+[ "$(post_wa "$big")" = 413 ] || fail "1001 events in one request: $(cat "$T/wbody")"
+q too_many_events "$T/wbody" || fail "413 without its code"
+sleep 0.3
+[ "$(rraw DBSIZE)" = "$before" ] || fail "an oversized batch stored something"
+ok "more than 1000 events in one request → 413 too_many_events, nothing stored"
+
 # statuses: delivered then read for 1; read then a late delivered for 2
 for p in "$w1 delivered 15550000001" "$w1 read 15550000001" "$w2 read 15550000002" "$w2 delivered 15550000002" "$w1 delivered 15550000001"; do
   set -- $p
