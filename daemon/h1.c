@@ -414,7 +414,7 @@ struct origin {
     origin *next;
     h1 *h;
     h1_url u; /* host, port, Host header (target unused) */
-    h1conn *conns;
+    h1conn *conns, *conns_tail; /* idle connections first, busy ones after */
     int nconns;
     h1req *pend, **pend_tail;
 };
@@ -492,7 +492,7 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void pump(h1 *h, origin *o);
+static void origin_pump(h1 *h, origin *o);
 
 static void push_front(origin *o, h1req *r)
 {
@@ -500,6 +500,38 @@ static void push_front(origin *o, h1req *r)
     o->pend = r;
     if (o->pend_tail == &o->pend)
         o->pend_tail = &r->next;
+}
+
+static void conn_unlink(origin *o, h1conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        o->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        o->conns_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_push(origin *o, h1conn *c, int front)
+{
+    if (front) {
+        c->next = o->conns;
+        if (o->conns)
+            o->conns->prev = c;
+        else
+            o->conns_tail = c;
+        o->conns = c;
+    } else {
+        c->prev = o->conns_tail;
+        if (o->conns_tail)
+            o->conns_tail->next = c;
+        else
+            o->conns = c;
+        o->conns_tail = c;
+    }
 }
 
 static void conn_free(h1conn *c)
@@ -524,12 +556,7 @@ static void conn_free(h1conn *c)
 static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int requeue)
 {
     origin *o = c->o;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        o->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    conn_unlink(o, c);
     o->nconns--;
     h->total--;
     if (c->flushing)
@@ -565,7 +592,7 @@ static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int 
         }
         o->pend_tail = &o->pend;
     }
-    pump(h, o);
+    origin_pump(h, o);
 }
 
 static void finish_head(h1 *h, h1conn *c)
@@ -576,8 +603,11 @@ static void finish_head(h1 *h, h1conn *c)
         c->out_tail = &c->out;
     c->nout--;
     c->answered++;
-    if (c->nout == 0)
+    if (c->nout == 0) {
         c->idle_since_us = mono_us();
+        conn_unlink(c->o, c);
+        conn_push(c->o, c, 1);
+    }
     h1_parser *p = &c->p;
     if (oc_buf_reserve(&p->body, 0) == 0)
         p->body.data[p->body.len] = '\0';
@@ -643,7 +673,7 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
             return;
         }
         if (c->o->pend)
-            pump(h, c->o); /* room on this connection now */
+            origin_pump(h, c->o); /* room on this connection now */
     }
     if (off) {
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -784,10 +814,7 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
                                                                              : 300000) *
                                              1000;
     bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
-    c->next = o->conns;
-    if (o->conns)
-        o->conns->prev = c;
-    o->conns = c;
+    conn_push(o, c, 1);
     o->nconns++;
     h->total++;
     /* numeric hosts connect at once; names resolve through evdns */
@@ -848,18 +875,23 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
     r->next = NULL;
     *c->out_tail = r;
     c->out_tail = &r->next;
-    c->nout++;
+    if (c->nout++ == 0) {
+        conn_unlink(c->o, c);
+        conn_push(c->o, c, 0);
+    }
     return 0;
 }
 
 /* Hand waiting requests to connections: an idle one first, else a new one
  * while the limits allow, else the least busy with room in its pipeline. */
-static void pump(h1 *h, origin *o)
+static void origin_pump(h1 *h, origin *o)
 {
     while (o->pend) {
         h1req *r = o->pend;
         h1conn *best = NULL;
-        for (h1conn *c = o->conns; c; c = c->next) {
+        /* idle connections are at the front: no scan past the first busy
+         * one unless pipelining looks for the least busy */
+        for (h1conn *c = o->conns; c && (c->nout == 0 || r->depth > 1); c = c->next) {
             if (!c->connect_deadline_us || c->nout >= r->depth)
                 continue;
             if (!best || c->nout < best->nout)
@@ -1014,7 +1046,7 @@ int h1_submit(h1 *h, oc_request *req, const transport_req_opts *opts, transport_
         struct timeval tv = {0, SWEEP_MS * 1000};
         evtimer_add(h->sweep, &tv);
     }
-    pump(h, o);
+    origin_pump(h, o);
     return 0;
 }
 
