@@ -25,16 +25,23 @@ auth_token = tok3n
 from = +15551230000
 http_client = curl
 
+[connector.hook]
+type = webhook
+url = http://localhost:$MOCK_PORT/hook
+
 [channels]
 whatsapp = wa
-sms = sms"
+sms = sms
+hook = hook"
 start_daemon "$T/omni.conf"
 
 fill_list pipe:list 600
 enqueue '{"type":"broadcast","id":"piped","channel":"whatsapp","message":{"text":"Hi {{name}}"},"recipients_list":"pipe:list"}'
 enqueue '{"type":"broadcast","id":"bycurl","channel":"sms","message":{"text":"Oi {{name|amigo}}"},"recipients":[{"to":"+15550000001"},{"to":"+15550000002"},{"to":"+15550000003"}]}'
 wait_for 90 campaign_done piped
+enqueue '{"type":"broadcast","id":"byname","channel":"hook","message":{"text":"ping"},"recipients":[{"to":"user-1"}]}'
 wait_for 60 campaign_done bycurl
+wait_for 60 campaign_done byname
 
 [ "$(campaign_field piped sent)" = 600 ] || fail "pipelined: sent=$(campaign_field piped sent) $(rraw HGETALL omni:campaign:piped | tr '\n' ' ')"
 counters_add_up piped || fail "pipelined: counters"
@@ -75,6 +82,10 @@ ok "native client: 600 sends pipelined over 2 connections, answers matched, drop
 [ "$(campaign_field bycurl sent)" = 3 ] || fail "curl: sent=$(campaign_field bycurl sent)"
 [ "$(recorded_tos "$T/prov.jsonl" | grep -c '^+1555000000[123]$')" = 3 ] || fail "curl: provider saw"
 ok "libcurl client (http_client = curl): Twilio with basic auth"
+
+[ "$(campaign_field byname sent)" = 1 ] || fail "a host name (localhost, resolved by evdns from /etc/hosts): sent=$(campaign_field byname sent)"
+q '"path":"/hook"' "$T/prov.jsonl" || fail "the webhook did not reach the mock"
+ok "native client resolves host names (localhost through evdns and /etc/hosts)"
 
 # the connection cap held: never more than 2 connections to the mock
 [ "$(python3 - "$T/prov.jsonl" <<'PY'
