@@ -402,6 +402,7 @@ struct h1conn {
     h1conn *flush_next; /* on the list of connections with bytes to send */
     int flushing;
     int connected;
+    int closing; /* its last answer said close: it takes no more requests */
     int opening; /* inside bufferevent_socket_connect_hostname */
     long long connect_deadline_us, idle_since_us;
     h1req *out, **out_tail; /* written, awaiting answers, in order */
@@ -665,6 +666,7 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
             return;
         }
         int close_after = c->p.close_after;
+        c->closing = close_after; /* before the callback, which may submit more */
         finish_head(h, c);
         h1_parser_reset(&c->p);
         if (close_after) {
@@ -892,7 +894,7 @@ static void origin_pump(h1 *h, origin *o)
         /* idle connections are at the front: no scan past the first busy
          * one unless pipelining looks for the least busy */
         for (h1conn *c = o->conns; c && (c->nout == 0 || r->depth > 1); c = c->next) {
-            if (!c->connect_deadline_us || c->nout >= r->depth)
+            if (!c->connect_deadline_us || c->closing || c->nout >= r->depth)
                 continue;
             if (!best || c->nout < best->nout)
                 best = c;

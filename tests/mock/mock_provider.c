@@ -13,6 +13,7 @@
  *   wa_code=131026:to=15550000009     a WhatsApp error code for one recipient
  *   twilio_code=21610:to=+15550000007 a Twilio error code for one recipient
  *   hang:to=...  close:to=...  garbage:first=1  delay=2000:first=1
+ *   connclose:every=50          a normal answer with Connection: close
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -40,6 +41,7 @@ typedef struct rule {
     int every;       /* every Nth request */
     int delay_ms;
     int hang, close_, garbage;
+    int connclose; /* answer normally, with Connection: close */
     char to[64];
     int hits;
 } rule;
@@ -95,6 +97,8 @@ static int parse_plan(const char *spec)
                 x->hang = 1;
             else if (!strcmp(kv, "close"))
                 x->close_ = 1;
+            else if (!strcmp(kv, "connclose"))
+                x->connclose = 1;
             else if (!strcmp(kv, "garbage"))
                 x->garbage = 1;
             else {
@@ -244,6 +248,12 @@ static int apply_rule(struct evhttp_request *req, rule *r, int wa)
         return 0;
     if (r->hang)
         return 1; /* accepted, never answered (the client times out) */
+    if (r->connclose) {
+        /* a normal answer that ends the connection (RFC 9112 9.6): requests
+         * pipelined behind it are not processed */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        return 0;
+    }
     if (r->close_) {
         evhttp_connection_free(evhttp_request_get_connection(req));
         return 1;
