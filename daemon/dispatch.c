@@ -88,6 +88,7 @@ typedef struct dispatch {
     long long pause_until_us; /* Redis answered with errors: wait before writing again */
     char num[4][64];          /* numbers formatted for a template, rotating */
     int num_slot;
+    store_args claim_args, out_args; /* reused: no large allocation per call */
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -144,6 +145,8 @@ void dispatch_free(omni *o)
         TAILQ_REMOVE(&d->chunks, c, link);
         chunk_free(c);
     }
+    store_args_free(&d->claim_args);
+    store_args_free(&d->out_args);
     oc_buf_free(&d->text);
     oc_buf_free(&d->subject);
     oc_buf_free(&d->html);
@@ -501,17 +504,18 @@ static void claim_chunk(chunk *c)
             return;
         break;
     }
-    store_args a = {0};
+    store_args *a = &D(o)->claim_args;
+    store_args_reset(a);
     char ck[KEY_MAX], mk[KEY_MAX];
     omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
     omni_key(o, mk, sizeof(mk), "msg:%s", c->cid);
-    store_args_adds(&a, ck);
-    store_args_adds(&a, mk);
-    store_args_adds(&a, o->cfg->prefix);
-    store_args_addll(&a, omni_now_ms());
-    store_args_addll(&a, o->cfg->lease_ms);
-    store_args_adds(&a, o->owner);
-    store_args_adds(&a, o->cfg->consumer);
+    store_args_adds(a, ck);
+    store_args_adds(a, mk);
+    store_args_adds(a, o->cfg->prefix);
+    store_args_addll(a, omni_now_ms());
+    store_args_addll(a, o->cfg->lease_ms);
+    store_args_adds(a, o->owner);
+    store_args_adds(a, o->cfg->consumer);
     size_t n = 0, left = c->to_claim, i = c->scan, first_left = c->n;
     for (; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
@@ -532,22 +536,21 @@ static void claim_chunk(chunk *c)
             *f++ = 'F';
         if (r->from_retry)
             *f++ = 'R';
-        store_args_adds(&a, c->spec->channels[r->ch]);
-        store_args_adds(&a, r->addr);
-        store_args_addll(&a, r->index);
-        store_args_adds(&a, flags);
+        store_args_adds(a, c->spec->channels[r->ch]);
+        store_args_adds(a, r->addr);
+        store_args_addll(a, r->index);
+        store_args_adds(a, flags);
         r->state = R_CLAIMING;
         c->to_claim--;
         n++;
     }
     c->scan = first_left < c->n ? first_left : i;
     if (n) {
-        store_args_finish(&a);
+        store_args_finish(a);
         c->claiming = 1;
-        if (store_eval(o->st, SCRIPT_CLAIM, claimed, c, 2, a.argc, a.argv, a.lens) < 0)
+        if (store_eval(o->st, SCRIPT_CLAIM, claimed, c, 2, a->argc, a->argv, a->lens) < 0)
             claimed(NULL, c);
     }
-    store_args_free(&a);
 }
 
 /* ---- rendering and sending */
@@ -847,10 +850,11 @@ static void flush_outcomes(omni *o)
     dispatch *d = D(o);
     if (d->flushing || !d->n_outcomes || !store_is_ready(o->st) || paused(o))
         return;
-    store_args a = {0};
-    store_args_adds(&a, o->cfg->prefix);
-    store_args_addll(&a, omni_now_ms());
-    store_args_adds(&a, PMID_TTL_S);
+    store_args *a = &d->out_args;
+    store_args_reset(a);
+    store_args_adds(a, o->cfg->prefix);
+    store_args_addll(a, omni_now_ms());
+    store_args_adds(a, PMID_TTL_S);
     size_t n = 0;
     rcpt *r;
     TAILQ_FOREACH(r, &d->outcomes, q)
@@ -858,33 +862,32 @@ static void flush_outcomes(omni *o)
         if (n == OUTCOME_BATCH)
             break;
         chunk *c = r->ck;
-        store_args_adds(&a, c->cid);
-        store_args_adds(&a, c->spec ? c->spec->channels[r->ch] : "");
-        store_args_adds(&a, r->addr);
-        store_args_addll(&a, r->index);
-        store_args_adds(&a, r->out_kind == OC_SENT     ? "sent"
+        store_args_adds(a, c->cid);
+        store_args_adds(a, c->spec ? c->spec->channels[r->ch] : "");
+        store_args_adds(a, r->addr);
+        store_args_addll(a, r->index);
+        store_args_adds(a, r->out_kind == OC_SENT     ? "sent"
                             : r->out_kind == OC_RETRY  ? "retry"
                             : r->out_kind == OUT_DEFER ? "defer"
                                                        : "failed");
-        store_args_adds(&a, r->out_final ? "1" : "0");
-        store_args_adds(&a, r->out_pid ? r->out_pid : "");
-        store_args_adds(&a, r->out_reason);
-        store_args_addll(&a, r->out_due);
+        store_args_adds(a, r->out_final ? "1" : "0");
+        store_args_adds(a, r->out_pid ? r->out_pid : "");
+        store_args_adds(a, r->out_reason);
+        store_args_addll(a, r->out_due);
         if (r->out_kind == OC_RETRY || r->out_kind == OUT_DEFER || r->from_retry) {
             char m[MSGID_MAX + 16];
             snprintf(m, sizeof(m), "%s|%ld|%d", c->cid, r->index, r->ch);
-            store_args_adds(&a, m);
+            store_args_adds(a, m);
         } else {
-            store_args_adds(&a, "");
+            store_args_adds(a, "");
         }
         r->state = R_RECORDING;
         n++;
     }
-    store_args_finish(&a);
+    store_args_finish(a);
     d->flushing = 1;
-    if (store_eval(o->st, SCRIPT_OUTCOME, recorded, o, 0, a.argc, a.argv, a.lens) < 0)
+    if (store_eval(o->st, SCRIPT_OUTCOME, recorded, o, 0, a->argc, a->argv, a->lens) < 0)
         recorded(NULL, o);
-    store_args_free(&a);
 }
 
 /* ---- finishing a chunk */

@@ -858,9 +858,15 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
         oc_buf_append(b, "\r\n", 2);
     }
     if (!get || q->body.len) {
-        char cl[48];
-        int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", q->body.len);
-        oc_buf_append(b, cl, (size_t)k);
+        char num[24], *p = num + sizeof(num);
+        size_t v = q->body.len;
+        do {
+            *--p = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        oc_buf_puts(b, "Content-Length: ");
+        oc_buf_append(b, p, (size_t)(num + sizeof(num) - p));
+        oc_buf_append(b, "\r\n", 2);
     }
     oc_buf_append(b, "\r\n", 2);
     if (q->body.len)

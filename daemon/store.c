@@ -518,9 +518,16 @@ void store_args_adds(store_args *a, const char *s)
 
 void store_args_addll(store_args *a, long long v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof(b), "%lld", v);
-    store_args_add(a, b, (size_t)n);
+    /* by hand: this runs several times per message */
+    char b[24], *p = b + sizeof(b);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    store_args_add(a, p, (size_t)(b + sizeof(b) - p));
 }
 
 void store_args_finish(store_args *a)

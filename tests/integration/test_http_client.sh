@@ -85,7 +85,7 @@ assert n == 600, n
 ok "native client: 600 sends pipelined over 2 connections, answers matched, dropped connection retried"
 
 [ "$(campaign_field bycurl sent)" = 3 ] || fail "curl: sent=$(campaign_field bycurl sent)"
-[ "$(recorded_tos "$T/prov.jsonl" | grep -c '^+1555000000[123]$')" = 3 ] || fail "curl: provider saw"
+[ "$(recorded_tos "$T/prov.jsonl" | sort -u | grep -c '^+1555000000[123]$')" = 3 ] || fail "curl: provider saw"  # (a 503 of the fail plan may hit one: retried)
 ok "libcurl client (http_client = curl): Twilio with basic auth"
 
 [ "$(campaign_field byname sent)" = 1 ] || fail "a host name (localhost, resolved by evdns from /etc/hosts): sent=$(campaign_field byname sent)"
