@@ -16,6 +16,7 @@
  * Error completions run from a zero-delay event, so no callback ever runs
  * inside h1_submit. Timeouts are checked every 50 ms. */
 #include "h1.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -434,20 +435,6 @@ struct h1 {
     oc_buf scratch;
 };
 
-static long long mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static long long wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void req_free(h1req *r)
 {
     oc_request_free(&r->req);
@@ -457,7 +444,7 @@ static void req_free(h1req *r)
 static void complete(h1 *h, h1req *r, const oc_response *resp)
 {
     h->inflight--;
-    long long lat = mono_us() - r->start_us;
+    long long lat = omni_mono_us() - r->start_us;
     if (r->done)
         r->done(r->arg, resp, lat);
     req_free(r);
@@ -488,7 +475,7 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
         resp.net_error = r->net_error;
         resp.net_detail = r->detail;
         resp.body = "";
-        resp.now_ms = wall_ms();
+        resp.now_ms = omni_now_ms();
         complete(h, r, &resp);
     }
 }
@@ -605,7 +592,7 @@ static void finish_head(h1 *h, h1conn *c)
     c->nout--;
     c->answered++;
     if (c->nout == 0) {
-        c->idle_since_us = mono_us();
+        c->idle_since_us = omni_mono_us();
         conn_unlink(c->o, c);
         conn_push(c->o, c, 1);
     }
@@ -620,7 +607,7 @@ static void finish_head(h1 *h, h1conn *c)
     resp.body_len = p->body.len;
     resp.retry_after = p->retry_after[0] ? p->retry_after : NULL;
     resp.content_type = p->content_type[0] ? p->content_type : NULL;
-    resp.now_ms = wall_ms();
+    resp.now_ms = omni_now_ms();
     complete(h, r, &resp);
 }
 
@@ -812,7 +799,7 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
     c->o = o;
     c->out_tail = &c->out;
     h1_parser_reset(&c->p);
-    c->connect_deadline_us = mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms
+    c->connect_deadline_us = omni_mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms
                                                                              : 300000) *
                                              1000;
     bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
@@ -927,7 +914,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     h1 *h = arg;
-    long long now = mono_us();
+    long long now = omni_mono_us();
     for (origin *o = h->origins; o; o = o->next) {
         h1req **pp = &o->pend;
         while (*pp) {
@@ -1040,7 +1027,7 @@ int h1_submit(h1 *h, oc_request *req, const transport_req_opts *opts, transport_
     r->target_len = u.target_len;
     r->done = done;
     r->arg = arg;
-    r->start_us = mono_us();
+    r->start_us = omni_mono_us();
     int timeout_ms = opts ? opts->timeout_ms : 0;
     r->deadline_us = timeout_ms > 0 ? r->start_us + (long long)timeout_ms * 1000 : 0;
     r->connect_timeout_ms = opts ? opts->connect_timeout_ms : 0;

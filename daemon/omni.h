@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "clock.h" /* omni_now_ms, omni_mono_us */
 #include "config.h"
 #include "omnicast/connector.h"
 #include "ratelimit.h"
@@ -90,8 +91,6 @@ typedef struct omni {
     char k_jobs[KEY_MAX], k_chunks[KEY_MAX], k_dead[KEY_MAX], k_retry[KEY_MAX], k_sched[KEY_MAX];
 } omni;
 
-long long omni_now_ms(void);  /* wall clock */
-long long omni_mono_us(void); /* monotonic */
 void omni_kick(omni *o);      /* run the deferred work soon */
 int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -4,6 +4,7 @@
  * after curl returns, so a callback may submit new transfers. Easy handles
  * are pooled; the multi's connection cache keeps connections alive. */
 #include "transport.h"
+#include "clock.h"
 #include "h1.h"
 
 #include <curl/curl.h>
@@ -55,20 +56,6 @@ typedef struct sock {
     transport *t;
     struct sock *prev, *next; /* every socket curl watches, freed at the end */
 } sock;
-
-static long long mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static long long wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void check_done(transport *t);
 
@@ -358,7 +345,7 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
         curl_easy_setopt(e, CURLOPT_PIPEWAIT, opts && opts->http2 ? 1L : 0L);
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers); /* NULL clears it */
-    x->start_us = mono_us();
+    x->start_us = omni_mono_us();
     if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
         release_easy(t, e, kind);
         xfer_free(x);
@@ -436,8 +423,8 @@ static void check_done(transport *t)
         r.body_len = x->resp.len;
         r.retry_after = x->retry_after[0] ? x->retry_after : NULL;
         r.content_type = x->content_type[0] ? x->content_type : NULL;
-        r.now_ms = wall_ms();
-        long long lat = mono_us() - x->start_us;
+        r.now_ms = omni_now_ms();
+        long long lat = omni_mono_us() - x->start_us;
         t->inflight--;
         release_easy(t, x->easy, x->req.kind == OC_REQ_SMTP);
         x->easy = NULL;
