@@ -12,6 +12,13 @@ start_redis
 # and every 40th answer says Connection: close: what was pipelined behind it
 # was not processed and goes out again on another connection, once
 start_mock prov --fail-plan "close:to=15550000150:first=1,status=503:every=25,connclose:every=40"
+# a receiver that waits a second before reading: a big request fills the
+# socket buffers and the native client must wait for the socket to drain
+/usr/bin/python3 "$OMNI_SRC/tests/mock/slow_reader.py" --port-file "$T/slow.port" \
+  --record "$T/slow.txt" >"$T/slow.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 test -s "$T/slow.port"
+SLOW_PORT=$(cat "$T/slow.port")
 daemon_conf "$T/omni.conf" "
 max_attempts = 5
 max_host_connections = 2
@@ -31,10 +38,16 @@ http_client = curl
 type = webhook
 url = http://localhost:$MOCK_PORT/hook
 
+[connector.big]
+type = webhook
+url = http://127.0.0.1:$SLOW_PORT/big
+timeout_ms = 20000
+
 [channels]
 whatsapp = wa
 sms = sms
-hook = hook"
+hook = hook
+big = big"
 start_daemon "$T/omni.conf"
 
 fill_list pipe:list 600
@@ -44,6 +57,9 @@ wait_for 90 campaign_done piped
 enqueue '{"type":"broadcast","id":"byname","channel":"hook","message":{"text":"ping"},"recipients":[{"to":"user-1"}]}'
 wait_for 60 campaign_done bycurl
 wait_for 60 campaign_done byname
+python3 -c 'import json,sys; sys.stdout.write(json.dumps({"type":"broadcast","id":"bigbody","channel":"big","message":{"text":"x"*900000},"recipients":[{"to":"u1"}]}))' >"$T/big.json"
+redis-cli -p "$REDIS_PORT" -x XADD omni:jobs '*' job <"$T/big.json" >/dev/null
+wait_for 60 campaign_done bigbody
 
 [ "$(campaign_field piped sent)" = 600 ] || fail "pipelined: sent=$(campaign_field piped sent) $(rraw HGETALL omni:campaign:piped | tr '\n' ' ')"
 counters_add_up piped || fail "pipelined: counters"
@@ -91,6 +107,10 @@ ok "libcurl client (http_client = curl): Twilio with basic auth"
 [ "$(campaign_field byname sent)" = 1 ] || fail "a host name (localhost, resolved by evdns from /etc/hosts): sent=$(campaign_field byname sent)"
 q '"path":"/hook"' "$T/prov.jsonl" || fail "the webhook did not reach the mock"
 ok "native client resolves host names (localhost through evdns and /etc/hosts)"
+
+[ "$(campaign_field bigbody sent)" = 1 ] || fail "big body: $(rraw HGETALL omni:campaign:bigbody | tr '\n' ' ')"
+[ "$(head -1 "$T/slow.txt")" -gt 900000 ] || fail "big body: the receiver got $(cat "$T/slow.txt")"
+ok "a 900 KB request to a receiver that reads late: sent whole once the socket drains"
 
 # the connection cap held: requests on more than 2 connections at once
 # never reached the mock (a connection's life: its first to its last
