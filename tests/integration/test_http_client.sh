@@ -21,6 +21,7 @@ wait_for 20 test -s "$T/slow.port"
 SLOW_PORT=$(cat "$T/slow.port")
 daemon_conf "$T/omni.conf" "
 max_attempts = 5
+max_job_bytes = 16777216
 max_host_connections = 2
 max_total_connections = 4
 $(wa_section "$MOCK_PORT" "pipeline = 8
@@ -57,7 +58,7 @@ wait_for 90 campaign_done piped
 enqueue '{"type":"broadcast","id":"byname","channel":"hook","message":{"text":"ping"},"recipients":[{"to":"user-1"}]}'
 wait_for 60 campaign_done bycurl
 wait_for 60 campaign_done byname
-python3 -c 'import json,sys; sys.stdout.write(json.dumps({"type":"broadcast","id":"bigbody","channel":"big","message":{"text":"x"*900000},"recipients":[{"to":"u1"}]}))' >"$T/big.json"
+python3 -c 'import json,sys; sys.stdout.write(json.dumps({"type":"broadcast","id":"bigbody","channel":"big","message":{"text":"x"*6000000},"recipients":[{"to":"u1"}]}))' >"$T/big.json"
 redis-cli -p "$REDIS_PORT" -x XADD omni:jobs '*' job <"$T/big.json" >/dev/null
 wait_for 60 campaign_done bigbody
 
@@ -109,8 +110,8 @@ q '"path":"/hook"' "$T/prov.jsonl" || fail "the webhook did not reach the mock"
 ok "native client resolves host names (localhost through evdns and /etc/hosts)"
 
 [ "$(campaign_field bigbody sent)" = 1 ] || fail "big body: $(rraw HGETALL omni:campaign:bigbody | tr '\n' ' ')"
-[ "$(head -1 "$T/slow.txt")" -gt 900000 ] || fail "big body: the receiver got $(cat "$T/slow.txt")"
-ok "a 900 KB request to a receiver that reads late: sent whole once the socket drains"
+[ "$(head -1 "$T/slow.txt")" -gt 6000000 ] || fail "big body: the receiver got $(cat "$T/slow.txt")"
+ok "a 6 MB request to a receiver that reads late: sent whole once the socket drains"
 
 # the connection cap held: requests on more than 2 connections at once
 # never reached the mock (a connection's life: its first to its last
