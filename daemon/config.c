@@ -71,7 +71,8 @@ const oc_config_key config_daemon_keys[] = {
      "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise"},
     {"crm_webhook_secret_file", 0, NULL,
      "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"},
-    {"crm_retry_ms", OC_KEY_INT, "30000", "an event the CRM did not accept is posted again after this"},
+    {"crm_retry_ms", OC_KEY_INT, "30000",
+     "an event the CRM did not accept is posted again after this"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct daemon_spec {
@@ -691,8 +692,8 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                     if (!strcmp(kv->value, "native") || !strcmp(kv->value, "curl"))
                         c->native = !strcmp(kv->value, "native");
                     else
-                        conf_errors_add(errs, "%s:%d: [%s] http_client: native or curl",
-                                        cfg->path, kv->line, who);
+                        conf_errors_add(errs, "%s:%d: [%s] http_client: native or curl", cfg->path,
+                                        kv->line, who);
                 } else if (!strcmp(kv->key, "pipeline")) {
                     if (parse_int(kv->value, 1, 64, &n) == 0)
                         c->pipeline = (int)n;

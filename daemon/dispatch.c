@@ -867,9 +867,9 @@ static void flush_outcomes(omni *o)
         store_args_adds(a, r->addr);
         store_args_addll(a, r->index);
         store_args_adds(a, r->out_kind == OC_SENT     ? "sent"
-                            : r->out_kind == OC_RETRY  ? "retry"
-                            : r->out_kind == OUT_DEFER ? "defer"
-                                                       : "failed");
+                           : r->out_kind == OC_RETRY  ? "retry"
+                           : r->out_kind == OUT_DEFER ? "defer"
+                                                      : "failed");
         store_args_adds(a, r->out_final ? "1" : "0");
         store_args_adds(a, r->out_pid ? r->out_pid : "");
         store_args_adds(a, r->out_reason);

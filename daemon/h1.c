@@ -39,6 +39,7 @@
 #define SWEEP_MS 50
 #define IDLE_CLOSE_US (60LL * 1000000) /* idle keep-alive connections are closed after */
 #define DEPTH_MAX 64
+#define KEEP_MAX (64 * 1024) /* buffers grown past this are freed once used */
 
 /* ---- the response parser */
 
@@ -48,6 +49,8 @@ void h1_parser_reset(h1_parser *p)
 {
     oc_buf body = p->body;
     memset(p, 0, sizeof(*p));
+    if (body.cap > KEEP_MAX)
+        oc_buf_free(&body); /* one big answer does not pin its buffer */
     p->body = body;
     oc_buf_reset(&p->body);
     p->left = -1;
@@ -202,7 +205,7 @@ int h1_parse(h1_parser *p, const char *d, size_t n, size_t *used, int eof)
             p->head_len += hl;
             if (p->status < 200) {
                 if (p->status == 101)
-                    return H1_BAD; /* we never ask to switch protocols */
+                    return H1_BAD;  /* we never ask to switch protocols */
                 h1_parser_reset(p); /* interim answer (100 Continue): the real one follows */
                 continue;
             }
@@ -382,11 +385,11 @@ struct h1req {
     void *arg;
     long long start_us, deadline_us; /* deadline 0: none */
     int connect_timeout_ms;
-    int depth;        /* requests this one may share a connection with, itself included */
-    int retried;      /* already written again once after the keep-alive race */
-    int after_idle;   /* written on a connection idle after earlier answers */
+    int depth;      /* requests this one may share a connection with, itself included */
+    int retried;    /* already written again once after the keep-alive race */
+    int after_idle; /* written on a connection idle after earlier answers */
     size_t target_off, target_len; /* path and query within req.url */
-    int net_error;    /* for a deferred failure */
+    int net_error;                 /* for a deferred failure */
     const char *detail;
 };
 
@@ -415,7 +418,7 @@ struct h1conn {
 struct origin {
     origin *next;
     h1 *h;
-    h1_url u; /* host, port, Host header (target unused) */
+    h1_url u;                   /* host, port, Host header (target unused) */
     h1conn *conns, *conns_tail; /* idle connections first, busy ones after */
     int nconns;
     h1req *pend, **pend_tail;
@@ -668,14 +671,19 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
+    if (c->rlen == 0 && c->rcap > KEEP_MAX) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
 }
 
 /* A failed connection's requests: the keep-alive race if nothing of the
  * first answer came back on a reused idle connection. */
 static void conn_broken(h1 *h, h1conn *c, const char *detail)
 {
-    int race = c->out && c->p.st == S_HEAD && c->rlen == 0 && c->out->after_idle &&
-               !c->out->retried;
+    int race =
+        c->out && c->p.st == S_HEAD && c->rlen == 0 && c->out->after_idle && !c->out->retried;
     conn_close(h, c, OC_NET_RESET, detail, race);
 }
 
@@ -709,8 +717,8 @@ static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
 static int conn_send(h1conn *c)
 {
     while (c->woff < c->wbuf.len) {
-        ssize_t n = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->woff += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -722,6 +730,8 @@ static int conn_send(h1conn *c)
             return -1;
         }
     }
+    if (c->wbuf.cap > KEEP_MAX)
+        oc_buf_free(&c->wbuf); /* one big request does not pin its buffer */
     oc_buf_reset(&c->wbuf);
     c->woff = 0;
     return 0;
@@ -799,9 +809,8 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
     c->o = o;
     c->out_tail = &c->out;
     h1_parser_reset(&c->p);
-    c->connect_deadline_us = omni_mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms
-                                                                             : 300000) *
-                                             1000;
+    c->connect_deadline_us =
+        omni_mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms : 300000) * 1000;
     bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
     conn_push(o, c, 1);
     o->nconns++;
@@ -858,7 +867,10 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
     oc_buf_append(b, "\r\n", 2);
     if (q->body.len)
         oc_buf_append(b, q->body.data, q->body.len);
-    if (!b->data || oc_buf_append(&c->wbuf, b->data, b->len) < 0)
+    int ok = b->data && oc_buf_append(&c->wbuf, b->data, b->len) == 0;
+    if (b->cap > KEEP_MAX)
+        oc_buf_free(b);
+    if (!ok)
         return -1;
     if (!c->flushing) {
         c->flushing = 1;
@@ -965,8 +977,8 @@ h1 *h1_new(struct event_base *base, int max_total, int max_host)
     h->max_total = max_total > 0 ? max_total : 256;
     h->max_host = max_host > 0 ? max_host : 64;
     h->later_tail = &h->later;
-    h->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    h->dns =
+        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!h->dns) /* no resolv.conf: numeric hosts and /etc/hosts still work */
         h->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     h->sweep = evtimer_new(base, sweep_cb, h);
@@ -1031,8 +1043,8 @@ int h1_submit(h1 *h, oc_request *req, const transport_req_opts *opts, transport_
     int timeout_ms = opts ? opts->timeout_ms : 0;
     r->deadline_us = timeout_ms > 0 ? r->start_us + (long long)timeout_ms * 1000 : 0;
     r->connect_timeout_ms = opts ? opts->connect_timeout_ms : 0;
-    r->depth = opts && opts->pipeline > 1 ? (opts->pipeline < DEPTH_MAX ? opts->pipeline : DEPTH_MAX)
-                                          : 1;
+    r->depth =
+        opts && opts->pipeline > 1 ? (opts->pipeline < DEPTH_MAX ? opts->pipeline : DEPTH_MAX) : 1;
     *o->pend_tail = r;
     o->pend_tail = &r->next;
     h->inflight++;

@@ -157,8 +157,8 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     t->base = base;
     t->multi = curl_multi_init();
     t->timer = evtimer_new(base, timer_cb, t);
-    t->h1 = h1_new(base, opts ? opts->max_total_connections : 0,
-                   opts ? opts->max_host_connections : 0);
+    t->h1 =
+        h1_new(base, opts ? opts->max_total_connections : 0, opts ? opts->max_host_connections : 0);
     if (!t->multi || !t->timer || !t->h1) {
         transport_free(t);
         return NULL;

@@ -60,13 +60,13 @@ static void urls_the_client_does_not_take(void **state)
 {
     (void)state;
     h1_url u;
-    const char *bad[] = {"https://example.com/",      "ftp://x/",
-                         "http://user:pw@host/",      "http:///path",
-                         "http://host:/",             "http://host:0/",
-                         "http://host:65536/",        "http://host:8a/",
-                         "http://[::1/",              "http://[::1]x/",
-                         "http://host/a b",           "http://host/a\r\nX-Evil: 1",
-                         "http://ho st/",             "http://[fe80::1%25eth0]/"};
+    const char *bad[] = {"https://example.com/", "ftp://x/",
+                         "http://user:pw@host/", "http:///path",
+                         "http://host:/",        "http://host:0/",
+                         "http://host:65536/",   "http://host:8a/",
+                         "http://[::1/",         "http://[::1]x/",
+                         "http://host/a b",      "http://host/a\r\nX-Evil: 1",
+                         "http://ho st/",        "http://[fe80::1%25eth0]/"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (h1_parse_url(bad[i], &u) == 0)
             fail_msg("took %s", bad[i]);
