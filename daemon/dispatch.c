@@ -16,6 +16,7 @@
 #include "omni.h"
 
 #define OUTCOME_BATCH 512
+#define OUTCOME_CALLS 2 /* outcome calls in flight: Redis never waits for the daemon */
 #define PMID_TTL_S "2592000"
 #define PARK_MS 1000
 #define MSGID_MAX (JOB_ID_MAX + 32)
@@ -46,6 +47,7 @@ struct rcpt {
     char *out_pid;
     char out_reason[64];
     long long t_submit_us;
+    unsigned batch; /* R_RECORDING: the outcome call it is part of */
     TAILQ_ENTRY(rcpt) q; /* connector queue, or the outcome list */
 };
 
@@ -81,7 +83,10 @@ typedef struct dispatch {
     int tz_next;
     struct rcpt_queue outcomes; /* R_RECORD, waiting for a flush */
     size_t n_outcomes;
-    int flushing;
+    size_t n_recording;                  /* of them, in an outcome call */
+    int flushing;                        /* outcome calls in flight */
+    unsigned batch_next;                 /* the number of the next outcome call */
+    unsigned batch_oldest;               /* the oldest call still in flight */
     oc_buf text, subject, html;
     oc_buf params[16];
     int taking;               /* a take.lua call is outstanding */
@@ -812,12 +817,16 @@ static void recorded(redisReply *rep, void *arg)
 {
     omni *o = arg;
     dispatch *d = D(o);
-    d->flushing = 0;
+    /* replies come in the order of the calls (one connection) */
+    unsigned batch = d->batch_oldest++;
+    d->flushing--;
     size_t k = 0;
     rcpt *r, *next;
-    /* the batch is the prefix of the list still marked R_RECORDING */
-    for (r = TAILQ_FIRST(&d->outcomes); r && r->state == R_RECORDING; r = next) {
+    for (r = TAILQ_FIRST(&d->outcomes); r; r = next) {
         next = TAILQ_NEXT(r, q);
+        if (r->state != R_RECORDING || r->batch != batch)
+            continue;
+        d->n_recording--;
         if (!rep || rep->type != REDIS_REPLY_ARRAY) {
             r->state = R_RECORD; /* write again once Redis answers */
             continue;
@@ -848,8 +857,11 @@ static void recorded(redisReply *rep, void *arg)
 static void flush_outcomes(omni *o)
 {
     dispatch *d = D(o);
-    if (d->flushing || !d->n_outcomes || !store_is_ready(o->st) || paused(o))
+    size_t waiting = d->n_outcomes - d->n_recording;
+    if (d->flushing >= OUTCOME_CALLS || !waiting || !store_is_ready(o->st) || paused(o))
         return;
+    if (d->flushing && waiting < OUTCOME_BATCH / 2)
+        return; /* a second call only when it is worth one */
     store_args *a = &d->out_args;
     store_args_reset(a);
     store_args_adds(a, o->cfg->prefix);
@@ -857,10 +869,13 @@ static void flush_outcomes(omni *o)
     store_args_adds(a, PMID_TTL_S);
     size_t n = 0;
     rcpt *r;
+    unsigned batch = d->batch_next++;
     TAILQ_FOREACH(r, &d->outcomes, q)
     {
         if (n == OUTCOME_BATCH)
             break;
+        if (r->state != R_RECORD)
+            continue;
         chunk *c = r->ck;
         store_args_adds(a, c->cid);
         store_args_adds(a, c->spec ? c->spec->channels[r->ch] : "");
@@ -882,10 +897,12 @@ static void flush_outcomes(omni *o)
             store_args_adds(a, "");
         }
         r->state = R_RECORDING;
+        r->batch = batch;
         n++;
     }
     store_args_finish(a);
-    d->flushing = 1;
+    d->flushing++;
+    d->n_recording += n;
     if (store_eval(o->st, SCRIPT_OUTCOME, recorded, o, 0, a->argc, a->argv, a->lens) < 0)
         recorded(NULL, o);
 }
