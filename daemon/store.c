@@ -41,7 +41,7 @@ struct store {
     int timeout_ms;
     int block_ms;
     store_events ev;
-    store_conn conn[2];
+    store_conn conn[STORE_NCONN];
     struct event *retry_ev;
     struct event *watch_ev;
     int backoff_ms;
@@ -150,7 +150,7 @@ store *store_new(struct event_base *base, const char *url, int timeout_ms, int b
     s->block_ms = block_ms;
     s->ev = *ev;
     s->backoff_ms = BACKOFF_MIN_MS;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STORE_NCONN; i++) {
         s->conn[i].st = s;
         s->conn[i].which = i;
     }
@@ -234,8 +234,11 @@ static int send_argv(store_conn *c, store_cb cb, void *arg, int argc, const char
 
 static void check_ready(store *s)
 {
-    if (s->ready || !s->conn[0].connected || !s->conn[1].connected || s->scripts_pending)
+    if (s->ready || s->scripts_pending)
         return;
+    for (int i = 0; i < STORE_NCONN; i++)
+        if (!s->conn[i].connected)
+            return;
     s->ready = 1;
     s->backoff_ms = BACKOFF_MIN_MS;
     log_info("redis: connected and ready");
@@ -294,14 +297,14 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     teardown(s, status == REDIS_OK ? "closed" : ac->errstr);
 }
 
-/* Tear both connections down (one lost means we rebuild both, so the
+/* Tear every connection down (one lost means we rebuild them all, so the
  * blocking reader and the command path never disagree) and reconnect. */
 static void teardown(store *s, const char *why)
 {
     int was_ready = s->ready;
     s->ready = 0;
     s->scripts_pending = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STORE_NCONN; i++) {
         store_conn *c = &s->conn[i];
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
@@ -346,7 +349,7 @@ static int connect_one(store *s, store_conn *c)
 
 static void connect_all(store *s)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STORE_NCONN; i++) {
         if (s->conn[i].ac)
             continue;
         if (connect_one(s, &s->conn[i]) < 0) {
@@ -364,7 +367,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     store *s = arg;
     long long now = now_ms();
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STORE_NCONN; i++) {
         store_conn *c = &s->conn[i];
         long limit = s->timeout_ms + (i == STORE_BLOCKING ? s->block_ms : 0);
         if (c->ac && !c->connected && now - c->progress_ms > s->timeout_ms) {
@@ -395,7 +398,7 @@ void store_free(store *s)
         return;
     s->ready = 0; /* callbacks run by the frees below must not send more */
     s->ev.ready = s->ev.down = NULL;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STORE_NCONN; i++) {
         redisAsyncContext *ac = s->conn[i].ac;
         s->conn[i].ac = NULL;
         s->conn[i].connected = 0;
@@ -472,7 +475,11 @@ int store_eval(store *s, int script, store_cb cb, void *arg, int numkeys, int ar
         v[i + 3] = argv[i];
         l[i + 3] = lens ? lens[i] : strlen(argv[i]);
     }
-    int rc = send_argv(&s->conn[STORE_CMD], cb, arg, argc + 3, v, l);
+    /* claims on their own connection; everything else in order on the
+     * command connection (nothing relies on order across the two: a claim
+     * is only ever sent after the outcome it follows was answered) */
+    int rc = send_argv(&s->conn[script == SCRIPT_CLAIM ? STORE_CLAIMS : STORE_CMD], cb, arg,
+                       argc + 3, v, l);
     if (v != stackv) {
         free(v);
         free(l);

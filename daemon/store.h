@@ -1,6 +1,6 @@
 /* Redis through hiredis async on the daemon's libevent base: one
  * connection for commands, one for blocking stream reads (a blocking
- * XREADGROUP would hold every reply queued behind it). Reconnects with
+ * XREADGROUP would hold every reply queued behind it), one for claims. Reconnects with
  * capped backoff, detects a Redis that stopped answering by deadline (hiredis
  * 0.14 has no command timeouts), and (re)loads the Lua scripts. */
 #ifndef OMNI_STORE_H
@@ -12,7 +12,10 @@
 
 typedef struct store store;
 
-enum { STORE_CMD = 0, STORE_BLOCKING = 1 };
+/* Connections: commands; blocking stream reads; claims (short scripts the
+ * sends wait for: on their own connection they never queue behind a long
+ * outcome batch). */
+enum { STORE_CMD = 0, STORE_BLOCKING = 1, STORE_CLAIMS = 2, STORE_NCONN = 3 };
 
 /* Script ids; store.c maps each to its daemon/lua file by name. */
 enum {
@@ -30,7 +33,7 @@ enum {
 typedef void (*store_cb)(redisReply *reply, void *arg);
 
 typedef struct store_events {
-    void (*ready)(void *arg); /* both connections up, scripts loaded */
+    void (*ready)(void *arg); /* every connection up, scripts loaded */
     void (*down)(void *arg);  /* lost; pending callbacks got NULL */
     void *arg;
 } store_events;
