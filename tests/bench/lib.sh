@@ -48,3 +48,19 @@ wait_campaign_done() {
     sleep 0.02
   done
 }
+
+# start_bench_daemon: omnicastd on $T/omni.conf (log in $T/daemon.log), and
+# with BENCH_PERF=FILE a perf profile of it; sets DAEMON_PID
+start_bench_daemon() {
+  "$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
+  DAEMON_PID=$!; PIDS+=($DAEMON_PID)
+  if [ -n "${BENCH_PERF:-}" ]; then
+    perf record -F 2000 -g -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
+    PERF_PID=$!
+  fi
+}
+
+# stop_perf: end the profile (if any) so perf.data is complete
+stop_perf() {
+  if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
+}

@@ -80,13 +80,7 @@ pipeline = ${BENCH_PIPELINE:-1}
 [channels]
 whatsapp = wa
 CONF
-"$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
-DAEMON_PID=$!; PIDS+=($DAEMON_PID)
-if [ -n "${BENCH_PERF:-}" ]; then
-  # profile the daemon for the whole run: BENCH_PERF=/tmp/perf.data make bench
-  perf record -F 2000 -g -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
-  PERF_PID=$!
-fi
+start_bench_daemon
 for _ in $(seq 1 100); do redis-cli -p "$RP" EXISTS omni:jobs | grep -q 1 && break; sleep 0.05; done
 
 hz=$(getconf CLK_TCK)
@@ -100,7 +94,7 @@ t1=$(date +%s.%N)
 d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); n1=$(ticks "$nginx_worker")
 req1=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
-if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
+stop_perf
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:bench sent)
 python3 - <<PY
 n=$N; el=$t1-$t0; hz=$hz

@@ -42,12 +42,7 @@ max_inflight = ${BENCH_INFLIGHT:-64}
 [channels]
 email = mail
 CONF
-"$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
-DAEMON_PID=$!; PIDS+=($DAEMON_PID)
-if [ -n "${BENCH_PERF:-}" ]; then
-  perf record -F 2000 -g -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
-  PERF_PID=$!
-fi
+start_bench_daemon
 for _ in $(seq 1 100); do redis-cli -p "$RP" EXISTS omni:jobs | grep -q 1 && break; sleep 0.05; done
 
 hz=$(getconf CLK_TCK)
@@ -58,7 +53,7 @@ wait_campaign_done sbench
 t1=$(date +%s.%N)
 d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); s1=$(ticks "$SINK_PID")
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
-if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
+stop_perf
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:sbench sent)
 # smtp-sink -c rewrites one counter line with \r; the last number is the total
 sink=$(tr '\r' '\n' <"$T/sink.out" | grep -Eo '[0-9]+' | tail -1 || true)

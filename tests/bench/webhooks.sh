@@ -43,12 +43,7 @@ for i in range(20000):
     cmd("SET", "omni:pmid:wamid.B%d" % i, '{"c":"wb","ch":"whatsapp","a":"%s"}' % a)
     cmd("HSET", "omni:msg:wb", "whatsapp:" + a, '{"state":"sent","slot":"%d","channel":"whatsapp"}' % i)
 PY
-"$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
-DAEMON_PID=$!; PIDS+=($DAEMON_PID)
-if [ -n "${BENCH_PERF:-}" ]; then
-  perf record -F 2000 -g -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
-  PERF_PID=$!
-fi
+start_bench_daemon
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$HP/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 # a wrk script cycling through pre-signed status payloads (delivered, read)
 python3 - "$T/wrk.lua" <<'PY'
@@ -69,7 +64,7 @@ hz=$(getconf CLK_TCK)
 d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID")
 wrk -t 1 -c "$CONNS" -d "${SECS}s" -s "$T/wrk.lua" "http://127.0.0.1:$HP" >"$T/wrk.out" 2>&1
 d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID")
-if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
+stop_perf
 rps=$(awk '/Requests\/sec/ {print $2}' "$T/wrk.out")
 non2xx=$(awk '/Non-2xx/ {print $5}' "$T/wrk.out")
 reqs=$(awk '/requests in/ {print $1}' "$T/wrk.out")
