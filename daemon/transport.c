@@ -29,7 +29,8 @@ struct transport {
     xfer *all; /* transfers in flight (doubly linked) */
     struct sock *socks;
     int in_action;
-    h1 *h1; /* the native client for plain http:// */
+    h1 *h1;    /* the native client for plain http:// */
+    int proxy; /* a proxy is set in the environment: libcurl takes every transfer */
 };
 
 struct xfer {
@@ -159,6 +160,14 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     t->timer = evtimer_new(base, timer_cb, t);
     t->h1 =
         h1_new(base, opts ? opts->max_total_connections : 0, opts ? opts->max_host_connections : 0);
+    /* libcurl honours http_proxy / all_proxy (and no_proxy); the native
+     * client does not speak to proxies, so with one set it stands aside */
+    const char *px = getenv("http_proxy");
+    if (!px || !*px)
+        px = getenv("all_proxy");
+    if (!px || !*px)
+        px = getenv("ALL_PROXY");
+    t->proxy = px && *px;
     if (!t->multi || !t->timer || !t->h1) {
         transport_free(t);
         return NULL;
@@ -284,7 +293,7 @@ static void unlink_xfer(transport *t, xfer *x)
 int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
                      transport_done_fn done, void *arg)
 {
-    if (opts && opts->native && req->kind == OC_REQ_HTTP) {
+    if (opts && opts->native && !t->proxy && req->kind == OC_REQ_HTTP) {
         int rc = h1_submit(t->h1, req, opts, done, arg);
         if (rc != 1)
             return rc;

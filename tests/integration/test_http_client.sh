@@ -137,3 +137,18 @@ print(peak)
 PY
 )" -le 3 ] || fail "more connections at once than the cap"
 ok "connection cap respected (connections closed by the peer replaced in turn)"
+
+# with a proxy in the environment every transfer goes through libcurl, which
+# honours it: pointed at a port where nothing listens, the send fails there
+# and never reaches the mock directly
+stop_daemon
+dead=$(free_port)
+before=$(recorded_tos "$T/prov.jsonl" | grep -c '^15559999999$' || true)
+http_proxy="http://127.0.0.1:$dead" start_daemon "$T/omni.conf" proxied
+enqueue '{"type":"broadcast","id":"viaproxy","channel":"whatsapp","message":{"text":"x"},"recipients":[{"to":"+15559999999"}]}'
+wait_for 60 campaign_done viaproxy
+[ "$(campaign_field viaproxy failed)" = 1 ] && [ "$(campaign_field viaproxy sent)" = 0 ] ||
+  fail "with http_proxy set: $(rraw HGETALL omni:campaign:viaproxy | tr '\n' ' ')"
+[ "$(recorded_tos "$T/prov.jsonl" | grep -c '^15559999999$' || true)" = "$before" ] ||
+  fail "with http_proxy set the native client went around the proxy"
+ok "http_proxy in the environment: transfers go through libcurl and its proxy"
