@@ -202,7 +202,6 @@ int h1_parse(h1_parser *p, const char *d, size_t n, size_t *used, int eof)
             if (hl > HEAD_MAX || parse_head(p, s, hl) < 0)
                 return H1_BAD;
             off += hl;
-            p->head_len += hl;
             if (p->status < 200) {
                 if (p->status == 101)
                     return H1_BAD;  /* we never ask to switch protocols */

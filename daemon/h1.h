@@ -42,7 +42,6 @@ typedef struct h1_parser {
     long status;
     long long left; /* bytes left in the body or the current chunk */
     int chunked, close_after, no_body, too_large;
-    size_t head_len;
     oc_buf body;
     char retry_after[128];
     char content_type[128];
