@@ -47,7 +47,7 @@ struct rcpt {
     char *out_pid;
     char out_reason[64];
     long long t_submit_us;
-    unsigned batch; /* R_RECORDING: the outcome call it is part of */
+    unsigned batch;      /* R_RECORDING: the outcome call it is part of */
     TAILQ_ENTRY(rcpt) q; /* connector queue, or the outcome list */
 };
 
@@ -83,10 +83,10 @@ typedef struct dispatch {
     int tz_next;
     struct rcpt_queue outcomes; /* R_RECORD, waiting for a flush */
     size_t n_outcomes;
-    size_t n_recording;                  /* of them, in an outcome call */
-    int flushing;                        /* outcome calls in flight */
-    unsigned batch_next;                 /* the number of the next outcome call */
-    unsigned batch_oldest;               /* the oldest call still in flight */
+    size_t n_recording;    /* of them, in an outcome call */
+    int flushing;          /* outcome calls in flight */
+    unsigned batch_next;   /* the number of the next outcome call */
+    unsigned batch_oldest; /* the oldest call still in flight */
     oc_buf text, subject, html;
     oc_buf params[16];
     int taking;               /* a take.lua call is outstanding */
@@ -429,8 +429,7 @@ static void claimed(redisReply *rep, void *arg)
     chunk *c = arg;
     omni *o = c->o;
     c->claiming = 0;
-    size_t k = 1;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
         if (rep && rep->type == REDIS_REPLY_ERROR) {
             log_error("campaign %s: claim failed: %s", c->cid, rep->str);
             back_off(o);
@@ -450,9 +449,14 @@ static void claimed(redisReply *rep, void *arg)
     for (size_t i = 0; i < c->n; i++)
         if (c->rs[i].state == R_CLAIMING)
             c->spec->chans[c->rs[i].ch]->ci->claiming--;
-    const char *state = rep->element[0]->str;
-    int paused = strcmp(state, "paused") == 0 || strcmp(state, "scheduled") == 0;
-    int missing = strcmp(state, "missing") == 0;
+    /* "state code code ...": one code per recipient claimed, in order */
+    const char *p = rep->str, *end = rep->str + rep->len;
+    const char *sp = memchr(p, ' ', rep->len);
+    size_t slen = (size_t)((sp ? sp : end) - p);
+#define IS(s, len, lit) ((len) == sizeof(lit) - 1 && memcmp(s, lit, len) == 0)
+    int paused = IS(p, slen, "paused") || IS(p, slen, "scheduled");
+    int missing = IS(p, slen, "missing");
+    p += slen;
     for (size_t i = 0; i < c->n; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIMING)
@@ -463,20 +467,29 @@ static void claimed(redisReply *rep, void *arg)
             resolve(r);
             continue;
         }
-        const char *code = k < rep->elements ? rep->element[k++]->str : "wait";
-        if (strncmp(code, "go", 2) == 0) {
-            r->attempts = code[2] == ':' ? atoi(code + 3) : 1;
+        while (p < end && *p == ' ')
+            p++;
+        const char *code = p;
+        while (p < end && *p != ' ')
+            p++;
+        size_t clen = (size_t)(p - code);
+        if (!clen) {
+            code = "wait";
+            clen = 4;
+        }
+        if (clen >= 2 && memcmp(code, "go", 2) == 0) {
+            r->attempts = clen > 3 && code[2] == ':' ? atoi(code + 3) : 1;
             chan *ch = c->spec->chans[r->ch];
             conn_inst *ci = ch->ci;
             r->state = R_QUEUED;
             TAILQ_INSERT_TAIL(&ci->queue, r, q);
             ci->queued++;
-        } else if (strcmp(code, "next") == 0) {
+        } else if (IS(code, clen, "next")) {
             r->ch++;
             if ((size_t)r->ch < c->spec->n_channels && aim(r) == 0)
                 continue;
             resolve(r);
-        } else if (strcmp(code, "wait") == 0) {
+        } else if (IS(code, clen, "wait")) {
             c->hold = 1;
             resolve(r);
         } else {
@@ -484,6 +497,7 @@ static void claimed(redisReply *rep, void *arg)
             resolve(r);
         }
     }
+#undef IS
     if (missing)
         log_error("campaign %s: gone while its chunk %s was in flight", c->cid, c->entry);
     omni_kick(o);
@@ -521,7 +535,12 @@ static void claim_chunk(chunk *c)
     store_args_addll(a, o->cfg->lease_ms);
     store_args_adds(a, o->owner);
     store_args_adds(a, o->cfg->consumer);
+    /* recipients go in runs that share a channel and flags: channel, flags,
+     * count, then address and slot per recipient */
     size_t n = 0, left = c->to_claim, i = c->scan, first_left = c->n;
+    int run_ch = -1, run_count = 0;
+    long long run_n = 0;
+    char run_flags[3] = {0};
     for (; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
@@ -541,16 +560,27 @@ static void claim_chunk(chunk *c)
             *f++ = 'F';
         if (r->from_retry)
             *f++ = 'R';
-        store_args_adds(a, c->spec->channels[r->ch]);
+        if (r->ch != run_ch || strcmp(flags, run_flags) != 0) {
+            if (run_ch >= 0)
+                store_args_setll(a, run_count, run_n);
+            run_ch = r->ch;
+            memcpy(run_flags, flags, sizeof(run_flags));
+            store_args_adds(a, c->spec->channels[r->ch]);
+            store_args_adds(a, flags);
+            run_count = a->argc;
+            store_args_addll(a, 0);
+            run_n = 0;
+        }
         store_args_adds(a, r->addr);
         store_args_addll(a, r->index);
-        store_args_adds(a, flags);
+        run_n++;
         r->state = R_CLAIMING;
         c->to_claim--;
         n++;
     }
     c->scan = first_left < c->n ? first_left : i;
     if (n) {
+        store_args_setll(a, run_count, run_n);
         store_args_finish(a);
         c->claiming = 1;
         if (store_eval(o->st, SCRIPT_CLAIM, claimed, c, 2, a->argc, a->argv, a->lens) < 0)
@@ -827,7 +857,7 @@ static void recorded(redisReply *rep, void *arg)
         if (r->state != R_RECORDING || r->batch != batch)
             continue;
         d->n_recording--;
-        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (!rep || rep->type != REDIS_REPLY_STRING) {
             r->state = R_RECORD; /* write again once Redis answers */
             continue;
         }
@@ -870,6 +900,12 @@ static void flush_outcomes(omni *o)
     size_t n = 0;
     rcpt *r;
     unsigned batch = d->batch_next++;
+    /* first attempts sent go in runs that share a campaign and a channel:
+     * 'S', campaign, channel, owner, count, then address, slot and
+     * provider id per message; every other outcome goes whole */
+    const chunk *run_c = NULL;
+    int run_ch = -1, run_count = 0;
+    long long run_n = 0;
     TAILQ_FOREACH(r, &d->outcomes, q)
     {
         if (n == OUTCOME_BATCH)
@@ -877,14 +913,41 @@ static void flush_outcomes(omni *o)
         if (r->state != R_RECORD)
             continue;
         chunk *c = r->ck;
-        store_args_adds(a, c->cid);
-        store_args_adds(a, c->spec ? c->spec->channels[r->ch] : "");
-        store_args_adds(a, r->addr);
-        store_args_addll(a, r->index);
+        r->state = R_RECORDING;
+        r->batch = batch;
+        n++;
+        if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && c->spec) {
+            if (!run_c || strcmp(run_c->cid, c->cid) != 0 ||
+                strcmp(run_c->spec->channels[run_ch], c->spec->channels[r->ch]) != 0) {
+                if (run_c)
+                    store_args_setll(a, run_count, run_n);
+                run_c = c;
+                run_ch = r->ch;
+                store_args_adds(a, "S");
+                store_args_adds(a, c->cid);
+                store_args_adds(a, c->spec->channels[r->ch]);
+                store_args_adds(a, o->owner);
+                run_count = a->argc;
+                store_args_addll(a, 0);
+                run_n = 0;
+            }
+            store_args_adds(a, r->addr);
+            store_args_addll(a, r->index);
+            store_args_adds(a, r->out_pid ? r->out_pid : "");
+            run_n++;
+            continue;
+        }
+        if (run_c)
+            store_args_setll(a, run_count, run_n);
+        run_c = NULL;
         store_args_adds(a, r->out_kind == OC_SENT     ? "sent"
                            : r->out_kind == OC_RETRY  ? "retry"
                            : r->out_kind == OUT_DEFER ? "defer"
                                                       : "failed");
+        store_args_adds(a, c->cid);
+        store_args_adds(a, c->spec ? c->spec->channels[r->ch] : "");
+        store_args_adds(a, r->addr);
+        store_args_addll(a, r->index);
         store_args_adds(a, r->out_final ? "1" : "0");
         store_args_adds(a, r->out_pid ? r->out_pid : "");
         store_args_adds(a, r->out_reason);
@@ -896,10 +959,9 @@ static void flush_outcomes(omni *o)
         } else {
             store_args_adds(a, "");
         }
-        r->state = R_RECORDING;
-        r->batch = batch;
-        n++;
     }
+    if (run_c)
+        store_args_setll(a, run_count, run_n);
     store_args_finish(a);
     d->flushing++;
     d->n_recording += n;

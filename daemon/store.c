@@ -537,6 +537,15 @@ void store_args_addll(store_args *a, long long v)
     store_args_add(a, p, (size_t)(b + sizeof(b) - p));
 }
 
+void store_args_setll(store_args *a, int i, long long v)
+{
+    /* the number goes to the end of the arena; argument i points there */
+    int argc = a->argc;
+    store_args_addll(a, v);
+    a->argc = argc;
+    a->offs[i] = a->offs[argc];
+    a->lens[i] = a->lens[argc];
+}
 void store_args_finish(store_args *a)
 {
     for (int i = 0; i < a->argc; i++)

@@ -70,6 +70,9 @@ typedef struct store_args {
 void store_args_add(store_args *a, const char *s, size_t len);
 void store_args_adds(store_args *a, const char *s);
 void store_args_addll(store_args *a, long long v);
+/* replace argument i (added earlier) by the number v: counts known only
+ * after what they count was added */
+void store_args_setll(store_args *a, int i, long long v);
 void store_args_finish(store_args *a);
 void store_args_reset(store_args *a);
 void store_args_free(store_args *a);

@@ -4,10 +4,12 @@
 -- slot; a claim whose owner died ends as 'uncertain', never resent.
 -- KEYS[1] campaign hash   KEYS[2] message hash (omni:msg:{id})
 -- ARGV: prefix, now_ms, lease_ms, owner ("consumer/incarnation" of the
---   calling process), consumer, then per recipient 4 values:
---   channel, address, slot (recipient index), flags ('F' if this is the
---   recipient's last channel, 'R' if it is a due retry being taken)
--- Returns {campaign_state, code...}; codes per recipient:
+--   calling process), consumer, then runs of recipients that share a
+--   channel and flags: channel, flags ('F' if this is the recipients' last
+--   channel, 'R' if they are due retries being taken), count, then count
+--   pairs of address, slot (recipient index)
+-- Returns one string: the campaign state, then one code per recipient,
+-- separated by spaces:
 --   go:N (send it; N = attempt number) | sup (suppressed) | done (already terminal) | next (failed
 --   on this channel earlier, try the next) | dup (same address earlier in
 --   this campaign) | unc (lease expired: uncertain) | wait (another live
@@ -21,8 +23,8 @@ local prefix, now, lease, owner, consumer = ARGV[1], tonumber(ARGV[2]), tonumber
 local mine = consumer .. '/'
 
 local state = redis.call('HGET', ck, 'state')
-if not state then return {'missing'} end
-if state == 'paused' or state == 'scheduled' then return {state} end
+if not state then return 'missing' end
+if state == 'paused' or state == 'scheduled' then return state end
 
 -- a command with at most 1000 arguments from a list at a time (Lua's
 -- unpack is limited), results joined
@@ -37,13 +39,21 @@ local function sliced(cmd, key, list, step)
   return res
 end
 
-local n = (#ARGV - 5) / 4
-if n < 1 then return {state} end
-local fields = {}
-for j = 1, n do
-  local i = 2 + 4 * j
-  fields[j] = ARGV[i] .. ':' .. ARGV[i + 1]
+-- the runs, unpacked: per recipient its channel, address, slot, flags
+local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
+local n, i = 0, 6
+while i <= #ARGV do
+  local ch, flags, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local pre = ch .. ':'
+  i = i + 3
+  for _ = 1, k do
+    n = n + 1
+    chs[n], addrs[n], slots[n], flagss[n] = ch, ARGV[i], ARGV[i + 1], flags
+    fields[n] = pre .. ARGV[i]
+    i = i + 2
+  end
 end
+if n < 1 then return state end
 local raws = sliced('HMGET', mk, fields, 1000)
 
 -- suppression of the addresses without a record, one command per channel
@@ -52,16 +62,15 @@ if state ~= 'cancelled' and state ~= 'done' then
   local by_ch = {}
   for j = 1, n do
     if not raws[j] then
-      local i = 2 + 4 * j
-      local t = by_ch[ARGV[i]]
-      if not t then t = {}; by_ch[ARGV[i]] = t end
-      t[#t + 1] = ARGV[i + 1]
+      local t = by_ch[chs[j]]
+      if not t then t = {}; by_ch[chs[j]] = t end
+      t[#t + 1] = addrs[j]
     end
   end
-  for ch, addrs in pairs(by_ch) do
-    local hit = sliced('SMISMEMBER', prefix .. 'suppress:' .. ch, addrs, 1000)
-    for k = 1, #addrs do
-      if hit[k] == 1 then suppressed[ch .. ':' .. addrs[k]] = true end
+  for ch, list in pairs(by_ch) do
+    local hit = sliced('SMISMEMBER', prefix .. 'suppress:' .. ch, list, 1000)
+    for k = 1, #list do
+      if hit[k] == 1 then suppressed[ch .. ':' .. list[k]] = true end
     end
   end
 end
@@ -80,13 +89,14 @@ local function q(v)
   if not string.find(v, '[%c"\\]') then return '"' .. v .. '"' end
   return cjson.encode(v)
 end
-local claim_tail = ',"owner":' .. q(owner) .. ',"lease":' ..
-    string.format('%d', now + lease) .. ',"attempts":1,"at":' .. ARGV[2] .. '}'
-local ch_json = {}
+-- a fresh claim: '{"state":"claimed","channel":C,"slot":"S","owner":O,
+-- "attempts":1,"lease":L,"at":T}' (outcome.lua recognizes this prefix)
+local claim_tail = '","owner":' .. q(owner) .. ',"attempts":1,"lease":' ..
+    string.format('%d', now + lease) .. ',"at":' .. ARGV[2] .. '}'
+local claim_head = {}
 
 for j = 1, n do
-  local i = 2 + 4 * j
-  local ch, addr, slot, flags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local ch, slot, flags = chs[j], slots[j], flagss[j]
   local field = fields[j]
   local r = recs[field]
   if r == nil and raws[j] then r = cjson.decode(raws[j]) end
@@ -102,9 +112,9 @@ for j = 1, n do
       count('suppressed')
       code = 'sup'
     else
-      local cj = ch_json[ch]
-      if not cj then cj = q(ch); ch_json[ch] = cj end
-      put(field, '{"state":"claimed","channel":' .. cj .. ',"slot":' .. q(slot) .. claim_tail)
+      local h = claim_head[ch]
+      if not h then h = '{"state":"claimed","channel":' .. q(ch) .. ',"slot":"'; claim_head[ch] = h end
+      put(field, h .. slot .. claim_tail)
       code = 'go:1'
     end
   elseif r.slot ~= slot then
@@ -153,7 +163,7 @@ for j = 1, n do
   else
     code = 'done'
   end
-  out[#out + 1] = code
+  out[j + 1] = code
 end
 
 if #order > 0 then
@@ -180,4 +190,4 @@ if next(inc) then
     redis.call('EXPIRE', ck .. ':rcpt', 604800)
   end
 end
-return out
+return table.concat(out, ' ')
