@@ -78,10 +78,14 @@ end
 local out = {state}
 local inc = {}
 local function count(name, k) inc[name] = (inc[name] or 0) + (k or 1) end
-local recs, order = {}, {} -- records written by this batch, by field
+-- records written by this batch: by field (for a field met twice), and as
+-- HSET arguments (a field written twice: the last value wins)
+local recs, args, na = {}, {}, 0
 local function put(field, rec)
-  if not recs[field] then order[#order + 1] = field end
+  if type(rec) ~= 'string' then rec = cjson.encode(rec) end
   recs[field] = rec
+  args[na + 1], args[na + 2] = field, rec
+  na = na + 2
 end
 -- a fresh claim is written as text: the same JSON cjson would make, cheaper
 -- a JSON string: as is when nothing needs escaping, else through cjson
@@ -98,9 +102,8 @@ local claim_head = {}
 for j = 1, n do
   local ch, slot, flags = chs[j], slots[j], flagss[j]
   local field = fields[j]
-  local r = recs[field]
-  if r == nil and raws[j] then r = cjson.decode(raws[j]) end
-  if type(r) == 'string' then r = cjson.decode(r) end
+  local r = recs[field] or raws[j]
+  if r then r = cjson.decode(r) end
   local code
   if not r then
     if state == 'cancelled' or state == 'done' then
@@ -114,7 +117,10 @@ for j = 1, n do
     else
       local h = claim_head[ch]
       if not h then h = '{"state":"claimed","channel":' .. q(ch) .. ',"slot":"'; claim_head[ch] = h end
-      put(field, h .. slot .. claim_tail)
+      local v = h .. slot .. claim_tail
+      recs[field] = v
+      args[na + 1], args[na + 2] = field, v
+      na = na + 2
       code = 'go:1'
     end
   elseif r.slot ~= slot then
@@ -166,16 +172,7 @@ for j = 1, n do
   out[j + 1] = code
 end
 
-if #order > 0 then
-  local args = {}
-  for k = 1, #order do
-    local f = order[k]
-    local v = recs[f]
-    args[2 * k - 1] = f
-    args[2 * k] = type(v) == 'string' and v or cjson.encode(v)
-  end
-  sliced('HSET', mk, args, 1000)
-end
+if na > 0 then sliced('HSET', mk, args, 1000) end
 
 if next(inc) then
   for k, v in pairs(inc) do
