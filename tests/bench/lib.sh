@@ -57,7 +57,7 @@ start_bench_daemon() {
   "$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
   DAEMON_PID=$!; PIDS+=($DAEMON_PID)
   if [ -n "${BENCH_PERF:-}" ]; then
-    perf record -F 2000 -g -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
+    perf record -F 2000 ${BENCH_PERF_CG:--g} -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
     PERF_PID=$!
   fi
 }

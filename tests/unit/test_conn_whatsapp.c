@@ -1,5 +1,6 @@
 /* The WhatsApp connector without a network: request bytes, every mapped
  * Graph API outcome, and the webhook (handshake, signature, payloads). */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -288,6 +289,30 @@ static void bad_or_missing_signature_is_refused_with_no_events(void **state)
     assert_int_equal(ev.n, 0);
 }
 
+/* the keyed HMAC context is re-initialized per request: a bad signature in
+ * between leaves the next good one valid; hex digits in either case */
+static void signatures_are_checked_request_after_request(void **state)
+{
+    char sig[80] = "sha256=";
+    hmac_hex(EVP_sha256(), "appsecret", payload, strlen(payload), sig + 7);
+    char upper[80];
+    for (size_t i = 0; i <= strlen(sig); i++)
+        upper[i] = i < 7 ? sig[i] : (char)toupper((unsigned char)sig[i]);
+    char flipped[80];
+    memcpy(flipped, sig, sizeof(flipped));
+    flipped[40] = flipped[40] == '0' ? '1' : '0';
+    const char *seq[] = {sig, flipped, sig, upper, "sha256=zz", sig};
+    const int want[] = {200, 401, 200, 200, 401, 200};
+    for (int k = 0; k < 6; k++) {
+        mock_events ev = {0};
+        oc_inbound_result r = inbound(*state, "POST", "", payload, seq[k], &ev);
+        assert_int_equal(r.status, want[k]);
+        assert_int_equal(ev.n, want[k] == 200 ? 6 : 0);
+        oc_buf_free(&r.body);
+        mock_events_free(&ev);
+    }
+}
+
 static void unparseable_signed_body_is_a_400(void **state)
 {
     const char *body = "{\"entry\": nope";
@@ -327,6 +352,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(verification_handshake_echoes_the_challenge, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(signed_payload_yields_replies_and_statuses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(signatures_are_checked_request_after_request, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_or_missing_signature_is_refused_with_no_events, setup,
                                         teardown),
