@@ -5,11 +5,15 @@
 # connector pointed at it, one broadcast of N recipients from a Redis list,
 # timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
-# Knobs: BENCH_INFLIGHT (max_inflight, 512), BENCH_CONNS (connections, 64),
-# BENCH_PIPELINE (the connector's pipeline, 1), BENCH_CHUNK (chunk_size,
-# 500), BENCH_PERF=FILE (perf record the daemon), BENCH_CALIBRATE=0 (skip
-# the 3 s nginx-alone calibration), BENCH_KEEP=1 (keep the temp dir).
+# Knobs: BENCH_INFLIGHT (max_inflight, 512), BENCH_CONNS (connections, 8),
+# BENCH_PIPELINE (the connector's pipeline, 16: nginx takes pipelined
+# requests; BENCH_PIPELINE=1 BENCH_CONNS=64 is the connector's defaults),
+# BENCH_CHUNK (chunk_size, 500), BENCH_PERF=FILE (perf record the daemon),
+# BENCH_CALIBRATE=0 (skip the 3 s nginx-alone calibration), BENCH_KEEP=1
+# (keep the temp dir).
 N=${BENCH_N:-100000}
+CONNS=${BENCH_CONNS:-8}
+PIPELINE=${BENCH_PIPELINE:-16}
 source "$(dirname "$0")/lib.sh"
 command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
 NP=$(free_port)
@@ -66,8 +70,8 @@ redis = redis://127.0.0.1:$RP/0
 consumer = bench
 log_level = warn
 chunk_size = ${BENCH_CHUNK:-500}
-max_host_connections = ${BENCH_CONNS:-64}
-max_total_connections = ${BENCH_CONNS:-64}
+max_host_connections = $CONNS
+max_total_connections = $CONNS
 
 [connector.wa]
 type = whatsapp
@@ -75,7 +79,7 @@ api_base = http://127.0.0.1:$NP
 phone_number_id = 1234567890
 access_token = testtoken
 max_inflight = ${BENCH_INFLIGHT:-512}
-pipeline = ${BENCH_PIPELINE:-1}
+pipeline = $PIPELINE
 
 [channels]
 whatsapp = wa
@@ -108,6 +112,8 @@ print("cpu_s_per_100k_redis=%.3f" % (($r1-$r0)/hz*per))
 print("cpu_s_per_100k_nginx=%.3f" % (($n1-$n0)/hz*per))
 print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
 print("daemon_peak_rss_kib=$rss")
+print("connections=$CONNS")
+print("pipeline=$PIPELINE")
 print("nginx_requests=%d" % ($req1 - $req0 - 1))
 if "$calib": print("nginx_alone_rps=$calib")
 PY
