@@ -89,6 +89,31 @@ res=$(ev claim 2 $C3 omni:msg:s omni: 7300 500 a/1 a sms F 1 +15550000001 0 | tr
 [ "$(rraw HGET $C3 cancelled)" = 1 ] || fail "cancelled counter"
 ok "schedule, pause, resume, cancel"
 
+# runs: one call with recipients of several channels and flags; codes come
+# back in the order of the recipients, records carry each run's channel
+C6=omni:campaign:m M6=omni:msg:m
+ev create 5 $C6 $C6:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 m broadcast '{"to":"x"}' >/dev/null
+rcli HSET $C6 total 5 >/dev/null
+rcli SADD omni:suppress:email a@example.com >/dev/null
+res=$(ev claim 2 $C6 $M6 omni: 1000 500 a/1 a sms "" 2 +15550000001 0 +15550000002 1 \
+  email F 2 a@example.com 0 b@example.com 1 sms F 1 +15550000004 2)
+[ "$res" = "running go:1 go:1 sup go:1 go:1" ] || fail "claim runs: $res"
+for f in sms:+15550000001 email:b@example.com sms:+15550000004; do
+  rraw HGET $M6 "$f" | python3 -c 'import json,sys; r=json.load(sys.stdin); f=sys.argv[1]; assert r["state"]=="claimed" and r["channel"]==f.split(":")[0], r' "$f" ||
+    fail "claim run record $f"
+done
+[ "$(rraw HGET $M6 email:a@example.com | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = suppressed ] ||
+  fail "suppressed in the second run"
+# outcomes: a run, a whole failure in between, a run of another channel
+res=$(ev outcome 0 omni: 2000 60 S m sms a/1 1 +15550000001 0 p1 \
+  failed m sms +15550000002 1 0 "" rejected 0 "" S m email a/1 1 b@example.com 1 p2 S m sms a/1 1 +15550000004 2 p3)
+[ "$res" = oooo ] || fail "outcome runs and a whole record: $res"
+[ "$(rraw HGET $C6 sent)" = 3 ] || fail "runs: sent counter"
+rraw HGET $M6 sms:+15550000002 | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["state"]=="failed" and r["next"] is True and r["error"]=="rejected", r' ||
+  fail "failed record between runs"
+[ "$(rraw GET omni:pmid:p2)" = '{"c":"m","ch":"email","a":"b@example.com"}' ] || fail "pmid of the email run"
+ok "runs: several channels and flags in one claim, runs and whole records in one outcome"
+
 # one batch: the same address at two slots is one send and one duplicate;
 # suppression and records hold for batches longer than one command slice
 C4=omni:campaign:b M4=omni:msg:b
