@@ -28,6 +28,8 @@ enum { R_LOAD, R_CLAIM, R_CLAIMING, R_QUEUED, R_INFLIGHT, R_RECORD, R_RECORDING,
 #define OUT_DEFER 10
 
 #define TZ_CACHE 32
+#define SPARE_RS 4   /* recipient arrays kept for reuse */
+#define SPARE_MIN 64 /* ... when they hold at least this many */
 
 typedef struct chunk chunk;
 
@@ -44,7 +46,8 @@ struct rcpt {
     int out_kind; /* OC_SENT / OC_FAILED / OC_RETRY */
     int out_final;
     long long out_due;
-    char *out_pid;
+    char *out_pid; /* pid_buf, or malloc'd when longer */
+    char pid_buf[96];
     char out_reason[64];
     long long t_submit_us;
     unsigned batch;      /* R_RECORDING: the outcome call it is part of */
@@ -59,6 +62,7 @@ struct chunk {
     long start, end;
     rcpt *rs;
     size_t n;
+    size_t rs_cap; /* recipients rs has room for */
     size_t unresolved;
     int loading;     /* spec or recipients being fetched */
     size_t to_claim; /* recipients in R_CLAIM */
@@ -94,6 +98,12 @@ typedef struct dispatch {
     char num[4][64];          /* numbers formatted for a template, rotating */
     int num_slot;
     store_args claim_args, out_args; /* reused: no large allocation per call */
+    /* recipient arrays of finished chunks, for the next ones: a chunk's
+     * array is ~200 KiB, and freeing one that size makes malloc
+     * consolidate its free lists and give pages back to the kernel */
+    rcpt *spare[SPARE_RS];
+    size_t spare_cap[SPARE_RS];
+    int n_spare;
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -127,13 +137,26 @@ int dispatch_init(omni *o)
     return 0;
 }
 
+static void drop_pid(rcpt *r)
+{
+    if (r->out_pid != r->pid_buf)
+        free(r->out_pid);
+    r->out_pid = NULL;
+}
+
 static void chunk_free(chunk *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         json_decref(c->rs[i].r);
-        free(c->rs[i].out_pid);
+        drop_pid(&c->rs[i]);
     }
-    free(c->rs);
+    dispatch *d = D(c->o);
+    if (c->rs_cap >= SPARE_MIN && d->n_spare < SPARE_RS) {
+        d->spare[d->n_spare] = c->rs;
+        d->spare_cap[d->n_spare++] = c->rs_cap;
+    } else {
+        free(c->rs);
+    }
     if (c->spec)
         campaign_spec_release(c->o, c->spec);
     free(c->cid);
@@ -150,6 +173,8 @@ void dispatch_free(omni *o)
         TAILQ_REMOVE(&d->chunks, c, link);
         chunk_free(c);
     }
+    for (int k = 0; k < d->n_spare; k++)
+        free(d->spare[k]);
     store_args_free(&d->claim_args);
     store_args_free(&d->out_args);
     oc_buf_free(&d->text);
@@ -225,8 +250,14 @@ static void record(rcpt *r, int kind, int final, const char *pid, const char *re
     r->out_kind = kind;
     r->out_final = final;
     r->out_due = due;
-    free(r->out_pid);
-    r->out_pid = strdup(pid ? pid : "");
+    drop_pid(r);
+    size_t pl = pid ? strlen(pid) : 0;
+    r->out_pid = pl < sizeof(r->pid_buf) ? r->pid_buf : malloc(pl + 1);
+    if (r->out_pid) {
+        if (pl)
+            memcpy(r->out_pid, pid, pl);
+        r->out_pid[pl] = '\0';
+    }
     snprintf(r->out_reason, sizeof(r->out_reason), "%s", reason ? reason : "");
     r->state = R_RECORD;
     TAILQ_INSERT_TAIL(&d->outcomes, r, q);
@@ -395,7 +426,20 @@ static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, lon
     c->start = start;
     c->end = end;
     c->n = (size_t)(end - start);
-    c->rs = calloc(c->n, sizeof(*c->rs));
+    dispatch *d = D(o);
+    for (int k = 0; k < d->n_spare && !c->rs; k++)
+        if (d->spare_cap[k] >= c->n && d->spare_cap[k] <= 2 * c->n) {
+            c->rs = d->spare[k];
+            c->rs_cap = d->spare_cap[k];
+            d->n_spare--;
+            d->spare[k] = d->spare[d->n_spare];
+            d->spare_cap[k] = d->spare_cap[d->n_spare];
+            memset(c->rs, 0, c->n * sizeof(*c->rs));
+        }
+    if (!c->rs) {
+        c->rs = calloc(c->n, sizeof(*c->rs));
+        c->rs_cap = c->n;
+    }
     c->unresolved = c->n;
     for (size_t i = 0; i < c->n; i++) {
         c->rs[i].ck = c;

@@ -336,6 +336,10 @@ static int connect_one(store *s, store_conn *c)
         redisAsyncFree(ac);
         return -1;
     }
+    /* keep the reply buffer between replies: by default hiredis frees it
+     * whenever it empties past 16 KiB, so every large reply (a chunk's
+     * recipients, a claim's codes) allocated it again */
+    ac->c.reader->maxbuf = 0;
     ac->data = c;
     c->ac = ac;
     c->connected = 0;
