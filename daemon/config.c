@@ -51,6 +51,8 @@ const oc_config_key config_daemon_keys[] = {
      "a Redis that does not answer within this is reconnected"},
     {"max_total_connections", OC_KEY_INT, "256", "outbound connections in all"},
     {"max_host_connections", OC_KEY_INT, "64", "outbound connections per host"},
+    {"tls_ca_file", 0, NULL,
+     "PEM file of CA certificates that verify providers' TLS (default: the system's)"},
     {"drain_timeout_ms", OC_KEY_INT, "30000",
      "on SIGTERM, exit after this even with work in flight"},
     {"http_listen", OC_KEY_REPEATABLE, NULL,
@@ -104,6 +106,7 @@ static const daemon_spec dspec[] = {
     {T_INT, OFF(redis_timeout_ms), 100, 600000},     /* redis_timeout_ms */
     {T_INT, OFF(max_total_connections), 1, 100000},  /* max_total_connections */
     {T_INT, OFF(max_host_connections), 1, 100000},   /* max_host_connections */
+    {T_STR, OFF(tls_ca_file), 0, 0},                 /* tls_ca_file */
     {T_INT, OFF(drain_timeout_ms), 0, 3600000},      /* drain_timeout_ms */
     {T_LISTEN, OFF(http_listen), 0, 0},              /* http_listen */
     {T_STR, OFF(api_tokens_file), 0, 0},             /* api_tokens_file */

@@ -65,6 +65,7 @@ typedef struct omni_config {
     int redis_timeout_ms;
     int max_total_connections;
     int max_host_connections;
+    char *tls_ca_file;
     int drain_timeout_ms;
     char **http_listen; /* repeatable ADDR:PORT */
     size_t n_http_listen;

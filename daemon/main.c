@@ -421,8 +421,13 @@ int main(int argc, char **argv)
     if (o.max_held < window * 8)
         o.max_held = window * 8;
 
+    if (cfg.tls_ca_file && access(cfg.tls_ca_file, R_OK) < 0) {
+        log_error("tls_ca_file %s: %s", cfg.tls_ca_file, strerror(errno));
+        goto out;
+    }
     transport_opts topts = {.max_total_connections = cfg.max_total_connections,
-                            .max_host_connections = cfg.max_host_connections};
+                            .max_host_connections = cfg.max_host_connections,
+                            .ca_file = cfg.tls_ca_file};
     o.tp = transport_new(o.base, &topts);
     char err[256];
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};

@@ -31,6 +31,7 @@ struct transport {
     int in_action;
     h1 *h1;    /* the native client for plain http:// */
     int proxy; /* a proxy is set in the environment: libcurl takes every transfer */
+    char *ca_file;
 };
 
 struct xfer {
@@ -156,6 +157,7 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     if (!t)
         return NULL;
     t->base = base;
+    t->ca_file = opts && opts->ca_file ? strdup(opts->ca_file) : NULL;
     t->multi = curl_multi_init();
     t->timer = evtimer_new(base, timer_cb, t);
     t->h1 =
@@ -263,12 +265,20 @@ static void release_easy(transport *t, CURL *e, int kind)
         curl_easy_cleanup(e);
 }
 
-static CURL *new_easy(void)
+static CURL *new_easy(const transport *t)
 {
     CURL *e = curl_easy_init();
     if (!e)
         return NULL;
+    if (t->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* per handle libcurl allocates a download and an upload buffer (16 and
+     * 64 KiB by default) and keeps them; with hundreds of transfers in
+     * flight that was most of the daemon's memory on https. Provider
+     * answers are small; bodies go out from memory. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
@@ -309,7 +319,7 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
     x->done = done;
     x->arg = arg;
     int kind = x->req.kind == OC_REQ_SMTP ? 1 : 0;
-    CURL *e = t->npool[kind] ? t->pool[kind][--t->npool[kind]] : new_easy();
+    CURL *e = t->npool[kind] ? t->pool[kind][--t->npool[kind]] : new_easy(t);
     if (!e || !x->req.url) {
         if (e)
             release_easy(t, e, kind);
@@ -422,6 +432,15 @@ static void check_done(transport *t)
         CURLcode rc = x->rc;
         long status = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        /* an HTTP/2 stream reset after the whole answer arrived (a server
+         * that answers before reading the request body ends the stream with
+         * RST_STREAM NO_ERROR; libcurl 7.88 reports that as an error) is an
+         * answer: retrying it would send the message twice */
+        curl_off_t clen = -1;
+        if (rc == CURLE_HTTP2_STREAM && status >= 200 && status < 300 && !x->too_large &&
+            curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen) == CURLE_OK &&
+            clen >= 0 && (size_t)clen == x->resp.len)
+            rc = CURLE_OK;
         oc_response r = {0};
         r.net_error = x->too_large ? OC_NET_OTHER : net_error(rc, status);
         r.net_detail = x->too_large ? "response too large" : curl_easy_strerror(rc);
@@ -469,5 +488,6 @@ void transport_free(transport *t)
         sock_free(t, t->socks);
     if (t->timer)
         event_free(t->timer);
+    free(t->ca_file);
     free(t);
 }

@@ -14,6 +14,7 @@ typedef struct transport transport;
 typedef struct transport_opts {
     int max_total_connections; /* 0 = libcurl default */
     int max_host_connections;
+    const char *ca_file; /* CA bundle verifying TLS peers; NULL = the system's */
 } transport_opts;
 
 typedef struct transport_req_opts {

@@ -5,12 +5,15 @@
 # connector pointed at it, one broadcast of N recipients from a Redis list,
 # timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
-# Knobs: BENCH_INFLIGHT (max_inflight, 512), BENCH_CONNS (connections, 8),
+# Knobs: BENCH_INFLIGHT (max_inflight, 512; 128 with BENCH_TLS=1: each
+# libcurl transfer holds ~30 KiB), BENCH_CONNS (connections, 8),
 # BENCH_PIPELINE (the connector's pipeline, 16: nginx takes pipelined
 # requests; BENCH_PIPELINE=1 BENCH_CONNS=64 is the connector's defaults),
 # BENCH_CHUNK (chunk_size, 500), BENCH_PERF=FILE (perf record the daemon),
 # BENCH_CALIBRATE=0 (skip the 3 s nginx-alone calibration), BENCH_KEEP=1
-# (keep the temp dir).
+# (keep the temp dir), BENCH_TLS=1 (nginx on https with HTTP/2 and a
+# self-signed certificate: the libcurl path, as towards the real Cloud API;
+# the daemon trusts the certificate through tls_ca_file).
 N=${BENCH_N:-100000}
 CONNS=${BENCH_CONNS:-8}
 PIPELINE=${BENCH_PIPELINE:-16}
@@ -20,6 +23,26 @@ NP=$(free_port)
 start_bench_redis
 
 mkdir -p "$T/nginx"
+TLS=${BENCH_TLS:-0}
+INFLIGHT=${BENCH_INFLIGHT:-$([ "$TLS" = 1 ] && echo 128 || echo 512)}
+CP=$NP # stub_status, always plain http
+SCHEME=http LISTEN="127.0.0.1:$NP" TLS_CONF=""
+if [ "$TLS" = 1 ]; then
+  command -v openssl >/dev/null || { echo "bench: openssl missing (make deps installs it)" >&2; exit 1; }
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+  CP=$(free_port)
+  SCHEME=https LISTEN="127.0.0.1:$NP ssl http2"
+  TLS_CONF="ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem; listen 127.0.0.1:$CP;"
+fi
+# The answer: with TLS nginx reads the request body first (proxied to a
+# plain location), as a real API does. Answering an HTTP/2 request before
+# its body arrived ends the stream with RST_STREAM NO_ERROR, and libcurl
+# 7.88 then sometimes drops the answer: an ambiguous failure, retried, sent
+# twice. Over plain HTTP/1.1 nginx reads and discards the body anyway.
+ANSWER="return 200 '{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"15550000001\",\"wa_id\":\"15550000001\"}],\"messages\":[{\"id\":\"wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA\"}]}';"
+MESSAGES=$ANSWER
+[ "$TLS" = 1 ] && MESSAGES='proxy_pass http://answer/ok; proxy_http_version 1.1; proxy_set_header Connection "";'
 cat >"$T/nginx/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -36,18 +59,24 @@ http {
   uwsgi_temp_path $T/nginx/uwsgi;
   scgi_temp_path $T/nginx/scgi;
   server {
-    listen 127.0.0.1:$NP;
+    listen $LISTEN;
+    $TLS_CONF
     location = /_count { stub_status; }
     location = /v21.0/1234567890/messages {
       default_type application/json;
-      return 200 '{"messaging_product":"whatsapp","contacts":[{"input":"15550000001","wa_id":"15550000001"}],"messages":[{"id":"wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}]}';
+      $MESSAGES
+    }
+    location = /ok {
+      default_type application/json;
+      $ANSWER
     }
   }
+  upstream answer { server 127.0.0.1:$CP; keepalive 32; }
 }
 CONF
 nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
-for _ in $(seq 1 100); do curl -s "127.0.0.1:$NP/_count" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -s "127.0.0.1:$CP/_count" >/dev/null && break; sleep 0.1; done
 
 # calibration: what nginx alone answers on this machine right now (wrk, one
 # thread, 64 connections, 3 s, the same POST); BENCH_CALIBRATE=0 skips it
@@ -59,7 +88,7 @@ wrk.body = '{"messaging_product":"whatsapp","recipient_type":"individual","to":"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer testtoken"
 LUA
-  calib=$(wrk -t1 -c64 -d3s -s "$T/post.lua" "http://127.0.0.1:$NP/v21.0/1234567890/messages" |
+  calib=$(wrk -t1 -c64 -d3s -s "$T/post.lua" "$SCHEME://127.0.0.1:$NP/v21.0/1234567890/messages" |
     awk '/Requests\/sec/ {printf "%.0f", $2}')
 fi
 fill_bench_list bench:list "$N" '{"to":"+1555%07d","vars":{"name":"User%d"}}'
@@ -72,13 +101,14 @@ log_level = warn
 chunk_size = ${BENCH_CHUNK:-500}
 max_host_connections = $CONNS
 max_total_connections = $CONNS
+$([ "$TLS" = 1 ] && echo "tls_ca_file = $T/cert.pem")
 
 [connector.wa]
 type = whatsapp
-api_base = http://127.0.0.1:$NP
+api_base = $SCHEME://127.0.0.1:$NP
 phone_number_id = 1234567890
 access_token = testtoken
-max_inflight = ${BENCH_INFLIGHT:-512}
+max_inflight = $INFLIGHT
 pipeline = $PIPELINE
 
 [channels]
@@ -90,13 +120,13 @@ for _ in $(seq 1 100); do redis-cli -p "$RP" EXISTS omni:jobs | grep -q 1 && bre
 hz=$(getconf CLK_TCK)
 nginx_worker=$(pgrep -P "$NGINX_PID" | head -1 || echo "$NGINX_PID")
 d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID"); n0=$(ticks "$nginx_worker")
-req0=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
+req0=$(curl -s "127.0.0.1:$CP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
 t0=$(date +%s.%N)
 redis-cli -p "$RP" XADD omni:jobs '*' job '{"type":"broadcast","id":"bench","channel":"whatsapp","message":{"text":"Hi {{name}}, our Black Friday sale starts now: 30% off everything."},"recipients_list":"bench:list"}' >/dev/null
 wait_campaign_done bench
 t1=$(date +%s.%N)
 d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); n1=$(ticks "$nginx_worker")
-req1=$(curl -s "127.0.0.1:$NP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
+req1=$(curl -s "127.0.0.1:$CP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 stop_perf
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:bench sent)
@@ -113,7 +143,10 @@ print("cpu_s_per_100k_nginx=%.3f" % (($n1-$n0)/hz*per))
 print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
 print("daemon_peak_rss_kib=$rss")
 print("connections=$CONNS")
+print("max_inflight=$INFLIGHT")
 print("pipeline=$PIPELINE")
-print("nginx_requests=%d" % ($req1 - $req0 - 1))
+print("transport=%s" % ("libcurl, https, HTTP/2" if "$TLS" == "1" else "native HTTP/1.1"))
+# with TLS every message is two requests to nginx (the proxied answer)
+print("nginx_requests=%d" % (($req1 - $req0 - 1) // (2 if "$TLS" == "1" else 1)))
 if "$calib": print("nginx_alone_rps=$calib")
 PY

@@ -3,7 +3,8 @@
 # HTTP/1.1 client pipelining many requests over a capped number of
 # keep-alive connections (every answer matched to its own request, a
 # connection closed by the peer mid-pipeline costs nothing but a retry),
-# and libcurl for a connector that asks for it (http_client = curl).
+# and libcurl for a connector that asks for it (http_client = curl), and
+# for https: a private CA trusted through tls_ca_file, certificates verified.
 source "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -19,11 +20,21 @@ start_mock prov --fail-plan "close:to=15550000150:first=1,status=503:every=25,co
 PIDS+=($!)
 wait_for 20 test -s "$T/slow.port"
 SLOW_PORT=$(cat "$T/slow.port")
+# https in front of the same mock: a self-signed certificate for 127.0.0.1
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null ||
+  fail "openssl could not make a certificate"
+/usr/bin/python3 "$OMNI_SRC/tests/mock/tls_proxy.py" --cert "$T/cert.pem" --key "$T/key.pem" \
+  --backend "$MOCK_PORT" --port-file "$T/tls.port" >"$T/tls.log" 2>&1 &
+PIDS+=($!)
+wait_for 20 test -s "$T/tls.port"
+TLS_PORT=$(cat "$T/tls.port")
 daemon_conf "$T/omni.conf" "
 max_attempts = 5
 max_job_bytes = 16777216
 max_host_connections = 2
 max_total_connections = 4
+tls_ca_file = $T/cert.pem
 $(wa_section "$MOCK_PORT" "pipeline = 8
 max_inflight = 64")
 
@@ -44,11 +55,21 @@ type = webhook
 url = http://127.0.0.1:$SLOW_PORT/big
 timeout_ms = 20000
 
+[connector.secure]
+type = webhook
+url = https://127.0.0.1:$TLS_PORT/secure
+
+[connector.wrongname]
+type = webhook
+url = https://localhost:$TLS_PORT/wrongname
+
 [channels]
 whatsapp = wa
 sms = sms
 hook = hook
-big = big"
+big = big
+secure = secure
+wrongname = wrongname"
 start_daemon "$T/omni.conf"
 
 fill_list pipe:list 600
@@ -61,6 +82,10 @@ wait_for 60 campaign_done byname
 python3 -c 'import json,sys; sys.stdout.write(json.dumps({"type":"broadcast","id":"bigbody","channel":"big","message":{"text":"x"*6000000},"recipients":[{"to":"u1"}]}))' >"$T/big.json"
 redis-cli -p "$REDIS_PORT" -x XADD omni:jobs '*' job <"$T/big.json" >/dev/null
 wait_for 60 campaign_done bigbody
+enqueue '{"type":"broadcast","id":"tls","channel":"secure","message":{"text":"s"},"recipients":[{"to":"u1"},{"to":"u2"}]}'
+enqueue '{"type":"broadcast","id":"tlsname","channel":"wrongname","message":{"text":"w"},"recipients":[{"to":"u1"}]}'
+wait_for 60 campaign_done tls
+wait_for 60 campaign_done tlsname
 
 [ "$(campaign_field piped sent)" = 600 ] || fail "pipelined: sent=$(campaign_field piped sent) $(rraw HGETALL omni:campaign:piped | tr '\n' ' ')"
 counters_add_up piped || fail "pipelined: counters"
@@ -112,6 +137,14 @@ ok "native client resolves host names (localhost through evdns and /etc/hosts)"
 [ "$(campaign_field bigbody sent)" = 1 ] || fail "big body: $(rraw HGETALL omni:campaign:bigbody | tr '\n' ' ')"
 [ "$(head -1 "$T/slow.txt")" -gt 6000000 ] || fail "big body: the receiver got $(cat "$T/slow.txt")"
 ok "a 6 MB request to a receiver that reads late: sent whole once the socket drains"
+
+[ "$(campaign_field tls sent)" = 2 ] || fail "https: $(rraw HGETALL omni:campaign:tls | tr '\n' ' ')"
+[ "$(grep -c '"path":"/secure"' "$T/prov.jsonl")" = 2 ] || fail "https: the mock saw $(grep -c '"path":"/secure"' "$T/prov.jsonl")"
+# the certificate names 127.0.0.1 only: through "localhost" it is refused,
+# nothing reaches the provider, the attempts run out
+[ "$(campaign_field tlsname failed)" = 1 ] || fail "wrong name: $(rraw HGETALL omni:campaign:tlsname | tr '\n' ' ')"
+! grep -q '"path":"/wrongname"' "$T/prov.jsonl" || fail "a certificate for another name was accepted"
+ok "https through libcurl: a private CA trusted with tls_ca_file, the host name verified"
 
 # the connection cap held: requests on more than 2 connections at once
 # never reached the mock (a connection's life: its first to its last
