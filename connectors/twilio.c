@@ -5,11 +5,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmac.h"
 #include "omnicast/connector.h"
 
 #define BODY_MAX 1600
@@ -20,6 +20,7 @@ typedef struct tw {
     char *url;
     char *userpwd;
     char *auth_token;
+    EVP_MAC_CTX *mac; /* HMAC-SHA1 keyed with auth_token once */
     char *from, *service, *status_callback, *public_url;
 } tw;
 
@@ -53,6 +54,7 @@ static void tw_free(void *inst)
         OPENSSL_cleanse(t->auth_token, strlen(t->auth_token));
     free(t->userpwd);
     free(t->auth_token);
+    EVP_MAC_CTX_free(t->mac);
     free(t->from);
     free(t->service);
     free(t->status_callback);
@@ -95,6 +97,11 @@ static int tw_init(const oc_config *cfg, const oc_host *host, void **inst, char 
     t->userpwd = malloc(n);
     snprintf(t->userpwd, n, "%s:%s", sid, tok);
     t->auth_token = strdup(tok);
+    if (!(t->mac = oc_hmac_new("SHA1", tok))) {
+        snprintf(err, err_len, "HMAC-SHA1 is not available");
+        tw_free(t);
+        return -1;
+    }
     t->from = sdup(from);
     t->service = sdup(svc);
     t->status_callback = sdup(cfg->get(cfg->ctx, "status_callback"));
@@ -323,10 +330,10 @@ static int signature_ok(tw *t, const oc_http_request *req, param *ps, size_t n)
     }
     free(sorted);
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int ml = 0;
-    HMAC(EVP_sha1(), t->auth_token, (int)strlen(t->auth_token),
-         (const unsigned char *)(data.data ? data.data : ""), data.len, mac, &ml);
+    size_t ml = oc_hmac(t->mac, data.data ? data.data : "", data.len, mac);
     oc_buf_free(&data);
+    if (ml != 20)
+        return 0;
     unsigned char b64[64];
     int bl = EVP_EncodeBlock(b64, mac, (int)ml);
     return bl > 0 && strlen(sig) == (size_t)bl && CRYPTO_memcmp(b64, sig, (size_t)bl) == 0;

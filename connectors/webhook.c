@@ -6,11 +6,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmac.h"
 #include "omnicast/connector.h"
 
 #define SIG_HEADER "X-Omnicast-Signature"
@@ -20,6 +20,7 @@ typedef struct hook {
     char *url;
     char *body;
     char *secret;
+    EVP_MAC_CTX *mac; /* keyed with secret once */
     char *id_path;
     char *headers[OC_MAX_HEADERS - 2];
     int n_headers;
@@ -47,6 +48,7 @@ static void hook_free(void *inst)
     if (h->secret)
         OPENSSL_cleanse(h->secret, strlen(h->secret));
     free(h->secret);
+    EVP_MAC_CTX_free(h->mac);
     free(h->id_path);
     for (int i = 0; i < h->n_headers; i++)
         free(h->headers[i]);
@@ -69,6 +71,11 @@ static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     h->body = strdup(cfg->get(cfg->ctx, "body"));
     const char *s = cfg->get(cfg->ctx, "signing_secret");
     h->secret = s && *s ? strdup(s) : NULL;
+    if (h->secret && !(h->mac = oc_hmac_new("SHA256", h->secret))) {
+        snprintf(err, err_len, "HMAC-SHA256 is not available");
+        hook_free(h);
+        return -1;
+    }
     h->id_path = strdup(cfg->get(cfg->ctx, "id_path"));
     const char *hv;
     for (size_t i = 0; (hv = cfg->get_nth(cfg->ctx, "header", i)); i++) {
@@ -86,14 +93,16 @@ static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     return 0;
 }
 
-static void sign(const char *secret, const char *data, size_t len, char *out /* 72 */)
+/* "sha256=<hex>" into out; 0, or -1 if the MAC could not be made */
+static int sign(hook *h, const char *data, size_t len, char *out /* 72 */)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int ml = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)data, len, mac, &ml);
+    size_t ml = oc_hmac(h->mac, data, len, mac);
+    if (ml != 32)
+        return -1;
     strcpy(out, "sha256=");
-    for (unsigned i = 0; i < ml; i++)
-        sprintf(out + 7 + 2 * i, "%02x", mac[i]);
+    oc_hex(mac, ml, out + 7);
+    return 0;
 }
 
 static int hook_build(void *inst, const oc_message *m, oc_request *req, oc_outcome *out)
@@ -118,7 +127,10 @@ static int hook_build(void *inst, const oc_message *m, oc_request *req, oc_outco
     }
     if (h->secret) {
         char sig[80];
-        sign(h->secret, req->body.data ? req->body.data : "", req->body.len, sig);
+        if (sign(h, req->body.data ? req->body.data : "", req->body.len, sig) < 0) {
+            oc_outcome_set(out, OC_RETRY, "signing_failed", NULL);
+            return -1;
+        }
         oc_request_header(req, SIG_HEADER, sig);
     }
     return 0;
@@ -193,8 +205,8 @@ static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
     if (h->secret) {
         const char *sig = req->header(req->header_ctx, SIG_HEADER);
         char want[80];
-        sign(h->secret, req->body, req->body_len, want);
-        if (!sig || strlen(sig) != strlen(want) || CRYPTO_memcmp(sig, want, strlen(want))) {
+        if (sign(h, req->body, req->body_len, want) < 0 || !sig || strlen(sig) != strlen(want) ||
+            CRYPTO_memcmp(sig, want, strlen(want))) {
             oc_inbound_fail(res, 401, "bad_signature");
             return;
         }

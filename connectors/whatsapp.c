@@ -6,12 +6,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmac.h"
 #include "omnicast/connector.h"
 
 #define TEXT_MAX 4096
@@ -47,22 +46,6 @@ static char *dupf(const char *a, const char *b, const char *c, const char *d, co
 }
 
 static void wa_free(void *inst);
-
-/* The keyed HMAC context: fetching the algorithm and keying it cost more
- * than hashing a webhook body, so both happen once per configuration. */
-static EVP_MAC_CTX *mac_new(const char *key)
-{
-    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
-    EVP_MAC_free(m); /* the context holds its own reference */
-    OSSL_PARAM ps[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                       OSSL_PARAM_construct_end()};
-    if (c && !EVP_MAC_init(c, (const unsigned char *)key, strlen(key), ps)) {
-        EVP_MAC_CTX_free(c);
-        c = NULL;
-    }
-    return c;
-}
 
 static int wa_init(const oc_config *cfg, const oc_host *host, void **inst, char *err,
                    size_t err_len)
@@ -101,7 +84,7 @@ static int wa_init(const oc_config *cfg, const oc_host *host, void **inst, char 
     w->auth = dupf("Bearer ", tok, "", "", "");
     const char *s = cfg->get(cfg->ctx, "app_secret");
     w->app_secret = s ? strdup(s) : NULL;
-    if (w->app_secret && !(w->mac = mac_new(w->app_secret))) {
+    if (w->app_secret && !(w->mac = oc_hmac_new("SHA256", w->app_secret))) {
         snprintf(err, err_len, "HMAC-SHA256 is not available");
         wa_free(w);
         return -1;
@@ -387,13 +370,8 @@ static int signature_ok(wa *w, const oc_http_request *req)
             return 0;
         given[i] = (unsigned char)(hi << 4 | lo);
     }
-    size_t ml = 0;
-    /* a NULL key re-initializes with the key set in mac_new */
-    if (!EVP_MAC_init(w->mac, NULL, 0, NULL) ||
-        !EVP_MAC_update(w->mac, (const unsigned char *)req->body, req->body_len) ||
-        !EVP_MAC_final(w->mac, mac, &ml, sizeof(mac)) || ml != 32)
-        return 0;
-    return CRYPTO_memcmp(mac, given, 32) == 0;
+    return oc_hmac(w->mac, req->body, req->body_len, mac) == 32 &&
+           CRYPTO_memcmp(mac, given, 32) == 0;
 }
 
 static const char *plus(const char *digits, char *buf, size_t len)
