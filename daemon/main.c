@@ -316,6 +316,10 @@ static int load_config(const char *path, omni_config *cfg)
     /* resolve even a file with errors, so every problem is reported at once */
     if (config_resolve(cfg, find_impl, NULL, &errs) < 0)
         rc = -1;
+    if (cfg->tls_ca_file && access(cfg->tls_ca_file, R_OK) < 0) {
+        conf_errors_add(&errs, "%s: tls_ca_file %s: %s", path, cfg->tls_ca_file, strerror(errno));
+        rc = -1;
+    }
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     conf_errors_free(&errs);
@@ -421,10 +425,6 @@ int main(int argc, char **argv)
     if (o.max_held < window * 8)
         o.max_held = window * 8;
 
-    if (cfg.tls_ca_file && access(cfg.tls_ca_file, R_OK) < 0) {
-        log_error("tls_ca_file %s: %s", cfg.tls_ca_file, strerror(errno));
-        goto out;
-    }
     transport_opts topts = {.max_total_connections = cfg.max_total_connections,
                             .max_host_connections = cfg.max_host_connections,
                             .ca_file = cfg.tls_ca_file};

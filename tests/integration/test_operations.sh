@@ -14,10 +14,11 @@ else
 fi
 
 "$OMNI_BUILD/omnicastd" --version | q '^omnicastd [0-9]' || fail "--version"
-printf '[daemon]\nchunk_size = lots\n[connector.x]\ntype = nosuch\n[channels]\nsms = y\n' >"$T/bad.conf"
+printf '[daemon]\nchunk_size = lots\ntls_ca_file = %s\n[connector.x]\ntype = nosuch\n[channels]\nsms = y\n' "$T/no-such-ca.pem" >"$T/bad.conf"
 rc=0; "$OMNI_BUILD/omnicastd" --config "$T/bad.conf" --check-config 2>"$T/check.log" || rc=$?
 [ $rc -ne 0 ] || fail "--check-config accepted a bad file"
-grep -q "bad.conf:2: \[daemon\] chunk_size" "$T/check.log" && grep -q "bad.conf:3: \[connector.x\] unknown connector type 'nosuch'" "$T/check.log" && grep -q "bad.conf:6: unknown connector instance 'y'" "$T/check.log" || { cat "$T/check.log"; fail "--check-config messages"; }
+grep -q "bad.conf:2: \[daemon\] chunk_size" "$T/check.log" && grep -q "bad.conf:4: \[connector.x\] unknown connector type 'nosuch'" "$T/check.log" && grep -q "bad.conf:7: unknown connector instance 'y'" "$T/check.log" &&
+  grep -q "bad.conf: tls_ca_file .*no-such-ca.pem: No such file" "$T/check.log" || { cat "$T/check.log"; fail "--check-config messages"; }
 ok "--check-config prints every error with its line and exits non-zero"
 
 start_redis
