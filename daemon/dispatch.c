@@ -87,10 +87,11 @@ typedef struct dispatch {
     int tz_next;
     struct rcpt_queue outcomes; /* R_RECORD, waiting for a flush */
     size_t n_outcomes;
-    size_t n_recording;    /* of them, in an outcome call */
-    int flushing;          /* outcome calls in flight */
-    unsigned batch_next;   /* the number of the next outcome call */
-    unsigned batch_oldest; /* the oldest call still in flight */
+    size_t n_recording;            /* of them, in an outcome call */
+    int flushing;                  /* outcome calls in flight */
+    unsigned batch_next;           /* the number of the next outcome call */
+    unsigned batch_oldest;         /* the oldest call still in flight */
+    size_t batch_n[OUTCOME_CALLS]; /* outcomes in each call in flight, by number % OUTCOME_CALLS */
     oc_buf text, subject, html;
     oc_buf params[16];
     int taking;               /* a take.lua call is outstanding */
@@ -894,12 +895,14 @@ static void recorded(redisReply *rep, void *arg)
     /* replies come in the order of the calls (one connection) */
     unsigned batch = d->batch_oldest++;
     d->flushing--;
-    size_t k = 0;
+    size_t k = 0, left = d->batch_n[batch % OUTCOME_CALLS];
     rcpt *r, *next;
-    for (r = TAILQ_FIRST(&d->outcomes); r; r = next) {
+    /* the call's outcomes are in list order; stop after its last */
+    for (r = TAILQ_FIRST(&d->outcomes); r && left; r = next) {
         next = TAILQ_NEXT(r, q);
         if (r->state != R_RECORDING || r->batch != batch)
             continue;
+        left--;
         d->n_recording--;
         if (!rep || rep->type != REDIS_REPLY_STRING) {
             r->state = R_RECORD; /* write again once Redis answers */
@@ -1009,6 +1012,7 @@ static void flush_outcomes(omni *o)
     store_args_finish(a);
     d->flushing++;
     d->n_recording += n;
+    d->batch_n[batch % OUTCOME_CALLS] = n;
     if (store_eval(o->st, SCRIPT_OUTCOME, recorded, o, 0, a->argc, a->argv, a->lens) < 0)
         recorded(NULL, o);
 }
