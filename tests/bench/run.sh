@@ -121,6 +121,7 @@ hz=$(getconf CLK_TCK)
 nginx_worker=$(pgrep -P "$NGINX_PID" | head -1 || echo "$NGINX_PID")
 d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID"); n0=$(ticks "$nginx_worker")
 req0=$(curl -s "127.0.0.1:$CP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
+m0=$(redis-cli -p "$RP" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
 t0=$(date +%s.%N)
 redis-cli -p "$RP" XADD omni:jobs '*' job '{"type":"broadcast","id":"bench","channel":"whatsapp","message":{"text":"Hi {{name}}, our Black Friday sale starts now: 30% off everything."},"recipients_list":"bench:list"}' >/dev/null
 wait_campaign_done bench
@@ -128,6 +129,7 @@ t1=$(date +%s.%N)
 d1=$(ticks "$DAEMON_PID"); r1=$(ticks "$REDIS_PID"); n1=$(ticks "$nginx_worker")
 req1=$(curl -s "127.0.0.1:$CP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
+m1=$(redis-cli -p "$RP" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
 stop_perf
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:bench sent)
 python3 - <<PY
@@ -142,6 +144,10 @@ print("cpu_s_per_100k_redis=%.3f" % (($r1-$r0)/hz*per))
 print("cpu_s_per_100k_nginx=%.3f" % (($n1-$n0)/hz*per))
 print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
 print("daemon_peak_rss_kib=$rss")
+# what the campaign left in Redis per message: its record, the provider-id
+# index, the contact, the recipients snapshot (the source list was there
+# before the clock started)
+print("redis_bytes_per_msg=%.0f" % (($m1 - $m0) / n))
 print("connections=$CONNS")
 print("max_inflight=$INFLIGHT")
 print("pipeline=$PIPELINE")
