@@ -150,4 +150,43 @@ print("cap ok")
 PY
 ok "http_max_connections: the 21st connection's request got 503 too_many_connections; served again after"
 stop_daemon
+
+# many connections at once: each request finds its own connection (the
+# connection table grows past its first size), twice on each, and the
+# count comes down when they close
+sed -i 's/^http_max_connections = 20$/http_max_connections = 400/' "$T/omni.conf"
+start_daemon "$T/omni.conf" daemon3
+wait_for 20 curl -sf "$B/readyz"
+python3 - "$HTTP_PORT" <<'PY' || fail "300 keep-alive connections"
+import socket, sys, time
+port = int(sys.argv[1])
+def ask(s):
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+        b = s.recv(4096)
+        assert b, "closed"
+        data += b
+    assert data.startswith(b"HTTP/1.1 200 "), data[:100]
+conns = []
+for _ in range(300):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    ask(s)
+    conns.append(s)
+for s in conns:
+    ask(s)
+for s in conns:
+    s.close()
+time.sleep(0.5)
+# 300 more: served only if the first 300 left the count (cap 400)
+more = []
+for _ in range(300):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    ask(s)
+    more.append(s)
+for s in more:
+    s.close()
+PY
+ok "300 keep-alive connections at once, twice each; closed, they leave the count for 300 more"
+stop_daemon
 check_logs_clean
