@@ -6,8 +6,8 @@
 # timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
 # Knobs: BENCH_INFLIGHT (max_inflight, 512; 128 with BENCH_TLS=1: each
-# libcurl transfer holds ~30 KiB), BENCH_CONNS (connections, 8),
-# BENCH_PIPELINE (the connector's pipeline, 16: nginx takes pipelined
+# libcurl transfer holds ~30 KiB), BENCH_CONNS (connections, 4),
+# BENCH_PIPELINE (the connector's pipeline, 64: nginx takes pipelined
 # requests; BENCH_PIPELINE=1 BENCH_CONNS=64 is the connector's defaults),
 # BENCH_CHUNK (chunk_size, 500), BENCH_PERF=FILE (perf record the daemon),
 # BENCH_CALIBRATE=0 (skip the 3 s nginx-alone calibration), BENCH_KEEP=1
@@ -15,8 +15,8 @@
 # self-signed certificate: the libcurl path, as towards the real Cloud API;
 # the daemon trusts the certificate through tls_ca_file).
 N=${BENCH_N:-100000}
-CONNS=${BENCH_CONNS:-8}
-PIPELINE=${BENCH_PIPELINE:-16}
+CONNS=${BENCH_CONNS:-4}
+PIPELINE=${BENCH_PIPELINE:-64}
 source "$(dirname "$0")/lib.sh"
 command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
 NP=$(free_port)
