@@ -66,3 +66,24 @@ start_bench_daemon() {
 stop_perf() {
   if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
 }
+
+# send_figures WORKLOAD PEER PEER_TICKS0 PEER_TICKS1: the key=value lines
+# every send bench prints first (msgs_per_s first); reads N t0 t1 hz d0 d1
+# r0 r1 sent rss. Each bench prints its own lines after.
+send_figures() {
+  python3 - "$@" <<PY
+import sys
+workload, peer, p0, p1 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+n = $N; el = $t1 - $t0; hz = $hz
+per = 100000 / n
+print("msgs_per_s=%.0f" % (n / el))
+print("workload=%s-%d" % (workload, n))
+print("elapsed_s=%.3f" % el)
+print("sent=$sent")
+print("cpu_s_per_100k_daemon=%.3f" % (($d1 - $d0) / hz * per))
+print("cpu_s_per_100k_redis=%.3f" % (($r1 - $r0) / hz * per))
+print("cpu_s_per_100k_%s=%.3f" % (peer, (p1 - p0) / hz * per))
+print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1 - $d0) + ($r1 - $r0)) / hz / n * 1e6))
+print("daemon_peak_rss_kib=$rss")
+PY
+}

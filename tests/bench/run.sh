@@ -132,18 +132,9 @@ rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 m1=$(redis-cli -p "$RP" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
 stop_perf
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:bench sent)
+send_figures whatsapp-text nginx "$n0" "$n1"
 python3 - <<PY
-n=$N; el=$t1-$t0; hz=$hz
-per=100000/n
-print("msgs_per_s=%.0f" % (n/el))
-print("workload=whatsapp-text-%d" % n)
-print("elapsed_s=%.3f" % el)
-print("sent=$sent")
-print("cpu_s_per_100k_daemon=%.3f" % (($d1-$d0)/hz*per))
-print("cpu_s_per_100k_redis=%.3f" % (($r1-$r0)/hz*per))
-print("cpu_s_per_100k_nginx=%.3f" % (($n1-$n0)/hz*per))
-print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
-print("daemon_peak_rss_kib=$rss")
+n = $N
 # what the campaign left in Redis per message: its record, the provider-id
 # index, the contact, the recipients snapshot (the source list was there
 # before the clock started)

@@ -57,17 +57,5 @@ stop_perf
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:sbench sent)
 # smtp-sink -c rewrites one counter line with \r; the last number is the total
 sink=$(tr '\r' '\n' <"$T/sink.out" | grep -Eo '[0-9]+' | tail -1 || true)
-python3 - <<PY
-n=$N; el=$t1-$t0; hz=$hz
-per=100000/n
-print("msgs_per_s=%.0f" % (n/el))
-print("workload=email-text-%d" % n)
-print("elapsed_s=%.3f" % el)
-print("sent=$sent")
-print("cpu_s_per_100k_daemon=%.3f" % (($d1-$d0)/hz*per))
-print("cpu_s_per_100k_redis=%.3f" % (($r1-$r0)/hz*per))
-print("cpu_s_per_100k_sink=%.3f" % (($s1-$s0)/hz*per))
-print("cpu_us_per_msg_daemon_redis=%.1f" % ((($d1-$d0)+($r1-$r0))/hz/n*1e6))
-print("daemon_peak_rss_kib=$rss")
-print("sink_messages=${sink:-0}")
-PY
+send_figures email-text sink "$s0" "$s1"
+echo "sink_messages=${sink:-0}"
