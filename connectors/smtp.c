@@ -347,7 +347,7 @@ static void smtp_classify(void *inst, const oc_response *resp, oc_outcome *out)
     long c = resp->status;
     oc_outcome_set(out, OC_FAILED, "rejected", NULL);
     snprintf(out->detail, sizeof(out->detail), "SMTP %ld", c);
-    if (resp->net_error == OC_NET_OK && c >= 200 && c < 300) {
+    if (c >= 200 && c < 300) {
         /* the provider id is the Message-ID the daemon derives from our
          * message id; there is nothing to read back here */
         oc_outcome_set(out, OC_SENT, NULL, NULL);
@@ -365,10 +365,9 @@ static void smtp_classify(void *inst, const oc_response *resp, oc_outcome *out)
         snprintf(out->reason, sizeof(out->reason), "%s", r);
         return;
     }
-    /* no reply code: the connection failed */
-    out->kind = OC_RETRY;
-    snprintf(out->reason, sizeof(out->reason), "network");
-    snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
+    /* the daemon hands over only answers: a reply code outside 2xx-5xx is
+     * not one a server may end a transaction with */
+    snprintf(out->reason, sizeof(out->reason), "bad_reply");
 }
 
 /* "Ana <Ana@Example.COM>" -> "Ana@example.com" */

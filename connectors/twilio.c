@@ -160,12 +160,6 @@ static void tw_classify(void *inst, const oc_response *resp, oc_outcome *out)
     tw *t = inst;
     oc_outcome_set(out, OC_FAILED, "rejected", NULL);
     out->retry_after_ms = t->host->retry_after_ms(resp->retry_after, resp->now_ms);
-    if (resp->net_error != OC_NET_OK) {
-        out->kind = OC_RETRY;
-        snprintf(out->reason, sizeof(out->reason), "network");
-        snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
-        return;
-    }
     json_error_t je;
     json_t *j = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &je);
     if (resp->status >= 200 && resp->status < 300) {
@@ -176,8 +170,10 @@ static void tw_classify(void *inst, const oc_response *resp, oc_outcome *out)
             out->retry_after_ms = ra;
             snprintf(out->provider_id, sizeof(out->provider_id), "%s", sid);
         } else {
-            snprintf(out->reason, sizeof(out->reason), "bad_response");
-            snprintf(out->detail, sizeof(out->detail), "HTTP %ld without a sid", resp->status);
+            /* accepted, though we cannot read its sid: never a failure */
+            char d[64];
+            snprintf(d, sizeof(d), "HTTP %ld without a sid", resp->status);
+            oc_outcome_set(out, OC_SENT, "unreadable_answer", d);
         }
         json_decref(j);
         return;

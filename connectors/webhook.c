@@ -162,12 +162,6 @@ static void hook_classify(void *inst, const oc_response *resp, oc_outcome *out)
     hook *h = inst;
     oc_outcome_set(out, OC_FAILED, "rejected", NULL);
     out->retry_after_ms = h->host->retry_after_ms(resp->retry_after, resp->now_ms);
-    if (resp->net_error != OC_NET_OK) {
-        out->kind = OC_RETRY;
-        snprintf(out->reason, sizeof(out->reason), "network");
-        snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
-        return;
-    }
     if (resp->status >= 200 && resp->status < 300) {
         long ra = out->retry_after_ms;
         oc_outcome_set(out, OC_SENT, NULL, NULL);

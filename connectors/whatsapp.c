@@ -236,12 +236,6 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
     wa *w = inst;
     oc_outcome_set(out, OC_FAILED, "rejected", NULL);
     out->retry_after_ms = w->host->retry_after_ms(resp->retry_after, resp->now_ms);
-    if (resp->net_error != OC_NET_OK) {
-        out->kind = OC_RETRY;
-        snprintf(out->reason, sizeof(out->reason), "network");
-        snprintf(out->detail, sizeof(out->detail), "%s", resp->net_detail ? resp->net_detail : "");
-        return;
-    }
     if (resp->status >= 200 && resp->status < 300 && resp->body) {
         /* the hot path: the Cloud API's success answer, read without a
          * JSON tree; anything unusual takes the full parse below */
@@ -270,9 +264,11 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
             out->retry_after_ms = ra;
             snprintf(out->provider_id, sizeof(out->provider_id), "%s", id);
         } else {
-            snprintf(out->reason, sizeof(out->reason), "bad_response");
-            snprintf(out->detail, sizeof(out->detail), "HTTP %ld without a message id",
-                     resp->status);
+            /* accepted, though we cannot read its id: never a failure (a
+             * fallback channel would send the message a second time) */
+            char d[64];
+            snprintf(d, sizeof(d), "HTTP %ld without a message id", resp->status);
+            oc_outcome_set(out, OC_SENT, "unreadable_answer", d);
         }
         json_decref(j);
         return;

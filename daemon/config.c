@@ -75,6 +75,13 @@ const oc_config_key config_daemon_keys[] = {
      "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"},
     {"crm_retry_ms", OC_KEY_INT, "30000",
      "an event the CRM did not accept is posted again after this"},
+    {"keepalive_idle_ms", OC_KEY_INT, "30000",
+     "outbound keep-alive connections idle this long are closed (before a provider does it)"},
+    {"sweep_interval_ms", OC_KEY_INT, "30000",
+     "how often to look for stalled running campaigns to repair (0 = never)"},
+    {"sweep_idle_ms", OC_KEY_INT, "120000",
+     "a running campaign without progress this long is checked for recipients nothing will "
+     "finish"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct daemon_spec {
@@ -121,6 +128,9 @@ static const daemon_spec dspec[] = {
     {T_STR, OFF(crm_webhook_url), 0, 0},             /* crm_webhook_url */
     {T_STR, OFF(crm_webhook_secret_file), 0, 0},     /* crm_webhook_secret_file */
     {T_INT, OFF(crm_retry_ms), 100, 86400000},       /* crm_retry_ms */
+    {T_INT, OFF(keepalive_idle_ms), 100, 3600000},   /* keepalive_idle_ms */
+    {T_INT, OFF(sweep_interval_ms), 0, 86400000},    /* sweep_interval_ms */
+    {T_INT, OFF(sweep_idle_ms), 1000, 86400000},     /* sweep_idle_ms */
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
 _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,
@@ -141,6 +151,9 @@ const oc_config_key config_common_connector_keys[] = {
     {"pipeline", OC_KEY_INT, "1",
      "native client: requests written ahead on one keep-alive connection (1 = no pipelining, "
      "at most 64); only for peers that answer pipelined requests in order"},
+    {"retry_ambiguous", 0, "false",
+     "true: a request that may have reached the provider without an answer is retried "
+     "(at-least-once, for a provider that deduplicates); false: it ends uncertain"},
     {NULL, 0, NULL, NULL}};
 
 void conf_errors_add(conf_errors *e, const char *fmt, ...)
@@ -697,6 +710,14 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                     else
                         conf_errors_add(errs, "%s:%d: [%s] http_client: native or curl", cfg->path,
                                         kv->line, who);
+                } else if (!strcmp(kv->key, "retry_ambiguous")) {
+                    int b = parse_bool(kv->value);
+                    if (b < 0)
+                        conf_errors_add(errs,
+                                        "%s:%d: [%s] retry_ambiguous: not a boolean (true/false)",
+                                        cfg->path, kv->line, who);
+                    else
+                        c->retry_ambiguous = b;
                 } else if (!strcmp(kv->key, "pipeline")) {
                     if (parse_int(kv->value, 1, 64, &n) == 0)
                         c->pipeline = (int)n;

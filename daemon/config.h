@@ -27,10 +27,11 @@ typedef struct conf_connector {
     int max_inflight;
     int timeout_ms;
     int connect_timeout_ms;
-    int http2;    /* negotiate HTTP/2 (and multiplex) on https URLs */
-    int native;   /* http_client = native: plain http:// through h1.c */
-    int pipeline; /* native client: requests in flight per connection */
-    conf_kv *kv;  /* every key of the section as given (secrets resolved) */
+    int http2;           /* negotiate HTTP/2 (and multiplex) on https URLs */
+    int native;          /* http_client = native: plain http:// through h1.c */
+    int pipeline;        /* native client: requests in flight per connection */
+    int retry_ambiguous; /* retry a request that may have reached the provider */
+    conf_kv *kv;         /* every key of the section as given (secrets resolved) */
     size_t n_kv;
     const oc_connector *impl; /* resolved by config_resolve(), not owned */
 } conf_connector;
@@ -80,6 +81,9 @@ typedef struct omni_config {
     char *crm_webhook_url;
     char *crm_webhook_secret_file;
     int crm_retry_ms;
+    int keepalive_idle_ms; /* outbound idle keep-alive connections closed after */
+    int sweep_interval_ms; /* 0: no consistency sweep */
+    int sweep_idle_ms;     /* a running campaign without progress this long is swept */
     char *plugin_dir;
 
     conf_connector *connectors;

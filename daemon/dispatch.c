@@ -14,6 +14,8 @@
 #include "campaign.h"
 #include "log.h"
 #include "omni.h"
+#include "seen.h"
+#include "verdict.h"
 
 #define OUTCOME_BATCH 512
 #define OUTCOME_CALLS 2 /* outcome calls in flight: Redis never waits for the daemon */
@@ -23,9 +25,7 @@
 
 enum { R_LOAD, R_CLAIM, R_CLAIMING, R_QUEUED, R_INFLIGHT, R_RECORD, R_RECORDING, R_DONE };
 
-/* Outcome kinds beyond the connector's three: wait for quiet hours to end
- * (unclaimed, parked in omni:retry until then). */
-#define OUT_DEFER 10
+#define SEEN_CAMPAIGNS 256 /* campaigns whose per-recipient memory is kept */
 
 #define TZ_CACHE 32
 #define SPARE_RS 4   /* recipient arrays kept for reuse */
@@ -41,6 +41,9 @@ struct rcpt {
     int state;
     int attempts;
     int from_retry;
+    int relase;               /* its claim is being renewed: it waited past its lease */
+    long long lease_until_us; /* monotonic: no transfer starts after this */
+    long long wire_ms;        /* unix ms its request was handed to the transport */
     char addr[ADDR_MAX];
     /* the outcome waiting to be recorded */
     int out_kind; /* OC_SENT / OC_FAILED / OC_RETRY */
@@ -58,6 +61,8 @@ struct chunk {
     omni *o;
     char entry[40]; /* stream entry id; "" for a retry taken from omni:retry */
     char *cid;
+    seen_campaign *mem;      /* what this process did with the campaign's recipients */
+    long long claim_sent_us; /* when the outstanding claim call was made (monotonic) */
     campaign_spec *spec;
     long start, end;
     rcpt *rs;
@@ -105,6 +110,7 @@ typedef struct dispatch {
     rcpt *spare[SPARE_RS];
     size_t spare_cap[SPARE_RS];
     int n_spare;
+    seen *seen;
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -126,6 +132,9 @@ static int paused(omni *o)
 
 static void chunk_maybe_finish(chunk *c);
 static void claim_chunk(chunk *c);
+static int admit(rcpt *r);
+static void retry_member_renew(const rcpt *r);
+static void retry_member_drop(const rcpt *r);
 
 int dispatch_init(omni *o)
 {
@@ -134,6 +143,11 @@ int dispatch_init(omni *o)
         return -1;
     TAILQ_INIT(&d->chunks);
     TAILQ_INIT(&d->outcomes);
+    d->seen = seen_new(SEEN_CAMPAIGNS);
+    if (!d->seen) {
+        free(d);
+        return -1;
+    }
     o->dispatch = d;
     return 0;
 }
@@ -160,6 +174,7 @@ static void chunk_free(chunk *c)
     }
     if (c->spec)
         campaign_spec_release(c->o, c->spec);
+    seen_put(d->seen, c->mem);
     free(c->cid);
     free(c);
 }
@@ -178,6 +193,7 @@ void dispatch_free(omni *o)
         free(d->spare[k]);
     store_args_free(&d->claim_args);
     store_args_free(&d->out_args);
+    seen_free(d->seen);
     oc_buf_free(&d->text);
     oc_buf_free(&d->subject);
     oc_buf_free(&d->html);
@@ -424,6 +440,7 @@ static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, lon
     c->o = o;
     snprintf(c->entry, sizeof(c->entry), "%s", entry_id ? entry_id : "");
     c->cid = strdup(campaign);
+    c->mem = seen_get(D(o)->seen, campaign);
     c->start = start;
     c->end = end;
     c->n = (size_t)(end - start);
@@ -502,6 +519,7 @@ static void claimed(redisReply *rep, void *arg)
     int paused = IS(p, slen, "paused") || IS(p, slen, "scheduled");
     int missing = IS(p, slen, "missing");
     p += slen;
+    long long lease_until = c->claim_sent_us + (long long)o->cfg->lease_ms * 1000;
     for (size_t i = 0; i < c->n; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIMING)
@@ -509,6 +527,11 @@ static void claimed(redisReply *rep, void *arg)
         if (paused || missing) {
             if (paused)
                 c->park = 1;
+            if (r->relase) {
+                /* claimed and never sent: the claim ends with the lease */
+                r->relase = 0;
+                seen_set(c->mem, r->ch, r->index, SEEN_NONE);
+            }
             resolve(r);
             continue;
         }
@@ -522,14 +545,40 @@ static void claimed(redisReply *rep, void *arg)
             code = "wait";
             clen = 4;
         }
-        if (clen >= 2 && memcmp(code, "go", 2) == 0) {
-            r->attempts = clen > 3 && code[2] == ':' ? atoi(code + 3) : 1;
+        int go = clen >= 2 && memcmp(code, "go", 2) == 0;
+        int own = clen >= 3 && memcmp(code, "own", 3) == 0;
+        int resend = clen >= 2 && memcmp(code, "rs", 2) == 0;
+        if (go || own || resend) {
+            const char *num = memchr(code, ':', clen);
+            r->attempts = num ? atoi(num + 1) : 1;
+            r->lease_until_us = lease_until;
+            if (r->relase) {
+                /* its own claim renewed: the same copy goes on */
+                r->relase = 0;
+                if (r->from_retry)
+                    retry_member_renew(r);
+            } else if (resend) {
+                /* the operator chose a second message: memory does not veto */
+                seen_set(c->mem, r->ch, r->index, SEEN_ACTIVE);
+            } else if (admit(r) < 0) {
+                continue; /* another copy, or already done by this process */
+            }
             chan *ch = c->spec->chans[r->ch];
             conn_inst *ci = ch->ci;
             r->state = R_QUEUED;
             TAILQ_INSERT_TAIL(&ci->queue, r, q);
             ci->queued++;
-        } else if (IS(code, clen, "next")) {
+            continue;
+        }
+        if (r->relase) {
+            /* a claim we could not renew (declared uncertain, cancelled...):
+             * this copy was never sent and stops here */
+            r->relase = 0;
+            seen_set(c->mem, r->ch, r->index, SEEN_NONE);
+        }
+        if (r->from_retry && !IS(code, clen, "wait"))
+            retry_member_drop(r); /* its retry entry has nothing left to bring back */
+        if (IS(code, clen, "next")) {
             r->ch++;
             if ((size_t)r->ch < c->spec->n_channels && aim(r) == 0)
                 continue;
@@ -547,6 +596,61 @@ static void claimed(redisReply *rep, void *arg)
         log_error("campaign %s: gone while its chunk %s was in flight", c->cid, c->entry);
     omni_kick(o);
     chunk_maybe_finish(c);
+}
+
+/* A claim answered go or own for a recipient that is not being renewed:
+ * what this process already did with it decides. 0: send it (it is marked
+ * active); -1: handled here (resolved, or its known outcome recorded). */
+static int admit(rcpt *r)
+{
+    chunk *c = r->ck;
+    switch (seen_state(c->mem, r->ch, r->index)) {
+    case SEEN_ACTIVE:
+        /* another copy in this process (a retry and a redelivered chunk,
+         * a retry taken again after its lease) holds it: that one records */
+        log_debug("campaign %s: recipient %ld held by another copy here", c->cid, r->index);
+        resolve(r);
+        return -1;
+    case SEEN_SENT:
+        /* Redis forgot what this process sent: record it again */
+        log_warn("campaign %s: recipient %ld was sent by this process already; recording it",
+                 c->cid, r->index);
+        record(r, OC_SENT, 1, "", "", 0);
+        return -1;
+    case SEEN_UNCERTAIN:
+        log_warn("campaign %s: recipient %ld was on the wire here already; recording it uncertain",
+                 c->cid, r->index);
+        record(r, OUT_UNCERTAIN, 1, NULL, "ambiguous", 0);
+        return -1;
+    default:
+        if (seen_set(c->mem, r->ch, r->index, SEEN_ACTIVE) < 0)
+            log_warn("campaign %s: out of memory tracking recipient %ld", c->cid, r->index);
+        return 0;
+    }
+}
+
+static void retry_member(const rcpt *r, char *m, size_t len)
+{
+    snprintf(m, len, "%s|%ld|%d", r->ck->cid, r->index, r->ch);
+}
+
+/* A retry being sent keeps its entry in omni:retry leased as long as its
+ * claim: the entry only brings the recipient back if this process dies. */
+static void retry_member_renew(const rcpt *r)
+{
+    omni *o = r->ck->o;
+    char m[MSGID_MAX + 16], due[24];
+    retry_member(r, m, sizeof(m));
+    snprintf(due, sizeof(due), "%lld", omni_now_ms() + o->cfg->lease_ms);
+    store_cmd(o->st, NULL, NULL, "ZADD", o->k_retry, "XX", due, m, NULL);
+}
+
+static void retry_member_drop(const rcpt *r)
+{
+    omni *o = r->ck->o;
+    char m[MSGID_MAX + 16];
+    retry_member(r, m, sizeof(m));
+    store_cmd(o->st, NULL, NULL, "ZREM", o->k_retry, m, NULL);
 }
 
 static void claim_chunk(chunk *c)
@@ -585,7 +689,7 @@ static void claim_chunk(chunk *c)
     size_t n = 0, left = c->to_claim, i = c->scan, first_left = c->n;
     int run_ch = -1, run_count = 0;
     long long run_n = 0;
-    char run_flags[3] = {0};
+    char run_flags[4] = {0};
     for (; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
@@ -600,11 +704,13 @@ static void claim_chunk(chunk *c)
             continue;
         }
         ci->claiming++;
-        char flags[3] = {0}, *f = flags;
+        char flags[4] = {0}, *f = flags;
         if (is_last_channel(r))
             *f++ = 'F';
         if (r->from_retry)
             *f++ = 'R';
+        if (r->relase)
+            *f++ = 'X';
         if (r->ch != run_ch || strcmp(flags, run_flags) != 0) {
             if (run_ch >= 0)
                 store_args_setll(a, run_count, run_n);
@@ -628,6 +734,7 @@ static void claim_chunk(chunk *c)
         store_args_setll(a, run_count, run_n);
         store_args_finish(a);
         c->claiming = 1;
+        c->claim_sent_us = omni_mono_us();
         if (store_eval(o->st, SCRIPT_CLAIM, claimed, c, 2, a->argc, a->argv, a->lens) < 0)
             claimed(NULL, c);
     }
@@ -756,6 +863,7 @@ static void send_one(conn_inst *ci, rcpt *r)
     };
     r->state = R_INFLIGHT;
     r->t_submit_us = omni_mono_us();
+    r->wire_ms = omni_now_ms();
     ci->inflight++;
     if (transport_submit(o->tp, &req, &to, classify_done, r) < 0) {
         ci->inflight--;
@@ -781,8 +889,7 @@ static void classify_done(void *arg, const oc_response *resp, long long latency_
             break;
         }
     oc_outcome out;
-    oc_outcome_set(&out, OC_FAILED, "internal", NULL);
-    ci->impl->classify(ci->inst, resp, &out);
+    verdict(ci->impl, ci->inst, ci->conf->retry_ambiguous, resp, &out);
     finish_send(r, ci, &out);
     omni_kick(ci->o);
 }
@@ -797,16 +904,23 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     omni *o = ci->o;
     const omni_config *cfg = o->cfg;
     char mid[MSGID_MAX];
-    switch (out->kind) {
+    switch ((int)out->kind) {
     case OC_SENT:
         ci->n_sent++;
         if (out->provider_id[0]) {
-            record(r, OC_SENT, 1, out->provider_id, NULL, 0);
+            record(r, OC_SENT, 1, out->provider_id, out->reason, 0);
         } else {
-            /* no provider id (SMTP): our message id is the handle */
+            /* no provider id (SMTP, an answer we could not read): our
+             * message id is the handle */
             message_id(r, mid, sizeof(mid));
-            record(r, OC_SENT, 1, mid, NULL, 0);
+            record(r, OC_SENT, 1, mid, out->reason, 0);
         }
+        break;
+    case OUT_UNCERTAIN:
+        ci->n_uncertain++;
+        log_warn("campaign %s: recipient %ld on %s: %s (%s): uncertain, not resent", r->ck->cid,
+                 r->index, r->ck->spec->channels[r->ch], out->reason, out->detail);
+        record(r, OUT_UNCERTAIN, 1, NULL, out->reason, r->wire_ms);
         break;
     case OC_RETRY: {
         ci->n_retry++;
@@ -846,9 +960,10 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     char masked[ADDR_MAX];
     log_debug("send campaign=%s to=%s channel=%s outcome=%s reason=%s", r->ck->cid,
               log_mask(r->addr, masked, sizeof(masked)), r->ck->spec->channels[r->ch],
-              out->kind == OC_SENT    ? "sent"
-              : out->kind == OC_RETRY ? "retry"
-                                      : "failed",
+              out->kind == OC_SENT              ? "sent"
+              : out->kind == OC_RETRY           ? "retry"
+              : (int)out->kind == OUT_UNCERTAIN ? "uncertain"
+                                                : "failed",
               out->reason);
 }
 
@@ -882,6 +997,23 @@ static void pump(conn_inst *ci)
         }
         TAILQ_REMOVE(&ci->queue, r, q);
         ci->queued--;
+        long long margin = (long long)ci->o->cfg->lease_ms * 100; /* a tenth of the lease */
+        if (margin > 1000000)
+            margin = 1000000;
+        if (r->lease_until_us && now + margin >= r->lease_until_us) {
+            /* it waited past its lease (a throttled connector): no transfer
+             * starts on a claim another process may already have declared
+             * uncertain; renew it first */
+            chunk *c = r->ck;
+            r->relase = 1;
+            r->state = R_CLAIM;
+            c->to_claim++;
+            size_t at = (size_t)(r - c->rs);
+            if (at < c->scan)
+                c->scan = at;
+            omni_kick(ci->o);
+            continue;
+        }
         send_one(ci, r);
     }
 }
@@ -912,6 +1044,10 @@ static void recorded(redisReply *rep, void *arg)
         d->n_outcomes--;
         k++;
         chunk *c = r->ck;
+        seen_set(c->mem, r->ch, r->index,
+                 r->out_kind == OC_SENT         ? SEEN_SENT
+                 : r->out_kind == OUT_UNCERTAIN ? SEEN_UNCERTAIN
+                                                : SEEN_NONE);
         if (r->out_kind == OUT_DEFER) {
             resolve(r);
         } else if (r->out_kind == OC_FAILED && !r->out_final) {
@@ -963,7 +1099,8 @@ static void flush_outcomes(omni *o)
         r->state = R_RECORDING;
         r->batch = batch;
         n++;
-        if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && c->spec) {
+        if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && !r->out_reason[0] &&
+            c->spec) {
             if (!run_c || strcmp(run_c->cid, c->cid) != 0 ||
                 strcmp(run_c->spec->channels[run_ch], c->spec->channels[r->ch]) != 0) {
                 if (run_c)
@@ -987,10 +1124,11 @@ static void flush_outcomes(omni *o)
         if (run_c)
             store_args_setll(a, run_count, run_n);
         run_c = NULL;
-        store_args_adds(a, r->out_kind == OC_SENT     ? "sent"
-                           : r->out_kind == OC_RETRY  ? "retry"
-                           : r->out_kind == OUT_DEFER ? "defer"
-                                                      : "failed");
+        store_args_adds(a, r->out_kind == OC_SENT         ? "sent"
+                           : r->out_kind == OC_RETRY      ? "retry"
+                           : r->out_kind == OUT_DEFER     ? "defer"
+                           : r->out_kind == OUT_UNCERTAIN ? "unc"
+                                                          : "failed");
         store_args_adds(a, c->cid);
         store_args_adds(a, c->spec ? c->spec->channels[r->ch] : "");
         store_args_adds(a, r->addr);

@@ -4,15 +4,18 @@
  * their answers (more than one only when the connector allows pipelining).
  *
  * What a transfer library would otherwise decide, decided here:
- * - a request written on a connection that was idle after earlier answers,
- *   which then closes without a byte of answer, is the keep-alive race (the
- *   server closed the idle connection as we wrote): it is written once more
- *   on a fresh connection, as browsers and libcurl do;
+ * - a request is never written twice on its own: a connection that closes
+ *   without an answer fails its requests, each telling whether a byte of
+ *   it had left (request_sent) and whether an answer head came (answered);
+ *   the daemon decides (a POST the server may have processed is not resent,
+ *   RFC 9110 9.2.2). Browsers and libcurl resend a request written on a
+ *   reused connection that closed at once (the keep-alive race); here an
+ *   idle connection is looked at (a peek for the peer's close) before it is
+ *   reused, and idle connections are closed after keepalive_idle_ms, before
+ *   a server's own idle timeout, so that race is rare;
  * - a connection that answers `Connection: close` takes no more requests;
  *   requests already written behind that answer were not processed (RFC
- *   9112 9.6) and are written again elsewhere;
- * - anything else that ends a connection with requests on it fails them
- *   with the matching OC_NET_* error, and the connector classifies it.
+ *   9112 9.6) and are written again elsewhere.
  * Error completions run from a zero-delay event, so no callback ever runs
  * inside h1_submit. Timeouts are checked every 50 ms. */
 #include "h1.h"
@@ -37,7 +40,7 @@
 #define HEAD_MAX (64 * 1024)
 #define BODY_MAX (1u << 20)
 #define SWEEP_MS 50
-#define IDLE_CLOSE_US (60LL * 1000000) /* idle keep-alive connections are closed after */
+#define PEEK_IDLE_US 10000 /* an idle connection older than this is peeked at before reuse */
 #define DEPTH_MAX 64
 #define KEEP_MAX (64 * 1024) /* buffers grown past this are freed once used */
 
@@ -384,12 +387,14 @@ struct h1req {
     void *arg;
     long long start_us, deadline_us; /* deadline 0: none */
     int connect_timeout_ms;
-    int depth;      /* requests this one may share a connection with, itself included */
-    int retried;    /* already written again once after the keep-alive race */
-    int after_idle; /* written on a connection idle after earlier answers */
+    int depth;        /* requests this one may share a connection with, itself included */
+    long long wstart; /* where its bytes start in its connection's output stream */
     size_t target_off, target_len; /* path and query within req.url */
-    int net_error;                 /* for a deferred failure */
+    int net_error;                 /* for a deferred failure: */
     const char *detail;
+    int sent;     /* a byte of it had left */
+    int answered; /* its answer head had arrived (status) */
+    long status;
 };
 
 struct h1conn {
@@ -400,7 +405,8 @@ struct h1conn {
     struct event *rev, *wev;
     oc_buf wbuf; /* requests not yet on the wire, from woff */
     size_t woff;
-    char *rbuf; /* bytes received, not yet parsed */
+    long long wqueued, wsent; /* bytes of requests put in wbuf / sent, since the start */
+    char *rbuf;               /* bytes received, not yet parsed */
     size_t rlen, rcap;
     h1conn *flush_next; /* on the list of connections with bytes to send */
     int flushing;
@@ -428,6 +434,7 @@ struct h1 {
     struct evdns_base *dns;
     origin *origins;
     int max_total, max_host, total;
+    long long idle_us; /* idle connections are closed after */
     size_t inflight;
     struct event *sweep;
     struct event *later_ev;
@@ -476,6 +483,9 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
         oc_response resp = {0};
         resp.net_error = r->net_error;
         resp.net_detail = r->detail;
+        resp.request_sent = r->sent;
+        resp.answered = r->answered;
+        resp.status = r->status;
         resp.body = "";
         resp.now_ms = omni_now_ms();
         complete(h, r, &resp);
@@ -540,9 +550,10 @@ static void conn_free(h1conn *c)
     free(c);
 }
 
-/* Close c. Its requests: the keep-alive race and requests behind a
- * `Connection: close` answer are written again elsewhere (requeue); the
- * rest fail with net_error. */
+/* Close c. Its requests: those behind a `Connection: close` answer are
+ * written again elsewhere (requeue); the rest fail with net_error, each
+ * with whether a byte of it had left and, for the first, whether its
+ * answer head had come. */
 static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int requeue)
 {
     origin *o = c->o;
@@ -556,6 +567,9 @@ static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int 
                 break;
             }
     h1req *list = c->out;
+    long long wsent = c->wsent;
+    int head = c->p.st != S_HEAD && c->p.status >= 200;
+    long status = c->p.status;
     conn_free(c);
     /* requeue in order: collect, then push to the front in reverse */
     h1req *again[DEPTH_MAX];
@@ -564,9 +578,12 @@ static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int 
         h1req *r = list;
         list = r->next;
         if (requeue && nagain < DEPTH_MAX) {
-            r->retried = 1;
             again[nagain++] = r;
         } else {
+            r->sent = wsent > r->wstart;
+            r->answered = head;
+            r->status = head ? status : 0;
+            head = 0; /* only the first was being answered */
             fail_later(h, r, net_error, detail);
         }
     }
@@ -604,6 +621,8 @@ static void finish_head(h1 *h, h1conn *c)
     oc_response resp = {0};
     resp.net_error = OC_NET_OK;
     resp.net_detail = "";
+    resp.request_sent = 1;
+    resp.answered = 1;
     resp.status = p->status;
     resp.body = p->body.data ? p->body.data : "";
     resp.body_len = p->body.len;
@@ -639,11 +658,6 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
         if (rc == H1_BAD) {
             if (c->p.too_large) {
                 conn_close(h, c, OC_NET_OTHER, "response too large", 0);
-            } else if (eof && n == 0 && c->p.st == S_HEAD && c->out->after_idle &&
-                       !c->out->retried) {
-                /* not a byte of answer on a reused idle connection: the
-                 * keep-alive race; write it again on a fresh connection */
-                conn_close(h, c, OC_NET_RESET, "connection closed", 1);
             } else if (eof) {
                 conn_close(h, c, OC_NET_RESET,
                            c->p.st == S_HEAD && n == 0 ? "empty reply from server"
@@ -677,13 +691,9 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
     }
 }
 
-/* A failed connection's requests: the keep-alive race if nothing of the
- * first answer came back on a reused idle connection. */
 static void conn_broken(h1 *h, h1conn *c, const char *detail)
 {
-    int race =
-        c->out && c->p.st == S_HEAD && c->rlen == 0 && c->out->after_idle && !c->out->retried;
-    conn_close(h, c, OC_NET_RESET, detail, race);
+    conn_close(h, c, OC_NET_RESET, detail, 0);
 }
 
 static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
@@ -720,6 +730,7 @@ static int conn_send(h1conn *c)
             send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->woff += (size_t)n;
+            c->wsent += n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -867,6 +878,9 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
     if (q->body.len)
         oc_buf_append(b, q->body.data, q->body.len);
     int ok = b->data && oc_buf_append(&c->wbuf, b->data, b->len) == 0;
+    r->wstart = c->wqueued;
+    if (ok)
+        c->wqueued += (long long)b->len;
     if (b->cap > KEEP_MAX)
         oc_buf_free(b);
     if (!ok)
@@ -877,7 +891,6 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
         h->flush = c;
         event_active(h->flush_ev, EV_TIMEOUT, 0);
     }
-    r->after_idle = c->connected && c->nout == 0 && c->answered > 0;
     r->next = NULL;
     *c->out_tail = r;
     c->out_tail = &r->next;
@@ -912,6 +925,21 @@ static void origin_pump(h1 *h, origin *o)
         }
         if (!best)
             return;
+        if (best->connected && best->nout == 0 && best->answered > 0 &&
+            omni_mono_us() - best->idle_since_us >= PEEK_IDLE_US) {
+            /* an idle connection the peer may have closed meanwhile: a
+             * request written on it would be lost without an answer */
+            char b;
+            ssize_t k = recv(best->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                conn_close(h, best, OC_NET_OK, "", 0);
+                continue;
+            }
+            if (k > 0) {
+                conn_close(h, best, OC_NET_PROTOCOL, "bytes no request asked for", 0);
+                continue;
+            }
+        }
         o->pend = r->next;
         if (!o->pend)
             o->pend_tail = &o->pend;
@@ -953,7 +981,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
                 conn_close(h, c, OC_NET_TIMEOUT, "connection timed out", 0);
             else if (expired)
                 conn_close(h, c, OC_NET_TIMEOUT, "operation timed out", 0);
-            else if (!c->out && c->idle_since_us && now - c->idle_since_us > IDLE_CLOSE_US)
+            else if (!c->out && c->idle_since_us && now - c->idle_since_us > h->idle_us)
                 conn_close(h, c, OC_NET_OK, "", 0);
             c = next;
         }
@@ -967,7 +995,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-h1 *h1_new(struct event_base *base, int max_total, int max_host)
+h1 *h1_new(struct event_base *base, int max_total, int max_host, int idle_ms)
 {
     h1 *h = calloc(1, sizeof(*h));
     if (!h)
@@ -975,6 +1003,7 @@ h1 *h1_new(struct event_base *base, int max_total, int max_host)
     h->base = base;
     h->max_total = max_total > 0 ? max_total : 256;
     h->max_host = max_host > 0 ? max_host : 64;
+    h->idle_us = (long long)(idle_ms > 0 ? idle_ms : 30000) * 1000;
     h->later_tail = &h->later;
     h->dns =
         evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);

@@ -11,7 +11,9 @@
 
 typedef struct h1 h1;
 
-h1 *h1_new(struct event_base *base, int max_total_connections, int max_host_connections);
+/* idle_ms: idle keep-alive connections are closed after (0: 30000) */
+h1 *h1_new(struct event_base *base, int max_total_connections, int max_host_connections,
+           int idle_ms);
 /* 0: taken (the callback runs later, from the event loop, never from inside
  * this call); 1: not for this client (an URL it does not take: req left
  * untouched); -1: refused (a header or target that would break the request

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "omni.h"
 #include "registry.h"
+#include "sweep.h"
 
 static void notify(const char *state)
 {
@@ -79,6 +80,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     o->last_tick_us = mono;
     dispatch_tick(o);
     crm_pump(o);
+    sweep_tick(o);
     if (now >= o->next_reclaim_ms) {
         queue_reclaim(o);
         o->next_reclaim_ms = now + o->cfg->reclaim_interval_ms;
@@ -427,7 +429,8 @@ int main(int argc, char **argv)
 
     transport_opts topts = {.max_total_connections = cfg.max_total_connections,
                             .max_host_connections = cfg.max_host_connections,
-                            .ca_file = cfg.tls_ca_file};
+                            .ca_file = cfg.tls_ca_file,
+                            .keepalive_idle_ms = cfg.keepalive_idle_ms};
     o.tp = transport_new(o.base, &topts);
     char err[256];
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};

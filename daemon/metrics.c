@@ -43,6 +43,8 @@ void metrics_render(omni *o, oc_buf *b)
             (unsigned long long)c->n_failed);
         put(b, "omnicast_messages_total{connector=\"%s\",outcome=\"retry\"} %llu\n", n,
             (unsigned long long)c->n_retry);
+        put(b, "omnicast_messages_total{connector=\"%s\",outcome=\"uncertain\"} %llu\n", n,
+            (unsigned long long)c->n_uncertain);
     }
     put(b, "# HELP omnicast_inflight Transfers in flight.\n# TYPE omnicast_inflight gauge\n");
     for (size_t i = 0; i < o->n_conns; i++)
@@ -101,6 +103,8 @@ void metrics_render(omni *o, oc_buf *b)
         "# TYPE omnicast_conversations_opened_total counter\n"
         "omnicast_conversations_opened_total %llu\n",
         (unsigned long long)s->conversations_opened);
+    put(b, "# TYPE omnicast_sweep_repairs_total counter\nomnicast_sweep_repairs_total %llu\n",
+        (unsigned long long)s->sweep_repairs);
     put(b, "# TYPE omnicast_redis_up gauge\nomnicast_redis_up %d\n", store_is_ready(o->st));
     put(b, "# TYPE omnicast_redis_reconnects_total counter\nomnicast_redis_reconnects_total %lu\n",
         store_reconnects(o->st));

@@ -36,7 +36,7 @@ typedef struct conn_inst {
     struct event *timer; /* wakes the queue when the bucket refills */
     struct omni *o;
     /* counters */
-    uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits;
+    uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits, n_uncertain;
     uint64_t lat_buckets[12]; /* provider latency histogram, see metrics */
     double lat_sum_s;
 } conn_inst;
@@ -51,6 +51,7 @@ typedef struct omni_stats {
     uint64_t jobs_accepted, jobs_rejected, jobs_duplicate;
     uint64_t chunks_done, retries_taken, dead_letters;
     uint64_t conversations_opened;
+    uint64_t sweep_repairs;      /* recipients the consistency sweep put back or declared */
     uint64_t webhook_by_type[4]; /* indexed by oc_event_type: reply, status, unsubscribe */
     double loop_lag_s;           /* how late the last 200 ms tick fired */
 } omni_stats;
@@ -82,6 +83,9 @@ typedef struct omni {
     long long last_tick_us;
     int ready_notified;     /* READY=1 sent to systemd */
     struct event *drain_ev; /* drain_timeout_ms after SIGTERM */
+
+    long long next_sweep_ms; /* sweep.c: the next round */
+    int sweeping;            /* sweep.c: calls of the current round unanswered */
 
     void *dispatch;  /* dispatch.c's state */
     void *campaigns; /* campaign.c's spec cache */

@@ -32,6 +32,7 @@ struct transport {
     h1 *h1;    /* the native client for plain http:// */
     int proxy; /* a proxy is set in the environment: libcurl takes every transfer */
     char *ca_file;
+    long maxage_s; /* idle connections are not reused after this */
 };
 
 struct xfer {
@@ -44,6 +45,8 @@ struct xfer {
     char retry_after[128];
     char content_type[128];
     int too_large;
+    int head_done; /* the final answer's head (status line and headers) is complete */
+    int in_head;   /* header lines of a response block are arriving */
     long long start_us;
     CURLcode rc;
     xfer *done_next; /* the list of finished transfers awaiting callbacks */
@@ -158,10 +161,12 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
         return NULL;
     t->base = base;
     t->ca_file = opts && opts->ca_file ? strdup(opts->ca_file) : NULL;
+    int idle_ms = opts && opts->keepalive_idle_ms > 0 ? opts->keepalive_idle_ms : 30000;
+    t->maxage_s = idle_ms < 1000 ? 1 : idle_ms / 1000;
     t->multi = curl_multi_init();
     t->timer = evtimer_new(base, timer_cb, t);
-    t->h1 =
-        h1_new(base, opts ? opts->max_total_connections : 0, opts ? opts->max_host_connections : 0);
+    t->h1 = h1_new(base, opts ? opts->max_total_connections : 0,
+                   opts ? opts->max_host_connections : 0, idle_ms);
     /* libcurl honours http_proxy / all_proxy (and no_proxy); the native
      * client does not speak to proxies, so with one set it stands aside */
     const char *px = getenv("http_proxy");
@@ -225,6 +230,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp)
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* a new response block (after 100 Continue, say): forget the old */
         x->retry_after[0] = x->content_type[0] = '\0';
+        x->in_head = 1;
+        x->head_done = 0;
+    } else if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) {
+        /* the empty line ends a head; a 1xx head is followed by another */
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (x->in_head && status >= 200)
+            x->head_done = 1;
+        x->in_head = 0;
     } else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
         header_value(p, len, 12, x->retry_after, sizeof(x->retry_after));
     } else if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
@@ -244,6 +258,20 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
         memcpy(buf, x->req.body.data + x->upload_off, want);
     x->upload_off += want;
     return want;
+}
+
+/* libcurl rewinds the body to send a request again by itself: after a
+ * reused connection died without an answer (a POST the server may have
+ * processed) or a refused HTTP/2 stream. Once a byte of the body was handed
+ * over, the two cannot be told apart here, so the rewind is refused and the
+ * transfer fails: the daemon decides (RFC 9110 9.2.2). Before that byte,
+ * the server cannot have the request: a resend is safe. */
+static int on_seek(void *userp, curl_off_t offset, int origin)
+{
+    xfer *x = userp;
+    if (origin == SEEK_SET && offset == 0 && x->upload_off == 0)
+        return CURL_SEEKFUNC_OK;
+    return CURL_SEEKFUNC_FAIL;
 }
 
 static void xfer_free(xfer *x)
@@ -286,6 +314,8 @@ static CURL *new_easy(const transport *t)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, t->maxage_s);
     return e;
 }
 
@@ -332,6 +362,7 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_READDATA, x);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(opts ? opts->timeout_ms : 0));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(opts ? opts->connect_timeout_ms : 0));
     curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd); /* NULL clears it */
@@ -350,8 +381,12 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
         if (x->req.method && strcmp(x->req.method, "GET") == 0) {
             curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         } else {
+            /* the body through the read callback, not POSTFIELDS: libcurl
+             * rewinds POSTFIELDS silently to send a request again, and a
+             * rewind must go through on_seek */
+            curl_easy_setopt(e, CURLOPT_POST, 1L);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body.len);
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.data ? x->req.body.data : "");
         }
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
                          x->req.method && strcmp(x->req.method, "POST") &&
@@ -452,6 +487,17 @@ static void check_done(transport *t)
         r.retry_after = x->retry_after[0] ? x->retry_after : NULL;
         r.content_type = x->content_type[0] ? x->content_type : NULL;
         r.now_ms = omni_now_ms();
+        if (x->req.kind == OC_REQ_SMTP) {
+            /* a message is delivered only once all of it (and the final
+             * dot libcurl adds) went; a refusal is an answer */
+            r.request_sent = x->req.body.len > 0 && x->upload_off >= x->req.body.len;
+            r.answered = rc == CURLE_OK || status >= 400;
+        } else {
+            long reqsize = 0;
+            curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &reqsize);
+            r.request_sent = x->upload_off > 0 || reqsize > 0;
+            r.answered = rc == CURLE_OK || (x->head_done && status >= 200);
+        }
         long long lat = omni_mono_us() - x->start_us;
         t->inflight--;
         release_easy(t, x->easy, x->req.kind == OC_REQ_SMTP);

@@ -6,14 +6,18 @@
 -- ARGV: prefix, now_ms, lease_ms, owner ("consumer/incarnation" of the
 --   calling process), consumer, then runs of recipients that share a
 --   channel and flags: channel, flags ('F' if this is the recipients' last
---   channel, 'R' if they are due retries being taken), count, then count
---   pairs of address, slot (recipient index)
+--   channel, 'R' if they are due retries being taken, 'X' if the caller
+--   renews its own claim: the recipient waited past its lease unsent),
+--   count, then count pairs of address, slot (recipient index)
 -- Returns one string: the campaign state, then one code per recipient,
 -- separated by spaces:
---   go:N (send it; N = attempt number) | sup (suppressed) | done (already terminal) | next (failed
---   on this channel earlier, try the next) | dup (same address earlier in
---   this campaign) | unc (lease expired: uncertain) | wait (another live
---   owner holds it) | cancelled
+--   go:N (send it; N = attempt number) | rs:N (send it: an operator's
+--   resend-uncertain) | own:N (claimed by this very
+--   owner already: only the caller's memory can tell a lost reply from a
+--   second copy, so it decides) | sup (suppressed) | done (already terminal)
+--   | next (failed on this channel earlier, try the next) | dup (same
+--   address earlier in this campaign) | unc (lease expired: uncertain) |
+--   wait (another live owner holds it) | cancelled
 -- The whole batch costs a fixed number of commands: one HMGET of the
 -- records, one SMISMEMBER per channel for the new ones, one HSET of every
 -- record written; only duplicates take a command each.
@@ -24,6 +28,8 @@ local mine = consumer .. '/'
 
 local state = redis.call('HGET', ck, 'state')
 if not state then return 'missing' end
+local id = string.sub(ck, #prefix + 10) -- ck is prefix .. 'campaign:' .. id
+local active = prefix .. "active"
 if state == 'paused' or state == 'scheduled' then return state end
 
 -- a command with at most 1000 arguments from a list at a time (Lua's
@@ -130,14 +136,30 @@ for j = 1, n do
       count('duplicates')
     end
     code = 'dup'
+  elseif string.find(flags, 'X', 1, true) and r.owner == owner and
+      (r.state == 'claimed' or (r.state == 'uncertain' and r.reason == 'owner_lost')) then
+    -- the owner renews a claim it holds unsent (declared uncertain
+    -- meanwhile by another's claim: it was never sent, so it is taken back)
+    if r.state == 'uncertain' then
+      count('uncertain', -1)
+      r.state = 'claimed'
+      r.reason = nil
+      r.claimed_at = nil
+    end
+    r.lease = now + lease
+    put(field, r)
+    code = 'go:' .. (r.attempts or 1)
   elseif r.state == 'claimed' then
     if r.owner == owner then
-      -- our own claim whose answer was lost with the connection: we
-      -- send only after a claim is answered, so it was never sent
-      code = 'go:' .. (r.attempts or 1)
+      -- claimed by this very process: its reply was lost (never sent: a
+      -- send starts only after the claim is answered), or this is a
+      -- second copy of the recipient in that process; it knows which
+      code = 'own:' .. (r.attempts or 1)
     elseif string.sub(r.owner, 1, #mine) == mine or tonumber(r.lease) <= now then
       -- a previous life of this consumer, or an owner gone silent
       r.state = 'uncertain'
+      r.reason = 'owner_lost'
+      r.claimed_at = r.at
       r.at = now
       put(field, r)
       count('uncertain')
@@ -158,6 +180,9 @@ for j = 1, n do
         r.lease = now + lease
         r.attempts = (tonumber(r.attempts) or 1) + 1
         code = 'go:' .. r.attempts
+        -- the operator's resend-uncertain: a second message on purpose,
+        -- whatever the sender's memory says (rs:N)
+        if r.error == 'resend_uncertain' then code = 'rs:' .. r.attempts end
       end
       r.at = now
       put(field, r)
@@ -173,6 +198,7 @@ for j = 1, n do
 end
 
 if na > 0 then sliced('HSET', mk, args, 1000) end
+if state == 'running' then redis.call('ZADD', active, now, id) end
 
 if next(inc) then
   for k, v in pairs(inc) do
@@ -185,6 +211,7 @@ if next(inc) then
     if state == 'running' then redis.call('HSET', ck, 'state', 'done') end
     redis.call('HSET', ck, 'finished_at', now)
     redis.call('EXPIRE', ck .. ':rcpt', 604800)
+    redis.call('ZREM', active, id)
   end
 end
 return table.concat(out, ' ')

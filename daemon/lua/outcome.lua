@@ -7,8 +7,12 @@
 --     'S', campaign, channel, owner, count, then count triples of
 --     address, slot, provider_id
 --   any other outcome, one at a time:
---     kind (sent|failed|retry|defer), campaign, channel, address, slot,
---     final (1/0), provider_id, reason, retry_due_ms, retry_member
+--     kind (sent|failed|retry|defer|unc), campaign, channel, address, slot,
+--     final (1/0), provider_id, reason, retry_due_ms (unc: the unix ms
+--     the request went on the wire), retry_member
+-- A record that no longer exists (Redis lost the write: a restart from an
+-- older snapshot, a failover) is written from the outcome: the caller knows
+-- what it sent. Only a campaign that no longer exists drops an outcome.
 -- Returns one string with a character per outcome, in order: o (recorded)
 -- or s (stale: the record had moved on; nothing written).
 -- The records are read with one HMGET and written with one HSET per
@@ -39,7 +43,8 @@ local books, order = {}, {}
 local function book(c)
   local b = books[c]
   if not b then
-    b = {mk = prefix .. 'msg:' .. c, fields = {}, vals = nil, dirty = {}, dorder = {}, inc = {}}
+    b = {mk = prefix .. 'msg:' .. c, fields = {}, vals = nil, dirty = {}, dorder = {}, inc = {},
+      exists = redis.call('EXISTS', prefix .. 'campaign:' .. c) == 1}
     books[c] = b
     order[#order + 1] = c
   end
@@ -92,11 +97,18 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
   end
   local b = book(c)
   local f, v = take(b)
+  if not b.exists then return 's' end
   local r = v and cjson.decode(v)
   if r and r.slot ~= slot then return 's' end
-  if not r and kind ~= 'failed' then return 's' end
   if r and r.state ~= 'claimed' and r.state ~= 'uncertain' then return 's' end
-  if r and r.state == 'uncertain' and kind == 'retry' then return 's' end
+  if r and r.state == 'uncertain' and (kind == 'retry' or kind == 'unc') then
+    if kind == 'unc' and not r.wire_at and tonumber(due) > 0 then
+      -- declared uncertain by another's claim first: keep what the owner saw
+      r.reason, r.wire_at = reason, tonumber(due)
+      put(b, f, cjson.encode(r))
+    end
+    return 's'
+  end
   if not r then
     r = {channel = ch, slot = slot, attempts = 0}
   elseif r.state == 'uncertain' and (kind == 'sent' or final) then
@@ -108,9 +120,16 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
   if r.owner then r.by = r.owner end
   r.owner = nil
   r.lease = nil
-  if kind == 'sent' then
+  if kind == 'unc' then
+    -- the request may have reached the provider and no answer came
+    r.state = 'uncertain'
+    r.reason = reason
+    if tonumber(due) > 0 then r.wire_at = tonumber(due) end
+    count(b, 'uncertain')
+  elseif kind == 'sent' then
     r.state = 'sent'
     r.provider_id = pid
+    if reason ~= '' then r.reason = reason end
     count(b, 'sent')
     local pm = pid ~= '' and pmid_pre .. pid
     if pm then
@@ -195,6 +214,7 @@ for _, c in ipairs(order) do
   local t = b.inc
   if next(t) then
     local ck = prefix .. 'campaign:' .. c
+    redis.call('ZADD', prefix .. 'active', now, c)
     for k, v in pairs(t) do
       if v ~= 0 then redis.call('HINCRBY', ck, k, v) end
     end
@@ -217,6 +237,9 @@ for _, c in ipairs(order) do
       if s[7] == 'running' then redis.call('HSET', ck, 'state', 'done') end
       redis.call('HSET', ck, 'finished_at', now)
       redis.call('EXPIRE', ck .. ':rcpt', 604800)
+    end
+    if s[7] ~= 'running' or (s[1] and sum >= tonumber(s[1])) then
+      redis.call('ZREM', prefix .. 'active', c)
     end
   end
 end

@@ -20,7 +20,7 @@ extern "C" {
 /* A plugin built against a different major is refused; a newer minor only
  * appends fields at the end of the structs below (struct_size tells). */
 #define OC_ABI_MAJOR 1
-#define OC_ABI_MINOR 0
+#define OC_ABI_MINOR 1
 
 /* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
 #define OC_ENTRY_SYMBOL "oc_connector_entry"
@@ -212,7 +212,12 @@ typedef struct oc_outcome {
     int throttle;          /* OC_RETRY: 1 if the whole connector should slow down */
 } oc_outcome;
 
-/* Transport-level errors, already mapped from the transfer library. */
+/* Transport-level errors, already mapped from the transfer library. Since
+ * ABI 1.1 the daemon decides what a transport error means (retry when not a
+ * byte of the request left, `uncertain` when the request may have reached
+ * the provider): classify() is only called for an answer (HTTP: a whole
+ * status line and headers; SMTP: the final reply, or the code that refused
+ * the message), always with net_error OC_NET_OK. */
 enum {
     OC_NET_OK = 0,
     OC_NET_TIMEOUT = 1,  /* connect or total timeout */
@@ -231,6 +236,9 @@ typedef struct oc_response {
     const char *retry_after; /* Retry-After header value, or NULL */
     const char *content_type;
     long long now_ms; /* wall clock when the transfer ended (for HTTP-date) */
+    /* ABI 1.1: what the transport saw, for the daemon's own decision */
+    int request_sent; /* some or all of the request left this process (TLS: handed to it) */
+    int answered;     /* a whole answer head (status and headers; SMTP: a refusal) arrived */
 } oc_response;
 
 /* ---- inbound: an HTTP request to /webhooks/{instance} */

@@ -88,9 +88,10 @@ ok "whatsapp text and template, twilio form, signed webhook: the provider saw ex
 [ "$(grep -c 15550000010 "$J")" -eq 2 ] || fail "500 then 200: expected exactly 2 requests"
 [ "$(msg_field wa-text whatsapp:+15550000011 error)" = undeliverable ] || fail "131026 → undeliverable"
 [ "$(grep -c 15550000011 "$J")" -eq 1 ] || fail "a permanent failure must not be retried"
-[ "$(msg_field wa-text whatsapp:+15550000012 error)" = retries_exhausted ] || fail "timeouts retried then exhausted"
-[ "$(grep -c 15550000012 "$J")" -eq 3 ] || fail "timeouts: expected max_attempts=3 tries, got $(grep -c 15550000012 "$J")"
-ok "500 then 200 → sent with attempts=2; 131026 → failed undeliverable once; a hanging provider → 3 timeouts → retries_exhausted"
+[ "$(msg_field wa-text whatsapp:+15550000012 state)" = uncertain ] || fail "a request read and never answered must end uncertain"
+[ "$(msg_field wa-text whatsapp:+15550000012 reason)" = ambiguous_timeout ] || fail "reason ambiguous_timeout"
+[ "$(grep -c 15550000012 "$J")" -eq 1 ] || fail "a request the provider may have processed was sent again: $(grep -c 15550000012 "$J") requests"
+ok "500 then 200 → sent with attempts=2; 131026 → failed undeliverable once; a provider that reads and never answers → one request, uncertain/ambiguous_timeout"
 
 [ "$(msg_field sms1 sms:+15550000013 error)" = opted_out ] || fail "21610 → opted_out: $(rraw HGETALL omni:msg:sms1 | tr "\n" " ")"
 [ "$(rraw SISMEMBER omni:suppress:sms +15550000013)" = 1 ] || fail "21610 must suppress the number"

@@ -54,9 +54,12 @@ for l in open(sys.argv[1]):
 # guard is that every recipient is accounted for
 assert len(ok) == 1500, len(ok)
 PY
-[ "$(msg_field f1 whatsapp:+15550000007 error)" = retries_exhausted ] || fail "a provider that always closes → retries_exhausted"
-[ "$(msg_field f1 whatsapp:+15550000009 error)" = retries_exhausted ] || fail "a provider too slow for timeout_ms → retries_exhausted"
+# a provider that reads the request and closes, or answers after
+# timeout_ms, may have the message: uncertain, one request, never resent
+[ "$(msg_field f1 whatsapp:+15550000007 state)" = uncertain ] && [ "$(msg_field f1 whatsapp:+15550000007 reason)" = ambiguous_reset ] || fail "a provider that closes after reading → uncertain/ambiguous_reset: $(rraw HGET omni:msg:f1 whatsapp:+15550000007)"
+[ "$(msg_field f1 whatsapp:+15550000009 state)" = uncertain ] && [ "$(msg_field f1 whatsapp:+15550000009 reason)" = ambiguous_timeout ] || fail "a provider too slow for timeout_ms → uncertain/ambiguous_timeout: $(rraw HGET omni:msg:f1 whatsapp:+15550000009)"
+[ "$(grep -c '"15550000007' "$T/prov.jsonl")" = 1 ] && [ "$(grep -c '"15550000009' "$T/prov.jsonl")" = 1 ] || fail "an ambiguous request was sent again"
 sent=$(campaign_field f1 sent)
-ok "provider closes, garbage, 503 bursts, slowness: all 1500 terminal ($sent sent), counters add up"
+ok "provider closes, garbage, 503 bursts, slowness: all 1500 terminal ($sent sent, $(campaign_field f1 uncertain) uncertain), counters add up, nothing ambiguous resent"
 stop_daemon
 check_logs_clean

@@ -233,17 +233,11 @@ static void reply_codes_map_to_outcomes(void **state)
                 {535, OC_FAILED, "auth"}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         oc_response resp = mock_response(rows[i].code, "");
-        resp.net_error = rows[i].code >= 400 ? OC_NET_PROTOCOL : OC_NET_OK;
         oc_outcome o;
         C->classify(*state, &resp, &o);
         assert_int_equal(o.kind, rows[i].kind);
         assert_string_equal(o.reason, rows[i].reason);
     }
-    oc_response resp = mock_response(0, "");
-    resp.net_error = OC_NET_CONNECT;
-    oc_outcome o;
-    C->classify(*state, &resp, &o);
-    assert_int_equal(o.kind, OC_RETRY);
 }
 
 static oc_inbound_result post(void *inst, const char *query, const char *body, mock_events *ev)

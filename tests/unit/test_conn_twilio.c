@@ -108,8 +108,8 @@ static void error_codes_map_to_outcomes(void **state)
     o = classify(*state, 503, "not json");
     assert_int_equal(o.kind, OC_RETRY);
     o = classify(*state, 201, "");
-    assert_int_equal(o.kind, OC_FAILED);
-    assert_string_equal(o.reason, "bad_response");
+    assert_int_equal(o.kind, OC_SENT);
+    assert_string_equal(o.reason, "unreadable_answer");
 }
 
 /* Twilio's scheme, computed independently: URL + sorted name/value pairs */
