@@ -23,7 +23,7 @@ static void fake_classify(void *inst, const oc_response *r, oc_outcome *out)
     if (r->status >= 200 && r->status < 300) {
         oc_outcome_set(out, OC_SENT, NULL, NULL);
         strcpy(out->provider_id, "wamid.1");
-    } else if (r->status >= 500) {
+    } else if (r->status == 503 || r->status == 429) {
         oc_outcome_set(out, OC_RETRY, "http_5xx", NULL);
     } else {
         oc_outcome_set(out, OC_FAILED, "rejected", NULL);
