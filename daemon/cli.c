@@ -16,6 +16,7 @@
 #include "job.h"
 #include "scripts.h"
 #include "store.h"
+#include "uncertain.h"
 
 /* exit codes: 0 ok, 1 operation failed (not found, refused), 2 usage,
  * 3 invalid input, 4 Redis unavailable */
@@ -37,12 +38,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: omnicast [--config FILE] [--redis URL] [--prefix P] [--json] COMMAND ...\n"
+            "       (--json may also follow the command's arguments)\n"
             "\n"
             "commands:\n"
             "  enqueue FILE|-               validate a job and queue it (XADD omni:jobs)\n"
             "  status ID                    a campaign's state and counters\n"
             "  campaign pause|resume|cancel ID\n"
             "                               control a campaign on every instance\n"
+            "  campaign uncertain ID        the uncertain recipients: reason, time on the wire\n"
             "  campaign resend-uncertain ID send again the recipients left uncertain by a crash\n"
             "  watch ID                     live progress until the campaign ends\n"
             "  campaigns                    every campaign with its state and counts\n"
@@ -274,10 +277,78 @@ static int resend_uncertain(cli *c, const char *id)
     return rc;
 }
 
+/* campaign uncertain ID: every uncertain recipient, in the hash's order,
+ * read with HSCAN (a campaign can hold a million records) and printed as it
+ * comes: a table, or one JSON object a line with --json. */
+static int list_uncertain(cli *c, const char *id)
+{
+    char ck[512], mk[512];
+    snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, id);
+    snprintf(mk, sizeof(mk), "%smsg:%s", c->prefix, id);
+    redisReply *r = redisCommand(c->rc, "HMGET %s state uncertain", ck);
+    if (!r) {
+        fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
+        return EX_REDIS;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "omnicast: no campaign %s\n", id);
+        freeReplyObject(r);
+        return EX_FAIL;
+    }
+    long long counter = r->element[1]->type == REDIS_REPLY_STRING ? atoll(r->element[1]->str) : 0;
+    freeReplyObject(r);
+    char line[1024], cursor[32] = "0";
+    long long n = 0;
+    if (!c->json) {
+        uncertain_fmt_header(line, sizeof(line));
+        printf("%s\n", line);
+    }
+    do {
+        r = redisCommand(c->rc, "HSCAN %s %s COUNT 1000", mk, cursor);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "omnicast: HSCAN %s: %s\n", mk,
+                    !r                             ? c->rc->errstr
+                    : r->type == REDIS_REPLY_ERROR ? r->str
+                                                   : "bad reply");
+            int rc = r ? EX_FAIL : EX_REDIS;
+            freeReplyObject(r);
+            return rc;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *kv = r->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            redisReply *f = kv->element[i], *v = kv->element[i + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            json_t *item = uncertain_item(f->str, f->len, v->str, v->len);
+            if (!item)
+                continue;
+            n++;
+            if (c->json) {
+                char *s = json_dumps(item, JSON_COMPACT);
+                printf("%s\n", s);
+                free(s);
+            } else {
+                uncertain_fmt_row(item, line, sizeof(line));
+                printf("%s\n", line);
+            }
+            json_decref(item);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    if (!c->json)
+        printf("campaign %s: %lld uncertain recipient%s (counter: %lld)\n", id, n,
+               n == 1 ? "" : "s", counter);
+    return 0;
+}
+
 static int cmd_campaign(cli *c, int argc, char **argv)
 {
-    if (argc != 2 || (strcmp(argv[0], "pause") && strcmp(argv[0], "resume") &&
-                      strcmp(argv[0], "cancel") && strcmp(argv[0], "resend-uncertain"))) {
+    if (argc != 2 ||
+        (strcmp(argv[0], "pause") && strcmp(argv[0], "resume") && strcmp(argv[0], "cancel") &&
+         strcmp(argv[0], "resend-uncertain") && strcmp(argv[0], "uncertain"))) {
         usage(stderr);
         return EX_USAGE_;
     }
@@ -286,6 +357,8 @@ static int cmd_campaign(cli *c, int argc, char **argv)
         return rc;
     if (!strcmp(argv[0], "resend-uncertain"))
         return resend_uncertain(c, argv[1]);
+    if (!strcmp(argv[0], "uncertain"))
+        return list_uncertain(c, argv[1]);
     char ck[512], sk[512], now[32];
     snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, argv[1]);
     snprintf(sk, sizeof(sk), "%sscheduled", c->prefix);
@@ -651,8 +724,15 @@ int main(int argc, char **argv)
     c.redis_url = redis ? redis : c.have_cfg ? c.cfg.redis : "redis://127.0.0.1:6379/0";
     c.prefix = prefix ? prefix : c.have_cfg ? c.cfg.prefix : "omni:";
     const char *cmd = argv[i];
-    int rest = argc - i - 1;
+    /* --json after the command's arguments too (omnicast status ID --json) */
+    int rest = 0;
     char **rv = argv + i + 1;
+    for (int k = i + 1; k < argc; k++) {
+        if (strcmp(argv[k], "--json") == 0)
+            c.json = 1;
+        else
+            rv[rest++] = argv[k];
+    }
     int rc;
     if (strcmp(cmd, "enqueue") == 0)
         rc = cmd_enqueue(&c, rest, rv);

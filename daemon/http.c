@@ -24,6 +24,7 @@
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
+#include "uncertain.h"
 
 #define TOKENS_MAX 64
 #define EVENTS_PER_REQUEST 1000
@@ -640,6 +641,122 @@ static void controlled(omni *o, int ok, const char *state, void *arg)
     areq_free(a);
 }
 
+/* GET /v1/campaigns/{id}/uncertain: a page of the campaign's uncertain
+ * recipients. The message hash can hold a million records, so it is read
+ * with HSCAN, count fields a step, never whole: steps go on until count
+ * uncertain ones were found, the scan ended, or UNCERTAIN_STEPS_MAX steps
+ * were taken; the answer's next_cursor resumes it. */
+typedef struct unc_scan {
+    areq *a;
+    char key[KEY_MAX];
+    char cursor[24];
+    char count[8];
+    int want;
+    int steps;
+    json_t *found;
+} unc_scan;
+
+static void unc_end(unc_scan *s, int code, const char *err, const char *msg)
+{
+    struct evhttp_request *req = areq_take(s->a);
+    if (req && err)
+        reply_error(req, code, err, msg);
+    else if (req)
+        reply_json(req, 200,
+                   json_pack("{s:s,s:O,s:o}", "campaign", s->a->id, "uncertain", s->found,
+                             "next_cursor",
+                             strcmp(s->cursor, "0") ? json_string(s->cursor) : json_null()));
+    areq_free(s->a);
+    json_decref(s->found);
+    free(s);
+}
+
+static void unc_page(redisReply *r, void *arg);
+
+static void unc_step(unc_scan *s)
+{
+    omni *o = s->a->h->o;
+    if (store_cmd(o->st, unc_page, s, "HSCAN", s->key, s->cursor, "COUNT", s->count, NULL) < 0)
+        unc_end(s, 503, "redis_unavailable", NULL);
+}
+
+static void unc_page(redisReply *r, void *arg)
+{
+    unc_scan *s = arg;
+    if (!r)
+        return unc_end(s, 503, "redis_unavailable", NULL);
+    if (r->type == REDIS_REPLY_ERROR)
+        return unc_end(s, strstr(r->str, "cursor") ? 400 : 503,
+                       strstr(r->str, "cursor") ? "bad_query" : "redis_unavailable", r->str);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return unc_end(s, 503, "redis_unavailable", "unexpected HSCAN reply");
+    snprintf(s->cursor, sizeof(s->cursor), "%s", r->element[0]->str);
+    redisReply *kv = r->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        redisReply *f = kv->element[i], *v = kv->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *item = uncertain_item(f->str, f->len, v->str, v->len);
+        if (item)
+            json_array_append_new(s->found, item);
+    }
+    s->steps++;
+    /* a client that hung up ends the walk too: nothing more to read for it */
+    if (!s->a->req || !strcmp(s->cursor, "0") || json_array_size(s->found) >= (size_t)s->want ||
+        s->steps >= UNCERTAIN_STEPS_MAX)
+        return unc_end(s, 0, NULL, NULL);
+    unc_step(s);
+}
+
+static void unc_exists(redisReply *r, void *arg)
+{
+    unc_scan *s = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return unc_end(s, 503, "redis_unavailable", NULL);
+    if (r->integer == 0)
+        return unc_end(s, 404, "not_found", "no such campaign");
+    if (!s->a->req)
+        return unc_end(s, 0, NULL, NULL);
+    unc_step(s);
+}
+
+static void campaign_uncertain(http_server *h, struct evhttp_request *req, areq *a,
+                               const struct evhttp_uri *u)
+{
+    omni *o = h->o;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *qs = evhttp_uri_get_query(u);
+    if (qs && evhttp_parse_query_str(qs, &q) < 0) {
+        areq_take(a);
+        areq_free(a);
+        return reply_error(req, 400, "bad_query", NULL);
+    }
+    unc_scan *s = calloc(1, sizeof(*s));
+    const char *why = "out of memory";
+    int bad = !s ? 503
+              : uncertain_query(evhttp_find_header(&q, "cursor"), evhttp_find_header(&q, "count"),
+                                s->cursor, sizeof(s->cursor), &s->want, &why) < 0
+                  ? 400
+                  : 0;
+    evhttp_clear_headers(&q);
+    if (bad) {
+        areq_take(a);
+        areq_free(a);
+        free(s);
+        return reply_error(req, bad, bad == 400 ? "bad_query" : "busy", why);
+    }
+    s->a = a;
+    s->found = json_array();
+    snprintf(s->count, sizeof(s->count), "%d", s->want);
+    omni_key(o, s->key, sizeof(s->key), "msg:%s", a->id);
+    char ck[KEY_MAX];
+    omni_key(o, ck, sizeof(ck), "campaign:%s", a->id);
+    if (store_cmd(o->st, unc_exists, s, "EXISTS", ck, NULL) < 0)
+        unc_end(s, 503, "redis_unavailable", NULL);
+}
+
 /* ---- /v1/conversations */
 
 /* GET /v1/conversations/{id}: the hash and the log, answered together */
@@ -772,6 +889,13 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
             if (store_cmd(o->st, campaign_got, a, "HGETALL", key, NULL) < 0)
                 campaign_got(NULL, a);
             return;
+        }
+        if (slash && !strcmp(slash, "/uncertain")) {
+            if (m == EVHTTP_REQ_GET)
+                return campaign_uncertain(h, req, a, u);
+            areq_take(a);
+            areq_free(a);
+            return reply_error(req, 405, "method_not_allowed", NULL);
         }
         if (slash && m == EVHTTP_REQ_POST &&
             (!strcmp(slash, "/pause") || !strcmp(slash, "/resume") || !strcmp(slash, "/cancel"))) {

@@ -50,5 +50,56 @@ wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 2 ]"
 ok "dead list/show/replay (the replayed job is dead-lettered again, as it should be)"
 
 oc conversations >/dev/null || fail "conversations"
+
+# campaign uncertain: records seeded straight into Redis (3 special ones,
+# a sent one, a dup: field, and 1500 uncertain + 1500 sent so the scan
+# takes several HSCAN steps)
+python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+import json, sys
+out = sys.stdout.buffer
+def cmd(*a):
+    out.write(b"*%d\r\n" % len(a))
+    for x in a:
+        x = x.encode()
+        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+cmd("HSET", "omni:campaign:unc1", "id", "unc1", "state", "done", "total", "3004", "uncertain", "1503")
+kv = [
+    "whatsapp:+15550000001", json.dumps({"state": "uncertain", "channel": "whatsapp", "slot": "0", "attempts": 1, "at": 1732000000500, "reason": "ambiguous_timeout", "wire_at": 1732000000123, "owner": "i1"}),
+    "whatsapp:+15550000002", json.dumps({"state": "uncertain", "channel": "whatsapp", "slot": "1", "attempts": 2, "at": 1732000031000, "reason": "owner_lost", "claimed_at": 1732000000200, "owner": "i2"}),
+    "sms:+15550000003", json.dumps({"state": "uncertain", "channel": "sms", "slot": "2", "attempts": 1, "at": 1732000040000, "owner": "old"}),
+    "whatsapp:+15550000004", json.dumps({"state": "sent", "channel": "whatsapp", "slot": "3", "attempts": 1, "at": 1732000000100, "provider_id": "wamid.4"}),
+    "dup:5", "whatsapp:+15550000001",
+]
+for i in range(10, 3010):
+    st = "uncertain" if i % 2 else "sent"
+    kv += ["sms:+1555100%04d" % i, json.dumps({"state": st, "channel": "sms", "slot": str(i), "attempts": 1, "at": 1732000050000, "reason": "ambiguous_reset", "wire_at": 1732000049000 + i})]
+cmd("HSET", "omni:msg:unc1", *kv)
+PY
+oc campaign uncertain unc1 >"$T/unc.txt" || fail "campaign uncertain"
+head -1 "$T/unc.txt" | q -E '^INDEX +CHANNEL +ATTEMPTS +REASON +REQUEST TIME \(UTC\) +ADDRESS$' || fail "table header: $(head -1 "$T/unc.txt")"
+q -E '^0 +whatsapp +1 +ambiguous_timeout +2024-11-19T07:06:40.123Z \(wire\) +\+15550000001$' "$T/unc.txt" || fail "wire row: $(grep 15550000001 "$T/unc.txt")"
+q -E '^1 +whatsapp +2 +owner_lost +2024-11-19T07:06:40.200Z \(claimed\) +\+15550000002$' "$T/unc.txt" || fail "claimed row"
+q -E '^2 +sms +1 +owner_lost +2024-11-19T07:07:20.000Z \(declared\) +\+15550000003$' "$T/unc.txt" || fail "old record row"
+! q -E '15550000004|^dup' "$T/unc.txt" || fail "a sent record or a dup: field listed"
+[ "$(grep -c ' ambiguous_reset ' "$T/unc.txt")" = 1500 ] || fail "bulk rows: $(grep -c ' ambiguous_reset ' "$T/unc.txt")"
+tail -1 "$T/unc.txt" | q -E '^campaign unc1: 1503 uncertain recipients \(counter: 1503\)$' || fail "summary: $(tail -1 "$T/unc.txt")"
+oc campaign uncertain unc1 --json >"$T/unc.jsonl" || fail "campaign uncertain ID --json"
+oc --json campaign uncertain unc1 | cmp -s - "$T/unc.jsonl" || fail "--json before and after the command differ"
+python3 - "$T/unc.jsonl" <<'PY'
+import json, sys
+items = [json.loads(l) for l in open(sys.argv[1])]
+by = {i["to"]: i for i in items}
+assert len(items) == 1503 and len(by) == 1503, len(items)
+assert by["+15550000001"] == {"to": "+15550000001", "channel": "whatsapp", "index": 0, "attempts": 1, "reason": "ambiguous_timeout", "wire_at": 1732000000123, "claimed_at": None, "at": 1732000000500}, by["+15550000001"]
+assert by["+15550000002"]["reason"] == "owner_lost" and by["+15550000002"]["claimed_at"] == 1732000000200 and by["+15550000002"]["wire_at"] is None
+assert by["+15550000003"] == {"to": "+15550000003", "channel": "sms", "index": 2, "attempts": 1, "reason": "owner_lost", "wire_at": None, "claimed_at": None, "at": 1732000040000}, by["+15550000003"]
+assert "+15550000004" not in by and all(int(t[-4:]) % 2 for t in by if t.startswith("+1555100"))
+PY
+oc status unc1 --json | python3 -c 'import json,sys; assert json.load(sys.stdin)["uncertain"] == 1503'
+rc=0; oc campaign uncertain nope 2>"$T/err" || rc=$?
+[ $rc -eq 1 ] && grep -q 'no campaign nope' "$T/err" || fail "unknown campaign: exit $rc $(cat "$T/err")"
+rc=0; oc campaign uncertain 2>/dev/null || rc=$?
+[ $rc -eq 2 ] || fail "campaign uncertain without an id should exit 2, got $rc"
+ok "campaign uncertain: table (wire/claimed/declared times, old records owner_lost), --json lines before or after, 1503 of 3005 records, unknown campaign exit 1"
 stop_daemon
 check_logs_clean

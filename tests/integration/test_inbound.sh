@@ -189,6 +189,78 @@ python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["messages"
 [ "$(api "$B/v1/conversations/nope")" = 404 ] || fail "missing conversation"
 ok "GET campaign funnel adds up; pause a done campaign → 409; conversations list, get, close"
 
+# GET /v1/campaigns/{id}/uncertain: records seeded straight into Redis
+# (3 special ones, a sent one, dup: fields, 300 uncertain and 300 sent in
+# bulk: a hash too big for one HSCAN step), read page by page
+python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+import json, sys
+out = sys.stdout.buffer
+def cmd(*a):
+    out.write(b"*%d\r\n" % len(a))
+    for x in a:
+        x = x.encode()
+        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+cmd("HSET", "omni:campaign:unc", "id", "unc", "state", "done", "total", "604", "uncertain", "303")
+cmd("HSET", "omni:campaign:unc-empty", "id", "unc-empty", "state", "done", "total", "1")
+kv = [
+    "whatsapp:+15550000001", json.dumps({"state": "uncertain", "channel": "whatsapp", "slot": "0", "attempts": 1, "at": 1732000000500, "reason": "ambiguous_timeout", "wire_at": 1732000000123, "owner": "i1"}),
+    "whatsapp:+15550000002", json.dumps({"state": "uncertain", "channel": "whatsapp", "slot": "1", "attempts": 2, "at": 1732000031000, "reason": "owner_lost", "claimed_at": 1732000000200, "owner": "i2"}),
+    "sms:+15550000003", json.dumps({"state": "uncertain", "channel": "sms", "slot": "2", "attempts": 1, "at": 1732000040000, "owner": "old"}),
+    "whatsapp:+15550000004", json.dumps({"state": "sent", "channel": "whatsapp", "slot": "3", "attempts": 1, "at": 1732000000100, "provider_id": "wamid.4"}),
+    "dup:5", "whatsapp:+15550000001", "dup:6", "sms:+15550000003",
+]
+for i in range(10, 610):
+    st = "uncertain" if i % 2 else "sent"
+    kv += ["sms:+1555100%04d" % i, json.dumps({"state": st, "channel": "sms", "slot": str(i), "attempts": 1, "at": 1732000050000, "reason": "ambiguous_reset", "wire_at": 1732000049000 + i})]
+cmd("HSET", "omni:msg:unc", *kv)
+PY
+for m in GET POST; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X $m "$B/v1/campaigns/unc/uncertain")
+  [ "$code" = 401 ] || fail "$m uncertain without a token: $code"
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" "$B/v1/campaigns/unc/uncertain")" = 401 ] || fail "uncertain with a wrong token"
+[ "$(api "$B/v1/campaigns/nope/uncertain")" = 404 ] && q '"code":"not_found"' "$T/body" || fail "uncertain of an unknown campaign: $(cat "$T/body")"
+for qs in "cursor=abc" "cursor=-1" "cursor=" "cursor=18446744073709551616" "count=0" "count=1001" "count=x" "count="; do
+  [ "$(api "$B/v1/campaigns/unc/uncertain?$qs")" = 400 ] && q '"code":"bad_query"' "$T/body" || fail "uncertain?$qs: $(cat "$T/body")"
+done
+[ "$(api -X POST "$B/v1/campaigns/unc/uncertain")" = 405 ] || fail "POST uncertain should be 405"
+[ "$(api "$B/v1/campaigns/unc-empty/uncertain")" = 200 ] || fail "uncertain of a campaign without records"
+python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); assert b == {"campaign":"unc-empty","uncertain":[],"next_cursor":None}, b' "$T/body"
+python3 - "$B" <<'PY'
+import json, sys, urllib.request
+B = sys.argv[1]
+def get(q):
+    r = urllib.request.Request(B + "/v1/campaigns/unc/uncertain" + q, headers={"Authorization": "Bearer t0ken-abc"})
+    with urllib.request.urlopen(r, timeout=10) as f:
+        assert f.status == 200 and f.headers["Content-Type"] == "application/json"
+        return json.load(f)
+items, pages, cursor = [], 0, None
+while pages < 100:  # 303 of 608 fields, 50 a page: well under 100 pages
+    b = get("?count=50" + ("&cursor=" + cursor if cursor else ""))
+    assert b["campaign"] == "unc" and set(b) == {"campaign", "uncertain", "next_cursor"}, b
+    assert len(b["uncertain"]) <= 100, len(b["uncertain"])  # count found, plus the rest of the last step
+    items += b["uncertain"]
+    pages += 1
+    cursor = b["next_cursor"]
+    if cursor is None:
+        break
+    assert isinstance(cursor, str) and cursor.isdigit() and cursor != "0", cursor
+assert cursor is None and pages >= 4, pages
+by = {i["to"]: i for i in items}
+assert len(items) == 303 and len(by) == 303, (len(items), len(by))
+assert by["+15550000001"] == {"to": "+15550000001", "channel": "whatsapp", "index": 0, "attempts": 1, "reason": "ambiguous_timeout", "wire_at": 1732000000123, "claimed_at": None, "at": 1732000000500}, by["+15550000001"]
+assert by["+15550000002"] == {"to": "+15550000002", "channel": "whatsapp", "index": 1, "attempts": 2, "reason": "owner_lost", "wire_at": None, "claimed_at": 1732000000200, "at": 1732000031000}, by["+15550000002"]
+assert by["+15550000003"] == {"to": "+15550000003", "channel": "sms", "index": 2, "attempts": 1, "reason": "owner_lost", "wire_at": None, "claimed_at": None, "at": 1732000040000}, by["+15550000003"]
+assert "+15550000004" not in by
+bulk = [t for t in by if t.startswith("+1555100")]
+assert len(bulk) == 300 and all(int(t[-4:]) % 2 for t in bulk)
+assert all(by[t]["reason"] == "ambiguous_reset" and by[t]["wire_at"] == 1732000049000 + by[t]["index"] for t in bulk)
+# the default page: 100 found (or the whole scan), one answer
+b = get("")
+assert len(b["uncertain"]) >= 100 or b["next_cursor"] is None, b
+PY
+ok "GET /v1/campaigns/{id}/uncertain: 401 without a token, 404 unknown, 400 bad cursor/count, 405 POST; 303 uncertain of 608 records over pages of count=50, old records owner_lost, no sent or dup: entries"
+
 curl -s "$B/metrics" >"$T/metrics"
 grep -q '^omnicast_messages_total{connector="wa",outcome="sent"} [1-9]' "$T/metrics" || fail "metrics"
 grep -q '^omnicast_provider_latency_seconds_bucket{connector="wa",le="+Inf"}' "$T/metrics" || fail "histogram"
