@@ -35,7 +35,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$T/key.pem" -out "$T/cert.pem" \
   2>/dev/null || fail "openssl could not make a certificate"
 
-PLAN='late:1500=155500?02??;close_after_read@1=155500403??;close_after_read=155500?03??'
+PLAN='late:3000=155500?02??;close_after_read@1=155500403??;close_after_read=155500?03??'
 PLAN+=';reset_mid_head=155500?04??;close_after_headers=155500?05??;garbage_200=155500?06??'
 PLAN+=';empty_200=155500?07??;idle_close_ms:300=155500?08??;close_reused=155500?10??'
 
@@ -58,25 +58,30 @@ start_fp blc "${BL_ARGS[@]}"
 start_fp blt "${BL_ARGS[@]}" --cert "$T/cert.pem" --key "$T/key.pem"
 PLAIN=$(fp_port fp) TLS=$(fp_port fps) BL_N=$(fp_port bln) BL_C=$(fp_port blc) BL_T=$(fp_port blt)
 
-wa() { # wa NAME URL [EXTRA...]
-  local name=$1 url=$2; shift 2
+wa() { # wa NAME URL TIMEOUT_MS [EXTRA...]
+  local name=$1 url=$2 timeout=$3; shift 3
   printf '[connector.%s]\ntype = whatsapp\napi_base = %s\nphone_number_id = 1234567890\n' "$name" "$url"
   printf 'access_token = testtoken\napp_secret = appsecret\nverify_token = verifytoken\n'
-  printf 'timeout_ms = 1000\nmax_inflight = 64\n'
+  printf 'timeout_ms = %s\nmax_inflight = 64\n' "$timeout"
   for x in "$@"; do printf '%s\n' "$x"; done
   echo
 }
+# timeout_ms of the connectors with faults: 2 s (the late answer comes
+# after 3 s), so that a normal answer is on time even on a loaded machine
+# with the sanitizers (1 s was seen to be too short there); 1 s on the
+# backlog connectors, well below the 2.5 s the provider accepts nothing
+TMO=2000
 make_conf() { # make_conf WITH_RETRY_SWITCH
   daemon_conf "$T/omni.conf" "max_attempts = 3
 tls_ca_file = $T/cert.pem
 
-$(wa wn "http://127.0.0.1:$PLAIN")
-$(wa wc "http://127.0.0.1:$PLAIN" "http_client = curl")
-$(wa wt "https://127.0.0.1:$TLS" "http_client = curl")
-$([ "$1" = 1 ] && wa wr "http://127.0.0.1:$PLAIN" "retry_ambiguous = true")
-$(wa bn "http://127.0.0.1:$BL_N")
-$(wa bc "http://127.0.0.1:$BL_C" "http_client = curl")
-$(wa bt "https://127.0.0.1:$BL_T" "http_client = curl")
+$(wa wn "http://127.0.0.1:$PLAIN" $TMO)
+$(wa wc "http://127.0.0.1:$PLAIN" $TMO "http_client = curl")
+$(wa wt "https://127.0.0.1:$TLS" $TMO "http_client = curl")
+$([ "$1" = 1 ] && wa wr "http://127.0.0.1:$PLAIN" $TMO "retry_ambiguous = true")
+$(wa bn "http://127.0.0.1:$BL_N" 1000)
+$(wa bc "http://127.0.0.1:$BL_C" 1000 "http_client = curl")
+$(wa bt "https://127.0.0.1:$BL_T" 1000 "http_client = curl")
 [connector.sms]
 type = twilio
 api_base = http://127.0.0.1:$SMS_PORT
