@@ -14,6 +14,10 @@
  *   twilio_code=21610:to=+15550000007 a Twilio error code for one recipient
  *   hang:to=...  close:to=...  garbage:first=1  delay=2000:first=1
  *   connclose:every=50          a normal answer with Connection: close
+ *
+ * Each recorded line carries "status": the HTTP status the mock decided to
+ * answer (also when the answer goes out later, after a delay), 0 for a
+ * request it never answers (hang, close).
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -53,6 +57,7 @@ static struct {
     int n_rules;
     int latency_ms;
     unsigned long seq, sends, wamid;
+    int answered; /* status of the answer decided for the request at hand */
 } M;
 
 static long long now_ms(void)
@@ -130,8 +135,10 @@ static rule *match(const char *to)
     return NULL;
 }
 
-static void record(struct evhttp_request *req, const char *path, const char *query,
-                   const char *body, size_t len)
+/* The record of one request, written once the request was decided (see
+ * on_request) so that it carries the status answered. */
+static json_t *record(struct evhttp_request *req, const char *path, const char *query,
+                      const char *body, size_t len)
 {
     json_t *o = json_object();
     json_object_set_new(o, "seq", json_integer((json_int_t)++M.seq));
@@ -157,6 +164,12 @@ static void record(struct evhttp_request *req, const char *path, const char *que
     ev_uint16_t peer_port = 0;
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
     json_object_set_new(o, "peer_port", json_integer(peer_port));
+    return o;
+}
+
+static void record_write(json_t *o)
+{
+    json_object_set_new(o, "status", json_integer(M.answered));
     char *line = json_dumps(o, JSON_COMPACT);
     fprintf(M.rec, "%s\n", line);
     fflush(M.rec);
@@ -199,6 +212,7 @@ static void answer(struct evhttp_request *req, int status, char *body, int retry
                    int delay_ms)
 {
     pending *p = calloc(1, sizeof(*p));
+    M.answered = status;
     p->req = req;
     p->status = status;
     p->body = body;
@@ -397,7 +411,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         free(body);
         return;
     }
-    record(req, path, query, body, len);
+    json_t *rec_line = record(req, path, query, body, len);
+    M.answered = 0;
     size_t pl = strlen(path);
     char sid[64];
     if (pl > 9 && !strcmp(path + pl - 9, "/messages") && path[1] == 'v') {
@@ -412,6 +427,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else {
         answer(req, 404, strdup("{\"error\":\"not found\"}"), -1, 0);
     }
+    record_write(rec_line);
     free(body);
 }
 
