@@ -25,6 +25,7 @@ enum {
     SCRIPT_TAKE,
     SCRIPT_CONTROL,
     SCRIPT_INBOUND,
+    SCRIPT_SWEEP,
     SCRIPT_COUNT
 };
 

@@ -1,10 +1,12 @@
 -- Campaign control: pause, resume, cancel. Every instance sees the new
 -- state on its next claim (claims check it), so a pause takes effect within
 -- one batch everywhere.
--- KEYS[1] campaign hash   KEYS[2] scheduled zset
+-- KEYS[1] campaign hash   KEYS[2] scheduled zset   KEYS[3] active zset
+-- (optional: else the prefix of KEYS[2] + 'active')
 -- ARGV: action, now_ms, id
 -- Returns {ok|error, state}
 local ck, sz = KEYS[1], KEYS[2]
+local az = KEYS[3] or (string.sub(sz, 1, -10) .. 'active')
 local action, now, id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local st = redis.call('HGET', ck, 'state')
 if not st then return {'error', 'no such campaign'} end
@@ -18,6 +20,8 @@ elseif action == 'resume' then
   if st == 'paused' then
     local from = redis.call('HGET', ck, 'paused_from') or 'running'
     redis.call('HSET', ck, 'state', from)
+    -- running again: the sweep's index counts its idle time from now
+    if from == 'running' then redis.call('ZADD', az, now, id) end
     return {'ok', from}
   end
   if st == 'running' or st == 'scheduled' then return {'ok', st} end
@@ -31,6 +35,7 @@ elseif action == 'cancel' then
     redis.call('ZREM', sz, 'start:' .. id)
     local total = tonumber(redis.call('HGET', ck, 'total')) or 0
     redis.call('HSET', ck, 'cancelled', total, 'finished_at', now)
+    redis.call('ZREM', az, id)
   end
   return {'ok', 'cancelled'}
 end

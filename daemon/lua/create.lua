@@ -3,9 +3,11 @@
 -- schedule its start. Running it twice for one id changes nothing.
 -- KEYS[1] campaign hash   KEYS[2] campaign recipient list
 -- KEYS[3] chunks stream    KEYS[4] source recipients_list ("" if inline)
--- KEYS[5] scheduled zset
+-- KEYS[5] scheduled zset   KEYS[6] active zset (optional: else the prefix of
+-- KEYS[5] + 'active')
 -- ARGV: spec, now_ms, chunk_size, send_at_ms, id, type, inline recipients...
 local ck, rk, chunks, src, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local active = KEYS[6] or (string.sub(sched, 1, -10) .. 'active')
 local spec, now, size, send_at, id, jtype = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
     tonumber(ARGV[4]), ARGV[5], ARGV[6]
 
@@ -46,6 +48,7 @@ if state == 'scheduled' then
   return {'scheduled', total, nchunks}
 end
 redis.call('HSET', ck, 'started_at', now)
+redis.call('ZADD', active, now, id)
 for s = 0, nchunks - 1 do
   local b = s * size
   local e = math.min(b + size, total)

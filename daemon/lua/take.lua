@@ -17,6 +17,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', sz, '-inf', now, 'LIMIT', 0, max)
     if st[1] == 'scheduled' then
       local total, size = tonumber(st[2]), tonumber(st[3])
       redis.call('HSET', ck, 'state', 'running', 'started_at', now)
+      redis.call('ZADD', prefix .. 'active', now, rest)
       for s = 0, math.floor((total + size - 1) / size) - 1 do
         redis.call('XADD', chunks, '*', 'c', rest, 's', s * size, 'e', math.min((s + 1) * size, total))
       end

@@ -174,3 +174,159 @@ rraw GET omni:pmid:wamid.e3 | python3 -c 'import json,sys; assert json.load(sys.
 [ "$(rraw HGET omni:contact:wa:+15550000003 last_campaign)" = e ] || fail "contact, decoding path"
 [ "$(rraw HGET $C5 sent)" = 3 ] && [ "$(rraw HGET $C5 state)" = done ] || fail "counters"
 ok "outcome: the undecoded fast path and the decoding path record the same"
+
+# the active-campaign index: a campaign that starts running enters it (at
+# creation, at its scheduled start, on resume); one cancelled before it
+# started leaves it
+ev create 5 omni:campaign:ar omni:campaign:ar:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 ar broadcast \
+  '{"to":"+15550000001"}' >/dev/null
+[ "$(rraw ZSCORE omni:active ar)" = 1000 ] || fail "create: running campaign not in omni:active"
+ev create 5 omni:campaign:as omni:campaign:as:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 5000 as broadcast \
+  '{"to":"+15550000001"}' >/dev/null
+[ -z "$(rraw ZSCORE omni:active as)" ] || fail "a scheduled campaign is not active yet"
+ev take 3 omni:retry omni:scheduled omni:chunks omni: 6000 500 10 >/dev/null
+[ "$(rraw ZSCORE omni:active as)" = 6000 ] || fail "take: a started campaign must enter omni:active"
+ev control 2 omni:campaign:as omni:scheduled pause 6100 as >/dev/null
+ev control 2 omni:campaign:as omni:scheduled resume 6200 as >/dev/null
+[ "$(rraw ZSCORE omni:active as)" = 6200 ] || fail "resume: omni:active"
+ev create 5 omni:campaign:ac omni:campaign:ac:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 5000 ac broadcast \
+  '{"to":"+15550000001"}' >/dev/null
+rcli ZADD omni:active 1 ac >/dev/null
+ev control 2 omni:campaign:ac omni:scheduled cancel 1100 ac >/dev/null
+[ -z "$(rraw ZSCORE omni:active ac)" ] || fail "cancel before start: still in omni:active"
+ok "omni:active: create, scheduled start, resume, cancel"
+
+# The consistency sweep (sweep.lua). A running campaign of 10 after lost
+# writes: 0-2 sent, 3 claimed by an owner long gone, 4 waiting to retry
+# with its retry entry lost, 5 failed on sms with the fallback never
+# claimed, 6-9 never claimed, and no chunk left anywhere.
+rcli XGROUP CREATE omni:chunks omnicast '$' MKSTREAM >/dev/null 2>&1 || true
+deliver_all() { # read every undelivered chunk as consumer t, ack them
+  local ids
+  ids=$(rraw XREADGROUP GROUP omnicast t COUNT 10000 STREAMS omni:chunks '>' | grep -E '^[0-9]+-[0-9]+$' || true)
+  [ -z "$ids" ] || rcli XACK omni:chunks omnicast $ids >/dev/null
+}
+CW=omni:campaign:w MW=omni:msg:w
+rcpts=()
+for i in $(seq 0 9); do rcpts+=("{\"to\":{\"sms\":\"+1555000000$i\",\"wa\":\"+1555000000$i\"}}"); done
+ev create 5 $CW $CW:rcpt omni:chunks "" omni:scheduled '{"channels":["sms","wa"]}' 1000 4 0 w broadcast "${rcpts[@]}" >/dev/null
+deliver_all
+for i in 0 1 2; do
+  rcli HSET $MW sms:+1555000000$i "{\"state\":\"sent\",\"channel\":\"sms\",\"slot\":\"$i\",\"attempts\":1,\"at\":1100,\"by\":\"a/1\",\"provider_id\":\"p$i\"}" >/dev/null
+done
+rcli HSET $MW sms:+15550000003 '{"state":"claimed","channel":"sms","slot":"3","owner":"a/1","attempts":1,"lease":1500,"at":1000}' \
+  sms:+15550000004 '{"attempts":1,"error":"http_5xx","state":"retry","due":1200,"channel":"sms","slot":"4","at":1100}' \
+  sms:+15550000005 '{"channel":"sms","slot":"5","state":"failed","error":"rejected","next":true,"attempts":1,"at":1100}' >/dev/null
+rcli HSET $CW sent 3 >/dev/null
+rcli ZADD omni:active 1000 w >/dev/null
+sw() { ev sweep 6 omni:campaign:$1 omni:msg:$1 omni:retry omni:scheduled omni:chunks omni:active omni: "$2" "$1" omnicast 1000; }
+n0=$(rraw XLEN omni:chunks)
+res=$(sw w 10000)
+[ "$res" = "swept requeued=4 uncertain=1 retries=2" ] || fail "sweep: $res"
+rraw HGET $MW sms:+15550000003 | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["state"] == "uncertain" and r["reason"] == "owner_lost" and r["claimed_at"] == 1000 and r["at"] == 10000, r' ||
+  fail "expired claim: $(rraw HGET $MW sms:+15550000003)"
+[ "$(rraw HGET $CW uncertain)" = 1 ] || fail "sweep: uncertain counter"
+[ "$(rraw ZSCORE omni:retry 'w|4|0')" = 10000 ] || fail "sweep: lost retry entry not restored"
+[ "$(rraw ZSCORE omni:retry 'w|5|1')" = 10000 ] || fail "sweep: fallback channel not queued"
+[ -z "$(rraw ZSCORE omni:retry 'w|5|0')" ] || fail "sweep: the failed channel queued again"
+[ "$(rraw XLEN omni:chunks)" = $((n0 + 1)) ] || fail "sweep: one chunk expected"
+[ "$(rraw XREVRANGE omni:chunks + - COUNT 1 | tail -6 | tr '\n' ' ')" = "c w s 6 e 10 " ] ||
+  fail "sweep: chunk $(rraw XREVRANGE omni:chunks + - COUNT 1 | tr '\n' ' ')"
+[ "$(rraw HGET $CW state)" = running ] || fail "sweep: not done yet"
+[ "$(rraw ZSCORE omni:active w)" = 10000 ] || fail "sweep: a swept campaign is looked at again after an idle period"
+# again at once: the chunk it emitted is waiting, nothing changes
+res=$(sw w 10001)
+[ "$res" = "skip:pending" ] || fail "second sweep: $res"
+[ "$(rraw XLEN omni:chunks)" = $((n0 + 1)) ] && [ "$(rraw HGET $CW uncertain)" = 1 ] &&
+  [ "$(rraw ZSCORE omni:retry 'w|4|0')" = 10000 ] || fail "second sweep changed something"
+# the chunk taken and 6-9 sent; retries still waiting: nothing to repair
+deliver_all
+for i in 6 7 8 9; do
+  rcli HSET $MW sms:+1555000000$i "{\"state\":\"sent\",\"channel\":\"sms\",\"slot\":\"$i\",\"attempts\":1,\"at\":11000,\"by\":\"b/1\",\"provider_id\":\"p$i\"}" >/dev/null
+done
+rcli HINCRBY $CW sent 4 >/dev/null
+res=$(sw w 12000)
+[ "$res" = "swept requeued=0 uncertain=0 retries=0" ] || fail "third sweep: $res"
+[ "$(rraw ZSCORE omni:retry 'w|4|0')" = 10000 ] || fail "third sweep moved a retry"
+[ "$(rraw ZSCORE omni:active w)" = 12000 ] || fail "third sweep: looked at now"
+# retries due later (a long Retry-After): the next look when the first is due
+rcli ZADD omni:retry 60000 'w|4|0' 50000 'w|5|1' >/dev/null
+[ "$(sw w 12100)" = "swept requeued=0 uncertain=0 retries=0" ] || fail "sweep with a retry due later"
+[ "$(rraw ZSCORE omni:active w)" = 50000 ] || fail "a campaign waiting for a retry is looked at again when it is due: $(rraw ZSCORE omni:active w)"
+[ "$(rraw ZSCORE omni:retry 'w|5|1')" = 50000 ] || fail "a waiting retry must not move"
+# the retries resolved (the fallback record lost again): only the counters
+# decide; done when they add up
+rcli ZREM omni:retry 'w|4|0' 'w|5|1' >/dev/null
+rcli HSET $MW sms:+15550000004 '{"state":"sent","channel":"sms","slot":"4","attempts":2,"at":12500,"by":"b/1","provider_id":"p4"}' \
+  wa:+15550000005 '{"state":"sent","channel":"wa","slot":"5","attempts":1,"at":12500,"by":"b/1","provider_id":"p5"}' >/dev/null
+rcli HINCRBY $CW sent 2 >/dev/null
+res=$(sw w 13000)
+[ "$res" = "swept requeued=0 uncertain=0 retries=0 done" ] || fail "final sweep: $res"
+[ "$(rraw HGET $CW state)" = done ] && [ "$(rraw HGET $CW finished_at)" = 13000 ] || fail "sweep: done"
+[ -z "$(rraw ZSCORE omni:active w)" ] || fail "sweep: a done campaign left in omni:active"
+[ "$(sw w 14000)" = "skip:done" ] || fail "sweep of a done campaign"
+ok "sweep: expired claim uncertain, lost retry and fallback queued, never-claimed slots re-chunked, idempotent, done"
+
+# a campaign with a chunk anywhere is left alone: delivered and not acked,
+# not delivered yet, parked while paused; runs longer than chunk_size are cut
+CX=omni:campaign:x
+ev create 5 $CX $CX:rcpt omni:chunks "" omni:scheduled '{"channels":["sms"]}' 1000 2 0 x broadcast \
+  '{"to":"+15550000001"}' '{"to":"+15550000002"}' '{"to":"+15550000003"}' >/dev/null
+[ "$(sw x 9000)" = "skip:pending" ] || fail "undelivered chunk"
+ids=$(rraw XREADGROUP GROUP omnicast t COUNT 10000 STREAMS omni:chunks '>' | grep -E '^[0-9]+-[0-9]+$')
+[ "$(sw x 9000)" = "skip:pending" ] || fail "unacked chunk"
+rcli XACK omni:chunks omnicast $ids >/dev/null
+rcli ZADD omni:scheduled 99999 'chunk:x:0:2' 99999 'chunk:xy:0:2' >/dev/null
+[ "$(sw x 9000)" = "skip:pending" ] || fail "parked chunk"
+rcli ZREM omni:scheduled 'chunk:x:0:2' >/dev/null
+n0=$(rraw XLEN omni:chunks)
+res=$(sw x 9000)
+[ "$res" = "swept requeued=3 uncertain=0 retries=0" ] || fail "chunks lost: $res"
+[ "$(rraw XLEN omni:chunks)" = $((n0 + 2)) ] || fail "a run of 3 in chunks of 2: two entries"
+[ "$(rraw XREVRANGE omni:chunks + - COUNT 2 | grep -v -- - | tr '\n' ' ')" = "c x s 2 e 3 c x s 0 e 2 " ] ||
+  fail "re-chunked: $(rraw XREVRANGE omni:chunks + - COUNT 2 | tr '\n' ' ')"
+deliver_all
+# quiet hours: a slot with no record waiting in the retry set is not re-chunked
+rcli ZADD omni:retry 99999 'x|1|0' >/dev/null
+rcli HSET omni:msg:x sms:+15550000001 '{"state":"sent","channel":"sms","slot":"0","attempts":1,"at":1,"by":"a/1","provider_id":"x"}' \
+  'dup:2' 'sms:+15550000001' >/dev/null
+[ "$(sw x 9100)" = "swept requeued=0 uncertain=0 retries=0" ] || fail "deferred slot and dup slot are not missing"
+ev control 2 $CX omni:scheduled pause 9200 x >/dev/null
+[ "$(sw x 9300)" = "skip:paused" ] && [ -z "$(rraw ZSCORE omni:active x)" ] || fail "paused campaign: skipped, not active"
+ok "sweep: skipped while a chunk waits (undelivered, unacked, parked), chunk_size runs, deferred and dup slots"
+# too many chunks waiting to look through in one call: not this round
+rcli EVAL "for i = 1, 1001 do redis.call('XADD', KEYS[1], '*', 'c', 'other', 's', 0, 'e', 1) end" 1 omni:busy >/dev/null
+rcli XGROUP CREATE omni:busy omnicast 0 >/dev/null
+ev control 2 $CX omni:scheduled resume 9400 x >/dev/null
+res=$(ev sweep 6 $CX omni:msg:x omni:retry omni:scheduled omni:busy omni:active omni: 9500 x omnicast 1000)
+[ "$res" = "skip:busy" ] || fail "busy: $res"
+ok "sweep: gives up a round with more waiting chunks than it looks through"
+
+# a scan longer than one call (a budget of 50 records a call) goes on where
+# it stopped: 300 recipients, 0-199 sent, 250 claimed long ago, 200-249 and
+# 251-299 never claimed
+CL=omni:campaign:l ML=omni:msg:l
+python3 - <<'PY' | redis-cli -p "$REDIS_PORT" >/dev/null
+print("HSET omni:campaign:l state running total 300 chunk_size 1000 sent 200 spec '{\"channels\":[\"sms\"]}'")
+for i in range(200):
+    print("HSET omni:msg:l sms:+1555%07d '{\"state\":\"sent\",\"channel\":\"sms\",\"slot\":\"%d\",\"attempts\":1,\"at\":1}'" % (i, i))
+print("HSET omni:msg:l sms:+15550000250 '{\"state\":\"claimed\",\"channel\":\"sms\",\"slot\":\"250\",\"owner\":\"z/1\",\"attempts\":1,\"lease\":1,\"at\":1}'")
+print("ZADD omni:active 1 l")
+PY
+calls=0
+while :; do
+  calls=$((calls + 1))
+  res=$(ev sweep 6 $CL $ML omni:retry omni:scheduled omni:chunks omni:active omni: 20000 l omnicast 1000 50)
+  case "$res" in more*) ;; *) break ;; esac
+  [ $calls -lt 50 ] || fail "the scan does not end"
+done
+[ "$res" = "swept requeued=99 uncertain=1 retries=0" ] || fail "long scan: $res after $calls calls"
+[ $calls -ge 4 ] || fail "long scan: $calls calls only"
+[ "$(rraw XREVRANGE omni:chunks + - COUNT 2 | grep -v -- - | tr '\n' ' ')" = "c l s 251 e 300 c l s 200 e 250 " ] ||
+  fail "long scan chunks: $(rraw XREVRANGE omni:chunks + - COUNT 2 | tr '\n' ' ')"
+[ "$(rraw HGET $CL uncertain)" = 1 ] || fail "long scan: uncertain counted $(rraw HGET $CL uncertain)"
+[ "$(rraw EXISTS omni:sweep:l omni:sweep:l:seen)" = 0 ] || fail "scan state left behind"
+ok "sweep: a scan over several calls ($calls) goes on where it stopped and cleans up"

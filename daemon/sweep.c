@@ -1,0 +1,131 @@
+/* The consistency sweep (see sweep.h and daemon/lua/sweep.lua). A round:
+ * one ZRANGEBYSCORE of the active index for up to SWEEP_BATCH campaigns
+ * idle longer than sweep_idle_ms, oldest first, then sweep.lua on each, on
+ * the command connection. One call reads a bounded number of records; a
+ * campaign with more ("more ...") is called again at once, so Redis serves
+ * everyone else between two calls. The next round starts only when every
+ * campaign of this one is finished with (or the connection was lost). */
+#include "sweep.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define SWEEP_BATCH "16"
+#define SWEEP_MAX_CALLS 100000 /* per campaign and round: 10^9 records */
+#define GROUP "omnicast"       /* the consumer group on omni:chunks (queue.c) */
+
+typedef struct sweep_call {
+    omni *o;
+    int calls;
+    char id[];
+} sweep_call;
+
+static void swept(redisReply *r, void *arg);
+
+/* sweep.lua on c's campaign; 0, or -1 (c was not sent and is not freed) */
+static int send_call(sweep_call *c)
+{
+    omni *o = c->o;
+    char ck[KEY_MAX], mk[KEY_MAX], ak[KEY_MAX], now[24], grace[24];
+    if (omni_key(o, ck, sizeof(ck), "campaign:%s", c->id) < 0 ||
+        omni_key(o, mk, sizeof(mk), "msg:%s", c->id) < 0 ||
+        omni_key(o, ak, sizeof(ak), "active") < 0)
+        return -1;
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    /* a lease ends lease_ms after its claim: one more lease of slack for
+     * clocks that disagree between instances */
+    snprintf(grace, sizeof(grace), "%d", o->cfg->lease_ms);
+    const char *argv[] = {ck,  mk,    o->k_retry, o->k_sched, o->k_chunks, ak, o->cfg->prefix,
+                          now, c->id, GROUP,      grace};
+    if (store_eval(o->st, SCRIPT_SWEEP, swept, c, 6, 11, argv, NULL) < 0)
+        return -1;
+    c->calls++;
+    return 0;
+}
+
+static void swept(redisReply *r, void *arg)
+{
+    sweep_call *c = arg;
+    omni *o = c->o;
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)) {
+        long requeued = 0, uncertain = 0, retries = 0;
+        if (strncmp(r->str, "more ", 5) == 0) {
+            /* the scan goes on where it stopped */
+            if (!o->draining && c->calls < SWEEP_MAX_CALLS && send_call(c) == 0)
+                return;
+        } else if (sscanf(r->str, "swept requeued=%ld uncertain=%ld retries=%ld", &requeued,
+                          &uncertain, &retries) == 3) {
+            long n = requeued + uncertain + retries;
+            int done = strstr(r->str, " done") != NULL;
+            o->stats.sweep_repairs += (uint64_t)(n > 0 ? n : 0);
+            if (n > 0 || done)
+                log_info("sweep: campaign %s: %ld recipients chunked again (never claimed), "
+                         "%ld declared uncertain (owner lost), %ld queued to retry%s (%d call%s)",
+                         c->id, requeued, uncertain, retries, done ? "; campaign done" : "",
+                         c->calls, c->calls == 1 ? "" : "s");
+            else
+                log_debug("sweep: campaign %s: nothing to repair (%d calls)", c->id, c->calls);
+        } else {
+            log_debug("sweep: campaign %s: %s", c->id, r->str);
+        }
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        log_warn("sweep: campaign %s: %s", c->id, r->str);
+    }
+    free(c);
+    if (o->sweeping > 0)
+        o->sweeping--;
+}
+
+static void listed(redisReply *r, void *arg)
+{
+    omni *o = arg;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_warn("sweep: ZRANGEBYSCORE: %s", r->str);
+    if (r && r->type == REDIS_REPLY_ARRAY && !o->draining) {
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || e->len == 0 || memchr(e->str, '\0', e->len))
+                continue;
+            sweep_call *c = malloc(sizeof(*c) + e->len + 1);
+            if (!c)
+                break;
+            c->o = o;
+            c->calls = 0;
+            memcpy(c->id, e->str, e->len + 1);
+            if (send_call(c) < 0) {
+                free(c);
+                continue;
+            }
+            o->sweeping++;
+        }
+    }
+    if (o->sweeping > 0)
+        o->sweeping--; /* the listing itself */
+}
+
+void sweep_tick(omni *o)
+{
+    const omni_config *cfg = o->cfg;
+    if (cfg->sweep_interval_ms <= 0 || o->draining || o->sweeping || !store_is_ready(o->st))
+        return;
+    long long now = omni_now_ms();
+    if (!o->next_sweep_ms) {
+        /* the first round one interval after start: our own pending chunks
+         * are read again first */
+        o->next_sweep_ms = now + cfg->sweep_interval_ms;
+        return;
+    }
+    if (now < o->next_sweep_ms)
+        return;
+    o->next_sweep_ms = now + cfg->sweep_interval_ms;
+    char ak[KEY_MAX], max[24];
+    if (omni_key(o, ak, sizeof(ak), "active") < 0)
+        return;
+    snprintf(max, sizeof(max), "%lld", now - cfg->sweep_idle_ms);
+    if (store_cmd(o->st, listed, o, "ZRANGEBYSCORE", ak, "-inf", max, "LIMIT", "0", SWEEP_BATCH,
+                  NULL) == 0)
+        o->sweeping = 1;
+}
