@@ -21,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 
 # AMBIG_KEEP=DIR: a copy of the logs and records is left there at exit
 if [ -n "${AMBIG_KEEP:-}" ]; then
-  trap 'rc=$?; rm -rf "$AMBIG_KEEP"; cp -r "$T" "$AMBIG_KEEP" 2>/dev/null; (exit $rc); cleanup' EXIT
+  trap 'rc=$?; set +e; rm -rf "$AMBIG_KEEP"; cp -r "$T" "$AMBIG_KEEP" 2>/dev/null; (exit $rc); cleanup' EXIT
 fi
 FP="/usr/bin/python3 $OMNI_SRC/tests/mock/fault_provider.py"
 FAILS=()
@@ -40,13 +40,12 @@ PLAN+=';reset_mid_head=155500?04??;close_after_headers=155500?05??;garbage_200=1
 PLAN+=';empty_200=155500?07??;idle_close_ms:300=155500?08??;close_reused=155500?10??'
 
 # start_fp NAME [ARGS...]: a fault provider recording to $T/NAME.jsonl,
-# its port in $T/NAME.port (fp_port NAME, once it is up)
+# its port in $T/NAME.port once it is up
 start_fp() {
   local name=$1; shift
   $FP --port-file "$T/$name.port" --record "$T/$name.jsonl" "$@" >"$T/$name.log" 2>&1 &
   PIDS+=($!)
 }
-fp_port() { wait_for 20 test -s "$T/$1.port"; cat "$T/$1.port"; }
 start_fp fp --plan "$PLAN"
 start_fp fps --plan "$PLAN" --cert "$T/cert.pem" --key "$T/key.pem"
 # a listen backlog of 1 and nothing accepted for 2.5 s (longer than
@@ -56,7 +55,9 @@ BL_ARGS=(--backlog 1 --accept-delay-ms 2500 --accept-delay-from first)
 start_fp bln "${BL_ARGS[@]}"
 start_fp blc "${BL_ARGS[@]}"
 start_fp blt "${BL_ARGS[@]}" --cert "$T/cert.pem" --key "$T/key.pem"
-PLAIN=$(fp_port fp) TLS=$(fp_port fps) BL_N=$(fp_port bln) BL_C=$(fp_port blc) BL_T=$(fp_port blt)
+for n in fp fps bln blc blt; do wait_for 20 test -s "$T/$n.port"; done
+PLAIN=$(cat "$T/fp.port") TLS=$(cat "$T/fps.port")
+BL_N=$(cat "$T/bln.port") BL_C=$(cat "$T/blc.port") BL_T=$(cat "$T/blt.port")
 
 wa() { # wa NAME URL TIMEOUT_MS [EXTRA...]
   local name=$1 url=$2 timeout=$3; shift 3
@@ -135,6 +136,7 @@ await_done() {
   local deadline=$((SECONDS + secs))
   for id in "$@"; do
     until campaign_done "$id"; do
+      kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon exited (waiting for campaign $id)"
       if [ $SECONDS -ge $deadline ]; then
         soft_fail "campaign $id not done after ${secs}s: $(rraw HGETALL "omni:campaign:$id" | tr '\n' ' ')"
         break
