@@ -416,6 +416,7 @@ typedef struct control_req {
     omni *o;
     campaign_control_cb cb;
     void *arg;
+    char id[JOB_ID_MAX + 1];
 } control_req;
 
 static void control_done(redisReply *r, void *arg)
@@ -425,6 +426,10 @@ static void control_done(redisReply *r, void *arg)
         q->cb(q->o, 0, NULL, q->arg);
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         int ok = strcmp(r->element[0]->str, "ok") == 0;
+        /* this instance stops the campaign's sends at once; the others see
+         * the state within their next poll (dispatch.c) */
+        if (ok)
+            dispatch_campaign_state(q->o, q->id, r->element[1]->str);
         q->cb(q->o, ok, r->element[1]->str, q->arg);
     } else {
         q->cb(q->o, 0, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", q->arg);
@@ -439,6 +444,7 @@ void campaign_control(omni *o, const char *id, const char *action, campaign_cont
     q->o = o;
     q->cb = cb;
     q->arg = arg;
+    snprintf(q->id, sizeof(q->id), "%s", id);
     char ck[KEY_MAX], now[24];
     omni_key(o, ck, sizeof(ck), "campaign:%s", id);
     snprintf(now, sizeof(now), "%lld", omni_now_ms());

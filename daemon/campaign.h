@@ -14,6 +14,8 @@
 typedef struct campaign_spec {
     char *id;
     int refs;
+    int stopped;       /* dispatch: 1 paused, 2 cancelled: nothing of it goes on the wire */
+    unsigned poll_gen; /* dispatch: the state poll that last asked about it */
     int type;     /* JOB_BROADCAST or JOB_MESSAGE */
     json_t *spec; /* owned */
     size_t n_channels;

@@ -23,7 +23,18 @@
 #define PARK_MS 1000
 #define MSGID_MAX (JOB_ID_MAX + 32)
 
-enum { R_LOAD, R_CLAIM, R_CLAIMING, R_QUEUED, R_INFLIGHT, R_RECORD, R_RECORDING, R_DONE };
+enum {
+    R_LOAD,
+    R_CLAIM,
+    R_CLAIMING,
+    R_QUEUED,
+    R_INFLIGHT,
+    R_RECORD,
+    R_RECORDING,
+    R_RELEASE,   /* claimed and not sent: to give back (drain, pause, cancel) */
+    R_RELEASING, /* ... in a release call */
+    R_DONE
+};
 
 #define SEEN_CAMPAIGNS 256 /* campaigns whose per-recipient memory is kept */
 
@@ -42,6 +53,7 @@ struct rcpt {
     int attempts;
     int from_retry;
     int relase;               /* its claim is being renewed: it waited past its lease */
+    char rel_mode;            /* R_RELEASE: 'P' put back, 'C' cancel, 'D' retry due now */
     long long lease_until_us; /* monotonic: no transfer starts after this */
     long long wire_ms;        /* unix ms its request was handed to the transport */
     char addr[ADDR_MAX];
@@ -75,6 +87,10 @@ struct chunk {
     int claiming;    /* a claim call is outstanding */
     int hold;        /* someone else's live claim: leave the entry pending */
     int park;        /* campaign paused: park the chunk and ack */
+    int drained;     /* draining: what it held unsent was let go */
+    int hand_back;   /* draining: its entry is to be acked and added again (release.lua) */
+    int handing;     /* ... in a release call */
+    int handed;      /* ... done: not acked again */
     TAILQ_ENTRY(chunk) link;
 };
 
@@ -111,6 +127,13 @@ typedef struct dispatch {
     size_t spare_cap[SPARE_RS];
     int n_spare;
     seen *seen;
+    struct rcpt_queue releases; /* R_RELEASE / R_RELEASING, in order */
+    size_t n_release;
+    int releasing; /* a release call is outstanding */
+    store_args rel_args;
+    unsigned poll_gen;
+    /* since the drain began: sends that finished, claims given back */
+    unsigned long long drain_finished, drain_released;
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -135,6 +158,7 @@ static void claim_chunk(chunk *c);
 static int admit(rcpt *r);
 static void retry_member_renew(const rcpt *r);
 static void retry_member_drop(const rcpt *r);
+static void let_go(rcpt *r, char mode);
 
 int dispatch_init(omni *o)
 {
@@ -143,6 +167,7 @@ int dispatch_init(omni *o)
         return -1;
     TAILQ_INIT(&d->chunks);
     TAILQ_INIT(&d->outcomes);
+    TAILQ_INIT(&d->releases);
     d->seen = seen_new(SEEN_CAMPAIGNS);
     if (!d->seen) {
         free(d);
@@ -193,6 +218,7 @@ void dispatch_free(omni *o)
         free(d->spare[k]);
     store_args_free(&d->claim_args);
     store_args_free(&d->out_args);
+    store_args_free(&d->rel_args);
     seen_free(d->seen);
     oc_buf_free(&d->text);
     oc_buf_free(&d->subject);
@@ -518,6 +544,12 @@ static void claimed(redisReply *rep, void *arg)
 #define IS(s, len, lit) ((len) == sizeof(lit) - 1 && memcmp(s, lit, len) == 0)
     int paused = IS(p, slen, "paused") || IS(p, slen, "scheduled");
     int missing = IS(p, slen, "missing");
+    /* the state the claim saw, atomically with it: a cached spec may still
+     * say stopped from before a resume */
+    if (IS(p, slen, "running"))
+        c->spec->stopped = 0;
+    else if (IS(p, slen, "cancelled"))
+        c->spec->stopped = 2;
     p += slen;
     long long lease_until = c->claim_sent_us + (long long)o->cfg->lease_ms * 1000;
     for (size_t i = 0; i < c->n; i++) {
@@ -562,6 +594,11 @@ static void claimed(redisReply *rep, void *arg)
                 seen_set(c->mem, r->ch, r->index, SEEN_ACTIVE);
             } else if (admit(r) < 0) {
                 continue; /* another copy, or already done by this process */
+            }
+            if (o->draining || c->spec->stopped) {
+                /* stopping: claimed, and given back at once */
+                let_go(r, c->spec->stopped == 2 ? 'C' : 'P');
+                continue;
             }
             chan *ch = c->spec->chans[r->ch];
             conn_inst *ci = ch->ci;
@@ -888,6 +925,8 @@ static void classify_done(void *arg, const oc_response *resp, long long latency_
             ci->lat_buckets[i]++;
             break;
         }
+    if (ci->o->draining)
+        D(ci->o)->drain_finished++;
     oc_outcome out;
     verdict(ci->impl, ci->inst, ci->conf->retry_ambiguous, resp, &out);
     finish_send(r, ci, &out);
@@ -977,6 +1016,8 @@ static void pump_timer(evutil_socket_t fd, short what, void *arg)
 
 static void pump(conn_inst *ci)
 {
+    if (ci->o->draining)
+        return; /* nothing new goes on the wire; dispatch_on_kick gives it back */
     while (ci->queued && ci->inflight < ci->max_inflight) {
         long long now = omni_mono_us();
         long long wait = bucket_take(&ci->rate, now);
@@ -994,6 +1035,10 @@ static void pump(conn_inst *ci)
             struct timeval tv = {wait / 1000000, wait % 1000000};
             evtimer_add(ci->timer, &tv);
             return;
+        }
+        if (sp->stopped) {
+            let_go(r, sp->stopped == 2 ? 'C' : 'P');
+            continue;
         }
         TAILQ_REMOVE(&ci->queue, r, q);
         ci->queued--;
@@ -1159,11 +1204,11 @@ static void flush_outcomes(omni *o)
 
 static void chunk_maybe_finish(chunk *c)
 {
-    if (c->unresolved || c->loading || c->claiming)
+    if (c->unresolved || c->loading || c->claiming || c->hand_back)
         return;
     omni *o = c->o;
     dispatch *d = D(o);
-    if (c->entry[0] && !c->hold) {
+    if (c->entry[0] && !c->hold && !c->handed) {
         if (c->park) {
             char m[MSGID_MAX + 48], due[24];
             snprintf(m, sizeof(m), "chunk:%s:%ld:%ld", c->cid, c->start, c->end);
@@ -1177,6 +1222,244 @@ static void chunk_maybe_finish(chunk *c)
     o->held -= c->n;
     chunk_free(c);
     omni_kick(o);
+}
+
+/* ---- letting go: drain, pause, cancel
+ *
+ * What a process claimed and did not send is given back in one release.lua
+ * call: put back as a retry due now (drain, pause), or cancelled (cancel).
+ * On drain, chunks whose recipients were not all claimed are handed back
+ * (acked and added again) so a restart or another instance reads them at
+ * once instead of after claim_idle_ms. Transfers already on the wire
+ * finish; only those still on the wire when drain_timeout_ms ends are left
+ * to end uncertain. */
+
+static void let_go(rcpt *r, char mode)
+{
+    chunk *c = r->ck;
+    dispatch *d = D(c->o);
+    if (r->state == R_QUEUED) {
+        conn_inst *ci = c->spec->chans[r->ch]->ci;
+        TAILQ_REMOVE(&ci->queue, r, q);
+        ci->queued--;
+    } else if (r->state == R_CLAIM) {
+        c->to_claim--;
+    }
+    if (mode != 'D')
+        seen_set(c->mem, r->ch, r->index, SEEN_NONE);
+    r->relase = 0;
+    r->rel_mode = mode;
+    r->state = R_RELEASE;
+    TAILQ_INSERT_TAIL(&d->releases, r, q);
+    d->n_release++;
+    omni_kick(c->o);
+}
+
+/* Draining: every chunk not waiting for Redis gives back what it holds
+ * unsent, once. */
+static void drain_pass(omni *o)
+{
+    chunk *c, *next;
+    for (c = TAILQ_FIRST(&D(o)->chunks); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->drained || c->loading || c->claiming || !c->spec)
+            continue;
+        c->drained = 1;
+        int unclaimed = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            rcpt *r = &c->rs[i];
+            if (r->state == R_QUEUED || (r->state == R_CLAIM && r->relase)) {
+                let_go(r, c->spec->stopped == 2 ? 'C' : 'P');
+            } else if (r->state == R_CLAIM || r->state == R_LOAD) {
+                if (c->entry[0]) {
+                    unclaimed = 1;
+                    if (r->state == R_CLAIM)
+                        c->to_claim--;
+                    r->state = R_CLAIM; /* resolved below */
+                    resolve(r);
+                } else {
+                    let_go(r, 'D'); /* a retry not claimed yet: due again now */
+                }
+            }
+        }
+        if (unclaimed)
+            c->hand_back = 1;
+        else
+            chunk_maybe_finish(c);
+    }
+}
+
+static void released(redisReply *rep, void *arg)
+{
+    omni *o = arg;
+    dispatch *d = D(o);
+    d->releasing = 0;
+    int ok = rep && rep->type == REDIS_REPLY_STRING;
+    if (!ok && rep && rep->type == REDIS_REPLY_ERROR) {
+        log_error("releasing claims failed: %s", rep->str);
+        back_off(o);
+    }
+    /* chunks handed back first: finishing a recipient may free its chunk */
+    chunk *c;
+    TAILQ_FOREACH(c, &d->chunks, link)
+    if (c->handing) {
+        c->handing = 0;
+        if (ok) {
+            c->hand_back = 0;
+            c->handed = 1;
+        }
+    }
+    rcpt *r, *next;
+    for (r = TAILQ_FIRST(&d->releases); r; r = next) {
+        next = TAILQ_NEXT(r, q);
+        if (r->state != R_RELEASING)
+            continue;
+        if (!ok) {
+            r->state = R_RELEASE; /* again once Redis answers */
+            continue;
+        }
+        TAILQ_REMOVE(&d->releases, r, q);
+        d->n_release--;
+        if (o->draining && r->rel_mode == 'P')
+            d->drain_released++;
+        resolve(r);
+    }
+    /* every chunk that may be finished now (hand-backs and recipients) */
+    chunk *cn;
+    for (c = TAILQ_FIRST(&d->chunks); c; c = cn) {
+        cn = TAILQ_NEXT(c, link);
+        chunk_maybe_finish(c);
+    }
+    omni_kick(o);
+}
+
+static void flush_releases(omni *o)
+{
+    dispatch *d = D(o);
+    if (d->releasing || !store_is_ready(o->st) || paused(o))
+        return;
+    store_args *a = &d->rel_args;
+    store_args_reset(a);
+    store_args_adds(a, o->cfg->prefix);
+    store_args_addll(a, omni_now_ms());
+    store_args_adds(a, o->owner);
+    store_args_adds(a, "omnicast"); /* the chunks' consumer group (queue.c) */
+    store_args_adds(a, o->k_chunks);
+    size_t n = 0;
+    rcpt *r;
+    TAILQ_FOREACH(r, &d->releases, q)
+    {
+        if (r->state != R_RELEASE)
+            continue;
+        char m[MSGID_MAX + 16];
+        retry_member(r, m, sizeof(m));
+        if (r->rel_mode == 'D') {
+            store_args_adds(a, "D");
+        } else {
+            store_args_add(a, &r->rel_mode, 1);
+            store_args_adds(a, r->ck->cid);
+            store_args_adds(a, r->ck->spec->channels[r->ch]);
+            store_args_adds(a, r->addr);
+            store_args_addll(a, r->index);
+        }
+        store_args_adds(a, m);
+        r->state = R_RELEASING;
+        n++;
+    }
+    chunk *c;
+    TAILQ_FOREACH(c, &d->chunks, link)
+    if (c->hand_back && !c->handing) {
+        char s[24], e[24];
+        snprintf(s, sizeof(s), "%ld", c->start);
+        snprintf(e, sizeof(e), "%ld", c->end);
+        store_args_adds(a, "K");
+        store_args_adds(a, c->entry);
+        store_args_adds(a, c->cid);
+        store_args_adds(a, s);
+        store_args_adds(a, e);
+        c->handing = 1;
+        n++;
+    }
+    if (!n)
+        return;
+    store_args_finish(a);
+    d->releasing = 1;
+    if (store_eval(o->st, SCRIPT_RELEASE, released, o, 0, a->argc, a->argv, a->lens) < 0)
+        released(NULL, o);
+}
+
+void dispatch_campaign_state(omni *o, const char *campaign, const char *state)
+{
+    int stop = !strcmp(state, "paused") ? 1 : !strcmp(state, "cancelled") ? 2 : 0;
+    int acted = 0;
+    chunk *c;
+    TAILQ_FOREACH(c, &D(o)->chunks, link)
+    {
+        if (!c->spec || strcmp(c->cid, campaign) != 0)
+            continue;
+        if (c->spec->stopped != stop && !acted++)
+            log_info("campaign %s: %s here: %s", campaign, state,
+                     stop ? "nothing more of it goes on the wire" : "sending again");
+        c->spec->stopped = stop;
+        if (!stop)
+            continue;
+        for (size_t i = 0; i < c->n; i++) {
+            rcpt *r = &c->rs[i];
+            if (r->state == R_QUEUED || (r->state == R_CLAIM && r->relase))
+                let_go(r, stop == 2 ? 'C' : 'P');
+        }
+    }
+    omni_kick(o);
+}
+
+/* Every tick: the state of each campaign this process holds work of, so a
+ * pause or cancel processed by another instance stops it here too. */
+typedef struct poll_req {
+    omni *o;
+    char id[];
+} poll_req;
+
+static void polled(redisReply *rep, void *arg)
+{
+    poll_req *p = arg;
+    if (rep && rep->type == REDIS_REPLY_STRING)
+        dispatch_campaign_state(p->o, p->id, rep->str);
+    free(p);
+}
+
+static void poll_states(omni *o)
+{
+    dispatch *d = D(o);
+    if (!store_is_ready(o->st))
+        return;
+    d->poll_gen++;
+    chunk *c;
+    TAILQ_FOREACH(c, &d->chunks, link)
+    {
+        if (!c->spec || c->spec->poll_gen == d->poll_gen || c->unresolved == 0)
+            continue;
+        c->spec->poll_gen = d->poll_gen;
+        size_t n = strlen(c->cid);
+        poll_req *p = malloc(sizeof(*p) + n + 1);
+        if (!p)
+            return;
+        p->o = o;
+        memcpy(p->id, c->cid, n + 1);
+        char ck[KEY_MAX];
+        omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
+        if (store_cmd(o->st, polled, p, "HGET", ck, "state", NULL) < 0)
+            free(p);
+    }
+}
+
+void dispatch_drain_summary(omni *o, char *buf, size_t len)
+{
+    dispatch *d = D(o);
+    size_t unsent = d->n_release;
+    snprintf(buf, len,
+             "%llu sends finished, %llu claims released unsent, %zu left on the wire (uncertain)%s",
+             d->drain_finished, d->drain_released, dispatch_inflight(o),
+             unsent ? ", some claims not released (Redis unavailable): they end uncertain" : "");
 }
 
 /* ---- retries taken from omni:retry */
@@ -1275,18 +1558,22 @@ static void take_due(omni *o)
 void dispatch_tick(omni *o)
 {
     take_due(o);
+    poll_states(o);
 }
 
 void dispatch_on_kick(omni *o)
 {
     dispatch *d = D(o);
     chunk *c;
+    if (o->draining)
+        drain_pass(o);
     TAILQ_FOREACH(c, &d->chunks, link)
     if (c->to_claim && !c->claiming && !c->loading)
         claim_chunk(c);
     for (size_t i = 0; i < o->n_conns; i++)
         pump(&o->conns[i]);
     flush_outcomes(o);
+    flush_releases(o);
 }
 
 void dispatch_on_down(omni *o)

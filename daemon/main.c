@@ -40,7 +40,9 @@ static void finish_if_drained(omni *o)
     /* inbound events are written first while Redis is there to take them */
     int events = conv_pending(o) > 0 && store_is_ready(o->st);
     if (o->held == 0 && o->jobs_busy == 0 && dispatch_inflight(o) == 0 && !events) {
-        log_info("drained: nothing in flight; exiting");
+        char sum[256];
+        dispatch_drain_summary(o, sum, sizeof(sum));
+        log_info("drained: %s; exiting", sum);
         o->stopping = 1;
         event_base_loopbreak(o->base);
     }
@@ -114,8 +116,9 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     omni *o = arg;
-    log_warn("drain_timeout_ms passed with work in flight; exiting (unfinished claims end "
-             "as uncertain, unclaimed work is taken over)");
+    char sum[256];
+    dispatch_drain_summary(o, sum, sizeof(sum));
+    log_warn("drain_timeout_ms passed with work in flight; exiting: %s", sum);
     o->stopping = 1;
     event_base_loopbreak(o->base);
 }

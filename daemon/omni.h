@@ -123,6 +123,13 @@ void dispatch_on_kick(omni *o);
 void dispatch_tick(omni *o);
 void dispatch_on_down(omni *o);
 int dispatch_holds_entry(omni *o, const char *entry_id);
+/* A campaign's state changed (a control job here, or seen by the poll):
+ * paused → its claimed, unsent recipients are released; cancelled → they
+ * end cancelled; no further request of it goes on the wire. */
+void dispatch_campaign_state(omni *o, const char *campaign, const char *state);
+/* Since the drain began: "N sends finished, M claims released unsent, K
+ * left on the wire (uncertain)". */
+void dispatch_drain_summary(omni *o, char *buf, size_t len);
 /* Append the stream ids of the chunks held in memory; returns how many. */
 int dispatch_held_entries(omni *o, store_args *a);
 size_t dispatch_inflight(omni *o);

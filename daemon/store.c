@@ -21,7 +21,7 @@
 #define BACKOFF_MAX_MS 5000
 
 static const char *const script_names[SCRIPT_COUNT] = {"create",  "claim",   "outcome", "take",
-                                                       "control", "inbound", "sweep"};
+                                                       "control", "inbound", "sweep",   "release"};
 
 typedef struct store_conn {
     store *st;
