@@ -43,8 +43,9 @@ local books, order = {}, {}
 local function book(c)
   local b = books[c]
   if not b then
+    local st = redis.call('HGET', prefix .. 'campaign:' .. c, 'state')
     b = {mk = prefix .. 'msg:' .. c, fields = {}, vals = nil, dirty = {}, dorder = {}, inc = {},
-      exists = redis.call('EXISTS', prefix .. 'campaign:' .. c) == 1}
+      exists = st ~= false, state = st}
     books[c] = b
     order[#order + 1] = c
   end
@@ -91,6 +92,16 @@ local out = {}
 -- any outcome, decoded: the full rules
 local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
   if kind == 'defer' then
+    local b = book(c)
+    if b.state == 'cancelled' then
+      -- cancelled meanwhile: it ends now instead of waiting for its window
+      if redis.call('HSETNX', b.mk, ch .. ':' .. addr,
+          cjson.encode({state = 'cancelled', channel = ch, slot = slot, at = now})) == 1 then
+        count(b, 'cancelled')
+      end
+      redis.call('ZREM', prefix .. 'retry', member)
+      return 'o'
+    end
     -- not claimed yet (quiet hours): wait in the retry set until due
     redis.call('ZADD', prefix .. 'retry', due, member)
     return 'o'
@@ -147,13 +158,19 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     else
       r.next = true
     end
+  elseif kind == 'retry' and b.state == 'cancelled' then
+    -- no retry for a cancelled campaign: it ends now
+    r.state = 'cancelled'
+    r.error = reason
+    count(b, 'cancelled')
+    redis.call('ZREM', prefix .. 'retry', member)
   elseif kind == 'retry' then
     r.state = 'retry'
     r.error = reason
     r.due = tonumber(due)
     redis.call('ZADD', prefix .. 'retry', due, member)
   end
-  if kind ~= 'retry' and member ~= '' then
+  if r.state ~= 'retry' and member ~= '' then
     redis.call('ZREM', prefix .. 'retry', member)
   end
   put(b, f, cjson.encode(r))

@@ -89,3 +89,17 @@ ev outcome 0 omni: 1100 60 unc r wa +15550000011 0 1 "" ambiguous_timeout 1050 "
 res=$(ev claim 2 $C2 $M2 omni: 1300 500 a/1 a wa FR 1 +15550000011 0 | tr '\n' ' ')
 [ "$res" = "running rs:2 " ] || fail "resend claim: $res"
 ok "resend-uncertain: claimed as rs (sent whatever the sender's memory says)"
+
+# a cancelled campaign: a retry outcome or a quiet-hours deferral that comes
+# back after the cancel ends the recipient cancelled at once (pending 0)
+C3=omni:campaign:cx M3=omni:msg:cx
+ev create 5 $C3 $C3:rcpt omni:chunks "" omni:scheduled '{"channels":["wa"]}' 1000 10 0 cx broadcast '{"to":"+15550000021"}' '{"to":"+15550000022"}' >/dev/null
+ev claim 2 $C3 $M3 omni: 1000 500 a/1 a wa F 1 +15550000021 0 >/dev/null
+ev control 2 $C3 omni:scheduled cancel 1100 cx >/dev/null
+ev outcome 0 omni: 1200 60 retry cx wa +15550000021 0 0 "" http_5xx 5000 'cx|0|0' >/dev/null
+ev outcome 0 omni: 1200 60 defer cx wa +15550000022 1 0 "" quiet_hours 9000 'cx|1|0' >/dev/null
+[ "$(rec $M3 wa:+15550000021 | jf state)" = cancelled ] || fail "retry after cancel: $(rec $M3 wa:+15550000021)"
+[ "$(rec $M3 wa:+15550000022 | jf state)" = cancelled ] || fail "deferral after cancel: $(rec $M3 wa:+15550000022)"
+[ -z "$(rraw ZSCORE omni:retry 'cx|0|0')$(rraw ZSCORE omni:retry 'cx|1|0')" ] || fail "nothing of cx waits in omni:retry: $(rraw ZRANGE omni:retry 0 -1 | tr '\n' ' ')"
+[ "$(rraw HGET $C3 cancelled)" = 2 ] && [ -n "$(rraw HGET $C3 finished_at)" ] || fail "cancelled counted and finished: $(rraw HGETALL $C3 | tr '\n' ' ')"
+ok "outcome: after a cancel, a retry or a deferral ends cancelled at once"
