@@ -113,6 +113,11 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
         }
     }
     s->defaults = json_object_get(root, "defaults");
+    /* the job's priority: sends per turn on a shared connector */
+    json_int_t prio = json_integer_value(json_object_get(root, "priority"));
+    s->weight = prio >= 1 && prio <= 100 ? (int)prio : 1;
+    for (size_t k = 0; k < JOB_MAX_CHANNELS; k++)
+        TAILQ_INIT(&s->cq[k].q);
     double rate = json_number_value(json_object_get(root, "rate_per_s"));
     if (rate > 0) {
         bucket_init(&s->rate, rate, rate < 1 ? 1 : rate, omni_mono_us());

@@ -159,6 +159,8 @@ static int admit(rcpt *r);
 static void retry_member_renew(const rcpt *r);
 static void retry_member_drop(const rcpt *r);
 static void let_go(rcpt *r, char mode);
+static camp_queue *cq_of(const rcpt *r);
+static void cq_push(rcpt *r);
 
 int dispatch_init(omni *o)
 {
@@ -530,13 +532,16 @@ static void claimed(redisReply *rep, void *arg)
                 if (i < c->scan)
                     c->scan = i;
                 c->spec->chans[c->rs[i].ch]->ci->claiming--;
+                cq_of(&c->rs[i])->claiming--;
             }
         omni_kick(o);
         return;
     }
     for (size_t i = 0; i < c->n; i++)
-        if (c->rs[i].state == R_CLAIMING)
+        if (c->rs[i].state == R_CLAIMING) {
             c->spec->chans[c->rs[i].ch]->ci->claiming--;
+            cq_of(&c->rs[i])->claiming--;
+        }
     /* "state code code ...": one code per recipient claimed, in order */
     const char *p = rep->str, *end = rep->str + rep->len;
     const char *sp = memchr(p, ' ', rep->len);
@@ -600,11 +605,8 @@ static void claimed(redisReply *rep, void *arg)
                 let_go(r, c->spec->stopped == 2 ? 'C' : 'P');
                 continue;
             }
-            chan *ch = c->spec->chans[r->ch];
-            conn_inst *ci = ch->ci;
             r->state = R_QUEUED;
-            TAILQ_INSERT_TAIL(&ci->queue, r, q);
-            ci->queued++;
+            cq_push(r);
             continue;
         }
         if (r->relase) {
@@ -690,6 +692,97 @@ static void retry_member_drop(const rcpt *r)
     store_cmd(o->st, NULL, NULL, "ZREM", o->k_retry, m, NULL);
 }
 
+/* ---- the campaigns' queues on a connector
+ *
+ * A connector serves the campaigns waiting on it in turn, `weight` (the
+ * job's priority, 1 by default) sends each, so a big campaign never holds
+ * up a small one. What a campaign may claim ahead on a connector is its own
+ * window: the connector's, or less when the campaign's rate cannot use that
+ * many within a quarter of a lease; a campaign paced by its own rate
+ * yields its turn instead of stopping the connector. All campaigns
+ * together hold at most CONN_HELD_WINDOWS connector windows claimed. */
+#define CONN_HELD_WINDOWS 4
+
+static camp_queue *cq_of(const rcpt *r)
+{
+    return &r->ck->spec->cq[r->ch];
+}
+
+static conn_inst *ci_of(const rcpt *r)
+{
+    return r->ck->spec->chans[r->ch]->ci;
+}
+
+static size_t cq_window(const rcpt *r)
+{
+    conn_inst *ci = ci_of(r);
+    campaign_spec *sp = r->ck->spec;
+    size_t w = ci->claim_window;
+    if (sp->has_rate) {
+        double x = sp->rate.rate * r->ck->o->cfg->lease_ms / 4000.0;
+        if (x < 1)
+            x = 1;
+        if ((size_t)x < w)
+            w = (size_t)x;
+    }
+    return w ? w : 1;
+}
+
+/* May r's campaign claim more for r's connector? worth: only if a claim
+ * now would be worth its round trip (a quarter of the window free, or
+ * what the chunk still needs). */
+static int claim_room(const rcpt *r, int worth)
+{
+    conn_inst *ci = ci_of(r);
+    camp_queue *cq = cq_of(r);
+    size_t win = cq_window(r), busy = cq->n + cq->claiming;
+    if (busy >= win || ci->queued + ci->claiming >= ci->claim_window * CONN_HELD_WINDOWS)
+        return 0;
+    if (worth) {
+        size_t want = win / 4 < r->ck->to_claim ? win / 4 : r->ck->to_claim;
+        if (win - busy < want)
+            return 0;
+    }
+    return 1;
+}
+
+static void cq_push(rcpt *r)
+{
+    conn_inst *ci = ci_of(r);
+    camp_queue *cq = cq_of(r);
+    TAILQ_INSERT_TAIL(&cq->q, r, q);
+    cq->n++;
+    ci->queued++;
+    if (!cq->on_list) {
+        cq->on_list = 1;
+        cq->credit = r->ck->spec->weight;
+        TAILQ_INSERT_TAIL(&ci->active, cq, link);
+        ci->n_active++;
+    }
+}
+
+static void cq_remove(rcpt *r)
+{
+    conn_inst *ci = ci_of(r);
+    camp_queue *cq = cq_of(r);
+    TAILQ_REMOVE(&cq->q, r, q);
+    cq->n--;
+    ci->queued--;
+    if (!cq->n && cq->on_list) {
+        TAILQ_REMOVE(&ci->active, cq, link);
+        cq->on_list = 0;
+        ci->n_active--;
+    }
+}
+
+/* the next campaign's turn */
+static void cq_rotate(conn_inst *ci, camp_queue *cq, int weight)
+{
+    TAILQ_REMOVE(&ci->active, cq, link);
+    TAILQ_INSERT_TAIL(&ci->active, cq, link);
+    cq->credit = weight;
+}
+
 static void claim_chunk(chunk *c)
 {
     omni *o = c->o;
@@ -702,10 +795,7 @@ static void claim_chunk(chunk *c)
         if (r->state != R_CLAIM)
             continue;
         c->scan = i;
-        conn_inst *ci = c->spec->chans[r->ch]->ci;
-        size_t busy = ci->queued + ci->claiming;
-        size_t want = ci->claim_window / 4 < c->to_claim ? ci->claim_window / 4 : c->to_claim;
-        if (busy >= ci->claim_window || ci->claim_window - busy < want)
+        if (!claim_room(r, 1))
             return;
         break;
     }
@@ -735,12 +825,13 @@ static void claim_chunk(chunk *c)
         /* claim only what the connector can start soon: a claim that waits
          * in memory is one that ends 'uncertain' if this process dies */
         conn_inst *ci = c->spec->chans[r->ch]->ci;
-        if (ci->queued + ci->claiming >= ci->claim_window) {
+        if (!claim_room(r, 0)) {
             if (first_left == c->n)
                 first_left = i;
             continue;
         }
         ci->claiming++;
+        cq_of(r)->claiming++;
         char flags[4] = {0}, *f = flags;
         if (is_last_channel(r))
             *f++ = 'F';
@@ -1021,12 +1112,27 @@ static void pump(conn_inst *ci)
     while (ci->queued && ci->inflight < ci->max_inflight) {
         long long now = omni_mono_us();
         long long wait = bucket_take(&ci->rate, now);
-        rcpt *r = TAILQ_FIRST(&ci->queue);
-        campaign_spec *sp = r->ck->spec;
-        if (wait == 0 && sp->has_rate) {
-            wait = bucket_take(&sp->rate, now);
-            if (wait > 0 && ci->rate.rate > 0)
-                ci->rate.tokens += 1.0; /* give the connector's token back */
+        camp_queue *cq = NULL;
+        if (wait == 0) {
+            /* whose turn: a campaign paced by its own rate yields it */
+            long long cwait = 0;
+            for (size_t turns = ci->n_active; turns > 0 && !cq; turns--) {
+                camp_queue *h = TAILQ_FIRST(&ci->active);
+                campaign_spec *hs = TAILQ_FIRST(&h->q)->ck->spec;
+                long long w = hs->has_rate && !hs->stopped ? bucket_take(&hs->rate, now) : 0;
+                if (w == 0) {
+                    cq = h;
+                } else {
+                    if (!cwait || w < cwait)
+                        cwait = w;
+                    cq_rotate(ci, h, hs->weight);
+                }
+            }
+            if (!cq) {
+                if (ci->rate.rate > 0)
+                    ci->rate.tokens += 1.0; /* give the connector's token back */
+                wait = cwait;
+            }
         }
         if (wait > 0) {
             ci->n_waits++;
@@ -1036,12 +1142,17 @@ static void pump(conn_inst *ci)
             evtimer_add(ci->timer, &tv);
             return;
         }
+        rcpt *r = TAILQ_FIRST(&cq->q);
+        campaign_spec *sp = r->ck->spec;
         if (sp->stopped) {
+            if (ci->rate.rate > 0)
+                ci->rate.tokens += 1.0;
             let_go(r, sp->stopped == 2 ? 'C' : 'P');
             continue;
         }
-        TAILQ_REMOVE(&ci->queue, r, q);
-        ci->queued--;
+        cq_remove(r);
+        if (cq->on_list && --cq->credit <= 0)
+            cq_rotate(ci, cq, sp->weight);
         long long margin = (long long)ci->o->cfg->lease_ms * 100; /* a tenth of the lease */
         if (margin > 1000000)
             margin = 1000000;
@@ -1239,9 +1350,7 @@ static void let_go(rcpt *r, char mode)
     chunk *c = r->ck;
     dispatch *d = D(c->o);
     if (r->state == R_QUEUED) {
-        conn_inst *ci = c->spec->chans[r->ch]->ci;
-        TAILQ_REMOVE(&ci->queue, r, q);
-        ci->queued--;
+        cq_remove(r);
     } else if (r->state == R_CLAIM) {
         c->to_claim--;
     }

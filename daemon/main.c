@@ -269,7 +269,7 @@ static int start_connectors(omni *o)
         ci->addr_kind = addr_kind_for_type(c->impl->type);
         bucket_init(&ci->rate, c->rate_per_s, c->burst, omni_mono_us());
         apply_rates(o, ci);
-        TAILQ_INIT(&ci->queue);
+        TAILQ_INIT(&ci->active);
         oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
         char err[256] = "";
         if (c->impl->init(&view, &registry_host, &ci->inst, err, sizeof(err)) < 0) {

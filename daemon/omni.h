@@ -20,6 +20,19 @@
 typedef struct rcpt rcpt;
 TAILQ_HEAD(rcpt_queue, rcpt);
 
+/* One campaign's claimed recipients waiting on one connector instance: the
+ * connector serves its campaigns' queues in turn (weighted by the job's
+ * priority), so one campaign never holds up another (see dispatch.c). */
+typedef struct camp_queue {
+    struct rcpt_queue q;
+    size_t n;        /* in q */
+    size_t claiming; /* in a claim call */
+    int credit;      /* sends left in its turn */
+    int on_list;     /* on its connector's active list */
+    TAILQ_ENTRY(camp_queue) link;
+} camp_queue;
+TAILQ_HEAD(camp_list, camp_queue);
+
 /* One configured connector instance ([connector.NAME]). */
 typedef struct conn_inst {
     const conf_connector *conf;
@@ -29,8 +42,9 @@ typedef struct conn_inst {
     bucket rate;
     int inflight;
     int max_inflight;
-    struct rcpt_queue queue; /* claimed, waiting for a token or a slot */
-    size_t queued;
+    struct camp_list active; /* campaigns with claimed recipients waiting, in turn */
+    size_t queued;           /* claimed recipients waiting, all campaigns */
+    size_t n_active;         /* campaigns on the active list */
     size_t claiming;     /* recipients in a claim call for this connector */
     size_t claim_window; /* queued + claiming stays under this (see dispatch.c) */
     struct event *timer; /* wakes the queue when the bucket refills */
