@@ -392,7 +392,9 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     store_args_adds(&a, o->k_sched);
     store_args_adds(&a, spec_s);
     store_args_addll(&a, omni_now_ms());
-    store_args_addll(&a, cfg->chunk_size);
+    char size[48]; /* chunk_size:chunks_ahead (create.lua) */
+    snprintf(size, sizeof(size), "%d:%d", cfg->chunk_size, cfg->chunks_ahead);
+    store_args_adds(&a, size);
     store_args_addll(&a, j.send_at_ms);
     store_args_adds(&a, j.id);
     store_args_adds(&a, j.type == JOB_MESSAGE ? "message" : "broadcast");

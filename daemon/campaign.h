@@ -17,6 +17,7 @@ typedef struct campaign_spec {
     int stopped;       /* dispatch: 1 paused, 2 cancelled: nothing of it goes on the wire */
     unsigned poll_gen; /* dispatch: the state poll that last asked about it */
     int weight;        /* dispatch: sends per turn on a connector (the job's priority) */
+    size_t loaded;     /* dispatch: its chunks with recipients loaded in memory */
     camp_queue cq[JOB_MAX_CHANNELS]; /* dispatch: its waiting recipients, per channel */
     int type;     /* JOB_BROADCAST or JOB_MESSAGE */
     json_t *spec; /* owned */

@@ -79,6 +79,9 @@ const oc_config_key config_daemon_keys[] = {
      "outbound keep-alive connections idle this long are closed (before a provider does it)"},
     {"sweep_interval_ms", OC_KEY_INT, "30000",
      "how often to look for stalled running campaigns to repair (0 = never)"},
+    {"chunks_ahead", OC_KEY_INT, "8",
+     "chunks of one campaign in the stream at once, the next added as one finishes, so other "
+     "campaigns' chunks are read between them (0 = all at creation)"},
     {"sweep_idle_ms", OC_KEY_INT, "120000",
      "a running campaign without progress this long is checked for recipients nothing will "
      "finish"},
@@ -130,6 +133,7 @@ static const daemon_spec dspec[] = {
     {T_INT, OFF(crm_retry_ms), 100, 86400000},       /* crm_retry_ms */
     {T_INT, OFF(keepalive_idle_ms), 100, 3600000},   /* keepalive_idle_ms */
     {T_INT, OFF(sweep_interval_ms), 0, 86400000},    /* sweep_interval_ms */
+    {T_INT, OFF(chunks_ahead), 0, 1000000},          /* chunks_ahead */
     {T_INT, OFF(sweep_idle_ms), 1000, 86400000},     /* sweep_idle_ms */
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))

@@ -84,6 +84,7 @@ typedef struct omni_config {
     int keepalive_idle_ms; /* outbound idle keep-alive connections closed after */
     int sweep_interval_ms; /* 0: no consistency sweep */
     int sweep_idle_ms;     /* a running campaign without progress this long is swept */
+    int chunks_ahead;      /* chunks of one campaign in the stream at once (0: all) */
     char *plugin_dir;
 
     conf_connector *connectors;

@@ -91,7 +91,10 @@ struct chunk {
     int hand_back;   /* draining: its entry is to be acked and added again (release.lua) */
     int handing;     /* ... in a release call */
     int handed;      /* ... done: not acked again */
+    int waiting;     /* read, recipients not loaded: its campaign has enough loaded */
+    int counted;     /* counted in its campaign's loaded chunks */
     TAILQ_ENTRY(chunk) link;
+    TAILQ_ENTRY(chunk) wlink; /* on the waiting list */
 };
 
 TAILQ_HEAD(chunk_list, chunk);
@@ -127,6 +130,8 @@ typedef struct dispatch {
     size_t spare_cap[SPARE_RS];
     int n_spare;
     seen *seen;
+    struct chunk_list waiting; /* read, waiting for their campaign's turn to load */
+    size_t n_waiting, waiting_rcpts;
     struct rcpt_queue releases; /* R_RELEASE / R_RELEASING, in order */
     size_t n_release;
     int releasing; /* a release call is outstanding */
@@ -161,6 +166,9 @@ static void retry_member_drop(const rcpt *r);
 static void let_go(rcpt *r, char mode);
 static camp_queue *cq_of(const rcpt *r);
 static void cq_push(rcpt *r);
+static void chunk_load(chunk *c);
+static size_t loaded_cap(const chunk *c);
+static size_t spec_window(campaign_spec *sp, int ch, omni *o);
 
 int dispatch_init(omni *o)
 {
@@ -170,6 +178,7 @@ int dispatch_init(omni *o)
     TAILQ_INIT(&d->chunks);
     TAILQ_INIT(&d->outcomes);
     TAILQ_INIT(&d->releases);
+    TAILQ_INIT(&d->waiting);
     d->seen = seen_new(SEEN_CAMPAIGNS);
     if (!d->seen) {
         free(d);
@@ -199,6 +208,13 @@ static void chunk_free(chunk *c)
     } else {
         free(c->rs);
     }
+    if (c->waiting) {
+        TAILQ_REMOVE(&d->waiting, c, wlink);
+        d->n_waiting--;
+        d->waiting_rcpts -= c->n;
+    }
+    if (c->counted)
+        c->spec->loaded--;
     if (c->spec)
         campaign_spec_release(c->o, c->spec);
     seen_put(d->seen, c->mem);
@@ -454,12 +470,69 @@ static void chunk_got_spec(omni *o, campaign_spec *spec, int missing, void *arg)
         return;
     }
     c->spec = spec;
+    if (c->entry[0] && spec->loaded >= loaded_cap(c)) {
+        /* its campaign has enough loaded: read past it (other campaigns'
+         * chunks behind it are loaded meanwhile), load it when one ends */
+        dispatch *d = D(o);
+        c->waiting = 1;
+        TAILQ_INSERT_TAIL(&d->waiting, c, wlink);
+        d->n_waiting++;
+        d->waiting_rcpts += c->n;
+        return;
+    }
+    chunk_load(c);
+}
+
+static void chunk_load(chunk *c)
+{
+    omni *o = c->o;
+    if (c->entry[0]) {
+        c->counted = 1;
+        c->spec->loaded++;
+    }
     char rk[KEY_MAX], s[24], e[24];
     omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", c->cid);
     snprintf(s, sizeof(s), "%ld", c->start);
     snprintf(e, sizeof(e), "%ld", c->end - 1);
     if (store_cmd(o->st, chunk_loaded, c, "LRANGE", rk, s, e, NULL) < 0)
         chunk_loaded(NULL, c);
+}
+
+/* Chunks a campaign keeps loaded: enough to fill its claim window twice
+ * over on its first channel, one at least. Its other chunks read meanwhile
+ * wait, unloaded, so one campaign (a slow one, a huge one) never fills the
+ * memory every campaign shares. */
+static size_t loaded_cap(const chunk *c)
+{
+    campaign_spec *sp = c->spec;
+    size_t w = sp->chans[0] ? spec_window(sp, 0, c->o) : 1;
+    size_t per = c->n ? c->n : 1;
+    return (2 * w + per - 1) / per + 1;
+}
+
+/* Load waiting chunks whose campaign has room now, in the order read. */
+static void wake_waiting(omni *o)
+{
+    dispatch *d = D(o);
+    chunk *c, *next;
+    for (c = TAILQ_FIRST(&d->waiting); c; c = next) {
+        next = TAILQ_NEXT(c, wlink);
+        if (c->spec->loaded >= loaded_cap(c) || !store_is_ready(o->st))
+            continue;
+        TAILQ_REMOVE(&d->waiting, c, wlink);
+        c->waiting = 0;
+        d->n_waiting--;
+        d->waiting_rcpts -= c->n;
+        chunk_load(c);
+    }
+}
+
+#define WAITING_MAX 256 /* chunks read and not loaded, at most */
+
+int dispatch_room(omni *o)
+{
+    dispatch *d = D(o);
+    return o->held - d->waiting_rcpts < o->max_held && d->n_waiting < WAITING_MAX;
 }
 
 static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, long start, long end)
@@ -713,19 +786,23 @@ static conn_inst *ci_of(const rcpt *r)
     return r->ck->spec->chans[r->ch]->ci;
 }
 
-static size_t cq_window(const rcpt *r)
+static size_t spec_window(campaign_spec *sp, int ch, omni *o)
 {
-    conn_inst *ci = ci_of(r);
-    campaign_spec *sp = r->ck->spec;
+    conn_inst *ci = sp->chans[ch]->ci;
     size_t w = ci->claim_window;
     if (sp->has_rate) {
-        double x = sp->rate.rate * r->ck->o->cfg->lease_ms / 4000.0;
+        double x = sp->rate.rate * o->cfg->lease_ms / 4000.0;
         if (x < 1)
             x = 1;
         if ((size_t)x < w)
             w = (size_t)x;
     }
     return w ? w : 1;
+}
+
+static size_t cq_window(const rcpt *r)
+{
+    return spec_window(r->ck->spec, r->ch, r->ck->o);
 }
 
 /* May r's campaign claim more for r's connector? worth: only if a claim
@@ -1325,8 +1402,15 @@ static void chunk_maybe_finish(chunk *c)
             snprintf(m, sizeof(m), "chunk:%s:%ld:%ld", c->cid, c->start, c->end);
             snprintf(due, sizeof(due), "%lld", omni_now_ms() + PARK_MS);
             store_cmd(o->st, NULL, NULL, "ZADD", o->k_sched, due, m, NULL);
+            queue_ack(o, o->k_chunks, c->entry);
+        } else {
+            /* acked, and the campaign's next chunk added behind the others */
+            char ck[KEY_MAX];
+            omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
+            const char *argv[] = {o->k_chunks, ck, "omnicast", c->entry, c->cid};
+            if (store_eval(o->st, SCRIPT_NEXT, NULL, NULL, 2, 5, argv, NULL) < 0)
+                queue_ack(o, o->k_chunks, c->entry);
         }
-        queue_ack(o, o->k_chunks, c->entry);
         o->stats.chunks_done++;
     }
     TAILQ_REMOVE(&d->chunks, c, link);
@@ -1371,6 +1455,15 @@ static void drain_pass(omni *o)
     chunk *c, *next;
     for (c = TAILQ_FIRST(&D(o)->chunks); c; c = next) {
         next = TAILQ_NEXT(c, link);
+        if (c->waiting) {
+            /* read, never loaded: handed back whole */
+            dispatch *d = D(o);
+            TAILQ_REMOVE(&d->waiting, c, wlink);
+            c->waiting = 0;
+            d->n_waiting--;
+            d->waiting_rcpts -= c->n;
+            c->loading = 0;
+        }
         if (c->drained || c->loading || c->claiming || !c->spec)
             continue;
         c->drained = 1;
@@ -1676,6 +1769,8 @@ void dispatch_on_kick(omni *o)
     chunk *c;
     if (o->draining)
         drain_pass(o);
+    else if (d->n_waiting)
+        wake_waiting(o);
     TAILQ_FOREACH(c, &d->chunks, link)
     if (c->to_claim && !c->claiming && !c->loading)
         claim_chunk(c);

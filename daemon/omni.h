@@ -88,6 +88,7 @@ typedef struct omni {
     char jobs_from[40];   /* "0"/last id while reading our own pending jobs, then ">" */
     char chunks_from[40]; /* the same for chunks */
     size_t held;          /* recipients held in memory (back-pressure) */
+    int read_jobs, read_chunks; /* queue.c: which streams the outstanding read asked for */
     size_t max_held;
     int jobs_busy; /* jobs being validated/created */
 
@@ -136,6 +137,9 @@ void dispatch_chunk(omni *o, const char *entry_id, const char *campaign, long st
 void dispatch_on_kick(omni *o);
 void dispatch_tick(omni *o);
 void dispatch_on_down(omni *o);
+/* May another chunk be read? (memory of loaded recipients, chunks waiting
+ * for their campaign's turn to load) */
+int dispatch_room(omni *o);
 int dispatch_holds_entry(omni *o, const char *entry_id);
 /* A campaign's state changed (a control job here, or seen by the poll):
  * paused → its claimed, unsent recipients are released; cancelled → they

@@ -109,25 +109,37 @@ static void read_done(redisReply *r, void *arg)
         }
     }
     /* our pending list is read once, page by page, then only new entries */
-    if (!got_jobs)
+    if (!got_jobs && o->read_jobs)
         strcpy(o->jobs_from, ">");
-    if (!got_chunks)
+    if (!got_chunks && o->read_chunks)
         strcpy(o->chunks_from, ">");
     omni_kick(o);
 }
 
 void queue_maybe_read(omni *o)
 {
-    if (o->reading || o->draining || !store_is_ready(o->st) || o->held >= o->max_held ||
-        o->jobs_busy > MAX_JOBS_BUSY)
+    int jobs = o->jobs_busy <= MAX_JOBS_BUSY, chunks = dispatch_room(o);
+    if (o->reading || o->draining || !store_is_ready(o->st) || (!jobs && !chunks))
         return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", o->cfg->read_count);
     snprintf(block, sizeof(block), "%d", o->cfg->block_ms);
-    const char *argv[] = {"XREADGROUP", "GROUP",      GROUP,         o->cfg->consumer, "COUNT",
-                          count,        "BLOCK",      block,         "STREAMS",        o->k_jobs,
-                          o->k_chunks,  o->jobs_from, o->chunks_from};
-    if (store_cmdv(o->st, STORE_BLOCKING, read_done, o, 13, argv, NULL) == 0)
+    /* jobs are read whatever the chunks do: a busy connector never stops
+     * intake */
+    const char *argv[13] = {"XREADGROUP", "GROUP", GROUP, o->cfg->consumer, "COUNT",
+                            count,        "BLOCK", block, "STREAMS"};
+    int n = 9;
+    if (jobs)
+        argv[n++] = o->k_jobs;
+    if (chunks)
+        argv[n++] = o->k_chunks;
+    if (jobs)
+        argv[n++] = o->jobs_from;
+    if (chunks)
+        argv[n++] = o->chunks_from;
+    o->read_jobs = jobs;
+    o->read_chunks = chunks;
+    if (store_cmdv(o->st, STORE_BLOCKING, read_done, o, n, argv, NULL) == 0)
         o->reading = 1;
 }
 
@@ -196,7 +208,7 @@ void queue_reclaim(omni *o)
 
     char idle[16];
     snprintf(idle, sizeof(idle), "%d", o->cfg->claim_idle_ms);
-    if (o->held < o->max_held)
+    if (dispatch_room(o))
         store_cmd(o->st, reclaimed, o, "XAUTOCLAIM", o->k_chunks, GROUP, o->cfg->consumer, idle,
                   "0-0", "COUNT", "16", NULL);
     store_cmd(o->st, reclaimed, o, "XAUTOCLAIM", o->k_jobs, GROUP, o->cfg->consumer, idle, "0-0",

@@ -20,8 +20,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
-static const char *const script_names[SCRIPT_COUNT] = {"create",  "claim",   "outcome", "take",
-                                                       "control", "inbound", "sweep",   "release"};
+static const char *const script_names[SCRIPT_COUNT] = {
+    "create", "claim", "outcome", "take", "control", "inbound", "sweep", "release", "next"};
 
 typedef struct store_conn {
     store *st;

@@ -27,6 +27,7 @@ enum {
     SCRIPT_INBOUND,
     SCRIPT_SWEEP,
     SCRIPT_RELEASE,
+    SCRIPT_NEXT,
     SCRIPT_COUNT
 };
 

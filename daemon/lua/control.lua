@@ -36,6 +36,23 @@ elseif action == 'cancel' then
     local total = tonumber(redis.call('HGET', ck, 'total')) or 0
     redis.call('HSET', ck, 'cancelled', total, 'finished_at', now)
     redis.call('ZREM', az, id)
+  else
+    -- recipients whose chunk was never added (a chunks-ahead campaign) end
+    -- cancelled now; the chunks in the stream cancel the rest as they come
+    local c = redis.call('HMGET', ck, 'next_chunk', 'total')
+    local nx, total = tonumber(c[1]), tonumber(c[2])
+    if nx and total and nx < total then
+      redis.call('HINCRBY', ck, 'cancelled', total - nx)
+      redis.call('HSET', ck, 'next_chunk', total)
+      local n = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain',
+        'cancelled')
+      local sum = 0
+      for j = 2, 6 do sum = sum + (tonumber(n[j]) or 0) end
+      if sum >= total then
+        redis.call('HSET', ck, 'finished_at', now)
+        redis.call('ZREM', az, id)
+      end
+    end
   end
   return {'ok', 'cancelled'}
 end

@@ -5,11 +5,16 @@
 -- KEYS[3] chunks stream    KEYS[4] source recipients_list ("" if inline)
 -- KEYS[5] scheduled zset   KEYS[6] active zset (optional: else the prefix of
 -- KEYS[5] + 'active')
--- ARGV: spec, now_ms, chunk_size, send_at_ms, id, type, inline recipients...
+-- ARGV: spec, now_ms, chunk_size[:ahead], send_at_ms, id, type, inline
+-- recipients... With ahead, only the first `ahead` chunks go to the stream
+-- now; next.lua adds one as each finishes (next_chunk: where the next
+-- starts). Without, every chunk goes now.
 local ck, rk, chunks, src, sched = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local active = KEYS[6] or (string.sub(sched, 1, -10) .. 'active')
-local spec, now, size, send_at, id, jtype = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-    tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local spec, now, send_at, id, jtype = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5],
+    ARGV[6]
+local size, ahead = string.match(ARGV[3], '^(%d+):?(%d*)$')
+size, ahead = tonumber(size), tonumber(ahead)
 
 if redis.call('EXISTS', ck) == 1 then
   return {'exists', redis.call('HGET', ck, 'state') or ''}
@@ -42,6 +47,7 @@ redis.call('HSET', ck, 'id', id, 'type', jtype, 'spec', spec, 'state', state, 't
   'sent', 0, 'failed', 0, 'suppressed', 0, 'uncertain', 0, 'cancelled', 0,
   'delivered', 0, 'read', 0, 'replied', 0, 'opted_out', 0, 'failed_after_send', 0,
   'duplicates', 0, 'chunks', nchunks, 'chunk_size', size, 'created_at', now)
+if ahead and ahead > 0 then redis.call('HSET', ck, 'ahead', ahead, 'next_chunk', 0) end
 
 if state == 'scheduled' then
   redis.call('ZADD', sched, send_at, 'start:' .. id)
@@ -49,9 +55,12 @@ if state == 'scheduled' then
 end
 redis.call('HSET', ck, 'started_at', now)
 redis.call('ZADD', active, now, id)
-for s = 0, nchunks - 1 do
+local first = nchunks
+if ahead and ahead > 0 and ahead < nchunks then first = ahead end
+for s = 0, first - 1 do
   local b = s * size
   local e = math.min(b + size, total)
   redis.call('XADD', chunks, '*', 'c', id, 's', b, 'e', e)
 end
+if ahead and ahead > 0 then redis.call('HSET', ck, 'next_chunk', math.min(first * size, total)) end
 return {'created', total, nchunks}

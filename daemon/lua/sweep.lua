@@ -310,6 +310,11 @@ end
 flush()
 emit()
 redis.call('DEL', stk, seenk)
+-- a chunks-ahead campaign whose chain of chunks broke (lost writes): what
+-- was never added is added now, so next.lua adds nothing more
+if requeued > 0 and redis.call('HEXISTS', ck, 'next_chunk') == 1 then
+  redis.call('HSET', ck, 'next_chunk', total)
+end
 
 local out = string.format('swept requeued=%d uncertain=%d retries=%d', requeued, uncertain, retries)
 if requeued == 0 and retries == 0 then

@@ -13,14 +13,18 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', sz, '-inf', now, 'LIMIT', 0, max)
   local kind, rest = string.match(m, '^(%a+):(.*)$')
   if kind == 'start' then
     local ck = prefix .. 'campaign:' .. rest
-    local st = redis.call('HMGET', ck, 'state', 'total', 'chunk_size')
+    local st = redis.call('HMGET', ck, 'state', 'total', 'chunk_size', 'ahead')
     if st[1] == 'scheduled' then
-      local total, size = tonumber(st[2]), tonumber(st[3])
+      local total, size, ahead = tonumber(st[2]), tonumber(st[3]), tonumber(st[4])
       redis.call('HSET', ck, 'state', 'running', 'started_at', now)
       redis.call('ZADD', prefix .. 'active', now, rest)
-      for s = 0, math.floor((total + size - 1) / size) - 1 do
+      local n = math.floor((total + size - 1) / size)
+      -- a chunks-ahead campaign: its first chunks; next.lua adds the rest
+      if ahead and ahead > 0 and ahead < n then n = ahead end
+      for s = 0, n - 1 do
         redis.call('XADD', chunks, '*', 'c', rest, 's', s * size, 'e', math.min((s + 1) * size, total))
       end
+      if ahead and ahead > 0 then redis.call('HSET', ck, 'next_chunk', math.min(n * size, total)) end
     end
   elseif kind == 'chunk' then
     local c, b, e = string.match(rest, '^(.*):(%d+):(%d+)$')
