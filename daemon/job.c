@@ -278,10 +278,10 @@ int job_recipient_check(const json_t *r, const job_rules *rules, const char *con
                      reason_len);
 }
 
-static const char *const top_keys[] = {
-    "type",    "id",         "channel",  "channels", "message",     "recipients", "recipients_list",
-    "send_at", "rate_per_s", "metadata", "defaults", "quiet_hours", "to",         "vars",
-    NULL};
+static const char *const top_keys[] = {"type",       "id",         "channel",         "channels",
+                                       "message",    "recipients", "recipients_list", "send_at",
+                                       "rate_per_s", "metadata",   "defaults",        "quiet_hours",
+                                       "to",         "vars",       "priority",        NULL};
 
 static int known_top(const char *k)
 {
@@ -404,11 +404,19 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
     }
     json_t *rate = json_object_get(root, "rate_per_s");
     if (rate) {
-        if (!json_is_number(rate) || json_number_value(rate) <= 0 ||
-            json_number_value(rate) > 1e6 || isnan(json_number_value(rate)))
-            return fail(reason, len, "rate_per_s: must be a positive number up to 1000000");
+        if (!json_is_number(rate) || isnan(json_number_value(rate)) ||
+            json_number_value(rate) < JOB_RATE_MIN || json_number_value(rate) > 1e6)
+            return fail(reason, len,
+                        "rate_per_s: must be a number from 0.01 (one message every 100 s) to "
+                        "1000000");
         out->rate_per_s = json_number_value(rate);
     }
+    json_t *prio = json_object_get(root, "priority");
+    if (prio &&
+        (!json_is_integer(prio) || json_integer_value(prio) < 1 || json_integer_value(prio) > 100))
+        return fail(reason, len,
+                    "priority: must be an integer from 1 to 100 (sends per turn on a shared "
+                    "connector; default 1)");
     json_t *qh = json_object_get(root, "quiet_hours");
     if (qh) {
         int a, b, c2, d;

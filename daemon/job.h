@@ -9,6 +9,7 @@
 
 #define JOB_ID_MAX 128 /* [A-Za-z0-9._:-]{1,128} */
 #define JOB_MAX_CHANNELS 8
+#define JOB_RATE_MIN 0.01 /* rate_per_s below this is refused */
 #define JOB_REASON_MAX 256
 
 enum { JOB_BROADCAST = 1, JOB_MESSAGE = 2, JOB_PAUSE = 3, JOB_RESUME = 4, JOB_CANCEL = 5 };

@@ -120,7 +120,17 @@ static const struct {
      ",\"send_at\":\"tomorrow\"}",
      "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"rate_per_s\":0}",
-     "rate_per_s: must be a positive number up to 1000000"},
+     "rate_per_s: must be a number from 0.01 (one message every 100 s) to 1000000"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"rate_per_s\":0.001}",
+     "rate_per_s: must be a number from 0.01 (one message every 100 s) to 1000000"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"priority\":0}",
+     "priority: must be an integer from 1 to 100 (sends per turn on a shared connector; default "
+     "1)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"priority\":\"high\"}",
+     "priority: must be an integer from 1 to 100 (sends per turn on a shared connector; default "
+     "1)"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"metadata\":[]}",
      "metadata: must be an object"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
