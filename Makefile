@@ -13,7 +13,7 @@ BENCH_DEPS = nginx-light wrk
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo test test-unit bench bench-webhooks bench-smtp fuzz package clean
+.PHONY: all deps build build-asan demo test test-unit bench bench-webhooks bench-smtp fuzz package clean
 
 all: build
 
