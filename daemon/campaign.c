@@ -291,9 +291,14 @@ static void created(redisReply *r, void *arg)
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        /* Redis refused (out of memory, say): leave the job pending; it is
-         * taken up again after claim_idle_ms */
-        log_error("campaign %s: create failed, will retry: %s", in->id, r->str);
+        /* Redis refused (out of memory, a key of the wrong type, ...): leave
+         * the job pending; it is taken up again after claim_idle_ms, and
+         * given up (dead-lettered with this error) after
+         * QUEUE_MAX_DELIVERIES deliveries (queue.c) */
+        int n = queue_entry_failed(o, o->k_jobs, in->entry, r->str);
+        log_error("campaign %s: create failed (%d time%s here; given up after %d deliveries), "
+                  "will retry: %s",
+                  in->id, n, n == 1 ? "" : "s", QUEUE_MAX_DELIVERIES, r->str);
         intake_free(in);
         return;
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
@@ -452,11 +457,30 @@ void campaign_control(omni *o, const char *id, const char *action, campaign_cont
     q->cb = cb;
     q->arg = arg;
     snprintf(q->id, sizeof(q->id), "%s", id);
-    char ck[KEY_MAX], now[24];
+    char ck[KEY_MAX], ak[KEY_MAX], mk[KEY_MAX], rk[KEY_MAX];
     omni_key(o, ck, sizeof(ck), "campaign:%s", id);
-    snprintf(now, sizeof(now), "%lld", omni_now_ms());
-    const char *argv[] = {ck, o->k_sched, action, now, id};
-    if (store_eval(o->st, SCRIPT_CONTROL, control_done, q, 2, 5, argv, NULL) < 0) {
+    omni_key(o, ak, sizeof(ak), "active");
+    omni_key(o, mk, sizeof(mk), "msg:%s", id);
+    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", id);
+    store_args a = {0};
+    const char *keys[] = {ck, o->k_sched, ak, o->k_chunks, o->k_retry, mk, rk};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        store_args_adds(&a, keys[i]);
+    store_args_adds(&a, action);
+    store_args_addll(&a, omni_now_ms());
+    store_args_adds(&a, id);
+    store_args_addll(&a, o->cfg->lease_ms);
+    /* the address kind of every channel, so that a cancel finds the
+     * records of recipients waiting in the retry set */
+    for (size_t i = 0; i < o->n_chans; i++) {
+        int k = o->chans[i].addr_kind;
+        store_args_adds(&a, o->chans[i].name);
+        store_args_adds(&a, k == ADDR_PHONE ? "phone" : k == ADDR_EMAIL ? "email" : "any");
+    }
+    store_args_finish(&a);
+    int rc = store_eval(o->st, SCRIPT_CONTROL, control_done, q, 7, a.argc, a.argv, a.lens);
+    store_args_free(&a);
+    if (rc < 0) {
         free(q);
         cb(o, 0, NULL, arg);
     }

@@ -359,14 +359,29 @@ static int cmd_campaign(cli *c, int argc, char **argv)
         return resend_uncertain(c, argv[1]);
     if (!strcmp(argv[0], "uncertain"))
         return list_uncertain(c, argv[1]);
-    char ck[512], sk[512], now[32];
+    char ck[512], sk[512], now[32], lease[16];
     snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, argv[1]);
     snprintf(sk, sizeof(sk), "%sscheduled", c->prefix);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof(now), "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
-    const char *av[] = {"EVAL", script("control"), "2", ck, sk, argv[0], now, argv[1]};
-    redisReply *r = redisCommandArgv(c->rc, 8, av, NULL);
+    snprintf(lease, sizeof(lease), "%d", c->have_cfg ? c->cfg.lease_ms : 30000);
+    /* the other keys are named from the prefix by the script; the address
+     * kind of each configured channel as the daemon resolves it (a cancel
+     * finds the records of recipients waiting in the retry set with it) */
+    const char *av[9 + 2 * 64] = {"EVAL", script("control"), "2", ck, sk};
+    int ac = 5;
+    av[ac++] = argv[0]; /* action */
+    av[ac++] = now;
+    av[ac++] = argv[1]; /* id */
+    av[ac++] = lease;
+    for (size_t i = 0; c->have_cfg && i < c->cfg.n_channels && ac + 2 <= 9 + 2 * 64; i++) {
+        const char *name = c->cfg.channels[i].name;
+        int k = channel_kind(c, name);
+        av[ac++] = name;
+        av[ac++] = k == ADDR_PHONE ? "phone" : k == ADDR_EMAIL ? "email" : "any";
+    }
+    redisReply *r = redisCommandArgv(c->rc, ac, av, NULL);
     if (!r) {
         fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
         return EX_REDIS;

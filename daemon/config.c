@@ -85,6 +85,9 @@ const oc_config_key config_daemon_keys[] = {
     {"sweep_idle_ms", OC_KEY_INT, "120000",
      "a running campaign without progress this long is checked for recipients nothing will "
      "finish"},
+    {"consumer_idle_remove_ms", OC_KEY_INT, "600000",
+     "consumers of the stream groups with nothing pending and idle this long (dead instances) "
+     "are removed (0 = never)"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct daemon_spec {
@@ -135,6 +138,8 @@ static const daemon_spec dspec[] = {
     {T_INT, OFF(sweep_interval_ms), 0, 86400000},    /* sweep_interval_ms */
     {T_INT, OFF(chunks_ahead), 0, 1000000},          /* chunks_ahead */
     {T_INT, OFF(sweep_idle_ms), 1000, 86400000},     /* sweep_idle_ms */
+    /* consumer_idle_remove_ms */
+    {T_INT, OFF(consumer_idle_remove_ms), 0, 604800000},
 };
 #define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
 _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,

@@ -85,6 +85,8 @@ typedef struct omni_config {
     int sweep_interval_ms; /* 0: no consistency sweep */
     int sweep_idle_ms;     /* a running campaign without progress this long is swept */
     int chunks_ahead;      /* chunks of one campaign in the stream at once (0: all) */
+    /* consumers with nothing pending idle this long are removed (0: never) */
+    int consumer_idle_remove_ms;
     char *plugin_dir;
 
     conf_connector *connectors;

@@ -633,8 +633,12 @@ static void controlled(omni *o, int ok, const char *state, void *arg)
             reply_error(req, 503, "redis_unavailable", NULL);
         else if (ok)
             reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", state));
-        else if (strstr(state, "no such campaign"))
-            reply_error(req, 404, "not_found", state);
+        else if (!strcmp(state, "unknown_campaign"))
+            reply_error(req, 404, "unknown_campaign", "no such campaign");
+        else if (!strcmp(state, "campaign_finished"))
+            reply_error(req, 409, "campaign_finished",
+                        "the campaign is finished (done, or cancelled with every recipient "
+                        "counted)");
         else
             reply_error(req, 409, "invalid_state", state);
     }

@@ -329,8 +329,15 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
     if (!job_valid_id(json_string_value(id), strlen(json_string_value(id))))
         return fail(reason, len,
                     "id: contains forbidden characters or is longer than %d "
-                    "(allowed: A-Z a-z 0-9 . _ : -)",
+                    "(allowed: A-Z a-z 0-9 . _ -)",
                     JOB_ID_MAX);
+    /* A campaign's keys are named after its id (omni:campaign:{id},
+     * omni:campaign:{id}:rcpt): with ':' in ids, campaign "a:rcpt" and
+     * campaign "a" would share one. Control jobs may still name such an id
+     * (created before this rule): they are answered unknown_campaign. */
+    if (out->type < JOB_PAUSE && strchr(json_string_value(id), ':'))
+        return fail(reason, len,
+                    "id: ':' is not allowed (it would collide with another campaign's keys)");
     out->id = json_string_value(id);
     if (out->type >= JOB_PAUSE) {
         json_object_foreach(root, k, v)

@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define JOB_ID_MAX 128 /* [A-Za-z0-9._:-]{1,128} */
+#define JOB_ID_MAX 128 /* [A-Za-z0-9._-]{1,128}; ':' only in ids of old campaigns */
 #define JOB_MAX_CHANNELS 8
 #define JOB_RATE_MIN 0.01 /* rate_per_s below this is refused */
 #define JOB_REASON_MAX 256
@@ -58,7 +58,9 @@ int job_recipient_check(const json_t *recipient, const job_rules *rules,
                         const char *const *channels, size_t n_channels, char *reason,
                         size_t reason_len);
 
-/* Is s (n bytes) a valid campaign/job id, [A-Za-z0-9._:-]{1,JOB_ID_MAX}? */
+/* Is s (n bytes) a well-formed id, [A-Za-z0-9._:-]{1,JOB_ID_MAX}? (':' is
+ * accepted here, for looking up campaigns created before new broadcast and
+ * message jobs were refused one with ':'; job_parse refuses it there.) */
 int job_valid_id(const char *s, size_t n);
 
 /* Parse an ISO 8601 UTC/offset timestamp ("2026-11-27T09:00:00Z",

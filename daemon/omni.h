@@ -125,6 +125,15 @@ void queue_on_down(omni *o);
 void queue_maybe_read(omni *o);
 void queue_reclaim(omni *o);
 void queue_ack(omni *o, const char *stream, const char *id);
+/* An entry that is delivered this many times (the first delivery and 5
+ * retries, each after claim_idle_ms) without being acked is given up:
+ * dead-lettered with the last error seen, and acked. */
+#define QUEUE_MAX_DELIVERIES 6
+/* A script answered an error for an entry left pending to be tried again
+ * (a job's create, a chunk's claim): the error is kept (in memory, for a
+ * few dozen entries) for the dead letter if the entry is given up.
+ * Returns how many times it failed in this process. */
+int queue_entry_failed(omni *o, const char *stream, const char *entry, const char *error);
 
 /* campaign.c: job intake into campaigns, the spec cache, control */
 void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t len);

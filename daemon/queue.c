@@ -11,9 +11,46 @@
 #include "campaign.h"
 #include "log.h"
 #include "omni.h"
+#include "scripts.h"
 
 #define GROUP "omnicast"
 #define MAX_JOBS_BUSY 64
+#define ERR_SLOTS 64
+
+/* The errors scripts answered for entries still pending (a job's create
+ * failing with WRONGTYPE, say), kept for the dead letter written when the
+ * entry is given up (QUEUE_MAX_DELIVERIES): a small ring, one daemon per
+ * process. */
+static struct entry_err {
+    int used, is_jobs, fails;
+    char id[40];
+    char err[200];
+} errs[ERR_SLOTS];
+static unsigned err_next;
+
+static struct entry_err *err_find(int is_jobs, const char *id)
+{
+    for (int i = 0; i < ERR_SLOTS; i++)
+        if (errs[i].used && errs[i].is_jobs == is_jobs && strcmp(errs[i].id, id) == 0)
+            return &errs[i];
+    return NULL;
+}
+
+int queue_entry_failed(omni *o, const char *stream, const char *entry, const char *error)
+{
+    int is_jobs = strcmp(stream, o->k_jobs) == 0;
+    struct entry_err *e = err_find(is_jobs, entry);
+    if (!e) {
+        e = &errs[err_next++ % ERR_SLOTS];
+        memset(e, 0, sizeof(*e));
+        e->used = 1;
+        e->is_jobs = is_jobs;
+        snprintf(e->id, sizeof(e->id), "%s", entry);
+    }
+    e->fails++;
+    snprintf(e->err, sizeof(e->err), "%s", error ? error : "");
+    return e->fails;
+}
 
 static const char *field(redisReply *fields, const char *name, size_t *len)
 {
@@ -33,6 +70,9 @@ static const char *field(redisReply *fields, const char *name, size_t *len)
 
 void queue_ack(omni *o, const char *stream, const char *id)
 {
+    struct entry_err *e = err_find(strcmp(stream, o->k_jobs) == 0, id);
+    if (e)
+        e->used = 0;
     store_cmd(o->st, NULL, NULL, "XACK", stream, GROUP, id, NULL);
 }
 
@@ -188,6 +228,213 @@ static void reclaimed(redisReply *r, void *arg)
         log_info("reclaimed %zu entries of %s from a stalled consumer", n, stream);
 }
 
+/* ---- entries given up: delivered QUEUE_MAX_DELIVERIES times, never acked
+ * (a script error each time, a crash each time): dead-lettered, acked */
+
+#define PENDING_PEEK 16 /* stalled entries looked at per stream and round */
+
+typedef struct give_up {
+    omni *o;
+    int jobs;
+    char id[40];
+    char campaign[JOB_ID_MAX + 1];
+    char s[24], e[24];
+    long long deliveries;
+    /* the XCLAIM's request: the entries and their delivery counts */
+    int n;
+    char ids[PENDING_PEEK][40];
+    long long counts[PENDING_PEEK];
+} give_up;
+
+static void give_up_write(give_up *g, const char *error, const char *raw, size_t raw_len)
+{
+    omni *o = g->o;
+    char reason[320];
+    if (error && *error)
+        snprintf(reason, sizeof(reason), "gave up after %lld deliveries: %s", g->deliveries, error);
+    else
+        snprintf(reason, sizeof(reason),
+                 "gave up after %lld deliveries: not finished (no error seen by the instance "
+                 "that gave up: a crash, or see the other instances' logs)",
+                 g->deliveries);
+    log_error("%s %s: %s", g->jobs ? "job" : "chunk", g->id, reason);
+    if (g->jobs) {
+        o->stats.jobs_rejected++;
+        omni_dead(o, "jobs", reason, raw, raw_len, (const char *const[]){"entry", g->id, NULL});
+    } else {
+        omni_dead(o, "chunks", reason, NULL, 0,
+                  (const char *const[]){"campaign", g->campaign, "entry", g->id, "s", g->s, "e",
+                                        g->e, NULL});
+    }
+    queue_ack(o, g->jobs ? o->k_jobs : o->k_chunks, g->id);
+}
+
+/* a chunk given up with no error seen here: what its campaign's spec reads
+ * as says what is wrong, when something is (WRONGTYPE, missing) */
+static void chunk_probed(redisReply *r, void *arg)
+{
+    give_up *g = arg;
+    if (r) {
+        const char *err = NULL;
+        if (r->type == REDIS_REPLY_ERROR)
+            err = r->str;
+        else if (r->type == REDIS_REPLY_NIL)
+            err = "campaign does not exist";
+        give_up_write(g, err, NULL, 0);
+    }
+    free(g);
+}
+
+static void claimed_to_give_up(redisReply *r, void *arg)
+{
+    give_up *base = arg;
+    omni *o = base->o;
+    /* XCLAIM answers the entries it could take: [[id, [field, value...]]...];
+     * one another instance took meanwhile is not among them */
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        give_up *g = calloc(1, sizeof(*g));
+        if (!g)
+            continue;
+        *g = *base;
+        snprintf(g->id, sizeof(g->id), "%s", e->element[0]->str);
+        for (int k = 0; k < base->n; k++)
+            if (strcmp(base->ids[k], g->id) == 0)
+                g->deliveries = base->counts[k];
+        struct entry_err *known = err_find(base->jobs, g->id);
+        if (base->jobs) {
+            size_t len = 0;
+            const char *raw = field(e->element[1], "job", &len);
+            give_up_write(g, known ? known->err : NULL, raw, len);
+            free(g);
+            continue;
+        }
+        const char *c = field(e->element[1], "c", NULL), *s = field(e->element[1], "s", NULL),
+                   *en = field(e->element[1], "e", NULL);
+        snprintf(g->campaign, sizeof(g->campaign), "%s", c ? c : "");
+        snprintf(g->s, sizeof(g->s), "%s", s ? s : "");
+        snprintf(g->e, sizeof(g->e), "%s", en ? en : "");
+        char ck[KEY_MAX];
+        if (known || !c || !*c || omni_key(o, ck, sizeof(ck), "campaign:%s", c) < 0 ||
+            store_cmd(o->st, chunk_probed, g, "HGET", ck, "spec", NULL) < 0) {
+            give_up_write(g, known ? known->err : NULL, NULL, 0);
+            free(g);
+        }
+    }
+    free(base);
+}
+
+typedef struct pending_req {
+    omni *o;
+    int jobs;
+} pending_req;
+
+/* XPENDING ... IDLE answered: entries stalled for claim_idle_ms; those
+ * delivered QUEUE_MAX_DELIVERIES times are claimed to be given up, the
+ * others taken over (XAUTOCLAIM) to be tried again. XCLAIM goes first on
+ * the connection, so the XAUTOCLAIM does not hand the same entries out. */
+static void pending_seen(redisReply *r, void *arg)
+{
+    pending_req *q = arg;
+    omni *o = q->o;
+    int jobs = q->jobs;
+    free(q);
+    if (!r || o->draining || !store_is_ready(o->st))
+        return;
+    const char *stream = jobs ? o->k_jobs : o->k_chunks;
+    char idle[16];
+    snprintf(idle, sizeof(idle), "%d", o->cfg->claim_idle_ms);
+    if (r->type == REDIS_REPLY_ARRAY) {
+        store_args a = {0};
+        store_args_adds(&a, "XCLAIM");
+        store_args_adds(&a, stream);
+        store_args_adds(&a, GROUP);
+        store_args_adds(&a, o->cfg->consumer);
+        store_args_adds(&a, idle);
+        give_up *g = calloc(1, sizeof(*g));
+        for (size_t i = 0; g && i < r->elements && g->n < PENDING_PEEK; i++) {
+            redisReply *p = r->element[i];
+            /* [id, consumer, idle ms, deliveries] */
+            if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 ||
+                p->element[0]->type != REDIS_REPLY_STRING ||
+                p->element[3]->type != REDIS_REPLY_INTEGER ||
+                p->element[3]->integer < QUEUE_MAX_DELIVERIES)
+                continue;
+            store_args_adds(&a, p->element[0]->str);
+            snprintf(g->ids[g->n], sizeof(g->ids[g->n]), "%s", p->element[0]->str);
+            g->counts[g->n++] = p->element[3]->integer;
+        }
+        store_args_finish(&a);
+        if (g && g->n) {
+            g->o = o;
+            g->jobs = jobs;
+            if (store_cmdv(o->st, STORE_CMD, claimed_to_give_up, g, a.argc, a.argv, a.lens) < 0)
+                free(g);
+        } else {
+            free(g);
+        }
+        store_args_free(&a);
+    }
+    if (jobs || dispatch_room(o))
+        store_cmd(o->st, reclaimed, o, "XAUTOCLAIM", stream, GROUP, o->cfg->consumer, idle, "0-0",
+                  "COUNT", "16", NULL);
+}
+
+static void look_at_stalled(omni *o, int jobs)
+{
+    pending_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return;
+    q->o = o;
+    q->jobs = jobs;
+    char idle[16];
+    snprintf(idle, sizeof(idle), "%d", o->cfg->claim_idle_ms);
+    char count[8];
+    snprintf(count, sizeof(count), "%d", PENDING_PEEK);
+    if (store_cmd(o->st, pending_seen, q, "XPENDING", jobs ? o->k_jobs : o->k_chunks, GROUP, "IDLE",
+                  idle, "-", "+", count, NULL) < 0)
+        free(q);
+}
+
+/* ---- consumers of dead instances: nothing pending, idle for
+ * consumer_idle_remove_ms, removed from both groups (consumers.lua) */
+
+static const char *consumers_src;
+
+static void consumers_removed(redisReply *r, void *arg)
+{
+    const char *stream = arg;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        log_warn("removing idle consumers of %s: %s", stream, r->str);
+        return;
+    }
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            log_info("removed consumer %s from %s (nothing pending, idle)", r->element[i]->str,
+                     stream);
+}
+
+static void remove_idle_consumers(omni *o)
+{
+    if (o->cfg->consumer_idle_remove_ms <= 0)
+        return;
+    if (!consumers_src)
+        for (const script_src *src = scripts_src; src->name; src++)
+            if (strcmp(src->name, "consumers") == 0)
+                consumers_src = src->src;
+    if (!consumers_src)
+        return;
+    char idle[16];
+    snprintf(idle, sizeof(idle), "%d", o->cfg->consumer_idle_remove_ms);
+    const char *streams[] = {o->k_jobs, o->k_chunks};
+    for (int i = 0; i < 2; i++)
+        store_cmd(o->st, consumers_removed, (void *)streams[i], "EVAL", consumers_src, "1",
+                  streams[i], GROUP, o->cfg->consumer, idle, NULL);
+}
+
 void queue_reclaim(omni *o)
 {
     if (!store_is_ready(o->st) || o->draining)
@@ -206,11 +453,8 @@ void queue_reclaim(omni *o)
         store_cmdv(o->st, STORE_CMD, NULL, NULL, a.argc, a.argv, a.lens);
     store_args_free(&a);
 
-    char idle[16];
-    snprintf(idle, sizeof(idle), "%d", o->cfg->claim_idle_ms);
-    if (dispatch_room(o))
-        store_cmd(o->st, reclaimed, o, "XAUTOCLAIM", o->k_chunks, GROUP, o->cfg->consumer, idle,
-                  "0-0", "COUNT", "16", NULL);
-    store_cmd(o->st, reclaimed, o, "XAUTOCLAIM", o->k_jobs, GROUP, o->cfg->consumer, idle, "0-0",
-              "COUNT", "16", NULL);
+    /* stalled entries: given up after QUEUE_MAX_DELIVERIES, else taken over */
+    look_at_stalled(o, 0);
+    look_at_stalled(o, 1);
+    remove_idle_consumers(o);
 }

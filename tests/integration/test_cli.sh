@@ -38,7 +38,7 @@ ok "suppress add/list, enqueue from stdin, watch to the end, status --json, camp
 oc suppress remove sms +15550000003 >/dev/null
 [ -z "$(oc suppress list sms)" ] || fail "suppress remove"
 rc=0; oc campaign pause cli1 2>"$T/err" || rc=$?
-[ $rc -eq 1 ] && grep -q 'cannot pause a campaign that is done' "$T/err" || fail "pause of a done campaign"
+[ $rc -eq 1 ] && grep -q 'campaign_finished' "$T/err" || fail "pause of a done campaign"
 ok "suppress remove; campaign pause refused for a done campaign (exit 1)"
 
 enqueue 'not json at all'
