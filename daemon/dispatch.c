@@ -81,18 +81,19 @@ struct chunk {
     size_t n;
     size_t rs_cap; /* recipients rs has room for */
     size_t unresolved;
-    int loading;     /* spec or recipients being fetched */
-    size_t to_claim; /* recipients in R_CLAIM */
-    size_t scan;     /* no recipient before this index is in R_CLAIM */
-    int claiming;    /* a claim call is outstanding */
-    int hold;        /* someone else's live claim: leave the entry pending */
-    int park;        /* campaign paused: park the chunk and ack */
-    int drained;     /* draining: what it held unsent was let go */
-    int hand_back;   /* draining: its entry is to be acked and added again (release.lua) */
-    int handing;     /* ... in a release call */
-    int handed;      /* ... done: not acked again */
-    int waiting;     /* read, recipients not loaded: its campaign has enough loaded */
-    int counted;     /* counted in its campaign's loaded chunks */
+    int loading;      /* spec or recipients being fetched */
+    size_t to_claim;  /* recipients in R_CLAIM */
+    size_t scan;      /* no recipient before this index is in R_CLAIM */
+    int claiming;     /* a claim call is outstanding */
+    int hold;         /* someone else's live claim: leave the entry pending */
+    int park;         /* campaign paused: park the chunk and ack */
+    int drained;      /* draining: what it held unsent was let go */
+    int hand_back;    /* draining: its entry is to be acked and added again (release.lua) */
+    int handing;      /* ... in a release call */
+    int handed;       /* ... done: not acked again */
+    int waiting;      /* read, recipients not loaded: its campaign has enough loaded */
+    int claim_errors; /* claim calls Redis answered with an error */
+    int counted;      /* counted in its campaign's loaded chunks */
     TAILQ_ENTRY(chunk) link;
     TAILQ_ENTRY(chunk) wlink; /* on the waiting list */
 };
@@ -167,6 +168,8 @@ static void let_go(rcpt *r, char mode);
 static camp_queue *cq_of(const rcpt *r);
 static void cq_push(rcpt *r);
 static void chunk_load(chunk *c);
+static void claim_give_up(chunk *c, const char *error);
+static conn_inst *ci_of(const rcpt *r);
 static size_t loaded_cap(const chunk *c);
 static size_t spec_window(campaign_spec *sp, int ch, omni *o);
 
@@ -596,6 +599,10 @@ static void claimed(redisReply *rep, void *arg)
         if (rep && rep->type == REDIS_REPLY_ERROR) {
             log_error("campaign %s: claim failed: %s", c->cid, rep->str);
             back_off(o);
+            if (++c->claim_errors >= QUEUE_MAX_DELIVERIES) {
+                claim_give_up(c, rep->str);
+                return;
+            }
         }
         /* not claimed: put them back, claim again when Redis answers */
         for (size_t i = 0; i < c->n; i++)
@@ -858,6 +865,31 @@ static void cq_rotate(conn_inst *ci, camp_queue *cq, int weight)
     TAILQ_REMOVE(&ci->active, cq, link);
     TAILQ_INSERT_TAIL(&ci->active, cq, link);
     cq->credit = weight;
+}
+
+/* A chunk whose claims Redis keeps refusing with an error (a key of the
+ * wrong type, a script that fails): dead-lettered with the error and
+ * acked, never retried in a loop. Its recipients are left to the sweep. */
+static void claim_give_up(chunk *c, const char *error)
+{
+    omni *o = c->o;
+    char why[320];
+    snprintf(why, sizeof(why), "claim failed %d times: %s", c->claim_errors, error);
+    omni_dead(o, "chunks", why, NULL, 0,
+              (const char *const[]){"campaign", c->cid, "entry", c->entry, NULL});
+    for (size_t i = 0; i < c->n; i++) {
+        rcpt *r = &c->rs[i];
+        if (r->state == R_CLAIMING) {
+            ci_of(r)->claiming--;
+            cq_of(r)->claiming--;
+            resolve(r);
+        } else if (r->state == R_CLAIM) {
+            c->to_claim--;
+            resolve(r);
+        }
+    }
+    omni_kick(o);
+    chunk_maybe_finish(c);
 }
 
 static void claim_chunk(chunk *c)

@@ -5,6 +5,8 @@ set -euo pipefail
 
 OMNI_BUILD=${OMNI_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 OMNI_SRC=${OMNI_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# python helpers shared by the tests (resp.py: commands for redis-cli --pipe)
+export PYTHONPATH="$OMNI_SRC/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
 T=$(mktemp -d /tmp/omni-test.XXXXXX)
 PIDS=()
 TEST_NAME=$(basename "$0" .sh)
@@ -157,12 +159,7 @@ fill_list() {
   python3 - "$1" "$2" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
 import sys
 key, n = sys.argv[1], int(sys.argv[2])
-out = sys.stdout.buffer
-def cmd(*a):
-    out.write(b"*%d\r\n" % len(a))
-    for x in a:
-        x = x.encode()
-        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+from resp import cmd
 for b in range(1, n + 1, 1000):
     items = ['{"to":"+1555%07d","vars":{"name":"User%d"}}' % (i, i) for i in range(b, min(b + 1000, n + 1))]
     cmd("RPUSH", key, *items)

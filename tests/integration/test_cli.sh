@@ -56,12 +56,7 @@ oc conversations >/dev/null || fail "conversations"
 # takes several HSCAN steps)
 python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
 import json, sys
-out = sys.stdout.buffer
-def cmd(*a):
-    out.write(b"*%d\r\n" % len(a))
-    for x in a:
-        x = x.encode()
-        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+from resp import cmd
 cmd("HSET", "omni:campaign:unc1", "id", "unc1", "state", "done", "total", "3004", "uncertain", "1503")
 kv = [
     "whatsapp:+15550000001", json.dumps({"state": "uncertain", "channel": "whatsapp", "slot": "0", "attempts": 1, "at": 1732000000500, "reason": "ambiguous_timeout", "wire_at": 1732000000123, "owner": "i1"}),

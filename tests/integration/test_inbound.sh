@@ -194,12 +194,7 @@ ok "GET campaign funnel adds up; pause a done campaign → 409; conversations li
 # bulk: a hash too big for one HSCAN step), read page by page
 python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
 import json, sys
-out = sys.stdout.buffer
-def cmd(*a):
-    out.write(b"*%d\r\n" % len(a))
-    for x in a:
-        x = x.encode()
-        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+from resp import cmd
 cmd("HSET", "omni:campaign:unc", "id", "unc", "state", "done", "total", "604", "uncertain", "303")
 cmd("HSET", "omni:campaign:unc-empty", "id", "unc-empty", "state", "done", "total", "1")
 kv = [

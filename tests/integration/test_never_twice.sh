@@ -51,18 +51,11 @@ wait_until() {
 # accepted, all requests, accepted requests), details on stderr.
 provider_count() {
   python3 - "$1" "$2" <<'PY'
-import collections, json, sys
-req, acc = collections.Counter(), collections.Counter()
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if not r["path"].endswith("/messages"):
-        continue
-    if "status" not in r:
-        sys.exit("the mock provider does not record the status it answered")
-    to = json.loads(r["body"])["to"].lstrip("+")
-    req[to] += 1
-    if 200 <= r["status"] < 300:
-        acc[to] += 1
+import json, sys
+from provider import counts
+if any("status" not in json.loads(l) for l in open(sys.argv[1])):
+    sys.exit("the mock provider does not record the status it answered")
+req, acc = counts(sys.argv[1])
 want = {"1555%07d" % i for i in range(1, int(sys.argv[2]) + 1)}
 twice = sorted(t for t, c in acc.items() if c > 1)
 never = sorted(want - set(acc))

@@ -28,18 +28,9 @@ whatsapp = wa"
 # whose number starts with PREFIX: "requests accepted recipients twice"
 count_to() {
   python3 - "$1" "$2" <<'PY'
-import collections, json, sys
-req, acc = collections.Counter(), collections.Counter()
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if not r["path"].endswith("/messages"):
-        continue
-    to = json.loads(r["body"])["to"]
-    if not to.startswith(sys.argv[2]):
-        continue
-    req[to] += 1
-    if 200 <= r.get("status", 200) < 300:
-        acc[to] += 1
+import sys
+from provider import counts
+req, acc = counts(sys.argv[1], sys.argv[2])
 print(sum(req.values()), sum(acc.values()), len(acc), sum(1 for c in acc.values() if c > 1))
 PY
 }

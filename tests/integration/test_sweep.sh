@@ -107,12 +107,7 @@ enqueue '{"type":"broadcast","id":"big","channel":"sms","send_at":"2099-01-01T00
 wait_for 20 campaign_done big scheduled
 python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
 import sys
-out = sys.stdout.buffer
-def cmd(*a):
-    out.write(b"*%d\r\n" % len(a))
-    for x in a:
-        x = x.encode()
-        out.write(b"$%d\r\n%s\r\n" % (len(x), x))
+from resp import cmd
 lost = set(range(5000, 5010)) | set(range(24990, 25000))
 for b in range(0, 25000, 1000):
     args = []
