@@ -14,6 +14,14 @@ typedef struct bucket {
     long long throttled_until_us; /* provider asked us to pause until then */
 } bucket;
 
+/* Every rate is brought into [BUCKET_RATE_MIN, BUCKET_RATE_MAX] tokens per
+ * second (NaN and values not above 0: unlimited), bursts to at most
+ * BUCKET_RATE_MAX, and waits and throttle windows to BUCKET_WAIT_MAX_US, so
+ * no input (tiny, huge, NaN, inf) overflows the integer arithmetic. */
+#define BUCKET_RATE_MIN 0.01 /* one token every 100 s, as JOB_RATE_MIN */
+#define BUCKET_RATE_MAX 1e7
+#define BUCKET_WAIT_MAX_US (86400LL * 1000000LL) /* one day */
+
 void bucket_init(bucket *b, double rate, double burst, long long now_us);
 /* Change rate/burst (config reload) keeping the current fill. */
 void bucket_set(bucket *b, double rate, double burst);

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
+#include <math.h>
 
 #include "ratelimit.h"
 
@@ -126,6 +128,85 @@ static void quiet_hours_defer_until_the_window_ends(void **state)
     assert_int_equal(quiet_wait_minutes(11 * 60, 12 * 60, 12 * 60), 0);
 }
 
+/* Issue 16: rates come from outside (a connector's rate_per_s, a job's
+ * rate_per_s) and must not reach a double to integer conversion out of
+ * range. A rate of 1e-300 used to ask for a wait of 1e306 us. */
+static void a_tiny_rate_is_clamped_to_the_slowest_rate(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 1e-300, 0, 0);
+    assert_true(b.rate == BUCKET_RATE_MIN);
+    assert_int_equal(bucket_take(&b, 0), 0);
+    long long wait = bucket_take(&b, 0);
+    assert_in_range(wait, 99000000, 100000001); /* one token per 100 s */
+    bucket_init(&b, 5e-324, 1, 0);              /* the smallest subnormal */
+    bucket_take(&b, 0);
+    assert_in_range(bucket_take(&b, 0), 1, BUCKET_WAIT_MAX_US);
+    bucket_set(&b, 1e-300, 1);
+    assert_in_range(bucket_take(&b, 1), 1, BUCKET_WAIT_MAX_US);
+}
+
+static void a_huge_or_infinite_rate_is_clamped(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 1e300, 1e300, 0);
+    assert_true(b.rate == BUCKET_RATE_MAX && b.burst == BUCKET_RATE_MAX);
+    assert_int_equal(bucket_take(&b, 0), 0);
+    bucket_init(&b, INFINITY, INFINITY, 0);
+    assert_true(b.rate == BUCKET_RATE_MAX && b.burst == BUCKET_RATE_MAX);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(bucket_take(&b, 0), 0);
+    /* an empty bucket at the top rate waits the least */
+    bucket_init(&b, INFINITY, 1, 0);
+    assert_int_equal(bucket_take(&b, 0), 0);
+    assert_in_range(bucket_take(&b, 0), 1, 2);
+    /* a long idle refills without overflowing */
+    assert_int_equal(bucket_take(&b, LLONG_MAX / 2), 0);
+}
+
+static void nan_and_negative_rates_mean_unlimited(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, NAN, NAN, 0);
+    assert_true(b.rate == 0 && b.burst == 1);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(bucket_take(&b, 0), 0);
+    bucket_init(&b, -INFINITY, -5, 0);
+    assert_true(b.rate == 0);
+    assert_int_equal(bucket_take(&b, 0), 0);
+    /* a reload with garbage keeps the bucket sane */
+    bucket_init(&b, 10, 10, 0);
+    bucket_set(&b, NAN, NAN);
+    assert_true(b.rate == 0 && b.tokens <= b.burst);
+    assert_int_equal(bucket_take(&b, 0), 0);
+}
+
+static void throttle_windows_are_clamped(void **state)
+{
+    (void)state;
+    bucket b;
+    bucket_init(&b, 10, 10, 0);
+    bucket_throttle(&b, 1000, LLONG_MAX);
+    assert_int_equal(bucket_take(&b, 1000), BUCKET_WAIT_MAX_US);
+    bucket_init(&b, 10, 10, 0);
+    bucket_throttle(&b, 1000, -5);
+    assert_true(bucket_take(&b, 1000) >= 0);
+}
+
+static void backoff_survives_extreme_inputs(void **state)
+{
+    (void)state;
+    assert_int_equal(backoff_ms(1000, 1000, LLONG_MAX, -1, 0.999999) >= 0, 1);
+    assert_int_equal(backoff_ms(3, 1000, 300000, -1, NAN), 0);
+    assert_int_equal(backoff_ms(3, 1000, 300000, -1, INFINITY), 4000);
+    assert_int_equal(backoff_ms(3, -1000, -5, -1, 0.5), 0);
+    assert_int_equal(backoff_ms(3, 1000, 300000, LLONG_MAX, 0.5), 300000);
+    assert_int_equal(backoff_ms(INT_MAX, LLONG_MAX, LLONG_MAX, -1, 0.999999) > 0, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +221,11 @@ int main(void)
         cmocka_unit_test(backoff_is_full_jitter),
         cmocka_unit_test(backoff_honours_the_provider_hint),
         cmocka_unit_test(quiet_hours_defer_until_the_window_ends),
+        cmocka_unit_test(a_tiny_rate_is_clamped_to_the_slowest_rate),
+        cmocka_unit_test(a_huge_or_infinite_rate_is_clamped),
+        cmocka_unit_test(nan_and_negative_rates_mean_unlimited),
+        cmocka_unit_test(throttle_windows_are_clamped),
+        cmocka_unit_test(backoff_survives_extreme_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
