@@ -13,6 +13,7 @@
 
 #include "address.h"
 #include "config.h"
+#include "counters.h"
 #include "job.h"
 #include "scripts.h"
 #include "store.h"
@@ -204,31 +205,28 @@ static int cmd_status(cli *c, int argc, char **argv)
         freeReplyObject(r);
         return EX_FAIL;
     }
+    /* the same object GET /v1/campaigns/{id} answers (counters.h) */
     json_t *o = json_object();
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
-        if (strcmp(k, "spec") == 0)
-            continue;
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        json_object_set_new(o, k, *v && !*end ? json_integer(n) : json_string(v));
+    int bad = !o;
+    for (size_t i = 0; !bad && i + 1 < r->elements; i += 2) {
+        redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->str && v->str)
+            bad = counters_set(o, k->str, v->str, v->len) < 0;
     }
     freeReplyObject(r);
-    long long total = json_integer_value(json_object_get(o, "total"));
-    long long done = 0;
-    for (int i = 1; i <= 5; i++)
-        done += json_integer_value(json_object_get(o, counter_names[i]));
-    json_object_set_new(o, "pending", json_integer(total - done));
+    if (bad || counters_finish(o) < 0) {
+        fprintf(stderr, "omnicast: out of memory\n");
+        json_decref(o);
+        return EX_FAIL;
+    }
     if (c->json) {
-        char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-        printf("%s\n", s);
-        free(s);
+        print_json(o);
     } else {
         printf("campaign %s: %s\n", argv[0], json_string_value(json_object_get(o, "state")));
         for (int i = 0; counter_names[i]; i++)
             printf("  %-10s %lld\n", counter_names[i],
                    (long long)json_integer_value(json_object_get(o, counter_names[i])));
-        printf("  %-10s %lld\n", "pending", total - done);
+        printf("  %-10s %lld\n", "pending", counters_pending(o));
     }
     json_decref(o);
     return 0;

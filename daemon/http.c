@@ -21,6 +21,7 @@
 #include "address.h"
 #include "campaign.h"
 #include "conv.h"
+#include "counters.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
@@ -586,11 +587,6 @@ static json_t *hash_to_json(redisReply *r)
     return o;
 }
 
-static long long iv(json_t *o, const char *k)
-{
-    return json_integer_value(json_object_get(o, k));
-}
-
 static void campaign_got(redisReply *r, void *arg)
 {
     areq *a = arg;
@@ -601,23 +597,20 @@ static void campaign_got(redisReply *r, void *arg)
         else if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
             reply_error(req, 404, "not_found", "no such campaign");
         else {
-            json_t *c = hash_to_json(r);
-            json_error_t je;
-            const char *spec = json_string_value(json_object_get(c, "spec"));
-            json_t *sj = spec ? json_loads(spec, 0, &je) : NULL;
-            if (sj)
-                json_object_set_new(c, "spec", sj);
-            long long total = iv(c, "total"), sent = iv(c, "sent");
-            long long done = sent + iv(c, "failed") + iv(c, "suppressed") + iv(c, "uncertain") +
-                             iv(c, "cancelled");
-            json_object_set_new(c, "pending", json_integer(total - done));
-            json_t *rates = json_object();
-            const char *names[] = {"delivered", "read", "replied", "opted_out"};
-            for (int i = 0; i < 4; i++)
-                json_object_set_new(rates, names[i],
-                                    json_real(sent ? (double)iv(c, names[i]) / (double)sent : 0));
-            json_object_set_new(c, "rates", rates);
-            reply_json(req, 200, c);
+            /* the same object omnicast --json status prints (counters.h) */
+            json_t *c = json_object();
+            int bad = !c;
+            for (size_t i = 0; !bad && i + 1 < r->elements; i += 2) {
+                redisReply *k = r->element[i], *v = r->element[i + 1];
+                if (k->str && v->str)
+                    bad = counters_set(c, k->str, v->str, v->len) < 0;
+            }
+            if (bad || counters_finish(c) < 0) {
+                json_decref(c);
+                reply_error(req, 500, "internal", NULL);
+            } else {
+                reply_json(req, 200, c);
+            }
         }
     }
     areq_free(a);

@@ -1,0 +1,114 @@
+/* A campaign's hash as JSON: see counters.h. */
+#include "counters.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the fields stored as numbers; everything else is a string */
+static const char *const number_fields[] = {"total",
+                                            "sent",
+                                            "failed",
+                                            "suppressed",
+                                            "uncertain",
+                                            "cancelled",
+                                            "duplicates",
+                                            "delivered",
+                                            "read",
+                                            "replied",
+                                            "opted_out",
+                                            "chunks",
+                                            "chunk_size",
+                                            "failed_after_send",
+                                            "uncertain_resolved",
+                                            "ahead",
+                                            "next_chunk",
+                                            "created_at",
+                                            "started_at",
+                                            "finished_at",
+                                            "paused_at",
+                                            "cancelled_at",
+                                            NULL};
+
+/* the counters whose sum says how many recipients are settled */
+static const char *const done_fields[] = {"sent",      "failed",    "suppressed",
+                                          "uncertain", "cancelled", NULL};
+
+static const char *const rate_fields[] = {"delivered", "read", "replied", "opted_out", NULL};
+
+int counters_is_number(const char *field)
+{
+    for (int i = 0; number_fields[i]; i++)
+        if (strcmp(field, number_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* a whole decimal number, optionally negative, nothing around it */
+static int parse_int(const char *s, size_t len, long long *out)
+{
+    char buf[32];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    const char *p = buf[0] == '-' ? buf + 1 : buf;
+    if (!*p)
+        return -1;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    long long v = strtoll(buf, NULL, 10);
+    if (errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static long long get(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+long long counters_pending(const json_t *o)
+{
+    long long done = 0;
+    for (int i = 0; done_fields[i]; i++)
+        done += get(o, done_fields[i]);
+    long long p = get(o, "total") - done;
+    return p > 0 ? p : 0;
+}
+
+int counters_set(json_t *o, const char *field, const char *value, size_t len)
+{
+    if (!o || !field || !value)
+        return -1;
+    long long num;
+    json_t *j = NULL;
+    if (counters_is_number(field) && parse_int(value, len, &num) == 0)
+        j = json_integer(num);
+    else if (strcmp(field, "spec") == 0)
+        j = json_loadb(value, len, 0, NULL);
+    if (!j)
+        j = json_stringn(value, len);
+    if (!j) /* not UTF-8: JSON cannot carry it, the field is left out */
+        return 0;
+    return json_object_set_new(o, field, j);
+}
+
+int counters_finish(json_t *o)
+{
+    if (!o)
+        return -1;
+    long long sent = get(o, "sent");
+    json_t *rates = json_object();
+    if (!rates || json_object_set_new(o, "rates", rates) < 0)
+        return -1;
+    for (int i = 0; rate_fields[i]; i++)
+        if (json_object_set_new(
+                rates, rate_fields[i],
+                json_real(sent ? (double)get(o, rate_fields[i]) / (double)sent : 0)) < 0)
+            return -1;
+    return json_object_set_new(o, "pending", json_integer(counters_pending(o)));
+}

@@ -1,0 +1,32 @@
+/* A campaign's hash (omni:campaign:ID) as JSON: the one converter the API
+ * (GET /v1/campaigns/{id}) and the CLI (omnicast --json status) share, so
+ * both print the same object. Pure: no Redis, no event loop.
+ *
+ * Fields named in the table of counters.c (the counters, chunks and the
+ * *_at times) become JSON integers when their value is a whole decimal
+ * number; every other field stays a string, whatever it looks like (an id
+ * "2026-11-27" or "42" is a string). "spec" becomes the JSON it holds
+ * (a string if it does not parse). Added: "pending" = total minus
+ * sent+failed+suppressed+uncertain+cancelled, never below 0, and "rates"
+ * {delivered, read, replied, opted_out}, each divided by sent (0 if none). */
+#ifndef OMNI_COUNTERS_H
+#define OMNI_COUNTERS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* 1 if the field is stored as a number, 0 if as a string */
+int counters_is_number(const char *field);
+
+/* Field by field, as HGETALL answers: counters_set() each field/value
+ * (value of len bytes; a value that is not UTF-8 is left out), then
+ * counters_finish() adds "pending" and "rates". Both return 0, or -1 on a
+ * NULL object or no memory. */
+int counters_set(json_t *o, const char *field, const char *value, size_t len);
+int counters_finish(json_t *o);
+
+/* total - (sent+failed+suppressed+uncertain+cancelled), at least 0, from an
+ * object counters_to_json made */
+long long counters_pending(const json_t *o);
+
+#endif

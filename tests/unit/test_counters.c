@@ -1,0 +1,128 @@
+/* A campaign's hash as JSON (counters.c): the one converter the API and the
+ * CLI share. Counters are numbers, everything else stays a string, however
+ * numeric it looks; pending never goes below 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "counters.h"
+
+static void set(json_t *o, const char *k, const char *v)
+{
+    assert_int_equal(counters_set(o, k, v, strlen(v)), 0);
+}
+
+static void ids_stay_strings_and_counters_are_numbers(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    set(o, "id", "2026-11-27");
+    set(o, "type", "broadcast");
+    set(o, "state", "running");
+    set(o, "total", "10");
+    set(o, "sent", "4");
+    set(o, "failed", "1");
+    set(o, "suppressed", "1");
+    set(o, "uncertain", "0");
+    set(o, "cancelled", "0");
+    set(o, "delivered", "2");
+    set(o, "read", "1");
+    set(o, "chunks", "1");
+    set(o, "chunk_size", "1000");
+    set(o, "created_at", "1795000000000");
+    set(o, "open_conv", "42"); /* not a counter: a string */
+    set(o, "spec", "{\"template\":\"hi\"}");
+    assert_int_equal(counters_finish(o), 0);
+
+    assert_true(json_is_string(json_object_get(o, "id")));
+    assert_string_equal(json_string_value(json_object_get(o, "id")), "2026-11-27");
+    assert_true(json_is_string(json_object_get(o, "open_conv")));
+    assert_string_equal(json_string_value(json_object_get(o, "open_conv")), "42");
+    assert_true(json_is_integer(json_object_get(o, "total")));
+    assert_int_equal(json_integer_value(json_object_get(o, "sent")), 4);
+    assert_int_equal(json_integer_value(json_object_get(o, "created_at")), 1795000000000LL);
+    assert_int_equal(json_integer_value(json_object_get(o, "pending")), 4);
+    assert_int_equal(counters_pending(o), 4);
+    assert_true(json_is_object(json_object_get(o, "spec")));
+    json_t *rates = json_object_get(o, "rates");
+    assert_true(json_is_object(rates));
+    assert_true(json_real_value(json_object_get(rates, "delivered")) == 0.5);
+    assert_true(json_real_value(json_object_get(rates, "read")) == 0.25);
+    assert_true(json_real_value(json_object_get(rates, "replied")) == 0);
+    json_decref(o);
+}
+
+static void pending_is_floored_at_zero(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    set(o, "total", "3");
+    set(o, "sent", "3");
+    set(o, "cancelled", "2"); /* over-counted: never a negative pending */
+    assert_int_equal(counters_finish(o), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "pending")), 0);
+    /* no sent: rates are 0, not a division by zero */
+    json_t *e = json_object();
+    set(e, "total", "5");
+    assert_int_equal(counters_finish(e), 0);
+    assert_int_equal(json_integer_value(json_object_get(e, "pending")), 5);
+    assert_true(json_real_value(json_object_get(json_object_get(e, "rates"), "read")) == 0);
+    json_decref(o);
+    json_decref(e);
+}
+
+static void malformed_numbers_and_spec_stay_strings(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    set(o, "total", "12x");
+    set(o, "sent", "-");
+    set(o, "failed", "");
+    set(o, "suppressed", "99999999999999999999999"); /* overflows */
+    set(o, "uncertain", "-2");
+    set(o, "spec", "not json");
+    assert_int_equal(counters_finish(o), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "total")), "12x");
+    assert_string_equal(json_string_value(json_object_get(o, "sent")), "-");
+    assert_string_equal(json_string_value(json_object_get(o, "failed")), "");
+    assert_true(json_is_string(json_object_get(o, "suppressed")));
+    assert_int_equal(json_integer_value(json_object_get(o, "uncertain")), -2);
+    assert_string_equal(json_string_value(json_object_get(o, "spec")), "not json");
+    /* values are taken by length, not to the NUL */
+    assert_int_equal(counters_set(o, "sent", "75junk", 2), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "sent")), 75);
+    /* not UTF-8: left out, not an error */
+    assert_int_equal(counters_set(o, "state", "\xff\xfe", 2), 0);
+    assert_null(json_object_get(o, "state"));
+    assert_int_equal(counters_set(NULL, "x", "1", 1), -1);
+    assert_int_equal(counters_finish(NULL), -1);
+    json_decref(o);
+}
+
+static void the_number_fields(void **state)
+{
+    (void)state;
+    const char *nums[] = {
+        "total",      "sent",       "failed",     "suppressed", "uncertain",  "cancelled",
+        "duplicates", "delivered",  "read",       "replied",    "opted_out",  "failed_after_send",
+        "chunks",     "chunk_size", "created_at", "started_at", "finished_at"};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+        assert_true(counters_is_number(nums[i]));
+    const char *strs[] = {"id", "type", "state", "spec", "open_conv", "paused_from", ""};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        assert_false(counters_is_number(strs[i]));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ids_stay_strings_and_counters_are_numbers),
+        cmocka_unit_test(pending_is_floored_at_zero),
+        cmocka_unit_test(malformed_numbers_and_spec_stay_strings),
+        cmocka_unit_test(the_number_fields),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
