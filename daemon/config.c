@@ -149,11 +149,12 @@ const oc_config_key config_common_connector_keys[] = {
     {"type", OC_KEY_REQUIRED, NULL,
      "connector type: whatsapp, twilio, smtp, webhook, outbox, or a plugin's"},
     {"plugin", 0, NULL, "path of a .so connector plugin"},
-    {"rate_per_s", 0, "0", "messages per second through this instance (0 = unlimited)"},
-    {"burst", OC_KEY_INT, "0", "token bucket size (0 = the rate, at least 1)"},
-    {"max_inflight", OC_KEY_INT, "64", "transfers in flight at once"},
-    {"timeout_ms", OC_KEY_INT, "10000", "total time of one transfer"},
-    {"connect_timeout_ms", OC_KEY_INT, "3000", "connection set-up time"},
+    {"rate_per_s", 0, "0",
+     "messages per second through this instance (0 = unlimited, at most 1000000)"},
+    {"burst", OC_KEY_INT, "0", "token bucket size (0 = the rate, at least 1; at most 1000000)"},
+    {"max_inflight", OC_KEY_INT, "64", "transfers in flight at once (1..100000)"},
+    {"timeout_ms", OC_KEY_INT, "10000", "total time of one transfer (1..3600000)"},
+    {"connect_timeout_ms", OC_KEY_INT, "3000", "connection set-up time (1..3600000)"},
     {"http2", 0, "true", "negotiate HTTP/2 and multiplex on https URLs (true/false)"},
     {"http_client", 0, "native",
      "plain http:// URLs: native (omnicast's HTTP/1.1 client) or curl; https is always libcurl"},
@@ -629,6 +630,28 @@ static char *read_secret(const char *path, const char *who, const char *key, con
     return secret;
 }
 
+/* the common connector keys that are integers, with their ranges */
+typedef struct conn_int {
+    const char *name;
+    long min, max;
+    size_t off;
+} conn_int;
+
+static const conn_int conn_ints[] = {
+    {"burst", 0, 1000000, offsetof(conf_connector, burst)},
+    {"max_inflight", 1, 100000, offsetof(conf_connector, max_inflight)},
+    {"timeout_ms", 1, 3600000, offsetof(conf_connector, timeout_ms)},
+    {"connect_timeout_ms", 1, 3600000, offsetof(conf_connector, connect_timeout_ms)},
+};
+
+static const conn_int *find_conn_int(const char *name)
+{
+    for (size_t i = 0; i < sizeof(conn_ints) / sizeof(conn_ints[0]); i++)
+        if (!strcmp(conn_ints[i].name, name))
+            return &conn_ints[i];
+    return NULL;
+}
+
 int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *errs)
 {
     size_t before = errs->n;
@@ -679,7 +702,8 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                         break;
                     }
             long n;
-            if ((d->flags & OC_KEY_INT) && parse_int(kv->value, 0, LONG_MAX, &n) < 0)
+            /* the common integer keys are checked with their ranges below */
+            if (!ck && (d->flags & OC_KEY_INT) && parse_int(kv->value, 0, LONG_MAX, &n) < 0)
                 conf_errors_add(errs, "%s:%d: [%s] %s: not a non-negative integer", cfg->path,
                                 kv->line, who, kv->key);
             if ((d->flags & OC_KEY_URL) && !strstr(kv->value, "://"))
@@ -687,25 +711,20 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                                 kv->line, who, kv->key);
             if (ck) {
                 char *end;
-                if (!strcmp(kv->key, "rate_per_s")) {
+                const conn_int *ci = find_conn_int(kv->key);
+                if (ci) {
+                    if (parse_int(kv->value, ci->min, ci->max, &n) == 0)
+                        *(int *)((char *)c + ci->off) = (int)n;
+                    else
+                        conf_errors_add(errs, "%s:%d: [%s] %s: not an integer in %ld..%ld",
+                                        cfg->path, kv->line, who, kv->key, ci->min, ci->max);
+                } else if (!strcmp(kv->key, "rate_per_s")) {
                     double r = strtod(kv->value, &end);
-                    if (*end || end == kv->value || r < 0 || r > 1e7)
-                        conf_errors_add(errs, "%s:%d: [%s] rate_per_s: not a number >= 0",
+                    if (*end || end == kv->value || !(r >= 0 && r <= 1000000))
+                        conf_errors_add(errs, "%s:%d: [%s] rate_per_s: not a number in 0..1000000",
                                         cfg->path, kv->line, who);
                     else
                         c->rate_per_s = r;
-                } else if (!strcmp(kv->key, "burst") && (d->flags & OC_KEY_INT) &&
-                           parse_int(kv->value, 0, 10000000, &n) == 0) {
-                    c->burst = (int)n;
-                } else if (!strcmp(kv->key, "max_inflight") &&
-                           parse_int(kv->value, 1, 100000, &n) == 0) {
-                    c->max_inflight = (int)n;
-                } else if (!strcmp(kv->key, "timeout_ms") &&
-                           parse_int(kv->value, 1, 3600000, &n) == 0) {
-                    c->timeout_ms = (int)n;
-                } else if (!strcmp(kv->key, "connect_timeout_ms") &&
-                           parse_int(kv->value, 1, 3600000, &n) == 0) {
-                    c->connect_timeout_ms = (int)n;
                 } else if (!strcmp(kv->key, "http2")) {
                     int b = parse_bool(kv->value);
                     if (b < 0)

@@ -136,9 +136,59 @@ static void connector_keys_are_checked_against_the_connector(void **state)
     assert_int_equal(config_resolve(&c, find, NULL, &e), -1);
     assert_true(has(&e, "<string>:4: unknown key 'acess_token' in [connector.wa]"));
     assert_true(has(&e, "<string>:1: [connector.wa] missing required key 'access_token'"));
-    assert_true(has(&e, "<string>:5: [connector.wa] max_inflight: not a non-negative integer"));
+    assert_true(has(&e, "<string>:5: [connector.wa] max_inflight: not an integer in 1..100000"));
     assert_true(has(&e, "<string>:6: [connector.x] unknown connector type 'carrier-pigeon'"));
     assert_true(has(&e, "<string>:10: unknown connector instance 'nobody' for channel 'sms'"));
+    config_free(&c);
+    conf_errors_free(&e);
+}
+
+static void common_connector_keys_out_of_range_are_errors(void **state)
+{
+    (void)state;
+    const char *text = "[connector.out]\n"              /* 1 */
+                       "type = outbox\n"                /* 2 */
+                       "path = /tmp/x.jsonl\n"          /* 3 */
+                       "max_inflight = 0\n"             /* 4 */
+                       "timeout_ms = 0\n"               /* 5 */
+                       "burst = 20000000\n"             /* 6 */
+                       "connect_timeout_ms = 3600001\n" /* 7 */
+                       "rate_per_s = 2000000\n"         /* 8 */
+                       "[connector.o2]\n"               /* 9 */
+                       "type = outbox\n"                /* 10 */
+                       "path = /tmp/y.jsonl\n"          /* 11 */
+                       "burst = -1\n"                   /* 12 */
+                       "rate_per_s = nan\n"             /* 13 */
+                       "timeout_ms = 10s\n"             /* 14 */
+                       "[connector.o3]\n"               /* 15 */
+                       "type = outbox\n"                /* 16 */
+                       "path = /tmp/z.jsonl\n"          /* 17 */
+                       "max_inflight = 100000\n"        /* 18 */
+                       "timeout_ms = 1\n"               /* 19 */
+                       "burst = 1000000\n"              /* 20 */
+                       "rate_per_s = 0.5\n"             /* 21 */
+                       "[channels]\n"
+                       "sms = out\n";
+    omni_config c;
+    conf_errors e = {0};
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), -1);
+    assert_true(has(&e, "<string>:4: [connector.out] max_inflight: not an integer in 1..100000"));
+    assert_true(has(&e, "<string>:5: [connector.out] timeout_ms: not an integer in 1..3600000"));
+    assert_true(has(&e, "<string>:6: [connector.out] burst: not an integer in 0..1000000"));
+    assert_true(
+        has(&e, "<string>:7: [connector.out] connect_timeout_ms: not an integer in 1..3600000"));
+    assert_true(has(&e, "<string>:8: [connector.out] rate_per_s: not a number in 0..1000000"));
+    assert_true(has(&e, "<string>:12: [connector.o2] burst: not an integer in 0..1000000"));
+    assert_true(has(&e, "<string>:13: [connector.o2] rate_per_s: not a number in 0..1000000"));
+    assert_true(has(&e, "<string>:14: [connector.o2] timeout_ms: not an integer in 1..3600000"));
+    assert_int_equal(e.n, 8); /* one error a bad line, none for the good ones */
+    /* the limits themselves are accepted */
+    const conf_connector *o3 = &c.connectors[2];
+    assert_int_equal(o3->max_inflight, 100000);
+    assert_int_equal(o3->timeout_ms, 1);
+    assert_int_equal(o3->burst, 1000000);
+    assert_true(o3->rate_per_s == 0.5);
     config_free(&c);
     conf_errors_free(&e);
 }
@@ -238,6 +288,7 @@ int main(void)
         cmocka_unit_test(a_full_config_loads_and_resolves),
         cmocka_unit_test(every_error_is_reported_with_its_line),
         cmocka_unit_test(connector_keys_are_checked_against_the_connector),
+        cmocka_unit_test(common_connector_keys_out_of_range_are_errors),
         cmocka_unit_test(secrets_come_from_files_relative_to_the_credentials_directory),
         cmocka_unit_test(every_key_in_the_code_is_in_the_docs),
     };
