@@ -15,6 +15,7 @@
 #include "log.h"
 #include "omni.h"
 #include "seen.h"
+#include "template.h"
 #include "verdict.h"
 
 #define OUTCOME_BATCH 512
@@ -1165,6 +1166,8 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
         ci->n_retry++;
         if (out->throttle || out->retry_after_ms > 0) {
             long long d = out->retry_after_ms > 0 ? out->retry_after_ms : 1000;
+            if (d > RETRY_AFTER_MAX_MS) /* a connector's own hint: clamp before * 1000 */
+                d = RETRY_AFTER_MAX_MS;
             bucket_throttle(&ci->rate, omni_mono_us(), d * 1000);
             ci->n_throttled++;
         }

@@ -309,40 +309,51 @@ static int month_of(const char *s)
 
 long retry_after_parse_ms(const char *v, long long now_ms)
 {
-    const long cap = 86400000L;
+    const long cap = RETRY_AFTER_MAX_MS;
     if (!v)
         return -1;
     while (*v == ' ' || *v == '\t')
         v++;
     if (isdigit((unsigned char)*v)) {
-        char *end;
-        long long s = strtoll(v, &end, 10);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        if (*end)
+        /* delta-seconds: 1*DIGIT of any length; read digit by digit and
+         * saturate at the cap instead of overflowing */
+        long long s = 0;
+        const char *p = v;
+        for (; isdigit((unsigned char)*p); p++)
+            if (s <= cap / 1000)
+                s = s * 10 + (*p - '0');
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p)
             return -1;
-        return s * 1000 > cap ? cap : (long)(s * 1000);
+        return s > cap / 1000 ? cap : (long)(s * 1000);
     }
     int d = 0, y = 0, hh = 0, mm = 0, ss = 0;
     char mon[4] = {0}, wk[16] = {0};
     int mo = 0;
+    /* %2d would take a sign ("-1"): every numeric field is checked below */
     if (sscanf(v, "%3s, %2d %3s %4d %2d:%2d:%2d GMT", wk, &d, mon, &y, &hh, &mm, &ss) == 7) {
         mo = month_of(mon); /* IMF-fixdate */
     } else if (sscanf(v, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT", wk, &d, mon, &y, &hh, &mm,
                       &ss) == 7) {
         mo = month_of(mon); /* RFC 850, two-digit year */
+        if (y < 0)
+            return -1;
         y += y < 70 ? 2000 : 1900;
     } else if (sscanf(v, "%3s %3s %2d %2d:%2d:%2d %4d", wk, mon, &d, &hh, &mm, &ss, &y) == 7) {
         mo = month_of(mon); /* asctime */
     } else {
         return -1;
     }
-    if (!mo || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
+    if (!mo || d < 1 || d > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60 ||
+        y < 1970 || y > 9999)
         return -1;
+    /* years up to 9999 keep this well inside long long */
     long long t =
         (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + hh * 3600 + mm * 60 + ss) * 1000;
-    long long delta = t - now_ms;
-    if (delta < 0)
+    if (now_ms >= t)
         return 0;
-    return delta > cap ? cap : (long)delta;
+    if (now_ms <= t - cap) /* also a now_ms so negative that t - now_ms would overflow */
+        return cap;
+    return (long)(t - now_ms);
 }

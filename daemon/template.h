@@ -33,7 +33,11 @@ int tmpl_render_once(const char *src, tmpl_lookup_fn lookup, void *ctx, int esca
 int json_escape_append(oc_buf *out, const char *s, size_t len);
 
 /* Retry-After: delta-seconds or IMF-fixdate/RFC 850/asctime HTTP-date.
- * Returns milliseconds from now_ms (>= 0), or -1 if absent/unparseable. */
+ * Returns milliseconds from now_ms in [0, RETRY_AFTER_MAX_MS] (a longer
+ * delay, however many digits, is clamped to it; a date in the past is 0),
+ * or -1 if absent/unparseable (negative numbers, signs, out-of-range date
+ * fields, garbage). */
+#define RETRY_AFTER_MAX_MS 86400000L /* one day */
 long retry_after_parse_ms(const char *value, long long now_ms);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
 #include <string.h>
 
 #include "template.h"
@@ -110,6 +111,55 @@ static void retry_after_reads_seconds_and_http_dates(void **state)
     assert_int_equal(retry_after_parse_ms("99999999", now), 86400000);
 }
 
+/* Issue 16: a provider's Retry-After is outside input; none of it may
+ * overflow (the sanitizer build aborts on signed overflow). */
+static void retry_after_clamps_and_refuses_out_of_range_values(void **state)
+{
+    (void)state;
+    long long now = 1445412480000LL; /* Wed, 21 Oct 2015 07:28:00 GMT */
+    /* delta-seconds too big for any integer type: a day */
+    assert_int_equal(retry_after_parse_ms("99999999999999999999", now), RETRY_AFTER_MAX_MS);
+    assert_int_equal(retry_after_parse_ms("9223372036854775807", now), RETRY_AFTER_MAX_MS);
+    assert_int_equal(retry_after_parse_ms("9223372036854776", now), RETRY_AFTER_MAX_MS);
+    assert_int_equal(retry_after_parse_ms("000000000000000000000000000000005", now), 5000);
+    assert_int_equal(retry_after_parse_ms("86400", now), 86400000);
+    assert_int_equal(retry_after_parse_ms("86401", now), 86400000);
+    assert_int_equal(retry_after_parse_ms("0", now), 0);
+    /* a date far in the future: a day; far in the past: now */
+    assert_int_equal(retry_after_parse_ms("Fri, 31 Dec 9999 23:59:59 GMT", now),
+                     RETRY_AFTER_MAX_MS);
+    assert_int_equal(retry_after_parse_ms("Fri, 31 Dec 9999 23:59:59 GMT", LLONG_MIN),
+                     RETRY_AFTER_MAX_MS);
+    assert_int_equal(retry_after_parse_ms("Thu, 01 Jan 1970 00:00:00 GMT", LLONG_MAX), 0);
+    assert_int_equal(retry_after_parse_ms("Thu, 01 Jan 1970 00:00:00 GMT", now), 0);
+    /* negative, signed, fractional and garbage: absent */
+    const char *bad[] = {"-1",
+                         "-99999999999999999999",
+                         "+5",
+                         "1.5",
+                         "5s",
+                         "1e9",
+                         "0x10",
+                         "",
+                         "   ",
+                         "Wed, 21 Oct 2015 -1:28:30 GMT",
+                         "Wed, 21 Oct 2015 07:-1:30 GMT",
+                         "Wed, 21 Oct 2015 07:28:-1 GMT",
+                         "Wed, -1 Oct 2015 07:28:30 GMT",
+                         "Wed, 32 Oct 2015 07:28:30 GMT",
+                         "Wed, 21 Oct -999 07:28:30 GMT",
+                         "Wed, 21 Oct 1969 07:28:30 GMT",
+                         "Wed, 21 Foo 2015 07:28:30 GMT",
+                         "Wednesday, 21-Oct--1 07:29:00 GMT",
+                         "Wed Oct 21 24:28:10 2015",
+                         "Wed Oct 21 07:60:10 2015"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        long r = retry_after_parse_ms(bad[i], now);
+        if (r != -1)
+            fail_msg("Retry-After \"%s\" gave %ld, not -1", bad[i], r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +170,7 @@ int main(void)
         cmocka_unit_test(json_escaping_covers_quotes_controls_and_separators),
         cmocka_unit_test(invalid_utf8_becomes_replacement_characters),
         cmocka_unit_test(retry_after_reads_seconds_and_http_dates),
+        cmocka_unit_test(retry_after_clamps_and_refuses_out_of_range_values),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     int r;
