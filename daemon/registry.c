@@ -37,7 +37,9 @@ int registry_check_abi(const oc_connector *c, char *err, size_t err_len)
                  c->abi_minor, OC_ABI_MAJOR);
         return -1;
     }
-    if (c->struct_size < offsetof(oc_connector, inbound)) {
+    /* the descriptor must reach the end of its last ABI 1.0 member */
+    if (c->struct_size <
+        offsetof(oc_connector, inbound) + sizeof(((const oc_connector *)0)->inbound)) {
         snprintf(err, err_len, "connector descriptor too small (%u bytes)", c->struct_size);
         return -1;
     }

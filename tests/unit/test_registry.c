@@ -59,6 +59,17 @@ static void a_descriptor_from_another_abi_is_refused(void **state)
     c = *registry_builtin("outbox");
     c.struct_size = 8;
     assert_int_equal(registry_check_abi(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "connector descriptor too small (8 bytes)"));
+    /* it must reach the end of inbound, not only its start */
+    size_t end = offsetof(oc_connector, inbound) + sizeof(c.inbound);
+    c.struct_size = (uint32_t)offsetof(oc_connector, inbound);
+    assert_int_equal(registry_check_abi(&c, err, sizeof(err)), -1);
+    c.struct_size = (uint32_t)(end - 1);
+    assert_int_equal(registry_check_abi(&c, err, sizeof(err)), -1);
+    c.struct_size = (uint32_t)end;
+    assert_int_equal(registry_check_abi(&c, err, sizeof(err)), 0);
+    c.struct_size = (uint32_t)sizeof(oc_connector);
+    assert_int_equal(registry_check_abi(&c, err, sizeof(err)), 0);
     c = *registry_builtin("outbox");
     c.build = NULL;
     assert_int_equal(registry_check_abi(&c, err, sizeof(err)), -1);
