@@ -414,6 +414,32 @@ static json_t *entry_json(redisReply *e)
     return o;
 }
 
+/* Print s to stdout with every control character escaped (\n \r \t, \\,
+ * \xNN for the other C0 bytes and DEL, \u0080..\u009f for the UTF-8 C1
+ * controls), so that content from a job cannot drive the operator's
+ * terminal. Returns the number of characters written. */
+static int put_safe(const char *s)
+{
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : "-"); *p; p++) {
+        if (*p == '\\')
+            n += printf("\\\\");
+        else if (*p == '\n')
+            n += printf("\\n");
+        else if (*p == '\r')
+            n += printf("\\r");
+        else if (*p == '\t')
+            n += printf("\\t");
+        else if (*p < 0x20 || *p == 0x7f)
+            n += printf("\\x%02x", *p);
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            n += printf("\\u%04x", *++p);
+        else
+            n += putchar(*p) == EOF ? 0 : 1;
+    }
+    return n;
+}
+
 static void print_json(json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -466,11 +492,21 @@ static int cmd_dead(cli *c, int argc, char **argv)
                 freeReplyObject(x);
             }
         } else if (c->json || !strcmp(argv[0], "show")) {
-            print_json(o);
+            /* ASCII only: no raw C1 control (U+0080..U+009F) reaches the terminal */
+            char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+            if (s)
+                printf("%s\n", s);
+            else
+                fprintf(stderr, "omnicast: dead letter %s is not valid UTF-8\n",
+                        r->element[i]->element[0]->str);
+            free(s);
         } else {
-            printf("%s  %-8s %s\n", r->element[i]->element[0]->str,
-                   json_string_value(json_object_get(o, "source")),
-                   json_string_value(json_object_get(o, "reason")));
+            /* source and reason can quote the job: escaped */
+            printf("%s  ", r->element[i]->element[0]->str);
+            int w = put_safe(json_string_value(json_object_get(o, "source")));
+            printf("%*s ", w < 8 ? 8 - w : 0, "");
+            put_safe(json_string_value(json_object_get(o, "reason")));
+            putchar('\n');
         }
         json_decref(o);
     }

@@ -78,6 +78,29 @@ oc dead replay "$entry" | q "replayed $entry" || fail "dead replay"
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 2 ]"
 ok "dead list/show/replay (the replayed job is dead-lettered again, as it should be)"
 
+# job content in a dead letter never reaches the terminal raw: an invalid
+# job naming a channel "sms\u001b[31m" (the reason quotes it), and one
+# entry seeded with raw ESC, newline, C1 CSI bytes in source and reason
+enqueue '{"type":"broadcast","id":"esc1","channel":"sms\u001b[31m","message":{"text":"x"},"recipients":[{"to":"+15550000001"}]}'
+wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN omni:dead) -ge 3 ]"
+rraw XADD omni:dead '*' source "$(printf 'job\033[2J')" reason "$(printf 'bad \033[31mred\nline\302\233x\tend\\')" \
+  job "$(printf '{"x":"\033]0;title\007"}')" >/dev/null
+oc dead list 10 >"$T/dead.txt" || fail "dead list"
+oc dead show "$(rraw XREVRANGE omni:dead + - COUNT 1 | head -1)" >"$T/dead_show.txt" || fail "dead show"
+oc --json dead list 10 >"$T/dead.json" || fail "dead list --json"
+for f in dead.txt dead_show.txt dead.json; do
+  python3 - "$T/$f" <<'PY' || fail "raw control characters in $f: $(cat -v "$T/$f")"
+import sys
+b = open(sys.argv[1], "rb").read()
+bad = [c for c in b.replace(b"\n", b"") if c < 0x20 or c == 0x7f]
+assert not bad and b"\xc2\x9b" not in b, bad
+PY
+done
+q 'job\\x1b\[2J bad \\x1b\[31mred\\nline\\u009bx\\tend\\\\$' "$T/dead.txt" || fail "dead list escapes: $(cat "$T/dead.txt")"
+q 'sms\\x1b\[31m' "$T/dead.txt" || fail "the reason quoting the channel: $(cat "$T/dead.txt")"
+[ "$(wc -l <"$T/dead.txt")" = "$(wc -l <"$T/dead.json")" ] || fail "one line a dead letter"
+ok "dead list/show: ESC, newlines, C1 controls from a job are escaped, one line a dead letter"
+
 oc conversations >/dev/null || fail "conversations"
 
 # campaign uncertain: records seeded straight into Redis (3 special ones,
