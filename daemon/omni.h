@@ -1,6 +1,10 @@
 /* The daemon's single context, passed explicitly to every module: the event
  * base, the configuration, Redis, the transport, the connector instances
- * and channels, and the counters /metrics reports. Nothing else is global. */
+ * and channels, and the counters /metrics reports. Outside it, process-wide
+ * state is: the logger's settings (log.c), queue.c's small ring of script
+ * errors for pending entries, the plugins' dlopen handles (registry.c, kept
+ * open for the process's life), and the TZ environment variable that
+ * dispatch.c's quiet hours set and restore around localtime_r. */
 #ifndef OMNI_OMNI_H
 #define OMNI_OMNI_H
 

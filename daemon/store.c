@@ -1,5 +1,5 @@
-/* Redis connections for the daemon: hiredis async on libevent, two
- * connections (commands, blocking reads), reconnect with capped backoff,
+/* Redis connections for the daemon: hiredis async on libevent, three
+ * connections (commands, blocking reads, claims), reconnect with capped backoff,
  * a deadline watchdog for a Redis that stops answering, Lua scripts loaded
  * on every connect and called by their SHA1. */
 #include "store.h"
@@ -479,8 +479,8 @@ int store_eval(store *s, int script, store_cb cb, void *arg, int numkeys, int ar
         v[i + 3] = argv[i];
         l[i + 3] = lens ? lens[i] : strlen(argv[i]);
     }
-    /* claims on their own connection; everything else in order on the
-     * command connection (nothing relies on order across the two: a claim
+    /* claims on their own connection; every other script in order on the
+     * command connection (nothing relies on order across those two: a claim
      * is only ever sent after the outcome it follows was answered) */
     int rc = send_argv(&s->conn[script == SCRIPT_CLAIM ? STORE_CLAIMS : STORE_CMD], cb, arg,
                        argc + 3, v, l);

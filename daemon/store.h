@@ -1,7 +1,7 @@
-/* Redis through hiredis async on the daemon's libevent base: one
- * connection for commands, one for blocking stream reads (a blocking
- * XREADGROUP would hold every reply queued behind it), one for claims. Reconnects with
- * capped backoff, detects a Redis that stopped answering by deadline (hiredis
+/* Redis through hiredis async on the daemon's libevent base: three
+ * connections, one for commands, one for blocking stream reads (a blocking
+ * XREADGROUP would hold every reply queued behind it), one for claims.
+ * Reconnects with capped backoff, detects a Redis that stopped answering by deadline (hiredis
  * 0.14 has no command timeouts), and (re)loads the Lua scripts. */
 #ifndef OMNI_STORE_H
 #define OMNI_STORE_H
