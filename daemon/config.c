@@ -148,7 +148,7 @@ _Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys
 const oc_config_key config_common_connector_keys[] = {
     {"type", OC_KEY_REQUIRED, NULL,
      "connector type: whatsapp, twilio, smtp, webhook, outbox, or a plugin's"},
-    {"plugin", 0, NULL, "path of a .so connector plugin"},
+    {"plugin", 0, NULL, "path of a .so connector plugin (a relative one is in plugin_dir if set)"},
     {"rate_per_s", 0, "0",
      "messages per second through this instance (0 = unlimited, at most 1000000)"},
     {"burst", OC_KEY_INT, "0", "token bucket size (0 = the rate, at least 1; at most 1000000)"},
@@ -539,6 +539,25 @@ static int finish(parse_ctx *p, int rc)
     if (c->retry_cap_ms < c->retry_base_ms)
         conf_errors_add(p->errs, "%s: [daemon] retry_cap_ms is smaller than retry_base_ms",
                         p->path);
+    /* a relative `plugin =` is a file in plugin_dir (the section order does
+     * not matter: this runs after the whole file) */
+    for (size_t i = 0; c->plugin_dir && c->plugin_dir[0] && i < c->n_connectors; i++) {
+        conf_connector *cc = &c->connectors[i];
+        if (!cc->plugin || cc->plugin[0] == '/')
+            continue;
+        size_t dl = strlen(c->plugin_dir);
+        char *full = malloc(dl + strlen(cc->plugin) + 2);
+        if (!full) {
+            conf_errors_add(p->errs, "%s: out of memory", p->path);
+            break;
+        }
+        sprintf(full, "%s%s%s", c->plugin_dir, c->plugin_dir[dl - 1] == '/' ? "" : "/", cc->plugin);
+        for (size_t k = 0; k < cc->n_kv; k++)
+            if (!strcmp(cc->kv[k].key, "plugin"))
+                dup_set(&cc->kv[k].value, full);
+        free(cc->plugin);
+        cc->plugin = full;
+    }
     for (size_t i = 0; i < c->n_connectors; i++)
         if (!c->connectors[i].type && !c->connectors[i].plugin)
             conf_errors_add(p->errs, "%s:%d: [connector.%s] missing required key 'type'", p->path,

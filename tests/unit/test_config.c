@@ -193,6 +193,55 @@ static void common_connector_keys_out_of_range_are_errors(void **state)
     conf_errors_free(&e);
 }
 
+static const oc_connector *find_plugin(void *ctx, const conf_connector *c, char *err, size_t len)
+{
+    return c->plugin ? registry_load_plugin(c->plugin, err, len) : find(ctx, c, err, len);
+}
+
+static void a_relative_plugin_path_is_found_in_plugin_dir(void **state)
+{
+    (void)state;
+    /* [daemon] after the connector: plugin_dir applies all the same */
+    const char *text = "[connector.ex]\n"
+                       "plugin = oc_example.so\n"
+                       "url = http://127.0.0.1:1/x\n"
+                       "token = t\n"
+                       "[connector.abs]\n"
+                       "plugin = " OMNI_BINARY_DIR "/plugins/oc_example.so\n"
+                       "url = http://127.0.0.1:1/x\n"
+                       "token = t\n"
+                       "[channels]\n"
+                       "sms = ex\n"
+                       "[daemon]\n"
+                       "plugin_dir = " OMNI_BINARY_DIR "/plugins/\n";
+    omni_config c;
+    conf_errors e = {0};
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_string_equal(c.connectors[0].plugin, OMNI_BINARY_DIR "/plugins/oc_example.so");
+    assert_string_equal(conf_connector_get(&c.connectors[0], "plugin"),
+                        OMNI_BINARY_DIR "/plugins/oc_example.so");
+    assert_string_equal(c.connectors[1].plugin, OMNI_BINARY_DIR "/plugins/oc_example.so");
+    assert_int_equal(config_resolve(&c, find_plugin, NULL, &e), 0);
+    assert_int_equal(e.n, 0);
+    assert_string_equal(c.connectors[0].impl->type, "example");
+    config_free(&c);
+    conf_errors_free(&e);
+
+    /* without plugin_dir the path is left as written (and not found here) */
+    const char *bare = "[connector.ex]\n"
+                       "plugin = oc_example.so\n"
+                       "url = http://127.0.0.1:1/x\n"
+                       "token = t\n"
+                       "[channels]\n"
+                       "sms = ex\n";
+    assert_int_equal(config_load_string(bare, &c, &e), 0);
+    assert_string_equal(c.connectors[0].plugin, "oc_example.so");
+    assert_int_equal(config_resolve(&c, find_plugin, NULL, &e), -1);
+    assert_true(has(&e, "<string>:1: [connector.ex] cannot load plugin"));
+    config_free(&c);
+    conf_errors_free(&e);
+}
+
 static void secrets_come_from_files_relative_to_the_credentials_directory(void **state)
 {
     (void)state;
@@ -289,6 +338,7 @@ int main(void)
         cmocka_unit_test(every_error_is_reported_with_its_line),
         cmocka_unit_test(connector_keys_are_checked_against_the_connector),
         cmocka_unit_test(common_connector_keys_out_of_range_are_errors),
+        cmocka_unit_test(a_relative_plugin_path_is_found_in_plugin_dir),
         cmocka_unit_test(secrets_come_from_files_relative_to_the_credentials_directory),
         cmocka_unit_test(every_key_in_the_code_is_in_the_docs),
     };
