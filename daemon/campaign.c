@@ -123,20 +123,15 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
         bucket_init(&s->rate, rate, rate < 1 ? 1 : rate, omni_mono_us());
         s->has_rate = 1;
     }
+    /* validated by job_parse; a campaign stored before HH:MM was checked
+     * strictly (e.g. "-1:00") has no quiet hours rather than never sending */
     json_t *qh = json_object_get(root, "quiet_hours");
-    int h1, m1, h2, m2;
-    if (json_is_object(qh) &&
-        sscanf(json_string_value(json_object_get(qh, "start"))
-                   ? json_string_value(json_object_get(qh, "start"))
-                   : "",
-               "%d:%d", &h1, &m1) == 2 &&
-        sscanf(json_string_value(json_object_get(qh, "end"))
-                   ? json_string_value(json_object_get(qh, "end"))
-                   : "",
-               "%d:%d", &h2, &m2) == 2) {
+    int qs = job_parse_hhmm(json_string_value(json_object_get(qh, "start")));
+    int qe = job_parse_hhmm(json_string_value(json_object_get(qh, "end")));
+    if (json_is_object(qh) && qs >= 0 && qe >= 0) {
         s->has_quiet = 1;
-        s->quiet_start = h1 * 60 + m1;
-        s->quiet_end = h2 * 60 + m2;
+        s->quiet_start = qs;
+        s->quiet_end = qe;
     }
     if (bad || s->n_channels == 0) {
         if (!bad)

@@ -46,37 +46,70 @@ static int kind_of(const job_rules *r, const char *channel)
     return r->channel_kind(r->ctx, channel);
 }
 
+/* Exactly n ASCII digits at s (no sign, no space): their value, or -1. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static int days_in_month(int y, int mo)
+{
+    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return mo == 2 && leap ? 29 : dm[mo - 1];
+}
+
+int job_parse_hhmm(const char *s)
+{
+    if (!s || strlen(s) != 5 || s[2] != ':')
+        return -1;
+    int h = digits(s, 2), m = digits(s + 3, 2);
+    if (h < 0 || h > 23 || m < 0 || m > 59)
+        return -1;
+    return h * 60 + m;
+}
+
 long long job_parse_time_ms(const char *s)
 {
-    int y, mo, d, h, mi, sec;
-    int n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n != 19)
+    /* YYYY-MM-DDTHH:MM:SS, every field exactly its digits: sscanf's %d
+     * would take signs and spaces ("2026-11-27T-1:00:00Z") */
+    if (!s || strlen(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':')
         return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
+    int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2), h = digits(s + 11, 2),
+        mi = digits(s + 14, 2), sec = digits(s + 17, 2);
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+        sec > 60 || d > days_in_month(y, mo))
         return -1;
-    const char *p = s + n;
+    const char *p = s + 19;
     long ms = 0;
     if (*p == '.') {
         p++;
-        int digits = 0;
+        int n = 0;
         while (isdigit((unsigned char)*p)) {
-            if (digits < 3)
+            if (n < 3)
                 ms = ms * 10 + (*p - '0');
-            digits++;
+            n++;
             p++;
         }
-        if (!digits)
+        if (!n)
             return -1;
-        for (; digits < 3; digits++)
+        for (; n < 3; n++)
             ms *= 10;
     }
     long off = 0;
     if (*p == 'Z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || strlen(p) != 6 || oh > 23 || om > 59)
+        int oh = digits(p + 1, 2);
+        int om = oh >= 0 && p[3] == ':' ? digits(p + 4, 2) : -1;
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
             return -1;
         off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
         p += 6;
@@ -85,6 +118,7 @@ long long job_parse_time_ms(const char *s)
     }
     if (*p)
         return -1;
+    /* years up to 9999: seconds and milliseconds stay far inside long long */
     struct tm tm = {.tm_year = y - 1900,
                     .tm_mon = mo - 1,
                     .tm_mday = d,
@@ -94,7 +128,8 @@ long long job_parse_time_ms(const char *s)
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return -1;
-    return ((long long)t - off) * 1000 + ms;
+    long long ms_total = ((long long)t - off) * 1000 + ms;
+    return ms_total >= 0 ? ms_total : -1;
 }
 
 static int check_tmpl(json_t *v, const char *where, char *reason, size_t len)
@@ -426,14 +461,17 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
                     "connector; default 1)");
     json_t *qh = json_object_get(root, "quiet_hours");
     if (qh) {
-        int a, b, c2, d;
-        const char *st = json_string_value(json_object_get(qh, "start"));
-        const char *en = json_string_value(json_object_get(qh, "end"));
-        if (!json_is_object(qh) || json_object_size(qh) != 2 || !st || !en ||
-            sscanf(st, "%2d:%2d", &a, &b) != 2 || sscanf(en, "%2d:%2d", &c2, &d) != 2 ||
-            strlen(st) != 5 || strlen(en) != 5 || a > 23 || b > 59 || c2 > 23 || d > 59)
+        if (!json_is_object(qh) || json_object_size(qh) != 2 || !json_object_get(qh, "start") ||
+            !json_object_get(qh, "end"))
             return fail(reason, len,
                         "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}");
+        static const char *const ends[] = {"start", "end"};
+        for (int k = 0; k < 2; k++)
+            if (job_parse_hhmm(json_string_value(json_object_get(qh, ends[k]))) < 0)
+                return fail(reason, len,
+                            "quiet_hours.%s: must be a time \"HH:MM\" from 00:00 to 23:59 "
+                            "(two digits each)",
+                            ends[k]);
     }
 
     /* recipients */

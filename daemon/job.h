@@ -64,7 +64,13 @@ int job_recipient_check(const json_t *recipient, const job_rules *rules,
 int job_valid_id(const char *s, size_t n);
 
 /* Parse an ISO 8601 UTC/offset timestamp ("2026-11-27T09:00:00Z",
- * "2026-11-27T10:00:00+01:00") to unix ms; -1 if invalid. */
+ * "2026-11-27T10:00:00+01:00", optional ".fff") to unix ms; -1 if invalid:
+ * every field has exactly its digits (no signs or spaces), is in range
+ * (the day within its month), and the year is 1970 to 9999. */
 long long job_parse_time_ms(const char *s);
+
+/* Parse a quiet-hours time, exactly "HH:MM" (two digits each, 00:00 to
+ * 23:59), to the minute of the day; -1 if invalid. */
+int job_parse_hhmm(const char *s);
 
 #endif

@@ -145,7 +145,73 @@ static const struct {
      "defaults.name: must be a string"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
      ",\"quiet_hours\":{\"start\":\"25:00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"-1:00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:00\",\"end\":\"-1:00\"}}",
+     "quiet_hours.end: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"+1:00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\" 1:00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"1:00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:00\",\"end\":\"8:00\"}}",
+     "quiet_hours.end: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:60\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"24:00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:00\",\"end\":\"08:00:00\"}}",
+     "quiet_hours.end: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"2100\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21.00\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:0a\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"\",\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":2100,\"end\":\"08:00\"}}",
+     "quiet_hours.start: must be a time \"HH:MM\" from 00:00 to 23:59 (two digits each)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:00\"}}",
      "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:00\",\"finish\":\"08:00\"}}",
+     "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":{\"start\":\"21:00\",\"end\":\"08:00\",\"tz\":\"UTC\"}}",
+     "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"quiet_hours\":\"21:00-08:00\"}",
+     "quiet_hours: must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"}"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"send_at\":\"2026-11-27T-1:00:00Z\"}",
+     "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"send_at\":\"2026-02-30T09:00:00Z\"}",
+     "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"send_at\":\"99999-11-27T09:00:00Z\"}",
+     "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"send_at\":\"2026-11-27T09:00:00+-1:00\"}",
+     "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
      ",\"recipients_list\":\"a b\"}",
      "recipients_list: must not contain spaces or control characters"},
@@ -297,6 +363,46 @@ static void iso_times_parse_with_fractions_and_offsets(void **state)
     assert_true(job_parse_time_ms("2026-11-27") == -1);
     assert_true(job_parse_time_ms("2026-13-27T00:00:00Z") == -1);
     assert_true(job_parse_time_ms("2026-11-27T00:00:00") == -1);
+    assert_true(job_parse_time_ms("2024-02-29T00:00:00Z") == 1709164800000LL);
+    assert_true(job_parse_time_ms("9999-12-31T23:59:59.999Z") == 253402300799999LL);
+    assert_true(job_parse_time_ms("1970-01-01T00:00:00+00:01") == -1); /* before the epoch */
+    /* issue 16: fields out of range, signs, spaces and huge numbers are refused, not
+     * normalized by timegm or overflowed */
+    const char *bad[] = {"2026-11-27T-1:00:00Z",       "2026-11-27T00:-1:00Z",
+                         "2026-11-27T00:00:-1Z",       "2026--1-27T00:00:00Z",
+                         "2026-11--1T00:00:00Z",       "-999-11-27T00:00:00Z",
+                         "+2026-11-27T00:00:00Z",      " 2026-11-27T00:00:00Z",
+                         "2026- 1-27T00:00:00Z",       "2026-11-27T24:00:00Z",
+                         "2026-11-27T23:60:00Z",       "2026-11-27T23:59:61Z",
+                         "2026-02-29T00:00:00Z",       "2026-04-31T00:00:00Z",
+                         "2026-11-00T00:00:00Z",       "2026-00-27T00:00:00Z",
+                         "1969-12-31T23:59:59Z",       "99999-11-27T00:00:00Z",
+                         "2026-11-27T00:00:00+-1:00",  "2026-11-27T00:00:00+24:00",
+                         "2026-11-27T00:00:00+01:60",  "2026-11-27T00:00:00+0100",
+                         "2026-11-27T00:00:00+01:00x", "2026-11-27T00:00:00.Z",
+                         "2026-11-27T00:00:00+1",      "2026-11-27T00:00:00Zjunk",
+                         "2026-11-27t00:00:00Z",       ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        if (job_parse_time_ms(bad[i]) != -1)
+            fail_msg("send_at \"%s\" gave %lld", bad[i], job_parse_time_ms(bad[i]));
+    /* any number of fraction digits: the first three count */
+    assert_true(job_parse_time_ms("2026-11-27T00:00:00.99999999999999999999999999999Z") ==
+                1795737600999LL);
+    assert_true(job_parse_time_ms(NULL) == -1);
+}
+
+static void quiet_hours_times_are_strict_hh_mm(void **state)
+{
+    (void)state;
+    assert_int_equal(job_parse_hhmm("00:00"), 0);
+    assert_int_equal(job_parse_hhmm("23:59"), 1439);
+    assert_int_equal(job_parse_hhmm("08:30"), 510);
+    const char *bad[] = {"-1:00", "24:00", "23:60", "8:00", "08:0",  "08:000", " 8:00",
+                         "+8:00", "08-00", "0800",  "",     "ab:cd", "08:5x",  "08:00\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        if (job_parse_hhmm(bad[i]) != -1)
+            fail_msg("quiet hours \"%s\" gave %d", bad[i], job_parse_hhmm(bad[i]));
+    assert_int_equal(job_parse_hhmm(NULL), -1);
 }
 
 static void list_entries_are_checked_with_the_same_rules(void **state)
@@ -325,6 +431,7 @@ int main(void)
         cmocka_unit_test(control_jobs_need_only_type_and_id),
         cmocka_unit_test(recipients_list_and_schedule_and_rate_are_read),
         cmocka_unit_test(iso_times_parse_with_fractions_and_offsets),
+        cmocka_unit_test(quiet_hours_times_are_strict_hh_mm),
         cmocka_unit_test(list_entries_are_checked_with_the_same_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
