@@ -1,7 +1,13 @@
 /* Generic webhook connector: POSTs a JSON body rendered from a template in
  * the config (values JSON-escaped), optionally signed with HMAC-SHA256, so
  * any HTTP provider is reachable by configuration. Inbound: a small JSON
- * format for replies and statuses, verified with the same signature. */
+ * format for replies and statuses, verified with the same signature.
+ *
+ * The body template is checked at init: a {{var}} goes inside a JSON string
+ * ("{{name}}", the value escaped), or outside one as {{name|json}}, the
+ * value as a JSON value (a number, true, false or null as it is, anything
+ * else a JSON string). With every variable empty (or 0) the template must be
+ * JSON. Every rendered body is checked again before it is sent. */
 #include <ctype.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -15,10 +21,20 @@
 
 #define SIG_HEADER "X-Omnicast-Signature"
 
+/* The body template cut at each {{name|json}}: a piece of template
+ * rendered with JSON escaping, or a typed variable ("{{name}}" rendered
+ * raw, then inserted as a JSON value). */
+typedef struct body_part {
+    char *tmpl;
+    int typed;
+} body_part;
+
 typedef struct hook {
     const oc_host *host;
     char *url;
     char *body;
+    body_part *parts;
+    size_t n_parts;
     char *secret;
     EVP_MAC_CTX *mac; /* keyed with secret once */
     char *id_path;
@@ -31,7 +47,8 @@ static const oc_config_key hook_keys[] = {
     {"body", 0,
      "{\"to\":\"{{to}}\",\"text\":\"{{text}}\",\"campaign\":\"{{campaign}}\",\"message_id\":\"{{"
      "message_id}}\"}",
-     "JSON body template; {{var}} values are JSON-escaped"},
+     "JSON body template: {{var}} inside a JSON string (JSON-escaped), or {{var|json}} outside "
+     "one (a JSON value)"},
     {"header", OC_KEY_REPEATABLE, NULL, "extra request header, \"Name: value\" (repeatable)"},
     {"signing_secret", OC_KEY_SECRET, NULL, "HMAC-SHA256 key: signs requests and verifies inbound"},
     {"id_path", 0, "id", "dot path of the provider id in the JSON answer, e.g. data.id"},
@@ -45,6 +62,9 @@ static void hook_free(void *inst)
         return;
     free(h->url);
     free(h->body);
+    for (size_t i = 0; i < h->n_parts; i++)
+        free(h->parts[i].tmpl);
+    free(h->parts);
     if (h->secret)
         OPENSSL_cleanse(h->secret, strlen(h->secret));
     free(h->secret);
@@ -53,6 +73,120 @@ static void hook_free(void *inst)
     for (int i = 0; i < h->n_headers; i++)
         free(h->headers[i]);
     free(h);
+}
+
+static int add_part(hook *h, const char *s, size_t len, int typed)
+{
+    if (len == 0)
+        return 0;
+    body_part *p = realloc(h->parts, (h->n_parts + 1) * sizeof(*p));
+    if (!p)
+        return -1;
+    h->parts = p;
+    if (!(p[h->n_parts].tmpl = strndup(s, len)))
+        return -1;
+    p[h->n_parts++].typed = typed;
+    return 0;
+}
+
+/* Cut the body template into parts, refusing a {{var}} outside a JSON
+ * string unless it is {{var|json}}, {{var|json}} inside one, and a template
+ * that is not JSON with its variables left empty. 0, or -1 with err. */
+static int split_body(hook *h, const char *src, char *err, size_t err_len)
+{
+    oc_buf skel = {0}; /* src with "{{v}}" in strings dropped, {{v|json}} as 0 */
+    int in_str = 0, esc = 0, rc = -1;
+    size_t start = 0, i = 0;
+    while (src[i]) {
+        if (src[i] == '{' && src[i + 1] == '{') {
+            const char *close = strstr(src + i + 2, "}}");
+            if (!close) {
+                snprintf(err, err_len, "body: unclosed {{ at offset %zu", i);
+                goto out;
+            }
+            const char *a = src + i + 2, *bar = memchr(a, '|', (size_t)(close - a));
+            const char *ne = bar ? bar : close;
+            while (a < ne && isspace((unsigned char)*a))
+                a++;
+            while (ne > a && isspace((unsigned char)ne[-1]))
+                ne--;
+            int typed = 0;
+            if (bar) {
+                const char *f = bar + 1, *fe = close;
+                while (f < fe && isspace((unsigned char)*f))
+                    f++;
+                while (fe > f && isspace((unsigned char)fe[-1]))
+                    fe--;
+                typed = fe - f == 4 && !memcmp(f, "json", 4);
+            }
+            int nl = (int)(ne - a);
+            if (in_str && typed) {
+                snprintf(err, err_len,
+                         "body: {{%.*s|json}} at offset %zu is inside a JSON string: write "
+                         "\"{{%.*s}}\" for a string, or {{%.*s|json}} without the quotes",
+                         nl, a, i, nl, a, nl, a);
+                goto out;
+            }
+            if (!in_str && !typed) {
+                snprintf(err, err_len,
+                         "body: {{%.*s}} at offset %zu is outside a JSON string: write "
+                         "\"{{%.*s}}\" for a string, or {{%.*s|json}} for a JSON value",
+                         nl, a, i, nl, a, nl, a);
+                goto out;
+            }
+            size_t after = (size_t)(close + 2 - src);
+            if (typed) {
+                char var[300];
+                if (nl == 0 || nl > 256) {
+                    snprintf(err, err_len, "body: bad variable name at offset %zu", i);
+                    goto out;
+                }
+                snprintf(var, sizeof(var), "{{%.*s}}", nl, a);
+                if (add_part(h, src + start, i - start, 0) < 0 ||
+                    add_part(h, var, strlen(var), 1) < 0 || oc_buf_puts(&skel, "0") < 0) {
+                    snprintf(err, err_len, "out of memory");
+                    goto out;
+                }
+                start = after;
+            }
+            i = after;
+            continue;
+        }
+        char c = src[i];
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        }
+        if (oc_buf_append(&skel, &c, 1) < 0) {
+            snprintf(err, err_len, "out of memory");
+            goto out;
+        }
+        i++;
+    }
+    if (add_part(h, src + start, i - start, 0) < 0) {
+        snprintf(err, err_len, "out of memory");
+        goto out;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(skel.data ? skel.data : "", skel.len, JSON_DECODE_ANY, &je);
+    if (!j) {
+        snprintf(err, err_len,
+                 "body: not a JSON template (%s at offset %d of the template "
+                 "with its variables left out)",
+                 je.text, je.position);
+        goto out;
+    }
+    json_decref(j);
+    rc = 0;
+out:
+    oc_buf_free(&skel);
+    return rc;
 }
 
 static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, char *err,
@@ -69,6 +203,12 @@ static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     h->host = host;
     h->url = strdup(url);
     h->body = strdup(cfg->get(cfg->ctx, "body"));
+    if (!h->url || !h->body || split_body(h, h->body, err, err_len) < 0) {
+        if (!h->url || !h->body)
+            snprintf(err, err_len, "out of memory");
+        hook_free(h);
+        return -1;
+    }
     const char *s = cfg->get(cfg->ctx, "signing_secret");
     h->secret = s && *s ? strdup(s) : NULL;
     if (h->secret && !(h->mac = oc_hmac_new("SHA256", h->secret))) {
@@ -105,17 +245,103 @@ static int sign(hook *h, const char *data, size_t len, char *out /* 72 */)
     return 0;
 }
 
+/* A value a {{var|json}} inserts as it is: a JSON number, true, false or
+ * null (RFC 8259 grammar, whole value). */
+static int json_scalar(const char *s, size_t n)
+{
+    if ((n == 4 && (!memcmp(s, "true", 4) || !memcmp(s, "null", 4))) ||
+        (n == 5 && !memcmp(s, "false", 5)))
+        return 1;
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    else
+        return 0;
+    if (i < n && s[i] == '.') {
+        size_t d = ++i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i == n;
+}
+
+/* Render the body parts into out: 0, -1 (a variable missing, named in
+ * missing), -2 (a template error) or -3 (out of memory). */
+static int render_body(hook *h, const oc_message *m, oc_buf *out, char *missing, size_t mlen)
+{
+    oc_buf v = {0};
+    for (size_t i = 0; i < h->n_parts; i++) {
+        const body_part *p = &h->parts[i];
+        if (!p->typed) {
+            int rc = h->host->render(p->tmpl, m, OC_ESCAPE_JSON, out, missing, mlen);
+            if (rc != 0) {
+                oc_buf_free(&v);
+                return rc;
+            }
+            continue;
+        }
+        oc_buf_reset(&v);
+        int rc = h->host->render(p->tmpl, m, OC_ESCAPE_NONE, &v, missing, mlen);
+        if (rc != 0) {
+            oc_buf_free(&v);
+            return rc;
+        }
+        const char *s = v.data ? v.data : "";
+        if (json_scalar(s, v.len)
+                ? oc_buf_append(out, s, v.len) < 0
+                : (oc_buf_puts(out, "\"") < 0 || h->host->json_escape(out, s, v.len) < 0 ||
+                   oc_buf_puts(out, "\"") < 0)) {
+            oc_buf_free(&v);
+            return -3;
+        }
+    }
+    oc_buf_free(&v);
+    return 0;
+}
+
 static int hook_build(void *inst, const oc_message *m, oc_request *req, oc_outcome *out)
 {
     hook *h = inst;
-    char missing[64];
-    int rc = h->host->render(h->body, m, OC_ESCAPE_JSON, &req->body, missing, sizeof(missing));
+    char missing[64] = "";
+    int rc = render_body(h, m, &req->body, missing, sizeof(missing));
     if (rc != 0) {
         char reason[96];
-        snprintf(reason, sizeof(reason), rc == -1 ? "missing_var:%s" : "bad_template", missing);
+        if (rc == -1)
+            snprintf(reason, sizeof(reason), "missing_var:%s", missing);
+        else
+            snprintf(reason, sizeof(reason), rc == -2 ? "bad_template" : "out_of_memory");
         oc_outcome_set(out, OC_FAILED, reason, NULL);
         return -1;
     }
+    /* never send a body that is not JSON, whatever the values were */
+    json_error_t je;
+    json_t *j =
+        json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_DECODE_ANY, &je);
+    if (!j) {
+        char detail[200];
+        snprintf(detail, sizeof(detail), "rendered body is not JSON: %s at offset %d", je.text,
+                 je.position);
+        oc_outcome_set(out, OC_FAILED, "bad_body_template", detail);
+        return -1;
+    }
+    json_decref(j);
     req->kind = OC_REQ_HTTP;
     req->method = "POST";
     req->url = strdup(h->url);

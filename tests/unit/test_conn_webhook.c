@@ -144,6 +144,122 @@ static void inbound_needs_the_signature(void **state)
     assert_int_equal(ev.n, 0);
 }
 
+/* Issue 16: a {{var}} outside a JSON string made invalid JSON. It is refused
+ * at init with a reason; {{var|json}} is the typed form. */
+static void body_variables_outside_strings_are_refused_at_init(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *err;
+    } bad[] = {
+        {"{\"n\":{{count}}}", "body: {{count}} at offset 5 is outside a JSON string: write "
+                              "\"{{count}}\" for a string, or {{count|json}} for a JSON value"},
+        {"{\"n\":{{ count | 0 }}}", "body: {{count}} at offset 5 is outside a JSON string: write "
+                                    "\"{{count}}\" for a string, or {{count|json}} for a JSON "
+                                    "value"},
+        {"{\"t\":\"{{text|json}}\"}", "body: {{text|json}} at offset 6 is inside a JSON string: "
+                                      "write \"{{text}}\" for a string, or {{text|json}} without "
+                                      "the quotes"},
+        /* an escaped quote does not end the string */
+        {"{\"t\":\"a\\\"{{text}}\",\"n\":{{n}}}", "body: {{n}} at offset 23 is outside a JSON "
+                                                  "string: write \"{{n}}\" for a string, or "
+                                                  "{{n|json}} for a JSON value"},
+        {"{\"t\":\"{{text}}\"", NULL},
+        {"{\"t\":\"{{text}}\",}", NULL},
+        {"{\"n\":{{n|json}}{{m|json}}}", NULL},
+        {"{\"t\":\"{{text\"}", "body: unclosed {{ at offset 6"},
+        {"{\"n\":{{|json}}}", "body: bad variable name at offset 5"},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        char err[256];
+        const char *const kv[] = {"url", "http://x/", "body", bad[i].body, NULL};
+        void *inst = mock_init(C, kv, err, sizeof(err));
+        if (inst) {
+            C->free(inst);
+            fail_msg("row %zu: %s accepted", i, bad[i].body);
+        }
+        if (bad[i].err ? strcmp(err, bad[i].err) != 0
+                       : strncmp(err, "body: not a JSON template", 25))
+            fail_msg("row %zu: %s\n want: %s\n got:  %s", i, bad[i].body,
+                     bad[i].err ? bad[i].err : "body: not a JSON template...", err);
+    }
+}
+
+static void typed_variables_are_inserted_as_json_values(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *const kv[] = {"url", "http://x/", "body",
+                              "{\"n\":{{n|json}},\"f\":{{ f | json }},\"z\":{{z|json}},"
+                              "\"x\":{{x|json}},\"s\":{{s|json}},\"p\":{{p|json}},"
+                              "\"e\":{{e|json}},\"o\":{{o|json}},\"nl\":{{nl|json}},"
+                              "\"a\":[{{n|json}},\"{{s}}\"],\"t\":\"{ \\\"{{s}} {{e|-}}\"}",
+                              NULL};
+    void *inst = mock_init(C, kv, err, sizeof(err));
+    assert_non_null(inst);
+    const char *vars[] = {"n",  "42",          "f", "true",         "z", "007", "x", "-1.5e3",
+                          "s",  "Ana \"x\"\n", "p", "+15550000001", "e", "",    "o", "1.",
+                          "nl", "null",        NULL};
+    mock_vars mv = {vars};
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+1",
+                    .text = "t",
+                    .var = mock_var,
+                    .var_ctx = &mv};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(inst, &m, &r, &o), 0);
+    assert_string_equal(
+        r.body.data, "{\"n\":42,\"f\":true,\"z\":\"007\",\"x\":-1.5e3,\"s\":\"Ana \\\"x\\\"\\n\","
+                     "\"p\":\"+15550000001\",\"e\":\"\",\"o\":\"1.\",\"nl\":null,"
+                     "\"a\":[42,\"Ana \\\"x\\\"\\n\"],\"t\":\"{ \\\"Ana \\\"x\\\"\\n \"}");
+    oc_request_free(&r);
+    /* a typed variable that is missing fails the message like any other */
+    const char *none[] = {NULL};
+    mv.kv = none;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(C->build(inst, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "missing_var:n");
+    oc_request_free(&r);
+    C->free(inst);
+}
+
+/* A host whose render does not escape: the connector still never sends a
+ * body that is not JSON. */
+static int raw_render(const char *tmpl, const oc_message *msg, int escape, oc_buf *out,
+                      char *missing, size_t missing_len)
+{
+    (void)escape;
+    return registry_host.render(tmpl, msg, OC_ESCAPE_NONE, out, missing, missing_len);
+}
+
+static void a_rendered_body_that_is_not_json_fails_the_message(void **state)
+{
+    (void)state;
+    oc_host host = registry_host;
+    host.render = raw_render;
+    const char *const kv[] = {"url", "http://x/", "body", "{\"t\":\"{{text}}\"}", NULL};
+    static mock_cfg mc;
+    mc.impl = C;
+    mc.kv = kv;
+    oc_config cfg = {.ctx = &mc, .name = "test", .get = mock_get, .get_nth = mock_get_nth};
+    void *inst = NULL;
+    char err[256] = "";
+    assert_int_equal(C->init(&cfg, &host, &inst, err, sizeof(err)), 0);
+    oc_message m = {
+        .campaign = "c", .message_id = "c.1", .to = "+1", .text = "say \"hi\"", .var = mock_var};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(inst, &m, &r, &o), -1);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.reason, "bad_body_template");
+    assert_non_null(strstr(o.detail, "rendered body is not JSON"));
+    oc_request_free(&r);
+    C->free(inst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +269,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(outcomes_and_the_id_path, setup, teardown),
         cmocka_unit_test(headers_with_line_breaks_are_refused_at_init),
         cmocka_unit_test_setup_teardown(inbound_needs_the_signature, setup, teardown),
+        cmocka_unit_test(body_variables_outside_strings_are_refused_at_init),
+        cmocka_unit_test(typed_variables_are_inserted_as_json_values),
+        cmocka_unit_test(a_rendered_body_that_is_not_json_fails_the_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
