@@ -13,6 +13,9 @@
 #ifdef OMNI_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "address.h"
 #include "campaign.h"
@@ -372,6 +375,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* before any secret is read: no core dump holds them, and other users
+     * (and /proc/PID/mem readers without CAP_SYS_PTRACE) cannot attach */
+    int undumpable = 0;
+#ifdef __linux__
+    undumpable = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
+#endif
     omni_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     if (load_config(config_path, &cfg) < 0) {
@@ -391,6 +400,10 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_show_addresses(cfg.log_bodies);
+    if (undumpable)
+        log_debug("core dumps disabled (PR_SET_DUMPABLE 0)");
+    else
+        log_warn("core dumps not disabled: secrets may end up in a core file");
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)(omni_mono_us() ^ getpid()));
 

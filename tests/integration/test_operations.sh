@@ -9,6 +9,7 @@ if command -v systemd-analyze >/dev/null; then
   sed "s|/usr/bin/omnicastd|$OMNI_BUILD/omnicastd|g" "$OMNI_SRC/systemd/omnicastd.service" >"$T/omnicastd.service"
   systemd-analyze verify "$T/omnicastd.service" 2>"$T/verify.log" || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
   ok "systemd-analyze verify passes on the unit"
+  grep -qx 'LimitCORE=0' "$OMNI_SRC/systemd/omnicastd.service" || fail "the unit does not set LimitCORE=0"
 else
   fail "systemd-analyze missing (make deps installs systemd)"
 fi
@@ -59,4 +60,13 @@ wait_for 20 campaign_done after
 ok "a broken config on SIGHUP is refused with a logged error; the daemon keeps working"
 
 stop_daemon
+
+# secrets: the daemon makes itself undumpable before it reads any
+LOG_LEVEL=debug conf 20
+start_daemon "$T/omni.conf" secrets
+wait_for 20 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz"
+grep -q "core dumps disabled (PR_SET_DUMPABLE 0)" "$T/secrets.log" || fail "no PR_SET_DUMPABLE line"
+stop_daemon
+ok "PR_SET_DUMPABLE 0 at start (debug line), LimitCORE=0 in the unit"
+
 check_logs_clean
