@@ -671,9 +671,30 @@ static const conn_int *find_conn_int(const char *name)
     return NULL;
 }
 
+/* Secrets others can read: the API tokens file open to group or others, and
+ * a config file readable by others while it holds a secret inline (named by
+ * its key and line, never its value). Warnings, not errors. */
+static void warn_exposed_secrets(const omni_config *cfg, const char *inline_who,
+                                 const char *inline_key, int inline_line, conf_errors *errs)
+{
+    struct stat st;
+    if (cfg->api_tokens_file && stat(cfg->api_tokens_file, &st) == 0 && (st.st_mode & 077))
+        conf_errors_add(errs,
+                        "%s: warning: api_tokens_file %s is readable by group or others "
+                        "(chmod 0600 it)",
+                        cfg->path, cfg->api_tokens_file);
+    if (inline_line && stat(cfg->path, &st) == 0 && (st.st_mode & S_IROTH))
+        conf_errors_add(errs,
+                        "%s:%d: warning: [%s] %s is a secret given inline in a file readable by "
+                        "others (use %s_file = PATH, or chmod o-r %s)",
+                        cfg->path, inline_line, inline_who, inline_key, inline_key, cfg->path);
+}
+
 int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *errs)
 {
     size_t before = errs->n;
+    char inline_who[96] = "", inline_key[128] = "";
+    int inline_line = 0;
     for (size_t i = 0; i < cfg->n_connectors; i++) {
         conf_connector *c = &cfg->connectors[i];
         char who[96];
@@ -713,6 +734,11 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                 continue;
             }
             const oc_config_key *d = ck ? ck : ik;
+            if ((d->flags & OC_KEY_SECRET) && !inline_line) {
+                inline_line = kv->line;
+                snprintf(inline_who, sizeof(inline_who), "%s", who);
+                snprintf(inline_key, sizeof(inline_key), "%s", kv->key);
+            }
             if (!(d->flags & OC_KEY_REPEATABLE))
                 for (size_t j = 0; j < k; j++)
                     if (!strcmp(c->kv[j].key, kv->key)) {
@@ -787,6 +813,7 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
             conf_errors_add(errs, "%s:%d: unknown connector instance '%s' for channel '%s'",
                             cfg->path, cfg->channels[i].line, cfg->channels[i].connector,
                             cfg->channels[i].name);
+    warn_exposed_secrets(cfg, inline_who, inline_key, inline_line, errs);
     return fatal_count(errs, before) ? -1 : 0;
 }
 

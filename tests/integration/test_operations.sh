@@ -69,4 +69,26 @@ grep -q "core dumps disabled (PR_SET_DUMPABLE 0)" "$T/secrets.log" || fail "no P
 stop_daemon
 ok "PR_SET_DUMPABLE 0 at start (debug line), LimitCORE=0 in the unit"
 
+# secrets others can read: a 0644 tokens file, an inline secret in a 0644 config
+printf 'tok-0123456789\n' >"$T/tokens"
+daemon_conf "$T/exposed.conf" "
+api_tokens_file = $T/tokens
+[connector.hook]
+type = webhook
+url = http://127.0.0.1:9/hook
+signing_secret = inline-s3cret-value
+[channels]
+sms = hook"
+chmod 0644 "$T/tokens" "$T/exposed.conf"
+"$OMNI_BUILD/omnicastd" --config "$T/exposed.conf" --check-config >/dev/null 2>"$T/exposed.log" || fail "warnings made --check-config fail"
+grep -q "exposed.conf: warning: api_tokens_file $T/tokens is readable by group or others" "$T/exposed.log" ||
+  fail "no warning for a 0644 api_tokens_file"
+grep -q "exposed.conf:[0-9]*: warning: \[connector.hook\] signing_secret is a secret given inline in a file readable by others" "$T/exposed.log" ||
+  fail "no warning for an inline secret in a 0644 config"
+! grep -q "inline-s3cret-value\|tok-0123456789" "$T/exposed.log" || fail "a warning shows the secret"
+chmod 0600 "$T/tokens"; chmod 0640 "$T/exposed.conf"
+"$OMNI_BUILD/omnicastd" --config "$T/exposed.conf" --check-config >/dev/null 2>"$T/exposed.log" || fail "--check-config"
+! grep -q warning "$T/exposed.log" || fail "warned about a 0600 tokens file or a 0640 config"
+ok "--check-config warns (without the secret) about a 0644 api_tokens_file and an inline secret in a 0644 config"
+
 check_logs_clean
