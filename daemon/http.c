@@ -282,6 +282,10 @@ static int authorized(http_server *h, struct evhttp_request *req)
     return ok;
 }
 
+/* One token a line, read whole (getline): a line longer than TOKEN_MAX or
+ * with a NUL byte in it is refused with its line number, never cut into
+ * pieces that would each be accepted. */
+#define TOKEN_MAX 511
 static int load_tokens(http_server *h, const char *path, char *err, size_t err_len)
 {
     if (!path)
@@ -291,8 +295,17 @@ static int load_tokens(http_server *h, const char *path, char *err, size_t err_l
         snprintf(err, err_len, "cannot read api_tokens_file %s", path);
         return -1;
     }
-    char line[512];
-    while (fgets(line, sizeof(line), f) && h->n_tokens < TOKENS_MAX) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int lineno = 0, rc = 0;
+    while ((got = getline(&line, &cap, f)) >= 0 && h->n_tokens < TOKENS_MAX) {
+        lineno++;
+        if (memchr(line, '\0', (size_t)got)) {
+            snprintf(err, err_len, "api_tokens_file %s:%d: a NUL byte in the line", path, lineno);
+            rc = -1;
+            break;
+        }
         char *s = line;
         while (isspace((unsigned char)*s))
             s++;
@@ -301,12 +314,22 @@ static int load_tokens(http_server *h, const char *path, char *err, size_t err_l
             s[--n] = '\0';
         if (!n || *s == '#')
             continue;
+        if (n > TOKEN_MAX) {
+            snprintf(err, err_len, "api_tokens_file %s:%d: token longer than %d bytes", path,
+                     lineno, TOKEN_MAX);
+            rc = -1;
+            break;
+        }
         h->tokens[h->n_tokens++] = strdup(s);
     }
+    if (line) {
+        OPENSSL_cleanse(line, cap);
+        free(line);
+    }
     fclose(f);
-    if (!h->n_tokens)
+    if (!rc && !h->n_tokens)
         log_warn("http: %s holds no tokens: every API call will be refused", path);
-    return 0;
+    return rc;
 }
 
 static int channel_kind(void *ctx, const char *name)

@@ -91,4 +91,33 @@ chmod 0600 "$T/tokens"; chmod 0640 "$T/exposed.conf"
 ! grep -q warning "$T/exposed.log" || fail "warned about a 0600 tokens file or a 0640 config"
 ok "--check-config warns (without the secret) about a 0644 api_tokens_file and an inline secret in a 0644 config"
 
+# token lines are read whole: a 600-byte line is refused with its line
+# number (it used to be cut at 511 bytes and each piece accepted)
+long=$(head -c 600 /dev/zero | tr '\0' a)
+printf '# API tokens\n%s\n' "$long" >"$T/tokens"
+daemon_conf "$T/tokens.conf" "
+http_listen = 127.0.0.1:$HTTP_PORT
+api_tokens_file = $T/tokens
+[connector.out]
+type = outbox
+path = $T/out.jsonl
+[channels]
+sms = out"
+start_daemon "$T/tokens.conf" tokens
+wait_for 20 sh -c "! kill -0 $DAEMON_PID"
+rc=0; wait "$DAEMON_PID" || rc=$?
+[ $rc -ne 0 ] || fail "the daemon started with a 600-byte token line"
+grep -q "api_tokens_file $T/tokens:2: token longer than 511 bytes" "$T/tokens.log" || fail "no error naming line 2"
+! grep -q "$long" "$T/tokens.log" || fail "the error shows the token"
+api_status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "http://127.0.0.1:$HTTP_PORT/v1/campaigns/nosuch"; }
+tok=${long:0:511}
+printf '%s\n' "$tok" >"$T/tokens"
+start_daemon "$T/tokens.conf" tokens2
+wait_for 20 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz"
+[ "$(api_status "$tok")" = 404 ] || fail "a 511-byte token refused"
+[ "$(api_status "${tok:0:510}")" = 401 ] || fail "a prefix of a token accepted"
+[ "$(api_status "${tok:0:256}")" = 401 ] || fail "a half of a token accepted"
+stop_daemon
+ok "a 600-byte api_tokens_file line is refused at start with its line number; a 511-byte token works whole and only whole"
+
 check_logs_clean
