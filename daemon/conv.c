@@ -1,6 +1,10 @@
 /* Inbound events to Redis, one inbound.lua call each, from a bounded
- * in-memory queue: the webhook answer never waits for Redis, and events
- * received while Redis is away are written when it is back. */
+ * in-memory queue pipelined on the command connection. Each event reports
+ * once to the webhook that brought it: stored (the script's reply, or a dead
+ * letter for an event the script cannot process) or not (Redis refused the
+ * write or went away); a webhook answers 2xx only when all of its events are
+ * stored, 503 otherwise, and the provider retries. Nothing is retried here:
+ * the provider's retry is the retry. */
 #include "conv.h"
 
 #include <ctype.h>
@@ -18,20 +22,17 @@ typedef struct qev {
     int argc;
     conv_written_fn done;
     void *done_arg;
-    int errors; /* Redis answered with an error this many times */
-    int sent;   /* in flight */
+    int sent; /* in flight */
     omni *o;
     struct qev *next;
 } qev;
 
 #define PIPELINE 256 /* events in flight at once, in order on one connection */
-#define MAX_ERRORS 5
 
 typedef struct conv_state {
     qev *head, *tail;
     size_t n;
     int inflight;
-    long long pause_until_us; /* after an error reply, wait before sending again */
 } conv_state;
 
 static conv_state *S(omni *o)
@@ -141,10 +142,10 @@ static const char *channel_of(omni *o, conn_inst *ci, int *kind)
     return ci->conf->name;
 }
 
-static void drop(qev *e)
+static void drop(qev *e, int stored)
 {
     if (e->done)
-        e->done(e->done_arg);
+        e->done(e->done_arg, stored);
     qev_free(e);
 }
 
@@ -161,7 +162,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         o->stats.webhook_by_type[ev->type]++;
     if (ev->type == OC_EV_STATUS) {
         if (!ev->provider_id || !ev->state) {
-            drop(e);
+            drop(e, 1);
             return;
         }
         add(e, "status");
@@ -176,7 +177,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         const char *why;
         if (!ev->from || addr_normalize(kind, ev->from, from, sizeof(from), &why) < 0) {
             log_warn("webhook %s: reply from an unusable address dropped", ci->conf->name);
-            drop(e);
+            drop(e, 1);
             return;
         }
         int kw = conv_keyword(ev->text, o->cfg->opt_out_keywords, o->cfg->opt_in_keywords);
@@ -199,7 +200,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         add(e, ci->conf->name);
         add(e, ev->provider_id);
     } else {
-        drop(e);
+        drop(e, 1);
         return;
     }
     enqueue(o, e);
@@ -220,6 +221,70 @@ static void unlink_ev(conv_state *s, qev *e)
     s->n--;
 }
 
+/* An error that says Redis will not write now, whatever the event: the
+ * provider retries later. Inside a script the code may follow the script's
+ * own error text (older servers: "... -OOM command not allowed ..."). */
+static int refused_now(const char *err)
+{
+    static const char *const codes[] = {
+        "OOM",        "READONLY", "NOSCRIPT",    "LOADING", "BUSY",   "MASTERDOWN", "MISCONF",
+        "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOPERM",  "NOAUTH", "UNBLOCKED"};
+    if (!err)
+        return 1;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        size_t n = strlen(codes[i]);
+        if (!strncmp(err, codes[i], n) && (err[n] == ' ' || !err[n]))
+            return 1;
+        for (const char *p = strstr(err, codes[i]); p; p = strstr(p + 1, codes[i]))
+            if (p > err && p[-1] == '-' && (p[n] == ' ' || !p[n]))
+                return 1;
+    }
+    return 0;
+}
+
+/* The dead letter of an event the script could not process: the event
+ * counts as stored once the dead letter is. */
+static void dead_written(redisReply *r, void *arg)
+{
+    qev *e = arg;
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (ok)
+        e->o->stats.dead_letters++;
+    else
+        log_error("inbound event neither stored nor dead-lettered (%s): the webhook answers 503",
+                  r && r->str ? r->str : "Redis unavailable");
+    drop(e, ok);
+}
+
+static void dead_letter(omni *o, qev *e, const char *reason)
+{
+    oc_buf raw = {0};
+    for (int i = 2; i < e->argc; i++) {
+        oc_buf_puts(&raw, i > 2 ? "\t" : "");
+        oc_buf_append(&raw, e->argv[i], e->lens[i]);
+    }
+    store_args a = {0};
+    store_args_adds(&a, "XADD");
+    store_args_adds(&a, o->k_dead);
+    store_args_adds(&a, "MAXLEN");
+    store_args_adds(&a, "~");
+    store_args_adds(&a, "1000000");
+    store_args_adds(&a, "*");
+    store_args_adds(&a, "source");
+    store_args_adds(&a, "inbound");
+    store_args_adds(&a, "reason");
+    store_args_adds(&a, reason);
+    store_args_adds(&a, "job");
+    store_args_add(&a, raw.data ? raw.data : "", raw.len);
+    store_args_adds(&a, "at");
+    store_args_addll(&a, omni_now_ms());
+    store_args_finish(&a);
+    if (store_cmdv(o->st, STORE_CMD, dead_written, e, a.argc, a.argv, a.lens) < 0)
+        dead_written(NULL, e);
+    store_args_free(&a);
+    oc_buf_free(&raw);
+}
+
 /* Events are pipelined on the one command connection, so Redis applies
  * them in order; a reply belongs to its own event (arg). */
 static void written(redisReply *r, void *arg)
@@ -229,36 +294,49 @@ static void written(redisReply *r, void *arg)
     conv_state *s = S(o);
     s->inflight--;
     e->sent = 0;
-    if (!r) /* Redis away: sent again, in queue order, once it is back */
-        return;
-    if (r->type == REDIS_REPLY_ERROR && ++e->errors < MAX_ERRORS) {
-        /* out of memory, say: keep it and retry soon */
-        log_error("inbound event not stored (%s); retrying", r->str);
-        s->pause_until_us = omni_mono_us() + 500000;
-        return;
-    }
     unlink_ev(s, e);
-    if (r->type == REDIS_REPLY_ERROR) {
-        /* refused again and again: kept in the dead-letter stream, not lost */
-        oc_buf raw = {0};
-        for (int i = 2; i < e->argc; i++) {
-            oc_buf_puts(&raw, i > 2 ? "\t" : "");
-            oc_buf_append(&raw, e->argv[i], e->lens[i]);
-        }
-        omni_dead(o, "inbound", r->str, raw.data, raw.len, NULL);
-        oc_buf_free(&raw);
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
-               !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply")) {
-        o->stats.conversations_opened++;
+    if (!r) {
+        /* Redis away, or the scripts flushed (NOSCRIPT): maybe written, maybe
+         * not; the provider retries and inbound.lua drops a duplicate */
+        log_error("inbound event not stored (Redis unavailable): the webhook answers 503");
+        drop(e, 0);
+    } else if (r->type == REDIS_REPLY_ERROR && refused_now(r->str)) {
+        log_error("inbound event not stored (%s): the webhook answers 503", r->str);
+        drop(e, 0);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        /* the script cannot process this event: kept in the dead-letter
+         * stream, not lost, and the provider need not send it again */
+        log_error("inbound event refused by the script (%s): dead-lettered", r->str);
+        dead_letter(o, e, r->str);
+    } else {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
+            !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply"))
+            o->stats.conversations_opened++;
+        drop(e, 1);
     }
-    drop(e);
     omni_kick(o);
+}
+
+void conv_cancel(omni *o, void *arg)
+{
+    conv_state *s = S(o);
+    if (!s)
+        return;
+    qev *e = s->head;
+    while (e) {
+        qev *next = e->next;
+        if (!e->sent && e->done_arg == arg) {
+            unlink_ev(s, e);
+            drop(e, 0);
+        }
+        e = next;
+    }
 }
 
 void conv_flush(omni *o)
 {
     conv_state *s = S(o);
-    if (!s || !store_is_ready(o->st) || omni_mono_us() < s->pause_until_us)
+    if (!s || !store_is_ready(o->st))
         return;
     for (qev *e = s->head; e && s->inflight < PIPELINE; e = e->next) {
         if (e->sent)

@@ -1,8 +1,9 @@
 /* Inbound events into Redis (inbound.lua): delivery statuses, replies
  * becoming attributed conversations, opt-outs, one-click unsubscribes,
- * proactive conversations. Events are queued in memory (bounded) so a
- * webhook is answered without waiting for Redis, and retried while Redis is
- * away. */
+ * proactive conversations. Events are queued in memory (bounded) and
+ * pipelined to Redis; the webhook that brought them waits for the script's
+ * reply and answers 2xx only once they are stored (or dead-lettered), 503
+ * otherwise so the provider retries. */
 #ifndef OMNI_CONV_H
 #define OMNI_CONV_H
 
@@ -23,11 +24,19 @@ void conv_free(omni *o);
 /* Room for n more events? (a webhook answers 503 otherwise) */
 int conv_has_room(omni *o, size_t n);
 /* Queue one normalized event from connector instance ci (copied); done
- * (may be NULL) is called once it is written to Redis, or at once if the
- * event carries nothing to store. Webhooks answer the provider from it, so a
+ * (may be NULL) is called exactly once: stored = 1 once the script wrote it
+ * (or, for an event the script cannot process, once its dead letter is
+ * written), or at once if the event carries nothing to store; stored = 0 when
+ * Redis refused it (OOM, READONLY, NOSCRIPT, ...) or the connection was
+ * lost, and the event is dropped: the provider is answered 503 and retries
+ * (inbound.lua is idempotent). Webhooks answer the provider from it, so a
  * 2xx means the event is in Redis. */
-typedef void (*conv_written_fn)(void *arg);
+typedef void (*conv_written_fn)(void *arg, int stored);
 void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done, void *arg);
+/* Give up on the events of arg not yet sent to Redis (a webhook past its
+ * deadline): each one's done is called with stored = 0. Events already sent
+ * still report when their reply comes. */
+void conv_cancel(omni *o, void *arg);
 /* Events queued, not yet written. */
 size_t conv_pending(omni *o);
 /* Send queued events (called from the kick). */

@@ -397,26 +397,59 @@ static const char *hdr(void *ctx, const char *name)
     return evhttp_find_header(ctx, name);
 }
 
-/* A webhook waiting for its events to be in Redis before it answers. */
+/* A webhook waiting for its events to be in Redis before it answers: the
+ * connector's 2xx once every event is stored (or dead-lettered), 503
+ * not_stored as soon as one is not, or when redis_timeout_ms passes first. */
 typedef struct hook_wait {
+    omni *o;
     areq *a;
     size_t pending;
+    int answered;
     int status;
     const char *content_type;
     oc_buf body;
+    struct event *deadline;
 } hook_wait;
 
-static void hook_written(void *arg)
+static void hook_answer(hook_wait *w, int stored)
+{
+    if (w->answered)
+        return;
+    w->answered = 1;
+    struct evhttp_request *req = areq_take(w->a);
+    if (!req)
+        return; /* the provider hung up: it retries anyway */
+    if (stored)
+        reply(req, w->status, w->content_type, w->body.data ? w->body.data : "", w->body.len);
+    else
+        reply_error(req, 503, "not_stored", "the events could not be stored now; retry later");
+}
+
+static void hook_written(void *arg, int stored)
 {
     hook_wait *w = arg;
+    if (!stored)
+        hook_answer(w, 0);
     if (--w->pending)
         return;
-    struct evhttp_request *req = areq_take(w->a);
-    if (req)
-        reply(req, w->status, w->content_type, w->body.data ? w->body.data : "", w->body.len);
+    hook_answer(w, 1);
+    if (w->deadline)
+        event_free(w->deadline);
     areq_free(w->a);
     oc_buf_free(&w->body);
     free(w);
+}
+
+static void hook_late(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hook_wait *w = arg;
+    log_error("webhook: events not stored within redis_timeout_ms: answered 503");
+    hook_answer(w, 0);
+    w->pending++; /* held while the unsent events are given up */
+    conv_cancel(w->o, w);
+    hook_written(w, 0);
 }
 
 static void webhook(http_server *h, struct evhttp_request *req, const char *name, const char *query)
@@ -461,19 +494,27 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
     } else if (res.status >= 200 && res.status < 300 && c->n &&
                (!conv_has_room(o, c->n) || !store_is_ready(o->st))) {
         /* the provider retries later; nothing is lost */
-        reply_error(req, 503, store_is_ready(o->st) ? "busy" : "redis_unavailable",
+        reply_error(req, 503, store_is_ready(o->st) ? "busy" : "not_stored",
                     "cannot store the events now, retry later");
     } else if (res.status >= 200 && res.status < 300) {
         /* answer once every event is in Redis: a 2xx is a promise */
         hook_wait *w = calloc(1, sizeof(*w));
+        w->o = o;
         w->a = areq_new(h, req);
         w->status = res.status;
         w->content_type = res.content_type ? res.content_type : "text/plain";
         oc_buf_append(&w->body, res.body.data ? res.body.data : "", res.body.len);
         w->pending = c->n + 1;
+        if (c->n) {
+            int ms = o->cfg->redis_timeout_ms > 0 ? o->cfg->redis_timeout_ms : 5000;
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+            w->deadline = evtimer_new(o->base, hook_late, w);
+            if (w->deadline)
+                evtimer_add(w->deadline, &tv);
+        }
         for (size_t i = 0; i < c->n; i++)
             conv_push(o, ci, &c->ev[i], hook_written, w);
-        hook_written(w); /* the extra count taken above */
+        hook_written(w, 1); /* the extra count taken above */
     } else {
         if (!res.status)
             res.status = 500;
