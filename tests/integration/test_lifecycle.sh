@@ -115,8 +115,8 @@ ok "control of an unknown / finished campaign: dead letters unknown_campaign / c
 
 # ---- 4. pause of a scheduled campaign, resumed after its send_at: it starts
 at() { python3 -c 'import datetime,sys,time; print(datetime.datetime.fromtimestamp(time.time()+float(sys.argv[1]), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]+"Z")' "$1"; }
-enqueue "{\"type\":\"broadcast\",\"id\":\"sched1\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 3)\",\"recipients\":$(rcpts 1031 3)}"
-enqueue "{\"type\":\"broadcast\",\"id\":\"sched2\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 4)\",\"recipients\":$(rcpts 1041 2)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"sched1\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 8)\",\"recipients\":$(rcpts 1031 3)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"sched2\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 9)\",\"recipients\":$(rcpts 1041 2)}"
 wait_for 10 campaign_done sched1 scheduled
 wait_for 10 campaign_done sched2 scheduled
 code=$(api -X POST "$B/v1/campaigns/sched1/pause")
@@ -126,7 +126,7 @@ code=$(api -X POST "$B/v1/campaigns/sched1/pause")
 code=$(api -X POST "$B/v1/campaigns/sched2/resume")
 [ "$code" = 200 ] && q '"state":"scheduled"' "$T/body" || fail "resume sched2: $code $(cat "$T/body")"
 # past sched1's send_at (the start entry comes due while it is paused)
-wait_for 10 sh -c "[ -z \"\$(redis-cli -p $REDIS_PORT ZSCORE omni:scheduled start:sched1)\" ]"
+wait_for 20 sh -c "[ -z \"\$(redis-cli -p $REDIS_PORT ZSCORE omni:scheduled start:sched1)\" ]"
 sleep 1
 [ "$(campaign_field sched1 state)" = paused ] || fail "sched1 not paused: $(campaign_field sched1 state)"
 for i in 1031 1032 1033; do [ "$(seen_by "$T/prov.jsonl" +1555000$i)" = 0 ] || fail "sched1 sent while paused"; done
