@@ -263,25 +263,7 @@ static void dead_letter(omni *o, qev *e, const char *reason)
         oc_buf_puts(&raw, i > 2 ? "\t" : "");
         oc_buf_append(&raw, e->argv[i], e->lens[i]);
     }
-    store_args a = {0};
-    store_args_adds(&a, "XADD");
-    store_args_adds(&a, o->k_dead);
-    store_args_adds(&a, "MAXLEN");
-    store_args_adds(&a, "~");
-    store_args_adds(&a, "1000000");
-    store_args_adds(&a, "*");
-    store_args_adds(&a, "source");
-    store_args_adds(&a, "inbound");
-    store_args_adds(&a, "reason");
-    store_args_adds(&a, reason);
-    store_args_adds(&a, "job");
-    store_args_add(&a, raw.data ? raw.data : "", raw.len);
-    store_args_adds(&a, "at");
-    store_args_addll(&a, omni_now_ms());
-    store_args_finish(&a);
-    if (store_cmdv(o->st, STORE_CMD, dead_written, e, a.argc, a.argv, a.lens) < 0)
-        dead_written(NULL, e);
-    store_args_free(&a);
+    omni_dead_then(o, "inbound", reason, raw.data ? raw.data : "", raw.len, NULL, dead_written, e);
     oc_buf_free(&raw);
 }
 

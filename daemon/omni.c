@@ -47,6 +47,15 @@ chan *omni_channel(omni *o, const char *name)
 void omni_dead(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
                const char *const *kv)
 {
+    if (omni_dead_then(o, source, reason, raw, raw_len, kv, NULL, NULL) == 0)
+        o->stats.dead_letters++;
+    else
+        log_error("dead letter could not be written (Redis unavailable): %s", reason);
+}
+
+int omni_dead_then(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
+                   const char *const *kv, store_cb done, void *arg)
+{
     store_args a = {0};
     store_args_adds(&a, "XADD");
     store_args_adds(&a, o->k_dead);
@@ -69,11 +78,11 @@ void omni_dead(omni *o, const char *source, const char *reason, const char *raw,
     store_args_adds(&a, "at");
     store_args_addll(&a, omni_now_ms());
     store_args_finish(&a);
-    if (store_cmdv(o->st, STORE_CMD, NULL, NULL, a.argc, a.argv, a.lens) == 0)
-        o->stats.dead_letters++;
-    else
-        log_error("dead letter could not be written (Redis unavailable): %s", reason);
+    int rc = store_cmdv(o->st, STORE_CMD, done, arg, a.argc, a.argv, a.lens);
     store_args_free(&a);
+    if (rc < 0 && done)
+        done(NULL, arg);
+    return rc < 0 ? -1 : 0;
 }
 
 void omni_kick(omni *o)

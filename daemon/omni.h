@@ -49,9 +49,9 @@ typedef struct conn_inst {
     struct camp_list active; /* campaigns with claimed recipients waiting, in turn */
     size_t queued;           /* claimed recipients waiting, all campaigns */
     size_t n_active;         /* campaigns on the active list */
-    size_t claiming;     /* recipients in a claim call for this connector */
-    size_t claim_window; /* queued + claiming stays under this (see dispatch.c) */
-    struct event *timer; /* wakes the queue when the bucket refills */
+    size_t claiming;         /* recipients in a claim call for this connector */
+    size_t claim_window;     /* queued + claiming stays under this (see dispatch.c) */
+    struct event *timer;     /* wakes the queue when the bucket refills */
     struct omni *o;
     /* counters */
     uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits, n_uncertain;
@@ -86,12 +86,12 @@ typedef struct omni {
     omni_stats stats;
     char owner[160]; /* "consumer/incarnation": who holds a claim */
 
-    int draining;         /* SIGTERM: take no new work */
-    int stopping;         /* loop exit requested */
-    int reading;          /* a blocking XREADGROUP is outstanding */
-    char jobs_from[40];   /* "0"/last id while reading our own pending jobs, then ">" */
-    char chunks_from[40]; /* the same for chunks */
-    size_t held;          /* recipients held in memory (back-pressure) */
+    int draining;               /* SIGTERM: take no new work */
+    int stopping;               /* loop exit requested */
+    int reading;                /* a blocking XREADGROUP is outstanding */
+    char jobs_from[40];         /* "0"/last id while reading our own pending jobs, then ">" */
+    char chunks_from[40];       /* the same for chunks */
+    size_t held;                /* recipients held in memory (back-pressure) */
     int read_jobs, read_chunks; /* queue.c: which streams the outstanding read asked for */
     size_t max_held;
     int jobs_busy; /* jobs being validated/created */
@@ -114,7 +114,7 @@ typedef struct omni {
     char k_jobs[KEY_MAX], k_chunks[KEY_MAX], k_dead[KEY_MAX], k_retry[KEY_MAX], k_sched[KEY_MAX];
 } omni;
 
-void omni_kick(omni *o);      /* run the deferred work soon */
+void omni_kick(omni *o); /* run the deferred work soon */
 int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 chan *omni_channel(omni *o, const char *name);
@@ -122,6 +122,11 @@ chan *omni_channel(omni *o, const char *name);
  * (binary-safe, may be NULL) and extra NULL-terminated key/value pairs. */
 void omni_dead(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
                const char *const *kv);
+/* The same, with done called with the XADD's reply (NULL: Redis away, or
+ * the command could not be sent) for a caller that must know the dead
+ * letter is stored. Returns 0, or -1 (not sent: done was called). */
+int omni_dead_then(omni *o, const char *source, const char *reason, const char *raw, size_t raw_len,
+                   const char *const *kv, store_cb done, void *arg);
 
 /* queue.c: the read loop over omni:jobs and omni:chunks */
 void queue_on_ready(omni *o);
