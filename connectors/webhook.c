@@ -38,6 +38,7 @@ typedef struct hook {
     char *secret;
     EVP_MAC_CTX *mac; /* keyed with secret once */
     char *id_path;
+    int inbound_unsigned; /* inbound_unsigned = true: accept posts with no secret */
     char *headers[OC_MAX_HEADERS - 2];
     int n_headers;
 } hook;
@@ -52,6 +53,8 @@ static const oc_config_key hook_keys[] = {
     {"header", OC_KEY_REPEATABLE, NULL, "extra request header, \"Name: value\" (repeatable)"},
     {"signing_secret", OC_KEY_SECRET, NULL, "HMAC-SHA256 key: signs requests and verifies inbound"},
     {"id_path", 0, "id", "dot path of the provider id in the JSON answer, e.g. data.id"},
+    {"inbound_unsigned", 0, "false",
+     "accept inbound posts without signing_secret (unsigned: tests only); else they get 403"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -213,6 +216,14 @@ static int hook_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     h->secret = s && *s ? strdup(s) : NULL;
     if (h->secret && !(h->mac = oc_hmac_new("SHA256", h->secret))) {
         snprintf(err, err_len, "HMAC-SHA256 is not available");
+        hook_free(h);
+        return -1;
+    }
+    const char *iu = cfg->get(cfg->ctx, "inbound_unsigned");
+    if (iu && (!strcmp(iu, "true") || !strcmp(iu, "yes") || !strcmp(iu, "1")))
+        h->inbound_unsigned = 1;
+    else if (iu && *iu && strcmp(iu, "false") && strcmp(iu, "no") && strcmp(iu, "0")) {
+        snprintf(err, err_len, "inbound_unsigned: want true or false, not \"%.40s\"", iu);
         hook_free(h);
         return -1;
     }
@@ -413,7 +424,8 @@ static void hook_classify(void *inst, const oc_response *resp, oc_outcome *out)
 }
 
 /* Inbound: {"from","to","text","id","in_reply_to"} is a reply;
- * {"status":{"id","state","error"}} is a status. Signed like outbound. */
+ * {"status":{"id","state","error"}} is a status. Signed like outbound;
+ * without signing_secret refused (403) unless inbound_unsigned = true. */
 static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
                          oc_emit_fn emit, void *ctx)
 {
@@ -430,6 +442,10 @@ static void hook_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
             oc_inbound_fail(res, 401, "bad_signature");
             return;
         }
+    } else if (!h->inbound_unsigned) {
+        /* nothing to verify with: refused unless the config says otherwise */
+        oc_inbound_fail(res, 403, "unsigned_inbound_refused");
+        return;
     }
     json_error_t je;
     json_t *j = json_loadb(req->body, req->body_len, 0, &je);

@@ -144,6 +144,70 @@ static void inbound_needs_the_signature(void **state)
     assert_int_equal(ev.n, 0);
 }
 
+/* Issue 16: without signing_secret nothing can be verified, so inbound posts
+ * are refused (403 unsigned_inbound_refused, nothing emitted) unless
+ * inbound_unsigned = true; a value that is not a boolean is refused at init. */
+static void unsigned_inbound_is_refused_unless_allowed(void **state)
+{
+    (void)state;
+    const char *body = "{\"status\":{\"id\":\"abc-1\",\"state\":\"delivered\"}}";
+    const char *hk[] = {NULL};
+    mock_headers h = {hk};
+    oc_http_request req = {.method = "POST",
+                           .path = "/webhooks/hook",
+                           .query = "",
+                           .body = body,
+                           .body_len = strlen(body),
+                           .header = mock_header,
+                           .header_ctx = &h};
+    char err[256];
+    const char *const plain[] = {"url", "http://127.0.0.1:9/hook", NULL};
+    const char *const off[] = {"url", "http://127.0.0.1:9/hook", "inbound_unsigned", "false", NULL};
+    const char *const on[] = {"url", "http://127.0.0.1:9/hook", "inbound_unsigned", "true", NULL};
+    const char *const *refusing[] = {plain, off};
+    for (size_t i = 0; i < 2; i++) {
+        void *inst = mock_init(C, refusing[i], err, sizeof(err));
+        assert_non_null(inst);
+        oc_inbound_result res;
+        memset(&res, 0, sizeof(res));
+        mock_events ev = {0};
+        C->inbound(inst, &req, &res, mock_emit, &ev);
+        assert_int_equal(res.status, 403);
+        assert_string_equal(res.error, "unsigned_inbound_refused");
+        assert_int_equal(ev.n, 0);
+        oc_buf_free(&res.body);
+        C->free(inst);
+    }
+    void *inst = mock_init(C, on, err, sizeof(err));
+    assert_non_null(inst);
+    oc_inbound_result res;
+    memset(&res, 0, sizeof(res));
+    mock_events ev = {0};
+    C->inbound(inst, &req, &res, mock_emit, &ev);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.ev[0].type, OC_EV_STATUS);
+    assert_string_equal(ev.ev[0].provider_id, "abc-1");
+    oc_buf_free(&res.body);
+    mock_events_free(&ev);
+    C->free(inst);
+    /* a signing_secret still wins: an unsigned post to it is 401 */
+    const char *const both[] = {
+        "url", "http://127.0.0.1:9/hook", "signing_secret", "s", "inbound_unsigned", "true", NULL};
+    inst = mock_init(C, both, err, sizeof(err));
+    assert_non_null(inst);
+    memset(&res, 0, sizeof(res));
+    C->inbound(inst, &req, &res, mock_emit, &ev);
+    assert_int_equal(res.status, 401);
+    assert_string_equal(res.error, "bad_signature");
+    assert_int_equal(ev.n, 0);
+    oc_buf_free(&res.body);
+    C->free(inst);
+    const char *const bad[] = {"url", "http://127.0.0.1:9/hook", "inbound_unsigned", "maybe", NULL};
+    assert_null(mock_init(C, bad, err, sizeof(err)));
+    assert_non_null(strstr(err, "inbound_unsigned"));
+}
+
 /* Issue 16: a {{var}} outside a JSON string made invalid JSON. It is refused
  * at init with a reason; {{var|json}} is the typed form. */
 static void body_variables_outside_strings_are_refused_at_init(void **state)
@@ -269,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(outcomes_and_the_id_path, setup, teardown),
         cmocka_unit_test(headers_with_line_breaks_are_refused_at_init),
         cmocka_unit_test_setup_teardown(inbound_needs_the_signature, setup, teardown),
+        cmocka_unit_test(unsigned_inbound_is_refused_unless_allowed),
         cmocka_unit_test(body_variables_outside_strings_are_refused_at_init),
         cmocka_unit_test(typed_variables_are_inserted_as_json_values),
         cmocka_unit_test(a_rendered_body_that_is_not_json_fails_the_message),
