@@ -1353,8 +1353,11 @@ static void flush_outcomes(omni *o)
     unsigned batch = d->batch_next++;
     /* first attempts sent go in runs that share a campaign and a channel:
      * 'S', campaign, channel, owner, count, then address, slot and
-     * provider id per message; every other outcome goes whole */
+     * provider id per message; every other outcome goes whole. 'K' and a
+     * connector instance name go before the records it sent, when it
+     * changes (outcome.lua keeps it in the provider-id index) */
     const chunk *run_c = NULL;
+    const conn_inst *run_ci = NULL, *last_ci = NULL;
     int run_ch = -1, run_count = 0;
     long long run_n = 0;
     TAILQ_FOREACH(r, &d->outcomes, q)
@@ -1367,14 +1370,23 @@ static void flush_outcomes(omni *o)
         r->state = R_RECORDING;
         r->batch = batch;
         n++;
+        /* the instance that sent it (a sent message's channel has one) */
+        const conn_inst *ci =
+            r->out_kind == OC_SENT && c->spec && c->spec->chans[r->ch] ? ci_of(r) : NULL;
         if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && !r->out_reason[0] &&
             c->spec) {
-            if (!run_c || strcmp(run_c->cid, c->cid) != 0 ||
+            if (!run_c || ci != run_ci || strcmp(run_c->cid, c->cid) != 0 ||
                 strcmp(run_c->spec->channels[run_ch], c->spec->channels[r->ch]) != 0) {
                 if (run_c)
                     store_args_setll(a, run_count, run_n);
                 run_c = c;
                 run_ch = r->ch;
+                run_ci = ci;
+                if (ci != last_ci) {
+                    store_args_adds(a, "K");
+                    store_args_adds(a, ci ? ci->conf->name : "");
+                    last_ci = ci;
+                }
                 store_args_adds(a, "S");
                 store_args_adds(a, c->cid);
                 store_args_adds(a, c->spec->channels[r->ch]);
@@ -1392,6 +1404,11 @@ static void flush_outcomes(omni *o)
         if (run_c)
             store_args_setll(a, run_count, run_n);
         run_c = NULL;
+        if (r->out_kind == OC_SENT && ci != last_ci) {
+            store_args_adds(a, "K");
+            store_args_adds(a, ci ? ci->conf->name : "");
+            last_ci = ci;
+        }
         store_args_adds(a, r->out_kind == OC_SENT         ? "sent"
                            : r->out_kind == OC_RETRY      ? "retry"
                            : r->out_kind == OUT_DEFER     ? "defer"

@@ -28,8 +28,11 @@ local function metadata(c)
   return nil
 end
 
--- the campaign and recipient of one of our messages, by provider id
-local function lookup(pid)
+-- the campaign and recipient of one of our messages, by provider id, when
+-- the connector instance the event came in on sent it: an index value with
+-- another connector's name ("k") is not ours to move (an entry written
+-- before "k" existed matches any connector)
+local function lookup(pid, connector)
   if not pid or pid == '' then return nil end
   local v = redis.call('GET', P .. 'pmid:' .. pid)
   if not v then
@@ -38,7 +41,9 @@ local function lookup(pid)
     if bare then v = redis.call('GET', P .. 'pmid:' .. bare) end
   end
   if not v then return nil end
-  return cjson.decode(v)
+  local m = cjson.decode(v)
+  if m.k and m.k ~= connector then return nil end
+  return m
 end
 
 local function counted_once(c, set, addr, counter)
@@ -87,7 +92,7 @@ if kind == 'status' then
       DEDUP_TTL) == false then
     return {'duplicate'}
   end
-  local m = lookup(pid)
+  local m = lookup(pid, connector)
   if not m then return {'unknown'} end
   local mk = P .. 'msg:' .. m.c
   local field = m.ch .. ':' .. m.a
@@ -125,7 +130,7 @@ elseif kind == 'reply' then
   -- attribution: the campaign whose message this one quotes wins; else the
   -- last campaign that reached the contact on this channel within the window
   local campaign = nil
-  local m = lookup(irt)
+  local m = lookup(irt, connector)
   if m then campaign = m.c end
   if not campaign then
     local ct = redis.call('HMGET', P .. 'contact:' .. channel .. ':' .. from, 'last_campaign',
@@ -150,7 +155,7 @@ elseif kind == 'reply' then
 
 elseif kind == 'unsub' then
   local connector, pid = ARGV[4], ARGV[5]
-  local m = lookup(pid)
+  local m = lookup(pid, connector)
   if not m then return {'unknown'} end
   if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
     counted_once(m.c, 'optouts', m.a, 'opted_out')

@@ -10,6 +10,9 @@
 --     kind (sent|failed|retry|defer|unc), campaign, channel, address, slot,
 --     final (1/0), provider_id, reason, retry_due_ms (unc: the unix ms
 --     the request went on the wire), retry_member
+--   'K', connector: the connector instance that sent the records after it
+--     (until the next 'K'), kept in the provider-id index as "k" so inbound
+--     events only match messages their own connector sent; not an outcome
 -- A record that no longer exists (Redis lost the write: a restart from an
 -- older snapshot, a failover) is written from the outcome: the caller knows
 -- what it sent. Only a campaign that no longer exists drops an outcome.
@@ -59,6 +62,8 @@ while i <= #ARGV do
     for j = i + 5, i + 2 + 3 * k, 3 do f[#f + 1] = pre .. ARGV[j] end
     n = n + k
     i = i + 5 + 3 * k
+  elseif ARGV[i] == 'K' then
+    i = i + 2
   else
     if ARGV[i] ~= 'defer' then
       local f = book(ARGV[i + 1]).fields
@@ -89,6 +94,8 @@ local function count(b, name, k) b.inc[name] = (b.inc[name] or 0) + (k or 1) end
 
 local pmid_pre, contact_pre = prefix .. 'pmid:', prefix .. 'contact:'
 local out = {}
+-- the sending connector's part of a provider-id index value ('K')
+local kj = ''
 -- any outcome, decoded: the full rules
 local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
   if kind == 'defer' then
@@ -144,7 +151,8 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     count(b, 'sent')
     local pm = pid ~= '' and pmid_pre .. pid
     if pm then
-      redis.call('SET', pm, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. ',"a":' .. q(addr) .. '}', 'EX', ttl_s)
+      redis.call('SET', pm, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. kj .. ',"a":' .. q(addr) .. '}',
+        'EX', ttl_s)
     end
     redis.call('HSET', contact_pre .. ch .. ':' .. addr, 'last_campaign', c, 'last_sent', now_s)
   elseif kind == 'failed' then
@@ -190,7 +198,7 @@ while i <= #ARGV do
     local claimed_tail = '","owner":' .. oj .. ',"attempts":1,"lease":'
     local sent = '{"state":"sent","channel":' .. cj .. ',"slot":"'
     local sent_tail = '","attempts":1,"at":' .. now_s .. ',"by":' .. oj .. ',"provider_id":'
-    local pm_head = '{"c":' .. q(c) .. ',"ch":' .. cj .. ',"a":'
+    local pm_head = '{"c":' .. q(c) .. ',"ch":' .. cj .. kj .. ',"a":'
     local ck = contact_pre .. ch .. ':'
     local ok = 0
     for j = i + 5, i + 2 + 3 * k, 3 do
@@ -211,6 +219,9 @@ while i <= #ARGV do
     end
     count(b, 'sent', ok)
     i = i + 5 + 3 * k
+  elseif ARGV[i] == 'K' then
+    kj = ARGV[i + 1] ~= '' and ',"k":' .. q(ARGV[i + 1]) or ''
+    i = i + 2
   else
     out[#out + 1] = general(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i],
         ARGV[i + 5] == '1', ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])

@@ -176,6 +176,35 @@ rraw GET omni:pmid:wamid.e3 | python3 -c 'import json,sys; assert json.load(sys.
 [ "$(rraw HGET $C5 sent)" = 3 ] && [ "$(rraw HGET $C5 state)" = done ] || fail "counters"
 ok "outcome: the undecoded fast path and the decoding path record the same"
 
+# 'K' names the connector instance that sent the records after it: kept in
+# the provider-id index as "k" (fast path, decoding path, a whole record), an
+# empty name leaves it out; inbound.lua matches a status, an unsubscribe or a
+# quoted reply only on that connector, an entry without "k" on any
+C6=omni:campaign:kk M6=omni:msg:kk
+ev create 5 $C6 $C6:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 kk broadcast \
+  '{"to":"+15550000001"}' '{"to":"+15550000002"}' '{"to":"+15550000003"}' '{"to":"+15550000004"}' >/dev/null
+ev claim 2 $C6 $M6 omni: 1000 500 'p/1' p wa F 4 +15550000001 0 +15550000002 1 +15550000003 2 +15550000004 3 >/dev/null
+res=$(ev outcome 0 omni: 2000 60 K wa S kk wa p/1 1 +15550000001 0 k.1 K 'w"2' S kk wa other/9 1 +15550000002 1 k.2 \
+  sent kk wa +15550000003 2 1 k.3 "" 0 "" K "" S kk wa p/1 1 +15550000004 3 k.4)
+[ "$res" = oooo ] || fail "outcome with K: $res"
+pm() { rraw GET "omni:pmid:$1"; }
+[ "$(pm k.1)" = '{"c":"kk","ch":"wa","k":"wa","a":"+15550000001"}' ] || fail "k, fast path: $(pm k.1)"
+pm k.2 | python3 -c 'import json,sys; v = json.load(sys.stdin); assert v == {"c":"kk","ch":"wa","k":"w\"2","a":"+15550000002"}, v' || fail "k, decoding path: $(pm k.2)"
+pm k.3 | python3 -c 'import json,sys; v = json.load(sys.stdin); assert v == {"c":"kk","ch":"wa","k":"w\"2","a":"+15550000003"}, v' || fail "k, whole record: $(pm k.3)"
+[ "$(pm k.4)" = '{"c":"kk","ch":"wa","a":"+15550000004"}' ] || fail "empty K: $(pm k.4)"
+[ "$(rraw HGET $C6 sent)" = 4 ] || fail "K counted as an outcome"
+[ "$(ev inbound 0 omni: 3000 status hook k.1 delivered "" | head -1)" = unknown ] || fail "status on another connector matched"
+[ "$(ev inbound 0 omni: 3000 unsub mail token:k.1 | head -1)" = unknown ] || fail "unsubscribe on another connector matched"
+[ "$(rraw SISMEMBER omni:suppress:wa +15550000001)" = 0 ] || fail "unsubscribe on another connector suppressed"
+ev inbound 0 omni: 3000 reply hook wa +15550000001 "" hi in.1 k.1 reply 0 "" text >"$T/reply"
+[ "$(sed -n 1p "$T/reply")" = ok ] && [ -z "$(sed -n 4p "$T/reply")" ] || fail "reply quoting another connector's message: $(cat "$T/reply")"
+[ -z "$(rraw HGET "omni:conv:$(sed -n 2p "$T/reply")" campaign)" ] || fail "reply attributed through another connector's message"
+[ "$(rraw HGET $C6 replied)" = 0 ] || fail "replied counted"
+[ "$(ev inbound 0 omni: 3000 status wa k.1 delivered "" | tr '\n' ' ')" = "ok kk " ] || fail "status on the sending connector"
+[ "$(ev inbound 0 omni: 3000 status hook k.4 delivered "" | tr '\n' ' ')" = "ok kk " ] || fail "status for an entry without k"
+[ "$(rraw HGET $C6 delivered)" = 2 ] || fail "delivered: $(rraw HGET $C6 delivered)"
+ok "outcome K: the sending connector in the pmid index; inbound matches only on it (entries without k on any)"
+
 # the active-campaign index: a campaign that starts running enters it (at
 # creation, at its scheduled start, on resume); one cancelled before it
 # started leaves it
