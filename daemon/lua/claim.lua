@@ -32,19 +32,6 @@ local id = string.sub(ck, #prefix + 10) -- ck is prefix .. 'campaign:' .. id
 local active = prefix .. "active"
 if state == 'paused' or state == 'scheduled' then return state end
 
--- a command with at most 1000 arguments from a list at a time (Lua's
--- unpack is limited), results joined
-local function sliced(cmd, key, list, step)
-  local res = {}
-  for s = 1, #list, step do
-    local part = redis.call(cmd, key, unpack(list, s, math.min(s + step - 1, #list)))
-    if type(part) == 'table' then
-      for k = 1, #part do res[s + k - 1] = part[k] end
-    end
-  end
-  return res
-end
-
 -- the runs, unpacked: per recipient its channel, address, slot, flags
 local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
 local n, i = 0, 6
@@ -94,11 +81,7 @@ local function put(field, rec)
   na = na + 2
 end
 -- a fresh claim is written as text: the same JSON cjson would make, cheaper
--- a JSON string: as is when nothing needs escaping, else through cjson
-local function q(v)
-  if not string.find(v, '[%c"\\]') then return '"' .. v .. '"' end
-  return cjson.encode(v)
-end
+-- (q, sliced and finish_if_done are the prelude's: lib/prelude.lua)
 -- a fresh claim: '{"state":"claimed","channel":C,"slot":"S","owner":O,
 -- "attempts":1,"lease":L,"at":T}' (outcome.lua recognizes this prefix)
 local claim_tail = '","owner":' .. q(owner) .. ',"attempts":1,"lease":' ..
@@ -204,14 +187,6 @@ if next(inc) then
   for k, v in pairs(inc) do
     redis.call('HINCRBY', ck, k, v)
   end
-  local c = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain', 'cancelled')
-  local sum = 0
-  for j = 2, 6 do sum = sum + (tonumber(c[j]) or 0) end
-  if sum >= tonumber(c[1]) and (state == 'running' or state == 'cancelled') then
-    if state == 'running' then redis.call('HSET', ck, 'state', 'done') end
-    redis.call('HSET', ck, 'finished_at', now)
-    redis.call('EXPIRE', ck .. ':rcpt', 604800)
-    redis.call('ZREM', active, id)
-  end
+  finish_if_done(prefix, ck, id, state, now)
 end
 return table.concat(out, ' ')

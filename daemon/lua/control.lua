@@ -222,14 +222,7 @@ elseif action == 'cancel' then
   -- parked chunks are claimed (and end cancelled) at once
   unpark()
   cancel_waiting()
-  c = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain', 'cancelled')
-  local sum = 0
-  for j = 2, 6 do sum = sum + (tonumber(c[j]) or 0) end
-  if sum >= (tonumber(c[1]) or 0) then
-    redis.call('HSET', ck, 'finished_at', now)
-    redis.call('EXPIRE', rk, 604800)
-    redis.call('ZREM', az, id)
-  end
+  finish_if_done(prefix, ck, id, 'cancelled', now)
   return {'ok', 'cancelled'}
 end
 return {'error', 'cannot ' .. action .. ' a campaign that is ' .. st}

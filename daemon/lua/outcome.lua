@@ -24,21 +24,7 @@
 local prefix, now, ttl_s = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local now_s = ARGV[2]
 
-local function sliced(cmd, key, list, step)
-  local res = {}
-  for s = 1, #list, step do
-    local part = redis.call(cmd, key, unpack(list, s, math.min(s + step - 1, #list)))
-    if type(part) == 'table' then
-      for k = 1, #part do res[s + k - 1] = part[k] end
-    end
-  end
-  return res
-end
--- a JSON string: as is when nothing needs escaping, else through cjson
-local function q(s)
-  if not string.find(s, '[%c"\\]') then return '"' .. s .. '"' end
-  return cjson.encode(s)
-end
+-- (q, sliced and finish_if_done are the prelude's: lib/prelude.lua)
 
 -- pass 1: every record the batch touches, read up front with one HMGET
 -- per message hash; an outcome remembers its hash and field position
@@ -259,14 +245,8 @@ for _, c in ipairs(order) do
           campaign = c, at = now}))
       end
     end
-    local sum = 0
-    for j = 2, 6 do sum = sum + (tonumber(s[j]) or 0) end
-    if s[1] and sum >= tonumber(s[1]) and (s[7] == 'running' or s[7] == 'cancelled') then
-      if s[7] == 'running' then redis.call('HSET', ck, 'state', 'done') end
-      redis.call('HSET', ck, 'finished_at', now)
-      redis.call('EXPIRE', ck .. ':rcpt', 604800)
-    end
-    if s[7] ~= 'running' or (s[1] and sum >= tonumber(s[1])) then
+    -- not running (paused, cancelled, done): out of the active index too
+    if not finish_if_done(prefix, ck, c, s[7], now, s) and s[7] ~= 'running' then
       redis.call('ZREM', prefix .. 'active', c)
     end
   end

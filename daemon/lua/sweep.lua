@@ -318,16 +318,7 @@ end
 
 local out = string.format('swept requeued=%d uncertain=%d retries=%d', requeued, uncertain, retries)
 if requeued == 0 and retries == 0 then
-  local n = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain',
-      'cancelled')
-  local sum = 0
-  for j = 2, 6 do sum = sum + (tonumber(n[j]) or 0) end
-  if sum >= (tonumber(n[1]) or 0) then
-    redis.call('HSET', ck, 'state', 'done', 'finished_at', now)
-    redis.call('EXPIRE', ck .. ':rcpt', 604800)
-    redis.call('ZREM', az, id)
-    return out .. ' done'
-  end
+  if finish_if_done(prefix, ck, id, 'running', now) then return out .. ' done' end
   -- nothing to repair, only retries waiting (a long Retry-After, quiet
   -- hours): the next look once the first of them is due and idle since
   if wait and wait > now then

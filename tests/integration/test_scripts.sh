@@ -5,7 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 start_redis
 L="$OMNI_SRC/daemon/lua"
-ev() { local f=$1; shift; rraw EVAL "$(cat "$L/$f.lua")" "$@"; }
+# each script behind the shared prelude, as the daemon loads it
+ev() { local f=$1; shift; rraw EVAL "$(cat "$L/lib/prelude.lua" "$L/$f.lua")" "$@"; }
 
 C=omni:campaign:k M=omni:msg:k
 ev create 5 $C $C:rcpt omni:chunks "" omni:scheduled '{"channels":["sms"]}' 1000 2 0 k broadcast \

@@ -7,7 +7,8 @@
 source "$(dirname "$0")/lib.sh"
 start_redis
 L="$OMNI_SRC/daemon/lua"
-ev() { local f=$1; shift; rraw EVAL "$(cat "$L/$f.lua")" "$@"; }
+# each script behind the shared prelude, as the daemon loads it
+ev() { local f=$1; shift; rraw EVAL "$(cat "$L/lib/prelude.lua" "$L/$f.lua")" "$@"; }
 rec() { rraw HGET "$1" "$2"; }
 jf() { python3 -c "import json,sys; print(json.load(sys.stdin).get('$1',''))"; }
 
