@@ -20,9 +20,17 @@ const oc_connector *const *registry_builtins(void)
 
 const oc_connector *registry_builtin(const char *type)
 {
-    for (const oc_connector *const *c = registry_builtin_table; *c; c++)
-        if (strcmp((*c)->type, type) == 0)
-            return *c;
+    for (const oc_connector *const *c = registry_builtin_table; *c; c++) {
+        if (!(*c)->type || strcmp((*c)->type, type))
+            continue;
+        /* built in or not, a descriptor runs no code before this check */
+        char why[200];
+        if (registry_check_abi(*c, why, sizeof(why)) < 0) {
+            log_error("built-in connector %s: %s", type, why);
+            return NULL;
+        }
+        return *c;
+    }
     return NULL;
 }
 

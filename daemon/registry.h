@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include "omnicast/connector.h"
 
+/* The built-in connector of that type, once it passed registry_check_abi;
+ * NULL (logged) if none or if it fails. */
 const oc_connector *registry_builtin(const char *type);
 /* NULL-terminated list of the built-in connectors */
 const oc_connector *const *registry_builtins(void);

@@ -133,6 +133,14 @@ typedef struct oc_host {
     long (*retry_after_ms)(const char *value, long long now_ms);
 } oc_host;
 
+/* Whether the daemon that loaded this connector offers a host service: a
+ * newer minor only appends members to oc_host, so a connector built against
+ * this header tests a member newer than the oldest daemon it supports before
+ * calling it: `if (OC_HOST_HAS(host, retry_after_ms)) ...`. */
+#define OC_HOST_HAS(host, member)                                                                  \
+    ((host)->struct_size >= offsetof(oc_host, member) + sizeof((host)->member) &&                  \
+     (host)->member != NULL)
+
 /* ---- outbound: a rendered message in, a request out */
 
 typedef struct oc_message {

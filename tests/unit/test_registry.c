@@ -75,9 +75,28 @@ static void a_descriptor_from_another_abi_is_refused(void **state)
     assert_int_equal(registry_check_abi(&c, err, sizeof(err)), -1);
 }
 
+/* A connector built against a newer header asks before it calls a service
+ * an older daemon lacks. */
+static void oc_host_has_tells_an_older_host_from_a_newer(void **state)
+{
+    (void)state;
+    assert_true(OC_HOST_HAS(&registry_host, log));
+    assert_true(OC_HOST_HAS(&registry_host, retry_after_ms));
+    oc_host older = registry_host;
+    older.struct_size = (uint32_t)offsetof(oc_host, retry_after_ms);
+    assert_true(OC_HOST_HAS(&older, render));
+    assert_false(OC_HOST_HAS(&older, retry_after_ms));
+    older.struct_size = (uint32_t)(offsetof(oc_host, retry_after_ms) + sizeof(void *) - 1);
+    assert_false(OC_HOST_HAS(&older, retry_after_ms));
+    oc_host gap = registry_host;
+    gap.render = NULL;
+    assert_false(OC_HOST_HAS(&gap, render));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(oc_host_has_tells_an_older_host_from_a_newer),
         cmocka_unit_test(builtins_are_registered_by_type),
         cmocka_unit_test(the_example_plugin_loads_and_passes_the_abi_check),
         cmocka_unit_test(a_file_that_is_not_a_plugin_is_refused_clearly),
