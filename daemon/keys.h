@@ -1,0 +1,41 @@
+/* The Redis keyspace in one place: every key name the daemon and the CLI
+ * build (the Lua scripts build theirs from the prefix the caller passes;
+ * docs/redis.md is the table of what each holds). A key is the configured
+ * prefix ([daemon] prefix, default "omni:") followed by the shape of its
+ * kind, with the one argument a kind takes (a campaign id, a channel, a
+ * conversation id). Pure: no Redis, no allocation. */
+#ifndef OMNI_KEYS_H
+#define OMNI_KEYS_H
+
+#include <stddef.h>
+
+typedef enum key_kind {
+    KEY_JOBS,          /* jobs                   stream of incoming jobs */
+    KEY_CHUNKS,        /* chunks                 stream of campaign chunks */
+    KEY_DEAD,          /* dead                   dead-letter stream */
+    KEY_RETRY,         /* retry                  zset of due retries */
+    KEY_SCHEDULED,     /* scheduled              zset of starts and parked chunks */
+    KEY_ACTIVE,        /* active                 zset of running campaigns */
+    KEY_CONVERSATIONS, /* conversations          stream of conversation events */
+    KEY_CONV_OPEN,     /* conv:open              zset of open conversations */
+    KEY_CONV_ALL,      /* conv:all               zset of every conversation */
+    KEY_CAMPAIGN,      /* campaign:{id}          hash */
+    KEY_RCPT,          /* campaign:{id}:rcpt     list of recipients */
+    KEY_MSG,           /* msg:{id}               hash of message records */
+    KEY_SUPPRESS,      /* suppress:{channel}     set of opted-out addresses */
+    KEY_CONV,          /* conv:{id}              hash of a conversation */
+    KEY_CONV_LOG,      /* conv:{id}:log          stream of a conversation's messages */
+    KEY_CONV_CAMPAIGN, /* conv:campaign:{id}     zset of a campaign's conversations */
+    KEY_KINDS
+} key_kind;
+
+/* Write prefix + the kind's shape (arg put in its place; ignored by kinds
+ * without one, and NULL counts as "") into out. Returns 0, or -1 when the
+ * key does not fit in len bytes or the kind is unknown (out is then ""). */
+int key_build(char *out, size_t len, const char *prefix, key_kind kind, const char *arg);
+
+/* The shape of a kind as docs/redis.md spells it ("campaign:{id}"), NULL
+ * for an unknown kind: for tests and help texts. */
+const char *key_shape(key_kind kind);
+
+#endif
