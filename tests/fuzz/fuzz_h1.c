@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h1.h"
+#include "h1parse.h"
 
 /* Parse a stream of answers; returns how many were complete. */
 static int run(const char *d, size_t n, size_t split, long *statuses, size_t *body_total)
