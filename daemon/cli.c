@@ -16,7 +16,7 @@
 #include "counters.h"
 #include "job.h"
 #include "scripts.h"
-#include "store.h"
+#include "redisurl.h"
 #include "uncertain.h"
 
 /* exit codes: 0 ok, 1 operation failed (not found, refused), 2 usage,
@@ -61,7 +61,7 @@ static int connect_redis(cli *c)
 {
     char host[256], path[256];
     int port, db;
-    if (store_parse_url(c->redis_url, host, sizeof(host), &port, path, sizeof(path), &db) < 0) {
+    if (redis_url_parse(c->redis_url, host, sizeof(host), &port, path, sizeof(path), &db) < 0) {
         fprintf(stderr, "omnicast: bad redis URL: %s\n", c->redis_url);
         return EX_USAGE_;
     }

@@ -6,6 +6,7 @@
 #ifndef OMNI_STORE_H
 #define OMNI_STORE_H
 
+#include "redisurl.h"
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <stddef.h>
@@ -79,9 +80,5 @@ void store_args_setll(store_args *a, int i, long long v);
 void store_args_finish(store_args *a);
 void store_args_reset(store_args *a);
 void store_args_free(store_args *a);
-
-/* URL parsing, exposed for tests and the CLI. */
-int store_parse_url(const char *url, char *host, size_t host_len, int *port, char *path,
-                    size_t path_len, int *db);
 
 #endif
