@@ -131,11 +131,19 @@ static void form_add(oc_buf *b, const char *name, const char *value)
 static int tw_build(void *inst, const oc_message *m, oc_request *req, oc_outcome *out)
 {
     tw *t = inst;
-    if (!m->text || !*m->text) {
+    /* MMS: one MediaUrl; the Body is then the caption, or the text */
+    const char *media = OC_MESSAGE_HAS(t->host, media_url) && m->media_type ? m->media_url : NULL;
+    const char *text = m->text;
+    if (media && m->media_caption)
+        text = m->media_caption;
+    if ((!text || !*text) && !media) {
         oc_outcome_set(out, OC_FAILED, "no_content", "SMS needs text");
         return -1;
     }
-    if (strlen(m->text) > BODY_MAX) {
+    size_t chars = 0;
+    for (const char *p = text ? text : ""; *p; p++)
+        chars += ((unsigned char)*p & 0xC0) != 0x80;
+    if (chars > BODY_MAX) {
         oc_outcome_set(out, OC_FAILED, "too_long", "SMS text longer than 1600 characters");
         return -1;
     }
@@ -144,7 +152,10 @@ static int tw_build(void *inst, const oc_message *m, oc_request *req, oc_outcome
         form_add(&req->body, "MessagingServiceSid", t->service);
     else
         form_add(&req->body, "From", t->from);
-    form_add(&req->body, "Body", m->text);
+    if (text && *text)
+        form_add(&req->body, "Body", text);
+    if (media)
+        form_add(&req->body, "MediaUrl", media);
     if (t->status_callback)
         form_add(&req->body, "StatusCallback", t->status_callback);
     req->kind = OC_REQ_HTTP;

@@ -13,7 +13,8 @@
 #include "hmac.h"
 #include "omnicast/connector.h"
 
-#define TEXT_MAX 4096
+#define TEXT_MAX 4096    /* characters, the Cloud API's limit for text bodies */
+#define CAPTION_MAX 1024 /* characters, for a media caption */
 #define EVENTS_MAX 1000
 
 typedef struct wa {
@@ -113,6 +114,15 @@ static void wa_free(void *inst)
     free(w);
 }
 
+/* characters, not bytes: the Cloud API's limits count characters */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static void str(wa *w, oc_buf *b, const char *s)
 {
     oc_buf_puts(b, "\"");
@@ -135,7 +145,16 @@ static int wa_build(void *inst, const oc_message *m, oc_request *req, oc_outcome
         oc_buf_puts(b, ",\"language\":{\"code\":");
         str(w, b, m->template_language ? m->template_language : "en_US");
         oc_buf_puts(b, "}");
+        /* the job's components, rendered by the host as a JSON array */
+        const char *comps =
+            OC_MESSAGE_HAS(w->host, template_components) ? m->template_components : NULL;
+        if (comps && comps[0] != '[') {
+            oc_outcome_set(out, OC_FAILED, "template_error", "components are not a JSON array");
+            return -1;
+        }
+        int more = comps && comps[1] != ']';
         if (m->n_template_params) {
+            /* the short form: positional body text, before the components */
             oc_buf_puts(b, ",\"components\":[{\"type\":\"body\",\"parameters\":[");
             for (size_t i = 0; i < m->n_template_params; i++) {
                 oc_buf_puts(b,
@@ -143,12 +162,51 @@ static int wa_build(void *inst, const oc_message *m, oc_request *req, oc_outcome
                 str(w, b, m->template_params[i]);
                 oc_buf_puts(b, "}");
             }
-            oc_buf_puts(b, "]}]");
+            oc_buf_puts(b, "]}");
+            if (more) {
+                oc_buf_puts(b, ",");
+                oc_buf_puts(b, comps + 1);
+            } else {
+                oc_buf_puts(b, "]");
+            }
+        } else if (comps) {
+            oc_buf_puts(b, ",\"components\":");
+            oc_buf_puts(b, comps);
+        }
+        oc_buf_puts(b, "}}");
+    } else if (OC_MESSAGE_HAS(w->host, media_filename) && m->media_type && m->media_url) {
+        /* a media message: {"type":"image","image":{"link":...,"caption":...}}; the text, if
+         * any, is the caption when none is given (audio has none) */
+        const char *t = m->media_type;
+        if (strcmp(t, "image") && strcmp(t, "video") && strcmp(t, "document") &&
+            strcmp(t, "audio")) {
+            oc_outcome_set(out, OC_FAILED, "bad_media",
+                           "media type not image, video, document or audio");
+            return -1;
+        }
+        const char *cap = m->media_caption ? m->media_caption : m->text;
+        oc_buf_puts(b, ",\"type\":");
+        str(w, b, t);
+        oc_buf_puts(b, ",\"");
+        oc_buf_puts(b, t);
+        oc_buf_puts(b, "\":{\"link\":");
+        str(w, b, m->media_url);
+        if (cap && cap[0] && strcmp(t, "audio")) {
+            if (utf8_chars(cap) > CAPTION_MAX) {
+                oc_outcome_set(out, OC_FAILED, "too_long", "caption longer than 1024 characters");
+                return -1;
+            }
+            oc_buf_puts(b, ",\"caption\":");
+            str(w, b, cap);
+        }
+        if (m->media_filename && !strcmp(t, "document")) {
+            oc_buf_puts(b, ",\"filename\":");
+            str(w, b, m->media_filename);
         }
         oc_buf_puts(b, "}}");
     } else if (m->text && m->text[0]) {
-        if (strlen(m->text) > TEXT_MAX) {
-            oc_outcome_set(out, OC_FAILED, "too_long", "text longer than 4096 bytes");
+        if (utf8_chars(m->text) > TEXT_MAX) {
+            oc_outcome_set(out, OC_FAILED, "too_long", "text longer than 4096 characters");
             return -1;
         }
         oc_buf_puts(b, ",\"type\":\"text\",\"text\":{\"preview_url\":false,\"body\":");

@@ -34,6 +34,10 @@ static void spec_free(campaign_spec *s)
     for (size_t i = 0; i < s->n_params; i++)
         tmpl_free(s->params[i]);
     free(s->params);
+    jtmpl_free(s->components);
+    tmpl_free(s->media_url);
+    tmpl_free(s->media_caption);
+    tmpl_free(s->media_filename);
     json_decref(s->spec);
     free(s->id);
     free(s);
@@ -110,6 +114,26 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
                 }
                 s->n_params = i + 1;
             }
+        }
+        json_t *comps = json_object_get(tpl, "components");
+        if (comps) {
+            char e[200];
+            s->components = jtmpl_compile(comps, e, sizeof(e));
+            if (!s->components) {
+                snprintf(err, err_len, "message.template.components%s", e);
+                bad = 1;
+            }
+        }
+    }
+    json_t *media = json_object_get(msg, "media");
+    if (json_is_object(media)) {
+        s->media_type = json_string_value(json_object_get(media, "type"));
+        s->media_url = compile_opt(media, "url", err, err_len, &bad);
+        s->media_caption = compile_opt(media, "caption", err, err_len, &bad);
+        s->media_filename = compile_opt(media, "filename", err, err_len, &bad);
+        if (!s->media_type || !s->media_url) {
+            snprintf(err, err_len, "message.media: type and url missing");
+            bad = 1;
         }
     }
     s->defaults = json_object_get(root, "defaults");

@@ -9,6 +9,7 @@
 #include "job.h"
 #include "omni.h"
 #include "ratelimit.h"
+#include "jsontmpl.h"
 #include "template.h"
 
 typedef struct campaign_spec {
@@ -19,8 +20,8 @@ typedef struct campaign_spec {
     int weight;        /* dispatch: sends per turn on a connector (the job's priority) */
     size_t loaded;     /* dispatch: its chunks with recipients loaded in memory */
     camp_queue cq[JOB_MAX_CHANNELS]; /* dispatch: its waiting recipients, per channel */
-    int type;     /* JOB_BROADCAST or JOB_MESSAGE */
-    json_t *spec; /* owned */
+    int type;                        /* JOB_BROADCAST or JOB_MESSAGE */
+    json_t *spec;                    /* owned */
     size_t n_channels;
     const char *channels[JOB_MAX_CHANNELS]; /* borrowed from spec */
     chan *chans[JOB_MAX_CHANNELS];          /* NULL when not configured (any more) */
@@ -28,6 +29,9 @@ typedef struct campaign_spec {
     const char *template_name, *template_language;
     tmpl **params;
     size_t n_params;
+    jtmpl *components;      /* message.template.components, or NULL */
+    const char *media_type; /* message.media.type (borrowed), or NULL */
+    tmpl *media_url, *media_caption, *media_filename;
     json_t *defaults; /* borrowed from spec, may be NULL */
     bucket rate;      /* the job's rate_per_s, per instance */
     int has_rate;

@@ -120,9 +120,10 @@ typedef struct dispatch {
     size_t batch_n[OUTCOME_CALLS]; /* outcomes in each call in flight, by number % OUTCOME_CALLS */
     oc_buf text, subject, html;
     oc_buf params[16];
-    int taking;               /* a take.lua call is outstanding */
-    long long pause_until_us; /* Redis answered with errors: wait before writing again */
-    char num[4][64];          /* numbers formatted for a template, rotating */
+    oc_buf comps, murl, mcap, mfile; /* template components (JSON), media */
+    int taking;                      /* a take.lua call is outstanding */
+    long long pause_until_us;        /* Redis answered with errors: wait before writing again */
+    char num[4][64];                 /* numbers formatted for a template, rotating */
     int num_slot;
     store_args claim_args, out_args; /* reused: no large allocation per call */
     /* recipient arrays of finished chunks, for the next ones: a chunk's
@@ -247,6 +248,10 @@ void dispatch_free(omni *o)
     oc_buf_free(&d->html);
     for (size_t i = 0; i < 16; i++)
         oc_buf_free(&d->params[i]);
+    oc_buf_free(&d->comps);
+    oc_buf_free(&d->murl);
+    oc_buf_free(&d->mcap);
+    oc_buf_free(&d->mfile);
     free(d);
     o->dispatch = NULL;
 }
@@ -1018,6 +1023,15 @@ static const char *var_lookup(void *ctx, const char *name, size_t len)
         return d->text.len ? d->text.data : NULL;
     if (IS("subject"))
         return d->subject.len ? d->subject.data : NULL;
+    /* the media attachment, for connectors that template their own body */
+    if (IS("media_type"))
+        return r->ck->spec->media_type;
+    if (IS("media_url"))
+        return r->ck->spec->media_url ? d->murl.data : NULL;
+    if (IS("media_caption"))
+        return r->ck->spec->media_caption ? d->mcap.data : NULL;
+    if (IS("media_filename"))
+        return r->ck->spec->media_filename ? d->mfile.data : NULL;
 #undef IS
     return NULL;
 }
@@ -1061,6 +1075,16 @@ static void send_one(conn_inst *ci, rcpt *r)
         rc = render_into(sp->params[i], r, &d->params[i], missing, sizeof(missing));
         params[i] = d->params[i].data ? d->params[i].data : "";
     }
+    if (rc == 0)
+        rc = render_into(sp->media_url, r, &d->murl, missing, sizeof(missing));
+    if (rc == 0)
+        rc = render_into(sp->media_caption, r, &d->mcap, missing, sizeof(missing));
+    if (rc == 0)
+        rc = render_into(sp->media_filename, r, &d->mfile, missing, sizeof(missing));
+    if (rc == 0 && sp->components) {
+        oc_buf_reset(&d->comps);
+        rc = jtmpl_render(sp->components, var_lookup, r, &d->comps, missing, sizeof(missing));
+    }
     if (rc != 0) {
         char reason[96];
         snprintf(reason, sizeof(reason), "missing_var:%s", missing);
@@ -1082,6 +1106,11 @@ static void send_one(conn_inst *ci, rcpt *r)
         .n_template_params = np,
         .var = msg_var,
         .var_ctx = r,
+        .template_components = sp->components ? d->comps.data : NULL,
+        .media_type = sp->media_url ? sp->media_type : NULL,
+        .media_url = sp->media_url ? d->murl.data : NULL,
+        .media_caption = sp->media_caption ? d->mcap.data : NULL,
+        .media_filename = sp->media_filename ? d->mfile.data : NULL,
     };
     oc_request req;
     memset(&req, 0, sizeof(req));

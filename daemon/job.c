@@ -144,6 +144,241 @@ static int check_tmpl(json_t *v, const char *where, char *reason, size_t len)
     return 0;
 }
 
+/* ---- WhatsApp template components, in the Cloud API's own shape:
+ * [{"type":"header"|"body"|"button", "sub_type", "index", "parameters":
+ * [{"type": ..., "<type>": ..., "parameter_name"}]}]. Every string in them
+ * is a {{var}} template rendered per recipient. */
+
+static int in_set(const char *s, const char *const *set)
+{
+    for (; *set; set++)
+        if (!strcmp(s, *set))
+            return 1;
+    return 0;
+}
+
+/* every string inside v compiles as a template */
+static int check_strings(json_t *v, const char *where, int depth, char *reason, size_t len)
+{
+    if (depth > 8)
+        return fail(reason, len, "%s: nested too deeply", where);
+    char w[256];
+    if (json_is_string(v))
+        return check_tmpl(v, where, reason, len);
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            snprintf(w, sizeof(w), "%s[%zu]", where, i);
+            if (check_strings(x, w, depth + 1, reason, len) < 0)
+                return -1;
+        }
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            snprintf(w, sizeof(w), "%s.%s", where, k);
+            if (check_strings(x, w, depth + 1, reason, len) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* a non-empty string (a template) of at most max bytes */
+static int need_str(json_t *o, const char *key, size_t max, const char *where, char *reason,
+                    size_t len)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > max)
+        return fail(reason, len, "%s.%s: must be a non-empty string of at most %zu bytes", where,
+                    key, max);
+    return 0;
+}
+
+/* the members an object may have besides the ones listed are refused */
+static int only_keys(json_t *o, const char *const *keys, const char *where, char *reason,
+                     size_t len)
+{
+    const char *k;
+    json_t *x;
+    json_object_foreach(o, k, x)
+    {
+        if (!in_set(k, keys))
+            return fail(reason, len, "%s: unknown key: %.64s", where, k);
+    }
+    return 0;
+}
+
+static int check_param(json_t *p, const char *where, char *reason, size_t len)
+{
+    static const char *const types[] = {"text",     "currency", "date_time",   "image",  "video",
+                                        "document", "payload",  "coupon_code", "action", NULL};
+    if (!json_is_object(p))
+        return fail(reason, len, "%s: must be an object", where);
+    const char *t = json_string_value(json_object_get(p, "type"));
+    if (!t || !in_set(t, types))
+        return fail(reason, len,
+                    "%s.type: must be text, currency, date_time, image, video, document, "
+                    "payload, coupon_code or action",
+                    where);
+    const char *keys[] = {"type", t, "parameter_name", NULL};
+    if (only_keys(p, keys, where, reason, len) < 0)
+        return -1;
+    json_t *pn = json_object_get(p, "parameter_name");
+    if (pn) {
+        const char *n = json_string_value(pn);
+        size_t nl = n ? strlen(n) : 0;
+        if (!nl || nl > 64 || strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_") != nl)
+            return fail(reason, len, "%s.parameter_name: must be 1-64 of [a-z0-9_]", where);
+    }
+    json_t *v = json_object_get(p, t);
+    char w[200];
+    snprintf(w, sizeof(w), "%s.%s", where, t);
+    if (!strcmp(t, "text") || !strcmp(t, "payload") || !strcmp(t, "coupon_code")) {
+        size_t max = !strcmp(t, "coupon_code") ? 15 : !strcmp(t, "payload") ? 128 : 1024;
+        if (need_str(p, t, max, where, reason, len) < 0)
+            return -1;
+    } else if (!strcmp(t, "currency")) {
+        static const char *const ck[] = {"fallback_value", "code", "amount_1000", NULL};
+        if (!json_is_object(v))
+            return fail(reason, len, "%s: must be an object", w);
+        if (only_keys(v, ck, w, reason, len) < 0 ||
+            need_str(v, "fallback_value", 256, w, reason, len) < 0)
+            return -1;
+        const char *code = json_string_value(json_object_get(v, "code"));
+        if (!code || strlen(code) != 3 || strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+            return fail(reason, len, "%s.code: must be an ISO 4217 code such as \"USD\"", w);
+        json_t *a = json_object_get(v, "amount_1000");
+        if (!json_is_integer(a) || json_integer_value(a) < 0 ||
+            json_integer_value(a) > 1000000000000LL)
+            return fail(reason, len, "%s.amount_1000: must be an integer (the amount times 1000)",
+                        w);
+    } else if (!strcmp(t, "date_time")) {
+        static const char *const dk[] = {"fallback_value", NULL};
+        if (!json_is_object(v))
+            return fail(reason, len, "%s: must be an object", w);
+        if (only_keys(v, dk, w, reason, len) < 0 ||
+            need_str(v, "fallback_value", 256, w, reason, len) < 0)
+            return -1;
+    } else if (!strcmp(t, "action")) {
+        if (!json_is_object(v))
+            return fail(reason, len, "%s: must be an object", w);
+    } else { /* image, video, document: a link (or an uploaded media id) */
+        static const char *const mk[] = {"link", "id", "filename", "caption", NULL};
+        if (!json_is_object(v))
+            return fail(reason, len, "%s: must be an object", w);
+        if (only_keys(v, mk, w, reason, len) < 0)
+            return -1;
+        int has_link = json_object_get(v, "link") != NULL,
+            has_id = json_object_get(v, "id") != NULL;
+        if (has_link == has_id)
+            return fail(reason, len, "%s: needs link or id (one of them)", w);
+        if (need_str(v, has_link ? "link" : "id", 2048, w, reason, len) < 0)
+            return -1;
+        if (json_object_get(v, "filename") && strcmp(t, "document"))
+            return fail(reason, len, "%s.filename: only for a document", w);
+    }
+    return check_strings(p, where, 0, reason, len);
+}
+
+static int check_components(json_t *cs, int *has_body, char *reason, size_t len)
+{
+    static const char *const ckeys[] = {"type", "sub_type", "index", "parameters", NULL};
+    static const char *const subs[] = {"quick_reply", "url", "copy_code",  "flow",
+                                       "catalog",     "mpm", "voice_call", NULL};
+    if (!json_is_array(cs) || json_array_size(cs) == 0 || json_array_size(cs) > 10)
+        return fail(reason, len,
+                    "message.template.components: must be an array of 1 to 10 "
+                    "components");
+    int seen_header = 0, seen_body = 0, seen_button[10] = {0};
+    size_t i;
+    json_t *c;
+    json_array_foreach(cs, i, c)
+    {
+        char where[96];
+        snprintf(where, sizeof(where), "message.template.components[%zu]", i);
+        if (!json_is_object(c))
+            return fail(reason, len, "%s: must be an object", where);
+        if (only_keys(c, ckeys, where, reason, len) < 0)
+            return -1;
+        const char *t = json_string_value(json_object_get(c, "type"));
+        if (!t || (strcmp(t, "header") && strcmp(t, "body") && strcmp(t, "button")))
+            return fail(reason, len, "%s.type: must be header, body or button", where);
+        json_t *sub = json_object_get(c, "sub_type"), *idx = json_object_get(c, "index");
+        if (!strcmp(t, "button")) {
+            if (!json_is_string(sub) || !in_set(json_string_value(sub), subs))
+                return fail(reason, len,
+                            "%s.sub_type: must be quick_reply, url, copy_code, flow, catalog, mpm "
+                            "or voice_call",
+                            where);
+            long n = -1;
+            if (json_is_integer(idx))
+                n = (long)json_integer_value(idx);
+            else if (json_is_string(idx) && json_string_length(idx) == 1 &&
+                     json_string_value(idx)[0] >= '0' && json_string_value(idx)[0] <= '9')
+                n = json_string_value(idx)[0] - '0';
+            if (n < 0 || n > 9)
+                return fail(reason, len, "%s.index: must be 0 to 9 (the button's position)", where);
+            if (seen_button[n]++)
+                return fail(reason, len, "%s: button %ld given twice", where, n);
+        } else {
+            if (sub || idx)
+                return fail(reason, len, "%s: sub_type and index are for buttons only", where);
+            if (!strcmp(t, "header") && seen_header++)
+                return fail(reason, len, "%s: one header only", where);
+            if (!strcmp(t, "body") && seen_body++)
+                return fail(reason, len, "%s: one body only", where);
+        }
+        json_t *ps = json_object_get(c, "parameters");
+        size_t max = !strcmp(t, "header") || !strcmp(t, "button") ? 1 : 100;
+        if (!json_is_array(ps) || json_array_size(ps) == 0 || json_array_size(ps) > max)
+            return fail(reason, len, "%s.parameters: must be an array of 1 to %zu parameters",
+                        where, max);
+        size_t k;
+        json_t *p;
+        json_array_foreach(ps, k, p)
+        {
+            char w[160];
+            snprintf(w, sizeof(w), "%s.parameters[%zu]", where, k);
+            if (check_param(p, w, reason, len) < 0)
+                return -1;
+        }
+    }
+    *has_body = seen_body;
+    return 0;
+}
+
+/* message.media: one image, video, document or audio by URL */
+static int check_media(json_t *v, char *reason, size_t len)
+{
+    static const char *const keys[] = {"type", "url", "caption", "filename", NULL};
+    static const char *const types[] = {"image", "video", "document", "audio", NULL};
+    if (!json_is_object(v))
+        return fail(reason, len, "message.media: must be an object");
+    if (only_keys(v, keys, "message.media", reason, len) < 0)
+        return -1;
+    const char *t = json_string_value(json_object_get(v, "type"));
+    if (!t || !in_set(t, types))
+        return fail(reason, len, "message.media.type: must be image, video, document or audio");
+    if (need_str(v, "url", 2048, "message.media", reason, len) < 0)
+        return -1;
+    const char *u = json_string_value(json_object_get(v, "url"));
+    if (strncmp(u, "https://", 8) && strncmp(u, "http://", 7) && strncmp(u, "{{", 2))
+        return fail(reason, len, "message.media.url: must be an http(s) URL");
+    if (json_object_get(v, "caption") &&
+        (need_str(v, "caption", 1024, "message.media", reason, len) < 0 || !strcmp(t, "audio")))
+        return fail(reason, len,
+                    "message.media.caption: a string of at most 1024 bytes, not "
+                    "for audio");
+    if (json_object_get(v, "filename") &&
+        (need_str(v, "filename", 240, "message.media", reason, len) < 0 || strcmp(t, "document")))
+        return fail(reason, len, "message.media.filename: a string, for a document only");
+    return check_strings(v, "message.media", 0, reason, len);
+}
+
 static int check_message(json_t *m, char *reason, size_t len)
 {
     if (!json_is_object(m))
@@ -188,6 +423,14 @@ static int check_message(json_t *m, char *reason, size_t len)
                         if (check_tmpl(p, w, reason, len) < 0)
                             return -1;
                     }
+                } else if (!strcmp(tk, "components")) {
+                    int body = 0;
+                    if (check_components(tv, &body, reason, len) < 0)
+                        return -1;
+                    if (body && json_object_get(v, "params"))
+                        return fail(reason, len,
+                                    "message.template: params and a body component both give "
+                                    "the body's parameters: give one");
                 } else {
                     return fail(reason, len, "message.template: unknown key: %s", tk);
                 }
@@ -197,12 +440,16 @@ static int check_message(json_t *m, char *reason, size_t len)
             if (!json_object_get(v, "language"))
                 json_object_set_new(v, "language", json_string("en_US"));
             content = 1;
+        } else if (!strcmp(k, "media")) {
+            if (check_media(v, reason, len) < 0)
+                return -1;
+            content = 1;
         } else {
             return fail(reason, len, "message: unknown key: %s", k);
         }
     }
     if (!content)
-        return fail(reason, len, "message: needs text, html or template");
+        return fail(reason, len, "message: needs text, html, template or media");
     return 0;
 }
 
@@ -418,6 +665,11 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
 
     if (check_message(json_object_get(root, "message"), reason, len) < 0)
         return -1;
+    if (json_object_get(json_object_get(root, "message"), "media"))
+        for (size_t c = 0; c < out->n_channels; c++)
+            if (kind_of(rules, out->channels[c]) == ADDR_EMAIL)
+                return fail(reason, len, "message.media: channel %s is email, which takes no media",
+                            out->channels[c]);
 
     json_t *defs = json_object_get(root, "defaults");
     if (defs) {

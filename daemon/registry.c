@@ -111,4 +111,5 @@ const oc_host registry_host = {
     .json_escape = json_escape_append,
     .render = host_render,
     .retry_after_ms = retry_after_parse_ms,
+    .message_size = sizeof(oc_message),
 };

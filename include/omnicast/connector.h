@@ -18,9 +18,11 @@ extern "C" {
 #endif
 
 /* A plugin built against a different major is refused; a newer minor only
- * appends fields at the end of the structs below (struct_size tells). */
+ * appends fields at the end of the structs below (struct_size tells).
+ * 1.1: oc_response.request_sent/answered. 1.3: oc_message's template
+ * components and media, oc_host.message_size (OC_MESSAGE_HAS). */
 #define OC_ABI_MAJOR 1
-#define OC_ABI_MINOR 1
+#define OC_ABI_MINOR 3
 
 /* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
 #define OC_ENTRY_SYMBOL "oc_connector_entry"
@@ -131,6 +133,8 @@ typedef struct oc_host {
     /* Parse a Retry-After value (delta seconds or HTTP-date) into ms from
      * now_ms; -1 when absent or unparseable. */
     long (*retry_after_ms)(const char *value, long long now_ms);
+    /* ABI 1.3: sizeof(oc_message) in the host, see OC_MESSAGE_HAS */
+    uint32_t message_size;
 } oc_host;
 
 /* Whether the daemon that loaded this connector offers a host service: a
@@ -139,7 +143,14 @@ typedef struct oc_host {
  * calling it: `if (OC_HOST_HAS(host, retry_after_ms)) ...`. */
 #define OC_HOST_HAS(host, member)                                                                  \
     ((host)->struct_size >= offsetof(oc_host, member) + sizeof((host)->member) &&                  \
-     (host)->member != NULL)
+     (host)->member != 0)
+
+/* Whether the oc_message a host hands over has a member newer than ABI 1.0
+ * (the host allocates it, so a connector built against a newer header asks
+ * before it reads one): `if (OC_MESSAGE_HAS(host, media_url) && m->media_url)`. */
+#define OC_MESSAGE_HAS(host, member)                                                               \
+    (OC_HOST_HAS(host, message_size) &&                                                            \
+     (host)->message_size >= offsetof(oc_message, member) + sizeof(((oc_message *)0)->member))
 
 /* ---- outbound: a rendered message in, a request out */
 
@@ -158,6 +169,16 @@ typedef struct oc_message {
     /* Look up a variable by name (recipient vars first); NULL if absent. */
     const char *(*var)(const oc_message *msg, const char *name, size_t name_len);
     void *var_ctx;
+    /* ABI 1.3 (read them only when OC_MESSAGE_HAS says the host has them):
+     * the job's WhatsApp template components in the Cloud API's own shape,
+     * every string rendered for this recipient, as compact JSON text (an
+     * array), or NULL; and one media attachment by URL (rendered), or
+     * media_type NULL. */
+    const char *template_components;
+    const char *media_type; /* "image", "video", "document" or "audio" */
+    const char *media_url;
+    const char *media_caption;  /* or NULL */
+    const char *media_filename; /* a document's, or NULL */
 } oc_message;
 
 enum { OC_REQ_HTTP = 0, OC_REQ_SMTP = 1 };

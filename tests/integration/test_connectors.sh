@@ -50,11 +50,21 @@ start_daemon "$T/omni.conf"
 
 enqueue '{"type":"broadcast","id":"wa-text","channel":"whatsapp","message":{"text":"Hi {{name}}, \"30%\" off"},"recipients":[{"to":"+15550000001","vars":{"name":"Ana"}},{"to":"+15550000010"},{"to":"+15550000011"},{"to":"+15550000012"}],"defaults":{"name":"friend"}}'
 enqueue '{"type":"broadcast","id":"wa-tpl","channel":"whatsapp","message":{"template":{"name":"bf_promo","language":"pt_BR","params":["{{name}}"]}},"recipients":[{"to":"+15550000002","vars":{"name":"Bia"}}]}'
+# a marketing template with an image header, a named body parameter,
+# currency and a quick-reply button (the Cloud API's documented shapes),
+# a document message and an MMS
+enqueue '{"type":"broadcast","id":"wa-rich","channel":"whatsapp","message":{"template":{"name":"spring_sale","language":"en_US","components":[{"type":"header","parameters":[{"type":"image","image":{"link":"https://cdn.example.com/{{sku}}.png"}}]},{"type":"body","parameters":[{"type":"text","parameter_name":"first_name","text":"{{name}}"},{"type":"currency","currency":{"fallback_value":"$100.99","code":"USD","amount_1000":100990}}]},{"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"payload","payload":"more-{{sku}}"}]}]}},"recipients":[{"to":"+15550000004","vars":{"name":"Dani \"D\"","sku":"A1"}}]}'
+enqueue '{"type":"broadcast","id":"wa-doc","channel":"whatsapp","message":{"media":{"type":"document","url":"https://files.example.com/{{n}}.pdf","filename":"invoice-{{n}}.pdf"},"text":"Invoice {{n}}"},"recipients":[{"to":"+15550000005","vars":{"n":"77"}}]}'
+enqueue '{"type":"broadcast","id":"sms-mms","channel":"sms","message":{"media":{"type":"image","url":"https://cdn.example.com/p.png"},"text":"Look"},"recipients":[{"to":"+15550000006"}]}'
+enqueue '{"type":"broadcast","id":"mail-media","channel":"email","message":{"media":{"type":"image","url":"https://cdn.example.com/p.png"},"text":"x"},"recipients":[{"to":"ana@example.com"}]}'
 enqueue '{"type":"broadcast","id":"sms1","channel":"sms","message":{"text":"Oi {{name|amigo}} & cia"},"recipients":[{"to":"+15550000003","vars":{"name":"Caio"}},{"to":"+15550000013"},{"to":"+15550000014"}]}'
 enqueue '{"type":"broadcast","id":"hook1","channel":"hook","message":{"text":"ping"},"recipients":[{"to":"user-42"}]}'
 enqueue '{"type":"broadcast","id":"mail1","channel":"email","message":{"subject":"Promoção já","text":"Olá {{name}}","html":"<p>Olá {{name}}</p>"},"recipients":[{"to":"ana@example.com","vars":{"name":"Ana"}},{"to":"nobody@example.com","vars":{"name":"X"}}]}'
 enqueue '{"type":"broadcast","id":"down1","channel":"down","message":{"text":"x"},"recipients":[{"to":"u1"}]}'
-for c in wa-text wa-tpl sms1 hook1 mail1 down1; do wait_for 90 campaign_done "$c"; done
+for c in wa-text wa-tpl wa-rich wa-doc sms-mms sms1 hook1 mail1 down1; do wait_for 90 campaign_done "$c"; done
+# media on an email channel is refused at intake, with its reason
+wait_for 30 bash -c "redis-cli -p $REDIS_PORT XRANGE omni:dead - + | grep -q 'channel email is email, which takes no media'"
+[ "$(rraw EXISTS omni:campaign:mail-media)" = 0 ] || fail "a job with media on email was accepted"
 
 J="$T/prov.jsonl"
 py() { python3 - "$J" "$@"; }
@@ -69,7 +79,21 @@ assert all(r["headers"]["authorization"] == "Bearer testtoken" for r in wa)
 tpl = [json.loads(r["body"]) for r in wa if json.loads(r["body"])["to"] == "15550000002"][0]
 assert tpl["template"] == {"name": "bf_promo", "language": {"code": "pt_BR"},
     "components": [{"type": "body", "parameters": [{"type": "text", "text": "Bia"}]}]}, tpl
+rich = [json.loads(r["body"]) for r in wa if json.loads(r["body"])["to"] == "15550000004"]
+assert len(rich) == 1, rich
+assert rich[0]["type"] == "template", rich
+assert rich[0]["template"] == {"name": "spring_sale", "language": {"code": "en_US"}, "components": [
+    {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example.com/A1.png"}}]},
+    {"type": "body", "parameters": [{"type": "text", "parameter_name": "first_name", "text": "Dani \"D\""},
+        {"type": "currency", "currency": {"fallback_value": "$100.99", "code": "USD", "amount_1000": 100990}}]},
+    {"type": "button", "sub_type": "quick_reply", "index": "0", "parameters": [{"type": "payload", "payload": "more-A1"}]}]}, rich
+doc = [json.loads(r["body"]) for r in wa if json.loads(r["body"])["to"] == "15550000005"]
+assert doc == [{"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550000005",
+                "type": "document", "document": {"link": "https://files.example.com/77.pdf",
+                "caption": "Invoice 77", "filename": "invoice-77.pdf"}}], doc
 tw = [r for r in reqs if r["path"] == "/2010-04-01/Accounts/AC0123/Messages.json"]
+mms = [r for r in tw if "15550000006" in r["body"]]
+assert [m["body"] for m in mms] == ["To=%2B15550000006&From=%2B15551230000&Body=Look&MediaUrl=https%3A%2F%2Fcdn.example.com%2Fp.png"], mms
 caio = [r for r in tw if "15550000003" in r["body"]][0]
 assert caio["body"] == "To=%2B15550000003&From=%2B15551230000&Body=Oi%20Caio%20%26%20cia", caio["body"]
 assert caio["headers"]["authorization"] == "Basic QUMwMTIzOnRvazNu"  # AC0123:tok3n
@@ -81,7 +105,7 @@ assert hook["headers"]["x-api-key"] == "k1"
 import hmac, hashlib
 assert hook["headers"]["x-omnicast-signature"] == "sha256=" + hmac.new(b"whsec", hook["body"].encode(), hashlib.sha256).hexdigest()
 PY
-ok "whatsapp text and template, twilio form, signed webhook: the provider saw exactly the right requests"
+ok "whatsapp text, template, components and media, twilio form and MMS, signed webhook: the provider saw exactly the right requests"
 
 [ "$(msg_field wa-text whatsapp:+15550000010 state)" = sent ] || fail "500 then 200 should end sent"
 [ "$(msg_field wa-text whatsapp:+15550000010 attempts)" = 2 ] || fail "500 then 200 should take 2 attempts"

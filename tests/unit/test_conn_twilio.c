@@ -58,6 +58,42 @@ static void form_request_is_built_exactly(void **state)
     oc_request_free(&r);
 }
 
+/* MMS: MediaUrl beside the Body (Twilio's Messages resource), or alone;
+ * 1600 is counted in characters */
+static void media_becomes_media_url_and_length_counts_characters(void **state)
+{
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+15550000001",
+                    .text = "See this",
+                    .media_type = "image",
+                    .media_url = "https://x.example/a.png?s=1&t=2"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_string_equal(r.body.data,
+                        "To=%2B15550000001&From=%2B15551230000&Body=See%20this&MediaUrl=https%3A%"
+                        "2F%2Fx.example%2Fa.png%3Fs%3D1%26t%3D2&StatusCallback=https%3A%2F%2Fomni."
+                        "example.com%2Fwebhooks%2Fsms");
+    oc_request_free(&r);
+    m.text = NULL;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_null(strstr(r.body.data, "Body="));
+    assert_non_null(strstr(r.body.data, "MediaUrl="));
+    oc_request_free(&r);
+    static char s[2 * 1601 + 1];
+    for (int i = 0; i < 1600; i++)
+        memcpy(s + 2 * i, "\xc3\xa9", 2);
+    s[3200] = '\0';
+    oc_message t = {.campaign = "c", .message_id = "c.1", .to = "+15550000001", .text = s};
+    assert_int_equal(C->build(*state, &t, &r, &o), 0);
+    oc_request_free(&r);
+    memcpy(s + 3200, "\xc3\xa9", 3);
+    assert_int_equal(C->build(*state, &t, &r, &o), -1);
+    assert_string_equal(o.reason, "too_long");
+    oc_request_free(&r);
+}
+
 static void from_or_service_sid_exactly_one(void **state)
 {
     (void)state;
@@ -200,6 +236,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(form_request_is_built_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(media_becomes_media_url_and_length_counts_characters, setup,
+                                        teardown),
         cmocka_unit_test(from_or_service_sid_exactly_one),
         cmocka_unit_test_setup_teardown(error_codes_map_to_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(inbound_sms_with_a_valid_signature_is_a_reply, setup,

@@ -73,6 +73,95 @@ static void template_request_carries_rendered_parameters(void **state)
     oc_request_free(&r);
 }
 
+/* components in the Cloud API's shape, as the host renders them, follow
+ * the short form's body; a media message carries its link, caption and
+ * filename (the send-message examples of Meta's documentation) */
+static void components_and_media_go_into_the_documented_shapes(void **state)
+{
+    const char *params[] = {"Ana"};
+    const char *comps = "[{\"type\":\"header\",\"parameters\":[{\"type\":\"image\",\"image\":{"
+                        "\"link\":\"https://cdn.example.com/a.png\"}}]},{\"type\":\"button\","
+                        "\"sub_type\":\"quick_reply\",\"index\":\"0\",\"parameters\":[{\"type\":"
+                        "\"payload\",\"payload\":\"STOP\"}]}]";
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+15550000001",
+                    .template_name = "spring",
+                    .template_language = "en_US",
+                    .template_params = params,
+                    .n_template_params = 1,
+                    .template_components = comps};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_string_equal(
+        r.body.data,
+        "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\",\"to\":"
+        "\"15550000001\",\"type\":\"template\",\"template\":{\"name\":\"spring\",\"language\":{"
+        "\"code\":\"en_US\"},\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":"
+        "\"text\",\"text\":\"Ana\"}]},{\"type\":\"header\",\"parameters\":[{\"type\":\"image\","
+        "\"image\":{\"link\":\"https://cdn.example.com/a.png\"}}]},{\"type\":\"button\","
+        "\"sub_type\":\"quick_reply\",\"index\":\"0\",\"parameters\":[{\"type\":\"payload\","
+        "\"payload\":\"STOP\"}]}]}}");
+    oc_request_free(&r);
+    /* components alone */
+    m.n_template_params = 0;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_non_null(strstr(r.body.data, "},\"components\":[{\"type\":\"header\""));
+    oc_request_free(&r);
+    /* something else than an array is refused, never sent */
+    m.template_components = "{\"type\":\"body\"}";
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "template_error");
+    oc_request_free(&r);
+
+    oc_message d = {.campaign = "c",
+                    .message_id = "c.2",
+                    .to = "+15550000001",
+                    .text = "Your invoice",
+                    .media_type = "document",
+                    .media_url = "https://x.example/i.pdf",
+                    .media_filename = "invoice.pdf"};
+    assert_int_equal(C->build(*state, &d, &r, &o), 0);
+    assert_string_equal(r.body.data,
+                        "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                        "\"to\":\"15550000001\",\"type\":\"document\",\"document\":{\"link\":"
+                        "\"https://x.example/i.pdf\",\"caption\":\"Your invoice\",\"filename\":"
+                        "\"invoice.pdf\"}}");
+    oc_request_free(&r);
+    d.media_type = "audio";
+    assert_int_equal(C->build(*state, &d, &r, &o), 0);
+    assert_string_equal(r.body.data,
+                        "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                        "\"to\":\"15550000001\",\"type\":\"audio\",\"audio\":{\"link\":"
+                        "\"https://x.example/i.pdf\"}}");
+    oc_request_free(&r);
+    d.media_type = "image";
+    d.media_caption = "A \"quote\"";
+    assert_int_equal(C->build(*state, &d, &r, &o), 0);
+    assert_non_null(strstr(r.body.data, "\"image\":{\"link\":\"https://x.example/i.pdf\","
+                                        "\"caption\":\"A \\\"quote\\\"\"}}"));
+    oc_request_free(&r);
+}
+
+/* the 4096 limit counts characters: 4096 two-byte characters pass */
+static void text_length_is_counted_in_characters(void **state)
+{
+    static char s[2 * 4097 + 1];
+    for (int i = 0; i < 4096; i++)
+        memcpy(s + 2 * i, "\xc3\xa9", 2);
+    s[2 * 4096] = '\0';
+    oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001", .text = s};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    oc_request_free(&r);
+    memcpy(s + 2 * 4096, "\xc3\xa9", 3);
+    assert_int_equal(C->build(*state, &m, &r, &o), -1);
+    assert_string_equal(o.reason, "too_long");
+    oc_request_free(&r);
+}
+
 static void empty_and_oversized_messages_fail_before_sending(void **state)
 {
     oc_message m = {.campaign = "c", .message_id = "c.1", .to = "+15550000001"};
@@ -333,6 +422,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(text_request_is_built_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(template_request_carries_rendered_parameters, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(components_and_media_go_into_the_documented_shapes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(text_length_is_counted_in_characters, setup, teardown),
         cmocka_unit_test_setup_teardown(empty_and_oversized_messages_fail_before_sending, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(success_yields_the_wamid, setup, teardown),

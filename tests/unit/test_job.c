@@ -73,7 +73,7 @@ static const struct {
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":\"hi\"}",
      "message: must be an object"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{}}",
-     "message: needs text, html or template"},
+     "message: needs text, html, template or media"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"txt\":\"x\"}}",
      "message: unknown key: txt"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"text\":\"Hi "
@@ -93,6 +93,105 @@ static const struct {
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\",\"message\":{\"template\":{"
      "\"name\":\"t\",\"lang\":\"x\"}}}",
      "message.template: unknown key: lang"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[]}}," R1 "}",
+     "message.template.components: must be an array of 1 to 10 components"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"footer\",\"parameters\":[]}]}}," R1 "}",
+     "message.template.components[0].type: must be header, body or button"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\"}]}]}}"
+     "," R1 "}",
+     "message.template.components[0].parameters[0].text: must be a non-empty string of at most "
+     "1024 bytes"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\","
+     "\"text\":\"{{x\"}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].text: unclosed {{ at offset 0"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"money\"}]}]}}"
+     "," R1 "}",
+     "message.template.components[0].parameters[0].type: must be text, currency, date_time, image, "
+     "video, document, payload, coupon_code or action"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"currency\","
+     "\"currency\":{\"fallback_value\":\"$1\",\"code\":\"usd\",\"amount_1000\":1000}}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].currency.code: must be an ISO 4217 code such as "
+     "\"USD\""},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"currency\","
+     "\"currency\":{\"fallback_value\":\"$1\",\"code\":\"USD\",\"amount_1000\":1.5}}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].currency.amount_1000: must be an integer (the "
+     "amount times 1000)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"header\",\"parameters\":[{\"type\":\"image\","
+     "\"image\":{}}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].image: needs link or id (one of them)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"header\",\"parameters\":[{\"type\":\"image\","
+     "\"image\":{\"link\":\"https://x/a.png\",\"filename\":\"a\"}}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].image.filename: only for a document"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"header\",\"parameters\":[{\"type\":\"text\","
+     "\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}]}}," R1 "}",
+     "message.template.components[0].parameters: must be an array of 1 to 1 parameters"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"button\",\"index\":0,\"parameters\":[{\"type\":"
+     "\"payload\",\"payload\":\"p\"}]}]}}," R1 "}",
+     "message.template.components[0].sub_type: must be quick_reply, url, copy_code, flow, catalog, "
+     "mpm or voice_call"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"button\",\"sub_type\":\"quick_reply\",\"index\":"
+     "\"10\",\"parameters\":[{\"type\":\"payload\",\"payload\":\"p\"}]}]}}," R1 "}",
+     "message.template.components[0].index: must be 0 to 9 (the button's position)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"button\",\"sub_type\":\"quick_reply\",\"index\":0,"
+     "\"parameters\":[{\"type\":\"payload\",\"payload\":\"p\"}]},{\"type\":\"button\",\"sub_type\":"
+     "\"quick_reply\",\"index\":\"0\",\"parameters\":[{\"type\":\"payload\",\"payload\":\"q\"}]}]}}"
+     "," R1 "}",
+     "message.template.components[1]: button 0 given twice"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"index\":0,\"parameters\":[{\"type\":"
+     "\"text\",\"text\":\"a\"}]}]}}," R1 "}",
+     "message.template.components[0]: sub_type and index are for buttons only"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\","
+     "\"text\":\"a\",\"parameter_name\":\"First Name\"}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].parameter_name: must be 1-64 of [a-z0-9_]"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"text\","
+     "\"text\":\"a\",\"image\":{}}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0]: unknown key: image"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"components\":[{\"type\":\"body\",\"parameters\":[{\"type\":\"coupon_code\","
+     "\"coupon_code\":\"0123456789ABCDEF\"}]}]}}," R1 "}",
+     "message.template.components[0].parameters[0].coupon_code: must be a non-empty string of at "
+     "most 15 bytes"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"template\":{"
+     "\"name\":\"t\",\"params\":[\"x\"],\"components\":[{\"type\":\"body\",\"parameters\":[{"
+     "\"type\":\"text\",\"text\":\"a\"}]}]}}," R1 "}",
+     "message.template: params and a body component both give the body's parameters: give one"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":{"
+     "\"type\":\"gif\",\"url\":\"https://x/a\"}}," R1 "}",
+     "message.media.type: must be image, video, document or audio"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":{"
+     "\"type\":\"image\"}}," R1 "}",
+     "message.media.url: must be a non-empty string of at most 2048 bytes"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":{"
+     "\"type\":\"image\",\"url\":\"ftp://x/a\"}}," R1 "}",
+     "message.media.url: must be an http(s) URL"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":{"
+     "\"type\":\"audio\",\"url\":\"https://x/a.ogg\",\"caption\":\"c\"}}," R1 "}",
+     "message.media.caption: a string of at most 1024 bytes, not for audio"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":{"
+     "\"type\":\"image\",\"url\":\"https://x/a.png\",\"filename\":\"a.png\"}}," R1 "}",
+     "message.media.filename: a string, for a document only"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":{"
+     "\"type\":\"image\",\"url\":\"https://x/a.png\",\"alt\":\"a\"}}," R1 "}",
+     "message.media: unknown key: alt"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"email\"],\"message\":{\"media\":"
+     "{\"type\":\"image\",\"url\":\"https://x/a.png\"}}," R1 "}",
+     "message.media: channel email is email, which takes no media"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "}",
      "recipients: missing (give recipients or recipients_list)"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
@@ -282,6 +381,49 @@ static void channel_is_folded_into_channels_and_addresses_normalized(void **stat
     job_free(&j);
 }
 
+/* the send-template example of Meta's Cloud API documentation (image
+ * header, body text, currency and date_time, two quick-reply buttons) with
+ * {{vars}} in its strings, and a media message */
+static void template_components_and_media_are_taken_as_given(void **state)
+{
+    (void)state;
+    const char *s =
+        "{\"type\":\"broadcast\",\"id\":\"t1\",\"channel\":\"whatsapp\",\"message\":{"
+        "\"template\":{\"name\":\"spring_sale\",\"language\":\"en_US\",\"components\":["
+        "{\"type\":\"header\",\"parameters\":[{\"type\":\"image\",\"image\":{\"link\":"
+        "\"https://cdn.example.com/{{sku}}.png\"}}]},"
+        "{\"type\":\"body\",\"parameters\":[{\"type\":\"text\",\"text\":\"{{name}}\","
+        "\"parameter_name\":\"first_name\"},{\"type\":\"currency\",\"currency\":{"
+        "\"fallback_value\":\"$100.99\",\"code\":\"USD\",\"amount_1000\":100990}},"
+        "{\"type\":\"date_time\",\"date_time\":{\"fallback_value\":\"February 25, 1977\"}}]},"
+        "{\"type\":\"button\",\"sub_type\":\"quick_reply\",\"index\":\"0\",\"parameters\":"
+        "[{\"type\":\"payload\",\"payload\":\"more-{{sku}}\"}]},"
+        "{\"type\":\"button\",\"sub_type\":\"url\",\"index\":1,\"parameters\":"
+        "[{\"type\":\"text\",\"text\":\"{{sku}}\"}]},"
+        "{\"type\":\"button\",\"sub_type\":\"copy_code\",\"index\":2,\"parameters\":"
+        "[{\"type\":\"coupon_code\",\"coupon_code\":\"SPRING25\"}]}]}},"
+        "\"recipients\":[{\"to\":\"+15550000001\",\"vars\":{\"name\":\"Ana\",\"sku\":"
+        "\"A1\"}}]}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    int rc = job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason));
+    if (rc)
+        print_error("%s\n", reason);
+    assert_int_equal(rc, 0);
+    json_t *c = json_object_get(json_object_get(json_object_get(j.spec, "message"), "template"),
+                                "components");
+    assert_int_equal(json_array_size(c), 5);
+    job_free(&j);
+    s = "{\"type\":\"message\",\"id\":\"m1\",\"channel\":\"whatsapp\",\"to\":\"+15550000001\","
+        "\"message\":{\"media\":{\"type\":\"document\",\"url\":\"https://x/{{n}}.pdf\","
+        "\"filename\":\"invoice-{{n}}.pdf\",\"caption\":\"Your invoice\"}}}";
+    rc = job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason));
+    if (rc)
+        print_error("%s\n", reason);
+    assert_int_equal(rc, 0);
+    job_free(&j);
+}
+
 static void per_channel_addresses_are_normalized_per_channel(void **state)
 {
     (void)state;
@@ -426,6 +568,7 @@ int main(void)
         cmocka_unit_test(every_bad_job_gets_its_reason),
         cmocka_unit_test(oversized_job_is_rejected_before_parsing),
         cmocka_unit_test(channel_is_folded_into_channels_and_addresses_normalized),
+        cmocka_unit_test(template_components_and_media_are_taken_as_given),
         cmocka_unit_test(per_channel_addresses_are_normalized_per_channel),
         cmocka_unit_test(message_shorthand_becomes_one_recipient),
         cmocka_unit_test(control_jobs_need_only_type_and_id),
