@@ -157,7 +157,7 @@ struct conf_directive {
     size_t offset;
     long min, max;
     const char *default_value; /* NULL: no default */
-    const char *help;          /* one line, used by docs and --check-config */
+    const char *help;          /* one line, used by docs */
     unsigned flags;            /* OC_KEY_INT, OC_KEY_REPEATABLE, OC_KEY_REQUIRED, CONF_EARLY */
     const char *arg;           /* choice setters: the accepted words, "a|b|c" */
 };

@@ -565,6 +565,41 @@ static void every_key_of_a_builtin_connector_is_in_the_docs(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* systemd/omnicast.conf.example shows [daemon] keys commented out
+ * ("#key = value"): each is a key of the table, and where the table has a
+ * default the example shows that default. */
+static void the_example_file_shows_the_tables_defaults(void **state)
+{
+    (void)state;
+    char *ex = slurp(OMNI_SOURCE_DIR "/systemd/omnicast.conf.example");
+    assert_non_null(ex);
+    int bad = 0, seen = 0, in_daemon = 0, line = 0;
+    for (char *p = ex; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        line++;
+        if (p[0] == '[')
+            in_daemon = !strcmp(p, "[daemon]");
+        char key[64], value[256];
+        if (in_daemon && sscanf(p, "#%63[a-z_] = %255[^\n]", key, value) == 2) {
+            const conf_directive *d = config_directive(config_daemon_keys, key);
+            seen++;
+            if (!d) {
+                fprintf(stderr, "omnicast.conf.example:%d: %s is no [daemon] key\n", line, key);
+                bad++;
+            } else if (d->default_value && strcmp(d->default_value, value)) {
+                fprintf(stderr, "omnicast.conf.example:%d: %s = %s, the default is %s\n", line, key,
+                        value, d->default_value);
+                bad++;
+            }
+        }
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    assert_true(seen > 20);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +615,7 @@ int main(void)
         cmocka_unit_test(secrets_come_from_files_relative_to_the_credentials_directory),
         cmocka_unit_test(every_documented_key_has_a_reader_and_every_row_is_documented),
         cmocka_unit_test(every_key_of_a_builtin_connector_is_in_the_docs),
+        cmocka_unit_test(the_example_file_shows_the_tables_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
