@@ -35,27 +35,7 @@ typedef struct cli {
 static void print_json(json_t *o);
 static long long now_ms(void);
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: omnicast [--config FILE] [--redis URL] [--prefix P] [--json] COMMAND ...\n"
-            "       (--json may also follow the command's arguments)\n"
-            "\n"
-            "commands:\n"
-            "  enqueue FILE|-               validate a job and queue it (XADD omni:jobs)\n"
-            "  status ID                    a campaign's state and counters\n"
-            "  campaign pause|resume|cancel ID\n"
-            "                               control a campaign on every instance\n"
-            "  campaign uncertain ID        the uncertain recipients: reason, time on the wire\n"
-            "  campaign resend-uncertain ID send again the recipients left uncertain by a crash\n"
-            "  watch ID                     live progress until the campaign ends\n"
-            "  campaigns                    every campaign with its state and counts\n"
-            "  conversations [--open] [--campaign ID]\n"
-            "  suppress add|remove CHANNEL ADDRESS | suppress list CHANNEL\n"
-            "  dead list [N] | dead show ENTRY | dead replay ENTRY\n"
-            "\n"
-            "exit codes: 0 ok, 1 failed, 2 usage, 3 invalid job, 4 Redis unavailable\n");
-}
+static void usage(FILE *f);
 
 static int connect_redis(cli *c)
 {
@@ -127,10 +107,7 @@ static char *read_all(const char *path, size_t *len)
 
 static int cmd_enqueue(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
-        usage(stderr);
-        return EX_USAGE_;
-    }
+    (void)argc;
     size_t len = 0;
     char *raw = read_all(argv[0], &len);
     if (!raw) {
@@ -138,8 +115,8 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         return EX_FAIL;
     }
     job_rules rules = {
-        .max_bytes = c->have_cfg ? (size_t)c->cfg.max_job_bytes : 1 << 20,
-        .max_inline_recipients = c->have_cfg ? (size_t)c->cfg.max_inline_recipients : 10000,
+        .max_bytes = (size_t)c->cfg.max_job_bytes, /* without --config: the defaults */
+        .max_inline_recipients = (size_t)c->cfg.max_inline_recipients,
         .channel_kind = channel_kind,
         .ctx = c,
     };
@@ -186,10 +163,7 @@ static const char *const counter_names[] = {"total",     "sent",      "failed", 
 
 static int cmd_status(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
-        usage(stderr);
-        return EX_USAGE_;
-    }
+    (void)argc;
     int rc = connect_redis(c);
     if (rc)
         return rc;
@@ -344,9 +318,9 @@ static int list_uncertain(cli *c, const char *id)
 
 static int cmd_campaign(cli *c, int argc, char **argv)
 {
-    if (argc != 2 ||
-        (strcmp(argv[0], "pause") && strcmp(argv[0], "resume") && strcmp(argv[0], "cancel") &&
-         strcmp(argv[0], "resend-uncertain") && strcmp(argv[0], "uncertain"))) {
+    (void)argc;
+    if (strcmp(argv[0], "pause") && strcmp(argv[0], "resume") && strcmp(argv[0], "cancel") &&
+        strcmp(argv[0], "resend-uncertain") && strcmp(argv[0], "uncertain")) {
         usage(stderr);
         return EX_USAGE_;
     }
@@ -363,7 +337,7 @@ static int cmd_campaign(cli *c, int argc, char **argv)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof(now), "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
-    snprintf(lease, sizeof(lease), "%d", c->have_cfg ? c->cfg.lease_ms : 30000);
+    snprintf(lease, sizeof(lease), "%d", c->cfg.lease_ms);
     /* the other keys are named from the prefix by the script; the address
      * kind of each configured channel as the daemon resolves it (a cancel
      * finds the records of recipients waiting in the retry set with it) */
@@ -449,8 +423,7 @@ static void print_json(json_t *o)
 
 static int cmd_dead(cli *c, int argc, char **argv)
 {
-    if (argc < 1 ||
-        (strcmp(argv[0], "list") && strcmp(argv[0], "show") && strcmp(argv[0], "replay")) ||
+    if ((strcmp(argv[0], "list") && strcmp(argv[0], "show") && strcmp(argv[0], "replay")) ||
         (strcmp(argv[0], "list") && argc != 2)) {
         usage(stderr);
         return EX_USAGE_;
@@ -516,8 +489,7 @@ static int cmd_dead(cli *c, int argc, char **argv)
 
 static int cmd_suppress(cli *c, int argc, char **argv)
 {
-    if (argc < 2 ||
-        (strcmp(argv[0], "add") && strcmp(argv[0], "remove") && strcmp(argv[0], "list")) ||
+    if ((strcmp(argv[0], "add") && strcmp(argv[0], "remove") && strcmp(argv[0], "list")) ||
         (strcmp(argv[0], "list") && argc != 3)) {
         usage(stderr);
         return EX_USAGE_;
@@ -560,11 +532,8 @@ static int cmd_suppress(cli *c, int argc, char **argv)
 
 static int cmd_campaigns(cli *c, int argc, char **argv)
 {
+    (void)argc;
     (void)argv;
-    if (argc != 0) {
-        usage(stderr);
-        return EX_USAGE_;
-    }
     int rc = connect_redis(c);
     if (rc)
         return rc;
@@ -659,10 +628,7 @@ static int cmd_conversations(cli *c, int argc, char **argv)
  * when the campaign does. */
 static int cmd_watch(cli *c, int argc, char **argv)
 {
-    if (argc != 1) {
-        usage(stderr);
-        return EX_USAGE_;
-    }
+    (void)argc;
     int rc = connect_redis(c);
     if (rc)
         return rc;
@@ -730,6 +696,104 @@ static int cmd_watch(cli *c, int argc, char **argv)
     }
 }
 
+/* ---- the commands: one row each, the dispatcher and the usage text come
+ * from here. The argument counts are checked before the handler runs (a
+ * count outside min..max prints the usage, exit 2); a handler checks its
+ * subcommands itself. */
+
+static int cmd_help(cli *c, int argc, char **argv);
+
+typedef struct cli_usage {
+    const char *synopsis; /* after "omnicast " */
+    const char *help;     /* NULL: the synopsis says it */
+} cli_usage;
+
+typedef struct cli_command {
+    const char *name;
+    int (*run)(cli *c, int argc, char **argv);
+    int min_args, max_args; /* max -1: no limit */
+    cli_usage usage[4];     /* the lines in the usage text, up to a NULL synopsis */
+} cli_command;
+
+static const cli_command commands[] = {
+    {"enqueue",
+     cmd_enqueue,
+     1,
+     1,
+     {{"enqueue FILE|-", "validate a job and queue it (XADD omni:jobs)"}}},
+    {"status", cmd_status, 1, 1, {{"status ID", "a campaign's state and counters"}}},
+    {"campaign",
+     cmd_campaign,
+     2,
+     2,
+     {{"campaign pause|resume|cancel ID", "control a campaign on every instance"},
+      {"campaign uncertain ID", "the uncertain recipients: reason, time on the wire"},
+      {"campaign resend-uncertain ID", "send again the recipients left uncertain by a crash"}}},
+    {"watch", cmd_watch, 1, 1, {{"watch ID", "live progress until the campaign ends"}}},
+    {"campaigns", cmd_campaigns, 0, 0, {{"campaigns", "every campaign with its state and counts"}}},
+    {"conversations", cmd_conversations, 0, -1, {{"conversations [--open] [--campaign ID]", NULL}}},
+    {"suppress",
+     cmd_suppress,
+     2,
+     -1,
+     {{"suppress add|remove CHANNEL ADDRESS | suppress list CHANNEL", NULL}}},
+    {"dead", cmd_dead, 1, -1, {{"dead list [N] | dead show ENTRY | dead replay ENTRY", NULL}}},
+    {"help", cmd_help, 0, 1, {{"help [COMMAND]", "this text, or one command's usage"}}},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* one usage line: the help in a column, or under a synopsis too long for it */
+static void usage_line(FILE *f, const cli_usage *u)
+{
+    if (!u->help)
+        fprintf(f, "  %s\n", u->synopsis);
+    else if (strlen(u->synopsis) <= 28)
+        fprintf(f, "  %-28s %s\n", u->synopsis, u->help);
+    else
+        fprintf(f, "  %s\n%31s%s\n", u->synopsis, "", u->help);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: omnicast [--config FILE] [--redis URL] [--prefix P] [--json] COMMAND ...\n"
+               "       (--json may also follow the command's arguments)\n"
+               "\n"
+               "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        for (const cli_usage *u = commands[i].usage; u < commands[i].usage + 4 && u->synopsis; u++)
+            usage_line(f, u);
+    fprintf(f, "\n"
+               "exit codes: 0 ok, 1 failed, 2 usage, 3 invalid job, 4 Redis unavailable\n");
+}
+
+/* help: the usage text on stdout; help COMMAND: that command's lines */
+static int cmd_help(cli *c, int argc, char **argv)
+{
+    (void)c;
+    if (argc == 0) {
+        usage(stdout);
+        return 0;
+    }
+    const cli_command *cmd = find_command(argv[0]);
+    if (!cmd) {
+        fprintf(stderr, "omnicast: unknown command '%s'\n", argv[0]);
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    printf("usage: omnicast [OPTIONS] ...\n");
+    for (const cli_usage *u = cmd->usage; u < cmd->usage + 4 && u->synopsis; u++)
+        usage_line(stdout, u);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli c;
@@ -769,9 +833,11 @@ int main(int argc, char **argv)
         }
         conf_errors_free(&errs);
         c.have_cfg = 1;
+    } else {
+        config_init(&c.cfg); /* the [daemon] defaults: redis, prefix, job limits, lease */
     }
-    c.redis_url = redis ? redis : c.have_cfg ? c.cfg.redis : "redis://127.0.0.1:6379/0";
-    c.prefix = prefix ? prefix : c.have_cfg ? c.cfg.prefix : "omni:";
+    c.redis_url = redis ? redis : c.cfg.redis;
+    c.prefix = prefix ? prefix : c.cfg.prefix;
     const char *cmd = argv[i];
     /* --json after the command's arguments too (omnicast status ID --json) */
     int rest = 0;
@@ -783,30 +849,19 @@ int main(int argc, char **argv)
             rv[rest++] = argv[k];
     }
     int rc;
-    if (strcmp(cmd, "enqueue") == 0)
-        rc = cmd_enqueue(&c, rest, rv);
-    else if (strcmp(cmd, "status") == 0)
-        rc = cmd_status(&c, rest, rv);
-    else if (strcmp(cmd, "campaign") == 0)
-        rc = cmd_campaign(&c, rest, rv);
-    else if (strcmp(cmd, "dead") == 0)
-        rc = cmd_dead(&c, rest, rv);
-    else if (strcmp(cmd, "suppress") == 0)
-        rc = cmd_suppress(&c, rest, rv);
-    else if (strcmp(cmd, "campaigns") == 0)
-        rc = cmd_campaigns(&c, rest, rv);
-    else if (strcmp(cmd, "conversations") == 0)
-        rc = cmd_conversations(&c, rest, rv);
-    else if (strcmp(cmd, "watch") == 0)
-        rc = cmd_watch(&c, rest, rv);
-    else {
+    const cli_command *command = find_command(cmd);
+    if (!command) {
         fprintf(stderr, "omnicast: unknown command '%s'\n", cmd);
         usage(stderr);
         rc = EX_USAGE_;
+    } else if (rest < command->min_args || (command->max_args >= 0 && rest > command->max_args)) {
+        usage(stderr);
+        rc = EX_USAGE_;
+    } else {
+        rc = command->run(&c, rest, rv);
     }
     if (c.rc)
         redisFree(c.rc);
-    if (c.have_cfg)
-        config_free(&c.cfg);
+    config_free(&c.cfg);
     return rc;
 }

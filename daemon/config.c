@@ -1,13 +1,15 @@
 /* The configuration file, parsed with libinih through a line-counting
  * reader (Debian's libinih reports no line numbers itself), checked against
- * key tables: the daemon's here, each connector's in its descriptor.
- * Every problem is collected with its line; nothing unknown is ignored. */
+ * directive tables: the daemon's and the common connector keys here, each
+ * connector's own keys in its descriptor. Every problem is collected with
+ * its line; nothing unknown is ignored. */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,153 +20,139 @@
 
 #define SECRET_MAX 65536
 
-enum { T_STR, T_INT, T_BOOL, T_LIST, T_REDIS, T_ENUM_FMT, T_ENUM_LEVEL, T_LISTEN };
+/* ---- the tables: {name, setter, offset, min, max, default, help, flags, arg} */
 
-/* The [daemon] keys: config_daemon_keys names and documents them (docs and
- * --check-config use it); dspec, index for index, says where each goes. */
-const oc_config_key config_daemon_keys[] = {
-    {"redis", 0, "redis://127.0.0.1:6379/0",
-     "Redis URL: redis://HOST[:PORT][/DB] or unix:/path[?db=N]"},
-    {"prefix", 0, "omni:", "prefix of every Redis key"},
-    {"consumer", 0, NULL,
-     "consumer name in the stream groups; default hostname-pid; unique per live instance"},
-    {"log_format", 0, "text", "text or json"},
-    {"log_level", 0, "info", "error, warn, info or debug"},
-    {"log_file", 0, NULL, "append log lines to this file instead of stderr (reopened on SIGHUP)"},
-    {"log_bodies", 0, "false", "log recipient addresses unmasked"},
-    {"chunk_size", OC_KEY_INT, "500", "recipients per chunk of a campaign"},
-    {"max_inline_recipients", OC_KEY_INT, "10000", "cap on recipients inline in a job"},
-    {"max_job_bytes", OC_KEY_INT, "1048576", "cap on the size of one job"},
-    {"read_count", OC_KEY_INT, "16", "stream entries per XREADGROUP"},
-    {"block_ms", OC_KEY_INT, "1000", "XREADGROUP BLOCK time"},
-    {"claim_idle_ms", OC_KEY_INT, "60000",
-     "pending entries idle this long are taken over (XAUTOCLAIM)"},
-    {"reclaim_interval_ms", OC_KEY_INT, "10000",
-     "how often to look for stalled entries and touch our own"},
-    {"lease_ms", OC_KEY_INT, "30000",
-     "how long a claim is held before another instance may declare it uncertain"},
-    {"max_attempts", OC_KEY_INT, "5",
-     "tries per recipient and channel before failed/retries_exhausted"},
-    {"retry_base_ms", OC_KEY_INT, "1000", "first retry backoff ceiling"},
-    {"retry_cap_ms", OC_KEY_INT, "300000", "largest retry backoff"},
-    {"redis_timeout_ms", OC_KEY_INT, "5000",
-     "a Redis that does not answer within this is reconnected"},
-    {"max_total_connections", OC_KEY_INT, "256", "outbound connections in all"},
-    {"max_host_connections", OC_KEY_INT, "64", "outbound connections per host"},
-    {"tls_ca_file", 0, NULL,
-     "PEM file of CA certificates that verify providers' TLS (default: the system's)"},
-    {"drain_timeout_ms", OC_KEY_INT, "30000",
-     "on SIGTERM, exit after this even with work in flight"},
-    {"http_listen", OC_KEY_REPEATABLE, NULL,
-     "ADDR:PORT for the HTTP API and webhooks (repeatable)"},
-    {"api_tokens_file", 0, NULL, "file of API bearer tokens, one per line"},
-    {"http_max_body", OC_KEY_INT, "1048576", "largest request body"},
-    {"http_max_headers", OC_KEY_INT, "16384", "largest request header block"},
-    {"http_max_connections", OC_KEY_INT, "1024",
-     "simultaneous HTTP connections; requests beyond get 503 and the connection is closed"},
-    {"http_timeout_ms", OC_KEY_INT, "10000", "read/write timeout of an HTTP connection"},
-    {"attribution_window_s", OC_KEY_INT, "604800",
-     "a reply is attributed to the last campaign within this"},
-    {"plugin_dir", 0, NULL, "directory relative plugin paths are resolved in"},
-    {"opt_out_keywords", 0, "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT",
-     "replies that opt a contact out (whole message, any case; space-separated)"},
-    {"opt_in_keywords", 0, "START UNSTOP YES", "replies that opt a contact back in"},
-    {"crm_webhook_url", 0, NULL,
-     "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise"},
-    {"crm_webhook_secret_file", 0, NULL,
-     "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"},
-    {"crm_retry_ms", OC_KEY_INT, "30000",
-     "an event the CRM did not accept is posted again after this"},
-    {"keepalive_idle_ms", OC_KEY_INT, "30000",
-     "outbound keep-alive connections idle this long are closed (before a provider does it)"},
-    {"sweep_interval_ms", OC_KEY_INT, "30000",
-     "how often to look for stalled running campaigns to repair (0 = never)"},
-    {"chunks_ahead", OC_KEY_INT, "8",
-     "chunks of one campaign in the stream at once, the next added as one finishes, so other "
-     "campaigns' chunks are read between them (0 = all at creation)"},
-    {"sweep_idle_ms", OC_KEY_INT, "120000",
-     "a running campaign without progress this long is checked for recipients nothing will "
-     "finish"},
-    {"consumer_idle_remove_ms", OC_KEY_INT, "600000",
-     "consumers of the stream groups with nothing pending and idle this long (dead instances) "
-     "are removed (0 = never)"},
-    {NULL, 0, NULL, NULL}};
+#define DOFF(f) offsetof(omni_config, f)
+#define COFF(f) offsetof(conf_connector, f)
+#define D_INT(n, f, lo, hi, def, help)                                                             \
+    {                                                                                              \
+        n, conf_set_int, DOFF(f), lo, hi, def, help, OC_KEY_INT, NULL                              \
+    }
+#define D_STR(n, f, def, help)                                                                     \
+    {                                                                                              \
+        n, conf_set_str, DOFF(f), 0, 0, def, help, 0, NULL                                         \
+    }
 
-typedef struct daemon_spec {
-    int type;
-    size_t off;
-    long min, max;
-} daemon_spec;
+const conf_directive config_daemon_keys[] = {
+    {"redis", conf_set_redis, DOFF(redis), 0, 0, "redis://127.0.0.1:6379/0",
+     "Redis URL: redis://HOST[:PORT][/DB] or unix:/path[?db=N]", 0, NULL},
+    {"prefix", conf_set_str, DOFF(prefix), 1, 0, "omni:", "prefix of every Redis key", 0, NULL},
+    D_STR("consumer", consumer, NULL,
+          "consumer name in the stream groups; default hostname-pid; unique per live instance"),
+    {"log_format", conf_set_choice, DOFF(log_format), 0, 0, "text", "text or json", 0, "text|json"},
+    {"log_level", conf_set_choice, DOFF(log_level), 0, 0, "info", "error, warn, info or debug", 0,
+     "error|warn|info|debug"},
+    D_STR("log_file", log_file, NULL,
+          "append log lines to this file instead of stderr (reopened on SIGHUP)"),
+    {"log_bodies", conf_set_bool, DOFF(log_bodies), 0, 1, "false",
+     "log recipient addresses unmasked", 0, NULL},
+    D_INT("chunk_size", chunk_size, 1, 10000, "500", "recipients per chunk of a campaign"),
+    D_INT("max_inline_recipients", max_inline_recipients, 1, 1000000, "10000",
+          "cap on recipients inline in a job"),
+    D_INT("max_job_bytes", max_job_bytes, 1024, 268435456, "1048576", "cap on the size of one job"),
+    D_INT("read_count", read_count, 1, 10000, "16", "stream entries per XREADGROUP"),
+    D_INT("block_ms", block_ms, 10, 60000, "1000", "XREADGROUP BLOCK time"),
+    D_INT("claim_idle_ms", claim_idle_ms, 100, 86400000, "60000",
+          "pending entries idle this long are taken over (XAUTOCLAIM)"),
+    D_INT("reclaim_interval_ms", reclaim_interval_ms, 100, 3600000, "10000",
+          "how often to look for stalled entries and touch our own"),
+    D_INT("lease_ms", lease_ms, 100, 86400000, "30000",
+          "how long a claim is held before another instance may declare it uncertain"),
+    D_INT("max_attempts", max_attempts, 1, 100, "5",
+          "tries per recipient and channel before failed/retries_exhausted"),
+    D_INT("retry_base_ms", retry_base_ms, 1, 86400000, "1000", "first retry backoff ceiling"),
+    D_INT("retry_cap_ms", retry_cap_ms, 1, 86400000, "300000", "largest retry backoff"),
+    D_INT("redis_timeout_ms", redis_timeout_ms, 100, 600000, "5000",
+          "a Redis that does not answer within this is reconnected"),
+    D_INT("max_total_connections", max_total_connections, 1, 100000, "256",
+          "outbound connections in all"),
+    D_INT("max_host_connections", max_host_connections, 1, 100000, "64",
+          "outbound connections per host"),
+    D_STR("tls_ca_file", tls_ca_file, NULL,
+          "PEM file of CA certificates that verify providers' TLS (default: the system's)"),
+    D_INT("drain_timeout_ms", drain_timeout_ms, 0, 3600000, "30000",
+          "on SIGTERM, exit after this even with work in flight"),
+    {"http_listen", conf_set_listen, DOFF(http_listen), 0, 0, NULL,
+     "ADDR:PORT for the HTTP API and webhooks (repeatable)", OC_KEY_REPEATABLE, NULL},
+    D_STR("api_tokens_file", api_tokens_file, NULL, "file of API bearer tokens, one per line"),
+    D_INT("http_max_body", http_max_body, 1024, 268435456, "1048576", "largest request body"),
+    D_INT("http_max_headers", http_max_headers, 1024, 1048576, "16384",
+          "largest request header block"),
+    D_INT("http_max_connections", http_max_connections, 1, 1000000, "1024",
+          "simultaneous HTTP connections; requests beyond get 503 and the connection is closed"),
+    D_INT("http_timeout_ms", http_timeout_ms, 100, 600000, "10000",
+          "read/write timeout of an HTTP connection"),
+    D_INT("attribution_window_s", attribution_window_s, 0, 31536000, "604800",
+          "a reply is attributed to the last campaign within this"),
+    D_STR("plugin_dir", plugin_dir, NULL, "directory relative plugin paths are resolved in"),
+    D_STR("opt_out_keywords", opt_out_keywords, "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT",
+          "replies that opt a contact out (whole message, any case; space-separated)"),
+    D_STR("opt_in_keywords", opt_in_keywords, "START UNSTOP YES",
+          "replies that opt a contact back in"),
+    D_STR("crm_webhook_url", crm_webhook_url, NULL,
+          "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise"),
+    D_STR("crm_webhook_secret_file", crm_webhook_secret_file, NULL,
+          "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"),
+    D_INT("crm_retry_ms", crm_retry_ms, 100, 86400000, "30000",
+          "an event the CRM did not accept is posted again after this"),
+    D_INT("keepalive_idle_ms", keepalive_idle_ms, 100, 3600000, "30000",
+          "outbound keep-alive connections idle this long are closed (before a provider does it)"),
+    D_INT("sweep_interval_ms", sweep_interval_ms, 0, 86400000, "30000",
+          "how often to look for stalled running campaigns to repair (0 = never)"),
+    D_INT("chunks_ahead", chunks_ahead, 0, 1000000, "8",
+          "chunks of one campaign in the stream at once, the next added as one finishes, so "
+          "other campaigns' chunks are read between them (0 = all at creation)"),
+    D_INT("sweep_idle_ms", sweep_idle_ms, 1000, 86400000, "120000",
+          "a running campaign without progress this long is checked for recipients nothing "
+          "will finish"),
+    D_INT("consumer_idle_remove_ms", consumer_idle_remove_ms, 0, 604800000, "600000",
+          "consumers of the stream groups with nothing pending and idle this long (dead "
+          "instances) are removed (0 = never)"),
+    {NULL, NULL, 0, 0, 0, NULL, NULL, 0, NULL}};
+#define N_DKEYS (sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1)
 
-#define OFF(f) offsetof(omni_config, f)
-static const daemon_spec dspec[] = {
-    {T_REDIS, OFF(redis), 0, 0},                     /* redis */
-    {T_STR, OFF(prefix), 0, 0},                      /* prefix */
-    {T_STR, OFF(consumer), 0, 0},                    /* consumer */
-    {T_ENUM_FMT, OFF(log_format), 0, 0},             /* log_format */
-    {T_ENUM_LEVEL, OFF(log_level), 0, 0},            /* log_level */
-    {T_STR, OFF(log_file), 0, 0},                    /* log_file */
-    {T_BOOL, OFF(log_bodies), 0, 1},                 /* log_bodies */
-    {T_INT, OFF(chunk_size), 1, 10000},              /* chunk_size */
-    {T_INT, OFF(max_inline_recipients), 1, 1000000}, /* max_inline_recipients */
-    {T_INT, OFF(max_job_bytes), 1024, 268435456},    /* max_job_bytes */
-    {T_INT, OFF(read_count), 1, 10000},              /* read_count */
-    {T_INT, OFF(block_ms), 10, 60000},               /* block_ms */
-    {T_INT, OFF(claim_idle_ms), 100, 86400000},      /* claim_idle_ms */
-    {T_INT, OFF(reclaim_interval_ms), 100, 3600000}, /* reclaim_interval_ms */
-    {T_INT, OFF(lease_ms), 100, 86400000},           /* lease_ms */
-    {T_INT, OFF(max_attempts), 1, 100},              /* max_attempts */
-    {T_INT, OFF(retry_base_ms), 1, 86400000},        /* retry_base_ms */
-    {T_INT, OFF(retry_cap_ms), 1, 86400000},         /* retry_cap_ms */
-    {T_INT, OFF(redis_timeout_ms), 100, 600000},     /* redis_timeout_ms */
-    {T_INT, OFF(max_total_connections), 1, 100000},  /* max_total_connections */
-    {T_INT, OFF(max_host_connections), 1, 100000},   /* max_host_connections */
-    {T_STR, OFF(tls_ca_file), 0, 0},                 /* tls_ca_file */
-    {T_INT, OFF(drain_timeout_ms), 0, 3600000},      /* drain_timeout_ms */
-    {T_LISTEN, OFF(http_listen), 0, 0},              /* http_listen */
-    {T_STR, OFF(api_tokens_file), 0, 0},             /* api_tokens_file */
-    {T_INT, OFF(http_max_body), 1024, 268435456},    /* http_max_body */
-    {T_INT, OFF(http_max_headers), 1024, 1048576},   /* http_max_headers */
-    {T_INT, OFF(http_max_connections), 1, 1000000},  /* http_max_connections */
-    {T_INT, OFF(http_timeout_ms), 100, 600000},      /* http_timeout_ms */
-    {T_INT, OFF(attribution_window_s), 0, 31536000}, /* attribution_window_s */
-    {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */
-    {T_STR, OFF(opt_out_keywords), 0, 0},            /* opt_out_keywords */
-    {T_STR, OFF(opt_in_keywords), 0, 0},             /* opt_in_keywords */
-    {T_STR, OFF(crm_webhook_url), 0, 0},             /* crm_webhook_url */
-    {T_STR, OFF(crm_webhook_secret_file), 0, 0},     /* crm_webhook_secret_file */
-    {T_INT, OFF(crm_retry_ms), 100, 86400000},       /* crm_retry_ms */
-    {T_INT, OFF(keepalive_idle_ms), 100, 3600000},   /* keepalive_idle_ms */
-    {T_INT, OFF(sweep_interval_ms), 0, 86400000},    /* sweep_interval_ms */
-    {T_INT, OFF(chunks_ahead), 0, 1000000},          /* chunks_ahead */
-    {T_INT, OFF(sweep_idle_ms), 1000, 86400000},     /* sweep_idle_ms */
-    /* consumer_idle_remove_ms */
-    {T_INT, OFF(consumer_idle_remove_ms), 0, 604800000},
-};
-#define N_DKEYS (sizeof(dspec) / sizeof(dspec[0]))
-_Static_assert(N_DKEYS == sizeof(config_daemon_keys) / sizeof(config_daemon_keys[0]) - 1,
-               "config_daemon_keys and dspec must list the same keys");
+#define C_INT(n, f, lo, hi, def, help)                                                             \
+    {                                                                                              \
+        n, conf_set_int, COFF(f), lo, hi, def, help, OC_KEY_INT, NULL                              \
+    }
 
-const oc_config_key config_common_connector_keys[] = {
-    {"type", OC_KEY_REQUIRED, NULL,
-     "connector type: whatsapp, twilio, smtp, webhook, outbox, or a plugin's"},
-    {"plugin", 0, NULL, "path of a .so connector plugin (a relative one is in plugin_dir if set)"},
-    {"rate_per_s", 0, "0",
-     "messages per second through this instance (0 = unlimited, at most 1000000)"},
-    {"burst", OC_KEY_INT, "0", "token bucket size (0 = the rate, at least 1; at most 1000000)"},
-    {"max_inflight", OC_KEY_INT, "64", "transfers in flight at once (1..100000)"},
-    {"timeout_ms", OC_KEY_INT, "10000", "total time of one transfer (1..3600000)"},
-    {"connect_timeout_ms", OC_KEY_INT, "3000", "connection set-up time (1..3600000)"},
-    {"http2", 0, "true", "negotiate HTTP/2 and multiplex on https URLs (true/false)"},
-    {"http_client", 0, "native",
-     "plain http:// URLs: native (omnicast's HTTP/1.1 client) or curl; https is always libcurl"},
-    {"pipeline", OC_KEY_INT, "1",
-     "native client: requests written ahead on one keep-alive connection (1 = no pipelining, "
-     "at most 64); only for peers that answer pipelined requests in order"},
-    {"retry_ambiguous", 0, "false",
+const conf_directive config_common_connector_keys[] = {
+    {"type", conf_set_str, COFF(type), 0, 0, NULL,
+     "connector type: whatsapp, twilio, smtp, webhook, outbox, or a plugin's",
+     OC_KEY_REQUIRED | CONF_EARLY, NULL},
+    {"plugin", conf_set_str, COFF(plugin), 0, 0, NULL,
+     "path of a .so connector plugin (a relative one is in plugin_dir if set)", CONF_EARLY, NULL},
+    {"rate_per_s", conf_set_double, COFF(rate_per_s), 0, 1000000, "0",
+     "messages per second through this instance (0 = unlimited, at most 1000000)", 0, NULL},
+    C_INT("burst", burst, 0, 1000000, "0",
+          "token bucket size (0 = the rate, at least 1; at most 1000000)"),
+    C_INT("max_inflight", max_inflight, 1, 100000, "64", "transfers in flight at once (1..100000)"),
+    C_INT("timeout_ms", timeout_ms, 1, 3600000, "10000", "total time of one transfer (1..3600000)"),
+    C_INT("connect_timeout_ms", connect_timeout_ms, 1, 3600000, "3000",
+          "connection set-up time (1..3600000)"),
+    {"http2", conf_set_bool, COFF(http2), 0, 1, "true",
+     "negotiate HTTP/2 and multiplex on https URLs (true/false)", 0, NULL},
+    {"http_client", conf_set_choice_int, COFF(native), 0, 0, "native",
+     "plain http:// URLs: native (omnicast's HTTP/1.1 client) or curl; https is always libcurl", 0,
+     "curl|native"},
+    C_INT("pipeline", pipeline, 1, 64, "1",
+          "native client: requests written ahead on one keep-alive connection (1 = no "
+          "pipelining, at most 64); only for peers that answer pipelined requests in order"),
+    {"retry_ambiguous", conf_set_bool, COFF(retry_ambiguous), 0, 1, "false",
      "true: a request that may have reached the provider without an answer is retried "
-     "(at-least-once, for a provider that deduplicates); false: it ends uncertain"},
-    {NULL, 0, NULL, NULL}};
+     "(at-least-once, for a provider that deduplicates); false: it ends uncertain",
+     0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL, NULL, 0, NULL}};
+
+const conf_directive *config_directive(const conf_directive *t, const char *name)
+{
+    for (; t && t->name; t++)
+        if (!strcmp(t->name, name))
+            return t;
+    return NULL;
+}
+
+/* ---- errors */
 
 void conf_errors_add(conf_errors *e, const char *fmt, ...)
 {
@@ -321,77 +309,156 @@ static int valid_listen(const char *v)
     return 1;
 }
 
-static void set_daemon(parse_ctx *p, size_t i, const char *v)
+/* ---- the generic setters */
+
+#define SLOT(T, obj, d) ((T *)((char *)(obj) + (d)->offset))
+
+int conf_set_int(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
 {
-    omni_config *c = p->cfg;
-    const daemon_spec *k = &dspec[i];
-    const char *name = config_daemon_keys[i].name;
-    char *base = (char *)c + k->off;
     long n;
-    switch (k->type) {
-    case T_INT:
-        if (parse_int(v, k->min, k->max, &n) < 0)
-            conf_errors_add(p->errs, "%s:%d: [daemon] %s: not an integer in %ld..%ld", p->path,
-                            p->line, name, k->min, k->max);
-        else
-            *(int *)base = (int)n;
-        break;
-    case T_BOOL: {
-        int b = parse_bool(v);
-        if (b < 0)
-            conf_errors_add(p->errs, "%s:%d: [daemon] %s: not a boolean (true/false)", p->path,
-                            p->line, name);
-        else
-            *(int *)base = b;
-        break;
+    if (parse_int(v, d->min, d->max, &n) < 0) {
+        snprintf(err, err_len, "not an integer in %ld..%ld", d->min, d->max);
+        return -1;
     }
-    case T_ENUM_FMT:
-        if (strcmp(v, "text") && strcmp(v, "json"))
-            conf_errors_add(p->errs, "%s:%d: [daemon] log_format: must be text or json", p->path,
-                            p->line);
-        else
-            dup_set((char **)base, v);
-        break;
-    case T_ENUM_LEVEL:
-        if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") && strcmp(v, "debug"))
-            conf_errors_add(p->errs,
-                            "%s:%d: [daemon] log_level: must be error, warn, info or debug",
-                            p->path, p->line);
-        else
-            dup_set((char **)base, v);
-        break;
-    case T_REDIS: {
-        int ok = 0;
-        if (!strncmp(v, "unix:/", 6))
-            ok = 1;
-        else if (!strncmp(v, "redis://", 8) && v[8] && v[8] != ':' && v[8] != '/')
-            ok = 1;
-        if (!ok)
-            conf_errors_add(p->errs,
-                            "%s:%d: [daemon] redis: must be redis://HOST[:PORT][/DB] or unix:/path",
-                            p->path, p->line);
-        else
-            dup_set((char **)base, v);
-        break;
+    *SLOT(int, obj, d) = (int)n;
+    return 0;
+}
+
+int conf_set_double(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    char *end;
+    double r = strtod(v, &end);
+    /* !(in range) refuses NaN too */
+    if (*end || end == v || !isfinite(r) || !(r >= (double)d->min && r <= (double)d->max)) {
+        snprintf(err, err_len, "not a number in %ld..%ld", d->min, d->max);
+        return -1;
     }
-    case T_LISTEN:
-        if (!valid_listen(v)) {
-            conf_errors_add(p->errs, "%s:%d: [daemon] http_listen: must be ADDR:PORT", p->path,
-                            p->line);
-        } else {
-            char **l = realloc(c->http_listen, (c->n_http_listen + 1) * sizeof(*l));
-            if (l) {
-                c->http_listen = l;
-                l[c->n_http_listen++] = strdup(v);
-            }
-        }
-        break;
-    default:
-        if (!*v && k->off == OFF(prefix))
-            conf_errors_add(p->errs, "%s:%d: [daemon] prefix: must not be empty", p->path, p->line);
-        else
-            dup_set((char **)base, v);
+    *SLOT(double, obj, d) = r;
+    return 0;
+}
+
+int conf_set_bool(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    int b = parse_bool(v);
+    if (b < 0) {
+        snprintf(err, err_len, "not a boolean (true/false)");
+        return -1;
     }
+    *SLOT(int, obj, d) = b;
+    return 0;
+}
+
+int conf_set_str(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    if (d->min > 0 && strlen(v) < (size_t)d->min) {
+        snprintf(err, err_len, "must not be empty");
+        return -1;
+    }
+    if (!dup_set(SLOT(char *, obj, d), v)) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* the index of v among arg's words "a|b|c", or -1; else "must be a, b or c" in err */
+static int choice(const conf_directive *d, const char *v, char *err, size_t err_len)
+{
+    size_t vl = strlen(v);
+    int i = 0;
+    for (const char *w = d->arg; w && *w; i++) {
+        const char *bar = strchr(w, '|');
+        size_t wl = bar ? (size_t)(bar - w) : strlen(w);
+        if (wl == vl && !strncmp(w, v, wl))
+            return i;
+        w = bar ? bar + 1 : w + wl;
+    }
+    size_t o = (size_t)snprintf(err, err_len, "must be ");
+    const char *w = d->arg ? d->arg : "";
+    for (int k = 0; *w && o < err_len; k++) {
+        const char *bar = strchr(w, '|');
+        size_t wl = bar ? (size_t)(bar - w) : strlen(w);
+        const char *sep = k == 0 ? "" : bar ? ", " : " or ";
+        o += (size_t)snprintf(err + o, err_len - o, "%s%.*s", sep, (int)wl, w);
+        w = bar ? bar + 1 : w + wl;
+    }
+    return -1;
+}
+
+int conf_set_choice(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    if (choice(d, v, err, err_len) < 0)
+        return -1;
+    return conf_set_str(d, obj, v, err, err_len);
+}
+
+int conf_set_choice_int(const conf_directive *d, void *obj, const char *v, char *err,
+                        size_t err_len)
+{
+    int i = choice(d, v, err, err_len);
+    if (i < 0)
+        return -1;
+    *SLOT(int, obj, d) = i;
+    return 0;
+}
+
+int conf_set_redis(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    if (strncmp(v, "unix:/", 6) &&
+        (strncmp(v, "redis://", 8) || !v[8] || v[8] == ':' || v[8] == '/')) {
+        snprintf(err, err_len, "must be redis://HOST[:PORT][/DB] or unix:/path");
+        return -1;
+    }
+    return conf_set_str(d, obj, v, err, err_len);
+}
+
+int conf_set_listen(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    (void)d;
+    omni_config *c = obj;
+    if (!valid_listen(v)) {
+        snprintf(err, err_len, "must be ADDR:PORT");
+        return -1;
+    }
+    char *copy = strdup(v);
+    char **l = copy ? realloc(c->http_listen, (c->n_http_listen + 1) * sizeof(*l)) : NULL;
+    if (!l) {
+        free(copy);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    c->http_listen = l;
+    l[c->n_http_listen++] = copy;
+    return 0;
+}
+
+/* the setters whose slot is a char * the config owns */
+static int owns_string(const conf_directive *d)
+{
+    return d->set == conf_set_str || d->set == conf_set_choice || d->set == conf_set_redis;
+}
+
+/* run d's setter on v; a refusal becomes "path:line: [who] key: reason" */
+static void apply(const conf_directive *d, void *obj, const char *v, conf_errors *errs,
+                  const char *path, int line, const char *who)
+{
+    char err[256] = "";
+    if (d->set(d, obj, v, err, sizeof(err)) < 0)
+        conf_errors_add(errs, "%s:%d: [%s] %s: %s", path, line, who, d->name, err);
+}
+
+/* every row with a default, its setter run on it */
+static void apply_defaults(const conf_directive *t, void *obj)
+{
+    char err[256];
+    for (const conf_directive *d = t; d->name; d++)
+        if (d->default_value)
+            d->set(d, obj, d->default_value, err, sizeof(err));
+}
+
+void config_connector_defaults(conf_connector *c)
+{
+    apply_defaults(config_common_connector_keys, c);
 }
 
 static int valid_name(const char *s)
@@ -436,12 +503,7 @@ static int handler(void *user, const char *section, const char *name, const char
                 memset(p->cur, 0, sizeof(*p->cur));
                 p->cur->name = strdup(n);
                 p->cur->line = p->section_line;
-                p->cur->max_inflight = 64;
-                p->cur->timeout_ms = 10000;
-                p->cur->connect_timeout_ms = 3000;
-                p->cur->http2 = 1;
-                p->cur->native = 1;
-                p->cur->pipeline = 1;
+                config_connector_defaults(p->cur);
             }
         } else {
             p->section = -1; /* reported by the reader at its header line */
@@ -455,10 +517,11 @@ static int handler(void *user, const char *section, const char *name, const char
     case 1:
         for (size_t i = 0; i < N_DKEYS; i++)
             if (!strcmp(config_daemon_keys[i].name, name)) {
-                if (p->seen[i]++ && dspec[i].type != T_LISTEN)
+                const conf_directive *d = &config_daemon_keys[i];
+                if (p->seen[i]++ && !(d->flags & OC_KEY_REPEATABLE))
                     conf_errors_add(p->errs, "%s:%d: [daemon] %s given twice", p->path, p->line,
                                     name);
-                set_daemon(p, i, value);
+                apply(d, c, value, p->errs, p->path, p->line, "daemon");
                 return 1;
             }
         conf_errors_add(p->errs, "%s:%d: unknown key '%s' in [daemon]", p->path, p->line, name);
@@ -475,10 +538,12 @@ static int handler(void *user, const char *section, const char *name, const char
         kv[cc->n_kv].value = strdup(value);
         kv[cc->n_kv].line = p->line;
         cc->n_kv++;
-        if (!strcmp(name, "type"))
-            dup_set(&cc->type, value);
-        else if (!strcmp(name, "plugin"))
-            dup_set(&cc->plugin, value);
+        /* type and plugin now: they find the implementation */
+        const conf_directive *d = config_directive(config_common_connector_keys, name);
+        if (d && (d->flags & CONF_EARLY)) {
+            char err[256];
+            d->set(d, cc, value, err, sizeof(err));
+        }
         return 1;
     }
     case 3: {
@@ -507,19 +572,13 @@ static int handler(void *user, const char *section, const char *name, const char
 
 static void defaults(omni_config *c)
 {
-    for (size_t i = 0; i < N_DKEYS; i++) {
-        const daemon_spec *k = &dspec[i];
-        const char *d = config_daemon_keys[i].default_value;
-        if (!d)
-            continue;
-        char *base = (char *)c + k->off;
-        if (k->type == T_INT)
-            *(int *)base = atoi(d);
-        else if (k->type == T_BOOL)
-            *(int *)base = parse_bool(d);
-        else if (k->type != T_LISTEN)
-            *(char **)base = strdup(d);
-    }
+    apply_defaults(config_daemon_keys, c);
+}
+
+void config_init(omni_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    defaults(cfg);
 }
 
 static int finish(parse_ctx *p, int rc)
@@ -567,8 +626,7 @@ static int finish(parse_ctx *p, int rc)
 
 int config_load_file(const char *path, omni_config *cfg, conf_errors *errs)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    defaults(cfg);
+    config_init(cfg);
     cfg->path = strdup(path);
     parse_ctx p = {.cfg = cfg, .errs = errs, .path = path};
     p.f = fopen(path, "r");
@@ -583,8 +641,7 @@ int config_load_file(const char *path, omni_config *cfg, conf_errors *errs)
 
 int config_load_string(const char *text, omni_config *cfg, conf_errors *errs)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    defaults(cfg);
+    config_init(cfg);
     cfg->path = strdup("<string>");
     parse_ctx p = {.cfg = cfg, .errs = errs, .path = "<string>", .str = text};
     int rc = ini_parse_stream(reader, &p, handler, &p);
@@ -649,28 +706,6 @@ static char *read_secret(const char *path, const char *who, const char *key, con
     return secret;
 }
 
-/* the common connector keys that are integers, with their ranges */
-typedef struct conn_int {
-    const char *name;
-    long min, max;
-    size_t off;
-} conn_int;
-
-static const conn_int conn_ints[] = {
-    {"burst", 0, 1000000, offsetof(conf_connector, burst)},
-    {"max_inflight", 1, 100000, offsetof(conf_connector, max_inflight)},
-    {"timeout_ms", 1, 3600000, offsetof(conf_connector, timeout_ms)},
-    {"connect_timeout_ms", 1, 3600000, offsetof(conf_connector, connect_timeout_ms)},
-};
-
-static const conn_int *find_conn_int(const char *name)
-{
-    for (size_t i = 0; i < sizeof(conn_ints) / sizeof(conn_ints[0]); i++)
-        if (!strcmp(conn_ints[i].name, name))
-            return &conn_ints[i];
-    return NULL;
-}
-
 /* Secrets others can read: the API tokens file open to group or others, and
  * a config file readable by others while it holds a secret inline (named by
  * its key and line, never its value). Warnings, not errors. */
@@ -710,7 +745,7 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
         /* each key known; _file secrets read; repeatables; integers */
         for (size_t k = 0; k < c->n_kv; k++) {
             conf_kv *kv = &c->kv[k];
-            const oc_config_key *ck = find_key(config_common_connector_keys, kv->key);
+            const conf_directive *ck = config_directive(config_common_connector_keys, kv->key);
             const oc_config_key *ik = ck ? NULL : find_key(keys, kv->key);
             size_t kl = strlen(kv->key);
             if (!ck && !ik && kl > 5 && !strcmp(kv->key + kl - 5, "_file")) {
@@ -733,72 +768,32 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
                                 kv->key, who);
                 continue;
             }
-            const oc_config_key *d = ck ? ck : ik;
-            if ((d->flags & OC_KEY_SECRET) && !inline_line) {
+            unsigned flags = ck ? ck->flags : ik->flags;
+            if ((flags & OC_KEY_SECRET) && !inline_line) {
                 inline_line = kv->line;
                 snprintf(inline_who, sizeof(inline_who), "%s", who);
                 snprintf(inline_key, sizeof(inline_key), "%s", kv->key);
             }
-            if (!(d->flags & OC_KEY_REPEATABLE))
+            if (!(flags & OC_KEY_REPEATABLE))
                 for (size_t j = 0; j < k; j++)
                     if (!strcmp(c->kv[j].key, kv->key)) {
                         conf_errors_add(errs, "%s:%d: [%s] %s given twice", cfg->path, kv->line,
                                         who, kv->key);
                         break;
                     }
+            if (ck) {
+                /* a common key: its row's setter, with the row's range */
+                if (!(ck->flags & CONF_EARLY))
+                    apply(ck, c, kv->value, errs, cfg->path, kv->line, who);
+                continue;
+            }
             long n;
-            /* the common integer keys are checked with their ranges below */
-            if (!ck && (d->flags & OC_KEY_INT) && parse_int(kv->value, 0, LONG_MAX, &n) < 0)
+            if ((ik->flags & OC_KEY_INT) && parse_int(kv->value, 0, LONG_MAX, &n) < 0)
                 conf_errors_add(errs, "%s:%d: [%s] %s: not a non-negative integer", cfg->path,
                                 kv->line, who, kv->key);
-            if ((d->flags & OC_KEY_URL) && !strstr(kv->value, "://"))
+            if ((ik->flags & OC_KEY_URL) && !strstr(kv->value, "://"))
                 conf_errors_add(errs, "%s:%d: [%s] %s: not a URL (scheme://...)", cfg->path,
                                 kv->line, who, kv->key);
-            if (ck) {
-                char *end;
-                const conn_int *ci = find_conn_int(kv->key);
-                if (ci) {
-                    if (parse_int(kv->value, ci->min, ci->max, &n) == 0)
-                        *(int *)((char *)c + ci->off) = (int)n;
-                    else
-                        conf_errors_add(errs, "%s:%d: [%s] %s: not an integer in %ld..%ld",
-                                        cfg->path, kv->line, who, kv->key, ci->min, ci->max);
-                } else if (!strcmp(kv->key, "rate_per_s")) {
-                    double r = strtod(kv->value, &end);
-                    if (*end || end == kv->value || !(r >= 0 && r <= 1000000))
-                        conf_errors_add(errs, "%s:%d: [%s] rate_per_s: not a number in 0..1000000",
-                                        cfg->path, kv->line, who);
-                    else
-                        c->rate_per_s = r;
-                } else if (!strcmp(kv->key, "http2")) {
-                    int b = parse_bool(kv->value);
-                    if (b < 0)
-                        conf_errors_add(errs, "%s:%d: [%s] http2: not a boolean (true/false)",
-                                        cfg->path, kv->line, who);
-                    else
-                        c->http2 = b;
-                } else if (!strcmp(kv->key, "http_client")) {
-                    if (!strcmp(kv->value, "native") || !strcmp(kv->value, "curl"))
-                        c->native = !strcmp(kv->value, "native");
-                    else
-                        conf_errors_add(errs, "%s:%d: [%s] http_client: native or curl", cfg->path,
-                                        kv->line, who);
-                } else if (!strcmp(kv->key, "retry_ambiguous")) {
-                    int b = parse_bool(kv->value);
-                    if (b < 0)
-                        conf_errors_add(errs,
-                                        "%s:%d: [%s] retry_ambiguous: not a boolean (true/false)",
-                                        cfg->path, kv->line, who);
-                    else
-                        c->retry_ambiguous = b;
-                } else if (!strcmp(kv->key, "pipeline")) {
-                    if (parse_int(kv->value, 1, 64, &n) == 0)
-                        c->pipeline = (int)n;
-                    else
-                        conf_errors_add(errs, "%s:%d: [%s] pipeline: an integer from 1 to 64",
-                                        cfg->path, kv->line, who);
-                }
-            }
         }
         for (const oc_config_key *k = keys; k && k->name; k++)
             if ((k->flags & OC_KEY_REQUIRED) && !conf_connector_get(c, k->name))
@@ -819,12 +814,9 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
 
 void config_free(omni_config *c)
 {
-    for (size_t i = 0; i < N_DKEYS; i++) {
-        const daemon_spec *k = &dspec[i];
-        char *base = (char *)c + k->off;
-        if (k->type != T_INT && k->type != T_BOOL && k->type != T_LISTEN)
-            free(*(char **)base);
-    }
+    for (const conf_directive *d = config_daemon_keys; d->name; d++)
+        if (owns_string(d))
+            free(*(char **)((char *)c + d->offset));
     for (size_t i = 0; i < c->n_http_listen; i++)
         free(c->http_listen[i]);
     free(c->http_listen);
@@ -880,8 +872,9 @@ const char *conf_connector_get(const conf_connector *c, const char *key)
     const char *v = conf_connector_get_nth(c, key, 0);
     if (v)
         return v;
-    const oc_config_key *k = find_key(config_common_connector_keys, key);
-    if (!k && c->impl)
-        k = find_key(c->impl->keys, key);
+    const conf_directive *d = config_directive(config_common_connector_keys, key);
+    if (d)
+        return d->default_value;
+    const oc_config_key *k = c->impl ? find_key(c->impl->keys, key) : NULL;
     return k ? k->default_value : NULL;
 }

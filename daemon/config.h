@@ -134,9 +134,70 @@ const conf_channel *config_channel(const omni_config *cfg, const char *name);
 const char *conf_connector_get(const conf_connector *c, const char *key);
 const char *conf_connector_get_nth(const conf_connector *c, const char *key, size_t n);
 
-/* The daemon's key table and the keys common to every connector, for docs
- * and the test that checks docs/configuration.md. NULL-terminated. */
-extern const oc_config_key config_daemon_keys[];
-extern const oc_config_key config_common_connector_keys[];
+/* ---- the directive tables
+ *
+ * One row per key, nginx style: the key's name, the setter that parses a
+ * value into the struct at offset, the range (integers, numbers; for
+ * strings min is the shortest length), the default (a string the setter
+ * parses, NULL: none), one line of help (docs, --check-config), the
+ * oc_config_key flags, and for the choice setters the accepted words
+ * ("text|json"). Defaults live only here: the parser starts every struct
+ * by running each row's setter on its default. */
+typedef struct conf_directive conf_directive;
+
+/* Parse value into obj (an omni_config for [daemon] rows, a
+ * conf_connector for connector rows). Returns 0, or -1 with the reason in
+ * err (no key name, no line: the caller adds "path:line: [section] key: "). */
+typedef int (*conf_setter)(const conf_directive *d, void *obj, const char *value, char *err,
+                           size_t err_len);
+
+struct conf_directive {
+    const char *name;
+    conf_setter set;
+    size_t offset;
+    long min, max;
+    const char *default_value; /* NULL: no default */
+    const char *help;          /* one line, used by docs */
+    unsigned flags;            /* OC_KEY_INT, OC_KEY_REPEATABLE, OC_KEY_REQUIRED, CONF_EARLY */
+    const char *arg;           /* choice setters: the accepted words, "a|b|c" */
+};
+
+/* a connector row set while the file is read (type, plugin: needed to find
+ * the implementation), not again by config_resolve() */
+#define CONF_EARLY (1u << 8)
+
+/* The generic setters. int: a decimal integer in min..max into an int;
+ * double: a finite number in min..max into a double (NaN refused); bool:
+ * true/false, yes/no, on/off, 1/0 into an int; str: a copy (at least min
+ * characters) into a char *; choice: one of arg's words, copied into a
+ * char *; choice_int: one of arg's words, its index into an int; redis: a
+ * redis:// or unix:/ URL into a char *; listen: ADDR:PORT appended to
+ * omni_config's http_listen. */
+int conf_set_int(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+int conf_set_double(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+int conf_set_bool(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+int conf_set_str(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+int conf_set_choice(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+int conf_set_choice_int(const conf_directive *d, void *obj, const char *v, char *err,
+                        size_t err_len);
+int conf_set_redis(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+int conf_set_listen(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+
+/* The [daemon] table and the table of the keys every connector takes
+ * (docs, --check-config, the test that checks docs/configuration.md).
+ * Terminated by a row whose name is NULL. */
+extern const conf_directive config_daemon_keys[];
+extern const conf_directive config_common_connector_keys[];
+
+/* The row of table named name, or NULL. */
+const conf_directive *config_directive(const conf_directive *table, const char *name);
+
+/* A [daemon] with every default (the CLI without --config uses it);
+ * config_free() releases it. */
+void config_init(omni_config *cfg);
+/* Every common connector key of c at its default (the parser does this for
+ * each [connector.NAME] section; a connector's numbers are always in range
+ * after config_resolve(): max_inflight >= 1, timeout_ms >= 1, ...). */
+void config_connector_defaults(conf_connector *c);
 
 #endif

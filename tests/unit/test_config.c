@@ -193,6 +193,130 @@ static void common_connector_keys_out_of_range_are_errors(void **state)
     conf_errors_free(&e);
 }
 
+static void every_row_has_a_setter_and_a_default_its_setter_takes(void **state)
+{
+    (void)state;
+    const conf_directive *tables[] = {config_daemon_keys, config_common_connector_keys};
+    for (size_t t = 0; t < 2; t++)
+        for (const conf_directive *d = tables[t]; d->name; d++) {
+            assert_non_null(d->set);
+            assert_non_null(d->help);
+            assert_ptr_equal(config_directive(tables[t], d->name), d); /* names unique */
+            if (!d->default_value)
+                continue;
+            omni_config c;
+            conf_connector cc;
+            memset(&c, 0, sizeof(c));
+            memset(&cc, 0, sizeof(cc));
+            char err[256] = "";
+            int rc =
+                d->set(d, t == 0 ? (void *)&c : (void *)&cc, d->default_value, err, sizeof(err));
+            if (rc)
+                fprintf(stderr, "%s = %s: %s\n", d->name, d->default_value, err);
+            assert_int_equal(rc, 0);
+            if (d->set == conf_set_str || d->set == conf_set_choice || d->set == conf_set_redis)
+                free(*(char **)((char *)(t == 0 ? (void *)&c : (void *)&cc) + d->offset));
+        }
+}
+
+static void config_init_and_connector_defaults_come_from_the_table(void **state)
+{
+    (void)state;
+    omni_config c;
+    config_init(&c);
+    assert_string_equal(c.redis, "redis://127.0.0.1:6379/0");
+    assert_string_equal(c.prefix, "omni:");
+    assert_string_equal(c.log_format, "text");
+    assert_string_equal(c.log_level, "info");
+    assert_int_equal(c.max_job_bytes, 1048576);
+    assert_int_equal(c.max_inline_recipients, 10000);
+    assert_int_equal(c.lease_ms, 30000);
+    assert_int_equal(c.consumer_idle_remove_ms, 600000);
+    assert_int_equal(c.log_bodies, 0);
+    assert_null(c.plugin_dir);
+    assert_int_equal(c.n_http_listen, 0);
+    config_free(&c);
+
+    /* a section without common keys: every one at its default, resolved */
+    const char *text = "[connector.out]\ntype = outbox\npath = /tmp/x.jsonl\n"
+                       "[connector.c]\ntype = outbox\npath = /tmp/y.jsonl\n"
+                       "http_client = curl\nhttp2 = off\nretry_ambiguous = yes\npipeline = 64\n"
+                       "[channels]\nsms = out\n";
+    conf_errors e = {0};
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), 0);
+    const conf_connector *o = config_connector(&c, "out");
+    assert_int_equal(o->max_inflight, 64);
+    assert_int_equal(o->timeout_ms, 10000);
+    assert_int_equal(o->connect_timeout_ms, 3000);
+    assert_int_equal(o->burst, 0);
+    assert_true(o->rate_per_s == 0);
+    assert_int_equal(o->http2, 1);
+    assert_int_equal(o->native, 1);
+    assert_int_equal(o->pipeline, 1);
+    assert_int_equal(o->retry_ambiguous, 0);
+    assert_string_equal(conf_connector_get(o, "max_inflight"), "64");
+    assert_string_equal(conf_connector_get(o, "http_client"), "native");
+    const conf_connector *k = config_connector(&c, "c");
+    assert_int_equal(k->native, 0);
+    assert_int_equal(k->http2, 0);
+    assert_int_equal(k->retry_ambiguous, 1);
+    assert_int_equal(k->pipeline, 64);
+    config_free(&c);
+    conf_errors_free(&e);
+}
+
+static void every_bad_value_is_reported_not_just_the_first(void **state)
+{
+    (void)state;
+    const char *text = "[daemon]\n"                     /* 1 */
+                       "chunk_size = 0\n"               /* 2 */
+                       "read_count = 10001\n"           /* 3 */
+                       "log_bodies = maybe\n"           /* 4 */
+                       "log_format = xml\n"             /* 5 */
+                       "prefix =\n"                     /* 6 */
+                       "http_listen = 127.0.0.1\n"      /* 7 */
+                       "lease_ms = -5\n"                /* 8 */
+                       "block_ms = 99999999999999999\n" /* 9 */
+                       "[connector.out]\n"              /* 10 */
+                       "type = outbox\n"                /* 11 */
+                       "path = /tmp/x.jsonl\n"          /* 12 */
+                       "http_client = carrier\n"        /* 13 */
+                       "http2 = perhaps\n"              /* 14 */
+                       "pipeline = 65\n"                /* 15 */
+                       "retry_ambiguous = 2\n"          /* 16 */
+                       "rate_per_s = inf\n"             /* 17 */
+                       "max_inflight = 100001\n"        /* 18 */
+                       "[channels]\n"
+                       "sms = out\n";
+    omni_config c;
+    conf_errors e = {0};
+    assert_int_equal(config_load_string(text, &c, &e), -1);
+    assert_true(has(&e, "<string>:2: [daemon] chunk_size: not an integer in 1..10000"));
+    assert_true(has(&e, "<string>:3: [daemon] read_count: not an integer in 1..10000"));
+    assert_true(has(&e, "<string>:4: [daemon] log_bodies: not a boolean (true/false)"));
+    assert_true(has(&e, "<string>:5: [daemon] log_format: must be text or json"));
+    assert_true(has(&e, "<string>:6: [daemon] prefix: must not be empty"));
+    assert_true(has(&e, "<string>:7: [daemon] http_listen: must be ADDR:PORT"));
+    assert_true(has(&e, "<string>:8: [daemon] lease_ms: not an integer in 100..86400000"));
+    assert_true(has(&e, "<string>:9: [daemon] block_ms: not an integer in 10..60000"));
+    assert_int_equal(e.n, 8);
+    /* a refused value leaves the default */
+    assert_int_equal(c.chunk_size, 500);
+    assert_string_equal(c.prefix, "omni:");
+    assert_int_equal(config_resolve(&c, find, NULL, &e), -1);
+    assert_true(has(&e, "<string>:13: [connector.out] http_client: must be curl or native"));
+    assert_true(has(&e, "<string>:14: [connector.out] http2: not a boolean (true/false)"));
+    assert_true(has(&e, "<string>:15: [connector.out] pipeline: not an integer in 1..64"));
+    assert_true(has(&e, "<string>:16: [connector.out] retry_ambiguous: not a boolean"));
+    assert_true(has(&e, "<string>:17: [connector.out] rate_per_s: not a number in 0..1000000"));
+    assert_true(has(&e, "<string>:18: [connector.out] max_inflight: not an integer in 1..100000"));
+    assert_int_equal(e.n, 14);
+    assert_int_equal(c.connectors[0].max_inflight, 64);
+    config_free(&c);
+    conf_errors_free(&e);
+}
+
 static const oc_connector *find_plugin(void *ctx, const conf_connector *c, char *err, size_t len)
 {
     return c->plugin ? registry_load_plugin(c->plugin, err, len) : find(ctx, c, err, len);
@@ -296,27 +420,138 @@ static char *slurp(const char *path)
     return buf;
 }
 
-static void every_key_in_the_code_is_in_the_docs(void **state)
+/* One row of a key table in docs/configuration.md: "| `key` | default | meaning |". */
+typedef struct doc_row {
+    char key[64];
+    char def[256]; /* the default cell, trimmed */
+    int line;
+} doc_row;
+
+/* The rows of the first table after the heading that starts with head, up
+ * to the next heading. Returns how many (at most max). */
+static size_t doc_table(const char *doc, const char *head, doc_row *rows, size_t max)
+{
+    size_t n = 0;
+    int line = 1, in = 0;
+    for (const char *p = doc; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 0 && p[0] == '#') {
+            const char *h = p;
+            while (*h == '#')
+                h++;
+            while (*h == ' ')
+                h++;
+            if (in)
+                break;
+            in = !strncmp(h, head, strlen(head));
+        } else if (in && len > 3 && !strncmp(p, "| `", 3) && n < max) {
+            const char *k = p + 3, *ke = memchr(k, '`', len - 3);
+            const char *c2 = ke ? memchr(ke, '|', len - (size_t)(ke - p)) : NULL;
+            const char *c3 = c2 ? memchr(c2 + 1, '|', len - (size_t)(c2 + 1 - p)) : NULL;
+            if (ke && c3 && (size_t)(ke - k) < sizeof(rows[n].key)) {
+                snprintf(rows[n].key, sizeof(rows[n].key), "%.*s", (int)(ke - k), k);
+                const char *d = c2 + 1, *de = c3;
+                while (d < de && *d == ' ')
+                    d++;
+                while (de > d && de[-1] == ' ')
+                    de--;
+                snprintf(rows[n].def, sizeof(rows[n].def), "%.*s", (int)(de - d), d);
+                rows[n].line = line;
+                n++;
+            }
+        }
+        line++;
+        p = nl ? nl + 1 : p + len;
+    }
+    return n;
+}
+
+/* Both ways: every key a table of docs/configuration.md lists has a row
+ * with a setter (a reader) in the code's table, with the same default; and
+ * every row of the code's table is listed, once, in its section. */
+static int quiet; /* the self-check below expects failures: not printed */
+#define complain(...) (quiet ? 0 : fprintf(stderr, __VA_ARGS__))
+
+static int check_doc_table(const char *doc, const char *head, const conf_directive *table)
+{
+    doc_row rows[128];
+    size_t n = doc_table(doc, head, rows, 128);
+    int bad = 0;
+    if (n == 0) {
+        complain("docs/configuration.md: no key table under '%s'\n", head);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const conf_directive *d = config_directive(table, rows[i].key);
+        if (!d || !d->set) {
+            fprintf(stderr,
+                    "docs/configuration.md:%d: `%s` is documented under %s but nothing "
+                    "reads it\n",
+                    rows[i].line, rows[i].key, head);
+            bad++;
+            continue;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(rows[k].key, rows[i].key)) {
+                complain("docs/configuration.md:%d: `%s` listed twice\n", rows[i].line,
+                         rows[i].key);
+                bad++;
+            }
+        char want[300];
+        if (d->default_value) {
+            snprintf(want, sizeof(want), "`%s`", d->default_value);
+            if (strcmp(rows[i].def, want)) {
+                complain("docs/configuration.md:%d: `%s` default %s, the code's is %s\n",
+                         rows[i].line, rows[i].key, rows[i].def, want);
+                bad++;
+            }
+        } else if (rows[i].def[0] == '`') {
+            fprintf(stderr,
+                    "docs/configuration.md:%d: `%s` has no default in the code, the doc "
+                    "gives %s\n",
+                    rows[i].line, rows[i].key, rows[i].def);
+            bad++;
+        }
+    }
+    for (const conf_directive *d = table; d->name; d++) {
+        size_t i = 0;
+        while (i < n && strcmp(rows[i].key, d->name))
+            i++;
+        if (i == n) {
+            complain("docs/configuration.md lacks `%s` under %s\n", d->name, head);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void every_documented_key_has_a_reader_and_every_row_is_documented(void **state)
 {
     (void)state;
     char *doc = slurp(OMNI_SOURCE_DIR "/docs/configuration.md");
     assert_non_null(doc);
+    int bad = check_doc_table(doc, "[daemon]", config_daemon_keys);
+    bad += check_doc_table(doc, "[connector.NAME]", config_common_connector_keys);
+    /* the check itself can fail: a made-up key, a wrong default, a missing row */
+    const char *fake = "## [daemon]\n\n| key | default | meaning |\n|---|---|---|\n"
+                       "| `redis` | `redis://127.0.0.1:6379/0` | x |\n"
+                       "| `no_such_key` | `1` | x |\n| `chunk_size` | `499` | x |\n";
+    int rows = 0;
+    for (const conf_directive *d = config_daemon_keys; d->name; d++)
+        rows++;
+    /* no_such_key, chunk_size's default, and every row but the two listed */
+    quiet = 1;
+    assert_int_equal(check_doc_table(fake, "[daemon]", config_daemon_keys), 2 + rows - 2);
+    quiet = 0;
+    assert_int_equal(bad, 0);
+}
+
+static void every_key_of_a_builtin_connector_is_in_the_docs(void **state)
+{
+    (void)state;
     char want[128];
     int missing = 0;
-    for (const oc_config_key *k = config_daemon_keys; k->name; k++) {
-        snprintf(want, sizeof(want), "`%s`", k->name);
-        if (!strstr(doc, want)) {
-            fprintf(stderr, "docs/configuration.md lacks %s\n", want);
-            missing++;
-        }
-    }
-    for (const oc_config_key *k = config_common_connector_keys; k->name; k++) {
-        snprintf(want, sizeof(want), "`%s`", k->name);
-        if (!strstr(doc, want)) {
-            fprintf(stderr, "docs/configuration.md lacks %s\n", want);
-            missing++;
-        }
-    }
     char *cdoc = slurp(OMNI_SOURCE_DIR "/docs/connectors.md");
     assert_non_null(cdoc);
     for (const oc_connector *const *c = registry_builtins(); *c; c++)
@@ -330,6 +565,41 @@ static void every_key_in_the_code_is_in_the_docs(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* systemd/omnicast.conf.example shows [daemon] keys commented out
+ * ("#key = value"): each is a key of the table, and where the table has a
+ * default the example shows that default. */
+static void the_example_file_shows_the_tables_defaults(void **state)
+{
+    (void)state;
+    char *ex = slurp(OMNI_SOURCE_DIR "/systemd/omnicast.conf.example");
+    assert_non_null(ex);
+    int bad = 0, seen = 0, in_daemon = 0, line = 0;
+    for (char *p = ex; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        line++;
+        if (p[0] == '[')
+            in_daemon = !strcmp(p, "[daemon]");
+        char key[64], value[256];
+        if (in_daemon && sscanf(p, "#%63[a-z_] = %255[^\n]", key, value) == 2) {
+            const conf_directive *d = config_directive(config_daemon_keys, key);
+            seen++;
+            if (!d) {
+                fprintf(stderr, "omnicast.conf.example:%d: %s is no [daemon] key\n", line, key);
+                bad++;
+            } else if (d->default_value && strcmp(d->default_value, value)) {
+                fprintf(stderr, "omnicast.conf.example:%d: %s = %s, the default is %s\n", line, key,
+                        value, d->default_value);
+                bad++;
+            }
+        }
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    assert_true(seen > 20);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,9 +608,14 @@ int main(void)
         cmocka_unit_test(every_error_is_reported_with_its_line),
         cmocka_unit_test(connector_keys_are_checked_against_the_connector),
         cmocka_unit_test(common_connector_keys_out_of_range_are_errors),
+        cmocka_unit_test(every_row_has_a_setter_and_a_default_its_setter_takes),
+        cmocka_unit_test(config_init_and_connector_defaults_come_from_the_table),
+        cmocka_unit_test(every_bad_value_is_reported_not_just_the_first),
         cmocka_unit_test(a_relative_plugin_path_is_found_in_plugin_dir),
         cmocka_unit_test(secrets_come_from_files_relative_to_the_credentials_directory),
-        cmocka_unit_test(every_key_in_the_code_is_in_the_docs),
+        cmocka_unit_test(every_documented_key_has_a_reader_and_every_row_is_documented),
+        cmocka_unit_test(every_key_of_a_builtin_connector_is_in_the_docs),
+        cmocka_unit_test(the_example_file_shows_the_tables_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
