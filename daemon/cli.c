@@ -39,23 +39,40 @@ static void usage(FILE *f);
 
 static int connect_redis(cli *c)
 {
-    char host[256], path[256];
-    int port, db;
-    if (redis_url_parse(c->redis_url, host, sizeof(host), &port, path, sizeof(path), &db) < 0) {
-        fprintf(stderr, "omnicast: bad redis URL: %s\n", c->redis_url);
+    redis_target t;
+    char why[256], name[300];
+    if (redis_url_parse(c->redis_url, &t, why, sizeof(why)) < 0) {
+        fprintf(stderr, "omnicast: bad redis URL: %s\n", why);
         return EX_USAGE_;
     }
+    redis_target_name(&t, name, sizeof(name));
     struct timeval tv = {5, 0};
-    c->rc =
-        path[0] ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
+    c->rc = t.path[0] ? redisConnectUnixWithTimeout(t.path, tv)
+                      : redisConnectWithTimeout(t.host, t.port, tv);
     if (!c->rc || c->rc->err) {
-        fprintf(stderr, "omnicast: cannot connect to Redis at %s: %s\n", c->redis_url,
+        fprintf(stderr, "omnicast: cannot connect to Redis at %s: %s\n", name,
                 c->rc ? c->rc->errstr : "out of memory");
         return EX_REDIS;
     }
     redisSetTimeout(c->rc, tv);
-    if (db) {
-        redisReply *r = redisCommand(c->rc, "SELECT %d", db);
+    /* the same credentials as the daemon: [daemon] redis_username and
+     * redis_password(_file) from --config, else OMNICAST_REDIS_PASSWORD */
+    const char *user = c->cfg.redis_username ? c->cfg.redis_username : t.user[0] ? t.user : NULL;
+    const char *pass =
+        c->cfg.redis_password ? c->cfg.redis_password : getenv("OMNICAST_REDIS_PASSWORD");
+    if (pass && *pass) {
+        redisReply *r = user ? redisCommand(c->rc, "AUTH %s %s", user, pass)
+                             : redisCommand(c->rc, "AUTH %s", pass);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "omnicast: Redis at %s refused the authentication%s%s: %.200s\n", name,
+                    user ? " as " : "", user ? user : "", r ? r->str : c->rc->errstr);
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        freeReplyObject(r);
+    }
+    if (t.db) {
+        redisReply *r = redisCommand(c->rc, "SELECT %d", t.db);
         freeReplyObject(r);
     }
     return 0;

@@ -4,6 +4,7 @@
  * connector's own keys in its descriptor. Every problem is collected with
  * its line; nothing unknown is ignored. */
 #include "config.h"
+#include "redisurl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -35,7 +36,14 @@
 
 const conf_directive config_daemon_keys[] = {
     {"redis", conf_set_redis, DOFF(redis), 0, 0, "redis://127.0.0.1:6379/0",
-     "Redis URL: redis://HOST[:PORT][/DB] or unix:/path[?db=N]", 0, NULL},
+     "Redis URL: redis://[USER@]HOST[:PORT][/DB] ([IPv6] in brackets) or unix:/path[?db=N]", 0,
+     NULL},
+    D_STR("redis_username", redis_username, NULL,
+          "Redis ACL user to AUTH as (default: the URL's USER@, else the default user)"),
+    {"redis_password", conf_set_str, DOFF(redis_password), 0, 0, NULL,
+     "Redis password (AUTH on every connection); prefer redis_password_file", OC_KEY_SECRET, NULL},
+    D_STR("redis_password_file", redis_password_file, NULL,
+          "file holding the Redis password (relative: in $CREDENTIALS_DIRECTORY)"),
     {"prefix", conf_set_str, DOFF(prefix), 1, 0, "omni:", "prefix of every Redis key", 0, NULL},
     D_STR("consumer", consumer, NULL,
           "consumer name in the stream groups; default hostname-pid; unique per live instance"),
@@ -197,6 +205,7 @@ typedef struct parse_ctx {
     FILE *f;
     const char *str; /* when parsing a string */
     unsigned char seen[N_DKEYS];
+    int line_of[N_DKEYS]; /* where each [daemon] key was last given */
     conf_connector *cur;
     int section;      /* 0 none, 1 daemon, 2 connector, 3 channels, -1 unknown */
     int section_line; /* line of the last [section] header */
@@ -404,11 +413,11 @@ int conf_set_choice_int(const conf_directive *d, void *obj, const char *v, char 
 
 int conf_set_redis(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
 {
-    if (strncmp(v, "unix:/", 6) &&
-        (strncmp(v, "redis://", 8) || !v[8] || v[8] == ':' || v[8] == '/')) {
-        snprintf(err, err_len, "must be redis://HOST[:PORT][/DB] or unix:/path");
+    /* the parser the daemon and the CLI connect with: what passes here
+     * connects there */
+    redis_target t;
+    if (redis_url_parse(v, &t, err, err_len) < 0)
         return -1;
-    }
     return conf_set_str(d, obj, v, err, err_len);
 }
 
@@ -518,6 +527,7 @@ static int handler(void *user, const char *section, const char *name, const char
         for (size_t i = 0; i < N_DKEYS; i++)
             if (!strcmp(config_daemon_keys[i].name, name)) {
                 const conf_directive *d = &config_daemon_keys[i];
+                p->line_of[i] = p->line;
                 if (p->seen[i]++ && !(d->flags & OC_KEY_REPEATABLE))
                     conf_errors_add(p->errs, "%s:%d: [daemon] %s given twice", p->path, p->line,
                                     name);
@@ -581,6 +591,56 @@ void config_init(omni_config *cfg)
     defaults(cfg);
 }
 
+static int daemon_line(const parse_ctx *p, const char *key)
+{
+    for (size_t i = 0; i < N_DKEYS; i++)
+        if (!strcmp(config_daemon_keys[i].name, key))
+            return p->line_of[i];
+    return 0;
+}
+
+/* the Redis password: inline or from its file, not both; an inline one in
+ * a file others can read is warned about (by line, never by value) */
+static void redis_secret(parse_ctx *p)
+{
+    omni_config *c = p->cfg;
+    int fl = daemon_line(p, "redis_password_file"), il = daemon_line(p, "redis_password");
+    if (c->redis_password && c->redis_password_file) {
+        conf_errors_add(p->errs, "%s:%d: [daemon] redis_password and redis_password_file: give one",
+                        p->path, fl);
+        return;
+    }
+    struct stat st;
+    if (c->redis_password && !p->str && stat(p->path, &st) == 0 && (st.st_mode & S_IROTH))
+        conf_errors_add(p->errs,
+                        "%s:%d: warning: [daemon] redis_password is a secret given inline in a "
+                        "file readable by others (use redis_password_file = PATH, or chmod o-r "
+                        "%s)",
+                        p->path, il, p->path);
+    if (c->redis_password_file) {
+        char full[PATH_MAX], err[PATH_MAX + 128];
+        int open_to_others = 0;
+        char *secret = NULL;
+        if (conf_read_secret(c->redis_password_file, &secret, full, sizeof(full), &open_to_others,
+                             err, sizeof(err)) < 0) {
+            conf_errors_add(p->errs, "%s:%d: [daemon] redis_password_file: %s", p->path, fl, err);
+            return;
+        }
+        if (open_to_others)
+            conf_errors_add(p->errs,
+                            "%s:%d: warning: [daemon] redis_password_file: %s is readable by "
+                            "group or others",
+                            p->path, fl, full);
+        if (!secret[0]) {
+            conf_errors_add(p->errs, "%s:%d: [daemon] redis_password_file: %s is empty", p->path,
+                            fl, full);
+            free(secret);
+            return;
+        }
+        c->redis_password = secret;
+    }
+}
+
 static int finish(parse_ctx *p, int rc)
 {
     omni_config *c = p->cfg;
@@ -598,6 +658,7 @@ static int finish(parse_ctx *p, int rc)
     if (c->retry_cap_ms < c->retry_base_ms)
         conf_errors_add(p->errs, "%s: [daemon] retry_cap_ms is smaller than retry_base_ms",
                         p->path);
+    redis_secret(p);
     /* a relative `plugin =` is a file in plugin_dir (the section order does
      * not matter: this runs after the whole file) */
     for (size_t i = 0; c->plugin_dir && c->plugin_dir[0] && i < c->n_connectors; i++) {
@@ -814,6 +875,8 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
 
 void config_free(omni_config *c)
 {
+    if (c->redis_password)
+        memset(c->redis_password, 0, strlen(c->redis_password)); /* a secret */
     for (const conf_directive *d = config_daemon_keys; d->name; d++)
         if (owns_string(d))
             free(*(char **)((char *)c + d->offset));

@@ -45,10 +45,13 @@ typedef struct conf_channel {
 typedef struct omni_config {
     char *path;
     /* [daemon] */
-    char *redis;      /* redis://HOST:PORT/DB or unix:/path[?db=N] */
-    char *prefix;     /* "omni:" */
-    char *consumer;   /* default: hostname-pid */
-    char *log_format; /* text|json */
+    char *redis;               /* redis://[USER@]HOST:PORT/DB or unix:/path[?db=N] */
+    char *redis_username;      /* ACL user, or NULL */
+    char *redis_password;      /* inline, or read from redis_password_file; NULL: no AUTH */
+    char *redis_password_file; /* as given */
+    char *prefix;              /* "omni:" */
+    char *consumer;            /* default: hostname-pid */
+    char *log_format;          /* text|json */
     char *log_level;
     char *log_file; /* NULL: stderr */
     int log_bodies;

@@ -451,6 +451,8 @@ int main(int argc, char **argv)
     char err[256];
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};
     o.st = store_new(o.base, cfg.redis, cfg.redis_timeout_ms, cfg.block_ms, &sev, err, sizeof(err));
+    if (o.st && store_set_auth(o.st, cfg.redis_username, cfg.redis_password) < 0)
+        snprintf(err, sizeof(err), "out of memory"), store_free(o.st), o.st = NULL;
     if (!o.tp || !o.st || dispatch_init(&o) < 0 || conv_init(&o) < 0) {
         log_error("startup failed: %s", o.st ? "transport" : err);
         goto out;

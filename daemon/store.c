@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,16 +29,17 @@ typedef struct store_conn {
     redisAsyncContext *ac;
     int which;
     int connected;
+    int authed;            /* AUTH answered OK (or no AUTH configured) */
     long pending;          /* commands sent, not yet answered */
     long long progress_ms; /* last reply, or when pending went 0 -> 1 */
 } store_conn;
 
 struct store {
     struct event_base *base;
-    char host[256];
-    char path[256];
-    int port;
-    int db;
+    redis_target t;
+    char name[300]; /* t as host:port, for log lines */
+    char *user;     /* AUTH user (ACL), or NULL for the default user */
+    char *password; /* AUTH password, or NULL: no AUTH */
     int timeout_ms;
     int block_ms;
     store_events ev;
@@ -68,12 +70,13 @@ store *store_new(struct event_base *base, const char *url, int timeout_ms, int b
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    if (redis_url_parse(url, s->host, sizeof(s->host), &s->port, s->path, sizeof(s->path), &s->db) <
-        0) {
-        snprintf(err, err_len, "bad redis URL (want redis://HOST[:PORT][/DB] or unix:/path)");
+    char why[256];
+    if (redis_url_parse(url, &s->t, why, sizeof(why)) < 0) {
+        snprintf(err, err_len, "bad redis URL: %s", why);
         free(s);
         return NULL;
     }
+    redis_target_name(&s->t, s->name, sizeof(s->name));
     for (int i = 0; i < SCRIPT_COUNT; i++) {
         for (const script_src *src = scripts_src; src->name; src++)
             if (strcmp(src->name, script_names[i]) == 0)
@@ -180,7 +183,7 @@ static void check_ready(store *s)
     if (s->ready || s->scripts_pending)
         return;
     for (int i = 0; i < STORE_NCONN; i++)
-        if (!s->conn[i].connected)
+        if (!s->conn[i].connected || !s->conn[i].authed)
             return;
     s->ready = 1;
     s->backoff_ms = BACKOFF_MIN_MS;
@@ -201,6 +204,29 @@ static void script_loaded(redisReply *r, void *arg)
         check_ready(s);
 }
 
+static void proceed(store_conn *c);
+
+/* Redis's answer to AUTH: refused (WRONGPASS, a user that is off, a server
+ * without a password) is an operator's error, named with the address and
+ * the server's words and retried with the reconnect backoff; the store is
+ * not ready meanwhile (/readyz answers 503). The password is never
+ * logged. */
+static void auth_done(redisReply *r, void *arg)
+{
+    store_conn *c = arg;
+    store *s = c->st;
+    if (!r)
+        return; /* torn down meanwhile: the reconnect starts over */
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis %s: authentication%s%s refused: %.200s (retrying in %d ms)", s->name,
+                  s->user ? " as " : "", s->user ? s->user : "", r->str, s->backoff_ms);
+        teardown(s, "authentication refused");
+        return;
+    }
+    c->authed = 1;
+    proceed(c);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     store_conn *c = ac->data;
@@ -213,9 +239,24 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     c->connected = 1;
     c->pending = 0;
-    if (s->db) {
+    if (s->password) {
+        /* AUTH first: nothing else is sent on a connection Redis has not
+         * let in (the rest would only pile up NOAUTH errors) */
+        const char *argv[] = {"AUTH", s->user ? s->user : s->password, s->password};
+        send_argv(c, auth_done, c, s->user ? 3 : 2, argv, NULL);
+        return;
+    }
+    c->authed = 1;
+    proceed(c);
+}
+
+/* the connection is let in: select the database, load the scripts */
+static void proceed(store_conn *c)
+{
+    store *s = c->st;
+    if (s->t.db) {
         char db[16];
-        snprintf(db, sizeof(db), "%d", s->db);
+        snprintf(db, sizeof(db), "%d", s->t.db);
         const char *argv[] = {"SELECT", db};
         send_argv(c, NULL, NULL, 2, argv, NULL);
     }
@@ -236,6 +277,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     c->ac = NULL; /* freed by hiredis after this returns */
     c->connected = 0;
+    c->authed = 0;
     c->pending = 0;
     teardown(s, status == REDIS_OK ? "closed" : ac->errstr);
 }
@@ -252,6 +294,7 @@ static void teardown(store *s, const char *why)
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
         c->connected = 0;
+        c->authed = 0;
         c->pending = 0;
         if (ac) {
             ac->data = c;
@@ -271,7 +314,7 @@ static void teardown(store *s, const char *why)
 static int connect_one(store *s, store_conn *c)
 {
     redisAsyncContext *ac =
-        s->path[0] ? redisAsyncConnectUnix(s->path) : redisAsyncConnect(s->host, s->port);
+        s->t.path[0] ? redisAsyncConnectUnix(s->t.path) : redisAsyncConnect(s->t.host, s->t.port);
     if (!ac)
         return -1;
     if (ac->err) {
@@ -286,6 +329,7 @@ static int connect_one(store *s, store_conn *c)
     ac->data = c;
     c->ac = ac;
     c->connected = 0;
+    c->authed = 0;
     c->pending = 0;
     c->progress_ms = now_ms();
     redisLibeventAttach(ac, s->base);
@@ -358,7 +402,34 @@ void store_free(store *s)
         event_free(s->retry_ev);
     if (s->watch_ev)
         event_free(s->watch_ev);
+    free(s->user);
+    if (s->password) {
+        OPENSSL_cleanse(s->password, strlen(s->password));
+        free(s->password);
+    }
     free(s);
+}
+
+int store_set_auth(store *s, const char *user, const char *password)
+{
+    free(s->user);
+    if (s->password)
+        OPENSSL_cleanse(s->password, strlen(s->password));
+    free(s->password);
+    s->user = s->password = NULL;
+    /* the URL's user, unless the configuration names one */
+    if (!user && s->t.user[0])
+        user = s->t.user;
+    if (user && !(s->user = strdup(user)))
+        return -1;
+    if (password && !(s->password = strdup(password)))
+        return -1;
+    return 0;
+}
+
+const char *store_name(const store *s)
+{
+    return s->name;
 }
 
 int store_is_ready(const store *s)

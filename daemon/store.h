@@ -46,6 +46,12 @@ typedef struct store_events {
 store *store_new(struct event_base *base, const char *url, int timeout_ms, int block_ms,
                  const store_events *ev, char *err, size_t err_len);
 void store_free(store *s);
+/* AUTH on every connection before anything else (Redis 6 ACL: user and
+ * password; user NULL: the URL's user, else the default user). password
+ * NULL: no AUTH. Copies both; call before store_start. -1: no memory. */
+int store_set_auth(store *s, const char *user, const char *password);
+/* "host:port" or "unix:/path", for log lines (never a secret) */
+const char *store_name(const store *s);
 void store_start(store *s);
 int store_is_ready(const store *s);
 unsigned long store_reconnects(const store *s);

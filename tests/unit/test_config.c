@@ -109,7 +109,7 @@ static void every_error_is_reported_with_its_line(void **state)
     assert_int_equal(config_load_string(text, &c, &e), -1);
     assert_true(has(&e, "<string>:2: [daemon] chunk_size: not an integer in 1..10000"));
     assert_true(has(&e, "<string>:3: unknown key 'colour' in [daemon]"));
-    assert_true(has(&e, "<string>:4: [daemon] redis: must be redis://HOST[:PORT][/DB]"));
+    assert_true(has(&e, "<string>:4: [daemon] redis: must be redis://[USER@]HOST[:PORT][/DB]"));
     assert_true(has(&e, "<string>:5: unknown section [nonsense]"));
     assert_true(has(&e, "<string>:7: [daemon] log_level: must be error, warn, info or debug"));
     assert_true(has(&e, "<string>:8: syntax error"));

@@ -1,0 +1,91 @@
+/* The Redis URL forms: what --check-config accepts is what the daemon and
+ * the CLI connect to. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "redisurl.h"
+
+static void the_documented_forms_parse(void **state)
+{
+    (void)state;
+    redis_target t;
+    char err[256], name[300];
+    assert_int_equal(redis_url_parse("redis://127.0.0.1:6379/0", &t, err, sizeof(err)), 0);
+    assert_string_equal(t.host, "127.0.0.1");
+    assert_int_equal(t.port, 6379);
+    assert_int_equal(t.db, 0);
+    assert_string_equal(t.user, "");
+    assert_int_equal(redis_url_parse("redis://omnicast@redis.internal/3", &t, err, sizeof(err)), 0);
+    assert_string_equal(t.user, "omnicast");
+    assert_string_equal(t.host, "redis.internal");
+    assert_int_equal(t.port, 6379);
+    assert_int_equal(t.db, 3);
+    assert_int_equal(redis_url_parse("redis://[::1]:6380", &t, err, sizeof(err)), 0);
+    assert_string_equal(t.host, "::1");
+    assert_int_equal(t.port, 6380);
+    redis_target_name(&t, name, sizeof(name));
+    assert_string_equal(name, "[::1]:6380");
+    assert_int_equal(redis_url_parse("redis://app@[fe80::1]:7000/", &t, err, sizeof(err)), 0);
+    assert_string_equal(t.user, "app");
+    assert_string_equal(t.host, "fe80::1");
+    assert_int_equal(redis_url_parse("unix:/run/redis/redis.sock?db=2", &t, err, sizeof(err)), 0);
+    assert_string_equal(t.path, "/run/redis/redis.sock");
+    assert_int_equal(t.db, 2);
+    redis_target_name(&t, name, sizeof(name));
+    assert_string_equal(name, "unix:/run/redis/redis.sock");
+    assert_int_equal(redis_url_parse("redis://h:1", &t, err, sizeof(err)), 0);
+    redis_target_name(&t, name, sizeof(name));
+    assert_string_equal(name, "h:1");
+}
+
+static void what_cannot_work_is_refused_with_a_reason(void **state)
+{
+    (void)state;
+    redis_target t;
+    char err[256];
+    struct {
+        const char *url, *why;
+    } bad[] = {
+        {"redis://u:hunter2@h", "a password in the URL is refused"},
+        {"redis://:hunter2@h", "a password in the URL is refused"},
+        {"rediss://h:6380", "rediss:// (TLS) is not supported by this build"},
+        {"http://h", "must be redis://[USER@]HOST[:PORT][/DB]"},
+        {"redis://", "no host"},
+        {"redis://h:0", "the port must be 1..65535"},
+        {"redis://h:65536", "the port must be 1..65535"},
+        {"redis://h:+1", "the port must be 1..65535"},
+        {"redis://h:80x", "the port must be 1..65535"},
+        {"redis://h/1001", "the database after '/' must be 0..1000"},
+        {"redis://h/-1", "the database after '/' must be 0..1000"},
+        {"redis://[::1", "closing ']'"},
+        {"redis://[zz]:1", "not an IPv6 address"},
+        {"redis://h h", "characters no host name has"},
+        {"redis://@h", "the user before '@' is empty"},
+        {"unix:", "absolute socket path"},
+        {"unix:relative.sock", "absolute socket path"},
+        {"unix:/s?db=x", "?db=N"},
+        {"unix:/s?pass=1", "?db=N"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (redis_url_parse(bad[i].url, &t, err, sizeof(err)) != -1 || !strstr(err, bad[i].why)) {
+            print_error("%s: got '%s', want '%s'\n", bad[i].url, err, bad[i].why);
+            fail();
+        }
+        /* the reason never repeats the URL (it may hold a secret) */
+        assert_null(strstr(err, "hunter2"));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_documented_forms_parse),
+        cmocka_unit_test(what_cannot_work_is_refused_with_a_reason),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
