@@ -18,9 +18,13 @@ extern "C" {
 #endif
 
 /* A plugin built against a different major is refused; a newer minor only
- * appends fields at the end of the structs below (struct_size tells). */
+ * appends fields at the end of the structs below (struct_size tells).
+ * 1.1: oc_response.request_sent/answered (the daemon classifies transport
+ * errors). 1.2: oc_inbound_result.replay_key/replay_ttl_s (a signed inbound
+ * request the host accepts once). The host allocates oc_inbound_result, so
+ * a plugin must not be loaded by a host of an older minor. */
 #define OC_ABI_MAJOR 1
-#define OC_ABI_MINOR 1
+#define OC_ABI_MINOR 2
 
 /* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
 #define OC_ENTRY_SYMBOL "oc_connector_entry"
@@ -275,6 +279,15 @@ typedef struct oc_inbound_result {
     oc_buf body;              /* body to answer (e.g. the hub.challenge) */
     const char *content_type; /* static string */
     char error[128];          /* stable error code when status >= 400 */
+    /* ABI 1.2: for a provider whose signature does not cover the body (it
+     * signs a timestamp and a one-time token), the token: the host claims
+     * it once per connector instance (Redis SET NX, expiring after
+     * replay_ttl_s seconds) before it stores any event of the request, and
+     * answers 409 `replayed` without storing anything when it was claimed
+     * before, 503 when it cannot tell. "" (the zeroed default): no claim.
+     * Printable ASCII without spaces only; replay_ttl_s >= 1 when set. */
+    char replay_key[160];
+    long replay_ttl_s;
 } oc_inbound_result;
 
 /* emit() copies what it needs: the event's strings may be freed on return. */
