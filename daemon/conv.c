@@ -48,8 +48,12 @@ typedef struct conv_state {
     qev *head, *tail;
     size_t n;
     int inflight;
-    qev *last_gate; /* the newest claim queued and not answered */
+    qev *last_gate;  /* the newest claim queued and not answered */
+    char **releases; /* claims to give back once Redis is reachable again */
+    size_t n_releases;
 } conv_state;
+
+#define RELEASES_MAX 1024
 
 static conv_state *S(omni *o)
 {
@@ -119,6 +123,9 @@ void conv_free(omni *o)
         s->head = e->next;
         qev_free(e); /* at exit: no one is waiting any more */
     }
+    for (size_t i = 0; i < s->n_releases; i++)
+        free(s->releases[i]);
+    free(s->releases);
     free(s);
     o->conv = NULL;
 }
@@ -181,10 +188,38 @@ static void gate_release(omni *o, gate *g)
     if (g->released)
         return;
     g->released = 1;
+    conv_state *s = S(o);
     const char *argv[] = {"DEL", g->key};
-    if (store_cmdv(o->st, STORE_CMD, NULL, NULL, 2, argv, NULL) < 0)
-        log_warn("inbound: replay claim not released (Redis unavailable): a retry of the same "
+    if (!s->n_releases && store_is_ready(o->st) &&
+        store_cmdv(o->st, STORE_CMD, NULL, NULL, 2, argv, NULL) == 0)
+        return;
+    /* the connection is down (a NOSCRIPT teardown, Redis gone): sent by
+     * the next flush, ahead of any new claim on the same connection */
+    char **r = s->n_releases < RELEASES_MAX ? realloc(s->releases, (s->n_releases + 1) * sizeof(*r))
+                                            : NULL;
+    char *k = r ? strdup(g->key) : NULL;
+    if (r)
+        s->releases = r;
+    if (!k) {
+        log_warn("inbound: a replay claim could not be given back: a retry of the same "
                  "delivery is refused until it expires");
+        return;
+    }
+    s->releases[s->n_releases++] = k;
+}
+
+static void flush_releases(omni *o)
+{
+    conv_state *s = S(o);
+    size_t i = 0;
+    for (; i < s->n_releases; i++) {
+        const char *argv[] = {"DEL", s->releases[i]};
+        if (store_cmdv(o->st, STORE_CMD, NULL, NULL, 2, argv, NULL) < 0)
+            break;
+        free(s->releases[i]);
+    }
+    memmove(s->releases, s->releases + i, (s->n_releases - i) * sizeof(*s->releases));
+    s->n_releases -= i;
 }
 
 static void drop(qev *e, int stored)
@@ -444,6 +479,11 @@ void conv_flush(omni *o)
     conv_state *s = S(o);
     if (!s || !store_is_ready(o->st))
         return;
+    if (s->n_releases) {
+        flush_releases(o);
+        if (s->n_releases)
+            return; /* in order: no new claim before the old ones are given back */
+    }
     for (qev *e = s->head; e && s->inflight < PIPELINE; e = e->next) {
         if (e->sent)
             continue;
