@@ -547,6 +547,8 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         text = json_string_value(json_object_get(j, "text"));
     if (!from || !text) {
         json_decref(j);
+        res->replay_key[0] = '\0'; /* an error answer claims nothing */
+        res->replay_ttl_s = 0;
         oc_inbound_fail(res, 400, "bad_payload");
         return;
     }
