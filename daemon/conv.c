@@ -181,8 +181,9 @@ static const char *channel_of(omni *o, conn_inst *ci, int *kind)
 }
 
 /* Give a claim back: its request's events were not all stored, and the
- * provider's retry (the same token) must be taken, not refused. Best
- * effort: with Redis away the DEL fails too, and the key expires. */
+ * provider's retry (the same token) must be taken, not refused. With the
+ * connection down the DEL waits for the next flush (at most RELEASES_MAX
+ * of them; past that the key just expires). */
 static void gate_release(omni *o, gate *g)
 {
     if (g->released)

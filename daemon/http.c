@@ -495,7 +495,7 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
         reply_error(req, c->overflow ? 413 : 503, c->overflow ? "too_many_events" : "busy",
                     c->overflow ? "at most 1000 events per request" : "retry later");
     } else if (res.status >= 200 && res.status < 300 && (c->n || res.replay_key[0]) &&
-               (!conv_has_room(o, c->n + 1) || !store_is_ready(o->st))) {
+               (!conv_has_room(o, c->n + (res.replay_key[0] != '\0')) || !store_is_ready(o->st))) {
         /* the provider retries later; nothing is lost */
         reply_error(req, 503, store_is_ready(o->st) ? "busy" : "not_stored",
                     "cannot store the events now, retry later");
