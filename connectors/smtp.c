@@ -25,7 +25,10 @@ typedef struct smtp {
     char *from_addr;   /* a@b */
     char *domain;      /* b, for Message-IDs */
     char *reply_to, *unsub_url, *unsub_mailto, *inbound_key;
+    long long max_age_s; /* inbound_max_age_s */
 } smtp;
+
+#define MAX_AGE_LIMIT_S 604800 /* a week: inbound_max_age_s above is refused */
 
 static const oc_config_key smtp_keys[] = {
     {"url", OC_KEY_REQUIRED | OC_KEY_URL, NULL, "smtp://host:587 (STARTTLS) or smtps://host:465"},
@@ -37,6 +40,8 @@ static const oc_config_key smtp_keys[] = {
     {"unsubscribe_url", OC_KEY_URL, NULL, "https one-click unsubscribe URL template ({{token}})"},
     {"unsubscribe_mailto", 0, NULL, "mailto address for List-Unsubscribe"},
     {"inbound_signing_key", OC_KEY_SECRET, NULL, "HMAC key of the inbound-parse service"},
+    {"inbound_max_age_s", OC_KEY_INT, "300",
+     "signed inbound posts older (or further ahead) than this are refused; 1-604800"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -113,6 +118,20 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
         return -1;
     }
     s->domain = strdup(at + 1);
+    const char *age = cfg->get(cfg->ctx, "inbound_max_age_s");
+    s->max_age_s = 300;
+    if (age && *age) {
+        long long v = 0;
+        const char *p = age;
+        for (; *p >= '0' && *p <= '9' && v <= MAX_AGE_LIMIT_S; p++)
+            v = v * 10 + (*p - '0');
+        if (*p || v < 1 || v > MAX_AGE_LIMIT_S) {
+            snprintf(err, err_len, "inbound_max_age_s must be 1-%d (seconds)", MAX_AGE_LIMIT_S);
+            smtp_free(s);
+            return -1;
+        }
+        s->max_age_s = v;
+    }
     s->reply_to = opt(cfg, "reply_to");
     s->unsub_url = opt(cfg, "unsubscribe_url");
     s->unsub_mailto = opt(cfg, "unsubscribe_mailto");
@@ -400,6 +419,82 @@ static void strip_angles(const char *in, char *out, size_t len)
         snprintf(out, len, "%s", in);
 }
 
+/* A unix timestamp as the provider sent it: 1-12 decimal digits, nothing
+ * else (no sign, no space, no overflow); -1 otherwise. */
+static long long parse_timestamp(const char *ts)
+{
+    long long v = 0;
+    size_t n = 0;
+    for (; ts[n]; n++) {
+        if (ts[n] < '0' || ts[n] > '9' || n >= 12)
+            return -1;
+        v = v * 10 + (ts[n] - '0');
+    }
+    return n ? v : -1;
+}
+
+static long long now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (long long)t.tv_sec;
+}
+
+/* The inbound-parse signature: HMAC-SHA256(key, timestamp + token) in
+ * lowercase hex, as Mailgun signs. It covers neither the sender nor the
+ * text, so a valid one is also checked for age (inbound_max_age_s either
+ * way) and its token handed to the host (res->replay_key), which accepts a
+ * token once: a captured signature cannot carry another post. NULL when
+ * good, else the error code. */
+static const char *check_signature(smtp *s, json_t *j, oc_inbound_result *res)
+{
+    json_t *jts = json_object_get(j, "timestamp");
+    const char *tk = json_string_value(json_object_get(j, "token"));
+    const char *sig = json_string_value(json_object_get(j, "signature"));
+    char tsbuf[24];
+    const char *ts = json_string_value(jts);
+    if (!ts && json_is_integer(jts) && json_integer_value(jts) >= 0) {
+        snprintf(tsbuf, sizeof(tsbuf), "%lld", (long long)json_integer_value(jts));
+        ts = tsbuf;
+    }
+    if (!ts || !tk || !sig || strlen(sig) != 64)
+        return "bad_signature";
+    oc_buf d = {0};
+    oc_buf_puts(&d, ts);
+    oc_buf_puts(&d, tk);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned ml = 0;
+    int ok = d.data &&
+             HMAC(EVP_sha256(), s->inbound_key, (int)strlen(s->inbound_key),
+                  (unsigned char *)d.data, d.len, mac, &ml) &&
+             ml == 32;
+    oc_buf_free(&d);
+    if (!ok)
+        return "bad_signature";
+    char hex[65];
+    for (unsigned i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", mac[i]);
+    if (CRYPTO_memcmp(hex, sig, 64))
+        return "bad_signature";
+    long long t = parse_timestamp(ts), now = now_s();
+    if (t < 0 || t < now - s->max_age_s || t > now + s->max_age_s)
+        return "stale_signature";
+    /* the token becomes part of a Redis key: printable, no spaces, bounded
+     * (Mailgun's are 50 characters) */
+    size_t n = strlen(tk);
+    if (n == 0 || n >= sizeof(res->replay_key))
+        return "bad_token";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)tk[i] <= 0x20 || (unsigned char)tk[i] >= 0x7f)
+            return "bad_token";
+    memcpy(res->replay_key, tk, n + 1);
+    /* remembered until the timestamp itself goes stale, plus a second */
+    res->replay_ttl_s = (long)(t + s->max_age_s - now + 1);
+    if (res->replay_ttl_s < 1)
+        res->replay_ttl_s = 1;
+    return NULL;
+}
+
 static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
                          oc_emit_fn emit, void *ctx)
 {
@@ -438,27 +533,10 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         return;
     }
     if (s->inbound_key) {
-        const char *ts = json_string_value(json_object_get(j, "timestamp"));
-        const char *tk = json_string_value(json_object_get(j, "token"));
-        const char *sig = json_string_value(json_object_get(j, "signature"));
-        int ok = 0;
-        if (ts && tk && sig && strlen(sig) == 64) {
-            oc_buf d = {0};
-            oc_buf_puts(&d, ts);
-            oc_buf_puts(&d, tk);
-            unsigned char mac[EVP_MAX_MD_SIZE];
-            unsigned ml = 0;
-            HMAC(EVP_sha256(), s->inbound_key, (int)strlen(s->inbound_key), (unsigned char *)d.data,
-                 d.len, mac, &ml);
-            oc_buf_free(&d);
-            char hex[65];
-            for (unsigned i = 0; i < ml && i < 32; i++)
-                sprintf(hex + 2 * i, "%02x", mac[i]);
-            ok = CRYPTO_memcmp(hex, sig, 64) == 0;
-        }
-        if (!ok) {
+        const char *code = check_signature(s, j, res);
+        if (code) {
             json_decref(j);
-            oc_inbound_fail(res, 401, "bad_signature");
+            oc_inbound_fail(res, 401, code);
             return;
         }
     }
@@ -469,6 +547,8 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         text = json_string_value(json_object_get(j, "text"));
     if (!from || !text) {
         json_decref(j);
+        res->replay_key[0] = '\0'; /* an error answer claims nothing */
+        res->replay_ttl_s = 0;
         oc_inbound_fail(res, 400, "bad_payload");
         return;
     }

@@ -16,6 +16,18 @@
 #include "address.h"
 #include "log.h"
 
+/* A replay claim (conv_gate) shared by the claim itself and the events of
+ * the same request, which wait for it in the queue. */
+enum { GATE_PENDING = 0, GATE_CLAIMED = 1, GATE_REFUSED = 2, GATE_FAILED = 3 };
+
+typedef struct gate {
+    int state;
+    int refs;
+    int lost;     /* an event of the request was not stored */
+    int released; /* the claim was given back (DEL) */
+    char *key;
+} gate;
+
 typedef struct qev {
     char *argv[16];
     size_t lens[16];
@@ -24,6 +36,9 @@ typedef struct qev {
     void *done_arg;
     int sent; /* in flight */
     omni *o;
+    int is_gate; /* the claim of g, not an event */
+    long ttl_s;  /* is_gate: the claim's expiry */
+    gate *g;     /* an event: the claim it waits for; NULL: none */
     struct qev *next;
 } qev;
 
@@ -33,7 +48,12 @@ typedef struct conv_state {
     qev *head, *tail;
     size_t n;
     int inflight;
+    qev *last_gate;  /* the newest claim queued and not answered */
+    char **releases; /* claims to give back once Redis is reachable again */
+    size_t n_releases;
 } conv_state;
+
+#define RELEASES_MAX 1024
 
 static conv_state *S(omni *o)
 {
@@ -77,10 +97,19 @@ int conv_init(omni *o)
     return o->conv ? 0 : -1;
 }
 
+static void gate_unref(gate *g)
+{
+    if (g && --g->refs == 0) {
+        free(g->key);
+        free(g);
+    }
+}
+
 static void qev_free(qev *e)
 {
     for (int i = 0; i < e->argc; i++)
         free(e->argv[i]);
+    gate_unref(e->g);
     free(e);
 }
 
@@ -94,6 +123,9 @@ void conv_free(omni *o)
         s->head = e->next;
         qev_free(e); /* at exit: no one is waiting any more */
     }
+    for (size_t i = 0; i < s->n_releases; i++)
+        free(s->releases[i]);
+    free(s->releases);
     free(s);
     o->conv = NULL;
 }
@@ -127,6 +159,12 @@ static void enqueue(omni *o, qev *e)
     s->tail = e;
     e->o = o;
     s->n++;
+    /* an event of the request whose claim was just queued waits for it */
+    if (!e->is_gate && s->last_gate && s->last_gate->done_arg == e->done_arg &&
+        s->last_gate->g->state == GATE_PENDING) {
+        e->g = s->last_gate->g;
+        e->g->refs++;
+    }
     omni_kick(o);
 }
 
@@ -142,8 +180,58 @@ static const char *channel_of(omni *o, conn_inst *ci, int *kind)
     return ci->conf->name;
 }
 
+/* Give a claim back: its request's events were not all stored, and the
+ * provider's retry (the same token) must be taken, not refused. With the
+ * connection down the DEL waits for the next flush (at most RELEASES_MAX
+ * of them; past that the key just expires). */
+static void gate_release(omni *o, gate *g)
+{
+    if (g->released)
+        return;
+    g->released = 1;
+    conv_state *s = S(o);
+    const char *argv[] = {"DEL", g->key};
+    if (!s->n_releases && store_is_ready(o->st) &&
+        store_cmdv(o->st, STORE_CMD, NULL, NULL, 2, argv, NULL) == 0)
+        return;
+    /* the connection is down (a NOSCRIPT teardown, Redis gone): sent by
+     * the next flush, ahead of any new claim on the same connection */
+    char **r = s->n_releases < RELEASES_MAX ? realloc(s->releases, (s->n_releases + 1) * sizeof(*r))
+                                            : NULL;
+    char *k = r ? strdup(g->key) : NULL;
+    if (r)
+        s->releases = r;
+    if (!k) {
+        log_warn("inbound: a replay claim could not be given back: a retry of the same "
+                 "delivery is refused until it expires");
+        return;
+    }
+    s->releases[s->n_releases++] = k;
+}
+
+static void flush_releases(omni *o)
+{
+    conv_state *s = S(o);
+    size_t i = 0;
+    for (; i < s->n_releases; i++) {
+        const char *argv[] = {"DEL", s->releases[i]};
+        if (store_cmdv(o->st, STORE_CMD, NULL, NULL, 2, argv, NULL) < 0)
+            break;
+        free(s->releases[i]);
+    }
+    memmove(s->releases, s->releases + i, (s->n_releases - i) * sizeof(*s->releases));
+    s->n_releases -= i;
+}
+
 static void drop(qev *e, int stored)
 {
+    if (e->o && S(e->o) && S(e->o)->last_gate == e)
+        S(e->o)->last_gate = NULL;
+    if (!stored && !e->is_gate && e->g) {
+        e->g->lost = 1;
+        if (e->g->state == GATE_CLAIMED)
+            gate_release(e->o, e->g);
+    }
     if (e->done)
         e->done(e->done_arg, stored);
     qev_free(e);
@@ -204,6 +292,32 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         return;
     }
     enqueue(o, e);
+}
+
+void conv_gate(omni *o, conn_inst *ci, const char *key, long ttl_s, conv_written_fn done, void *arg)
+{
+    qev *e = calloc(1, sizeof(*e));
+    gate *g = calloc(1, sizeof(*g));
+    size_t n = strlen(o->cfg->prefix) + strlen(ci->conf->name) + strlen(key) + 10;
+    char *k = malloc(n);
+    if (!e || !g || !k) {
+        free(e);
+        free(g);
+        free(k);
+        if (done)
+            done(arg, 0);
+        return;
+    }
+    snprintf(k, n, "%sreplay:%s:%s", o->cfg->prefix, ci->conf->name, key);
+    g->key = k;
+    g->refs = 1;
+    e->g = g;
+    e->is_gate = 1;
+    e->ttl_s = ttl_s > 0 ? ttl_s : 1;
+    e->done = done;
+    e->done_arg = arg;
+    enqueue(o, e);
+    S(o)->last_gate = e;
 }
 
 static void unlink_ev(conv_state *s, qev *e)
@@ -299,6 +413,52 @@ static void written(redisReply *r, void *arg)
     omni_kick(o);
 }
 
+/* The claim's answer: OK (first time: the waiting events go), nil (claimed
+ * before: a replay, the events are dropped unstored), or none (Redis
+ * refused or went away: the events are dropped, the webhook answers 503). */
+static void gated(redisReply *r, void *arg)
+{
+    qev *e = arg;
+    omni *o = e->o;
+    conv_state *s = S(o);
+    gate *g = e->g;
+    g->refs++; /* held while its events are dropped */
+    s->inflight--;
+    e->sent = 0;
+    unlink_ev(s, e);
+    int result;
+    if (r && r->type == REDIS_REPLY_STATUS && r->str && !strcmp(r->str, "OK")) {
+        g->state = GATE_CLAIMED;
+        result = 1;
+        if (g->lost) /* its events were given up meanwhile (deadline) */
+            gate_release(o, g);
+    } else if (r && r->type == REDIS_REPLY_NIL) {
+        g->state = GATE_REFUSED;
+        result = CONV_REPLAYED;
+        log_warn("inbound: a signed request's token was used before: refused as a replay");
+    } else {
+        g->state = GATE_FAILED;
+        result = 0;
+        log_error("inbound: replay claim not made (%s): the webhook answers 503",
+                  r && r->str ? r->str : "Redis unavailable");
+    }
+    /* the claim reports first: the webhook answers from the first report */
+    drop(e, result);
+    if (result != 1) {
+        qev *x = s->head;
+        while (x) {
+            qev *next = x->next;
+            if (!x->sent && x->g == g) {
+                unlink_ev(s, x);
+                drop(x, result);
+            }
+            x = next;
+        }
+    }
+    gate_unref(g);
+    omni_kick(o);
+}
+
 void conv_cancel(omni *o, void *arg)
 {
     conv_state *s = S(o);
@@ -320,9 +480,26 @@ void conv_flush(omni *o)
     conv_state *s = S(o);
     if (!s || !store_is_ready(o->st))
         return;
+    if (s->n_releases) {
+        flush_releases(o);
+        if (s->n_releases)
+            return; /* in order: no new claim before the old ones are given back */
+    }
     for (qev *e = s->head; e && s->inflight < PIPELINE; e = e->next) {
         if (e->sent)
             continue;
+        if (e->is_gate) {
+            char ttl[24];
+            snprintf(ttl, sizeof(ttl), "%ld", e->ttl_s);
+            const char *argv[] = {"SET", e->g->key, "1", "NX", "EX", ttl};
+            if (store_cmdv(o->st, STORE_CMD, gated, e, 6, argv, NULL) < 0)
+                return;
+            e->sent = 1;
+            s->inflight++;
+            continue;
+        }
+        if (e->g && e->g->state != GATE_CLAIMED)
+            continue; /* waits for its request's claim */
         if (store_eval(o->st, SCRIPT_INBOUND, written, e, 0, e->argc, (const char **)e->argv,
                        e->lens) < 0)
             return;

@@ -33,6 +33,19 @@ int conv_has_room(omni *o, size_t n);
  * 2xx means the event is in Redis. */
 typedef void (*conv_written_fn)(void *arg, int stored);
 void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done, void *arg);
+/* stored value of a request refused as a replay (conv_gate) */
+#define CONV_REPLAYED 2
+/* Claim a signed request's one-time token (oc_inbound_result.replay_key)
+ * before its events: {prefix}replay:{connector}:{key}, SET NX with an
+ * expiry of ttl_s. Call it before the conv_push calls of the same arg: they
+ * wait in the queue for the claim. done is called once for the claim:
+ * stored = 1 (first use: the events go on), CONV_REPLAYED (claimed before:
+ * the events are dropped with CONV_REPLAYED, nothing stored), 0 (Redis
+ * refused or went away: the events are dropped with 0). A claim whose
+ * request then loses an event is given back (DEL), so the provider's retry
+ * of the same delivery is taken. Counts as one queued entry. */
+void conv_gate(omni *o, conn_inst *ci, const char *key, long ttl_s, conv_written_fn done,
+               void *arg);
 /* Give up on the events of arg not yet sent to Redis (a webhook past its
  * deadline): each one's done is called with stored = 0. Events already sent
  * still report when their reply comes. */

@@ -419,7 +419,9 @@ static void hook_answer(hook_wait *w, int stored)
     struct evhttp_request *req = areq_take(w->a);
     if (!req)
         return; /* the provider hung up: it retries anyway */
-    if (stored)
+    if (stored == CONV_REPLAYED)
+        reply_error(req, 409, "replayed", "this signed request was accepted before");
+    else if (stored)
         reply(req, w->status, w->content_type, w->body.data ? w->body.data : "", w->body.len);
     else
         reply_error(req, 503, "not_stored", "the events could not be stored now; retry later");
@@ -428,8 +430,8 @@ static void hook_answer(hook_wait *w, int stored)
 static void hook_written(void *arg, int stored)
 {
     hook_wait *w = arg;
-    if (!stored)
-        hook_answer(w, 0);
+    if (stored != 1)
+        hook_answer(w, stored);
     if (--w->pending)
         return;
     hook_answer(w, 1);
@@ -485,14 +487,15 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
     memset(&res, 0, sizeof(res));
     collected cc = {0}, *c = &cc;
     ci->impl->inbound(ci->inst, &r, &res, collect, c);
+    res.replay_key[sizeof(res.replay_key) - 1] = '\0'; /* a plugin's bytes */
     if (res.status >= 200 && res.status < 300 && (c->overflow || c->oom)) {
         /* never a 2xx for a request whose events were not all kept */
         log_error("webhook %s: %s", name,
                   c->overflow ? "more than 1000 events in one request" : "out of memory");
         reply_error(req, c->overflow ? 413 : 503, c->overflow ? "too_many_events" : "busy",
                     c->overflow ? "at most 1000 events per request" : "retry later");
-    } else if (res.status >= 200 && res.status < 300 && c->n &&
-               (!conv_has_room(o, c->n) || !store_is_ready(o->st))) {
+    } else if (res.status >= 200 && res.status < 300 && (c->n || res.replay_key[0]) &&
+               (!conv_has_room(o, c->n + (res.replay_key[0] != '\0')) || !store_is_ready(o->st))) {
         /* the provider retries later; nothing is lost */
         reply_error(req, 503, store_is_ready(o->st) ? "busy" : "not_stored",
                     "cannot store the events now, retry later");
@@ -504,14 +507,17 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
         w->status = res.status;
         w->content_type = res.content_type ? res.content_type : "text/plain";
         oc_buf_append(&w->body, res.body.data ? res.body.data : "", res.body.len);
-        w->pending = c->n + 1;
-        if (c->n) {
+        int gate = res.replay_key[0] != '\0';
+        w->pending = c->n + 1 + gate;
+        if (c->n || gate) {
             int ms = o->cfg->redis_timeout_ms > 0 ? o->cfg->redis_timeout_ms : 5000;
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             w->deadline = evtimer_new(o->base, hook_late, w);
             if (w->deadline)
                 evtimer_add(w->deadline, &tv);
         }
+        if (gate) /* before the events: they wait for the claim */
+            conv_gate(o, ci, res.replay_key, res.replay_ttl_s, hook_written, w);
         for (size_t i = 0; i < c->n; i++)
             conv_push(o, ci, &c->ev[i], hook_written, w);
         hook_written(w, 1); /* the extra count taken above */

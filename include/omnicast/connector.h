@@ -19,10 +19,15 @@ extern "C" {
 
 /* A plugin built against a different major is refused; a newer minor only
  * appends fields at the end of the structs below (struct_size tells).
- * 1.1: oc_response.request_sent/answered. 1.3: oc_message's template
- * components and media, oc_host.message_size (OC_MESSAGE_HAS). */
+ * 1.1: oc_response.request_sent/answered (the daemon classifies transport
+ * errors). 1.2: oc_inbound_result.replay_key/replay_ttl_s (a signed inbound
+ * request the host accepts once); oc_message's template components and
+ * media; oc_host.message_size. The host allocates oc_message and
+ * oc_inbound_result: a connector built against 1.2 uses their 1.2 members
+ * only when OC_HOST_HAS(host, message_size) says the host is 1.2 or newer
+ * (OC_MESSAGE_HAS for oc_message's). */
 #define OC_ABI_MAJOR 1
-#define OC_ABI_MINOR 3
+#define OC_ABI_MINOR 2
 
 /* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
 #define OC_ENTRY_SYMBOL "oc_connector_entry"
@@ -133,7 +138,7 @@ typedef struct oc_host {
     /* Parse a Retry-After value (delta seconds or HTTP-date) into ms from
      * now_ms; -1 when absent or unparseable. */
     long (*retry_after_ms)(const char *value, long long now_ms);
-    /* ABI 1.3: sizeof(oc_message) in the host, see OC_MESSAGE_HAS */
+    /* ABI 1.2: sizeof(oc_message) in the host, see OC_MESSAGE_HAS */
     uint32_t message_size;
 } oc_host;
 
@@ -169,7 +174,7 @@ typedef struct oc_message {
     /* Look up a variable by name (recipient vars first); NULL if absent. */
     const char *(*var)(const oc_message *msg, const char *name, size_t name_len);
     void *var_ctx;
-    /* ABI 1.3 (read them only when OC_MESSAGE_HAS says the host has them):
+    /* ABI 1.2 (read them only when OC_MESSAGE_HAS says the host has them):
      * the job's WhatsApp template components in the Cloud API's own shape,
      * every string rendered for this recipient, as compact JSON text (an
      * array), or NULL; and one media attachment by URL (rendered), or
@@ -304,6 +309,15 @@ typedef struct oc_inbound_result {
     oc_buf body;              /* body to answer (e.g. the hub.challenge) */
     const char *content_type; /* static string */
     char error[128];          /* stable error code when status >= 400 */
+    /* ABI 1.2: for a provider whose signature does not cover the body (it
+     * signs a timestamp and a one-time token), the token: the host claims
+     * it once per connector instance (Redis SET NX, expiring after
+     * replay_ttl_s seconds) before it stores any event of the request, and
+     * answers 409 `replayed` without storing anything when it was claimed
+     * before, 503 when it cannot tell. "" (the zeroed default): no claim.
+     * Printable ASCII without spaces only; replay_ttl_s >= 1 when set. */
+    char replay_key[160];
+    long replay_ttl_s;
 } oc_inbound_result;
 
 /* emit() copies what it needs: the event's strings may be freed on return. */

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <time.h>
 
 #include "mock_host.h"
 
@@ -295,6 +297,183 @@ static void one_click_unsubscribe_is_an_unsubscribe_event(void **state)
     assert_int_equal(ev.n, 0);
 }
 
+/* ---- the signed inbound-parse post: HMAC-SHA256(key, timestamp + token) */
+
+static const char *const signed_conf[] = {"url",
+                                          "smtp://127.0.0.1:2525",
+                                          "tls",
+                                          "none",
+                                          "from",
+                                          "news@acme.example",
+                                          "inbound_signing_key",
+                                          "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
+                                          "inbound_max_age_s",
+                                          "300",
+                                          NULL};
+
+static int setup_signed(void **state)
+{
+    char err[256];
+    *state = mock_init(C, signed_conf, err, sizeof(err));
+    return *state ? 0 : -1;
+}
+
+static void sign(const char *ts, const char *token, char hex[65])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned ml = 0;
+    char d[256];
+    snprintf(d, sizeof(d), "%s%s", ts, token);
+    HMAC(EVP_sha256(), signed_conf[7], (int)strlen(signed_conf[7]), (unsigned char *)d, strlen(d),
+         mac, &ml);
+    for (unsigned i = 0; i < ml; i++)
+        sprintf(hex + 2 * i, "%02x", mac[i]);
+}
+
+/* a signed post (sig NULL: signed right) from `from` with text */
+static oc_inbound_result signed_post(void *inst, long long ts, const char *token, const char *sig,
+                                     const char *from, const char *text, mock_events *ev)
+{
+    char t[32], hex[65], body[1024];
+    snprintf(t, sizeof(t), "%lld", ts);
+    sign(t, token, hex);
+    snprintf(body, sizeof(body),
+             "{\"timestamp\":\"%s\",\"token\":\"%s\",\"signature\":\"%s\",\"from\":\"%s\","
+             "\"to\":\"news@acme.example\",\"text\":\"%s\"}",
+             t, token, sig ? sig : hex, from, text);
+    return post(inst, "", body, ev);
+}
+
+static void signed_inbound_is_taken_and_reports_its_token(void **state)
+{
+    mock_events ev = {0};
+    long long now = (long long)time(NULL);
+    const char *tok = "c2f3e1b0a9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9";
+    oc_inbound_result r = signed_post(*state, now, tok, NULL, "ana@example.com", "yes", &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.replay_key, tok);
+    /* remembered as long as the timestamp is fresh: max age + 1 s */
+    assert_in_range(r.replay_ttl_s, 300, 302);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].from, "ana@example.com");
+    /* the same token again: the connector cannot know, the host refuses
+     * it by the replay key; the key is the same whatever the body says */
+    r = signed_post(*state, now, tok, NULL, "eve@example.com", "STOP", &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.replay_key, tok);
+    oc_buf_free(&r.body);
+    /* a timestamp 100 s ahead (clock skew) is fresh: remembered longer */
+    r = signed_post(*state, now + 100, "tok-ahead", NULL, "ana@example.com", "hi", &ev);
+    assert_int_equal(r.status, 200);
+    assert_in_range(r.replay_ttl_s, 400, 402);
+    oc_buf_free(&r.body);
+    /* as a JSON number too */
+    char t[32], hex[65], body[512];
+    snprintf(t, sizeof(t), "%lld", now);
+    sign(t, "tok-int", hex);
+    snprintf(
+        body, sizeof(body),
+        "{\"timestamp\":%s,\"token\":\"tok-int\",\"signature\":\"%s\",\"from\":\"a@b.example\","
+        "\"text\":\"x\"}",
+        t, hex);
+    r = post(*state, "", body, &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.replay_key, "tok-int");
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 4);
+    mock_events_free(&ev);
+}
+
+static void stale_or_future_signatures_are_refused(void **state)
+{
+    mock_events ev = {0};
+    long long now = (long long)time(NULL);
+    /* 301 s old, 400 s old, 301 s ahead, a day old: all signed right */
+    long long bad[] = {now - 301, now - 400, now + 301, now - 86400, 0, 1};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        oc_inbound_result r =
+            signed_post(*state, bad[i], "tok-old", NULL, "a@b.example", "STOP", &ev);
+        assert_int_equal(r.status, 401);
+        assert_string_equal(r.error, "stale_signature");
+        assert_string_equal(r.replay_key, "");
+        oc_buf_free(&r.body);
+    }
+    /* timestamps that are not 1-12 plain digits, signed over what was sent */
+    const char *odd[] = {"+1764460800",  "-1",  " 1764460800",
+                         "1764460800.5", "0x1", "99999999999999999999",
+                         "1e9",          ""};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        char hex[65], body[512];
+        sign(odd[i], "tok-odd", hex);
+        snprintf(body, sizeof(body),
+                 "{\"timestamp\":\"%s\",\"token\":\"tok-odd\",\"signature\":\"%s\","
+                 "\"from\":\"a@b.example\",\"text\":\"STOP\"}",
+                 odd[i], hex);
+        oc_inbound_result r = post(*state, "", body, &ev);
+        assert_int_equal(r.status, 401);
+        assert_string_equal(r.error, "stale_signature");
+        oc_buf_free(&r.body);
+    }
+    assert_int_equal(ev.n, 0);
+}
+
+static void bad_signatures_are_refused(void **state)
+{
+    mock_events ev = {0};
+    long long now = (long long)time(NULL);
+    char t[32], hex[65];
+    snprintf(t, sizeof(t), "%lld", now);
+    sign(t, "tok-a", hex);
+    /* a signature of another token, a flipped digit, upper case, short */
+    oc_inbound_result r = signed_post(*state, now, "tok-b", hex, "a@b.example", "STOP", &ev);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(r.error, "bad_signature");
+    hex[10] = hex[10] == '0' ? '1' : '0';
+    r = signed_post(*state, now, "tok-a", hex, "a@b.example", "STOP", &ev);
+    assert_string_equal(r.error, "bad_signature");
+    sign(t, "tok-a", hex);
+    for (char *p = hex; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 32);
+    r = signed_post(*state, now, "tok-a", strpbrk(hex, "ABCDEF") ? hex : "X", "a@b.example", "STOP",
+                    &ev);
+    assert_string_equal(r.error, "bad_signature");
+    sign(t, "tok-a", hex);
+    hex[63] = '\0';
+    r = signed_post(*state, now, "tok-a", hex, "a@b.example", "STOP", &ev);
+    assert_string_equal(r.error, "bad_signature");
+    /* no signature at all */
+    r = post(*state, "", "{\"from\":\"a@b.example\",\"text\":\"STOP\"}", &ev);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(r.error, "bad_signature");
+    /* a token that cannot be a key: signed right, refused */
+    r = signed_post(*state, now, "tok with space", NULL, "a@b.example", "STOP", &ev);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(r.error, "bad_token");
+    assert_int_equal(ev.n, 0);
+}
+
+static void max_age_is_validated_at_load(void **state)
+{
+    (void)state;
+    const char *vals[] = {"0", "-5", "abc", "604801", "99999999999999999999", "30s"};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        const char *kv[] = {"url",         "smtp://127.0.0.1:25", "from",
+                            "a@b.example", "inbound_max_age_s",   vals[i],
+                            NULL};
+        char err[256];
+        assert_null(mock_init(C, kv, err, sizeof(err)));
+        assert_non_null(strstr(err, "inbound_max_age_s"));
+    }
+    const char *kv[] = {
+        "url", "smtp://127.0.0.1:25", "from", "a@b.example", "inbound_max_age_s", "604800", NULL};
+    char err[256];
+    void *inst = mock_init(C, kv, err, sizeof(err));
+    assert_non_null(inst);
+    C->free(inst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +486,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(reply_codes_map_to_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(signed_inbound_is_taken_and_reports_its_token, setup_signed,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stale_or_future_signatures_are_refused, setup_signed,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(bad_signatures_are_refused, setup_signed, teardown),
+        cmocka_unit_test(max_age_is_validated_at_load),
         cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup,
                                         teardown),
     };
