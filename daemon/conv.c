@@ -15,6 +15,7 @@
 
 #include "address.h"
 #include "log.h"
+#include "stream.h" /* omni_dead_then */
 
 typedef struct qev {
     char *argv[16];

@@ -10,11 +10,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "dispatch.h"
+
 #include "address.h"
 #include "campaign.h"
+#include "conn.h"
 #include "log.h"
 #include "omni.h"
 #include "seen.h"
+#include "stream.h"
 #include "template.h"
 #include "verdict.h"
 
@@ -141,6 +145,9 @@ typedef struct dispatch {
     unsigned poll_gen;
     /* since the drain began: sends that finished, claims given back */
     unsigned long long drain_finished, drain_released;
+    size_t held;     /* recipients held in memory (back-pressure) */
+    size_t max_held; /* ... at most, before another chunk is read */
+    dispatch_counters counters;
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -188,8 +195,26 @@ int dispatch_init(omni *o)
         free(d);
         return -1;
     }
+    /* memory for four chunks, or eight windows of every connector */
+    size_t window = 0;
+    for (size_t i = 0; i < o->n_conns; i++)
+        window += (size_t)o->conns[i].max_inflight;
+    d->max_held = (size_t)o->cfg->chunk_size * 4;
+    if (d->max_held < window * 8)
+        d->max_held = window * 8;
     o->dispatch = d;
     return 0;
+}
+
+size_t dispatch_held(omni *o)
+{
+    return o->dispatch ? D(o)->held : 0;
+}
+
+const dispatch_counters *dispatch_counters_of(omni *o)
+{
+    static const dispatch_counters none;
+    return o->dispatch ? &D(o)->counters : &none;
 }
 
 static void drop_pid(rcpt *r)
@@ -269,14 +294,6 @@ int dispatch_held_entries(omni *o, store_args *a)
         store_args_adds(a, c->entry);
         n++;
     }
-    return n;
-}
-
-size_t dispatch_inflight(omni *o)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < o->n_conns; i++)
-        n += (size_t)o->conns[i].inflight;
     return n;
 }
 
@@ -425,7 +442,7 @@ static void chunk_loaded(redisReply *rep, void *arg)
          * again from our pending list once Redis is back */
         dispatch *d = D(o);
         TAILQ_REMOVE(&d->chunks, c, link);
-        o->held -= c->n;
+        D(o)->held -= c->n;
         chunk_free(c);
         omni_kick(o);
         return;
@@ -465,10 +482,10 @@ static void chunk_got_spec(omni *o, campaign_spec *spec, int missing, void *arg)
             omni_dead(o, "chunks", "campaign does not exist", NULL, 0,
                       (const char *const[]){"campaign", c->cid, "entry", c->entry, NULL});
             if (c->entry[0])
-                queue_ack(o, o->k_chunks, c->entry);
+                stream_ack(o, o->k_chunks, c->entry);
         }
         TAILQ_REMOVE(&d->chunks, c, link);
-        o->held -= c->n;
+        D(o)->held -= c->n;
         chunk_free(c);
         omni_kick(o);
         return;
@@ -533,10 +550,10 @@ static void wake_waiting(omni *o)
 
 #define WAITING_MAX 256 /* chunks read and not loaded, at most */
 
-int dispatch_room(omni *o)
+int dispatch_can_take(omni *o)
 {
     dispatch *d = D(o);
-    return o->held - d->waiting_rcpts < o->max_held && d->n_waiting < WAITING_MAX;
+    return D(o)->held - d->waiting_rcpts < D(o)->max_held && d->n_waiting < WAITING_MAX;
 }
 
 static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, long start, long end)
@@ -571,7 +588,7 @@ static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, lon
     }
     c->loading = 1;
     TAILQ_INSERT_TAIL(&D(o)->chunks, c, link);
-    o->held += c->n;
+    D(o)->held += c->n;
     return c;
 }
 
@@ -582,7 +599,7 @@ void dispatch_chunk(omni *o, const char *entry_id, const char *campaign, long st
     if (start < 0 || end <= start || end - start > 100000 || !campaign[0]) {
         omni_dead(o, "chunks", "malformed chunk entry", NULL, 0,
                   (const char *const[]){"entry", entry_id, "campaign", campaign, NULL});
-        queue_ack(o, o->k_chunks, entry_id);
+        stream_ack(o, o->k_chunks, entry_id);
         return;
     }
     chunk *c = chunk_new(o, entry_id, campaign, start, end);
@@ -600,7 +617,7 @@ static void claimed(redisReply *rep, void *arg)
         if (rep && rep->type == REDIS_REPLY_ERROR) {
             log_error("campaign %s: claim failed: %s", c->cid, rep->str);
             back_off(o);
-            if (++c->claim_errors >= QUEUE_MAX_DELIVERIES) {
+            if (++c->claim_errors >= STREAM_MAX_DELIVERIES) {
                 claim_give_up(c, rep->str);
                 return;
             }
@@ -1110,22 +1127,13 @@ static void send_one(conn_inst *ci, rcpt *r)
     }
 }
 
-static const double lat_bounds[12] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                      0.5,   1,    2.5,   5,    10,  1e300};
-
 static void classify_done(void *arg, const oc_response *resp, long long latency_us)
 {
     rcpt *r = arg;
     chan *ch = r->ck->spec->chans[r->ch];
     conn_inst *ci = ch->ci;
     ci->inflight--;
-    double s = (double)latency_us / 1e6;
-    ci->lat_sum_s += s;
-    for (int i = 0; i < 12; i++)
-        if (s <= lat_bounds[i]) {
-            ci->lat_buckets[i]++;
-            break;
-        }
+    conn_observe_latency(ci, latency_us);
     if (ci->o->draining)
         D(ci->o)->drain_finished++;
     oc_outcome out;
@@ -1454,19 +1462,19 @@ static void chunk_maybe_finish(chunk *c)
             snprintf(m, sizeof(m), "chunk:%s:%ld:%ld", c->cid, c->start, c->end);
             snprintf(due, sizeof(due), "%lld", omni_now_ms() + PARK_MS);
             store_cmd(o->st, NULL, NULL, "ZADD", o->k_sched, due, m, NULL);
-            queue_ack(o, o->k_chunks, c->entry);
+            stream_ack(o, o->k_chunks, c->entry);
         } else {
             /* acked, and the campaign's next chunk added behind the others */
             char ck[KEY_MAX];
             omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
-            const char *argv[] = {o->k_chunks, ck, "omnicast", c->entry, c->cid};
+            const char *argv[] = {o->k_chunks, ck, STREAM_GROUP, c->entry, c->cid};
             if (store_eval(o->st, SCRIPT_NEXT, NULL, NULL, 2, 5, argv, NULL) < 0)
-                queue_ack(o, o->k_chunks, c->entry);
+                stream_ack(o, o->k_chunks, c->entry);
         }
-        o->stats.chunks_done++;
+        D(o)->counters.chunks_done++;
     }
     TAILQ_REMOVE(&d->chunks, c, link);
-    o->held -= c->n;
+    D(o)->held -= c->n;
     chunk_free(c);
     omni_kick(o);
 }
@@ -1597,7 +1605,7 @@ static void flush_releases(omni *o)
     store_args_adds(a, o->cfg->prefix);
     store_args_addll(a, omni_now_ms());
     store_args_adds(a, o->owner);
-    store_args_adds(a, "omnicast"); /* the chunks' consumer group (queue.c) */
+    store_args_adds(a, STREAM_GROUP); /* the chunks' consumer group */
     store_args_adds(a, o->k_chunks);
     size_t n = 0;
     rcpt *r;
@@ -1712,7 +1720,7 @@ void dispatch_drain_summary(omni *o, char *buf, size_t len)
     size_t unsent = d->n_release;
     snprintf(buf, len,
              "%llu sends finished, %llu claims released unsent, %zu left on the wire (uncertain)%s",
-             d->drain_finished, d->drain_released, dispatch_inflight(o),
+             d->drain_finished, d->drain_released, conn_inflight(o),
              unsent ? ", some claims not released (Redis unavailable): they end uncertain" : "");
 }
 
@@ -1786,7 +1794,7 @@ static void taken(redisReply *rep, void *arg)
         cid[cl] = '\0';
         long index = atol(p1 + 1);
         int ch = atoi(p2 + 1);
-        o->stats.retries_taken++;
+        D(o)->counters.retries_taken++;
         chunk *c = chunk_new(o, NULL, cid, index, index + 1);
         c->rs[0].from_retry = 1;
         c->rs[0].ch = ch;
@@ -1797,7 +1805,7 @@ static void taken(redisReply *rep, void *arg)
 static void take_due(omni *o)
 {
     dispatch *d = D(o);
-    if (d->taking || o->draining || !store_is_ready(o->st) || o->held >= o->max_held)
+    if (d->taking || o->draining || !store_is_ready(o->st) || D(o)->held >= D(o)->max_held)
         return;
     char now[24], lease[24], max[24];
     snprintf(now, sizeof(now), "%lld", omni_now_ms());
