@@ -165,6 +165,12 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
         s->quiet_start = qs;
         s->quiet_end = qe;
     }
+    /* what the connector's pump reads of the campaign (conn.c) */
+    for (size_t k = 0; k < JOB_MAX_CHANNELS; k++) {
+        s->cq[k].weight = s->weight;
+        s->cq[k].rate = s->has_rate ? &s->rate : NULL;
+        s->cq[k].stopped = &s->stopped;
+    }
     if (bad || s->n_channels == 0) {
         if (!bad)
             snprintf(err, err_len, "stored spec has no channels");

@@ -182,3 +182,84 @@ size_t conn_inflight(omni *o)
         n += (size_t)o->conns[i].inflight;
     return n;
 }
+
+void conn_activate(conn_inst *ci, camp_queue *cq)
+{
+    if (cq->on_list)
+        return;
+    cq->on_list = 1;
+    cq->credit = cq->weight;
+    TAILQ_INSERT_TAIL(&ci->active, cq, link);
+    ci->n_active++;
+}
+
+void conn_deactivate(conn_inst *ci, camp_queue *cq)
+{
+    if (!cq->on_list)
+        return;
+    TAILQ_REMOVE(&ci->active, cq, link);
+    cq->on_list = 0;
+    ci->n_active--;
+}
+
+/* the next campaign's turn */
+static void rotate(conn_inst *ci, camp_queue *cq)
+{
+    TAILQ_REMOVE(&ci->active, cq, link);
+    TAILQ_INSERT_TAIL(&ci->active, cq, link);
+    cq->credit = cq->weight;
+}
+
+static void pump_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_inst *ci = arg;
+    omni_kick(ci->o);
+}
+
+void conn_pump(conn_inst *ci)
+{
+    if (ci->o->draining || !ci->take)
+        return; /* nothing new goes on the wire; dispatch gives it back */
+    while (ci->queued && ci->inflight < ci->max_inflight && !TAILQ_EMPTY(&ci->active)) {
+        long long now = omni_mono_us();
+        long long wait = bucket_take(&ci->rate, now);
+        camp_queue *cq = NULL;
+        if (wait == 0) {
+            /* whose turn: a campaign paced by its own rate yields it */
+            long long cwait = 0;
+            for (size_t turns = ci->n_active; turns > 0 && !cq; turns--) {
+                camp_queue *h = TAILQ_FIRST(&ci->active);
+                long long w = h->rate && !*h->stopped ? bucket_take(h->rate, now) : 0;
+                if (w == 0) {
+                    cq = h;
+                } else {
+                    if (!cwait || w < cwait)
+                        cwait = w;
+                    rotate(ci, h);
+                }
+            }
+            if (!cq) {
+                if (ci->rate.rate > 0)
+                    ci->rate.tokens += 1.0; /* give the connector's token back */
+                wait = cwait;
+            }
+        }
+        if (wait > 0) {
+            ci->n_waits++;
+            if (!ci->timer)
+                ci->timer = evtimer_new(ci->o->base, pump_timer, ci);
+            struct timeval tv = {wait / 1000000, wait % 1000000};
+            evtimer_add(ci->timer, &tv);
+            return;
+        }
+        if (!ci->take(ci, cq, now)) {
+            if (ci->rate.rate > 0)
+                ci->rate.tokens += 1.0; /* not sent: the token goes back */
+            continue;
+        }
+        if (cq->on_list && --cq->credit <= 0)
+            rotate(ci, cq);
+    }
+}

@@ -30,9 +30,19 @@ typedef struct camp_queue {
     size_t claiming; /* in a claim call */
     int credit;      /* sends left in its turn */
     int on_list;     /* on its connector's active list */
+    /* its campaign's, set when the spec is compiled (campaign.c) */
+    int weight;         /* sends per turn (the job's priority) */
+    bucket *rate;       /* the job's own rate_per_s, or NULL */
+    const int *stopped; /* paused or cancelled: nothing more goes on the wire */
     TAILQ_ENTRY(camp_queue) link;
 } camp_queue;
 TAILQ_HEAD(camp_list, camp_queue);
+
+struct conn_inst;
+/* The pump's turn has come for cq's first recipient (a token and a slot
+ * are there): dispatch.c sends it (1), or, its campaign stopped, lets it go
+ * unsent (0: the token is given back). */
+typedef int (*conn_take_fn)(struct conn_inst *ci, camp_queue *cq, long long now_us);
 
 /* The provider latency histogram: upper bounds in seconds (the last is
  * +Inf) and their Prometheus labels, one table. */
@@ -58,6 +68,7 @@ typedef struct conn_inst {
     size_t claiming;         /* recipients in a claim call for this connector */
     size_t claim_window;     /* queued + claiming stays under this (see dispatch.c) */
     struct event *timer;     /* wakes the queue when the bucket refills */
+    conn_take_fn take;       /* dispatch.c's, see conn_pump */
     struct omni *o;
     /* counters */
     uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits, n_uncertain;
@@ -88,6 +99,18 @@ const char *conn_reload(struct omni *o, omni_config *n);
 void conn_apply_rates(struct omni *o, conn_inst *ci);
 /* A transfer ended after latency_us: the histogram and the sum. */
 void conn_observe_latency(conn_inst *ci, long long latency_us);
+/* The campaigns' queues on an instance: a queue that gets its first
+ * recipient joins the active list (a full turn of credit), one that
+ * empties leaves it (dispatch.c keeps the recipients and the counts). */
+void conn_activate(conn_inst *ci, camp_queue *cq);
+void conn_deactivate(conn_inst *ci, camp_queue *cq);
+/* The pacing pump: while recipients wait and the in-flight window has
+ * room, take a token from the instance's bucket, pick whose turn it is
+ * (a campaign paced by its own rate yields its turn; each campaign sends
+ * `weight` in a row) and hand its first recipient to ci->take; when the
+ * bucket is empty, a timer kicks the loop when it refills. Nothing starts
+ * while draining. */
+void conn_pump(conn_inst *ci);
 /* The instance named name, or NULL. */
 conn_inst *conn_find(struct omni *o, const char *name);
 /* Transfers in flight, every instance. */

@@ -4,8 +4,7 @@
  * and the counters more than one module writes. Outside it, process-wide
  * state is: the logger's settings (log.c), the plugins' dlopen handles
  * (registry.c, kept open for the process's life), and the TZ environment
- * variable that dispatch.c's quiet hours set and restore around
- * localtime_r. */
+ * variable that quiet.c alone sets and restores around localtime_r. */
 #ifndef OMNI_OMNI_H
 #define OMNI_OMNI_H
 
