@@ -13,6 +13,8 @@
 #include "campaign.h"
 #include "dispatch.h"
 #include "fake_stream.h"
+#include "quiet.h"
+#include "render.h"
 
 typedef struct fx {
     omni o;
@@ -163,6 +165,72 @@ static void too_many_waiting_chunks_stop_the_reads(void **state)
         sum, "0 sends finished, 0 claims released unsent, 0 left on the wire (uncertain)");
 }
 
+/* render.c: vars, the campaign's defaults, the built-in names, numbers,
+ * and a variable nobody gives */
+static void a_message_renders_from_vars_defaults_and_built_ins(void **state)
+{
+    fx *x = *state;
+    const char *json = "{\"channels\":[\"sms\"],\"defaults\":{\"name\":\"you\"},"
+                       "\"message\":{\"text\":\"hi {{name}}, {{n}} {{to}} {{campaign}} "
+                       "{{message_id}}\",\"subject\":\"re: {{text}}\"}}";
+    char err[128];
+    campaign_spec *sp = campaign_spec_compile(&x->o, "bf", json, strlen(json), err, sizeof(err));
+    assert_non_null(sp);
+    renderer *rd = renderer_new();
+    json_t *vars = json_pack("{s:i}", "n", 42);
+    render_vars v = {.vars = vars,
+                     .defaults = sp->defaults,
+                     .to = "+15550000001",
+                     .channel = "sms",
+                     .campaign = "bf",
+                     .message_id = "bf.7"};
+    oc_message m = {0};
+    char missing[64] = "";
+    assert_int_equal(render_message(rd, sp, &v, &m, missing, sizeof(missing)), 0);
+    assert_string_equal(m.text, "hi you, 42 +15550000001 bf bf.7");
+    assert_string_equal(m.subject, "re: hi you, 42 +15550000001 bf bf.7");
+    assert_null(m.html);
+    assert_string_equal(m.var(&m, "channel", 7), "sms");
+    /* the recipient's own value wins over the default */
+    json_object_set_new(vars, "name", json_string("Ada"));
+    assert_int_equal(render_message(rd, sp, &v, &m, missing, sizeof(missing)), 0);
+    assert_string_equal(m.text, "hi Ada, 42 +15550000001 bf bf.7");
+    campaign_spec_release(&x->o, sp);
+
+    const char *miss = "{\"channels\":[\"sms\"],\"message\":{\"text\":\"hi {{nobody}}\"}}";
+    sp = campaign_spec_compile(&x->o, "m", miss, strlen(miss), err, sizeof(err));
+    assert_non_null(sp);
+    assert_int_equal(render_message(rd, sp, &v, &m, missing, sizeof(missing)), -1);
+    assert_string_equal(missing, "nobody");
+    campaign_spec_release(&x->o, sp);
+    json_decref(vars);
+    renderer_free(rd);
+}
+
+/* quiet.c: UTC without a zone; a fixed-offset zone; outside quiet hours */
+static void quiet_hours_end_in_the_recipients_time(void **state)
+{
+    (void)state;
+    const char *tz0 = getenv("TZ");
+    char before[128] = "";
+    snprintf(before, sizeof(before), "%s", tz0 ? tz0 : "(unset)");
+    quiet_zones *z = quiet_zones_new();
+    /* 2026-11-30 23:30:00 UTC */
+    long long now = 1796081400000LL;
+    /* quiet 22:00-07:00 UTC: it ends at 07:00 the next morning */
+    assert_int_equal(quiet_until(z, 22 * 60, 7 * 60, NULL, now), now + 7 * 3600000LL + 1800000LL);
+    /* 09:00-17:00 UTC is not quiet at 23:30 */
+    assert_int_equal(quiet_until(z, 9 * 60, 17 * 60, NULL, now), 0);
+    /* in UTC+2 ("Etc/GMT-2") it is 01:30: quiet until 07:00 local */
+    assert_int_equal(quiet_tz_offset(z, "Etc/GMT-2", now / 1000), 7200);
+    assert_int_equal(quiet_until(z, 22 * 60, 7 * 60, "Etc/GMT-2", now),
+                     now + 5 * 3600000LL + 1800000LL);
+    /* TZ is left as it was */
+    const char *tz1 = getenv("TZ");
+    assert_string_equal(tz1 ? tz1 : "(unset)", before);
+    quiet_zones_free(z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +240,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_waiting_chunk_is_held_and_kept_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(too_many_waiting_chunks_stop_the_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_message_renders_from_vars_defaults_and_built_ins, setup,
+                                        teardown),
+        cmocka_unit_test(quiet_hours_end_in_the_recipients_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
