@@ -32,7 +32,7 @@ typedef struct fake_stream {
 } fake_stream;
 
 FAKE_FN int fake_send(void *ctx, int conn, store_cb cb, void *arg, int argc, const char **argv,
-                     const size_t *lens)
+                      const size_t *lens)
 {
     fake_stream *f = ctx;
     if (f->refuse || !f->ready || f->n == FAKE_CMDS)
