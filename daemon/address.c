@@ -161,3 +161,9 @@ int addr_kind_for_channel(const char *c)
         return ADDR_EMAIL;
     return ADDR_ANY;
 }
+
+int addr_channel_kind(const char *connector_type, const char *channel)
+{
+    int kind = connector_type ? addr_kind_for_type(connector_type) : ADDR_ANY;
+    return kind == ADDR_ANY ? addr_kind_for_channel(channel) : kind;
+}

@@ -26,4 +26,9 @@ int addr_kind_for_type(const char *connector_type);
  * EMAIL, anything else -> ANY. */
 int addr_kind_for_channel(const char *channel);
 
+/* The address kind (ADDR_*) a channel takes: its connector type's, or for
+ * a generic connector (ADDR_ANY) the channel name's. The daemon and the
+ * CLI decide it here. */
+int addr_channel_kind(const char *connector_type, const char *channel);
+
 #endif

@@ -9,19 +9,51 @@
 
 #include "address.h"
 #include "log.h"
+#include "stream.h"
 
 #define SPEC_CACHE_MAX 64
+#define MAX_JOBS_BUSY 64
 
 typedef struct spec_cache {
     campaign_spec *head;
     size_t n;
 } spec_cache;
 
+struct campaign_state {
+    spec_cache cache;
+    int busy; /* jobs being validated/created */
+    campaign_counters counters;
+    campaign_state_fn on_state;
+};
+
 static spec_cache *cache_of(omni *o)
 {
+    return &o->campaigns->cache;
+}
+
+int campaign_init(omni *o, campaign_state_fn on_state)
+{
+    o->campaigns = calloc(1, sizeof(*o->campaigns));
     if (!o->campaigns)
-        o->campaigns = calloc(1, sizeof(spec_cache));
-    return o->campaigns;
+        return -1;
+    o->campaigns->on_state = on_state;
+    return 0;
+}
+
+int campaign_busy(omni *o)
+{
+    return o->campaigns->busy;
+}
+
+int campaign_can_take(omni *o)
+{
+    return o->campaigns->busy <= MAX_JOBS_BUSY;
+}
+
+const campaign_counters *campaign_counters_of(omni *o)
+{
+    static const campaign_counters none;
+    return o->campaigns ? &o->campaigns->counters : &none;
 }
 
 static void spec_free(campaign_spec *s)
@@ -157,6 +189,12 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
         s->quiet_start = qs;
         s->quiet_end = qe;
     }
+    /* what the connector's pump reads of the campaign (conn.c) */
+    for (size_t k = 0; k < JOB_MAX_CHANNELS; k++) {
+        s->cq[k].weight = s->weight;
+        s->cq[k].rate = s->has_rate ? &s->rate : NULL;
+        s->cq[k].stopped = &s->stopped;
+    }
     if (bad || s->n_channels == 0) {
         if (!bad)
             snprintf(err, err_len, "stored spec has no channels");
@@ -197,6 +235,11 @@ static void cache_insert(omni *o, campaign_spec *s)
     }
 }
 
+void campaign_spec_put(omni *o, campaign_spec *s)
+{
+    cache_insert(o, s);
+}
+
 static campaign_spec *cache_find(omni *o, const char *id)
 {
     for (campaign_spec *s = cache_of(o)->head; s; s = s->next)
@@ -205,17 +248,17 @@ static campaign_spec *cache_find(omni *o, const char *id)
     return NULL;
 }
 
-void campaign_cache_free(omni *o)
+void campaign_free(omni *o)
 {
-    spec_cache *c = o->campaigns;
-    if (!c)
+    if (!o->campaigns)
         return;
+    spec_cache *c = cache_of(o);
     while (c->head) {
         campaign_spec *s = c->head;
         c->head = s->next;
         campaign_spec_release(o, s);
     }
-    free(c);
+    free(o->campaigns);
     o->campaigns = NULL;
 }
 
@@ -302,7 +345,7 @@ static void created(redisReply *r, void *arg)
 {
     intake *in = arg;
     omni *o = in->o;
-    o->jobs_busy--;
+    o->campaigns->busy--;
     if (!r) {
         /* Redis went away: leave the entry pending, it is read again */
         intake_free(in);
@@ -313,29 +356,29 @@ static void created(redisReply *r, void *arg)
         /* Redis refused (out of memory, a key of the wrong type, ...): leave
          * the job pending; it is taken up again after claim_idle_ms, and
          * given up (dead-lettered with this error) after
-         * QUEUE_MAX_DELIVERIES deliveries (queue.c) */
-        int n = queue_entry_failed(o, o->k_jobs, in->entry, r->str);
+         * STREAM_MAX_DELIVERIES deliveries (queue.c) */
+        int n = stream_entry_failed(o, o->k_jobs, in->entry, r->str);
         log_error("campaign %s: create failed (%d time%s here; given up after %d deliveries), "
                   "will retry: %s",
-                  in->id, n, n == 1 ? "" : "s", QUEUE_MAX_DELIVERIES, r->str);
+                  in->id, n, n == 1 ? "" : "s", STREAM_MAX_DELIVERIES, r->str);
         intake_free(in);
         return;
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
         const char *what = r->element[0]->str ? r->element[0]->str : "";
         if (strcmp(what, "exists") == 0) {
-            o->stats.jobs_duplicate++;
+            o->campaigns->counters.jobs_duplicate++;
             log_info("campaign %s: job id seen before, not started again", in->id);
         } else if (strcmp(what, "empty") == 0) {
-            o->stats.jobs_rejected++;
+            o->campaigns->counters.jobs_rejected++;
             omni_dead(o, "jobs", "recipients_list: key is missing, empty or not a list", in->raw,
                       in->raw_len, (const char *const[]){"entry", in->entry, NULL});
         } else {
-            o->stats.jobs_accepted++;
+            o->campaigns->counters.jobs_accepted++;
             long long total = r->elements > 1 ? r->element[1]->integer : 0;
             log_info("campaign %s: %s, %lld recipients", in->id, what, total);
         }
     }
-    queue_ack(o, o->k_jobs, in->entry);
+    stream_ack(o, o->k_jobs, in->entry);
     intake_free(in);
     omni_kick(o);
 }
@@ -343,17 +386,17 @@ static void created(redisReply *r, void *arg)
 static void controlled(omni *o, int ok, const char *state, void *arg)
 {
     intake *in = arg;
-    o->jobs_busy--;
+    o->campaigns->busy--;
     if (state) {
         if (ok) {
-            o->stats.jobs_accepted++;
+            o->campaigns->counters.jobs_accepted++;
             log_info("campaign %s: now %s", in->id, state);
         } else {
-            o->stats.jobs_rejected++;
+            o->campaigns->counters.jobs_rejected++;
             omni_dead(o, "jobs", state, in->raw, in->raw_len,
                       (const char *const[]){"entry", in->entry, NULL});
         }
-        queue_ack(o, o->k_jobs, in->entry);
+        stream_ack(o, o->k_jobs, in->entry);
     }
     intake_free(in);
     omni_kick(o);
@@ -371,10 +414,10 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     job j;
     char reason[JOB_REASON_MAX];
     if (job_parse(raw, len, &rules, &j, reason, sizeof(reason)) < 0) {
-        o->stats.jobs_rejected++;
+        o->campaigns->counters.jobs_rejected++;
         log_warn("job %s rejected: %s", entry_id, reason);
         omni_dead(o, "jobs", reason, raw, len, (const char *const[]){"entry", entry_id, NULL});
-        queue_ack(o, o->k_jobs, entry_id);
+        stream_ack(o, o->k_jobs, entry_id);
         return;
     }
     intake *in = calloc(1, sizeof(*in));
@@ -385,7 +428,7 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     memcpy(in->raw, raw, len);
     in->raw[len] = '\0';
     in->raw_len = len;
-    o->jobs_busy++;
+    o->campaigns->busy++;
 
     if (j.type == JOB_PAUSE || j.type == JOB_RESUME || j.type == JOB_CANCEL) {
         const char *action = j.type == JOB_PAUSE    ? "pause"
@@ -432,7 +475,7 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     }
     store_args_finish(&a);
     if (store_eval(o->st, SCRIPT_CREATE, created, in, 5, a.argc, a.argv, a.lens) < 0) {
-        o->jobs_busy--;
+        o->campaigns->busy--;
         intake_free(in); /* not acked: read again once Redis is back */
     }
     store_args_free(&a);
@@ -459,8 +502,8 @@ static void control_done(redisReply *r, void *arg)
         int ok = strcmp(r->element[0]->str, "ok") == 0;
         /* this instance stops the campaign's sends at once; the others see
          * the state within their next poll (dispatch.c) */
-        if (ok)
-            dispatch_campaign_state(q->o, q->id, r->element[1]->str);
+        if (ok && q->o->campaigns && q->o->campaigns->on_state)
+            q->o->campaigns->on_state(q->o, q->id, r->element[1]->str);
         q->cb(q->o, ok, r->element[1]->str, q->arg);
     } else {
         q->cb(q->o, 0, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", q->arg);

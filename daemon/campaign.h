@@ -1,6 +1,8 @@
 /* Campaigns: a validated job becomes omni:campaign:{id} (spec, state,
  * counters) plus its chunks, exactly once per id; the dispatcher reads a
- * campaign's spec through a small cache of compiled templates. */
+ * campaign's spec through a small cache of compiled templates. Above the
+ * intake (queue.c hands it jobs through the handler main.c registers),
+ * below dispatch: it includes neither. */
 #ifndef OMNI_CAMPAIGN_H
 #define OMNI_CAMPAIGN_H
 
@@ -40,11 +42,34 @@ typedef struct campaign_spec {
     struct campaign_spec *next;
 } campaign_spec;
 
+/* A campaign's state changed by a control job here (paused, running,
+ * cancelled): main.c points this at dispatch_campaign_state. */
+typedef void (*campaign_state_fn)(omni *o, const char *campaign, const char *state);
+
+typedef struct campaign_counters {
+    uint64_t jobs_accepted, jobs_rejected, jobs_duplicate;
+} campaign_counters;
+
+int campaign_init(omni *o, campaign_state_fn on_state);
+void campaign_free(omni *o); /* the counters and the spec cache */
+/* The intake's on_job: validate, dead-letter what does not validate,
+ * create the campaign or apply the control job; the entry is acked when
+ * that is done (stream_ack), left pending when Redis is away or refuses. */
+void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t len);
+/* Jobs being created or applied (not acked yet). */
+int campaign_busy(omni *o);
+/* The intake's can_take for jobs: not too many jobs busy. */
+int campaign_can_take(omni *o);
+const campaign_counters *campaign_counters_of(omni *o);
+
 /* spec is NULL when the campaign does not exist (missing = 1) or Redis is
  * unavailable (missing = 0); otherwise the caller holds a reference. */
 typedef void (*campaign_spec_cb)(omni *o, campaign_spec *spec, int missing, void *arg);
 void campaign_spec_get(omni *o, const char *id, campaign_spec_cb cb, void *arg);
 void campaign_spec_release(omni *o, campaign_spec *s);
+/* Put a compiled spec in the cache, which takes its own reference (the
+ * loader; tests). */
+void campaign_spec_put(omni *o, campaign_spec *s);
 /* Build a spec from its JSON (exposed for tests); NULL with err. */
 campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, size_t len,
                                      char *err, size_t err_len);

@@ -89,9 +89,8 @@ static int channel_kind(void *ctx, const char *name)
     const conf_connector *cc = config_connector(&c->cfg, ch->connector);
     if (!cc)
         return -1;
-    /* as the daemon decides it: the connector type's kind, else the name's */
-    int kind = addr_kind_for_type(cc->type);
-    return kind == ADDR_ANY ? addr_kind_for_channel(name) : kind;
+    /* as the daemon decides it (conn.c) */
+    return addr_channel_kind(cc->type, name);
 }
 
 static char *read_all(const char *path, size_t *len)

@@ -15,6 +15,7 @@
 
 #include "address.h"
 #include "log.h"
+#include "stream.h" /* omni_dead_then */
 
 /* A replay claim (conv_gate) shared by the claim itself and the events of
  * the same request, which wait for it in the queue. */

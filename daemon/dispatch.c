@@ -1,20 +1,28 @@
-/* The send path: a chunk of a campaign's recipients is loaded, claimed in
- * one round trip (duplicate guard + suppression, claim.lua), rendered, built
- * by the channel's connector, paced by the connector's token bucket and
- * in-flight window, sent through the transport, classified, and its
- * outcomes recorded in batches (outcome.lua). A chunk is acked only once
- * every recipient in it has a recorded outcome or a retry entry. */
+/* The send path and its recipient state machine: a chunk of a campaign's
+ * recipients is loaded, claimed in one round trip (duplicate guard +
+ * suppression, claim.lua), queued on its connector instance (whose pump,
+ * conn.c, paces it by the token bucket and in-flight window and hands it
+ * back through take_turn), rendered (render.c), built by the connector,
+ * sent through the transport, classified, and its outcomes recorded in
+ * batches (outcome.lua). A chunk is acked (stream.h) only once every
+ * recipient in it has a recorded outcome or a retry entry. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "dispatch.h"
+
 #include "address.h"
 #include "campaign.h"
+#include "conn.h"
 #include "log.h"
 #include "omni.h"
+#include "quiet.h"
+#include "render.h"
 #include "seen.h"
+#include "stream.h"
 #include "template.h"
 #include "verdict.h"
 
@@ -39,7 +47,6 @@ enum {
 
 #define SEEN_CAMPAIGNS 256 /* campaigns whose per-recipient memory is kept */
 
-#define TZ_CACHE 32
 #define SPARE_RS 4   /* recipient arrays kept for reuse */
 #define SPARE_MIN 64 /* ... when they hold at least this many */
 
@@ -101,16 +108,9 @@ struct chunk {
 
 TAILQ_HEAD(chunk_list, chunk);
 
-typedef struct tz_entry {
-    char name[64];
-    long offset_s;     /* UTC offset */
-    long long until_s; /* recompute after this (DST) */
-} tz_entry;
-
 typedef struct dispatch {
     struct chunk_list chunks;
-    tz_entry tz[TZ_CACHE];
-    int tz_next;
+    quiet_zones *zones;         /* quiet.c: zone offsets */
     struct rcpt_queue outcomes; /* R_RECORD, waiting for a flush */
     size_t n_outcomes;
     size_t n_recording;            /* of them, in an outcome call */
@@ -118,13 +118,9 @@ typedef struct dispatch {
     unsigned batch_next;           /* the number of the next outcome call */
     unsigned batch_oldest;         /* the oldest call still in flight */
     size_t batch_n[OUTCOME_CALLS]; /* outcomes in each call in flight, by number % OUTCOME_CALLS */
-    oc_buf text, subject, html;
-    oc_buf params[16];
-    oc_buf comps, murl, mcap, mfile; /* template components (JSON), media */
-    int taking;                      /* a take.lua call is outstanding */
-    long long pause_until_us;        /* Redis answered with errors: wait before writing again */
-    char num[4][64];                 /* numbers formatted for a template, rotating */
-    int num_slot;
+    renderer *rd;                  /* render.c: the buffers messages are rendered into */
+    int taking;                    /* a take.lua call is outstanding */
+    long long pause_until_us;      /* Redis answered with errors: wait before writing again */
     store_args claim_args, out_args; /* reused: no large allocation per call */
     /* recipient arrays of finished chunks, for the next ones: a chunk's
      * array is ~200 KiB, and freeing one that size makes malloc
@@ -142,6 +138,9 @@ typedef struct dispatch {
     unsigned poll_gen;
     /* since the drain began: sends that finished, claims given back */
     unsigned long long drain_finished, drain_released;
+    size_t held;     /* recipients held in memory (back-pressure) */
+    size_t max_held; /* ... at most, before another chunk is read */
+    dispatch_counters counters;
 } dispatch;
 
 static dispatch *D(omni *o)
@@ -169,6 +168,7 @@ static void retry_member_drop(const rcpt *r);
 static void let_go(rcpt *r, char mode);
 static camp_queue *cq_of(const rcpt *r);
 static void cq_push(rcpt *r);
+static int take_turn(conn_inst *ci, camp_queue *cq, long long now);
 static void chunk_load(chunk *c);
 static void claim_give_up(chunk *c, const char *error);
 static conn_inst *ci_of(const rcpt *r);
@@ -185,12 +185,37 @@ int dispatch_init(omni *o)
     TAILQ_INIT(&d->releases);
     TAILQ_INIT(&d->waiting);
     d->seen = seen_new(SEEN_CAMPAIGNS);
-    if (!d->seen) {
+    d->zones = quiet_zones_new();
+    d->rd = renderer_new();
+    if (!d->seen || !d->zones || !d->rd) {
+        seen_free(d->seen);
+        quiet_zones_free(d->zones);
+        renderer_free(d->rd);
         free(d);
         return -1;
     }
+    /* memory for four chunks, or eight windows of every connector */
+    size_t window = 0;
+    for (size_t i = 0; i < o->n_conns; i++)
+        window += (size_t)o->conns[i].max_inflight;
+    d->max_held = (size_t)o->cfg->chunk_size * 4;
+    if (d->max_held < window * 8)
+        d->max_held = window * 8;
+    for (size_t i = 0; i < o->n_conns; i++)
+        o->conns[i].take = take_turn;
     o->dispatch = d;
     return 0;
+}
+
+size_t dispatch_held(omni *o)
+{
+    return o->dispatch ? D(o)->held : 0;
+}
+
+const dispatch_counters *dispatch_counters_of(omni *o)
+{
+    static const dispatch_counters none;
+    return o->dispatch ? &D(o)->counters : &none;
 }
 
 static void drop_pid(rcpt *r)
@@ -243,15 +268,8 @@ void dispatch_free(omni *o)
     store_args_free(&d->out_args);
     store_args_free(&d->rel_args);
     seen_free(d->seen);
-    oc_buf_free(&d->text);
-    oc_buf_free(&d->subject);
-    oc_buf_free(&d->html);
-    for (size_t i = 0; i < 16; i++)
-        oc_buf_free(&d->params[i]);
-    oc_buf_free(&d->comps);
-    oc_buf_free(&d->murl);
-    oc_buf_free(&d->mcap);
-    oc_buf_free(&d->mfile);
+    quiet_zones_free(d->zones);
+    renderer_free(d->rd);
     free(d);
     o->dispatch = NULL;
 }
@@ -274,14 +292,6 @@ int dispatch_held_entries(omni *o, store_args *a)
         store_args_adds(a, c->entry);
         n++;
     }
-    return n;
-}
-
-size_t dispatch_inflight(omni *o)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < o->n_conns; i++)
-        n += (size_t)o->conns[i].inflight;
     return n;
 }
 
@@ -335,51 +345,16 @@ static void record(rcpt *r, int kind, int final, const char *pid, const char *re
     omni_kick(o);
 }
 
-/* UTC offset of an IANA zone now, cached an hour (glibc reads the zone
- * files; an unknown name is UTC). */
-static long tz_offset(dispatch *d, const char *tz, long long now_s)
-{
-    for (int i = 0; i < TZ_CACHE; i++)
-        if (d->tz[i].name[0] && !strcmp(d->tz[i].name, tz) && now_s < d->tz[i].until_s)
-            return d->tz[i].offset_s;
-    const char *old = getenv("TZ");
-    char saved[128] = "";
-    if (old)
-        snprintf(saved, sizeof(saved), "%s", old);
-    setenv("TZ", tz, 1);
-    tzset();
-    time_t t = (time_t)now_s;
-    struct tm tm;
-    localtime_r(&t, &tm);
-    if (old)
-        setenv("TZ", saved, 1);
-    else
-        unsetenv("TZ");
-    tzset();
-    tz_entry *e = &d->tz[d->tz_next++ % TZ_CACHE];
-    snprintf(e->name, sizeof(e->name), "%s", tz);
-    e->offset_s = tm.tm_gmtoff;
-    e->until_s = now_s + 3600;
-    return e->offset_s;
-}
-
 /* When the campaign has quiet hours and it is inside them where the
  * recipient lives (var tz, an IANA zone; UTC without one): the time they
  * end, in unix ms; else 0. */
-static long long quiet_until(rcpt *r)
+static long long quiet_until_for(rcpt *r)
 {
     campaign_spec *sp = r->ck->spec;
     if (!sp->has_quiet)
         return 0;
     const char *tz = json_string_value(json_object_get(json_object_get(r->r, "vars"), "tz"));
-    long long now_ms = omni_now_ms(), now_s = now_ms / 1000;
-    long off = tz && *tz && strlen(tz) < 64 ? tz_offset(D(r->ck->o), tz, now_s) : 0;
-    long long local = now_s + off;
-    int minute = (int)((local % 86400 + 86400) % 86400 / 60);
-    int wait = quiet_wait_minutes(minute, sp->quiet_start, sp->quiet_end);
-    if (!wait)
-        return 0;
-    return now_ms + (long long)wait * 60000 - (local % 60) * 1000;
+    return quiet_until(D(r->ck->o)->zones, sp->quiet_start, sp->quiet_end, tz, omni_now_ms());
 }
 
 /* Point a recipient at its current channel: resolve its address there, or
@@ -398,7 +373,7 @@ static int aim(rcpt *r)
         }
         if (job_recipient_address(r->r, sp->channels[r->ch], kind, r->addr, sizeof(r->addr), reason,
                                   sizeof(reason)) == 0) {
-            long long due = quiet_until(r);
+            long long due = quiet_until_for(r);
             if (due > 0) {
                 record(r, OUT_DEFER, 0, NULL, "quiet_hours", due);
                 return -1;
@@ -430,7 +405,7 @@ static void chunk_loaded(redisReply *rep, void *arg)
          * again from our pending list once Redis is back */
         dispatch *d = D(o);
         TAILQ_REMOVE(&d->chunks, c, link);
-        o->held -= c->n;
+        D(o)->held -= c->n;
         chunk_free(c);
         omni_kick(o);
         return;
@@ -470,10 +445,10 @@ static void chunk_got_spec(omni *o, campaign_spec *spec, int missing, void *arg)
             omni_dead(o, "chunks", "campaign does not exist", NULL, 0,
                       (const char *const[]){"campaign", c->cid, "entry", c->entry, NULL});
             if (c->entry[0])
-                queue_ack(o, o->k_chunks, c->entry);
+                stream_ack(o, o->k_chunks, c->entry);
         }
         TAILQ_REMOVE(&d->chunks, c, link);
-        o->held -= c->n;
+        D(o)->held -= c->n;
         chunk_free(c);
         omni_kick(o);
         return;
@@ -538,10 +513,10 @@ static void wake_waiting(omni *o)
 
 #define WAITING_MAX 256 /* chunks read and not loaded, at most */
 
-int dispatch_room(omni *o)
+int dispatch_can_take(omni *o)
 {
     dispatch *d = D(o);
-    return o->held - d->waiting_rcpts < o->max_held && d->n_waiting < WAITING_MAX;
+    return D(o)->held - d->waiting_rcpts < D(o)->max_held && d->n_waiting < WAITING_MAX;
 }
 
 static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, long start, long end)
@@ -576,7 +551,7 @@ static chunk *chunk_new(omni *o, const char *entry_id, const char *campaign, lon
     }
     c->loading = 1;
     TAILQ_INSERT_TAIL(&D(o)->chunks, c, link);
-    o->held += c->n;
+    D(o)->held += c->n;
     return c;
 }
 
@@ -587,7 +562,7 @@ void dispatch_chunk(omni *o, const char *entry_id, const char *campaign, long st
     if (start < 0 || end <= start || end - start > 100000 || !campaign[0]) {
         omni_dead(o, "chunks", "malformed chunk entry", NULL, 0,
                   (const char *const[]){"entry", entry_id, "campaign", campaign, NULL});
-        queue_ack(o, o->k_chunks, entry_id);
+        stream_ack(o, o->k_chunks, entry_id);
         return;
     }
     chunk *c = chunk_new(o, entry_id, campaign, start, end);
@@ -605,7 +580,7 @@ static void claimed(redisReply *rep, void *arg)
         if (rep && rep->type == REDIS_REPLY_ERROR) {
             log_error("campaign %s: claim failed: %s", c->cid, rep->str);
             back_off(o);
-            if (++c->claim_errors >= QUEUE_MAX_DELIVERIES) {
+            if (++c->claim_errors >= STREAM_MAX_DELIVERIES) {
                 claim_give_up(c, rep->str);
                 return;
             }
@@ -843,12 +818,7 @@ static void cq_push(rcpt *r)
     TAILQ_INSERT_TAIL(&cq->q, r, q);
     cq->n++;
     ci->queued++;
-    if (!cq->on_list) {
-        cq->on_list = 1;
-        cq->credit = r->ck->spec->weight;
-        TAILQ_INSERT_TAIL(&ci->active, cq, link);
-        ci->n_active++;
-    }
+    conn_activate(ci, cq);
 }
 
 static void cq_remove(rcpt *r)
@@ -858,19 +828,8 @@ static void cq_remove(rcpt *r)
     TAILQ_REMOVE(&cq->q, r, q);
     cq->n--;
     ci->queued--;
-    if (!cq->n && cq->on_list) {
-        TAILQ_REMOVE(&ci->active, cq, link);
-        cq->on_list = 0;
-        ci->n_active--;
-    }
-}
-
-/* the next campaign's turn */
-static void cq_rotate(conn_inst *ci, camp_queue *cq, int weight)
-{
-    TAILQ_REMOVE(&ci->active, cq, link);
-    TAILQ_INSERT_TAIL(&ci->active, cq, link);
-    cq->credit = weight;
+    if (!cq->n)
+        conn_deactivate(ci, cq);
 }
 
 /* A chunk whose claims Redis keeps refusing with an error (a key of the
@@ -985,73 +944,6 @@ static void claim_chunk(chunk *c)
 
 /* ---- rendering and sending */
 
-static const char *var_lookup(void *ctx, const char *name, size_t len)
-{
-    rcpt *r = ctx;
-    dispatch *d = D(r->ck->o);
-    json_t *vars = json_object_get(r->r, "vars");
-    json_t *v = json_object_getn(vars, name, len);
-    if (!v && r->ck->spec->defaults)
-        v = json_object_getn(r->ck->spec->defaults, name, len);
-    if (v) {
-        if (json_is_string(v))
-            return json_string_value(v);
-        char *b = d->num[d->num_slot++ & 3];
-        if (json_is_integer(v))
-            snprintf(b, 64, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        else if (json_is_real(v))
-            snprintf(b, 64, "%.17g", json_real_value(v));
-        else if (json_is_boolean(v))
-            snprintf(b, 64, "%s", json_is_true(v) ? "true" : "false");
-        else
-            return NULL;
-        return b;
-    }
-#define IS(s) (len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
-    if (IS("to"))
-        return r->addr;
-    if (IS("channel"))
-        return r->ck->spec->channels[r->ch];
-    if (IS("campaign"))
-        return r->ck->cid;
-    if (IS("message_id")) {
-        char *b = d->num[d->num_slot++ & 3];
-        message_id(r, b, 64);
-        return b;
-    }
-    if (IS("text"))
-        return d->text.len ? d->text.data : NULL;
-    if (IS("subject"))
-        return d->subject.len ? d->subject.data : NULL;
-    /* the media attachment, for connectors that template their own body */
-    if (IS("media_type"))
-        return r->ck->spec->media_type;
-    if (IS("media_url"))
-        return r->ck->spec->media_url ? d->murl.data : NULL;
-    if (IS("media_caption"))
-        return r->ck->spec->media_caption ? d->mcap.data : NULL;
-    if (IS("media_filename"))
-        return r->ck->spec->media_filename ? d->mfile.data : NULL;
-#undef IS
-    return NULL;
-}
-
-static const char *msg_var(const oc_message *m, const char *name, size_t len)
-{
-    return var_lookup(m->var_ctx, name, len);
-}
-
-static int render_into(tmpl *t, rcpt *r, oc_buf *b, char *missing, size_t mlen)
-{
-    oc_buf_reset(b);
-    if (!t)
-        return 0;
-    if (oc_buf_reserve(b, 0) < 0)
-        return -1;
-    b->data[0] = '\0';
-    return tmpl_render(t, var_lookup, r, OC_ESCAPE_NONE, b, missing, mlen);
-}
-
 static void classify_done(void *arg, const oc_response *resp, long long latency_us);
 
 static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out);
@@ -1064,58 +956,31 @@ static void send_one(conn_inst *ci, rcpt *r)
     char missing[64], mid[MSGID_MAX];
     oc_outcome out;
     message_id(r, mid, sizeof(mid));
-    const char *params[16];
-    size_t np = sp->n_params < 16 ? sp->n_params : 16;
-    int rc = render_into(sp->text, r, &d->text, missing, sizeof(missing));
-    if (rc == 0)
-        rc = render_into(sp->subject, r, &d->subject, missing, sizeof(missing));
-    if (rc == 0)
-        rc = render_into(sp->html, r, &d->html, missing, sizeof(missing));
-    for (size_t i = 0; rc == 0 && i < np; i++) {
-        rc = render_into(sp->params[i], r, &d->params[i], missing, sizeof(missing));
-        params[i] = d->params[i].data ? d->params[i].data : "";
-    }
-    if (rc == 0)
-        rc = render_into(sp->media_url, r, &d->murl, missing, sizeof(missing));
-    if (rc == 0)
-        rc = render_into(sp->media_caption, r, &d->mcap, missing, sizeof(missing));
-    if (rc == 0)
-        rc = render_into(sp->media_filename, r, &d->mfile, missing, sizeof(missing));
-    if (rc == 0 && sp->components) {
-        oc_buf_reset(&d->comps);
-        rc = jtmpl_render(sp->components, var_lookup, r, &d->comps, missing, sizeof(missing));
-    }
-    if (rc != 0) {
+    render_vars v = {.vars = json_object_get(r->r, "vars"),
+                     .defaults = sp->defaults,
+                     .to = r->addr,
+                     .channel = sp->channels[r->ch],
+                     .campaign = r->ck->cid,
+                     .message_id = mid};
+    oc_message m = {
+        .campaign = r->ck->cid,
+        .message_id = mid,
+        .channel = sp->channels[r->ch],
+        .to = r->addr,
+        .template_name = sp->template_name,
+        .template_language = sp->template_language,
+    };
+    if (render_message(d->rd, sp, &v, &m, missing, sizeof(missing)) != 0) {
         char reason[96];
         snprintf(reason, sizeof(reason), "missing_var:%s", missing);
         oc_outcome_set(&out, OC_FAILED, reason, NULL);
         finish_send(r, ci, &out);
         return;
     }
-    oc_message m = {
-        .campaign = r->ck->cid,
-        .message_id = mid,
-        .channel = sp->channels[r->ch],
-        .to = r->addr,
-        .text = sp->text ? d->text.data : NULL,
-        .subject = sp->subject ? d->subject.data : NULL,
-        .html = sp->html ? d->html.data : NULL,
-        .template_name = sp->template_name,
-        .template_language = sp->template_language,
-        .template_params = params,
-        .n_template_params = np,
-        .var = msg_var,
-        .var_ctx = r,
-        .template_components = sp->components ? d->comps.data : NULL,
-        .media_type = sp->media_url ? sp->media_type : NULL,
-        .media_url = sp->media_url ? d->murl.data : NULL,
-        .media_caption = sp->media_caption ? d->mcap.data : NULL,
-        .media_filename = sp->media_filename ? d->mfile.data : NULL,
-    };
     oc_request req;
     memset(&req, 0, sizeof(req));
     oc_outcome_set(&out, OC_FAILED, "internal", NULL);
-    rc = ci->impl->build(ci->inst, &m, &req, &out);
+    int rc = ci->impl->build(ci->inst, &m, &req, &out);
     if (rc != 0) {
         oc_request_free(&req);
         finish_send(r, ci, &out);
@@ -1139,22 +1004,13 @@ static void send_one(conn_inst *ci, rcpt *r)
     }
 }
 
-static const double lat_bounds[12] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                      0.5,   1,    2.5,   5,    10,  1e300};
-
 static void classify_done(void *arg, const oc_response *resp, long long latency_us)
 {
     rcpt *r = arg;
     chan *ch = r->ck->spec->chans[r->ch];
     conn_inst *ci = ch->ci;
     ci->inflight--;
-    double s = (double)latency_us / 1e6;
-    ci->lat_sum_s += s;
-    for (int i = 0; i < 12; i++)
-        if (s <= lat_bounds[i]) {
-            ci->lat_buckets[i]++;
-            break;
-        }
+    conn_observe_latency(ci, latency_us);
     if (ci->o->draining)
         D(ci->o)->drain_finished++;
     oc_outcome out;
@@ -1238,81 +1094,37 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
               out->reason);
 }
 
-static void pump_timer(evutil_socket_t fd, short what, void *arg)
+/* The pump's turn for cq's first recipient (conn.c): sent, or given
+ * back when its campaign stopped (0), or its claim renewed first when it
+ * waited past its lease. */
+static int take_turn(conn_inst *ci, camp_queue *cq, long long now)
 {
-    (void)fd;
-    (void)what;
-    conn_inst *ci = arg;
-    omni_kick(ci->o);
-}
-
-static void pump(conn_inst *ci)
-{
-    if (ci->o->draining)
-        return; /* nothing new goes on the wire; dispatch_on_kick gives it back */
-    while (ci->queued && ci->inflight < ci->max_inflight) {
-        long long now = omni_mono_us();
-        long long wait = bucket_take(&ci->rate, now);
-        camp_queue *cq = NULL;
-        if (wait == 0) {
-            /* whose turn: a campaign paced by its own rate yields it */
-            long long cwait = 0;
-            for (size_t turns = ci->n_active; turns > 0 && !cq; turns--) {
-                camp_queue *h = TAILQ_FIRST(&ci->active);
-                campaign_spec *hs = TAILQ_FIRST(&h->q)->ck->spec;
-                long long w = hs->has_rate && !hs->stopped ? bucket_take(&hs->rate, now) : 0;
-                if (w == 0) {
-                    cq = h;
-                } else {
-                    if (!cwait || w < cwait)
-                        cwait = w;
-                    cq_rotate(ci, h, hs->weight);
-                }
-            }
-            if (!cq) {
-                if (ci->rate.rate > 0)
-                    ci->rate.tokens += 1.0; /* give the connector's token back */
-                wait = cwait;
-            }
-        }
-        if (wait > 0) {
-            ci->n_waits++;
-            if (!ci->timer)
-                ci->timer = evtimer_new(ci->o->base, pump_timer, ci);
-            struct timeval tv = {wait / 1000000, wait % 1000000};
-            evtimer_add(ci->timer, &tv);
-            return;
-        }
-        rcpt *r = TAILQ_FIRST(&cq->q);
-        campaign_spec *sp = r->ck->spec;
-        if (sp->stopped) {
-            if (ci->rate.rate > 0)
-                ci->rate.tokens += 1.0;
-            let_go(r, sp->stopped == 2 ? 'C' : 'P');
-            continue;
-        }
-        cq_remove(r);
-        if (cq->on_list && --cq->credit <= 0)
-            cq_rotate(ci, cq, sp->weight);
-        long long margin = (long long)ci->o->cfg->lease_ms * 100; /* a tenth of the lease */
-        if (margin > 1000000)
-            margin = 1000000;
-        if (r->lease_until_us && now + margin >= r->lease_until_us) {
-            /* it waited past its lease (a throttled connector): no transfer
-             * starts on a claim another process may already have declared
-             * uncertain; renew it first */
-            chunk *c = r->ck;
-            r->relase = 1;
-            r->state = R_CLAIM;
-            c->to_claim++;
-            size_t at = (size_t)(r - c->rs);
-            if (at < c->scan)
-                c->scan = at;
-            omni_kick(ci->o);
-            continue;
-        }
-        send_one(ci, r);
+    rcpt *r = TAILQ_FIRST(&cq->q);
+    campaign_spec *sp = r->ck->spec;
+    if (sp->stopped) {
+        let_go(r, sp->stopped == 2 ? 'C' : 'P');
+        return 0;
     }
+    cq_remove(r);
+    long long margin = (long long)ci->o->cfg->lease_ms * 100; /* a tenth of the lease */
+    if (margin > 1000000)
+        margin = 1000000;
+    if (r->lease_until_us && now + margin >= r->lease_until_us) {
+        /* it waited past its lease (a throttled connector): no transfer
+         * starts on a claim another process may already have declared
+         * uncertain; renew it first */
+        chunk *c = r->ck;
+        r->relase = 1;
+        r->state = R_CLAIM;
+        c->to_claim++;
+        size_t at = (size_t)(r - c->rs);
+        if (at < c->scan)
+            c->scan = at;
+        omni_kick(ci->o);
+        return 1;
+    }
+    send_one(ci, r);
+    return 1;
 }
 
 /* ---- recording outcomes */
@@ -1483,19 +1295,19 @@ static void chunk_maybe_finish(chunk *c)
             snprintf(m, sizeof(m), "chunk:%s:%ld:%ld", c->cid, c->start, c->end);
             snprintf(due, sizeof(due), "%lld", omni_now_ms() + PARK_MS);
             store_cmd(o->st, NULL, NULL, "ZADD", o->k_sched, due, m, NULL);
-            queue_ack(o, o->k_chunks, c->entry);
+            stream_ack(o, o->k_chunks, c->entry);
         } else {
             /* acked, and the campaign's next chunk added behind the others */
             char ck[KEY_MAX];
             omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
-            const char *argv[] = {o->k_chunks, ck, "omnicast", c->entry, c->cid};
+            const char *argv[] = {o->k_chunks, ck, STREAM_GROUP, c->entry, c->cid};
             if (store_eval(o->st, SCRIPT_NEXT, NULL, NULL, 2, 5, argv, NULL) < 0)
-                queue_ack(o, o->k_chunks, c->entry);
+                stream_ack(o, o->k_chunks, c->entry);
         }
-        o->stats.chunks_done++;
+        D(o)->counters.chunks_done++;
     }
     TAILQ_REMOVE(&d->chunks, c, link);
-    o->held -= c->n;
+    D(o)->held -= c->n;
     chunk_free(c);
     omni_kick(o);
 }
@@ -1626,7 +1438,7 @@ static void flush_releases(omni *o)
     store_args_adds(a, o->cfg->prefix);
     store_args_addll(a, omni_now_ms());
     store_args_adds(a, o->owner);
-    store_args_adds(a, "omnicast"); /* the chunks' consumer group (queue.c) */
+    store_args_adds(a, STREAM_GROUP); /* the chunks' consumer group */
     store_args_adds(a, o->k_chunks);
     size_t n = 0;
     rcpt *r;
@@ -1741,7 +1553,7 @@ void dispatch_drain_summary(omni *o, char *buf, size_t len)
     size_t unsent = d->n_release;
     snprintf(buf, len,
              "%llu sends finished, %llu claims released unsent, %zu left on the wire (uncertain)%s",
-             d->drain_finished, d->drain_released, dispatch_inflight(o),
+             d->drain_finished, d->drain_released, conn_inflight(o),
              unsent ? ", some claims not released (Redis unavailable): they end uncertain" : "");
 }
 
@@ -1815,7 +1627,7 @@ static void taken(redisReply *rep, void *arg)
         cid[cl] = '\0';
         long index = atol(p1 + 1);
         int ch = atoi(p2 + 1);
-        o->stats.retries_taken++;
+        D(o)->counters.retries_taken++;
         chunk *c = chunk_new(o, NULL, cid, index, index + 1);
         c->rs[0].from_retry = 1;
         c->rs[0].ch = ch;
@@ -1826,7 +1638,7 @@ static void taken(redisReply *rep, void *arg)
 static void take_due(omni *o)
 {
     dispatch *d = D(o);
-    if (d->taking || o->draining || !store_is_ready(o->st) || o->held >= o->max_held)
+    if (d->taking || o->draining || !store_is_ready(o->st) || D(o)->held >= D(o)->max_held)
         return;
     char now[24], lease[24], max[24];
     snprintf(now, sizeof(now), "%lld", omni_now_ms());
@@ -1856,7 +1668,7 @@ void dispatch_on_kick(omni *o)
     if (c->to_claim && !c->claiming && !c->loading)
         claim_chunk(c);
     for (size_t i = 0; i < o->n_conns; i++)
-        pump(&o->conns[i]);
+        conn_pump(&o->conns[i]);
     flush_outcomes(o);
     flush_releases(o);
 }

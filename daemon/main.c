@@ -17,14 +17,17 @@
 #include <sys/prctl.h>
 #endif
 
-#include "address.h"
 #include "campaign.h"
+#include "conn.h"
 #include "conv.h"
 #include "crm.h"
+#include "dispatch.h"
 #include "http.h"
 #include "log.h"
 #include "omni.h"
+#include "queue.h"
 #include "registry.h"
+#include "stream.h"
 #include "sweep.h"
 
 static void notify(const char *state)
@@ -42,7 +45,7 @@ static void finish_if_drained(omni *o)
         return;
     /* inbound events are written first while Redis is there to take them */
     int events = conv_pending(o) > 0 && store_is_ready(o->st);
-    if (o->held == 0 && o->jobs_busy == 0 && dispatch_inflight(o) == 0 && !events) {
+    if (dispatch_held(o) == 0 && campaign_busy(o) == 0 && conn_inflight(o) == 0 && !events) {
         char sum[256];
         dispatch_drain_summary(o, sum, sizeof(sum));
         log_info("drained: %s; exiting", sum);
@@ -67,7 +70,8 @@ static void status_line(omni *o)
     char buf[256];
     snprintf(buf, sizeof(buf), "STATUS=%s; redis %s; in flight %zu; held %zu; jobs %llu",
              o->draining ? "draining" : "running", store_is_ready(o->st) ? "up" : "down",
-             dispatch_inflight(o), o->held, (unsigned long long)o->stats.jobs_accepted);
+             conn_inflight(o), dispatch_held(o),
+             (unsigned long long)campaign_counters_of(o)->jobs_accepted);
     notify(buf);
 }
 
@@ -86,11 +90,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     dispatch_tick(o);
     crm_pump(o);
     sweep_tick(o);
-    if (now >= o->next_reclaim_ms) {
-        queue_reclaim(o);
-        o->next_reclaim_ms = now + o->cfg->reclaim_interval_ms;
+    if (queue_tick(o, now))
         status_line(o);
-    }
     notify("WATCHDOG=1");
     omni_kick(o);
 }
@@ -126,18 +127,7 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(o->base);
 }
 
-static const char *cfg_get(void *ctx, const char *key)
-{
-    return conf_connector_get(ctx, key);
-}
-
-static const char *cfg_get_nth(void *ctx, const char *key, size_t n)
-{
-    return conf_connector_get_nth(ctx, key, n);
-}
-
 static int load_config(const char *path, omni_config *cfg);
-static void apply_rates(omni *o, conn_inst *ci);
 
 /* SIGHUP: read the configuration again. Connector credentials, rates and
  * limits change in place (transfers in flight finish undisturbed: requests
@@ -150,49 +140,15 @@ static void reload(omni *o)
     omni_config n;
     memset(&n, 0, sizeof(n));
     const char *why = NULL;
-    if (load_config(o->cfg->path, &n) < 0) {
+    if (load_config(o->cfg->path, &n) < 0)
         why = "the new configuration has errors (see above)";
-    } else if (n.n_connectors != o->cfg->n_connectors || n.n_channels != o->cfg->n_channels) {
-        why = "connectors or channels were added or removed: restart to apply";
-    } else {
-        for (size_t i = 0; i < n.n_connectors && !why; i++)
-            if (strcmp(n.connectors[i].name, o->cfg->connectors[i].name) ||
-                n.connectors[i].impl != o->cfg->connectors[i].impl)
-                why = "a connector was renamed or changed type: restart to apply";
-        for (size_t i = 0; i < n.n_channels && !why; i++)
-            if (strcmp(n.channels[i].name, o->cfg->channels[i].name) ||
-                strcmp(n.channels[i].connector, o->cfg->channels[i].connector))
-                why = "the channel mapping changed: restart to apply";
-    }
-    void *fresh[o->n_conns ? o->n_conns : 1];
-    memset(fresh, 0, sizeof(fresh));
-    for (size_t i = 0; !why && i < o->n_conns; i++) {
-        conf_connector *c = &n.connectors[i];
-        oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
-        char err[256] = "";
-        if (c->impl->init(&view, &registry_host, &fresh[i], err, sizeof(err)) < 0) {
-            log_error("reload: connector %s: %s", c->name, err);
-            why = "a connector refused its new configuration";
-        }
-    }
+    else
+        why = conn_reload(o, &n);
     if (why) {
-        for (size_t i = 0; i < o->n_conns; i++)
-            if (fresh[i])
-                o->conns[i].impl->free(fresh[i]);
         log_error("reload refused, the running configuration stays: %s", why);
         config_free(&n);
         notify("READY=1");
         return;
-    }
-    for (size_t i = 0; i < o->n_conns; i++) {
-        conn_inst *ci = &o->conns[i];
-        /* swap the sections: ci->conf keeps pointing at the live config */
-        conf_connector tmp = o->cfg->connectors[i];
-        o->cfg->connectors[i] = n.connectors[i];
-        n.connectors[i] = tmp;
-        ci->impl->free(ci->inst);
-        ci->inst = fresh[i];
-        apply_rates(o, ci);
     }
     log_setup(n.log_format, n.log_level, n.log_file);
     log_set_show_addresses(n.log_bodies);
@@ -239,82 +195,6 @@ static const oc_connector *find_impl(void *ctx, const conf_connector *c, char *e
     else if (!impl)
         snprintf(err, err_len, "no type");
     return impl;
-}
-
-/* Rates and windows from the connector's section (at start and reload). */
-static void apply_rates(omni *o, conn_inst *ci)
-{
-    const conf_connector *c = ci->conf;
-    ci->max_inflight = c->max_inflight > 0 ? c->max_inflight : 64;
-    bucket_set(&ci->rate, c->rate_per_s, c->burst);
-    /* claims run ahead of sends by at most two windows, and by no more
-     * than a quarter of a lease at the configured rate */
-    ci->claim_window = (size_t)ci->max_inflight * 2;
-    if (c->rate_per_s > 0) {
-        double w = c->rate_per_s * o->cfg->lease_ms / 4000.0;
-        if (w < 1)
-            w = 1;
-        if ((size_t)w < ci->claim_window)
-            ci->claim_window = (size_t)w;
-    }
-}
-
-static int start_connectors(omni *o)
-{
-    omni_config *cfg = o->cfg;
-    o->conns = calloc(cfg->n_connectors ? cfg->n_connectors : 1, sizeof(*o->conns));
-    for (size_t i = 0; i < cfg->n_connectors; i++) {
-        conf_connector *c = &cfg->connectors[i];
-        conn_inst *ci = &o->conns[i];
-        ci->o = o;
-        ci->conf = c;
-        ci->impl = c->impl;
-        ci->addr_kind = addr_kind_for_type(c->impl->type);
-        bucket_init(&ci->rate, c->rate_per_s, c->burst, omni_mono_us());
-        apply_rates(o, ci);
-        TAILQ_INIT(&ci->active);
-        oc_config view = {.ctx = c, .name = c->name, .get = cfg_get, .get_nth = cfg_get_nth};
-        char err[256] = "";
-        if (c->impl->init(&view, &registry_host, &ci->inst, err, sizeof(err)) < 0) {
-            log_error("connector %s (%s): %s", c->name, c->impl->type, err);
-            return -1;
-        }
-        o->n_conns = i + 1;
-        log_info("connector %s: type %s, rate %g/s, max_inflight %d", c->name, c->impl->type,
-                 c->rate_per_s, ci->max_inflight);
-    }
-    o->chans = calloc(cfg->n_channels ? cfg->n_channels : 1, sizeof(*o->chans));
-    for (size_t i = 0; i < cfg->n_channels; i++) {
-        o->chans[i].name = cfg->channels[i].name;
-        for (size_t k = 0; k < o->n_conns; k++)
-            if (strcmp(o->conns[k].conf->name, cfg->channels[i].connector) == 0)
-                o->chans[i].ci = &o->conns[k];
-        if (o->chans[i].ci) {
-            o->chans[i].addr_kind = o->chans[i].ci->addr_kind;
-            if (o->chans[i].addr_kind == ADDR_ANY)
-                o->chans[i].addr_kind = addr_kind_for_channel(o->chans[i].name);
-        }
-        if (!o->chans[i].ci) {
-            log_error("channel %s: no connector instance %s", cfg->channels[i].name,
-                      cfg->channels[i].connector);
-            return -1;
-        }
-        o->n_chans = i + 1;
-    }
-    return 0;
-}
-
-static void stop_connectors(omni *o)
-{
-    for (size_t i = 0; i < o->n_conns; i++) {
-        conn_inst *ci = &o->conns[i];
-        if (ci->timer)
-            event_free(ci->timer);
-        if (ci->impl->free && ci->inst)
-            ci->impl->free(ci->inst);
-    }
-    free(o->conns);
-    free(o->chans);
 }
 
 static int load_config(const char *path, omni_config *cfg)
@@ -429,19 +309,11 @@ int main(int argc, char **argv)
     omni_key(&o, o.k_sched, KEY_MAX, "scheduled");
     snprintf(o.owner, sizeof(o.owner), "%s/%x.%llx", cfg.consumer, (unsigned)getpid(),
              (unsigned long long)omni_now_ms());
-    strcpy(o.jobs_from, "0");
-    strcpy(o.chunks_from, "0");
 
     int rc = 1;
     http_server *http = NULL;
-    if (start_connectors(&o) < 0)
+    if (conn_start_all(&o) < 0)
         goto out;
-    size_t window = 0;
-    for (size_t i = 0; i < o.n_conns; i++)
-        window += (size_t)o.conns[i].max_inflight;
-    o.max_held = (size_t)cfg.chunk_size * 4;
-    if (o.max_held < window * 8)
-        o.max_held = window * 8;
 
     transport_opts topts = {.max_total_connections = cfg.max_total_connections,
                             .max_host_connections = cfg.max_host_connections,
@@ -451,9 +323,21 @@ int main(int argc, char **argv)
     char err[256];
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};
     o.st = store_new(o.base, cfg.redis, cfg.redis_timeout_ms, cfg.block_ms, &sev, err, sizeof(err));
-    if (o.st && store_set_auth(o.st, cfg.redis_username, cfg.redis_password) < 0)
-        snprintf(err, sizeof(err), "out of memory"), store_free(o.st), o.st = NULL;
-    if (!o.tp || !o.st || dispatch_init(&o) < 0 || conv_init(&o) < 0) {
+    if (o.st && store_set_auth(o.st, cfg.redis_username, cfg.redis_password) < 0) {
+        snprintf(err, sizeof(err), "out of memory");
+        store_free(o.st);
+        o.st = NULL;
+    }
+    /* the stages, wired: the intake hands jobs to campaign.c and chunks to
+     * dispatch.c, and asks each whether it can take more */
+    const queue_handlers qh = {.on_job = campaign_handle_job,
+                               .on_chunk = dispatch_chunk,
+                               .held_entries = dispatch_held_entries,
+                               .can_take_jobs = campaign_can_take,
+                               .can_take_chunks = dispatch_can_take};
+    if (!o.tp || !o.st || stream_init(&o) < 0 || queue_init(&o, &qh) < 0 ||
+        campaign_init(&o, dispatch_campaign_state) < 0 || dispatch_init(&o) < 0 ||
+        conv_init(&o) < 0) {
         log_error("startup failed: %s", o.st ? "transport" : err);
         goto out;
     }
@@ -497,10 +381,12 @@ out:
     dispatch_free(&o);
     conv_free(&o);
     crm_free(&o);
-    campaign_cache_free(&o);
+    campaign_free(&o);
+    queue_free(&o);
+    stream_free(&o);
     if (o.tp)
         transport_free(o.tp);
-    stop_connectors(&o);
+    conn_stop_all(&o);
     if (o.kick_ev)
         event_free(o.kick_ev);
     if (o.tick_ev)

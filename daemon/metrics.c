@@ -6,6 +6,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "campaign.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "queue.h"
+
 static void put(oc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void put(oc_buf *b, const char *fmt, ...)
@@ -19,18 +24,19 @@ static void put(oc_buf *b, const char *fmt, ...)
         oc_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static const char *const lat_le[12] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
-                                       "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
-
 void metrics_render(omni *o, oc_buf *b)
 {
     const omni_stats *s = &o->stats;
+    const campaign_counters *jc = campaign_counters_of(o);
+    const dispatch_counters *dc = dispatch_counters_of(o);
     put(b, "# HELP omnicast_jobs_total Jobs read from the queue, by result.\n"
            "# TYPE omnicast_jobs_total counter\n");
-    put(b, "omnicast_jobs_total{result=\"accepted\"} %llu\n", (unsigned long long)s->jobs_accepted);
-    put(b, "omnicast_jobs_total{result=\"rejected\"} %llu\n", (unsigned long long)s->jobs_rejected);
+    put(b, "omnicast_jobs_total{result=\"accepted\"} %llu\n",
+        (unsigned long long)jc->jobs_accepted);
+    put(b, "omnicast_jobs_total{result=\"rejected\"} %llu\n",
+        (unsigned long long)(jc->jobs_rejected + queue_jobs_rejected(o)));
     put(b, "omnicast_jobs_total{result=\"duplicate\"} %llu\n",
-        (unsigned long long)s->jobs_duplicate);
+        (unsigned long long)jc->jobs_duplicate);
 
     put(b, "# HELP omnicast_messages_total Send outcomes by connector instance.\n"
            "# TYPE omnicast_messages_total counter\n");
@@ -70,21 +76,22 @@ void metrics_render(omni *o, oc_buf *b)
     for (size_t i = 0; i < o->n_conns; i++) {
         const conn_inst *c = &o->conns[i];
         unsigned long long cum = 0;
-        for (int k = 0; k < 12; k++) {
+        for (int k = 0; k < CONN_LAT_BUCKETS; k++) {
             cum += c->lat_buckets[k];
             put(b, "omnicast_provider_latency_seconds_bucket{connector=\"%s\",le=\"%s\"} %llu\n",
-                c->conf->name, lat_le[k], cum);
+                c->conf->name, conn_lat_table[k].label, cum);
         }
         put(b, "omnicast_provider_latency_seconds_sum{connector=\"%s\"} %.6f\n", c->conf->name,
             c->lat_sum_s);
         put(b, "omnicast_provider_latency_seconds_count{connector=\"%s\"} %llu\n", c->conf->name,
             cum);
     }
-    put(b, "# TYPE omnicast_held_recipients gauge\nomnicast_held_recipients %zu\n", o->held);
+    put(b, "# TYPE omnicast_held_recipients gauge\nomnicast_held_recipients %zu\n",
+        dispatch_held(o));
     put(b, "# TYPE omnicast_chunks_done_total counter\nomnicast_chunks_done_total %llu\n",
-        (unsigned long long)s->chunks_done);
+        (unsigned long long)dc->chunks_done);
     put(b, "# TYPE omnicast_retries_taken_total counter\nomnicast_retries_taken_total %llu\n",
-        (unsigned long long)s->retries_taken);
+        (unsigned long long)dc->retries_taken);
     put(b, "# TYPE omnicast_dead_letters_total counter\nomnicast_dead_letters_total %llu\n",
         (unsigned long long)s->dead_letters);
     put(b, "# HELP omnicast_webhook_events_total Events from provider webhooks, by type.\n"

@@ -4,52 +4,61 @@
  * own pending entries are read first; entries a dead instance held are
  * taken over with XAUTOCLAIM; entries we still work on are kept ours by
  * touching them (XCLAIM JUSTID) so a live, slow instance is not robbed. */
+#include "queue.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "campaign.h"
+#include "job.h" /* JOB_ID_MAX */
 #include "log.h"
 #include "omni.h"
 #include "scripts.h"
+#include "stream.h"
 
-#define GROUP "omnicast"
-#define MAX_JOBS_BUSY 64
-#define ERR_SLOTS 64
+#define GROUP STREAM_GROUP
 
-/* The errors scripts answered for entries still pending (a job's create
- * failing with WRONGTYPE, say), kept for the dead letter written when the
- * entry is given up (QUEUE_MAX_DELIVERIES): a small ring, one daemon per
- * process. */
-static struct entry_err {
-    int used, is_jobs, fails;
-    char id[40];
-    char err[200];
-} errs[ERR_SLOTS];
-static unsigned err_next;
+struct queue {
+    queue_handlers h;
+    int reading;                /* a blocking XREADGROUP is outstanding */
+    int read_jobs, read_chunks; /* which streams the outstanding read asked for */
+    char jobs_from[40];         /* "0"/last id while reading our own pending jobs, then ">" */
+    char chunks_from[40];       /* the same for chunks */
+    long long next_reclaim_ms;
+    uint64_t jobs_rejected;
+};
 
-static struct entry_err *err_find(int is_jobs, const char *id)
+static queue *Q(omni *o)
 {
-    for (int i = 0; i < ERR_SLOTS; i++)
-        if (errs[i].used && errs[i].is_jobs == is_jobs && strcmp(errs[i].id, id) == 0)
-            return &errs[i];
-    return NULL;
+    return o->queue;
 }
 
-int queue_entry_failed(omni *o, const char *stream, const char *entry, const char *error)
+int queue_init(omni *o, const queue_handlers *h)
 {
-    int is_jobs = strcmp(stream, o->k_jobs) == 0;
-    struct entry_err *e = err_find(is_jobs, entry);
-    if (!e) {
-        e = &errs[err_next++ % ERR_SLOTS];
-        memset(e, 0, sizeof(*e));
-        e->used = 1;
-        e->is_jobs = is_jobs;
-        snprintf(e->id, sizeof(e->id), "%s", entry);
-    }
-    e->fails++;
-    snprintf(e->err, sizeof(e->err), "%s", error ? error : "");
-    return e->fails;
+    queue *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -1;
+    q->h = *h;
+    strcpy(q->jobs_from, "0");
+    strcpy(q->chunks_from, "0");
+    o->queue = q;
+    return 0;
+}
+
+void queue_free(omni *o)
+{
+    free(o->queue);
+    o->queue = NULL;
+}
+
+int queue_reading(omni *o)
+{
+    return Q(o)->reading;
+}
+
+uint64_t queue_jobs_rejected(omni *o)
+{
+    return o->queue ? Q(o)->jobs_rejected : 0;
 }
 
 static const char *field(redisReply *fields, const char *name, size_t *len)
@@ -66,14 +75,6 @@ static const char *field(redisReply *fields, const char *name, size_t *len)
         }
     }
     return NULL;
-}
-
-void queue_ack(omni *o, const char *stream, const char *id)
-{
-    struct entry_err *e = err_find(strcmp(stream, o->k_jobs) == 0, id);
-    if (e)
-        e->used = 0;
-    store_cmd(o->st, NULL, NULL, "XACK", stream, GROUP, id, NULL);
 }
 
 /* Handle the entries of one stream (from XREADGROUP or XAUTOCLAIM). */
@@ -94,24 +95,24 @@ static size_t handle_entries(omni *o, const char *stream, redisReply *entries, c
         redisReply *fields = e->element[1];
         if (fields->type != REDIS_REPLY_ARRAY) {
             /* deleted while pending: nothing left to do */
-            queue_ack(o, stream, id);
+            stream_ack(o, stream, id);
             continue;
         }
         if (is_jobs) {
             size_t len = 0;
             const char *raw = field(fields, "job", &len);
             if (!raw) {
-                o->stats.jobs_rejected++;
+                Q(o)->jobs_rejected++;
                 omni_dead(o, "jobs", "entry has no field 'job'", NULL, 0,
                           (const char *const[]){"entry", id, NULL});
-                queue_ack(o, stream, id);
+                stream_ack(o, stream, id);
                 continue;
             }
-            campaign_handle_job(o, id, raw, len);
+            Q(o)->h.on_job(o, id, raw, len);
         } else {
             const char *c = field(fields, "c", NULL), *s = field(fields, "s", NULL),
                        *en = field(fields, "e", NULL);
-            dispatch_chunk(o, id, c ? c : "", s ? atol(s) : -1, en ? atol(en) : -1);
+            Q(o)->h.on_chunk(o, id, c ? c : "", s ? atol(s) : -1, en ? atol(en) : -1);
         }
     }
     return entries->elements;
@@ -120,7 +121,8 @@ static size_t handle_entries(omni *o, const char *stream, redisReply *entries, c
 static void read_done(redisReply *r, void *arg)
 {
     omni *o = arg;
-    o->reading = 0;
+    queue *q = Q(o);
+    q->reading = 0;
     if (!r) {
         omni_kick(o);
         return;
@@ -139,7 +141,7 @@ static void read_done(redisReply *r, void *arg)
                 continue;
             const char *name = s->element[0]->str;
             int jobs = strcmp(name, o->k_jobs) == 0;
-            char *from = jobs ? o->jobs_from : o->chunks_from;
+            char *from = jobs ? q->jobs_from : q->chunks_from;
             int paging = strcmp(from, ">") != 0;
             size_t n = handle_entries(o, name, s->element[1], paging ? from : NULL, 40);
             if (jobs)
@@ -149,17 +151,20 @@ static void read_done(redisReply *r, void *arg)
         }
     }
     /* our pending list is read once, page by page, then only new entries */
-    if (!got_jobs && o->read_jobs)
-        strcpy(o->jobs_from, ">");
-    if (!got_chunks && o->read_chunks)
-        strcpy(o->chunks_from, ">");
+    if (!got_jobs && q->read_jobs)
+        strcpy(q->jobs_from, ">");
+    if (!got_chunks && q->read_chunks)
+        strcpy(q->chunks_from, ">");
     omni_kick(o);
 }
 
 void queue_maybe_read(omni *o)
 {
-    int jobs = o->jobs_busy <= MAX_JOBS_BUSY, chunks = dispatch_room(o);
-    if (o->reading || o->draining || !store_is_ready(o->st) || (!jobs && !chunks))
+    queue *q = Q(o);
+    if (q->reading || o->draining || !stream_ready(o))
+        return;
+    int jobs = q->h.can_take_jobs(o), chunks = q->h.can_take_chunks(o);
+    if (!jobs && !chunks)
         return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", o->cfg->read_count);
@@ -174,13 +179,13 @@ void queue_maybe_read(omni *o)
     if (chunks)
         argv[n++] = o->k_chunks;
     if (jobs)
-        argv[n++] = o->jobs_from;
+        argv[n++] = q->jobs_from;
     if (chunks)
-        argv[n++] = o->chunks_from;
-    o->read_jobs = jobs;
-    o->read_chunks = chunks;
-    if (store_cmdv(o->st, STORE_BLOCKING, read_done, o, n, argv, NULL) == 0)
-        o->reading = 1;
+        argv[n++] = q->chunks_from;
+    q->read_jobs = jobs;
+    q->read_chunks = chunks;
+    if (stream_send(o, STORE_BLOCKING, read_done, o, n, argv, NULL) == 0)
+        q->reading = 1;
 }
 
 static void group_created(redisReply *r, void *arg)
@@ -194,18 +199,18 @@ static void group_created(redisReply *r, void *arg)
 void queue_on_ready(omni *o)
 {
     /* "0": entries added before the group existed are work too */
-    store_cmd(o->st, group_created, o, "XGROUP", "CREATE", o->k_jobs, GROUP, "0", "MKSTREAM", NULL);
-    store_cmd(o->st, group_created, o, "XGROUP", "CREATE", o->k_chunks, GROUP, "0", "MKSTREAM",
-              NULL);
-    strcpy(o->jobs_from, "0");
-    strcpy(o->chunks_from, "0");
-    o->reading = 0;
-    o->next_reclaim_ms = 0;
+    queue *q = Q(o);
+    stream_create_group(o, o->k_jobs, group_created, o);
+    stream_create_group(o, o->k_chunks, group_created, o);
+    strcpy(q->jobs_from, "0");
+    strcpy(q->chunks_from, "0");
+    q->reading = 0;
+    q->next_reclaim_ms = 0;
 }
 
 void queue_on_down(omni *o)
 {
-    o->reading = 0;
+    Q(o)->reading = 0;
 }
 
 static void reclaimed(redisReply *r, void *arg)
@@ -228,7 +233,7 @@ static void reclaimed(redisReply *r, void *arg)
         log_info("reclaimed %zu entries of %s from a stalled consumer", n, stream);
 }
 
-/* ---- entries given up: delivered QUEUE_MAX_DELIVERIES times, never acked
+/* ---- entries given up: delivered STREAM_MAX_DELIVERIES times, never acked
  * (a script error each time, a crash each time): dead-lettered, acked */
 
 #define PENDING_PEEK 16 /* stalled entries looked at per stream and round */
@@ -259,14 +264,14 @@ static void give_up_write(give_up *g, const char *error, const char *raw, size_t
                  g->deliveries);
     log_error("%s %s: %s", g->jobs ? "job" : "chunk", g->id, reason);
     if (g->jobs) {
-        o->stats.jobs_rejected++;
+        Q(o)->jobs_rejected++;
         omni_dead(o, "jobs", reason, raw, raw_len, (const char *const[]){"entry", g->id, NULL});
     } else {
         omni_dead(o, "chunks", reason, NULL, 0,
                   (const char *const[]){"campaign", g->campaign, "entry", g->id, "s", g->s, "e",
                                         g->e, NULL});
     }
-    queue_ack(o, g->jobs ? o->k_jobs : o->k_chunks, g->id);
+    stream_ack(o, g->jobs ? o->k_jobs : o->k_chunks, g->id);
 }
 
 /* a chunk given up with no error seen here: what its campaign's spec reads
@@ -304,11 +309,11 @@ static void claimed_to_give_up(redisReply *r, void *arg)
         for (int k = 0; k < base->n; k++)
             if (strcmp(base->ids[k], g->id) == 0)
                 g->deliveries = base->counts[k];
-        struct entry_err *known = err_find(base->jobs, g->id);
+        const char *known = stream_entry_error(o, base->jobs ? o->k_jobs : o->k_chunks, g->id);
         if (base->jobs) {
             size_t len = 0;
             const char *raw = field(e->element[1], "job", &len);
-            give_up_write(g, known ? known->err : NULL, raw, len);
+            give_up_write(g, known, raw, len);
             free(g);
             continue;
         }
@@ -319,8 +324,8 @@ static void claimed_to_give_up(redisReply *r, void *arg)
         snprintf(g->e, sizeof(g->e), "%s", en ? en : "");
         char ck[KEY_MAX];
         if (known || !c || !*c || omni_key(o, ck, sizeof(ck), "campaign:%s", c) < 0 ||
-            store_cmd(o->st, chunk_probed, g, "HGET", ck, "spec", NULL) < 0) {
-            give_up_write(g, known ? known->err : NULL, NULL, 0);
+            stream_cmd(o, chunk_probed, g, "HGET", ck, "spec", NULL) < 0) {
+            give_up_write(g, known, NULL, 0);
             free(g);
         }
     }
@@ -333,7 +338,7 @@ typedef struct pending_req {
 } pending_req;
 
 /* XPENDING ... IDLE answered: entries stalled for claim_idle_ms; those
- * delivered QUEUE_MAX_DELIVERIES times are claimed to be given up, the
+ * delivered STREAM_MAX_DELIVERIES times are claimed to be given up, the
  * others taken over (XAUTOCLAIM) to be tried again. XCLAIM goes first on
  * the connection, so the XAUTOCLAIM does not hand the same entries out. */
 static void pending_seen(redisReply *r, void *arg)
@@ -342,7 +347,7 @@ static void pending_seen(redisReply *r, void *arg)
     omni *o = q->o;
     int jobs = q->jobs;
     free(q);
-    if (!r || o->draining || !store_is_ready(o->st))
+    if (!r || o->draining || !stream_ready(o))
         return;
     const char *stream = jobs ? o->k_jobs : o->k_chunks;
     char idle[16];
@@ -361,7 +366,7 @@ static void pending_seen(redisReply *r, void *arg)
             if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 ||
                 p->element[0]->type != REDIS_REPLY_STRING ||
                 p->element[3]->type != REDIS_REPLY_INTEGER ||
-                p->element[3]->integer < QUEUE_MAX_DELIVERIES)
+                p->element[3]->integer < STREAM_MAX_DELIVERIES)
                 continue;
             store_args_adds(&a, p->element[0]->str);
             snprintf(g->ids[g->n], sizeof(g->ids[g->n]), "%s", p->element[0]->str);
@@ -371,16 +376,16 @@ static void pending_seen(redisReply *r, void *arg)
         if (g && g->n) {
             g->o = o;
             g->jobs = jobs;
-            if (store_cmdv(o->st, STORE_CMD, claimed_to_give_up, g, a.argc, a.argv, a.lens) < 0)
+            if (stream_send(o, STORE_CMD, claimed_to_give_up, g, a.argc, a.argv, a.lens) < 0)
                 free(g);
         } else {
             free(g);
         }
         store_args_free(&a);
     }
-    if (jobs || dispatch_room(o))
-        store_cmd(o->st, reclaimed, o, "XAUTOCLAIM", stream, GROUP, o->cfg->consumer, idle, "0-0",
-                  "COUNT", "16", NULL);
+    if (jobs || Q(o)->h.can_take_chunks(o))
+        stream_cmd(o, reclaimed, o, "XAUTOCLAIM", stream, GROUP, o->cfg->consumer, idle, "0-0",
+                   "COUNT", "16", NULL);
 }
 
 static void look_at_stalled(omni *o, int jobs)
@@ -394,8 +399,8 @@ static void look_at_stalled(omni *o, int jobs)
     snprintf(idle, sizeof(idle), "%d", o->cfg->claim_idle_ms);
     char count[8];
     snprintf(count, sizeof(count), "%d", PENDING_PEEK);
-    if (store_cmd(o->st, pending_seen, q, "XPENDING", jobs ? o->k_jobs : o->k_chunks, GROUP, "IDLE",
-                  idle, "-", "+", count, NULL) < 0)
+    if (stream_cmd(o, pending_seen, q, "XPENDING", jobs ? o->k_jobs : o->k_chunks, GROUP, "IDLE",
+                   idle, "-", "+", count, NULL) < 0)
         free(q);
 }
 
@@ -431,13 +436,13 @@ static void remove_idle_consumers(omni *o)
     snprintf(idle, sizeof(idle), "%d", o->cfg->consumer_idle_remove_ms);
     const char *streams[] = {o->k_jobs, o->k_chunks};
     for (int i = 0; i < 2; i++)
-        store_cmd(o->st, consumers_removed, (void *)streams[i], "EVAL", consumers_src, "1",
-                  streams[i], GROUP, o->cfg->consumer, idle, NULL);
+        stream_cmd(o, consumers_removed, (void *)streams[i], "EVAL", consumers_src, "1", streams[i],
+                   GROUP, o->cfg->consumer, idle, NULL);
 }
 
 void queue_reclaim(omni *o)
 {
-    if (!store_is_ready(o->st) || o->draining)
+    if (!stream_ready(o) || o->draining)
         return;
     /* keep the chunks we still work on ours: reset their idle time */
     store_args a = {0};
@@ -446,15 +451,25 @@ void queue_reclaim(omni *o)
     store_args_adds(&a, GROUP);
     store_args_adds(&a, o->cfg->consumer);
     store_args_adds(&a, "0");
-    int n = dispatch_held_entries(o, &a);
+    int n = Q(o)->h.held_entries(o, &a);
     store_args_adds(&a, "JUSTID");
     store_args_finish(&a);
     if (n)
-        store_cmdv(o->st, STORE_CMD, NULL, NULL, a.argc, a.argv, a.lens);
+        stream_send(o, STORE_CMD, NULL, NULL, a.argc, a.argv, a.lens);
     store_args_free(&a);
 
-    /* stalled entries: given up after QUEUE_MAX_DELIVERIES, else taken over */
+    /* stalled entries: given up after STREAM_MAX_DELIVERIES, else taken over */
     look_at_stalled(o, 0);
     look_at_stalled(o, 1);
     remove_idle_consumers(o);
+}
+
+int queue_tick(omni *o, long long now_ms)
+{
+    queue *q = Q(o);
+    if (now_ms < q->next_reclaim_ms)
+        return 0;
+    queue_reclaim(o);
+    q->next_reclaim_ms = now_ms + o->cfg->reclaim_interval_ms;
+    return 1;
 }

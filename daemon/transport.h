@@ -14,7 +14,7 @@ typedef struct transport transport;
 typedef struct transport_opts {
     int max_total_connections; /* 0 = libcurl default */
     int max_host_connections;
-    const char *ca_file; /* CA bundle verifying TLS peers; NULL = the system's */
+    const char *ca_file;   /* CA bundle verifying TLS peers; NULL = the system's */
     int keepalive_idle_ms; /* idle keep-alive connections are closed after; 0 = 30000 */
 } transport_opts;
 
