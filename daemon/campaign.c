@@ -311,7 +311,7 @@ void campaign_spec_get(omni *o, const char *id, campaign_spec_cb cb, void *arg)
     q->cb = cb;
     q->arg = arg;
     char key[KEY_MAX];
-    omni_key(o, key, sizeof(key), "campaign:%s", id);
+    omni_key(o, key, sizeof(key), KEY_CAMPAIGN, id);
     if (store_cmd(o->st, spec_loaded, q, "HGET", key, "spec", NULL) < 0) {
         free(q->id);
         free(q);
@@ -448,8 +448,8 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     json_decref(spec);
 
     char ck[KEY_MAX], rk[KEY_MAX], src[KEY_MAX];
-    omni_key(o, ck, sizeof(ck), "campaign:%s", j.id);
-    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", j.id);
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, j.id);
+    omni_key(o, rk, sizeof(rk), KEY_RCPT, j.id);
     snprintf(src, sizeof(src), "%s", j.recipients_list ? j.recipients_list : "");
     store_args a = {0};
     store_args_adds(&a, ck);
@@ -520,10 +520,10 @@ void campaign_control(omni *o, const char *id, const char *action, campaign_cont
     q->arg = arg;
     snprintf(q->id, sizeof(q->id), "%s", id);
     char ck[KEY_MAX], ak[KEY_MAX], mk[KEY_MAX], rk[KEY_MAX];
-    omni_key(o, ck, sizeof(ck), "campaign:%s", id);
-    omni_key(o, ak, sizeof(ak), "active");
-    omni_key(o, mk, sizeof(mk), "msg:%s", id);
-    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", id);
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, id);
+    omni_key(o, ak, sizeof(ak), KEY_ACTIVE, NULL);
+    omni_key(o, mk, sizeof(mk), KEY_MSG, id);
+    omni_key(o, rk, sizeof(rk), KEY_RCPT, id);
     store_args a = {0};
     const char *keys[] = {ck, o->k_sched, ak, o->k_chunks, o->k_retry, mk, rk};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "counters.h"
 #include "job.h"
+#include "keys.h"
 #include "scripts.h"
 #include "redisurl.h"
 #include "uncertain.h"
@@ -155,7 +156,7 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         return rc;
     }
     char key[512];
-    snprintf(key, sizeof(key), "%sjobs", c->prefix);
+    key_build(key, sizeof(key), c->prefix, KEY_JOBS, NULL);
     const char *av[] = {"XADD", key, "*", "job", raw};
     size_t al[] = {4, strlen(key), 1, 3, len};
     redisReply *r = redisCommandArgv(c->rc, 5, av, al);
@@ -184,7 +185,7 @@ static int cmd_status(cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char key[512];
-    snprintf(key, sizeof(key), "%scampaign:%s", c->prefix, argv[0]);
+    key_build(key, sizeof(key), c->prefix, KEY_CAMPAIGN, argv[0]);
     redisReply *r = redisCommand(c->rc, "HGETALL %s", key);
     if (!r) {
         fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
@@ -240,9 +241,9 @@ static long long now_ms(void)
 static int resend_uncertain(cli *c, const char *id)
 {
     char ck[512], mk[512], rz[512], now[32];
-    snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, id);
-    snprintf(mk, sizeof(mk), "%smsg:%s", c->prefix, id);
-    snprintf(rz, sizeof(rz), "%sretry", c->prefix);
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
+    key_build(mk, sizeof(mk), c->prefix, KEY_MSG, id);
+    key_build(rz, sizeof(rz), c->prefix, KEY_RETRY, NULL);
     snprintf(now, sizeof(now), "%lld", now_ms());
     const char *av[] = {"EVAL", script("resend"), "3", ck, mk, rz, now, id};
     redisReply *r = redisCommandArgv(c->rc, 8, av, NULL);
@@ -271,8 +272,8 @@ static int resend_uncertain(cli *c, const char *id)
 static int list_uncertain(cli *c, const char *id)
 {
     char ck[512], mk[512];
-    snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, id);
-    snprintf(mk, sizeof(mk), "%smsg:%s", c->prefix, id);
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
+    key_build(mk, sizeof(mk), c->prefix, KEY_MSG, id);
     redisReply *r = redisCommand(c->rc, "HMGET %s state uncertain", ck);
     if (!r) {
         fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
@@ -348,8 +349,8 @@ static int cmd_campaign(cli *c, int argc, char **argv)
     if (!strcmp(argv[0], "uncertain"))
         return list_uncertain(c, argv[1]);
     char ck[512], sk[512], now[32], lease[16];
-    snprintf(ck, sizeof(ck), "%scampaign:%s", c->prefix, argv[1]);
-    snprintf(sk, sizeof(sk), "%sscheduled", c->prefix);
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, argv[1]);
+    key_build(sk, sizeof(sk), c->prefix, KEY_SCHEDULED, NULL);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof(now), "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
@@ -448,8 +449,8 @@ static int cmd_dead(cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char key[512], jobs[512];
-    snprintf(key, sizeof(key), "%sdead", c->prefix);
-    snprintf(jobs, sizeof(jobs), "%sjobs", c->prefix);
+    key_build(key, sizeof(key), c->prefix, KEY_DEAD, NULL);
+    key_build(jobs, sizeof(jobs), c->prefix, KEY_JOBS, NULL);
     redisReply *r;
     if (!strcmp(argv[0], "list")) {
         int n = argc > 1 ? atoi(argv[1]) : 20;
@@ -514,7 +515,7 @@ static int cmd_suppress(cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char key[512];
-    snprintf(key, sizeof(key), "%ssuppress:%s", c->prefix, argv[1]);
+    key_build(key, sizeof(key), c->prefix, KEY_SUPPRESS, argv[1]);
     if (!strcmp(argv[0], "list")) {
         redisReply *r = redisCommand(c->rc, "SMEMBERS %s", key);
         if (!r)
@@ -554,7 +555,7 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
     if (rc)
         return rc;
     char pat[512];
-    snprintf(pat, sizeof(pat), "%scampaign:*", c->prefix);
+    key_build(pat, sizeof(pat), c->prefix, KEY_CAMPAIGN, "*");
     const char *cursor = "0";
     char cur[64] = "0";
     size_t plen = strlen(c->prefix) + 9;
@@ -609,14 +610,16 @@ static int cmd_conversations(cli *c, int argc, char **argv)
         return rc;
     char key[512];
     if (campaign)
-        snprintf(key, sizeof(key), "%sconv:campaign:%s", c->prefix, campaign);
+        key_build(key, sizeof(key), c->prefix, KEY_CONV_CAMPAIGN, campaign);
     else
-        snprintf(key, sizeof(key), "%sconv:%s", c->prefix, open_only ? "open" : "all");
+        key_build(key, sizeof(key), c->prefix, open_only ? KEY_CONV_OPEN : KEY_CONV_ALL, NULL);
     redisReply *ids = redisCommand(c->rc, "ZREVRANGE %s 0 499", key);
     if (!ids)
         return EX_REDIS;
     for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
-        redisReply *h = redisCommand(c->rc, "HGETALL %sconv:%s", c->prefix, ids->element[i]->str);
+        char ck[KEY_MAX];
+        key_build(ck, sizeof(ck), c->prefix, KEY_CONV, ids->element[i]->str);
+        redisReply *h = redisCommand(c->rc, "HGETALL %s", ck);
         json_t *o = json_object();
         for (size_t k = 0; h && h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2)
             json_object_set_new(o, h->element[k]->str, json_string(h->element[k + 1]->str));
@@ -650,7 +653,7 @@ static int cmd_watch(cli *c, int argc, char **argv)
         return rc;
     int tty = isatty(1);
     char key[512];
-    snprintf(key, sizeof(key), "%scampaign:%s", c->prefix, argv[0]);
+    key_build(key, sizeof(key), c->prefix, KEY_CAMPAIGN, argv[0]);
     long long last_done = -1, t0 = now_ms(), d0 = -1;
     for (;;) {
         redisReply *r = redisCommand(c->rc,

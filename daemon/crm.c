@@ -66,7 +66,7 @@ int crm_init(omni *o, char *err, size_t err_len)
         if (open_to_others)
             log_warn("crm_webhook_secret_file %s is readable by group or others", full);
     }
-    omni_key(o, c->key, sizeof(c->key), "conversations");
+    omni_key(o, c->key, sizeof(c->key), KEY_CONVERSATIONS, NULL);
     strcpy(c->from, "0");
     o->crm = c;
     return 0;

@@ -475,7 +475,7 @@ static void chunk_load(chunk *c)
         c->spec->loaded++;
     }
     char rk[KEY_MAX], s[24], e[24];
-    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", c->cid);
+    omni_key(o, rk, sizeof(rk), KEY_RCPT, c->cid);
     snprintf(s, sizeof(s), "%ld", c->start);
     snprintf(e, sizeof(e), "%ld", c->end - 1);
     if (store_cmd(o->st, chunk_loaded, c, "LRANGE", rk, s, e, NULL) < 0)
@@ -876,8 +876,8 @@ static void claim_chunk(chunk *c)
     store_args *a = &D(o)->claim_args;
     store_args_reset(a);
     char ck[KEY_MAX], mk[KEY_MAX];
-    omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
-    omni_key(o, mk, sizeof(mk), "msg:%s", c->cid);
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, c->cid);
+    omni_key(o, mk, sizeof(mk), KEY_MSG, c->cid);
     store_args_adds(a, ck);
     store_args_adds(a, mk);
     store_args_adds(a, o->cfg->prefix);
@@ -1299,7 +1299,7 @@ static void chunk_maybe_finish(chunk *c)
         } else {
             /* acked, and the campaign's next chunk added behind the others */
             char ck[KEY_MAX];
-            omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
+            omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, c->cid);
             const char *argv[] = {o->k_chunks, ck, STREAM_GROUP, c->entry, c->cid};
             if (store_eval(o->st, SCRIPT_NEXT, NULL, NULL, 2, 5, argv, NULL) < 0)
                 stream_ack(o, o->k_chunks, c->entry);
@@ -1541,7 +1541,7 @@ static void poll_states(omni *o)
         p->o = o;
         memcpy(p->id, c->cid, n + 1);
         char ck[KEY_MAX];
-        omni_key(o, ck, sizeof(ck), "campaign:%s", c->cid);
+        omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, c->cid);
         if (store_cmd(o->st, polled, p, "HGET", ck, "state", NULL) < 0)
             free(p);
     }
@@ -1593,7 +1593,7 @@ static void retry_got_spec(omni *o, campaign_spec *spec, int missing, void *arg)
     if ((size_t)c->rs[0].ch >= spec->n_channels)
         c->rs[0].ch = 0;
     char rk[KEY_MAX], idx[24];
-    omni_key(o, rk, sizeof(rk), "campaign:%s:rcpt", c->cid);
+    omni_key(o, rk, sizeof(rk), KEY_RCPT, c->cid);
     snprintf(idx, sizeof(idx), "%ld", c->start);
     if (store_cmd(o->st, retry_loaded, c, "LINDEX", rk, idx, NULL) < 0)
         retry_loaded(NULL, c);

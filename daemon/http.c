@@ -817,9 +817,9 @@ static void campaign_uncertain(http_server *h, struct evhttp_request *req, areq 
     s->a = a;
     s->found = json_array();
     snprintf(s->count, sizeof(s->count), "%d", s->want);
-    omni_key(o, s->key, sizeof(s->key), "msg:%s", a->id);
+    omni_key(o, s->key, sizeof(s->key), KEY_MSG, a->id);
     char ck[KEY_MAX];
-    omni_key(o, ck, sizeof(ck), "campaign:%s", a->id);
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, a->id);
     if (store_cmd(o->st, unc_exists, s, "EXISTS", ck, NULL) < 0)
         unc_end(s, 503, "redis_unavailable", NULL);
 }
@@ -901,7 +901,7 @@ static void conv_list_ids(redisReply *r, void *arg)
     a->waiting = 1;
     for (size_t i = 0; i < r->elements; i++) {
         char key[KEY_MAX];
-        omni_key(o, key, sizeof(key), "conv:%s", r->element[i]->str);
+        omni_key(o, key, sizeof(key), KEY_CONV, r->element[i]->str);
         if (store_cmd(o->st, conv_list_item, a, "HGETALL", key, NULL) == 0)
             a->waiting++;
     }
@@ -952,7 +952,7 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
         snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
         if (!slash && m == EVHTTP_REQ_GET) {
             char key[KEY_MAX];
-            omni_key(o, key, sizeof(key), "campaign:%s", a->id);
+            omni_key(o, key, sizeof(key), KEY_CAMPAIGN, a->id);
             if (store_cmd(o->st, campaign_got, a, "HGETALL", key, NULL) < 0)
                 campaign_got(NULL, a);
             return;
@@ -997,11 +997,11 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
             return reply_error(req, 400, "bad_query", "state must be open or all");
         }
         if (camp)
-            omni_key(o, key, sizeof(key), "conv:campaign:%s", camp);
+            omni_key(o, key, sizeof(key), KEY_CONV_CAMPAIGN, camp);
         else if (state && !strcmp(state, "open"))
-            omni_key(o, key, sizeof(key), "conv:open");
+            omni_key(o, key, sizeof(key), KEY_CONV_OPEN, NULL);
         else
-            omni_key(o, key, sizeof(key), "conv:all");
+            omni_key(o, key, sizeof(key), KEY_CONV_ALL, NULL);
         evhttp_clear_headers(&q);
         areq *a = areq_new(h, req);
         if (store_cmd(o->st, conv_list_ids, a, "ZREVRANGE", key, "0", stop, NULL) < 0)
@@ -1018,8 +1018,8 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
         snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
         if (!slash && m == EVHTTP_REQ_GET) {
             char key[KEY_MAX], log[KEY_MAX];
-            omni_key(o, key, sizeof(key), "conv:%s", a->id);
-            omni_key(o, log, sizeof(log), "conv:%s:log", a->id);
+            omni_key(o, key, sizeof(key), KEY_CONV, a->id);
+            omni_key(o, log, sizeof(log), KEY_CONV_LOG, a->id);
             if (!store_is_ready(o->st)) {
                 areq_take(a);
                 areq_free(a);

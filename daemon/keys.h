@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#define KEY_MAX 512 /* room for any key: a prefix and an id of the lengths allowed */
+
 typedef enum key_kind {
     KEY_JOBS,          /* jobs                   stream of incoming jobs */
     KEY_CHUNKS,        /* chunks                 stream of campaign chunks */

@@ -302,11 +302,11 @@ int main(int argc, char **argv)
         event_config_free(ecfg);
     if (!o.base)
         o.base = event_base_new();
-    omni_key(&o, o.k_jobs, KEY_MAX, "jobs");
-    omni_key(&o, o.k_chunks, KEY_MAX, "chunks");
-    omni_key(&o, o.k_dead, KEY_MAX, "dead");
-    omni_key(&o, o.k_retry, KEY_MAX, "retry");
-    omni_key(&o, o.k_sched, KEY_MAX, "scheduled");
+    omni_key(&o, o.k_jobs, KEY_MAX, KEY_JOBS, NULL);
+    omni_key(&o, o.k_chunks, KEY_MAX, KEY_CHUNKS, NULL);
+    omni_key(&o, o.k_dead, KEY_MAX, KEY_DEAD, NULL);
+    omni_key(&o, o.k_retry, KEY_MAX, KEY_RETRY, NULL);
+    omni_key(&o, o.k_sched, KEY_MAX, KEY_SCHEDULED, NULL);
     snprintf(o.owner, sizeof(o.owner), "%s/%x.%llx", cfg.consumer, (unsigned)getpid(),
              (unsigned long long)omni_now_ms());
 

@@ -23,17 +23,9 @@ long long omni_mono_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
+int omni_key(const omni *o, char *buf, size_t len, key_kind kind, const char *arg)
 {
-    size_t p = strlen(o->cfg->prefix);
-    if (p >= len)
-        return -1;
-    memcpy(buf, o->cfg->prefix, p);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + p, len - p, fmt, ap);
-    va_end(ap);
-    return n < 0 || (size_t)n >= len - p ? -1 : 0;
+    return key_build(buf, len, o->cfg->prefix, kind, arg);
 }
 
 chan *omni_channel(omni *o, const char *name)

@@ -15,11 +15,10 @@
 #include "clock.h" /* omni_now_ms, omni_mono_us */
 #include "config.h"
 #include "conn.h" /* conn_inst, chan */
+#include "keys.h"
 #include "omnicast/connector.h"
 #include "store.h"
 #include "transport.h"
-
-#define KEY_MAX 512
 
 /* Counters more than one module writes; each stage keeps its own in its
  * own state (campaign.h, dispatch.h, queue.h, conn.h). */
@@ -67,7 +66,8 @@ typedef struct omni {
 } omni;
 
 void omni_kick(omni *o); /* run the deferred work soon */
-int omni_key(const omni *o, char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* The configured prefix + a key of the keyspace (keys.h); 0, or -1 when it
+ * does not fit in len bytes. */
+int omni_key(const omni *o, char *buf, size_t len, key_kind kind, const char *arg);
 chan *omni_channel(omni *o, const char *name);
 #endif

@@ -323,7 +323,7 @@ static void claimed_to_give_up(redisReply *r, void *arg)
         snprintf(g->s, sizeof(g->s), "%s", s ? s : "");
         snprintf(g->e, sizeof(g->e), "%s", en ? en : "");
         char ck[KEY_MAX];
-        if (known || !c || !*c || omni_key(o, ck, sizeof(ck), "campaign:%s", c) < 0 ||
+        if (known || !c || !*c || omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, c) < 0 ||
             stream_cmd(o, chunk_probed, g, "HGET", ck, "spec", NULL) < 0) {
             give_up_write(g, known, NULL, 0);
             free(g);

@@ -30,9 +30,9 @@ static int send_call(sweep_call *c)
 {
     omni *o = c->o;
     char ck[KEY_MAX], mk[KEY_MAX], ak[KEY_MAX], now[24], grace[24];
-    if (omni_key(o, ck, sizeof(ck), "campaign:%s", c->id) < 0 ||
-        omni_key(o, mk, sizeof(mk), "msg:%s", c->id) < 0 ||
-        omni_key(o, ak, sizeof(ak), "active") < 0)
+    if (omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, c->id) < 0 ||
+        omni_key(o, mk, sizeof(mk), KEY_MSG, c->id) < 0 ||
+        omni_key(o, ak, sizeof(ak), KEY_ACTIVE, NULL) < 0)
         return -1;
     snprintf(now, sizeof(now), "%lld", omni_now_ms());
     /* a lease ends lease_ms after its claim: one more lease of slack for
@@ -122,7 +122,7 @@ void sweep_tick(omni *o)
         return;
     o->next_sweep_ms = now + cfg->sweep_interval_ms;
     char ak[KEY_MAX], max[24];
-    if (omni_key(o, ak, sizeof(ak), "active") < 0)
+    if (omni_key(o, ak, sizeof(ak), KEY_ACTIVE, NULL) < 0)
         return;
     snprintf(max, sizeof(max), "%lld", now - cfg->sweep_idle_ms);
     if (store_cmd(o->st, listed, o, "ZRANGEBYSCORE", ak, "-inf", max, "LIMIT", "0", SWEEP_BATCH,

@@ -33,9 +33,9 @@ static int setup(void **state)
     x->cfg.lease_ms = 60000;
     x->o.cfg = &x->cfg;
     x->o.base = event_base_new();
-    omni_key(&x->o, x->o.k_jobs, KEY_MAX, "jobs");
-    omni_key(&x->o, x->o.k_chunks, KEY_MAX, "chunks");
-    omni_key(&x->o, x->o.k_dead, KEY_MAX, "dead");
+    omni_key(&x->o, x->o.k_jobs, KEY_MAX, KEY_JOBS, NULL);
+    omni_key(&x->o, x->o.k_chunks, KEY_MAX, KEY_CHUNKS, NULL);
+    omni_key(&x->o, x->o.k_dead, KEY_MAX, KEY_DEAD, NULL);
     char err[128];
     store_events ev = {0};
     x->o.st = store_new(x->o.base, "redis://127.0.0.1:1", 1000, 100, &ev, err, sizeof(err));

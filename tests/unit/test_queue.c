@@ -75,9 +75,9 @@ static int setup(void **state)
     x->cfg.claim_idle_ms = 30000;
     x->cfg.reclaim_interval_ms = 1000;
     x->o.cfg = &x->cfg;
-    omni_key(&x->o, x->o.k_jobs, KEY_MAX, "jobs");
-    omni_key(&x->o, x->o.k_chunks, KEY_MAX, "chunks");
-    omni_key(&x->o, x->o.k_dead, KEY_MAX, "dead");
+    omni_key(&x->o, x->o.k_jobs, KEY_MAX, KEY_JOBS, NULL);
+    omni_key(&x->o, x->o.k_chunks, KEY_MAX, KEY_CHUNKS, NULL);
+    omni_key(&x->o, x->o.k_dead, KEY_MAX, KEY_DEAD, NULL);
     assert_int_equal(stream_init(&x->o), 0);
     fake_attach(&x->o, &x->f);
     memset(&H, 0, sizeof(H));
