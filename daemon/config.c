@@ -63,6 +63,7 @@ const oc_config_key config_daemon_keys[] = {
     {"http_max_connections", OC_KEY_INT, "1024",
      "simultaneous HTTP connections; requests beyond get 503 and the connection is closed"},
     {"http_timeout_ms", OC_KEY_INT, "10000", "read/write timeout of an HTTP connection"},
+    {"http_header_timeout_ms", OC_KEY_INT, "10000", "a request head must arrive whole within this"},
     {"attribution_window_s", OC_KEY_INT, "604800",
      "a reply is attributed to the last campaign within this"},
     {"plugin_dir", 0, NULL, "directory relative plugin paths are resolved in"},
@@ -127,6 +128,7 @@ static const daemon_spec dspec[] = {
     {T_INT, OFF(http_max_headers), 1024, 1048576},   /* http_max_headers */
     {T_INT, OFF(http_max_connections), 1, 1000000},  /* http_max_connections */
     {T_INT, OFF(http_timeout_ms), 100, 600000},      /* http_timeout_ms */
+    {T_INT, OFF(http_header_timeout_ms), 100, 600000}, /* http_header_timeout_ms */
     {T_INT, OFF(attribution_window_s), 0, 31536000}, /* attribution_window_s */
     {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */
     {T_STR, OFF(opt_out_keywords), 0, 0},            /* opt_out_keywords */

@@ -6,10 +6,13 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
@@ -17,11 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "address.h"
 #include "campaign.h"
 #include "conv.h"
 #include "counters.h"
+#include "http_framing.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,21 +36,45 @@
 #define TOKENS_MAX 64
 #define EVENTS_PER_REQUEST 1000
 #define LIST_MAX 500
+#define LISTEN_MAX 16
+#define EVICT_BATCH 16    /* idle connections closed per accept failure for descriptors */
+#define BACKOFF_MIN_MS 50 /* listener pause when nothing could be freed */
+#define BACKOFF_MAX_MS 1000
+#define REPORT_INTERVAL_MS 10000 /* at most one pressure line in the log per interval */
+
+/* Where a connection is in its current request (input sniffed by conn_input,
+ * see conn_track). */
+enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
 
 typedef struct areq areq;
 
 /* One accepted connection. evhttp (libevent 2.1) has no connection cap and
  * no accept hook but the bufferevent factory, so connections are counted
- * there and matched to their evhttp_connection on the first request, whose
- * close callback ends the count. A connection that never sends a request
- * is closed by evhttp after http_timeout_ms; it is forgotten after twice
- * that. */
+ * there; an event made active there runs right after evhttp has built the
+ * connection (same loop pass, before any read) and attaches: it takes the
+ * evhttp_connection from the bufferevent's callback argument and sets the
+ * close callback that ends the count, and closes a connection over
+ * http_max_connections at once (a 503 written first). A connection whose
+ * attach did not happen is matched on its first request (track_of), or
+ * forgotten after twice http_timeout_ms.
+ *
+ * evhttp's timeout is per read, so a client sending a byte now and then is
+ * never cut off by it. The input buffer is watched (conn_input): the first
+ * byte of a request starts http_header_timeout_ms for the whole head, the
+ * end of the head (an empty line) starts http_timeout_ms for the whole body,
+ * the request reaching on_request stops the clock, its reply done
+ * (req_done) starts the next request (already buffered pipelined bytes
+ * included). A deadline that passes closes the connection. */
 typedef struct conn_track {
     struct bufferevent *bev;
-    struct evhttp_connection *evcon; /* set on the first request */
+    struct evhttp_connection *evcon; /* set on attach, else on the first request */
     long long accepted_ms;
-    int over;      /* accepted beyond http_max_connections: refuse its requests */
-    areq *waiting; /* an async request answering on this connection */
+    int over; /* accepted beyond http_max_connections: refuse its requests */
+    int attached;
+    int phase;           /* PH_* */
+    int eoh;             /* end-of-head scan: 1 after LF, 2 after LF CR */
+    struct event *timer; /* attach, then the head/body deadline */
+    areq *waiting;       /* an async request answering on this connection */
     struct http_server *h;
     struct conn_track *prev, *next;
     struct conn_track *hnext; /* in its bucket of by_bev */
@@ -61,6 +91,14 @@ struct http_server {
      * a scan of all of them (a scan per request cost 2 µs at 512) */
     conn_track **by_bev;
     size_t n_buckets; /* a power of two, or 0 */
+    /* descriptor pressure */
+    struct evconnlistener *listeners[LISTEN_MAX];
+    size_t n_listeners;
+    struct event *resume; /* ends a listener pause */
+    int backoff_ms;
+    struct event *report; /* flushes the pressure counts */
+    long long last_report_ms;
+    unsigned long n_fd_fail, n_accept_fail, n_evicted, n_paused, n_over, n_cut_head, n_cut_body;
 };
 
 static size_t bucket_of(const http_server *h, const void *bev)
@@ -109,6 +147,8 @@ static void track_unlink(http_server *h, conn_track *t)
     if (t->next)
         t->next->prev = t->prev;
     h->connections--;
+    if (t->timer)
+        event_free(t->timer);
     free(t);
 }
 
@@ -122,6 +162,9 @@ static void track_sweep(http_server *h)
             track_unlink(h, t);
     }
 }
+
+static void conn_timer(evutil_socket_t fd, short what, void *arg);
+static void conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg);
 
 static struct bufferevent *new_conn(struct event_base *base, void *arg)
 {
@@ -144,6 +187,11 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
     t->h = h;
     t->accepted_ms = omni_now_ms();
     t->over = h->connections >= h->o->cfg->http_max_connections;
+    t->timer = evtimer_new(base, conn_timer, t);
+    if (t->timer)
+        event_active(t->timer, EV_TIMEOUT, 1); /* attach, once evhttp has the connection */
+    evbuffer_add_cb(bufferevent_get_input(bev), conn_input, t);
+    h->backoff_ms = 0; /* an accept worked */
     t->next = h->conns;
     if (h->conns)
         h->conns->prev = t;
@@ -223,6 +271,281 @@ static void conn_closed(struct evhttp_connection *c, void *arg)
         t->waiting->conn = NULL;
     }
     track_unlink(t->h, t);
+}
+
+/* ---- limits: deadlines, the connection cap, descriptor pressure */
+
+/* One log line per REPORT_INTERVAL_MS at most, with counts: an attack that
+ * makes a million accepts fail writes a line every 10 s, not a million. */
+static void report_now(http_server *h)
+{
+    h->last_report_ms = omni_now_ms();
+    if (h->n_fd_fail || h->n_accept_fail)
+        log_warn("http: %lu accepts failed for lack of descriptors and %lu for other reasons; "
+                 "%lu idle connections closed to make room, listener paused %lu times",
+                 h->n_fd_fail, h->n_accept_fail, h->n_evicted, h->n_paused);
+    if (h->n_over)
+        log_warn("http: %lu connections over http_max_connections closed at accept", h->n_over);
+    if (h->n_cut_head || h->n_cut_body)
+        log_warn("http: %lu connections cut off by http_header_timeout_ms (request head), %lu by "
+                 "http_timeout_ms (request body)",
+                 h->n_cut_head, h->n_cut_body);
+    h->n_fd_fail = h->n_accept_fail = h->n_evicted = h->n_paused = 0;
+    h->n_over = h->n_cut_head = h->n_cut_body = 0;
+}
+
+static void report_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    report_now(arg);
+}
+
+/* Called after a counter moved: logs now if the last line is old enough,
+ * else makes sure a flush is due when the interval ends. */
+static void pressure_note(http_server *h)
+{
+    long long since = omni_now_ms() - h->last_report_ms;
+    if (since >= REPORT_INTERVAL_MS) {
+        report_now(h);
+        return;
+    }
+    if (h->report && !evtimer_pending(h->report, NULL)) {
+        long long ms = REPORT_INTERVAL_MS - since;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+        evtimer_add(h->report, &tv);
+    }
+}
+
+static void conn_deadline(conn_track *t, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (t->timer)
+        evtimer_add(t->timer, &tv);
+}
+
+static void head_seen(conn_track *t)
+{
+    t->phase = PH_BODY;
+    conn_deadline(t, t->h->o->cfg->http_timeout_ms);
+}
+
+/* Look for the empty line that ends a request head in the input from byte
+ * offset from on (the same test evhttp makes: LF, optional CR, LF). */
+static void scan_head(conn_track *t, struct evbuffer *in, size_t from)
+{
+    struct evbuffer_ptr p;
+    if (evbuffer_ptr_set(in, &p, from, EVBUFFER_PTR_SET) < 0)
+        return;
+    char buf[1024];
+    ev_ssize_t got;
+    while (t->phase == PH_HEAD && (got = evbuffer_copyout_from(in, &p, buf, sizeof(buf))) > 0) {
+        for (ev_ssize_t i = 0; i < got; i++) {
+            if (buf[i] == '\n') {
+                if (t->eoh) {
+                    head_seen(t);
+                    return;
+                }
+                t->eoh = 1;
+            } else {
+                t->eoh = buf[i] == '\r' && t->eoh == 1 ? 2 : 0;
+            }
+        }
+        if (evbuffer_ptr_set(in, &p, (size_t)got, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+}
+
+static void request_start(conn_track *t, struct evbuffer *in, size_t from)
+{
+    t->phase = PH_HEAD;
+    t->eoh = 0;
+    conn_deadline(t, t->h->o->cfg->http_header_timeout_ms);
+    scan_head(t, in, from);
+}
+
+/* Bytes arrived on a connection (evhttp has not seen them yet). */
+static void conn_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+    conn_track *t = arg;
+    if (!info->n_added)
+        return;
+    size_t len = evbuffer_get_length(in);
+    size_t from = len >= info->n_added ? len - info->n_added : 0;
+    if (t->phase == PH_IDLE)
+        request_start(t, in, from);
+    else if (t->phase == PH_HEAD)
+        scan_head(t, in, from);
+    /* PH_BODY, PH_BUSY: bytes of the body, or of a pipelined request that
+     * req_done looks at */
+}
+
+/* The reply of a request has been written: the next request starts with
+ * the bytes already buffered, if any. */
+static void req_done(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    conn_track *t = arg;
+    t->phase = PH_IDLE;
+    if (t->timer)
+        evtimer_del(t->timer);
+    struct evbuffer *in = bufferevent_get_input(t->bev);
+    if (evbuffer_get_length(in))
+        request_start(t, in, 0);
+}
+
+/* Close a connection over the cap at accept: a 503 goes out first (what
+ * the client sent is read and dropped, so that the close is a FIN, not a
+ * reset that could lose the answer). */
+static void refuse_over(conn_track *t)
+{
+    static const char ans[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 91\r\n\r\n"
+        "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit reached, "
+        "retry "
+        "later\"}}";
+    evutil_socket_t fd = bufferevent_getfd(t->bev);
+    if (fd >= 0) {
+        char sink[4096];
+        for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+            ;
+        ssize_t w = send(fd, ans, sizeof(ans) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)w;
+        shutdown(fd, SHUT_WR);
+    }
+    t->h->n_over++;
+    pressure_note(t->h);
+    evhttp_connection_free(t->evcon); /* its close callback untracks t */
+}
+
+static void attach(conn_track *t)
+{
+    t->attached = 1;
+    void *cbarg = NULL;
+    bufferevent_getcb(t->bev, NULL, NULL, NULL, &cbarg);
+    if (!cbarg || t->evcon)
+        return;
+    t->evcon = cbarg; /* evhttp's own argument to its bufferevent callbacks */
+    evhttp_connection_set_closecb(t->evcon, conn_closed, t);
+    if (t->over)
+        refuse_over(t);
+}
+
+static void conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_track *t = arg;
+    if (!t->attached) {
+        attach(t);
+        return;
+    }
+    if (!t->evcon || (t->phase != PH_HEAD && t->phase != PH_BODY))
+        return;
+    if (t->phase == PH_HEAD)
+        t->h->n_cut_head++;
+    else
+        t->h->n_cut_body++;
+    pressure_note(t->h);
+    evhttp_connection_free(t->evcon); /* its close callback untracks t */
+}
+
+/* Close up to n connections that wait for a request (none in progress,
+ * none with an answer on the way), oldest first. */
+static int evict_idle(http_server *h, int n)
+{
+    conn_track *t = h->conns;
+    while (t && t->next)
+        t = t->next;
+    int done = 0;
+    while (t && done < n) {
+        conn_track *prev = t->prev;
+        if (t->evcon && !t->waiting && (t->phase == PH_IDLE || t->phase == PH_HEAD)) {
+            evhttp_connection_free(t->evcon);
+            done++;
+        }
+        t = prev;
+    }
+    return done;
+}
+
+static void listeners_enable(http_server *h, int on)
+{
+    for (size_t i = 0; i < h->n_listeners; i++)
+        if (on)
+            evconnlistener_enable(h->listeners[i]);
+        else
+            evconnlistener_disable(h->listeners[i]);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    listeners_enable(arg, 1);
+}
+
+/* accept() failed. Out of descriptors, idle connections (the usual cause:
+ * many clients that hold a connection and send nothing) are closed oldest
+ * first, which frees descriptors for the waiting clients, /healthz among
+ * them; when there is nothing to close, or for another error, the
+ * listeners pause (50 ms, doubling to 1 s) instead of retrying in a loop. */
+static http_server *servers[4]; /* the error callback gets evhttp's own argument */
+
+static void accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    http_server *h = NULL;
+    for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
+        if (servers[i] && servers[i]->http == arg)
+            h = servers[i];
+    if (!h) {
+        evconnlistener_disable(l); /* cannot happen; never a busy loop */
+        return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    int freed = 0;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        h->n_fd_fail++;
+        freed = evict_idle(h, EVICT_BATCH);
+        h->n_evicted += (unsigned long)freed;
+    } else {
+        h->n_accept_fail++;
+    }
+    if (!freed && h->resume) {
+        h->backoff_ms = h->backoff_ms ? h->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (h->backoff_ms > BACKOFF_MAX_MS)
+            h->backoff_ms = BACKOFF_MAX_MS;
+        listeners_enable(h, 0);
+        struct timeval tv = {h->backoff_ms / 1000, (h->backoff_ms % 1000) * 1000};
+        evtimer_add(h->resume, &tv);
+        h->n_paused++;
+    }
+    pressure_note(h);
+}
+
+/* The soft descriptor limit goes up to the hard one: idle HTTP clients
+ * should not be what runs the daemon out of descriptors. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY || want > 1048576)
+        want = 1048576; /* the kernel's default nr_open */
+    if (rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            log_info("http: open file limit raised from %llu to %llu", (unsigned long long)was,
+                     (unsigned long long)want);
+        else
+            log_warn("http: open file limit stays at %llu", (unsigned long long)was);
+    } else {
+        log_info("http: open file limit %llu", (unsigned long long)rl.rlim_cur);
+    }
 }
 
 static areq *areq_new(http_server *h, struct evhttp_request *req)
@@ -904,11 +1227,12 @@ static void conv_list_ids(redisReply *r, void *arg)
 
 static void conv_closed(omni *o, const char *res, void *arg)
 {
-    (void)o;
     areq *a = arg;
     struct evhttp_request *req = areq_take(a);
     if (req) {
-        if (!res)
+        if (!res && !store_is_ready(o->st))
+            reply_error(req, 503, "redis_unavailable", NULL);
+        else if (!res)
             reply_error(req, 404, "not_found", "no such conversation");
         else
             reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", "closed"));
@@ -1026,6 +1350,11 @@ static void api(http_server *h, struct evhttp_request *req, const char *path,
             return;
         }
         if (slash && !strcmp(slash, "/close") && m == EVHTTP_REQ_POST) {
+            if (!store_is_ready(o->st)) { /* as campaign control: not a 404 */
+                areq_take(a);
+                areq_free(a);
+                return reply_error(req, 503, "redis_unavailable", NULL);
+            }
             conv_close(o, a->id, conv_closed, a);
             return;
         }
@@ -1043,7 +1372,21 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     conn_track *t = track_of(h, req);
-    if (t && t->over) {
+    const char *why = NULL;
+    if (t) {
+        /* the request is here whole: no deadline until its reply is out */
+        t->phase = PH_BUSY;
+        if (t->timer)
+            evtimer_del(t->timer);
+        evhttp_request_set_on_complete_cb(req, req_done, t);
+    }
+    if (http_framing_check(evhttp_request_get_input_headers(req), &why) < 0) {
+        /* framed one way by evhttp, maybe another by a proxy in front: the
+         * request is refused and the connection closed, so that nothing the
+         * two could disagree on is read as a next request */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(req, 400, "bad_framing", why);
+    } else if (t && t->over) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         reply_error(req, 503, "too_many_connections", "connection limit reached, retry later");
     } else if (!path || strstr(path, "..") || strstr(path, "//") || strchr(path, '%')) {
@@ -1086,6 +1429,10 @@ http_server *http_start(omni *o, char *err, size_t err_len)
         return NULL;
     }
     h->o = o;
+    raise_nofile();
+    h->resume = evtimer_new(o->base, resume_cb, h);
+    h->report = evtimer_new(o->base, report_cb, h);
+    h->last_report_ms = omni_now_ms() - REPORT_INTERVAL_MS;
     if (load_tokens(h, o->cfg->api_tokens_file, err, err_len) < 0) {
         http_stop(h);
         return NULL;
@@ -1110,10 +1457,23 @@ http_server *http_start(omni *o, char *err, size_t err_len)
             host++;
             host[strlen(host) - 1] = '\0';
         }
-        if (!evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port)) {
+        struct evhttp_bound_socket *b =
+            evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
+        if (!b) {
             snprintf(err, err_len, "cannot listen on %s", c->http_listen[i]);
             http_stop(h);
             return NULL;
+        }
+        struct evconnlistener *l = evhttp_bound_socket_get_listener(b);
+        if (i == 0)
+            for (size_t k = 0; k < sizeof(servers) / sizeof(servers[0]); k++)
+                if (!servers[k]) {
+                    servers[k] = h;
+                    break;
+                }
+        if (l && h->n_listeners < LISTEN_MAX) {
+            evconnlistener_set_error_cb(l, accept_error);
+            h->listeners[h->n_listeners++] = l;
         }
         log_info("http: listening on %s", c->http_listen[i]);
     }
@@ -1124,12 +1484,24 @@ void http_stop(http_server *h)
 {
     if (!h)
         return;
+    for (size_t k = 0; k < sizeof(servers) / sizeof(servers[0]); k++)
+        if (servers[k] == h)
+            servers[k] = NULL;
     if (h->http)
         evhttp_free(h->http); /* closes connections: their close callbacks untrack them */
     while (h->conns) {
         conn_track *t = h->conns;
         h->conns = t->next;
+        if (t->timer)
+            event_free(t->timer);
         free(t);
+    }
+    if (h->resume)
+        event_free(h->resume);
+    if (h->report) {
+        if (evtimer_pending(h->report, NULL))
+            report_now(h);
+        event_free(h->report);
     }
     free(h->by_bev);
     for (int i = 0; i < h->n_tokens; i++) {
