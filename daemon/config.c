@@ -128,7 +128,8 @@ static const daemon_spec dspec[] = {
     {T_INT, OFF(http_max_headers), 1024, 1048576},   /* http_max_headers */
     {T_INT, OFF(http_max_connections), 1, 1000000},  /* http_max_connections */
     {T_INT, OFF(http_timeout_ms), 100, 600000},      /* http_timeout_ms */
-    {T_INT, OFF(http_header_timeout_ms), 100, 600000}, /* http_header_timeout_ms */
+    /* http_header_timeout_ms */
+    {T_INT, OFF(http_header_timeout_ms), 100, 600000},
     {T_INT, OFF(attribution_window_s), 0, 31536000}, /* attribution_window_s */
     {T_STR, OFF(plugin_dir), 0, 0},                  /* plugin_dir */
     {T_STR, OFF(opt_out_keywords), 0, 0},            /* opt_out_keywords */
