@@ -139,6 +139,39 @@ print("a slow body past the head deadline is still read (its own deadline)")
 PY
 ok "framing cases 400 and closed; pipelined requests answered in order; slowloris cut off by http_header_timeout_ms"
 [ "$(rraw DBSIZE)" = "$keys0" ] || fail "a refused request wrote to Redis"
+
+# the route table answers as the strcmp chain did: method, auth, 404/405
+route_code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+A=(-H 'Authorization: Bearer tok')
+while read -r want method path auth; do
+  args=(-X "$method")
+  [ "$method" = HEAD ] && args=(-I)
+  [ "$auth" = y ] && args+=("${A[@]}")
+  got=$(route_code "${args[@]}" "$B$path")
+  [ "$got" = "$want" ] || fail "$method $path (token $auth): $got, want $want"
+done <<'ROUTES'
+200 GET /healthz n
+200 POST /healthz n
+200 GET /readyz n
+200 GET /metrics n
+404 POST /metrics n
+401 GET /v1/nothing n
+404 GET /v1/nothing y
+401 POST /v1/broadcasts n
+405 GET /v1/broadcasts y
+405 GET /v1/messages y
+404 POST /v1/conversations y
+404 GET /v1/campaigns/nope y
+405 POST /v1/campaigns/nope/uncertain y
+404 GET /v1/campaigns/nope/else y
+404 GET /v1/campaigns/a:b y
+404 GET /v1/conversations/nope y
+404 GET /v1/conversations/nope/else y
+404 GET /webhooks/nobody n
+405 HEAD /webhooks/out n
+404 GET /elsewhere n
+ROUTES
+ok "route table: methods, auth and 404/405 as before"
 grep -q "cut off by http_header_timeout_ms" "$T/daemon.log" || sleep 11
 grep -q "1 connections cut off by http_header_timeout_ms" "$T/daemon.log" ||
   fail "the cut-off was not logged with its count"
