@@ -90,6 +90,8 @@ const conf_directive config_daemon_keys[] = {
           "simultaneous HTTP connections; requests beyond get 503 and the connection is closed"),
     D_INT("http_timeout_ms", http_timeout_ms, 100, 600000, "10000",
           "read/write timeout of an HTTP connection"),
+    D_INT("http_header_timeout_ms", http_header_timeout_ms, 100, 600000, "10000",
+          "a request head must arrive whole within this"),
     D_INT("attribution_window_s", attribution_window_s, 0, 31536000, "604800",
           "a reply is attributed to the last campaign within this"),
     D_STR("plugin_dir", plugin_dir, NULL, "directory relative plugin paths are resolved in"),

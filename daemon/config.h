@@ -78,6 +78,7 @@ typedef struct omni_config {
     int http_max_headers;
     int http_max_connections;
     int http_timeout_ms;
+    int http_header_timeout_ms;
     int attribution_window_s;
     char *opt_out_keywords; /* space-separated, matched on the whole message */
     char *opt_in_keywords;

@@ -1,0 +1,551 @@
+/* The API under /v1 (bearer token checked by http.c before a route here
+ * runs): jobs in (/v1/broadcasts, /v1/messages), campaigns and their
+ * uncertain recipients, conversations. Every answer that needs Redis is
+ * async (areq), and survives a client that hangs up. */
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "address.h"
+#include "campaign.h"
+#include "conv.h"
+#include "counters.h"
+#include "http_internal.h"
+#include "uncertain.h"
+
+static int channel_kind(void *ctx, const char *name)
+{
+    chan *c = omni_channel(ctx, name);
+    return c ? c->addr_kind : -1;
+}
+
+/* ---- /v1/broadcasts and /v1/messages */
+
+static void queued(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (!r || r->type != REDIS_REPLY_STRING)
+            http_reply_error(req, 503, "redis_unavailable", "the job could not be queued");
+        else
+            http_reply_json(
+                req, 202,
+                json_pack("{s:s,s:s,s:s}", "id", a->id, "status", "queued", "entry", r->str));
+    }
+    http_areq_free(a);
+}
+
+static void proactive_opened(omni *o, const char *conv_id, void *arg)
+{
+    (void)o;
+    areq *a = arg;
+    if (conv_id)
+        json_object_set_new(a->acc, "conversation_id", json_string(conv_id));
+    if (--a->waiting == 0) {
+        struct evhttp_request *req = http_areq_take(a);
+        if (req) {
+            if (!conv_id)
+                http_reply_error(req, 503, "redis_unavailable", "the message could not be queued");
+            else
+                http_reply_json(req, 202, json_incref(a->acc));
+        }
+        http_areq_free(a);
+    }
+}
+
+static void message_queued(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    if (r && r->type == REDIS_REPLY_STRING)
+        json_object_set_new(a->acc, "entry", json_string(r->str));
+    proactive_opened(a->h->o, r && r->type == REDIS_REPLY_STRING ? "" : NULL, a);
+}
+
+static void submit(http_server *h, struct evhttp_request *req, int want)
+{
+    omni *o = h->o;
+    size_t len;
+    char *body = http_body_of(req, &len);
+    job_rules rules = {.max_bytes = (size_t)o->cfg->max_job_bytes,
+                       .max_inline_recipients = (size_t)o->cfg->max_inline_recipients,
+                       .channel_kind = channel_kind,
+                       .ctx = o};
+    job j;
+    char reason[JOB_REASON_MAX];
+    if (job_parse(body, len, &rules, &j, reason, sizeof(reason)) < 0) {
+        http_reply_error(req, 400, "invalid_job", reason);
+        free(body);
+        return;
+    }
+    if (j.type != want) {
+        http_reply_error(req, 400, "invalid_job",
+                         want == JOB_BROADCAST ? "type: must be broadcast on /v1/broadcasts"
+                                               : "type: must be message on /v1/messages");
+        job_free(&j);
+        free(body);
+        return;
+    }
+    areq *a = http_areq_new(h, req);
+    snprintf(a->id, sizeof(a->id), "%s", j.id);
+    const char *argv[] = {"XADD", o->k_jobs, "*", "job", body};
+    size_t lens[] = {4, strlen(o->k_jobs), 1, 3, len};
+    if (want == JOB_BROADCAST) {
+        if (store_cmdv(o->st, STORE_CMD, queued, a, 5, argv, lens) < 0)
+            queued(NULL, a);
+    } else {
+        /* the proactive conversation opens now; the send follows */
+        json_t *r0 = json_array_get(json_object_get(j.spec, "recipients"), 0);
+        const char *contact =
+            json_string_value(json_object_get(json_object_get(r0, "to"), j.channels[0]));
+        json_t *msg = json_object_get(j.spec, "message");
+        const char *text = json_string_value(json_object_get(msg, "text"));
+        if (!text)
+            text = json_string_value(json_object_get(json_object_get(msg, "template"), "name"));
+        a->acc = json_pack("{s:s,s:s}", "id", j.id, "status", "queued");
+        a->waiting = 2;
+        if (store_cmdv(o->st, STORE_CMD, message_queued, a, 5, argv, lens) < 0) {
+            a->waiting = 1;
+            proactive_opened(o, NULL, a);
+        } else {
+            conv_proactive(o, j.channels[0], contact ? contact : "", j.id, text, proactive_opened,
+                           a);
+        }
+    }
+    job_free(&j);
+    free(body);
+}
+
+/* ---- /v1/campaigns */
+
+static int numeric(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s) && *s != '-')
+            return 0;
+    return 1;
+}
+
+static json_t *hash_to_json(redisReply *r)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
+        if (!k || !v)
+            continue;
+        json_object_set_new(o, k, numeric(v) ? json_integer(atoll(v)) : json_string(v));
+    }
+    return o;
+}
+
+static void campaign_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (!r)
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        else if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+            http_reply_error(req, 404, "not_found", "no such campaign");
+        else {
+            /* the same object omnicast --json status prints (counters.h) */
+            json_t *c = json_object();
+            int bad = !c;
+            for (size_t i = 0; !bad && i + 1 < r->elements; i += 2) {
+                redisReply *k = r->element[i], *v = r->element[i + 1];
+                if (k->str && v->str)
+                    bad = counters_set(c, k->str, v->str, v->len) < 0;
+            }
+            if (bad || counters_finish(c) < 0) {
+                json_decref(c);
+                http_reply_error(req, 500, "internal", NULL);
+            } else {
+                http_reply_json(req, 200, c);
+            }
+        }
+    }
+    http_areq_free(a);
+}
+
+static void controlled(omni *o, int ok, const char *state, void *arg)
+{
+    (void)o;
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (!state)
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        else if (ok)
+            http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", state));
+        else if (!strcmp(state, "unknown_campaign"))
+            http_reply_error(req, 404, "unknown_campaign", "no such campaign");
+        else if (!strcmp(state, "campaign_finished"))
+            http_reply_error(req, 409, "campaign_finished",
+                             "the campaign is finished (done, or cancelled with every recipient "
+                             "counted)");
+        else
+            http_reply_error(req, 409, "invalid_state", state);
+    }
+    http_areq_free(a);
+}
+
+/* GET /v1/campaigns/{id}/uncertain: a page of the campaign's uncertain
+ * recipients. The message hash can hold a million records, so it is read
+ * with HSCAN, count fields a step, never whole: steps go on until count
+ * uncertain ones were found, the scan ended, or UNCERTAIN_STEPS_MAX steps
+ * were taken; the answer's next_cursor resumes it. */
+typedef struct unc_scan {
+    areq *a;
+    char key[KEY_MAX];
+    char cursor[24];
+    char count[8];
+    int want;
+    int steps;
+    json_t *found;
+} unc_scan;
+
+static void unc_end(unc_scan *s, int code, const char *err, const char *msg)
+{
+    struct evhttp_request *req = http_areq_take(s->a);
+    if (req && err)
+        http_reply_error(req, code, err, msg);
+    else if (req)
+        http_reply_json(req, 200,
+                        json_pack("{s:s,s:O,s:o}", "campaign", s->a->id, "uncertain", s->found,
+                                  "next_cursor",
+                                  strcmp(s->cursor, "0") ? json_string(s->cursor) : json_null()));
+    http_areq_free(s->a);
+    json_decref(s->found);
+    free(s);
+}
+
+static void unc_page(redisReply *r, void *arg);
+
+static void unc_step(unc_scan *s)
+{
+    omni *o = s->a->h->o;
+    if (store_cmd(o->st, unc_page, s, "HSCAN", s->key, s->cursor, "COUNT", s->count, NULL) < 0)
+        unc_end(s, 503, "redis_unavailable", NULL);
+}
+
+static void unc_page(redisReply *r, void *arg)
+{
+    unc_scan *s = arg;
+    if (!r)
+        return unc_end(s, 503, "redis_unavailable", NULL);
+    if (r->type == REDIS_REPLY_ERROR)
+        return unc_end(s, strstr(r->str, "cursor") ? 400 : 503,
+                       strstr(r->str, "cursor") ? "bad_query" : "redis_unavailable", r->str);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return unc_end(s, 503, "redis_unavailable", "unexpected HSCAN reply");
+    snprintf(s->cursor, sizeof(s->cursor), "%s", r->element[0]->str);
+    redisReply *kv = r->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        redisReply *f = kv->element[i], *v = kv->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *item = uncertain_item(f->str, f->len, v->str, v->len);
+        if (item)
+            json_array_append_new(s->found, item);
+    }
+    s->steps++;
+    /* a client that hung up ends the walk too: nothing more to read for it */
+    if (!s->a->req || !strcmp(s->cursor, "0") || json_array_size(s->found) >= (size_t)s->want ||
+        s->steps >= UNCERTAIN_STEPS_MAX)
+        return unc_end(s, 0, NULL, NULL);
+    unc_step(s);
+}
+
+static void unc_exists(redisReply *r, void *arg)
+{
+    unc_scan *s = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return unc_end(s, 503, "redis_unavailable", NULL);
+    if (r->integer == 0)
+        return unc_end(s, 404, "not_found", "no such campaign");
+    if (!s->a->req)
+        return unc_end(s, 0, NULL, NULL);
+    unc_step(s);
+}
+
+static void campaign_uncertain(http_server *h, struct evhttp_request *req, areq *a,
+                               const struct evhttp_uri *u)
+{
+    omni *o = h->o;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *qs = evhttp_uri_get_query(u);
+    if (qs && evhttp_parse_query_str(qs, &q) < 0) {
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 400, "bad_query", NULL);
+    }
+    unc_scan *s = calloc(1, sizeof(*s));
+    const char *why = "out of memory";
+    int bad = !s ? 503
+              : uncertain_query(evhttp_find_header(&q, "cursor"), evhttp_find_header(&q, "count"),
+                                s->cursor, sizeof(s->cursor), &s->want, &why) < 0
+                  ? 400
+                  : 0;
+    evhttp_clear_headers(&q);
+    if (bad) {
+        http_areq_take(a);
+        http_areq_free(a);
+        free(s);
+        return http_reply_error(req, bad, bad == 400 ? "bad_query" : "busy", why);
+    }
+    s->a = a;
+    s->found = json_array();
+    snprintf(s->count, sizeof(s->count), "%d", s->want);
+    omni_key(o, s->key, sizeof(s->key), KEY_MSG, a->id);
+    char ck[KEY_MAX];
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, a->id);
+    if (store_cmd(o->st, unc_exists, s, "EXISTS", ck, NULL) < 0)
+        unc_end(s, 503, "redis_unavailable", NULL);
+}
+
+/* ---- /v1/conversations */
+
+/* GET /v1/conversations/{id}: the hash and the log, answered together */
+static void conv_one_done(areq *a)
+{
+    if (--a->waiting > 0)
+        return;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (a->missing || !a->acc)
+            http_reply_error(req, 404, "not_found", "no such conversation");
+        else
+            http_reply_json(req, 200, json_incref(a->acc));
+    }
+    http_areq_free(a);
+}
+
+static void conv_hash_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+        a->acc = hash_to_json(r);
+    else
+        a->missing = 1;
+    conv_one_done(a);
+}
+
+static void conv_log_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    json_t *msgs = json_array();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
+        json_t *m = hash_to_json(e->element[1]);
+        json_object_set_new(m, "entry", json_string(e->element[0]->str));
+        json_array_append_new(msgs, m);
+    }
+    if (a->acc)
+        json_object_set_new(a->acc, "messages", msgs);
+    else
+        json_decref(msgs);
+    conv_one_done(a);
+}
+
+static void conv_list_item(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    json_t *c = hash_to_json(r);
+    if (json_object_size(c))
+        json_array_append_new(json_object_get(a->acc, "conversations"), c);
+    else
+        json_decref(c);
+    if (--a->waiting == 0) {
+        struct evhttp_request *req = http_areq_take(a);
+        if (req)
+            http_reply_json(req, 200, json_incref(a->acc));
+        http_areq_free(a);
+    }
+}
+
+static void conv_list_ids(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    omni *o = a->h->o;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        struct evhttp_request *req = http_areq_take(a);
+        if (req)
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        http_areq_free(a);
+        return;
+    }
+    a->acc = json_pack("{s:[]}", "conversations");
+    a->waiting = 1;
+    for (size_t i = 0; i < r->elements; i++) {
+        char key[KEY_MAX];
+        omni_key(o, key, sizeof(key), KEY_CONV, r->element[i]->str);
+        if (store_cmd(o->st, conv_list_item, a, "HGETALL", key, NULL) == 0)
+            a->waiting++;
+    }
+    conv_list_item(NULL, a); /* the extra count taken above */
+}
+
+static void conv_closed(omni *o, const char *res, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (!res && !store_is_ready(o->st))
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        else if (!res)
+            http_reply_error(req, 404, "not_found", "no such conversation");
+        else
+            http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", "closed"));
+    }
+    http_areq_free(a);
+}
+
+/* ---- the /v1 routes (http.c's table; the token is checked before) */
+
+void api_broadcasts(http_server *h, struct evhttp_request *req, const char *path,
+                    const struct evhttp_uri *u)
+{
+    (void)path;
+    (void)u;
+    submit(h, req, JOB_BROADCAST);
+}
+
+void api_messages(http_server *h, struct evhttp_request *req, const char *path,
+                  const struct evhttp_uri *u)
+{
+    (void)path;
+    (void)u;
+    submit(h, req, JOB_MESSAGE);
+}
+
+/* /v1/campaigns/{id}, /v1/campaigns/{id}/uncertain, .../pause|resume|cancel */
+void api_campaign(http_server *h, struct evhttp_request *req, const char *path,
+                  const struct evhttp_uri *u)
+{
+    omni *o = h->o;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *rest = path + 14;
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (!job_valid_id(rest, n))
+        return http_reply_error(req, 404, "not_found", "bad campaign id");
+    areq *a = http_areq_new(h, req);
+    snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
+    if (!slash && m == EVHTTP_REQ_GET) {
+        char key[KEY_MAX];
+        omni_key(o, key, sizeof(key), KEY_CAMPAIGN, a->id);
+        if (store_cmd(o->st, campaign_got, a, "HGETALL", key, NULL) < 0)
+            campaign_got(NULL, a);
+        return;
+    }
+    if (slash && !strcmp(slash, "/uncertain")) {
+        if (m == EVHTTP_REQ_GET)
+            return campaign_uncertain(h, req, a, u);
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 405, "method_not_allowed", NULL);
+    }
+    if (slash && m == EVHTTP_REQ_POST &&
+        (!strcmp(slash, "/pause") || !strcmp(slash, "/resume") || !strcmp(slash, "/cancel"))) {
+        campaign_control(o, a->id, slash + 1, controlled, a);
+        return;
+    }
+    http_areq_take(a);
+    http_areq_free(a);
+    http_reply_error(req, m == EVHTTP_REQ_GET || m == EVHTTP_REQ_POST ? 404 : 405, "not_found",
+                     "no such route");
+}
+
+/* GET /v1/conversations?state=open|all&campaign=ID&limit=N */
+void api_conversations(http_server *h, struct evhttp_request *req, const char *path,
+                       const struct evhttp_uri *u)
+{
+    (void)path;
+    omni *o = h->o;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *qs = evhttp_uri_get_query(u);
+    if (qs && evhttp_parse_query_str(qs, &q) < 0)
+        return http_reply_error(req, 400, "bad_query", NULL);
+    const char *state = evhttp_find_header(&q, "state");
+    const char *camp = evhttp_find_header(&q, "campaign");
+    const char *lim = evhttp_find_header(&q, "limit");
+    int limit = lim ? atoi(lim) : 100;
+    if (limit <= 0 || limit > LIST_MAX)
+        limit = LIST_MAX;
+    char key[KEY_MAX], stop[16];
+    snprintf(stop, sizeof(stop), "%d", limit - 1);
+    if (camp && !job_valid_id(camp, strlen(camp))) {
+        evhttp_clear_headers(&q);
+        return http_reply_error(req, 400, "bad_query", "bad campaign id");
+    }
+    if (state && strcmp(state, "open") && strcmp(state, "all")) {
+        evhttp_clear_headers(&q);
+        return http_reply_error(req, 400, "bad_query", "state must be open or all");
+    }
+    if (camp)
+        omni_key(o, key, sizeof(key), KEY_CONV_CAMPAIGN, camp);
+    else if (state && !strcmp(state, "open"))
+        omni_key(o, key, sizeof(key), KEY_CONV_OPEN, NULL);
+    else
+        omni_key(o, key, sizeof(key), KEY_CONV_ALL, NULL);
+    evhttp_clear_headers(&q);
+    areq *a = http_areq_new(h, req);
+    if (store_cmd(o->st, conv_list_ids, a, "ZREVRANGE", key, "0", stop, NULL) < 0)
+        conv_list_ids(NULL, a);
+}
+
+/* GET /v1/conversations/{id}, POST /v1/conversations/{id}/close */
+void api_conversation(http_server *h, struct evhttp_request *req, const char *path,
+                      const struct evhttp_uri *u)
+{
+    (void)u;
+    omni *o = h->o;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *rest = path + 18;
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (!job_valid_id(rest, n))
+        return http_reply_error(req, 404, "not_found", "bad conversation id");
+    areq *a = http_areq_new(h, req);
+    snprintf(a->id, sizeof(a->id), "%.*s", (int)n, rest);
+    if (!slash && m == EVHTTP_REQ_GET) {
+        char key[KEY_MAX], log[KEY_MAX];
+        omni_key(o, key, sizeof(key), KEY_CONV, a->id);
+        omni_key(o, log, sizeof(log), KEY_CONV_LOG, a->id);
+        if (!store_is_ready(o->st)) {
+            http_areq_take(a);
+            http_areq_free(a);
+            return http_reply_error(req, 503, "redis_unavailable", NULL);
+        }
+        /* both go on one connection, so both callbacks will run */
+        a->waiting = 2;
+        store_cmd(o->st, conv_hash_got, a, "HGETALL", key, NULL);
+        store_cmd(o->st, conv_log_got, a, "XRANGE", log, "-", "+", "COUNT", "1000", NULL);
+        return;
+    }
+    if (slash && !strcmp(slash, "/close") && m == EVHTTP_REQ_POST) {
+        if (!store_is_ready(o->st)) { /* as campaign control: not a 404 */
+            http_areq_take(a);
+            http_areq_free(a);
+            return http_reply_error(req, 503, "redis_unavailable", NULL);
+        }
+        conv_close(o, a->id, conv_closed, a);
+        return;
+    }
+    http_areq_take(a);
+    http_areq_free(a);
+    http_reply_error(req, 404, "not_found", "no such route");
+}
