@@ -157,19 +157,11 @@ static void campaign_got(redisReply *r, void *arg)
             http_reply_error(req, 404, "not_found", "no such campaign");
         else {
             /* the same object omnicast --json status prints (counters.h) */
-            json_t *c = json_object();
-            int bad = !c;
-            for (size_t i = 0; !bad && i + 1 < r->elements; i += 2) {
-                redisReply *k = r->element[i], *v = r->element[i + 1];
-                if (k->str && v->str)
-                    bad = counters_set(c, k->str, v->str, v->len) < 0;
-            }
-            if (bad || counters_finish(c) < 0) {
-                json_decref(c);
+            json_t *c = counters_from_reply(r);
+            if (!c)
                 http_reply_error(req, 500, "internal", NULL);
-            } else {
+            else
                 http_reply_json(req, 200, c);
-            }
         }
     }
     http_areq_free(a);

@@ -197,17 +197,10 @@ static int cmd_status(cli *c, int argc, char **argv)
         return EX_FAIL;
     }
     /* the same object GET /v1/campaigns/{id} answers (counters.h) */
-    json_t *o = json_object();
-    int bad = !o;
-    for (size_t i = 0; !bad && i + 1 < r->elements; i += 2) {
-        redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (k->str && v->str)
-            bad = counters_set(o, k->str, v->str, v->len) < 0;
-    }
+    json_t *o = counters_from_reply(r);
     freeReplyObject(r);
-    if (bad || counters_finish(o) < 0) {
+    if (!o) {
         fprintf(stderr, "omnicast: out of memory\n");
-        json_decref(o);
         return EX_FAIL;
     }
     if (c->json) {

@@ -1,6 +1,8 @@
 /* A campaign's hash as JSON: see counters.h. */
 #include "counters.h"
 
+#include <hiredis/hiredis.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,4 +113,20 @@ int counters_finish(json_t *o)
                 json_real(sent ? (double)get(o, rate_fields[i]) / (double)sent : 0)) < 0)
             return -1;
     return json_object_set_new(o, "pending", json_integer(counters_pending(o)));
+}
+
+json_t *counters_from_reply(const redisReply *r)
+{
+    json_t *o = json_object();
+    int bad = !o;
+    for (size_t i = 0; !bad && r && i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->str && v->str)
+            bad = counters_set(o, k->str, v->str, v->len) < 0;
+    }
+    if (bad || counters_finish(o) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }

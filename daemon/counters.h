@@ -25,6 +25,12 @@ int counters_is_number(const char *field);
 int counters_set(json_t *o, const char *field, const char *value, size_t len);
 int counters_finish(json_t *o);
 
+/* The whole object from an HGETALL answer (an array of field, value
+ * strings; the hiredis reply type only, no connection), as both the API
+ * and the CLI print it. NULL on no memory. */
+struct redisReply;
+json_t *counters_from_reply(const struct redisReply *r);
+
 /* total - (sent+failed+suppressed+uncertain+cancelled), at least 0, from an
  * object counters_to_json made */
 long long counters_pending(const json_t *o);

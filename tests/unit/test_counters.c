@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "counters.h"
+#include <hiredis/hiredis.h>
 
 static void set(json_t *o, const char *k, const char *v)
 {
@@ -116,6 +117,36 @@ static void the_number_fields(void **state)
         assert_false(counters_is_number(strs[i]));
 }
 
+/* the HGETALL answer both the API and the CLI convert (counters_from_reply) */
+static void a_hash_reply_becomes_the_shared_object(void **state)
+{
+    (void)state;
+    const char *kv[] = {"id",   "2026-11-27", "state",  "running", "total",     "10",
+                        "sent", "4",          "failed", "1",       "delivered", "2"};
+    redisReply el[12], *els[12];
+    memset(el, 0, sizeof(el));
+    for (int i = 0; i < 12; i++) {
+        el[i].type = REDIS_REPLY_STRING;
+        el[i].str = (char *)kv[i];
+        el[i].len = strlen(kv[i]);
+        els[i] = &el[i];
+    }
+    redisReply r = {.type = REDIS_REPLY_ARRAY, .elements = 12, .element = els};
+    json_t *o = counters_from_reply(&r);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "id")), "2026-11-27");
+    assert_int_equal(json_integer_value(json_object_get(o, "total")), 10);
+    assert_int_equal(json_integer_value(json_object_get(o, "pending")), 5);
+    assert_non_null(json_object_get(o, "rates"));
+    json_decref(o);
+    /* an empty hash: an object with pending 0 */
+    redisReply e = {.type = REDIS_REPLY_ARRAY, .elements = 0};
+    o = counters_from_reply(&e);
+    assert_non_null(o);
+    assert_int_equal(counters_pending(o), 0);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +154,7 @@ int main(void)
         cmocka_unit_test(pending_is_floored_at_zero),
         cmocka_unit_test(malformed_numbers_and_spec_stay_strings),
         cmocka_unit_test(the_number_fields),
+        cmocka_unit_test(a_hash_reply_becomes_the_shared_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
