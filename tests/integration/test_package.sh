@@ -128,8 +128,14 @@ dpkg_run() {
     return 0
   done
 }
-purge_on_exit() { dpkg --purge omnicast >/dev/null 2>&1 || true; }
-trap 'purge_on_exit; cleanup' EXIT
+# nothing of omnicast existed before: whatever a failed step leaves is ours
+purge_on_exit() {
+  dpkg --purge omnicast >/dev/null 2>&1 || true
+  getent passwd omnicast >/dev/null && { userdel omnicast >/dev/null 2>&1 || true; }
+  getent group omnicast >/dev/null && { groupdel omnicast >/dev/null 2>&1 || true; }
+  rm -rf /var/lib/omnicast /var/log/omnicast /etc/omnicast
+}
+trap 'pkg_rc=$?; purge_on_exit; (exit $pkg_rc); cleanup' EXIT
 
 dpkg_run -i "$deb" || fail "dpkg -i"
 getent passwd omnicast | q ':/var/lib/omnicast:/usr/sbin/nologin$' || fail "user: $(getent passwd omnicast)"
