@@ -325,6 +325,12 @@ static int valid_listen(const char *v)
 
 /* ---- URLs */
 
+/* a conf_directive's flags hold oc_config_key flags and CONF_EARLY */
+_Static_assert(((OC_KEY_REQUIRED | OC_KEY_SECRET | OC_KEY_REPEATABLE | OC_KEY_INT | OC_KEY_URL |
+                 OC_KEY_URL_HTTPS | OC_KEY_URL_HTTP | OC_KEY_URL_SMTP) &
+                CONF_EARLY) == 0,
+               "CONF_EARLY overlaps an oc_config_key flag");
+
 /* 127.0.0.0/8 written as a dotted quad, localhost, [::1] */
 static int loopback_host(const char *h, size_t n)
 {
