@@ -31,13 +31,15 @@ typedef struct smtp {
 #define MAX_AGE_LIMIT_S 604800 /* a week: inbound_max_age_s above is refused */
 
 static const oc_config_key smtp_keys[] = {
-    {"url", OC_KEY_REQUIRED | OC_KEY_URL, NULL, "smtp://host:587 (STARTTLS) or smtps://host:465"},
+    {"url", OC_KEY_REQUIRED | OC_KEY_URL | OC_KEY_URL_SMTP, NULL,
+     "smtp://host:587 (STARTTLS) or smtps://host:465"},
     {"tls", 0, "starttls", "starttls (required) or none (a local relay only)"},
     {"username", 0, NULL, "SMTP AUTH user"},
     {"password", OC_KEY_SECRET, NULL, "SMTP AUTH password"},
     {"from", OC_KEY_REQUIRED, NULL, "sender: \"Name <addr@domain>\" or addr@domain"},
     {"reply_to", 0, NULL, "Reply-To; {{token}} becomes a per-message reply token"},
-    {"unsubscribe_url", OC_KEY_URL, NULL, "https one-click unsubscribe URL template ({{token}})"},
+    {"unsubscribe_url", OC_KEY_URL | OC_KEY_URL_HTTP, NULL,
+     "https one-click unsubscribe URL template ({{token}})"},
     {"unsubscribe_mailto", 0, NULL, "mailto address for List-Unsubscribe"},
     {"inbound_signing_key", OC_KEY_SECRET, NULL, "HMAC key of the inbound-parse service"},
     {"inbound_max_age_s", OC_KEY_INT, "300",

@@ -25,14 +25,14 @@ typedef struct tw {
 } tw;
 
 static const oc_config_key tw_keys[] = {
-    {"api_base", OC_KEY_URL, "https://api.twilio.com", "Twilio API base URL"},
+    {"api_base", OC_KEY_URL | OC_KEY_URL_HTTPS, "https://api.twilio.com", "Twilio API base URL"},
     {"account_sid", OC_KEY_REQUIRED, NULL, "account SID (AC...)"},
     {"auth_token", OC_KEY_REQUIRED | OC_KEY_SECRET, NULL,
      "auth token: API auth and webhook signatures"},
     {"from", 0, NULL, "sender number (E.164); or messaging_service_sid"},
     {"messaging_service_sid", 0, NULL, "Messaging Service SID (MG...); or from"},
-    {"status_callback", OC_KEY_URL, NULL, "URL Twilio posts delivery status to"},
-    {"public_url", OC_KEY_URL, NULL,
+    {"status_callback", OC_KEY_URL | OC_KEY_URL_HTTP, NULL, "URL Twilio posts delivery status to"},
+    {"public_url", OC_KEY_URL | OC_KEY_URL_HTTP, NULL,
      "the public URL Twilio calls for this instance's webhook (signatures)"},
     {NULL, 0, NULL, NULL},
 };

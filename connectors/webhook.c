@@ -44,7 +44,7 @@ typedef struct hook {
 } hook;
 
 static const oc_config_key hook_keys[] = {
-    {"url", OC_KEY_REQUIRED | OC_KEY_URL, NULL, "URL each message is POSTed to"},
+    {"url", OC_KEY_REQUIRED | OC_KEY_URL | OC_KEY_URL_HTTP, NULL, "URL each message is POSTed to"},
     {"body", 0,
      "{\"to\":\"{{to}}\",\"text\":\"{{text}}\",\"campaign\":\"{{campaign}}\",\"message_id\":\"{{"
      "message_id}}\"}",

@@ -28,7 +28,7 @@ typedef struct wa {
 } wa;
 
 static const oc_config_key wa_keys[] = {
-    {"api_base", OC_KEY_URL, "https://graph.facebook.com", "Graph API base URL"},
+    {"api_base", OC_KEY_URL | OC_KEY_URL_HTTPS, "https://graph.facebook.com", "Graph API base URL"},
     {"api_version", 0, "v21.0", "Graph API version"},
     {"phone_number_id", OC_KEY_REQUIRED, NULL, "the business phone number's id"},
     {"access_token", OC_KEY_REQUIRED | OC_KEY_SECRET, NULL, "system user access token"},

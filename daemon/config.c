@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,8 +101,9 @@ const conf_directive config_daemon_keys[] = {
           "replies that opt a contact out (whole message, any case; space-separated)"),
     D_STR("opt_in_keywords", opt_in_keywords, "START UNSTOP YES",
           "replies that opt a contact back in"),
-    D_STR("crm_webhook_url", crm_webhook_url, NULL,
-          "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise"),
+    {"crm_webhook_url", conf_set_url, DOFF(crm_webhook_url), 0, 0, NULL,
+     "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise",
+     OC_KEY_URL | OC_KEY_URL_HTTP, NULL},
     D_STR("crm_webhook_secret_file", crm_webhook_secret_file, NULL,
           "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"),
     D_INT("crm_retry_ms", crm_retry_ms, 100, 86400000, "30000",
@@ -320,6 +323,119 @@ static int valid_listen(const char *v)
     return 1;
 }
 
+/* ---- URLs */
+
+/* a conf_directive's flags hold oc_config_key flags and CONF_EARLY */
+_Static_assert(((OC_KEY_REQUIRED | OC_KEY_SECRET | OC_KEY_REPEATABLE | OC_KEY_INT | OC_KEY_URL |
+                 OC_KEY_URL_HTTPS | OC_KEY_URL_HTTP | OC_KEY_URL_SMTP) &
+                CONF_EARLY) == 0,
+               "CONF_EARLY overlaps an oc_config_key flag");
+
+/* 127.0.0.0/8 written as a dotted quad, localhost, [::1] */
+static int loopback_host(const char *h, size_t n)
+{
+    if ((n == 9 && !strncasecmp(h, "localhost", 9)) || (n == 5 && !memcmp(h, "[::1]", 5)))
+        return 1;
+    if (n < 7 || memcmp(h, "127.", 4))
+        return 0;
+    int dots = 0, digits = 0;
+    for (size_t i = 3; i < n; i++) {
+        if (h[i] == '.') {
+            if (i > 3 && !digits)
+                return 0;
+            dots++;
+            digits = 0;
+        } else if (isdigit((unsigned char)h[i]) && ++digits <= 3) {
+            continue;
+        } else {
+            return 0;
+        }
+    }
+    return dots == 3 && digits > 0;
+}
+
+static int scheme_is(const char *v, size_t n, const char *want)
+{
+    return strlen(want) == n && !strncasecmp(v, want, n);
+}
+
+int conf_check_url(const char *v, unsigned flags, char *err, size_t err_len)
+{
+    const char *want = (flags & OC_KEY_URL_HTTPS)  ? "https://HOST[:PORT]/..."
+                       : (flags & OC_KEY_URL_HTTP) ? "http:// or https://HOST[:PORT]/..."
+                       : (flags & OC_KEY_URL_SMTP) ? "smtp:// or smtps://HOST[:PORT]"
+                                                   : "scheme://...";
+    const char *sep = strstr(v, "://");
+    size_t sl = sep ? (size_t)(sep - v) : 0;
+    int ok = sl > 0 && isalpha((unsigned char)v[0]);
+    for (size_t i = 1; ok && i < sl; i++)
+        ok = isalnum((unsigned char)v[i]) || v[i] == '+' || v[i] == '-' || v[i] == '.';
+    if (!ok) {
+        snprintf(err, err_len, "not a URL (want %s)", want);
+        return -1;
+    }
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            snprintf(err, err_len, "a space or a control character in the URL");
+            return -1;
+        }
+    if (!(flags & (OC_KEY_URL_HTTPS | OC_KEY_URL_HTTP | OC_KEY_URL_SMTP)))
+        return 0; /* a plugin's URL: any scheme */
+    /* the authority: [USERINFO@]HOST[:PORT], HOST a name, an IPv4 or [IPv6] */
+    const char *a = sep + 3;
+    size_t alen = strcspn(a, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (a[i] == '@')
+            at = a + i;
+    const char *h = at ? at + 1 : a, *end = a + alen, *he;
+    if (*h == '[') {
+        he = memchr(h, ']', (size_t)(end - h));
+        ok = he && he > h + 1;
+        for (const char *q = h + 1; ok && q < he; q++)
+            ok = isxdigit((unsigned char)*q) || *q == ':' || *q == '.';
+        if (he)
+            he++;
+    } else {
+        he = memchr(h, ':', (size_t)(end - h));
+        if (!he)
+            he = end;
+        ok = he > h;
+        for (const char *q = h; ok && q < he; q++)
+            ok = isalnum((unsigned char)*q) || *q == '.' || *q == '-' || *q == '_';
+    }
+    if (!ok) {
+        snprintf(err, err_len, "no valid host in the URL (want %s)", want);
+        return -1;
+    }
+    if (he < end) {
+        long port = 0;
+        const char *q = he + 1;
+        ok = *he == ':' && q < end;
+        for (; ok && q < end; q++)
+            ok = isdigit((unsigned char)*q) && (port = port * 10 + (*q - '0')) <= 65535;
+        if (!ok || port == 0) {
+            snprintf(err, err_len, "bad port in the URL (want %s)", want);
+            return -1;
+        }
+    }
+    int https = scheme_is(v, sl, "https"), http = scheme_is(v, sl, "http");
+    if ((flags & OC_KEY_URL_HTTPS) && (https || (http && loopback_host(h, (size_t)(he - h)))))
+        return 0;
+    if ((flags & OC_KEY_URL_HTTP) && (https || http))
+        return 0;
+    if ((flags & OC_KEY_URL_SMTP) && (scheme_is(v, sl, "smtp") || scheme_is(v, sl, "smtps")))
+        return 0;
+    if ((flags & OC_KEY_URL_HTTPS) && http)
+        snprintf(err, err_len,
+                 "must be https:// (plain http:// only to a loopback host: 127.0.0.1, localhost, "
+                 "[::1])");
+    else
+        snprintf(err, err_len, "scheme %.*s:// refused (want %s)", (int)(sl > 20 ? 20 : sl), v,
+                 want);
+    return -1;
+}
+
 /* ---- the generic setters */
 
 #define SLOT(T, obj, d) ((T *)((char *)(obj) + (d)->offset))
@@ -423,6 +539,13 @@ int conf_set_redis(const conf_directive *d, void *obj, const char *v, char *err,
     return conf_set_str(d, obj, v, err, err_len);
 }
 
+int conf_set_url(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    if (conf_check_url(v, d->flags, err, err_len) < 0)
+        return -1;
+    return conf_set_str(d, obj, v, err, err_len);
+}
+
 int conf_set_listen(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
 {
     (void)d;
@@ -446,7 +569,8 @@ int conf_set_listen(const conf_directive *d, void *obj, const char *v, char *err
 /* the setters whose slot is a char * the config owns */
 static int owns_string(const conf_directive *d)
 {
-    return d->set == conf_set_str || d->set == conf_set_choice || d->set == conf_set_redis;
+    return d->set == conf_set_str || d->set == conf_set_choice || d->set == conf_set_redis ||
+           d->set == conf_set_url;
 }
 
 /* run d's setter on v; a refusal becomes "path:line: [who] key: reason" */
@@ -661,6 +785,10 @@ static int finish(parse_ctx *p, int rc)
         conf_errors_add(p->errs, "%s: [daemon] retry_cap_ms is smaller than retry_base_ms",
                         p->path);
     redis_secret(p);
+    free(c->daemon_lines);
+    c->daemon_lines = malloc(sizeof(p->line_of));
+    if (c->daemon_lines)
+        memcpy(c->daemon_lines, p->line_of, sizeof(p->line_of));
     /* a relative `plugin =` is a file in plugin_dir (the section order does
      * not matter: this runs after the whole file) */
     for (size_t i = 0; c->plugin_dir && c->plugin_dir[0] && i < c->n_connectors; i++) {
@@ -854,9 +982,9 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
             if ((ik->flags & OC_KEY_INT) && parse_int(kv->value, 0, LONG_MAX, &n) < 0)
                 conf_errors_add(errs, "%s:%d: [%s] %s: not a non-negative integer", cfg->path,
                                 kv->line, who, kv->key);
-            if ((ik->flags & OC_KEY_URL) && !strstr(kv->value, "://"))
-                conf_errors_add(errs, "%s:%d: [%s] %s: not a URL (scheme://...)", cfg->path,
-                                kv->line, who, kv->key);
+            char why[160];
+            if ((ik->flags & OC_KEY_URL) && conf_check_url(kv->value, ik->flags, why, sizeof(why)))
+                conf_errors_add(errs, "%s:%d: [%s] %s: %s", cfg->path, kv->line, who, kv->key, why);
         }
         for (const oc_config_key *k = keys; k && k->name; k++)
             if ((k->flags & OC_KEY_REQUIRED) && !conf_connector_get(c, k->name))
@@ -905,7 +1033,171 @@ void config_free(omni_config *c)
     }
     free(c->channels);
     free(c->path);
+    free(c->daemon_lines);
     memset(c, 0, sizeof(*c));
+}
+
+int config_daemon_line(const omni_config *cfg, const char *key)
+{
+    for (size_t i = 0; cfg->daemon_lines && i < N_DKEYS; i++)
+        if (!strcmp(config_daemon_keys[i].name, key))
+            return cfg->daemon_lines[i];
+    return 0;
+}
+
+/* ---- --check-config: what the daemon does at start, without starting */
+
+static const char *view_get(void *ctx, const char *key)
+{
+    return conf_connector_get(ctx, key);
+}
+
+static const char *view_get_nth(void *ctx, const char *key, size_t n)
+{
+    return conf_connector_get_nth(ctx, key, n);
+}
+
+/* the instance's init() and free(), with the section as conn.c hands it */
+static void check_connector(const omni_config *cfg, conf_connector *c, const oc_host *host,
+                            conf_errors *errs)
+{
+    /* the outbox opens (creates) its file in init(): one the check
+     * created is removed again, so a check run as another user (root)
+     * leaves no file the daemon's user cannot open */
+    const char *created = NULL;
+    struct stat st;
+    if (!strcmp(c->impl->type, "outbox")) {
+        const char *path = conf_connector_get(c, "path");
+        if (path && *path && stat(path, &st) < 0 && errno == ENOENT)
+            created = path;
+    }
+    oc_config view = {.ctx = c, .name = c->name, .get = view_get, .get_nth = view_get_nth};
+    char err[256] = "";
+    void *inst = NULL;
+    if (c->impl->init(&view, host, &inst, err, sizeof(err)) < 0)
+        conf_errors_add(errs, "%s:%d: [connector.%s] %s", cfg->path, c->line, c->name,
+                        err[0] ? err : "the connector refused its configuration");
+    else if (c->impl->free && inst)
+        c->impl->free(inst);
+    if (created && stat(created, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        unlink(created);
+}
+
+/* api_tokens_file as http.c loads it at start: readable, no NUL byte, no
+ * token line longer than 511 bytes */
+static void check_tokens_file(const omni_config *cfg, int line, conf_errors *errs)
+{
+    FILE *f = fopen(cfg->api_tokens_file, "r");
+    if (!f) {
+        conf_errors_add(errs, "%s:%d: [daemon] api_tokens_file: cannot read %s: %s", cfg->path,
+                        line, cfg->api_tokens_file, strerror(errno));
+        return;
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    for (int n = 1; (got = getline(&buf, &cap, f)) >= 0; n++) {
+        const char *s = buf;
+        if (memchr(buf, '\0', (size_t)got)) {
+            conf_errors_add(errs, "%s:%d: [daemon] api_tokens_file: %s:%d: a NUL byte in the line",
+                            cfg->path, line, cfg->api_tokens_file, n);
+            break;
+        }
+        while (isspace((unsigned char)*s))
+            s++;
+        size_t len = strlen(s);
+        while (len && isspace((unsigned char)s[len - 1]))
+            len--;
+        if (len > 511) {
+            conf_errors_add(errs,
+                            "%s:%d: [daemon] api_tokens_file: %s:%d: token longer than 511 bytes",
+                            cfg->path, line, cfg->api_tokens_file, n);
+            break;
+        }
+    }
+    if (buf) {
+        memset(buf, 0, cap); /* tokens */
+        free(buf);
+    }
+    fclose(f);
+}
+
+/* tls_ca_file: readable and holding at least one PEM certificate */
+static void check_ca_file(const omni_config *cfg, int line, conf_errors *errs)
+{
+    FILE *f = fopen(cfg->tls_ca_file, "r");
+    if (!f) {
+        conf_errors_add(errs, "%s:%d: [daemon] tls_ca_file: cannot read %s: %s", cfg->path, line,
+                        cfg->tls_ca_file, strerror(errno));
+        return;
+    }
+    char buf[256];
+    int found = 0;
+    while (!found && fgets(buf, sizeof(buf), f))
+        found = !strncmp(buf, "-----BEGIN CERTIFICATE-----", 27);
+    fclose(f);
+    if (!found)
+        conf_errors_add(errs, "%s:%d: [daemon] tls_ca_file: %s holds no PEM certificate", cfg->path,
+                        line, cfg->tls_ca_file);
+}
+
+/* log_file: the daemon opens it O_APPEND|O_CREAT at start; checked
+ * without creating it (an existing file opened for appending, else its
+ * directory writable) */
+static void check_log_file(const omni_config *cfg, int line, conf_errors *errs)
+{
+    int fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    int why = errno;
+    if (why == ENOENT) {
+        char *dir = strdup(cfg->log_file);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        const char *d = !slash ? "." : slash == dir ? "/" : (*slash = '\0', dir);
+        int ok = dir && access(d, W_OK | X_OK) == 0;
+        why = errno;
+        free(dir);
+        if (ok)
+            return;
+    }
+    conf_errors_add(errs, "%s:%d: [daemon] log_file: cannot open %s for appending: %s", cfg->path,
+                    line, cfg->log_file, strerror(why));
+}
+
+int config_check(const omni_config *cfg, const oc_host *host, conf_errors *errs)
+{
+    size_t before = errs->n;
+    if (cfg->crm_webhook_secret_file) {
+        char full[PATH_MAX], err[PATH_MAX + 128];
+        char *secret = NULL;
+        int open_to_others = 0;
+        int line = config_daemon_line(cfg, "crm_webhook_secret_file");
+        if (conf_read_secret(cfg->crm_webhook_secret_file, &secret, full, sizeof(full),
+                             &open_to_others, err, sizeof(err)) < 0) {
+            conf_errors_add(errs, "%s:%d: [daemon] crm_webhook_secret_file: %s", cfg->path, line,
+                            err);
+        } else {
+            if (open_to_others)
+                conf_errors_add(errs,
+                                "%s:%d: warning: [daemon] crm_webhook_secret_file: %s is "
+                                "readable by group or others",
+                                cfg->path, line, full);
+            memset(secret, 0, strlen(secret));
+            free(secret);
+        }
+    }
+    if (cfg->api_tokens_file)
+        check_tokens_file(cfg, config_daemon_line(cfg, "api_tokens_file"), errs);
+    if (cfg->tls_ca_file)
+        check_ca_file(cfg, config_daemon_line(cfg, "tls_ca_file"), errs);
+    if (cfg->log_file)
+        check_log_file(cfg, config_daemon_line(cfg, "log_file"), errs);
+    for (size_t i = 0; host && i < cfg->n_connectors; i++)
+        if (cfg->connectors[i].impl)
+            check_connector(cfg, &cfg->connectors[i], host, errs);
+    return fatal_count(errs, before) ? -1 : 0;
 }
 
 const conf_connector *config_connector(const omni_config *cfg, const char *name)

@@ -97,6 +97,9 @@ typedef struct omni_config {
     size_t n_connectors;
     conf_channel *channels;
     size_t n_channels;
+    /* the line each [daemon] key was given on (0: not given), indexed like
+     * config_daemon_keys; NULL for a config_init() one */
+    int *daemon_lines;
 } omni_config;
 
 /* A list of "path:line: message" errors collected while loading. */
@@ -123,6 +126,28 @@ typedef const oc_connector *(*conf_find_fn)(void *ctx, const conf_connector *c, 
 int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *errs);
 
 void config_free(omni_config *cfg);
+
+/* The line [daemon] key was given on in cfg's file, 0 when it was not. */
+int config_daemon_line(const omni_config *cfg, const char *key);
+
+/* What --check-config adds to a loaded and resolved configuration, so that
+ * what it calls OK starts: each connector instance's own init() (then
+ * free()) on its section exactly as the daemon starts it, handed host;
+ * the files the daemon reads at start (crm_webhook_secret_file,
+ * api_tokens_file and its token lines, tls_ca_file holding a PEM
+ * certificate, log_file writable). Each problem goes to errs with its
+ * line. Nothing is written: a file an instance's init() created for the
+ * check (the outbox's) is removed again when it is still empty. host
+ * NULL: the files only (a file that did not load). Returns 0, or -1 when a
+ * problem is not a warning. */
+int config_check(const omni_config *cfg, const oc_host *host, conf_errors *errs);
+
+/* A URL value against a key's flags: OC_KEY_URL alone wants scheme://...
+ * without spaces or control characters; OC_KEY_URL_HTTPS https (http only
+ * to 127.0.0.0/8, localhost or [::1]), OC_KEY_URL_HTTP http or https,
+ * OC_KEY_URL_SMTP smtp or smtps, each with a host and an optional port in
+ * 1..65535. Returns 0, or -1 with the reason in err. */
+int conf_check_url(const char *v, unsigned flags, char *err, size_t err_len);
 
 /* Read a secret file (a relative path is looked up in
  * $CREDENTIALS_DIRECTORY), trailing newline cut, 64 KiB at most. The
@@ -186,6 +211,8 @@ int conf_set_choice_int(const conf_directive *d, void *obj, const char *v, char 
                         size_t err_len);
 int conf_set_redis(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
 int conf_set_listen(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+/* url: conf_check_url() with the row's flags, then a copy into a char * */
+int conf_set_url(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
 
 /* The [daemon] table and the table of the keys every connector takes
  * (docs, --check-config, the test that checks docs/configuration.md).

@@ -264,11 +264,32 @@ int main(int argc, char **argv)
     omni_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     if (load_config(config_path, &cfg) < 0) {
+        if (check) {
+            /* the files too, in the same run (connectors are not started
+             * from a section that did not load) */
+            conf_errors errs = {0};
+            config_check(&cfg, NULL, &errs);
+            for (size_t i = 0; i < errs.n; i++)
+                fprintf(stderr, "%s\n", errs.msgs[i]);
+            conf_errors_free(&errs);
+        }
         fprintf(stderr, "%s: configuration has errors\n", config_path);
         config_free(&cfg);
         return 1;
     }
     if (check) {
+        /* what the daemon does at start short of Redis, the network and
+         * the listening sockets: each connector's own init(), the files */
+        conf_errors errs = {0};
+        int bad = config_check(&cfg, &registry_host, &errs) < 0;
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        conf_errors_free(&errs);
+        if (bad) {
+            fprintf(stderr, "%s: configuration has errors\n", config_path);
+            config_free(&cfg);
+            return 1;
+        }
         printf("%s: OK (%zu connectors, %zu channels)\n", config_path, cfg.n_connectors,
                cfg.n_channels);
         config_free(&cfg);

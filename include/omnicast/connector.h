@@ -93,6 +93,14 @@ enum {
     OC_KEY_REPEATABLE = 1u << 2, /* may appear several times (e.g. header) */
     OC_KEY_INT = 1u << 3,        /* must parse as a non-negative integer */
     OC_KEY_URL = 1u << 4,        /* must look like scheme://... */
+    /* With OC_KEY_URL, the schemes the key takes (the host checks the
+     * scheme and the host part at load and in --check-config). Flag bits
+     * only: oc_config_key keeps its layout, a host that predates them sees
+     * OC_KEY_URL alone and checks scheme://, a plugin that sets none of
+     * them gets that check from any host. */
+    OC_KEY_URL_HTTPS = 1u << 5, /* a provider API: https (http:// only to a loopback host) */
+    OC_KEY_URL_HTTP = 1u << 6,  /* a web URL: http or https */
+    OC_KEY_URL_SMTP = 1u << 7,  /* smtp or smtps */
 };
 
 typedef struct oc_config_key {

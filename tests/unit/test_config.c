@@ -408,6 +408,188 @@ static void secrets_come_from_files_relative_to_the_credentials_directory(void *
     unsetenv("CREDENTIALS_DIRECTORY");
 }
 
+/* conf_check_url: the scheme each kind of key takes, the host part */
+static void urls_are_checked_by_scheme_per_key(void **state)
+{
+    (void)state;
+    const unsigned HTTPS = OC_KEY_URL | OC_KEY_URL_HTTPS, WEB = OC_KEY_URL | OC_KEY_URL_HTTP,
+                   SMTP = OC_KEY_URL | OC_KEY_URL_SMTP, ANY = OC_KEY_URL;
+    static const struct {
+        const char *url;
+        unsigned flags;
+        int ok;
+    } cases[] = {
+        {"https://graph.facebook.com", HTTPS, 1},
+        {"https://api.twilio.com:443/", HTTPS, 1},
+        {"HTTPS://api.twilio.com", HTTPS, 1},
+        {"http://127.0.0.1:8080", HTTPS, 1},
+        {"http://127.1.2.3/x", HTTPS, 1},
+        {"http://localhost:9/", HTTPS, 1},
+        {"http://[::1]:9/", HTTPS, 1},
+        {"http://api.twilio.com", HTTPS, 0},
+        {"http://127.0.0.1.evil.com/", HTTPS, 0},
+        {"http://127.0.0.1@evil.com/", HTTPS, 0},
+        {"http://localhost.evil.com/", HTTPS, 0},
+        {"htp://api.twilio.com", HTTPS, 0},
+        {"graph.facebook.com", HTTPS, 0},
+        {"https://", HTTPS, 0},
+        {"https:///path", HTTPS, 0},
+        {"https://host:0/", HTTPS, 0},
+        {"https://host:65536/", HTTPS, 0},
+        {"https://host:8a/", HTTPS, 0},
+        {"https://host:/", HTTPS, 0},
+        {"https://ho st/", HTTPS, 0},
+        {"https://host/a\tb", HTTPS, 0},
+        {"https://[fe80::1%25eth0]/", HTTPS, 0},
+        {"https://[2001:db8::1]:8443/v1", HTTPS, 1},
+        {"http://crm.example.com/hook", WEB, 1},
+        {"https://user:pw@crm.example.com/hook?a=b", WEB, 1},
+        {"crm.example.com/hook", WEB, 0},
+        {"crm.example.com/hook?next=http://x", WEB, 0},
+        {"ftp://crm.example.com/", WEB, 0},
+        {"https://u.example/u?t={{token}}", WEB, 1},
+        {"smtp://mail.example.com:587", SMTP, 1},
+        {"smtps://mail.example.com:465", SMTP, 1},
+        {"https://mail.example.com", SMTP, 0},
+        {"smtp://", SMTP, 0},
+        {"file:///var/spool/x", ANY, 1},
+        {"anything+1.2-x://", ANY, 1},
+        {"1x://a", ANY, 0},
+        {"no-scheme", ANY, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[160] = "";
+        int rc = conf_check_url(cases[i].url, cases[i].flags, err, sizeof(err));
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("%s (flags %#x): rc %d, %s", cases[i].url, cases[i].flags, rc, err);
+        if (rc < 0)
+            assert_true(err[0] != '\0');
+    }
+    /* through the tables: a connector's key and crm_webhook_url, with their lines */
+    const char *text =
+        "[daemon]\n"
+        "crm_webhook_url = crm.example.com/hook\n"
+        "[connector.sms]\ntype = twilio\n"
+        "api_base = htp://api.twilio.com\n"
+        "account_sid = AC1\nauth_token = t\nfrom = +15550001\n"
+        "[connector.mail]\ntype = smtp\nurl = https://mail.example.com\nfrom = a@b.c\n"
+        "[channels]\nsms = sms\n";
+    omni_config c;
+    conf_errors e = {0};
+    assert_int_equal(config_load_string(text, &c, &e), -1);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), -1);
+    assert_true(has(&e, "<string>:2: [daemon] crm_webhook_url: not a URL"));
+    assert_true(has(&e, "<string>:5: [connector.sms] api_base: scheme htp:// refused"));
+    assert_true(has(&e, "<string>:11: [connector.mail] url: scheme https:// refused"));
+    config_free(&c);
+    conf_errors_free(&e);
+}
+
+/* config_check: each connector's init() with its section, refused with the
+ * section's line; the files the daemon reads at start */
+static void the_check_runs_each_connectors_init_and_reads_the_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/omni-check.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "[daemon]\n"
+             "crm_webhook_secret_file = %s/crm_secret\n"
+             "api_tokens_file = %s/tokens\n"
+             "tls_ca_file = %s/ca.pem\n"
+             "log_file = %s/nodir/omni.log\n"
+             "[connector.both]\ntype = twilio\naccount_sid = AC1\nauth_token = t\n"
+             "from = +15550001\nmessaging_service_sid = MG1\n"
+             "[connector.neither]\ntype = twilio\naccount_sid = AC1\nauth_token = t\n"
+             "[connector.mail]\ntype = smtp\nurl = smtp://127.0.0.1:25\nfrom = a@b.c\n"
+             "tls = off\n"
+             "[connector.out]\ntype = outbox\npath = %s/out.jsonl\n"
+             "[channels]\nsms = both\n",
+             dir, dir, dir, dir, dir);
+    char ca[300];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    FILE *f = fopen(ca, "w");
+    fputs("not a certificate\n", f);
+    fclose(f);
+    omni_config c;
+    conf_errors e = {0};
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), 0);
+    assert_int_equal(config_check(&c, &registry_host, &e), -1);
+    assert_true(has(&e, "<string>:2: [daemon] crm_webhook_secret_file: cannot read"));
+    assert_true(has(&e, "<string>:3: [daemon] api_tokens_file: cannot read"));
+    assert_true(has(&e, "<string>:4: [daemon] tls_ca_file: "));
+    assert_true(has(&e, "holds no PEM certificate"));
+    assert_true(has(&e, "<string>:5: [daemon] log_file: cannot open"));
+    assert_true(has(&e, "<string>:6: [connector.both] give exactly one of from and "
+                        "messaging_service_sid"));
+    assert_true(has(&e, "<string>:12: [connector.neither] give exactly one"));
+    assert_true(has(&e, "<string>:16: [connector.mail] tls must be starttls or none"));
+    assert_false(has(&e, "[connector.out]"));
+    config_free(&c);
+    conf_errors_free(&e);
+    /* the outbox's file, created by its init() for the check, is gone */
+    char out[300];
+    snprintf(out, sizeof(out), "%s/out.jsonl", dir);
+    assert_int_equal(access(out, F_OK), -1);
+
+    /* fixed: only the section's own problems were errors */
+    char path[300];
+    snprintf(path, sizeof(path), "%s/crm_secret", dir);
+    f = fopen(path, "w");
+    fputs("k\n", f);
+    fclose(f);
+    chmod(path, 0600);
+    snprintf(path, sizeof(path), "%s/tokens", dir);
+    f = fopen(path, "w");
+    fputs("# comment\ntok1\n", f);
+    fclose(f);
+    f = fopen(ca, "w");
+    fputs("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/nodir", dir);
+    mkdir(path, 0700);
+    snprintf(text, sizeof(text),
+             "[daemon]\n"
+             "crm_webhook_secret_file = %s/crm_secret\n"
+             "api_tokens_file = %s/tokens\n"
+             "tls_ca_file = %s/ca.pem\n"
+             "log_file = %s/nodir/omni.log\n"
+             "[connector.sms]\ntype = twilio\naccount_sid = AC1\nauth_token = t\n"
+             "messaging_service_sid = MG1\n"
+             "[channels]\nsms = sms\n",
+             dir, dir, dir, dir);
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), 0);
+    assert_int_equal(config_check(&c, &registry_host, &e), 0);
+    snprintf(path, sizeof(path), "%s/nodir/omni.log", dir);
+    assert_int_equal(access(path, F_OK), -1); /* the log file is not created */
+    config_free(&c);
+    conf_errors_free(&e);
+
+    /* a token line too long */
+    snprintf(path, sizeof(path), "%s/tokens", dir);
+    f = fopen(path, "w");
+    for (int i = 0; i < 600; i++)
+        fputc('a', f);
+    fputc('\n', f);
+    fclose(f);
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), 0);
+    assert_int_equal(config_check(&c, &registry_host, &e), -1);
+    assert_true(has(&e, "tokens:1: token longer than 511 bytes"));
+    config_free(&c);
+    conf_errors_free(&e);
+
+    const char *names[] = {"crm_secret", "tokens", "ca.pem", "nodir"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        i < 3 ? unlink(path) : rmdir(path);
+    }
+    rmdir(dir);
+}
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -616,6 +798,8 @@ int main(void)
         cmocka_unit_test(every_documented_key_has_a_reader_and_every_row_is_documented),
         cmocka_unit_test(every_key_of_a_builtin_connector_is_in_the_docs),
         cmocka_unit_test(the_example_file_shows_the_tables_defaults),
+        cmocka_unit_test(urls_are_checked_by_scheme_per_key),
+        cmocka_unit_test(the_check_runs_each_connectors_init_and_reads_the_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
