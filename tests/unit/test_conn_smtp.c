@@ -539,7 +539,7 @@ static void tagged_tokens_are_verified(void **state)
     assert_string_equal(ev.ev[0].provider_id, "token:bf.7");
     mock_events_free(&ev);
     /* a guessed id, a flipped tag digit, a tag of another id: 403, nothing */
-    char flipped[128];
+    char flipped[160];
     snprintf(flipped, sizeof(flipped), "t=%s", tok);
     size_t last = strlen(flipped) - 1;
     flipped[last] = flipped[last] == '0' ? '1' : '0';
