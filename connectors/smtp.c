@@ -25,8 +25,13 @@ typedef struct smtp {
     char *from_addr;   /* a@b */
     char *domain;      /* b, for Message-IDs */
     char *reply_to, *unsub_url, *unsub_mailto, *inbound_key;
-    long long max_age_s; /* inbound_max_age_s */
+    char *token_secret;   /* token_secret: tags unsubscribe and reply tokens */
+    int inbound_unsigned; /* inbound_unsigned = true: JSON posts without a signing key */
+    long long max_age_s;  /* inbound_max_age_s */
 } smtp;
+
+#define TAG_BYTES 16 /* the token's tag: 128 bits of HMAC-SHA256, in hex */
+#define TOKEN_SECRET_MIN 16
 
 #define MAX_AGE_LIMIT_S 604800 /* a week: inbound_max_age_s above is refused */
 
@@ -44,6 +49,10 @@ static const oc_config_key smtp_keys[] = {
     {"inbound_signing_key", OC_KEY_SECRET, NULL, "HMAC key of the inbound-parse service"},
     {"inbound_max_age_s", OC_KEY_INT, "300",
      "signed inbound posts older (or further ahead) than this are refused; 1-604800"},
+    {"inbound_unsigned", 0, "false",
+     "true: take inbound-parse posts without inbound_signing_key (tests, trusted networks)"},
+    {"token_secret", OC_KEY_SECRET, NULL,
+     "HMAC key (16+ bytes) tagging unsubscribe and reply+ tokens so they cannot be guessed"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -70,6 +79,9 @@ static void smtp_free(void *inst)
     if (s->inbound_key)
         OPENSSL_cleanse(s->inbound_key, strlen(s->inbound_key));
     free(s->inbound_key);
+    if (s->token_secret)
+        OPENSSL_cleanse(s->token_secret, strlen(s->token_secret));
+    free(s->token_secret);
     free(s);
 }
 
@@ -138,11 +150,37 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     s->unsub_url = opt(cfg, "unsubscribe_url");
     s->unsub_mailto = opt(cfg, "unsubscribe_mailto");
     s->inbound_key = opt(cfg, "inbound_signing_key");
+    s->token_secret = opt(cfg, "token_secret");
     if (has_crlf(s->reply_to) || has_crlf(s->unsub_url) || has_crlf(s->unsub_mailto)) {
         snprintf(err, err_len, "header values must be one line");
         smtp_free(s);
         return -1;
     }
+    const char *iu = cfg->get(cfg->ctx, "inbound_unsigned");
+    if (iu && !strcmp(iu, "true")) {
+        s->inbound_unsigned = 1;
+    } else if (iu && strcmp(iu, "false")) {
+        snprintf(err, err_len, "inbound_unsigned must be true or false");
+        smtp_free(s);
+        return -1;
+    }
+    if (s->token_secret && strlen(s->token_secret) < TOKEN_SECRET_MIN) {
+        snprintf(err, err_len, "token_secret must be at least %d bytes", TOKEN_SECRET_MIN);
+        smtp_free(s);
+        return -1;
+    }
+    int tokens = (s->unsub_url && strstr(s->unsub_url, "{{token}}")) ||
+                 (s->reply_to && strstr(s->reply_to, "{{token}}"));
+    if (tokens && !s->token_secret)
+        host->log(OC_LOG_WARN,
+                  "smtp connector %s: no token_secret: unsubscribe and reply tokens are bare "
+                  "message ids, which can be guessed (set token_secret or token_secret_file)",
+                  cfg->name ? cfg->name : "");
+    if (!s->inbound_key && !s->inbound_unsigned)
+        host->log(OC_LOG_INFO,
+                  "smtp connector %s: no inbound_signing_key: inbound-parse posts are refused "
+                  "(403 unsigned_inbound_refused) unless inbound_unsigned = true",
+                  cfg->name ? cfg->name : "");
     *inst = s;
     return 0;
 }
@@ -247,6 +285,67 @@ static void safe_token(const char *in, char *out, size_t len)
     out[k] = '\0';
 }
 
+/* The tag of a message id: HMAC-SHA256(token_secret, "omnicast-token:" id),
+ * its first TAG_BYTES in lowercase hex. 0, or -1 when HMAC fails. */
+static int token_tag(const smtp *s, const char *id, size_t n, char hex[2 * TAG_BYTES + 1])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned ml = 0;
+    oc_buf d = {0};
+    oc_buf_puts(&d, "omnicast-token:");
+    oc_buf_append(&d, id, n);
+    int ok = d.data &&
+             HMAC(EVP_sha256(), s->token_secret, (int)strlen(s->token_secret),
+                  (unsigned char *)d.data, d.len, mac, &ml) &&
+             ml >= TAG_BYTES;
+    oc_buf_free(&d);
+    if (!ok)
+        return -1;
+    for (unsigned i = 0; i < TAG_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    return 0;
+}
+
+/* The token put in List-Unsubscribe URLs and reply addresses: the message id,
+ * and with token_secret ".TAG" after it (the id's own dots stay: the tag is
+ * the fixed-length tail). */
+static int public_token(const smtp *s, const char *token, char *out, size_t len)
+{
+    char tag[2 * TAG_BYTES + 1];
+    if (!s->token_secret) {
+        snprintf(out, len, "%s", token);
+        return 0;
+    }
+    if (token_tag(s, token, strlen(token), tag) < 0)
+        return -1;
+    snprintf(out, len, "%s.%s", token, tag);
+    return 0;
+}
+
+/* A token from outside (one-click query, reply+ address) back to the message
+ * id it names: with token_secret only when its tag is right (constant-time
+ * compare). 1 good (bare id in out), 0 refused. */
+static int token_verify(const smtp *s, const char *tok, char *out, size_t len)
+{
+    size_t n = strlen(tok);
+    if (!s->token_secret) {
+        if (n == 0 || n >= len)
+            return 0;
+        memcpy(out, tok, n + 1);
+        return 1;
+    }
+    if (n < 2 * TAG_BYTES + 2 || tok[n - 2 * TAG_BYTES - 1] != '.')
+        return 0;
+    size_t idn = n - 2 * TAG_BYTES - 1;
+    char tag[2 * TAG_BYTES + 1];
+    if (idn >= len || token_tag(s, tok, idn, tag) < 0 ||
+        CRYPTO_memcmp(tag, tok + idn + 1, 2 * TAG_BYTES))
+        return 0;
+    memcpy(out, tok, idn);
+    out[idn] = '\0';
+    return 1;
+}
+
 static int render_token(smtp *s, const char *tmpl, const char *token, oc_buf *out)
 {
     /* {{token}} only: the rest of the template is taken literally */
@@ -276,8 +375,12 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
         oc_outcome_set(out, OC_FAILED, "invalid_address", "recipient address too long");
         return -1;
     }
-    char token[200];
+    char token[200], ptoken[240];
     safe_token(m->message_id, token, sizeof(token));
+    if (public_token(s, token, ptoken, sizeof(ptoken)) < 0) {
+        oc_outcome_set(out, OC_FAILED, "internal", "HMAC-SHA256 is not available");
+        return -1;
+    }
     oc_buf *b = &req->body;
     char date[64];
     time_t now = time(NULL);
@@ -300,7 +403,7 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
     }
     if (s->reply_to) {
         oc_buf rt = {0};
-        render_token(s, s->reply_to, token, &rt);
+        render_token(s, s->reply_to, ptoken, &rt);
         header(b, "Reply-To", rt.data);
         oc_buf_free(&rt);
     }
@@ -308,7 +411,7 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
         oc_buf lu = {0};
         if (s->unsub_url) {
             oc_buf_puts(&lu, "<");
-            render_token(s, s->unsub_url, token, &lu);
+            render_token(s, s->unsub_url, ptoken, &lu);
             oc_buf_puts(&lu, ">");
         }
         if (s->unsub_mailto) {
@@ -512,19 +615,29 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
             oc_inbound_fail(res, 400, "missing_token");
             return;
         }
-        char tok[200], pid[220];
+        char tok[240], bare[240], pid[260];
         size_t n = strcspn(q + 2, "&");
         if (n == 0 || n >= sizeof(tok)) {
             oc_inbound_fail(res, 400, "missing_token");
             return;
         }
         safe_token(q + 2, tok, n + 1 < sizeof(tok) ? n + 1 : sizeof(tok));
-        snprintf(pid, sizeof(pid), "token:%s", tok);
+        if (!token_verify(s, tok, bare, sizeof(bare))) {
+            /* an unguessable token: a wrong or missing tag unsubscribes nobody */
+            oc_inbound_fail(res, 403, "bad_token");
+            return;
+        }
+        snprintf(pid, sizeof(pid), "token:%s", bare);
         oc_event ev = {.type = OC_EV_UNSUBSCRIBE, .provider_id = pid};
         emit(ctx, &ev);
         res->status = 200;
         res->content_type = "application/json";
         oc_buf_puts(&res->body, "{}");
+        return;
+    }
+    if (!s->inbound_key && !s->inbound_unsigned) {
+        /* nothing to check a post against: refused, as the webhook connector does */
+        oc_inbound_fail(res, 403, "unsigned_inbound_refused");
         return;
     }
     json_error_t je;
@@ -565,7 +678,15 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
     if (r) {
         strip_angles(r, irt, sizeof(irt));
     } else if (!strncmp(t, "reply+", 6) && strchr(t, '@')) {
-        snprintf(irt, sizeof(irt), "token:%.*s", (int)(strchr(t, '@') - t - 6), t + 6);
+        /* a reply+TOKEN address: attributed only through a token whose tag
+         * is right (with token_secret); otherwise the reply is kept unattributed */
+        char tok[240], bare[240];
+        size_t n = (size_t)(strchr(t, '@') - t - 6);
+        if (n && n < sizeof(tok)) {
+            safe_token(t + 6, tok, n + 1);
+            if (token_verify(s, tok, bare, sizeof(bare)))
+                snprintf(irt, sizeof(irt), "token:%s", bare);
+        }
     }
     oc_event ev = {.type = OC_EV_REPLY,
                    .from = f,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hmac.h"
 #include "omnicast/connector.h"
@@ -16,6 +17,7 @@
 #define TEXT_MAX 4096    /* characters, the Cloud API's limit for text bodies */
 #define CAPTION_MAX 1024 /* characters, for a media caption */
 #define EVENTS_MAX 1000
+#define OPTOUT_PAYLOADS_MAX 16
 
 typedef struct wa {
     const oc_host *host;
@@ -24,6 +26,11 @@ typedef struct wa {
     char *app_secret;
     EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed with app_secret once, re-initialized per request */
     char *verify_token;
+    int preview_url; /* preview_url: text messages ask for a link preview */
+    /* optout_payloads: quick-reply payloads (and interactive reply ids) that mean stop */
+    char *optout[OPTOUT_PAYLOADS_MAX];
+    size_t n_optout;
+    unsigned long long n_value_errors; /* value.errors seen in webhooks, for the log */
     oc_buf body;
 } wa;
 
@@ -34,6 +41,11 @@ static const oc_config_key wa_keys[] = {
     {"access_token", OC_KEY_REQUIRED | OC_KEY_SECRET, NULL, "system user access token"},
     {"app_secret", OC_KEY_SECRET, NULL, "app secret: verifies X-Hub-Signature-256 on webhooks"},
     {"verify_token", OC_KEY_SECRET, NULL, "token for the webhook verification handshake"},
+    /* a common key with this type's own default (config.c applies it) */
+    {"rate_per_s", 0, "80", "messages per second: a new number's Cloud API throughput"},
+    {"preview_url", 0, "false", "true: text messages ask WhatsApp for a link preview"},
+    {"optout_payloads", 0, NULL,
+     "comma-separated quick-reply payloads or interactive reply ids that mean stop"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -92,6 +104,38 @@ static int wa_init(const oc_config *cfg, const oc_host *host, void **inst, char 
     }
     s = cfg->get(cfg->ctx, "verify_token");
     w->verify_token = s ? strdup(s) : NULL;
+    s = cfg->get(cfg->ctx, "preview_url");
+    if (s && !strcmp(s, "true")) {
+        w->preview_url = 1;
+    } else if (s && strcmp(s, "false")) {
+        snprintf(err, err_len, "preview_url must be true or false");
+        wa_free(w);
+        return -1;
+    }
+    s = cfg->get(cfg->ctx, "optout_payloads");
+    for (const char *p = s; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t t = n;
+        while (t && p[t - 1] == ' ')
+            t--;
+        if (t) {
+            if (w->n_optout == OPTOUT_PAYLOADS_MAX || t > 256) {
+                snprintf(err, err_len, "optout_payloads: at most %d payloads of 256 bytes",
+                         OPTOUT_PAYLOADS_MAX);
+                wa_free(w);
+                return -1;
+            }
+            w->optout[w->n_optout] = strndup(p, t);
+            if (!w->optout[w->n_optout]) {
+                wa_free(w);
+                return -1;
+            }
+            w->n_optout++;
+        }
+        p += n;
+    }
     *inst = w;
     return 0;
 }
@@ -110,6 +154,8 @@ static void wa_free(void *inst)
     free(w->app_secret);
     EVP_MAC_CTX_free(w->mac);
     free(w->verify_token);
+    for (size_t i = 0; i < w->n_optout; i++)
+        free(w->optout[i]);
     oc_buf_free(&w->body);
     free(w);
 }
@@ -209,7 +255,9 @@ static int wa_build(void *inst, const oc_message *m, oc_request *req, oc_outcome
             oc_outcome_set(out, OC_FAILED, "too_long", "text longer than 4096 characters");
             return -1;
         }
-        oc_buf_puts(b, ",\"type\":\"text\",\"text\":{\"preview_url\":false,\"body\":");
+        oc_buf_puts(b, w->preview_url
+                           ? ",\"type\":\"text\",\"text\":{\"preview_url\":true,\"body\":"
+                           : ",\"type\":\"text\",\"text\":{\"preview_url\":false,\"body\":");
         str(w, b, m->text);
         oc_buf_puts(b, "}}");
     } else {
@@ -237,11 +285,23 @@ static void classify_code(long code, oc_outcome *o)
         snprintf(o->reason, sizeof(o->reason), "throttled");
         o->throttle = 1;
         return;
+    case 131048: /* spam rate limit: the number sends too much, slow down */
+        o->kind = OC_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "spam_rate_limit");
+        o->throttle = 1;
+        return;
     case 131056:
+        /* pair rate limit (one message per ~6 s to one user): this
+         * recipient waits, the connector keeps its pace */
         o->kind = OC_RETRY;
         snprintf(o->reason, sizeof(o->reason), "pair_rate_limit");
-        if (o->retry_after_ms < 0)
+        o->throttle = OC_THROTTLE_RECIPIENT;
+        if (o->retry_after_ms < 6000)
             o->retry_after_ms = 6000;
+        return;
+    case 131057: /* business account in maintenance mode */
+        o->kind = OC_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "maintenance");
         return;
     case 2:
     case 131000:
@@ -270,9 +330,14 @@ static void classify_code(long code, oc_outcome *o)
     case 132012:
         r = "template_error";
         break;
-    case 131048:
     case 368:
         r = "policy";
+        break;
+    case 131050:
+        /* the user stopped marketing messages: final, the address is
+         * suppressed on the channel and nothing falls back (outcome.lua,
+         * dispatch.c's falls_back) */
+        r = "opted_out";
         break;
     case 131049:
         r = "not_delivered_marketing";
@@ -436,24 +501,46 @@ static const char *plus(const char *digits, char *buf, size_t len)
     return buf;
 }
 
-static void emit_message(json_t *m, json_t *value, const char *business, oc_emit_fn emit, void *ctx)
+static int is_optout_payload(const wa *w, const char *p)
+{
+    if (!p)
+        return 0;
+    for (size_t i = 0; i < w->n_optout; i++)
+        if (!strcasecmp(w->optout[i], p))
+            return 1;
+    return 0;
+}
+
+static void emit_message(wa *w, json_t *m, json_t *value, const char *business, oc_emit_fn emit,
+                         void *ctx)
 {
     const char *type = json_string_value(json_object_get(m, "type"));
     const char *from = json_string_value(json_object_get(m, "from"));
     if (!type || !from)
         return;
     char text[4200], fromb[64];
-    const char *t = NULL;
+    const char *t = NULL, *payload = NULL;
+    const char *irt = json_string_value(json_object_get(json_object_get(m, "context"), "id"));
     if (!strcmp(type, "text")) {
         t = json_string_value(json_object_get(json_object_get(m, "text"), "body"));
     } else if (!strcmp(type, "button")) {
-        t = json_string_value(json_object_get(json_object_get(m, "button"), "text"));
+        /* a template's quick-reply button: its label and its payload */
+        json_t *bt = json_object_get(m, "button");
+        t = json_string_value(json_object_get(bt, "text"));
+        payload = json_string_value(json_object_get(bt, "payload"));
     } else if (!strcmp(type, "interactive")) {
         json_t *i = json_object_get(m, "interactive");
         json_t *r = json_object_get(i, "button_reply");
         if (!r)
             r = json_object_get(i, "list_reply");
-        t = json_string_value(json_object_get(r, "title"));
+        if (r) {
+            t = json_string_value(json_object_get(r, "title"));
+            payload = json_string_value(json_object_get(r, "id"));
+        } else if ((r = json_object_get(i, "nfm_reply"))) {
+            /* a flow's answer: its body as the text, the flow's JSON as payload */
+            t = json_string_value(json_object_get(r, "body"));
+            payload = json_string_value(json_object_get(r, "response_json"));
+        }
     } else if (!strcmp(type, "image") || !strcmp(type, "audio") || !strcmp(type, "video") ||
                !strcmp(type, "document") || !strcmp(type, "sticker")) {
         json_t *media = json_object_get(m, type);
@@ -469,9 +556,23 @@ static void emit_message(json_t *m, json_t *value, const char *business, oc_emit
                  json_number_value(json_object_get(l, "longitude")));
         t = text;
     } else if (!strcmp(type, "reaction")) {
-        const char *e = json_string_value(json_object_get(json_object_get(m, "reaction"), "emoji"));
+        /* attributed to the message reacted to, which has no context */
+        json_t *r = json_object_get(m, "reaction");
+        const char *e = json_string_value(json_object_get(r, "emoji"));
+        const char *mid = json_string_value(json_object_get(r, "message_id"));
+        if (mid)
+            irt = mid;
         snprintf(text, sizeof(text), "[reaction:%s]", e ? e : "");
         t = text;
+    } else if (!strcmp(type, "system")) {
+        /* a notice from WhatsApp, not the user's reply: the host stores it
+         * as such (kind "system"); its type says what changed */
+        json_t *sy = json_object_get(m, "system");
+        t = json_string_value(json_object_get(sy, "body"));
+        payload = json_string_value(json_object_get(sy, "type"));
+        if (payload && !strcmp(payload, "user_changed_number"))
+            w->host->log(OC_LOG_INFO, "whatsapp: a contact changed number (%s)",
+                         t ? "notice stored" : "no body");
     } else {
         snprintf(text, sizeof(text), "[%.64s]", type);
         t = text;
@@ -493,11 +594,75 @@ static void emit_message(json_t *m, json_t *value, const char *business, oc_emit
         .text = t ? t : "",
         .kind = type,
         .provider_id = json_string_value(json_object_get(m, "id")),
-        .in_reply_to = json_string_value(json_object_get(json_object_get(m, "context"), "id")),
+        .in_reply_to = irt,
         .name = name,
         .timestamp = ts ? atoll(ts) : 0,
+        .payload = payload,
     };
     emit(ctx, &ev);
+    if ((!strcmp(type, "button") || !strcmp(type, "interactive")) &&
+        is_optout_payload(w, payload)) {
+        /* a "Stop promotions" quick reply: the reply is kept, and the
+         * contact opts out */
+        oc_event o = {
+            .type = OC_EV_OPTOUT,
+            .from = ev.from,
+            .to = business,
+            .text = payload,
+            .kind = "payload",
+            .in_reply_to = irt,
+            .timestamp = ev.timestamp,
+        };
+        emit(ctx, &o);
+    }
+}
+
+/* the user_preferences field: a user stopped or resumed marketing messages */
+static int emit_preference(json_t *p, const char *business, oc_emit_fn emit, void *ctx)
+{
+    const char *wa_id = json_string_value(json_object_get(p, "wa_id"));
+    const char *cat = json_string_value(json_object_get(p, "category"));
+    const char *val = json_string_value(json_object_get(p, "value"));
+    if (!wa_id || !val || (cat && strcmp(cat, "marketing_messages")))
+        return 0;
+    int type = !strcmp(val, "stop") ? OC_EV_OPTOUT : !strcmp(val, "resume") ? OC_EV_OPTIN : 0;
+    if (!type)
+        return 0;
+    char fromb[64];
+    long long ts = json_integer_value(json_object_get(p, "timestamp"));
+    if (!ts && json_is_string(json_object_get(p, "timestamp")))
+        ts = atoll(json_string_value(json_object_get(p, "timestamp")));
+    oc_event ev = {
+        .type = (oc_event_type)type,
+        .from = plus(wa_id, fromb, sizeof(fromb)),
+        .to = business,
+        .text = json_string_value(json_object_get(p, "detail")),
+        .kind = "user_preferences",
+        .timestamp = ts,
+    };
+    emit(ctx, &ev);
+    return 1;
+}
+
+/* value.errors: problems WhatsApp reports about the webhook's subject
+ * (e.g. an unsupported message); logged, and counted in the log line */
+static void log_value_errors(wa *w, json_t *value)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(value, "errors"), i, e)
+    {
+        w->n_value_errors++;
+        const char *title = json_string_value(json_object_get(e, "title"));
+        char safe[128];
+        size_t o = 0;
+        for (const char *p = title ? title : ""; *p && o + 1 < sizeof(safe); p++)
+            safe[o++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
+        safe[o] = '\0';
+        w->host->log(OC_LOG_WARN, "whatsapp webhook: error %lld: %s (%llu reported so far)",
+                     (long long)json_integer_value(json_object_get(e, "code")), safe,
+                     w->n_value_errors);
+    }
 }
 
 static void emit_status(json_t *s, const char *business, oc_emit_fn emit, void *ctx)
@@ -598,13 +763,20 @@ static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result
             json_array_foreach(json_object_get(value, "messages"), x, item)
             {
                 if (n++ < EVENTS_MAX)
-                    emit_message(item, value, business, emit, ctx);
+                    emit_message(w, item, value, business, emit, ctx);
             }
             json_array_foreach(json_object_get(value, "statuses"), x, item)
             {
                 if (n++ < EVENTS_MAX)
                     emit_status(item, business, emit, ctx);
             }
+            json_array_foreach(json_object_get(value, "user_preferences"), x, item)
+            {
+                if (n++ < EVENTS_MAX)
+                    emit_preference(item, business, emit, ctx);
+            }
+            if (n <= EVENTS_MAX)
+                log_value_errors(w, value);
         }
     }
     json_decref(j);

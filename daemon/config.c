@@ -933,6 +933,15 @@ int config_resolve(omni_config *cfg, conf_find_fn find, void *ctx, conf_errors *
             continue;
         }
         const oc_config_key *keys = c->impl->keys;
+        /* a connector type may name a common key in its own table to give it
+         * another default (whatsapp: rate_per_s 80); a value in the section
+         * still wins, through the common row's setter below */
+        for (const oc_config_key *k = keys; k && k->name; k++) {
+            const conf_directive *cd = config_directive(config_common_connector_keys, k->name);
+            if (cd && k->default_value && !(cd->flags & CONF_EARLY) &&
+                !conf_connector_get_nth(c, k->name, 0))
+                apply(cd, c, k->default_value, errs, cfg->path, c->line, who);
+        }
         /* each key known; _file secrets read; repeatables; integers */
         for (size_t k = 0; k < c->n_kv; k++) {
             conf_kv *kv = &c->kv[k];
@@ -1229,9 +1238,12 @@ const char *conf_connector_get(const conf_connector *c, const char *key)
     const char *v = conf_connector_get_nth(c, key, 0);
     if (v)
         return v;
+    /* the connector type's own default first: it may override a common one */
+    const oc_config_key *k = c->impl ? find_key(c->impl->keys, key) : NULL;
+    if (k && k->default_value)
+        return k->default_value;
     const conf_directive *d = config_directive(config_common_connector_keys, key);
     if (d)
         return d->default_value;
-    const oc_config_key *k = c->impl ? find_key(c->impl->keys, key) : NULL;
     return k ? k->default_value : NULL;
 }

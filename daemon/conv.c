@@ -29,9 +29,11 @@ typedef struct gate {
     char *key;
 } gate;
 
+#define QEV_ARGS 18
+
 typedef struct qev {
-    char *argv[16];
-    size_t lens[16];
+    char *argv[QEV_ARGS];
+    size_t lens[QEV_ARGS];
     int argc;
     conv_written_fn done;
     void *done_arg;
@@ -143,7 +145,7 @@ int conv_has_room(omni *o, size_t n)
 
 static void add(qev *e, const char *s)
 {
-    if (e->argc < 16) {
+    if (e->argc < QEV_ARGS) {
         e->argv[e->argc] = strdup(s ? s : "");
         e->lens[e->argc] = strlen(e->argv[e->argc]);
         e->argc++;
@@ -284,6 +286,29 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         add(e, window);
         add(e, ev->name);
         add(e, ev->kind ? ev->kind : "text");
+        /* ABI 1.3: a plugin built against an older header has no payload */
+        add(e, ci->impl->abi_minor >= 3 ? ev->payload : NULL);
+    } else if (ev->type == OC_EV_OPTOUT || ev->type == OC_EV_OPTIN) {
+        /* a contact's stop/resume that is not a message (ABI 1.3) */
+        int kind;
+        const char *channel = channel_of(o, ci, &kind);
+        char from[ADDR_MAX];
+        const char *why;
+        if (!ev->from || addr_normalize(kind, ev->from, from, sizeof(from), &why) < 0) {
+            log_warn("webhook %s: opt-out/opt-in for an unusable address dropped", ci->conf->name);
+            drop(e, 1);
+            return;
+        }
+        char window[24];
+        snprintf(window, sizeof(window), "%lld", (long long)o->cfg->attribution_window_s * 1000);
+        add(e, "pref");
+        add(e, ci->conf->name);
+        add(e, channel);
+        add(e, from);
+        add(e, ev->type == OC_EV_OPTOUT ? "optout" : "optin");
+        add(e, ev->in_reply_to);
+        add(e, ev->kind);
+        add(e, window);
     } else if (ev->type == OC_EV_UNSUBSCRIBE) {
         add(e, "unsub");
         add(e, ci->conf->name);

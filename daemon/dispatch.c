@@ -1049,7 +1049,9 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
         break;
     case OC_RETRY: {
         ci->n_retry++;
-        if (out->throttle || out->retry_after_ms > 0) {
+        /* the whole connector slows down, unless the hint concerns this
+         * recipient only (OC_THROTTLE_RECIPIENT: its retry waits, below) */
+        if (out->throttle > 0 || (out->throttle == 0 && out->retry_after_ms > 0)) {
             long long d = out->retry_after_ms > 0 ? out->retry_after_ms : 1000;
             if (d > RETRY_AFTER_MAX_MS) /* a connector's own hint: clamp before * 1000 */
                 d = RETRY_AFTER_MAX_MS;

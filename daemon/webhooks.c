@@ -18,10 +18,13 @@
 
 /* The events of one webhook request, copied: most carry one or a few, so
  * the arrays start small and grow (up to EVENTS_PER_REQUEST). */
+#define EV_STRS 10 /* the string members of oc_event */
+
 typedef struct collected {
     oc_event *ev;
-    char *(*strs)[9];
+    char *(*strs)[EV_STRS];
     size_t n, cap;
+    int abi3;     /* the connector's oc_event has payload (ABI 1.3) */
     int overflow; /* more than EVENTS_PER_REQUEST events */
     int oom;
 } collected;
@@ -45,7 +48,7 @@ static void collect(void *ctx, const oc_event *e)
         oc_event *ev = realloc(c->ev, cap * sizeof(*ev));
         if (ev)
             c->ev = ev;
-        char *(*strs)[9] = ev ? realloc(c->strs, cap * sizeof(*strs)) : NULL;
+        char *(*strs)[EV_STRS] = ev ? realloc(c->strs, cap * sizeof(*strs)) : NULL;
         if (!strs) {
             c->oom = 1;
             return;
@@ -55,7 +58,13 @@ static void collect(void *ctx, const oc_event *e)
     }
     oc_event *d = &c->ev[c->n];
     char **s = c->strs[c->n];
-    *d = *e;
+    /* a connector built against an older header hands a shorter oc_event */
+    if (c->abi3) {
+        *d = *e;
+    } else {
+        memset(d, 0, sizeof(*d));
+        memcpy(d, e, offsetof(oc_event, payload));
+    }
     d->from = s[0] = cdup(e->from);
     d->to = s[1] = cdup(e->to);
     d->text = s[2] = cdup(e->text);
@@ -65,6 +74,7 @@ static void collect(void *ctx, const oc_event *e)
     d->state = s[6] = cdup(e->state);
     d->error = s[7] = cdup(e->error);
     d->name = s[8] = cdup(e->name);
+    d->payload = s[9] = c->abi3 ? cdup(e->payload) : NULL;
     c->n++;
 }
 
@@ -163,6 +173,7 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
     oc_inbound_result res;
     memset(&res, 0, sizeof(res));
     collected cc = {0}, *c = &cc;
+    cc.abi3 = ci->impl->abi_minor >= 3;
     ci->impl->inbound(ci->inst, &r, &res, collect, c);
     res.replay_key[sizeof(res.replay_key) - 1] = '\0'; /* a plugin's bytes */
     hook_wait *w = NULL;
@@ -207,7 +218,7 @@ static void webhook(http_server *h, struct evhttp_request *req, const char *name
         http_reply_error(req, res.status, res.error[0] ? res.error : "rejected", NULL);
     }
     for (size_t i = 0; i < c->n; i++)
-        for (int k = 0; k < 9; k++)
+        for (int k = 0; k < EV_STRS; k++)
             free(c->strs[i][k]);
     free(c->ev);
     free(c->strs);

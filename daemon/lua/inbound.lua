@@ -6,7 +6,9 @@
 -- ARGV[1] prefix, ARGV[2] now_ms, ARGV[3] kind, then per kind:
 --   status:    connector, provider_id, state, error
 --   reply:     connector, channel, from, to, text, provider_id, in_reply_to,
---              action (reply|optout|optin), window_ms, name, msgkind
+--              action (reply|optout|optin), window_ms, name, msgkind, payload
+--   pref:      connector, channel, from, action (optout|optin), in_reply_to,
+--              via (e.g. user_preferences, payload), window_ms
 --   unsub:     connector, provider_id ("token:MSGID")
 --   proactive: channel, contact, campaign, text
 --   close:     conversation id
@@ -107,6 +109,14 @@ if kind == 'status' then
     r.dlv = 'failed'
     r.dlv_error = err
     redis.call('HINCRBY', ck, 'failed_after_send', 1)
+    if string.match(err or '', '^131050[^%d]') or err == '131050' then
+      -- WhatsApp: the user stopped marketing messages; suppressed like an opt-out
+      if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
+        counted_once(m.c, 'optouts', m.a, 'opted_out')
+        publish({type = 'contact.opted_out', channel = m.ch, contact = m.a, campaign = m.c,
+                 via = 'status'})
+      end
+    end
   else
     local new = rank[state]
     if not new or r.dlv == 'failed' or new <= old then return {'stale'} end
@@ -120,12 +130,26 @@ if kind == 'status' then
   return {'ok', m.c}
 
 elseif kind == 'reply' then
-  local connector, channel, from, to, text, pid, irt, action, window, name, mkind =
+  local connector, channel, from, to, text, pid, irt, action, window, name, mkind, payload =
       ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11],
-      tonumber(ARGV[12]), ARGV[13], ARGV[14]
+      tonumber(ARGV[12]), ARGV[13], ARGV[14], ARGV[15] or ''
   if pid ~= '' and redis.call('SET', P .. 'evt:' .. connector .. ':r:' .. pid, 1, 'NX', 'EX',
       DEDUP_TTL) == false then
     return {'duplicate'}
+  end
+  if mkind == 'system' then
+    -- a notice from the provider (a changed number, ...), not the contact's
+    -- reply: no conversation opened, nothing counted, no keyword acted on;
+    -- kept in an open conversation's log and published
+    local id = redis.call('HGET', P .. 'contact:' .. channel .. ':' .. from, 'open_conv')
+    if id and redis.call('HGET', P .. 'conv:' .. id, 'state') == 'open' then
+      append(id, 'in', text, pid, {kind = 'system', payload = payload})
+    else
+      id = nil
+    end
+    publish({type = 'contact.system', conversation_id = id, channel = channel, contact = from,
+             text = text, provider_id = pid, subtype = payload})
+    return {'ok', id or '', '0', ''}
   end
   -- attribution: the campaign whose message this one quotes wins; else the
   -- last campaign that reached the contact on this channel within the window
@@ -138,10 +162,13 @@ elseif kind == 'reply' then
     if ct[1] and tonumber(ct[2]) and now - tonumber(ct[2]) <= window then campaign = ct[1] end
   end
   local id, created = conversation(channel, from, 'reply', campaign, connector, name)
-  append(id, 'in', text, pid, {kind = mkind})
+  local extra = {kind = mkind}
+  if payload ~= '' then extra.payload = payload end
+  append(id, 'in', text, pid, extra)
   if campaign then counted_once(campaign, 'repliers', from, 'replied') end
   publish({type = 'message.received', conversation_id = id, channel = channel, contact = from,
-           text = text, provider_id = pid, campaign = campaign, metadata = metadata(campaign)})
+           text = text, provider_id = pid, campaign = campaign, metadata = metadata(campaign),
+           kind = mkind, payload = payload ~= '' and payload or nil})
   if action == 'optout' then
     redis.call('SADD', P .. 'suppress:' .. channel, from)
     if campaign then counted_once(campaign, 'optouts', from, 'opted_out') end
@@ -152,6 +179,36 @@ elseif kind == 'reply' then
     publish({type = 'contact.opted_in', conversation_id = id, channel = channel, contact = from})
   end
   return {'ok', id, created and '1' or '0', campaign or ''}
+
+elseif kind == 'pref' then
+  -- a stop/resume that is not a message: the suppression set changes, and
+  -- only a change is published and counted (a provider's retry changes nothing)
+  local connector, channel, from, action, irt, via, window =
+      ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+  local sk = P .. 'suppress:' .. channel
+  local conv = redis.call('HGET', P .. 'contact:' .. channel .. ':' .. from, 'open_conv')
+  if conv and redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'open' then conv = nil end
+  if action == 'optout' then
+    if redis.call('SADD', sk, from) == 0 then return {'ok', 'unchanged'} end
+    local campaign = nil
+    local m = lookup(irt, connector)
+    if m then campaign = m.c end
+    if not campaign then
+      local ct = redis.call('HMGET', P .. 'contact:' .. channel .. ':' .. from, 'last_campaign',
+        'last_sent')
+      if ct[1] and tonumber(ct[2]) and now - tonumber(ct[2]) <= (window or 0) then
+        campaign = ct[1]
+      end
+    end
+    if campaign then counted_once(campaign, 'optouts', from, 'opted_out') end
+    publish({type = 'contact.opted_out', conversation_id = conv, channel = channel,
+             contact = from, campaign = campaign, via = via})
+    return {'ok', 'optout', campaign or ''}
+  end
+  if redis.call('SREM', sk, from) == 0 then return {'ok', 'unchanged'} end
+  publish({type = 'contact.opted_in', conversation_id = conv, channel = channel, contact = from,
+           via = via})
+  return {'ok', 'optin'}
 
 elseif kind == 'unsub' then
   local connector, pid = ARGV[4], ARGV[5]

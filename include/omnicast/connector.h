@@ -25,9 +25,12 @@ extern "C" {
  * media; oc_host.message_size. The host allocates oc_message and
  * oc_inbound_result: a connector built against 1.2 uses their 1.2 members
  * only when OC_HOST_HAS(host, message_size) says the host is 1.2 or newer
- * (OC_MESSAGE_HAS for oc_message's). */
+ * (OC_MESSAGE_HAS for oc_message's).
+ * 1.3: events OC_EV_OPTOUT/OC_EV_OPTIN and oc_event.payload (the host
+ * reads payload only from a connector whose abi_minor is 3 or more);
+ * oc_outcome.throttle OC_THROTTLE_RECIPIENT. */
 #define OC_ABI_MAJOR 1
-#define OC_ABI_MINOR 2
+#define OC_ABI_MINOR 3
 
 /* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
 #define OC_ENTRY_SYMBOL "oc_connector_entry"
@@ -254,6 +257,12 @@ typedef struct oc_outcome {
     int throttle;          /* OC_RETRY: 1 if the whole connector should slow down */
 } oc_outcome;
 
+/* ABI 1.3: oc_outcome.throttle for an OC_RETRY whose retry_after_ms concerns
+ * this recipient only (a per-recipient rate limit): the recipient waits, the
+ * connector keeps its pace. 0 with retry_after_ms > 0 still slows the whole
+ * connector (the behaviour before 1.3); a 1.2 host treats -1 as 1. */
+#define OC_THROTTLE_RECIPIENT (-1)
+
 /* Transport-level errors, already mapped from the transfer library. Since
  * ABI 1.1 the daemon decides what a transport error means (retry when not a
  * byte of the request left, `uncertain` when the request may have reached
@@ -296,7 +305,18 @@ typedef struct oc_http_request {
     void *header_ctx;
 } oc_http_request;
 
-typedef enum { OC_EV_REPLY = 1, OC_EV_STATUS = 2, OC_EV_UNSUBSCRIBE = 3 } oc_event_type;
+/* ABI 1.3: OC_EV_OPTOUT and OC_EV_OPTIN, a contact's own stop/resume that is
+ * not a message (a provider's preference notice, a quick-reply payload that
+ * means stop): from is the contact, in_reply_to our message it answers when
+ * known, kind says where it came from ("user_preferences", "payload"). A host
+ * older than 1.3 ignores them. */
+typedef enum {
+    OC_EV_REPLY = 1,
+    OC_EV_STATUS = 2,
+    OC_EV_UNSUBSCRIBE = 3,
+    OC_EV_OPTOUT = 4,
+    OC_EV_OPTIN = 5
+} oc_event_type;
 
 typedef struct oc_event {
     oc_event_type type;
@@ -310,6 +330,11 @@ typedef struct oc_event {
     const char *error;       /* STATUS failed: code and title */
     const char *name;        /* REPLY: contact's profile name, may be NULL */
     long long timestamp;     /* unix seconds from the provider, 0 if none */
+    /* ABI 1.3 (the host reads it only from a connector with abi_minor >= 3):
+     * REPLY: the machine-readable part of the reply, may be NULL: a quick-reply
+     * button's payload, an interactive reply's id, a flow's response_json, a
+     * system notice's type (e.g. "user_changed_number") */
+    const char *payload;
 } oc_event;
 
 typedef struct oc_inbound_result {

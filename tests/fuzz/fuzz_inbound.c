@@ -85,11 +85,11 @@ static void emit(void *ctx, const oc_event *ev)
     size_t *n = ctx;
     (*n)++;
     const char *s[] = {ev->from,        ev->to,    ev->text,  ev->kind, ev->provider_id,
-                       ev->in_reply_to, ev->state, ev->error, ev->name};
+                       ev->in_reply_to, ev->state, ev->error, ev->name, ev->payload};
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i])
             (void)strlen(s[i]);
-    if (ev->type < OC_EV_REPLY || ev->type > OC_EV_UNSUBSCRIBE)
+    if (ev->type < OC_EV_REPLY || ev->type > OC_EV_OPTIN)
         abort();
 }
 

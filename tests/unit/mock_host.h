@@ -116,6 +116,7 @@ static inline void mock_emit(void *ctx, const oc_event *e)
     c->state = s[6] = mdup(e->state);
     c->error = s[7] = mdup(e->error);
     c->name = s[8] = mdup(e->name);
+    c->payload = s[9] = mdup(e->payload);
     m->n++;
 }
 

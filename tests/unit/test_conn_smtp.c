@@ -1,6 +1,7 @@
 /* The SMTP connector without a network: the RFC 5322 message parsed back,
  * header injection refused, reply codes, inbound replies and one-click
  * unsubscribes. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +28,8 @@ static const char *const conf[] = {"url",
                                    "https://acme.example/u?t={{token}}",
                                    "unsubscribe_mailto",
                                    "unsub@acme.example",
+                                   "inbound_unsigned",
+                                   "true",
                                    NULL};
 
 static int setup(void **state)
@@ -474,6 +477,147 @@ static void max_age_is_validated_at_load(void **state)
     C->free(inst);
 }
 
+/* ---- unguessable tokens (token_secret) and unsigned posts */
+
+static const char *const tagged_conf[] = {"url",
+                                          "smtp://127.0.0.1:2525",
+                                          "tls",
+                                          "none",
+                                          "from",
+                                          "news@acme.example",
+                                          "reply_to",
+                                          "reply+{{token}}@acme.example",
+                                          "unsubscribe_url",
+                                          "https://acme.example/webhooks/mail?t={{token}}",
+                                          "token_secret",
+                                          "0123456789abcdef-token-secret",
+                                          NULL};
+
+/* the token of List-Unsubscribe and Reply-To is the message id and a
+ * 32-hex-digit tag; the one-click inbound takes it only with that tag */
+static void tagged_tokens_are_verified(void **state)
+{
+    (void)state;
+    char err[256];
+    void *inst = mock_init(C, tagged_conf, err, sizeof(err));
+    assert_non_null(inst);
+    oc_message m = {.campaign = "bf",
+                    .message_id = "bf.7",
+                    .to = "ana@example.com",
+                    .subject = "s",
+                    .text = "t"};
+    oc_request r = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(inst, &m, &r, &o), 0);
+    char lu[512], rt[512], mid[256];
+    assert_non_null(hdr(r.body.data, "List-Unsubscribe", lu, sizeof(lu)));
+    assert_non_null(hdr(r.body.data, "Reply-To", rt, sizeof(rt)));
+    assert_non_null(hdr(r.body.data, "Message-ID", mid, sizeof(mid)));
+    assert_string_equal(mid, "<bf.7@acme.example>"); /* threading keeps the bare id */
+    const char *t = strstr(lu, "?t=");
+    assert_non_null(t);
+    t += 3;
+    char tok[128];
+    snprintf(tok, sizeof(tok), "%.*s", (int)strcspn(t, ">"), t);
+    assert_int_equal(strlen(tok), strlen("bf.7.") + 32);
+    assert_true(!strncmp(tok, "bf.7.", 5));
+    for (size_t i = 5; i < strlen(tok); i++)
+        assert_true(isxdigit((unsigned char)tok[i]) && !isupper((unsigned char)tok[i]));
+    char want[256];
+    snprintf(want, sizeof(want), "reply+%s@acme.example", tok);
+    assert_string_equal(rt, want);
+    oc_request_free(&r);
+
+    /* the right tag: an unsubscribe of the bare id */
+    mock_events ev = {0};
+    char q[160];
+    snprintf(q, sizeof(q), "t=%s", tok);
+    oc_inbound_result res = post(inst, q, "List-Unsubscribe=One-Click", &ev);
+    assert_int_equal(res.status, 200);
+    oc_buf_free(&res.body);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].provider_id, "token:bf.7");
+    mock_events_free(&ev);
+    /* a guessed id, a flipped tag digit, a tag of another id: 403, nothing */
+    char flipped[160];
+    snprintf(flipped, sizeof(flipped), "t=%s", tok);
+    size_t last = strlen(flipped) - 1;
+    flipped[last] = flipped[last] == '0' ? '1' : '0';
+    char other[160];
+    snprintf(other, sizeof(other), "t=bf.8.%s", tok + 5);
+    const char *bad[] = {"t=bf.7", flipped, other, "t=bf.7.",
+                         "t=.0123456789abcdef0123456789abcdef"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        res = post(inst, bad[i], "List-Unsubscribe=One-Click", &ev);
+        assert_int_equal(res.status, 403);
+        assert_string_equal(res.error, "bad_token");
+        oc_buf_free(&res.body);
+    }
+    assert_int_equal(ev.n, 0);
+    C->free(inst);
+
+    /* reply+TOKEN: attributed with the right tag, kept unattributed without */
+    const char *const kv[] = {"url",
+                              "smtp://127.0.0.1:2525",
+                              "from",
+                              "news@acme.example",
+                              "token_secret",
+                              tagged_conf[11],
+                              "inbound_unsigned",
+                              "true",
+                              NULL};
+    inst = mock_init(C, kv, err, sizeof(err));
+    assert_non_null(inst);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"from\":\"bob@example.com\",\"to\":\"reply+%s@acme.example\",\"text\":\"hi\"}",
+             tok);
+    res = post(inst, "", body, &ev);
+    assert_int_equal(res.status, 200);
+    oc_buf_free(&res.body);
+    res = post(inst, "",
+               "{\"from\":\"bob@example.com\",\"to\":\"reply+bf.7@acme.example\",\"text\":\"hi\"}",
+               &ev);
+    assert_int_equal(res.status, 200);
+    oc_buf_free(&res.body);
+    assert_int_equal(ev.n, 2);
+    assert_string_equal(ev.ev[0].in_reply_to, "token:bf.7");
+    assert_null(ev.ev[1].in_reply_to);
+    mock_events_free(&ev);
+    C->free(inst);
+}
+
+/* without inbound_signing_key an inbound-parse post is refused unless
+ * inbound_unsigned = true; one-click unsubscribes are not JSON posts */
+static void unsigned_posts_are_refused_without_inbound_unsigned(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *const kv[] = {"url", "smtp://127.0.0.1:2525", "from", "news@acme.example", NULL};
+    void *inst = mock_init(C, kv, err, sizeof(err));
+    assert_non_null(inst);
+    mock_events ev = {0};
+    oc_inbound_result res = post(
+        inst, "", "{\"from\":\"bob@example.com\",\"to\":\"x@acme.example\",\"text\":\"hi\"}", &ev);
+    assert_int_equal(res.status, 403);
+    assert_string_equal(res.error, "unsigned_inbound_refused");
+    assert_int_equal(ev.n, 0);
+    res = post(inst, "t=bf.7", "List-Unsubscribe=One-Click", &ev);
+    assert_int_equal(res.status, 200);
+    oc_buf_free(&res.body);
+    assert_int_equal(ev.n, 1);
+    mock_events_free(&ev);
+    C->free(inst);
+    const char *const bad1[] = {
+        "url", "smtp://127.0.0.1:25", "from", "a@b.example", "inbound_unsigned", "yes", NULL};
+    assert_null(mock_init(C, bad1, err, sizeof(err)));
+    assert_string_equal(err, "inbound_unsigned must be true or false");
+    const char *const bad2[] = {
+        "url", "smtp://127.0.0.1:25", "from", "a@b.example", "token_secret", "short", NULL};
+    assert_null(mock_init(C, bad2, err, sizeof(err)));
+    assert_non_null(strstr(err, "token_secret"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +636,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_signatures_are_refused, setup_signed, teardown),
         cmocka_unit_test(max_age_is_validated_at_load),
+        cmocka_unit_test(tagged_tokens_are_verified),
+        cmocka_unit_test(unsigned_posts_are_refused_without_inbound_unsigned),
         cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup,
                                         teardown),
     };

@@ -219,7 +219,9 @@ static void graph_error_codes_map_to_outcomes(void **state)
         {132001, 404, OC_FAILED, "template_error"},
         {132005, 400, OC_FAILED, "template_error"},
         {132012, 400, OC_FAILED, "template_error"},
-        {131048, 400, OC_FAILED, "policy"},
+        {131048, 400, OC_RETRY, "spam_rate_limit"},
+        {131057, 400, OC_RETRY, "maintenance"},
+        {131050, 400, OC_FAILED, "opted_out"},
         {368, 403, OC_FAILED, "policy"},
         {131049, 400, OC_FAILED, "not_delivered_marketing"},
         {100, 400, OC_FAILED, "invalid_parameter"},
@@ -243,6 +245,47 @@ static void graph_error_codes_map_to_outcomes(void **state)
         classify(*state, 400, "{\"error\":{\"code\":131056,\"message\":\"pair\"}}", NULL);
     assert_int_equal(o.retry_after_ms, 6000);
     assert_string_equal(o.detail, "code 131056: pair");
+}
+
+/* who waits: 131056 only the recipient, 130429/80007/131048 the connector,
+ * 131057 a plain retry; 131050 is final (opted_out: suppressed, no fallback) */
+static void throttling_and_opt_out_codes_say_who_waits(void **state)
+{
+    static const struct {
+        int code, status, throttle;
+        long min_after;
+    } rows[] = {
+        {131056, 400, OC_THROTTLE_RECIPIENT, 6000},
+        {130429, 429, 1, -1},
+        {80007, 400, 1, -1},
+        {131048, 400, 1, -1},
+        {131057, 400, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char body[200];
+        snprintf(body, sizeof(body),
+                 "{\"error\":{\"message\":\"m\",\"type\":\"OAuthException\",\"code\":%d,"
+                 "\"error_data\":{\"messaging_product\":\"whatsapp\",\"details\":\"d\"},"
+                 "\"fbtrace_id\":\"x\"}}",
+                 rows[i].code);
+        oc_outcome o = classify(*state, rows[i].status, body, NULL);
+        assert_int_equal(o.kind, OC_RETRY);
+        assert_int_equal(o.throttle, rows[i].throttle);
+        if (rows[i].min_after > 0)
+            assert_true(o.retry_after_ms >= rows[i].min_after);
+    }
+    /* a longer Retry-After on a pair-rate answer is kept */
+    oc_outcome o = classify(*state, 429, "{\"error\":{\"code\":131056,\"message\":\"p\"}}", "9");
+    assert_int_equal(o.throttle, OC_THROTTLE_RECIPIENT);
+    assert_int_equal(o.retry_after_ms, 9000);
+    o = classify(*state, 400,
+                 "{\"error\":{\"message\":\"(#131050) Unable to deliver the message. This "
+                 "recipient has chosen to stop receiving marketing messages on WhatsApp from your "
+                 "business\",\"type\":\"OAuthException\",\"code\":131050,\"fbtrace_id\":\"A\"}}",
+                 NULL);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.reason, "opted_out");
+    assert_int_equal(o.throttle, 0);
 }
 
 static void retry_after_is_honoured_in_both_forms(void **state)
@@ -405,6 +448,178 @@ static void unparseable_signed_body_is_a_400(void **state)
     assert_int_equal(ev.n, 0);
 }
 
+static const char *sign(const char *body, char sig[80])
+{
+    strcpy(sig, "sha256=");
+    hmac_hex(EVP_sha256(), "appsecret", body, strlen(body), sig + 7);
+    return sig;
+}
+
+#define VALUE_HEAD                                                                                 \
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"WABA\",\"changes\":[{"         \
+    "\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":"        \
+    "\"15551230000\",\"phone_number_id\":\"1234567890\"},"
+
+/* the documented inbound shapes whose detail used to be lost: quick-reply
+ * payloads, interactive reply ids, a flow's answer, reactions, system
+ * notices */
+static void inbound_detail_is_kept(void **state)
+{
+    static const char body[] = VALUE_HEAD
+        "\"contacts\":[{\"profile\":{\"name\":\"Ana\"},\"wa_id\":\"15550000001\"}],"
+        "\"messages\":["
+        "{\"context\":{\"from\":\"15551230000\",\"id\":\"wamid.OUT1\"},\"from\":\"15550000001\","
+        "\"id\":\"wamid.B1\",\"timestamp\":\"1700000000\",\"type\":\"button\",\"button\":{"
+        "\"payload\":\"MORE_INFO\",\"text\":\"Tell me more\"}},"
+        "{\"context\":{\"from\":\"15551230000\",\"id\":\"wamid.OUT2\"},\"from\":\"15550000001\","
+        "\"id\":\"wamid.I1\",\"timestamp\":\"1700000001\",\"type\":\"interactive\","
+        "\"interactive\":{\"type\":\"button_reply\",\"button_reply\":{\"id\":\"btn-yes\","
+        "\"title\":\"Yes\"}}},"
+        "{\"from\":\"15550000001\",\"id\":\"wamid.I2\",\"timestamp\":\"1700000002\",\"type\":"
+        "\"interactive\",\"interactive\":{\"type\":\"list_reply\",\"list_reply\":{\"id\":"
+        "\"row-2\",\"title\":\"Size M\",\"description\":\"medium\"}}},"
+        "{\"context\":{\"from\":\"15551230000\",\"id\":\"wamid.OUT3\"},\"from\":\"15550000001\","
+        "\"id\":\"wamid.F1\",\"timestamp\":\"1700000003\",\"type\":\"interactive\","
+        "\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"response_json\":"
+        "\"{\\\"flow_token\\\":\\\"t1\\\",\\\"size\\\":\\\"M\\\"}\",\"body\":\"Sent\",\"name\":"
+        "\"flow\"}}},"
+        "{\"from\":\"15550000001\",\"id\":\"wamid.R1\",\"timestamp\":\"1700000004\",\"type\":"
+        "\"reaction\",\"reaction\":{\"message_id\":\"wamid.OUT4\",\"emoji\":\"\\uD83D\\uDE00\"}}"
+        "]}}]},{\"id\":\"WABA\",\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\","
+        "\"metadata\":{\"display_phone_number\":\"15551230000\",\"phone_number_id\":"
+        "\"1234567890\"},\"messages\":[{\"from\":\"15550000001\",\"id\":\"wamid.S1\","
+        "\"system\":{\"body\":\"User Ana changed from 15550000001 to 15550000009\",\"wa_id\":"
+        "\"15550000009\",\"type\":\"user_changed_number\"},\"timestamp\":\"1700000005\","
+        "\"type\":\"system\"}]},\"field\":\"messages\"}]}]}";
+    char sig[80];
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", body, sign(body, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 6);
+    assert_string_equal(ev.ev[0].kind, "button");
+    assert_string_equal(ev.ev[0].text, "Tell me more");
+    assert_string_equal(ev.ev[0].payload, "MORE_INFO");
+    assert_string_equal(ev.ev[0].in_reply_to, "wamid.OUT1");
+    assert_string_equal(ev.ev[1].kind, "interactive");
+    assert_string_equal(ev.ev[1].text, "Yes");
+    assert_string_equal(ev.ev[1].payload, "btn-yes");
+    assert_string_equal(ev.ev[2].text, "Size M");
+    assert_string_equal(ev.ev[2].payload, "row-2");
+    assert_string_equal(ev.ev[3].text, "Sent");
+    assert_string_equal(ev.ev[3].payload, "{\"flow_token\":\"t1\",\"size\":\"M\"}");
+    assert_string_equal(ev.ev[4].kind, "reaction");
+    assert_string_equal(ev.ev[4].in_reply_to, "wamid.OUT4");
+    assert_string_equal(ev.ev[4].text, "[reaction:\xf0\x9f\x98\x80]");
+    assert_int_equal(ev.ev[5].type, OC_EV_REPLY);
+    assert_string_equal(ev.ev[5].kind, "system");
+    assert_string_equal(ev.ev[5].payload, "user_changed_number");
+    assert_string_equal(ev.ev[5].text, "User Ana changed from 15550000001 to 15550000009");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ev.ev[i].type, OC_EV_REPLY);
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+}
+
+/* the user_preferences field (stop/resume marketing), a failed status with
+ * 131050, and value.errors (logged, no event) */
+static void preferences_and_opt_out_statuses(void **state)
+{
+    static const char body[] = VALUE_HEAD
+        "\"contacts\":[{\"profile\":{\"name\":\"Ana\"},\"wa_id\":\"15550000001\"}],"
+        "\"user_preferences\":[{\"wa_id\":\"15550000001\",\"detail\":\"User requested to stop "
+        "marketing messages\",\"category\":\"marketing_messages\",\"value\":\"stop\","
+        "\"timestamp\":1731705721},{\"wa_id\":\"15550000002\",\"detail\":\"User requested to "
+        "resume marketing messages\",\"category\":\"marketing_messages\",\"value\":\"resume\","
+        "\"timestamp\":1731705722},{\"wa_id\":\"15550000003\",\"category\":\"other\",\"value\":"
+        "\"stop\"}]},\"field\":\"user_preferences\"},{\"value\":{\"messaging_product\":"
+        "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15551230000\",\"phone_number_id\":"
+        "\"1234567890\"},\"statuses\":[{\"id\":\"wamid.OUT9\",\"status\":\"failed\","
+        "\"timestamp\":\"1700000009\",\"recipient_id\":\"15550000004\",\"errors\":[{\"code\":"
+        "131050,\"title\":\"Unable to deliver the message. This recipient has chosen to stop "
+        "receiving marketing messages on WhatsApp from your business\"}]}],\"errors\":[{\"code\":"
+        "131051,\"title\":\"Message type unknown\",\"message\":\"Message type unknown\","
+        "\"error_data\":{\"details\":\"Message type is currently not supported\"}}]},\"field\":"
+        "\"messages\"}]}]}";
+    char sig[80];
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", body, sign(body, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 3);
+    assert_int_equal(ev.ev[0].type, OC_EV_OPTOUT);
+    assert_string_equal(ev.ev[0].from, "+15550000001");
+    assert_string_equal(ev.ev[0].kind, "user_preferences");
+    assert_true(ev.ev[0].timestamp == 1731705721);
+    assert_int_equal(ev.ev[1].type, OC_EV_OPTIN);
+    assert_string_equal(ev.ev[1].from, "+15550000002");
+    assert_int_equal(ev.ev[2].type, OC_EV_STATUS);
+    assert_string_equal(ev.ev[2].state, "failed");
+    assert_true(!strncmp(ev.ev[2].error, "131050: ", 8));
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+}
+
+static const char *const conf_optout[] = {"api_base",
+                                          "http://127.0.0.1:9/",
+                                          "phone_number_id",
+                                          "1234567890",
+                                          "access_token",
+                                          "testtoken",
+                                          "app_secret",
+                                          "appsecret",
+                                          "optout_payloads",
+                                          " STOP_PROMO , unsubscribe-btn",
+                                          "preview_url",
+                                          "true",
+                                          NULL};
+
+/* optout_payloads: the template's "Stop promotions" quick reply is kept as
+ * a reply and opts the contact out; preview_url reaches text messages */
+static void optout_payloads_and_preview_url(void **state)
+{
+    (void)state;
+    char err[256];
+    void *inst = mock_init(C, conf_optout, err, sizeof(err));
+    assert_non_null(inst);
+    static const char body[] = VALUE_HEAD
+        "\"contacts\":[{\"profile\":{\"name\":\"Ana\"},\"wa_id\":\"15550000001\"}],"
+        "\"messages\":[{\"context\":{\"from\":\"15551230000\",\"id\":\"wamid.OUT1\"},\"from\":"
+        "\"15550000001\",\"id\":\"wamid.B1\",\"timestamp\":\"1700000000\",\"type\":\"button\","
+        "\"button\":{\"payload\":\"stop_promo\",\"text\":\"Stop promotions\"}},"
+        "{\"from\":\"15550000001\",\"id\":\"wamid.B2\",\"timestamp\":\"1700000001\",\"type\":"
+        "\"button\",\"button\":{\"payload\":\"MORE\",\"text\":\"More\"}},"
+        "{\"from\":\"15550000001\",\"id\":\"wamid.T1\",\"timestamp\":\"1700000002\",\"type\":"
+        "\"text\",\"text\":{\"body\":\"STOP_PROMO\"}}]},\"field\":\"messages\"}]}]}";
+    char sig[80];
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(inst, "POST", "", body, sign(body, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 4);
+    assert_int_equal(ev.ev[0].type, OC_EV_REPLY);
+    assert_string_equal(ev.ev[0].text, "Stop promotions");
+    assert_int_equal(ev.ev[1].type, OC_EV_OPTOUT);
+    assert_string_equal(ev.ev[1].from, "+15550000001");
+    assert_string_equal(ev.ev[1].in_reply_to, "wamid.OUT1");
+    assert_string_equal(ev.ev[1].kind, "payload");
+    assert_int_equal(ev.ev[2].type, OC_EV_REPLY); /* another payload: a reply only */
+    assert_int_equal(ev.ev[3].type, OC_EV_REPLY); /* typed text is not a payload */
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+    oc_message m = {.campaign = "c",
+                    .message_id = "c.1",
+                    .to = "+15550000001",
+                    .text = "see https://example.com"};
+    oc_request q = {0};
+    oc_outcome o;
+    assert_int_equal(C->build(inst, &m, &q, &o), 0);
+    assert_non_null(strstr(q.body.data, "\"preview_url\":true,"));
+    oc_request_free(&q);
+    C->free(inst);
+    const char *const bad[] = {
+        "phone_number_id", "1", "access_token", "t", "preview_url", "yes", NULL};
+    assert_null(mock_init(C, bad, err, sizeof(err)));
+    assert_string_equal(err, "preview_url must be true or false");
+}
+
 static void bad_configuration_is_refused_at_init(void **state)
 {
     (void)state;
@@ -429,7 +644,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(success_yields_the_wamid, setup, teardown),
         cmocka_unit_test_setup_teardown(graph_error_codes_map_to_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(throttling_and_opt_out_codes_say_who_waits, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(retry_after_is_honoured_in_both_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbound_detail_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(preferences_and_opt_out_statuses, setup, teardown),
+        cmocka_unit_test(optout_payloads_and_preview_url),
         cmocka_unit_test_setup_teardown(garbage_and_empty_bodies_never_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(verification_handshake_echoes_the_challenge, setup,
                                         teardown),
