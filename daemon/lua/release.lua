@@ -8,6 +8,9 @@
 --       process (or a retry) sends it once.
 --   'C', campaign, channel, address, slot, retry member: cancel. A record
 --       still claimed by owner (or waiting to retry) ends `cancelled`.
+--   'H', campaign, channel, address, slot, due, retry member: put back as
+--       'P' does, due at `due` (unix ms) with error `halted`: its connector
+--       halted (the daemon makes it due at once when the connector resumes).
 --   'D', retry member: a retry taken but not claimed: due again now.
 --   'K', entry, campaign, first, end: hand a chunk back: acked, and added
 --       again at the end of the stream for any instance to read at once
@@ -22,23 +25,28 @@ local counts = {} -- campaign -> cancelled added
 local i = 6
 while i <= #ARGV do
   local op = ARGV[i]
-  if op == 'P' or op == 'C' then
+  if op == 'P' or op == 'C' or op == 'H' then
     local c, ch, addr, slot, member = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    local due, err = now, 'released'
+    if op == 'H' then
+      due, err, member = tonumber(ARGV[i + 5]) or now, 'halted', ARGV[i + 6]
+      i = i + 1
+    end
     i = i + 6
     local mk, field = prefix .. 'msg:' .. c, ch .. ':' .. addr
     local v = redis.call('HGET', mk, field)
     local r = v and cjson.decode(v)
     if r and r.slot == slot and ((r.state == 'claimed' and r.owner == owner) or
         (op == 'C' and r.state == 'retry')) then
-      if op == 'P' then
+      if op ~= 'C' then
         r.state = 'retry'
-        r.error = 'released'
-        r.due = now
+        r.error = err
+        r.due = due
         r.attempts = math.max((tonumber(r.attempts) or 1) - 1, 0)
         r.owner, r.lease = nil, nil
         r.at = now
         redis.call('HSET', mk, field, cjson.encode(r))
-        redis.call('ZADD', retry, now, member)
+        redis.call('ZADD', retry, due, member)
       else
         r.state = 'cancelled'
         r.owner, r.lease, r.due = nil, nil, nil
