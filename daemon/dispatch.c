@@ -62,7 +62,8 @@ struct rcpt {
     int from_retry;
     int relase;    /* its claim is being renewed: it waited past its lease */
     char rel_mode; /* R_RELEASE: 'P' put back, 'C' cancel, 'D' retry due now, 'H' put back
-                      due at the halt's probe time (its connector halted) */
+                      due at the halt's probe time (its connector halted), 'L' a retry
+                      not claimed, due at the probe time */
     long long lease_until_us; /* monotonic: no transfer starts after this */
     long long wire_ms;        /* unix ms its request was handed to the transport */
     char addr[ADDR_MAX];
@@ -1057,6 +1058,33 @@ static void halt_release(conn_inst *ci)
     }
 }
 
+/* Every tick while an instance is halted and its probe is not due: the
+ * retries taken for it and not claimed (they would wait in memory and be
+ * taken again when their lease ends) are due again at the probe time. */
+static void halt_park_retries(omni *o)
+{
+    int any = 0;
+    for (size_t i = 0; i < o->n_conns && !any; i++)
+        any = o->conns[i].halted && !conn_probe_due(&o->conns[i], omni_mono_us());
+    if (!any || o->draining)
+        return;
+    chunk *c;
+    TAILQ_FOREACH(c, &D(o)->chunks, link)
+    {
+        rcpt *r = &c->rs[0];
+        if (c->entry[0] || !c->spec || c->n != 1 || r->state != R_CLAIM || r->relase ||
+            (size_t)r->ch >= c->spec->n_channels || !c->spec->chans[r->ch])
+            continue;
+        conn_inst *ci = ci_of(r);
+        if (!ci->halted || conn_probe_due(ci, omni_mono_us()))
+            continue;
+        char m[MSGID_MAX + 16];
+        retry_member(r, m, sizeof(m));
+        conn_hold_member(ci, m);
+        let_go(r, 'L');
+    }
+}
+
 /* The halt begins: claims waiting to be renewed on it go back too. */
 static void halt_begin(conn_inst *ci)
 {
@@ -1396,7 +1424,7 @@ static void let_go(rcpt *r, char mode)
     } else if (r->state == R_CLAIM) {
         c->to_claim--;
     }
-    if (mode != 'D')
+    if (mode != 'D' && mode != 'L') /* a retry never claimed: nothing of it here */
         seen_set(c->mem, r->ch, r->index, SEEN_NONE);
     r->relase = 0;
     r->rel_mode = mode;
@@ -1515,6 +1543,13 @@ static void flush_releases(omni *o)
         retry_member(r, m, sizeof(m));
         if (r->rel_mode == 'D') {
             store_args_adds(a, "D");
+        } else if (r->rel_mode == 'L') {
+            store_args_adds(a, "L");
+            store_args_adds(a, m);
+            store_args_addll(a, omni_now_ms() + (long long)ci_of(r)->conf->halt_probe_s * 1000);
+            r->state = R_RELEASING;
+            n++;
+            continue;
         } else if (r->rel_mode == 'H') {
             conn_inst *ci = ci_of(r);
             store_args_adds(a, "H");
@@ -1728,6 +1763,7 @@ void dispatch_tick(omni *o)
     take_due(o);
     poll_states(o);
     conn_halt_poll(o);
+    halt_park_retries(o);
 }
 
 void dispatch_on_kick(omni *o)

@@ -12,6 +12,8 @@
 --       'P' does, due at `due` (unix ms) with error `halted`: its connector
 --       halted (the daemon makes it due at once when the connector resumes).
 --   'D', retry member: a retry taken but not claimed: due again now.
+--   'L', retry member, due: a retry taken but not claimed, its connector
+--       halted: due again at `due` (unix ms).
 --   'K', entry, campaign, first, end: hand a chunk back: acked, and added
 --       again at the end of the stream for any instance to read at once
 --       (the claim guard skips what is already done).
@@ -62,6 +64,10 @@ while i <= #ARGV do
   elseif op == 'D' then
     redis.call('ZADD', retry, 'XX', now, ARGV[i + 1])
     i = i + 2
+    out[#out + 1] = 'o'
+  elseif op == 'L' then
+    redis.call('ZADD', retry, 'XX', tonumber(ARGV[i + 2]) or now, ARGV[i + 1])
+    i = i + 3
     out[#out + 1] = 'o'
   elseif op == 'K' then
     local entry, c, s, e = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
