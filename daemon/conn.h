@@ -1,6 +1,7 @@
 /* Connector instances ([connector.NAME]) and channels: start, reload and
  * stop of the instances, the address kind of a channel (shared with the
- * CLI), the provider latency histogram (one table: bounds and buckets),
+ * CLI), halt and resume (OC_HALT), the provider latency histogram (one
+ * table: bounds and buckets),
  * and the per-instance queue of campaigns with claimed recipients waiting
  * (dispatch.c fills it and serves it, paced by the instance's token bucket
  * and in-flight window). Includes no stage. */
