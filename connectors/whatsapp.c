@@ -354,6 +354,36 @@ static void classify_code(long code, oc_outcome *o)
     snprintf(o->reason, sizeof(o->reason), "%s", r);
 }
 
+/* Account-level codes: nothing can be sent until someone acts, so the
+ * instance halts (OC_HALT, ABI 1.3) instead of failing every recipient. A
+ * paused or disabled template (132015, 132016) halts the whole instance
+ * too: the daemon keeps no per-template state, and a resume (or the probe)
+ * finds out whether the template is back. Returns 1 when code halts. */
+static int wa_halt_code(long code, oc_outcome *o)
+{
+    static const struct {
+        long code;
+        const char *reason;
+    } halts[] = {
+        {190, "auth_expired"},         /* access token expired or invalid */
+        {10, "permission"},            /* the app lacks the permission */
+        {200, "permission"},           /* ... or the number/WABA asset */
+        {131031, "account_locked"},    /* business account locked */
+        {131042, "payment"},           /* eligibility: payment issue */
+        {368, "policy_block"},         /* temporarily blocked for policy violations */
+        {132015, "template_paused"},   /* template paused for low quality */
+        {132016, "template_disabled"}, /* template disabled */
+    };
+    for (size_t i = 0; i < sizeof(halts) / sizeof(halts[0]); i++)
+        if (halts[i].code == code) {
+            o->kind = OC_HALT;
+            o->throttle = 0;
+            snprintf(o->reason, sizeof(o->reason), "%s", halts[i].reason);
+            return 1;
+        }
+    return 0;
+}
+
 static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
 {
     wa *w = inst;
@@ -412,6 +442,7 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
             out->throttle = 1;
             snprintf(out->reason, sizeof(out->reason), "throttled");
         }
+        wa_halt_code(c, out); /* account-level: halt, whatever the status */
     } else if (resp->status == 429) {
         out->kind = OC_RETRY;
         out->throttle = 1;

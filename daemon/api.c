@@ -541,3 +541,56 @@ void api_conversation(http_server *h, struct evhttp_request *req, const char *pa
     http_areq_free(a);
     http_reply_error(req, 404, "not_found", "no such route");
 }
+
+/* ---- POST /v1/connectors/{name}/resume: a halted connector instance sends
+ * again. The request is written to connector:{name} (field resume, unix
+ * ms), which every daemon's halted instance of that name reads each tick;
+ * this daemon's resumes at once. */
+
+static void resume_written(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            http_reply_error(req, 503, "redis_unavailable", "the resume could not be written");
+        } else {
+            conn_inst *ci = conn_find(a->h->o, a->id);
+            int was = ci && ci->halted;
+            if (ci)
+                conn_resume(ci, "operator");
+            http_reply_json(req, 202,
+                            json_pack("{s:s,s:s,s:b}", "connector", a->id, "status",
+                                      "resume_requested", "was_halted", was));
+        }
+    }
+    http_areq_free(a);
+}
+
+void api_connector(http_server *h, struct evhttp_request *req, const char *path,
+                   const struct evhttp_uri *u)
+{
+    (void)u;
+    omni *o = h->o;
+    const char *rest = path + 15; /* strlen("/v1/connectors/") */
+    const char *slash = strchr(rest, '/');
+    if (!slash || strcmp(slash, "/resume") != 0)
+        return http_reply_error(req, 404, "not_found", "no such route");
+    size_t n = (size_t)(slash - rest);
+    conn_inst *ci = NULL;
+    for (size_t i = 0; i < o->n_conns && !ci; i++)
+        if (strlen(o->conns[i].conf->name) == n && !strncmp(o->conns[i].conf->name, rest, n))
+            ci = &o->conns[i];
+    if (!ci)
+        return http_reply_error(req, 404, "not_found", "no such connector instance");
+    if (!store_is_ready(o->st))
+        return http_reply_error(req, 503, "redis_unavailable", NULL);
+    char key[KEY_MAX], now[24];
+    if (omni_key(o, key, sizeof(key), KEY_CONNECTOR, ci->conf->name) < 0)
+        return http_reply_error(req, 500, "internal", NULL);
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    areq *a = http_areq_new(h, req);
+    snprintf(a->id, sizeof(a->id), "%s", ci->conf->name);
+    if (store_cmd(o->st, resume_written, a, "HSET", key, "resume", now, NULL) < 0)
+        resume_written(NULL, a);
+}

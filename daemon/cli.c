@@ -1,6 +1,7 @@
 /* omnicast: the command-line client. Validates jobs locally with the
  * daemon's own validator before queueing them, and reads campaign state
  * straight from Redis. Blocking hiredis is fine here: no event loop. */
+#include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -386,6 +387,53 @@ static int cmd_campaign(cli *c, int argc, char **argv)
     return rc;
 }
 
+/* connector resume NAME: a halted connector instance sends again, on every
+ * daemon: the request goes to connector:{name} (field resume, unix ms),
+ * which halted instances read each tick. */
+static int cmd_connector(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    if (strcmp(argv[0], "resume")) {
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    const char *name = argv[1];
+    if (c->have_cfg && !config_connector(&c->cfg, name)) {
+        fprintf(stderr, "omnicast: no connector instance [connector.%s] in the configuration\n",
+                name);
+        return EX_FAIL;
+    }
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-') {
+            fprintf(stderr, "omnicast: bad connector name (A-Z a-z 0-9 _ -)\n");
+            return EX_USAGE_;
+        }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char key[512], now[32];
+    if (key_build(key, sizeof(key), c->prefix, KEY_CONNECTOR, name) < 0) {
+        fprintf(stderr, "omnicast: connector name too long\n");
+        return EX_USAGE_;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(now, sizeof(now), "%lld", (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+    const char *av[] = {"HSET", key, "resume", now};
+    redisReply *r = redisCommandArgv(c->rc, 4, av, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "omnicast: %s\n", r ? r->str : c->rc->errstr);
+        freeReplyObject(r);
+        return r ? EX_FAIL : EX_REDIS;
+    }
+    freeReplyObject(r);
+    if (c->json)
+        printf("{\"ok\":true,\"connector\":\"%s\",\"resume\":%s}\n", name, now);
+    else
+        printf("connector %s: resume requested (halted instances resume within a second)\n", name);
+    return 0;
+}
+
 static json_t *entry_json(redisReply *e)
 {
     json_t *o = json_object();
@@ -741,6 +789,11 @@ static const cli_command commands[] = {
      {{"campaign pause|resume|cancel ID", "control a campaign on every instance"},
       {"campaign uncertain ID", "the uncertain recipients: reason, time on the wire"},
       {"campaign resend-uncertain ID", "send again the recipients left uncertain by a crash"}}},
+    {"connector",
+     cmd_connector,
+     2,
+     2,
+     {{"connector resume NAME", "a halted connector instance sends again (every instance)"}}},
     {"watch", cmd_watch, 1, 1, {{"watch ID", "live progress until the campaign ends"}}},
     {"campaigns", cmd_campaigns, 0, 0, {{"campaigns", "every campaign with its state and counts"}}},
     {"conversations", cmd_conversations, 0, -1, {{"conversations [--open] [--campaign ID]", NULL}}},

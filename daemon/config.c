@@ -155,6 +155,9 @@ const conf_directive config_common_connector_keys[] = {
      "true: a request that may have reached the provider without an answer is retried "
      "(at-least-once, for a provider that deduplicates); false: it ends uncertain",
      0, NULL},
+    C_INT("halt_probe_s", halt_probe_s, 1, 86400, "300",
+          "a halted instance (the provider refused the account) sends one probe after this "
+          "many seconds (1..86400)"),
     {NULL, NULL, 0, 0, 0, NULL, NULL, 0, NULL}};
 
 const conf_directive *config_directive(const conf_directive *t, const char *name)

@@ -31,6 +31,7 @@ typedef struct conf_connector {
     int native;          /* http_client = native: plain http:// through h1.c */
     int pipeline;        /* native client: requests in flight per connection */
     int retry_ambiguous; /* retry a request that may have reached the provider */
+    int halt_probe_s;    /* halted: seconds before one probe send */
     conf_kv *kv;         /* every key of the section as given (secrets resolved) */
     size_t n_kv;
     const oc_connector *impl; /* resolved by config_resolve(), not owned */

@@ -92,6 +92,9 @@ void conn_stop_all(omni *o)
         conn_inst *ci = &o->conns[i];
         if (ci->timer)
             event_free(ci->timer);
+        for (size_t k = 0; k < ci->n_held; k++)
+            free(ci->held[k]);
+        free(ci->held);
         if (ci->impl->free && ci->inst)
             ci->impl->free(ci->inst);
     }
@@ -212,10 +215,156 @@ static void pump_timer(evutil_socket_t fd, short what, void *arg)
     omni_kick(ci->o);
 }
 
+/* ---- halt and resume */
+
+/* An operational event on omni:events (capped): type, the instance, and
+ * field pairs. */
+static void event_emit(conn_inst *ci, const char *type, const char *k1, const char *v1,
+                       const char *k2, const char *v2)
+{
+    omni *o = ci->o;
+    char key[KEY_MAX], at[24];
+    if (omni_key(o, key, sizeof(key), KEY_EVENTS, NULL) < 0)
+        return;
+    snprintf(at, sizeof(at), "%lld", omni_now_ms());
+    const char *argv[] = {
+        "XADD",         key,  "MAXLEN", "~",        "10000",  "*", "type", type, "connector",
+        ci->conf->name, "at", at,       "instance", o->owner, k1,  v1,     k2,   v2};
+    int argc = k2 ? 18 : k1 ? 16 : 14;
+    if (store_cmdv(o->st, STORE_CMD, NULL, NULL, argc, argv, NULL) < 0)
+        log_warn("connector %s: the %s event could not be written (Redis unavailable)",
+                 ci->conf->name, type);
+}
+
+static void arm_probe(conn_inst *ci)
+{
+    ci->probing = 0;
+    ci->probe_at_us = omni_mono_us() + (long long)ci->conf->halt_probe_s * 1000000;
+    if (!ci->timer)
+        ci->timer = evtimer_new(ci->o->base, pump_timer, ci);
+    struct timeval tv = {ci->conf->halt_probe_s, 0};
+    if (ci->timer)
+        evtimer_add(ci->timer, &tv);
+}
+
+void conn_halt(conn_inst *ci, const char *reason, const char *detail)
+{
+    if (ci->halted) {
+        if (ci->probing) {
+            log_warn("connector %s: the probe was refused (%s): halted %d s more", ci->conf->name,
+                     reason, ci->conf->halt_probe_s);
+            arm_probe(ci);
+        }
+        return;
+    }
+    ci->halted = 1;
+    ci->n_halts++;
+    ci->halted_at_ms = omni_now_ms();
+    snprintf(ci->halt_reason, sizeof(ci->halt_reason), "%s", reason ? reason : "");
+    arm_probe(ci);
+    log_error("connector %s: halted: %s (%s): nothing is sent through it until `omnicast "
+              "connector resume %s`, POST /v1/connectors/%s/resume, or a probe in %d s succeeds",
+              ci->conf->name, ci->halt_reason, detail ? detail : "", ci->conf->name, ci->conf->name,
+              ci->conf->halt_probe_s);
+    event_emit(ci, "connector.halted", "reason", ci->halt_reason, "detail", detail ? detail : "");
+}
+
+void conn_resume(conn_inst *ci, const char *by)
+{
+    if (!ci->halted)
+        return;
+    omni *o = ci->o;
+    ci->halted = 0;
+    ci->probing = 0;
+    log_info("connector %s: resumed (%s) after %lld s halted (%s)", ci->conf->name, by,
+             (omni_now_ms() - ci->halted_at_ms) / 1000, ci->halt_reason);
+    event_emit(ci, "connector.resumed", "by", by, "reason", ci->halt_reason);
+    /* what was given back while halted is due now, not at the probe time */
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    for (size_t k = 0; k < ci->n_held; k++) {
+        store_cmd(o->st, NULL, NULL, "ZADD", o->k_retry, "XX", now, ci->held[k], NULL);
+        free(ci->held[k]);
+    }
+    ci->n_held = 0;
+    omni_kick(o);
+}
+
+int conn_probe_due(const conn_inst *ci, long long now_us)
+{
+    return ci->halted && !ci->probing && now_us >= ci->probe_at_us;
+}
+
+#define HELD_MAX 100000 /* beyond this, the rest come back at the probe time */
+
+void conn_hold_member(conn_inst *ci, const char *member)
+{
+    if (ci->n_held >= HELD_MAX)
+        return;
+    if (ci->n_held == ci->cap_held) {
+        size_t cap = ci->cap_held ? ci->cap_held * 2 : 64;
+        char **p = realloc(ci->held, cap * sizeof(*p));
+        if (!p)
+            return;
+        ci->held = p;
+        ci->cap_held = cap;
+    }
+    char *m = strdup(member);
+    if (m)
+        ci->held[ci->n_held++] = m;
+}
+
+static void resume_polled(redisReply *rep, void *arg)
+{
+    conn_inst *ci = arg;
+    ci->polling = 0;
+    if (!rep || rep->type != REDIS_REPLY_STRING || !ci->halted)
+        return;
+    long long at = strtoll(rep->str, NULL, 10);
+    if (at >= ci->halted_at_ms)
+        conn_resume(ci, "operator");
+}
+
+void conn_halt_poll(omni *o)
+{
+    for (size_t i = 0; i < o->n_conns; i++) {
+        conn_inst *ci = &o->conns[i];
+        char key[KEY_MAX];
+        if (!ci->halted || ci->polling || !store_is_ready(o->st) ||
+            omni_key(o, key, sizeof(key), KEY_CONNECTOR, ci->conf->name) < 0)
+            continue;
+        ci->polling = 1;
+        if (store_cmd(o->st, resume_polled, ci, "HGET", key, "resume", NULL) < 0)
+            ci->polling = 0;
+    }
+}
+
+size_t conn_halted(omni *o)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_conns; i++)
+        n += o->conns[i].halted != 0;
+    return n;
+}
+
+/* Halted: one probe send once halt_probe_s has passed, nothing else. */
+static void pump_halted(conn_inst *ci)
+{
+    long long now = omni_mono_us();
+    if (!conn_probe_due(ci, now) || ci->inflight || !ci->queued || TAILQ_EMPTY(&ci->active))
+        return;
+    camp_queue *cq = TAILQ_FIRST(&ci->active);
+    ci->take(ci, cq, now); /* dispatch marks the send it starts as the probe */
+}
+
 void conn_pump(conn_inst *ci)
 {
     if (ci->o->draining || !ci->take)
         return; /* nothing new goes on the wire; dispatch gives it back */
+    if (ci->halted) {
+        pump_halted(ci);
+        return;
+    }
     while (ci->queued && ci->inflight < ci->max_inflight && !TAILQ_EMPTY(&ci->active)) {
         long long now = omni_mono_us();
         long long wait = bucket_take(&ci->rate, now);

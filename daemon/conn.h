@@ -1,6 +1,7 @@
 /* Connector instances ([connector.NAME]) and channels: start, reload and
  * stop of the instances, the address kind of a channel (shared with the
- * CLI), the provider latency histogram (one table: bounds and buckets),
+ * CLI), halt and resume (OC_HALT), the provider latency histogram (one
+ * table: bounds and buckets),
  * and the per-instance queue of campaigns with claimed recipients waiting
  * (dispatch.c fills it and serves it, paced by the instance's token bucket
  * and in-flight window). Includes no stage. */
@@ -74,6 +75,17 @@ typedef struct conn_inst {
     uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits, n_uncertain;
     uint64_t lat_buckets[CONN_LAT_BUCKETS]; /* conn_lat_table */
     double lat_sum_s;
+    /* halted (OC_HALT): nothing goes on the wire until an operator resumes
+     * it or a probe send after halt_probe_s succeeds */
+    int halted;
+    int probing;             /* the probe send is on the wire */
+    long long halted_at_ms;  /* unix ms the halt began */
+    long long probe_at_us;   /* monotonic: the probe may go */
+    char halt_reason[48];    /* the connector's reason */
+    char **held;             /* retry members given back while halted */
+    size_t n_held, cap_held; /* ... made due again on resume */
+    int polling;             /* a look at connector:{name} is outstanding */
+    uint64_t n_halts;
 } conn_inst;
 
 typedef struct chan {
@@ -109,6 +121,23 @@ void conn_deactivate(conn_inst *ci, camp_queue *cq);
  * bucket is empty, a timer kicks the loop when it refills. Nothing starts
  * while draining. */
 void conn_pump(conn_inst *ci);
+/* Halt (OC_HALT from a send): the first one logs an error, emits a
+ * connector.halted event (omni:events) and stops the pump; while halted,
+ * another one (the probe's) waits halt_probe_s again. */
+void conn_halt(conn_inst *ci, const char *reason, const char *detail);
+/* Resume a halted instance (by: "operator" or "probe"): the event, and the
+ * recipients given back while halted are due again now. */
+void conn_resume(conn_inst *ci, const char *by);
+/* Halted, and the probe may go now (nothing of it on the wire yet). */
+int conn_probe_due(const conn_inst *ci, long long now_us);
+/* Keep a retry member given back while halted, to make it due on resume. */
+void conn_hold_member(conn_inst *ci, const char *member);
+/* Every tick: halted instances look for a resume request (connector:{name}
+ * field resume, unix ms, newer than the halt), which the CLI and the API
+ * write, so every daemon sharing the Redis resumes. */
+void conn_halt_poll(struct omni *o);
+/* How many instances are halted (/readyz). */
+size_t conn_halted(struct omni *o);
 /* The instance named name, or NULL. */
 conn_inst *conn_find(struct omni *o, const char *name);
 /* Transfers in flight, every instance. */

@@ -60,8 +60,10 @@ struct rcpt {
     int state;
     int attempts;
     int from_retry;
-    int relase;               /* its claim is being renewed: it waited past its lease */
-    char rel_mode;            /* R_RELEASE: 'P' put back, 'C' cancel, 'D' retry due now */
+    int relase;    /* its claim is being renewed: it waited past its lease */
+    char rel_mode; /* R_RELEASE: 'P' put back, 'C' cancel, 'D' retry due now, 'H' put back
+                      due at the halt's probe time (its connector halted), 'L' a retry
+                      not claimed, due at the probe time */
     long long lease_until_us; /* monotonic: no transfer starts after this */
     long long wire_ms;        /* unix ms its request was handed to the transport */
     char addr[ADDR_MAX];
@@ -800,6 +802,8 @@ static int claim_room(const rcpt *r, int worth)
 {
     conn_inst *ci = ci_of(r);
     camp_queue *cq = cq_of(r);
+    if (ci->halted) /* nothing, or the one probe when its time has come */
+        return conn_probe_due(ci, omni_mono_us()) && !ci->queued && !ci->claiming && !ci->inflight;
     size_t win = cq_window(r), busy = cq->n + cq->claiming;
     if (busy >= win || ci->queued + ci->claiming >= ci->claim_window * CONN_HELD_WINDOWS)
         return 0;
@@ -997,6 +1001,8 @@ static void send_one(conn_inst *ci, rcpt *r)
     r->t_submit_us = omni_mono_us();
     r->wire_ms = omni_now_ms();
     ci->inflight++;
+    if (ci->halted)
+        ci->probing = 1; /* the one send of a halted connector: its probe */
     if (transport_submit(o->tp, &req, &to, classify_done, r) < 0) {
         ci->inflight--;
         oc_outcome_set(&out, OC_RETRY, "transport", "could not start the transfer");
@@ -1024,12 +1030,99 @@ static int falls_back(const char *reason)
     return strcmp(reason, "opted_out") != 0 && strncmp(reason, "missing_var:", 12) != 0;
 }
 
+/* ---- halt (OC_HALT): the connector can send nothing until someone acts.
+ * The recipient's claim is given back (release.lua 'H': retry, the attempt
+ * given back, due at the probe time, or at once on resume), and so is
+ * every claim waiting on the instance; nothing is counted failed, nothing
+ * falls back. conn.c stops the pump and keeps the state. */
+
+static void hold_back(rcpt *r, conn_inst *ci)
+{
+    char m[MSGID_MAX + 16];
+    retry_member(r, m, sizeof(m));
+    conn_hold_member(ci, m);
+    let_go(r, 'H');
+}
+
+/* Every claim waiting on a halted instance is given back, except (when
+ * the probe's time has come) the one the probe will send. */
+static void halt_release(conn_inst *ci)
+{
+    camp_queue *cq;
+    size_t keep = conn_probe_due(ci, omni_mono_us()) ? 1 : 0;
+    while (ci->queued > keep && (cq = TAILQ_FIRST(&ci->active))) {
+        rcpt *r = TAILQ_LAST(&cq->q, rcpt_queue);
+        if (!r)
+            break;
+        hold_back(r, ci);
+    }
+}
+
+/* Every tick while an instance is halted and its probe is not due: the
+ * retries taken for it and not claimed (they would wait in memory and be
+ * taken again when their lease ends) are due again at the probe time. */
+static void halt_park_retries(omni *o)
+{
+    int any = 0;
+    for (size_t i = 0; i < o->n_conns && !any; i++)
+        any = o->conns[i].halted && !conn_probe_due(&o->conns[i], omni_mono_us());
+    if (!any || o->draining)
+        return;
+    chunk *c;
+    TAILQ_FOREACH(c, &D(o)->chunks, link)
+    {
+        rcpt *r = &c->rs[0];
+        if (c->entry[0] || !c->spec || c->n != 1 || r->state != R_CLAIM || r->relase ||
+            (size_t)r->ch >= c->spec->n_channels || !c->spec->chans[r->ch])
+            continue;
+        conn_inst *ci = ci_of(r);
+        if (!ci->halted || conn_probe_due(ci, omni_mono_us()))
+            continue;
+        char m[MSGID_MAX + 16];
+        retry_member(r, m, sizeof(m));
+        conn_hold_member(ci, m);
+        let_go(r, 'L');
+    }
+}
+
+/* The halt begins: claims waiting to be renewed on it go back too. */
+static void halt_begin(conn_inst *ci)
+{
+    chunk *c;
+    TAILQ_FOREACH(c, &D(ci->o)->chunks, link)
+    for (size_t i = 0; c->spec && i < c->n; i++) {
+        rcpt *r = &c->rs[i];
+        if (r->state == R_CLAIM && r->relase && ci_of(r) == ci)
+            hold_back(r, ci);
+    }
+    halt_release(ci);
+}
+
 static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
 {
     omni *o = ci->o;
     const omni_config *cfg = o->cfg;
     char mid[MSGID_MAX];
+    if (ci->probing && (int)out->kind != OC_HALT) {
+        /* the probe answered: the account sends again (a message refused
+         * for its own reason says so too); a transport error says nothing */
+        if (out->kind == OC_SENT || out->kind == OC_FAILED)
+            conn_resume(ci, "probe");
+        else
+            conn_halt(ci, out->reason, out->detail);
+    }
     switch ((int)out->kind) {
+    case OC_HALT: {
+        int was = ci->halted;
+        conn_halt(ci, out->reason, out->detail);
+        r->state = R_INFLIGHT; /* out of its queue already: only given back */
+        hold_back(r, ci);
+        if (!was)
+            halt_begin(ci);
+        else
+            halt_release(ci);
+        break;
+    }
     case OC_SENT:
         ci->n_sent++;
         if (out->provider_id[0]) {
@@ -1333,7 +1426,7 @@ static void let_go(rcpt *r, char mode)
     } else if (r->state == R_CLAIM) {
         c->to_claim--;
     }
-    if (mode != 'D')
+    if (mode != 'D' && mode != 'L') /* a retry never claimed: nothing of it here */
         seen_set(c->mem, r->ch, r->index, SEEN_NONE);
     r->relase = 0;
     r->rel_mode = mode;
@@ -1452,6 +1545,21 @@ static void flush_releases(omni *o)
         retry_member(r, m, sizeof(m));
         if (r->rel_mode == 'D') {
             store_args_adds(a, "D");
+        } else if (r->rel_mode == 'L') {
+            store_args_adds(a, "L");
+            store_args_adds(a, m);
+            store_args_addll(a, omni_now_ms() + (long long)ci_of(r)->conf->halt_probe_s * 1000);
+            r->state = R_RELEASING;
+            n++;
+            continue;
+        } else if (r->rel_mode == 'H') {
+            conn_inst *ci = ci_of(r);
+            store_args_adds(a, "H");
+            store_args_adds(a, r->ck->cid);
+            store_args_adds(a, r->ck->spec->channels[r->ch]);
+            store_args_adds(a, r->addr);
+            store_args_addll(a, r->index);
+            store_args_addll(a, omni_now_ms() + (long long)ci->conf->halt_probe_s * 1000);
         } else {
             store_args_add(a, &r->rel_mode, 1);
             store_args_adds(a, r->ck->cid);
@@ -1656,6 +1764,8 @@ void dispatch_tick(omni *o)
 {
     take_due(o);
     poll_states(o);
+    conn_halt_poll(o);
+    halt_park_retries(o);
 }
 
 void dispatch_on_kick(omni *o)
@@ -1669,8 +1779,11 @@ void dispatch_on_kick(omni *o)
     TAILQ_FOREACH(c, &d->chunks, link)
     if (c->to_claim && !c->claiming && !c->loading)
         claim_chunk(c);
-    for (size_t i = 0; i < o->n_conns; i++)
+    for (size_t i = 0; i < o->n_conns; i++) {
+        if (o->conns[i].halted && o->conns[i].queued && !o->draining)
+            halt_release(&o->conns[i]); /* claimed meanwhile: given back */
         conn_pump(&o->conns[i]);
+    }
     flush_outcomes(o);
     flush_releases(o);
 }

@@ -602,7 +602,16 @@ static void route_readyz(http_server *h, struct evhttp_request *req, const char 
     else if (o->draining)
         http_reply_json(req, 503,
                         json_pack("{s:s,s:s}", "status", "not_ready", "failed", "draining"));
-    else
+    else if (conn_halted(o)) {
+        /* degraded, still ready: the instance takes jobs and webhooks and
+         * its other connectors send; a 503 would take every instance out
+         * of rotation at once (they halt alike), webhooks with them */
+        json_t *names = json_array();
+        for (size_t i = 0; i < o->n_conns; i++)
+            if (o->conns[i].halted)
+                json_array_append_new(names, json_string(o->conns[i].conf->name));
+        http_reply_json(req, 200, json_pack("{s:s,s:o}", "status", "degraded", "halted", names));
+    } else
         http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -643,6 +652,7 @@ static const struct route {
     {"/v1/campaigns/", 1, M_ANY, 0, api_campaign},
     {"/v1/conversations", 0, M_GET, 0, api_conversations},
     {"/v1/conversations/", 1, M_ANY, 0, api_conversation},
+    {"/v1/connectors/", 1, M_POST, 405, api_connector},
 };
 
 static void route(http_server *h, struct evhttp_request *req, const char *path,

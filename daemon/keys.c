@@ -24,6 +24,8 @@ static const struct {
     [KEY_CONV] = {"conv:", "", "conv:{id}"},
     [KEY_CONV_LOG] = {"conv:", ":log", "conv:{id}:log"},
     [KEY_CONV_CAMPAIGN] = {"conv:campaign:", "", "conv:campaign:{id}"},
+    [KEY_EVENTS] = {"events", NULL, "events"},
+    [KEY_CONNECTOR] = {"connector:", "", "connector:{name}"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

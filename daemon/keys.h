@@ -28,6 +28,8 @@ typedef enum key_kind {
     KEY_CONV,          /* conv:{id}              hash of a conversation */
     KEY_CONV_LOG,      /* conv:{id}:log          stream of a conversation's messages */
     KEY_CONV_CAMPAIGN, /* conv:campaign:{id}     zset of a campaign's conversations */
+    KEY_EVENTS,        /* events                 stream of operational events (halt, resume) */
+    KEY_CONNECTOR,     /* connector:{name}       hash: a connector instance's control (resume) */
     KEY_KINDS
 } key_kind;
 

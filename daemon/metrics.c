@@ -71,6 +71,12 @@ void metrics_render(omni *o, oc_buf *b)
     for (size_t i = 0; i < o->n_conns; i++)
         put(b, "omnicast_throttled_total{connector=\"%s\"} %llu\n", o->conns[i].conf->name,
             (unsigned long long)o->conns[i].n_throttled);
+    put(b, "# HELP omnicast_connector_halted 1 while the instance is halted (the provider "
+           "refused the account; see omnicast connector resume).\n"
+           "# TYPE omnicast_connector_halted gauge\n");
+    for (size_t i = 0; i < o->n_conns; i++)
+        put(b, "omnicast_connector_halted{connector=\"%s\"} %d\n", o->conns[i].conf->name,
+            o->conns[i].halted ? 1 : 0);
     put(b, "# HELP omnicast_provider_latency_seconds Time from submit to completion.\n"
            "# TYPE omnicast_provider_latency_seconds histogram\n");
     for (size_t i = 0; i < o->n_conns; i++) {

@@ -1,5 +1,7 @@
 #include "verdict.h"
 
+#include <stdio.h>
+
 void verdict(const oc_connector *impl, void *inst, int retry_ambiguous, const oc_response *resp,
              oc_outcome *out)
 {
@@ -13,6 +15,13 @@ void verdict(const oc_connector *impl, void *inst, int retry_ambiguous, const oc
         oc_response a = *resp;
         a.net_error = OC_NET_OK; /* an answer (cut short, or a refusal) says what it says */
         impl->classify(inst, &a, out);
+        /* OC_HALT is ABI 1.3: from an older plugin (or any kind unknown
+         * here) it is a failure, never a kind the host does not know */
+        int k = (int)out->kind;
+        if (k < OC_SENT || k > OC_HALT || (k == OC_HALT && impl->abi_minor < 3)) {
+            out->kind = OC_FAILED;
+            snprintf(out->reason, sizeof(out->reason), "bad_outcome");
+        }
         return;
     }
     const char *why = resp->net_error == OC_NET_TIMEOUT ? "ambiguous_timeout" : "ambiguous_reset";

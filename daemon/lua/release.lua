@@ -8,7 +8,12 @@
 --       process (or a retry) sends it once.
 --   'C', campaign, channel, address, slot, retry member: cancel. A record
 --       still claimed by owner (or waiting to retry) ends `cancelled`.
+--   'H', campaign, channel, address, slot, due, retry member: put back as
+--       'P' does, due at `due` (unix ms) with error `halted`: its connector
+--       halted (the daemon makes it due at once when the connector resumes).
 --   'D', retry member: a retry taken but not claimed: due again now.
+--   'L', retry member, due: a retry taken but not claimed, its connector
+--       halted: due again at `due` (unix ms).
 --   'K', entry, campaign, first, end: hand a chunk back: acked, and added
 --       again at the end of the stream for any instance to read at once
 --       (the claim guard skips what is already done).
@@ -22,23 +27,28 @@ local counts = {} -- campaign -> cancelled added
 local i = 6
 while i <= #ARGV do
   local op = ARGV[i]
-  if op == 'P' or op == 'C' then
+  if op == 'P' or op == 'C' or op == 'H' then
     local c, ch, addr, slot, member = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    local due, err = now, 'released'
+    if op == 'H' then
+      due, err, member = tonumber(ARGV[i + 5]) or now, 'halted', ARGV[i + 6]
+      i = i + 1
+    end
     i = i + 6
     local mk, field = prefix .. 'msg:' .. c, ch .. ':' .. addr
     local v = redis.call('HGET', mk, field)
     local r = v and cjson.decode(v)
     if r and r.slot == slot and ((r.state == 'claimed' and r.owner == owner) or
         (op == 'C' and r.state == 'retry')) then
-      if op == 'P' then
+      if op ~= 'C' then
         r.state = 'retry'
-        r.error = 'released'
-        r.due = now
+        r.error = err
+        r.due = due
         r.attempts = math.max((tonumber(r.attempts) or 1) - 1, 0)
         r.owner, r.lease = nil, nil
         r.at = now
         redis.call('HSET', mk, field, cjson.encode(r))
-        redis.call('ZADD', retry, now, member)
+        redis.call('ZADD', retry, due, member)
       else
         r.state = 'cancelled'
         r.owner, r.lease, r.due = nil, nil, nil
@@ -54,6 +64,10 @@ while i <= #ARGV do
   elseif op == 'D' then
     redis.call('ZADD', retry, 'XX', now, ARGV[i + 1])
     i = i + 2
+    out[#out + 1] = 'o'
+  elseif op == 'L' then
+    redis.call('ZADD', retry, 'XX', tonumber(ARGV[i + 2]) or now, ARGV[i + 1])
+    i = i + 3
     out[#out + 1] = 'o'
   elseif op == 'K' then
     local entry, c, s, e = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]

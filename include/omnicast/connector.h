@@ -28,7 +28,10 @@ extern "C" {
  * (OC_MESSAGE_HAS for oc_message's).
  * 1.3: events OC_EV_OPTOUT/OC_EV_OPTIN and oc_event.payload (the host
  * reads payload only from a connector whose abi_minor is 3 or more);
- * oc_outcome.throttle OC_THROTTLE_RECIPIENT. */
+ * oc_outcome.throttle OC_THROTTLE_RECIPIENT; the outcome kind OC_HALT
+ * (appended: a connector built against an older header never returns it;
+ * one built against 1.3 may return it to any 1.3 host, and the host treats
+ * it from a plugin older than 1.3 as OC_FAILED). */
 #define OC_ABI_MAJOR 1
 #define OC_ABI_MINOR 3
 
@@ -244,14 +247,22 @@ static inline void oc_request_free(oc_request *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* ---- the outcome of one send: exactly one of three */
+/* ---- the outcome of one send: exactly one of four
+ *
+ * OC_HALT (ABI 1.3): the connector can send nothing until someone acts (an
+ * expired token, an account locked, unpaid or blocked, missing
+ * permissions). The message is not counted failed and never falls back to
+ * another channel: the host gives its claim back (it is sent later,
+ * once), stops sending through this instance, and resumes it when an
+ * operator says so or when a probe send after halt_probe_s succeeds.
+ * reason and detail say why, as for OC_FAILED. */
 
-typedef enum { OC_SENT = 0, OC_RETRY = 1, OC_FAILED = 2 } oc_outcome_kind;
+typedef enum { OC_SENT = 0, OC_RETRY = 1, OC_FAILED = 2, OC_HALT = 3 } oc_outcome_kind;
 
 typedef struct oc_outcome {
     oc_outcome_kind kind;
     char provider_id[128]; /* OC_SENT: the provider's message id, may be "" */
-    char reason[48];       /* OC_FAILED/OC_RETRY: stable code, e.g. "invalid_recipient" */
+    char reason[48];       /* OC_FAILED/OC_RETRY/OC_HALT: stable code, e.g. "invalid_recipient" */
     char detail[256];      /* provider's own text, for people; never a secret */
     long retry_after_ms;   /* OC_RETRY: provider's hint, -1 when none */
     int throttle;          /* OC_RETRY: 1 if the whole connector should slow down */

@@ -16,6 +16,7 @@ commands:
                                control a campaign on every instance
   campaign uncertain ID        the uncertain recipients: reason, time on the wire
   campaign resend-uncertain ID send again the recipients left uncertain by a crash
+  connector resume NAME        a halted connector instance sends again (every instance)
   watch ID                     live progress until the campaign ends
   campaigns                    every campaign with its state and counts
   conversations [--open] [--campaign ID]

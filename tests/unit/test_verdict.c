@@ -23,6 +23,11 @@ static void fake_classify(void *inst, const oc_response *r, oc_outcome *out)
     if (r->status >= 200 && r->status < 300) {
         oc_outcome_set(out, OC_SENT, NULL, NULL);
         strcpy(out->provider_id, "wamid.1");
+    } else if (r->status == 401) {
+        oc_outcome_set(out, OC_HALT, "auth_expired", NULL);
+    } else if (r->status == 418) {
+        oc_outcome_set(out, OC_FAILED, "x", NULL);
+        out->kind = (oc_outcome_kind)7; /* not a kind at all */
     } else if (r->status == 503 || r->status == 429) {
         oc_outcome_set(out, OC_RETRY, "http_5xx", NULL);
     } else {
@@ -31,6 +36,8 @@ static void fake_classify(void *inst, const oc_response *r, oc_outcome *out)
 }
 
 static const oc_connector fake = {.type = "fake", .classify = fake_classify};
+static const oc_connector fake13 = {
+    .abi_major = 1, .abi_minor = 3, .type = "fake13", .classify = fake_classify};
 
 static oc_outcome judge(int net, int sent, int answered, long status, int retry_ambiguous)
 {
@@ -66,6 +73,28 @@ static void answers_go_to_the_connector(void **state)
     o = judge(OC_NET_RESET, 1, 1, 503, 0);
     assert_int_equal(o.kind, OC_RETRY);
     assert_int_equal(classified, 1);
+}
+
+/* OC_HALT (ABI 1.3) passes through from a 1.3 connector; from an older
+ * one, or any kind the host does not know, it is a failure. */
+static void halt_passes_from_a_1_3_connector(void **state)
+{
+    (void)state;
+    oc_response r = {0};
+    r.status = 401;
+    r.body = "";
+    r.request_sent = r.answered = 1;
+    oc_outcome o;
+    verdict(&fake13, NULL, 0, &r, &o);
+    assert_int_equal(o.kind, OC_HALT);
+    assert_string_equal(o.reason, "auth_expired");
+    verdict(&fake, NULL, 0, &r, &o);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.reason, "bad_outcome");
+    r.status = 418;
+    verdict(&fake13, NULL, 0, &r, &o);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.reason, "bad_outcome");
 }
 
 static void nothing_written_is_retried(void **state)
@@ -127,6 +156,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(answers_go_to_the_connector),
+        cmocka_unit_test(halt_passes_from_a_1_3_connector),
         cmocka_unit_test(nothing_written_is_retried),
         cmocka_unit_test(written_without_an_answer_is_uncertain),
         cmocka_unit_test(retry_ambiguous_chooses_at_least_once),
