@@ -115,10 +115,11 @@ ok "control of an unknown / finished campaign: dead letters unknown_campaign / c
 
 # ---- 4. pause of a scheduled campaign, resumed after its send_at: it starts
 at() { python3 -c 'import datetime,sys,time; print(datetime.datetime.fromtimestamp(time.time()+float(sys.argv[1]), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]+"Z")' "$1"; }
-enqueue "{\"type\":\"broadcast\",\"id\":\"sched1\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 8)\",\"recipients\":$(rcpts 1031 3)}"
-enqueue "{\"type\":\"broadcast\",\"id\":\"sched2\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 9)\",\"recipients\":$(rcpts 1041 2)}"
-wait_for 10 campaign_done sched1 scheduled
-wait_for 10 campaign_done sched2 scheduled
+enqueue "{\"type\":\"broadcast\",\"id\":\"sched1\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 20)\",\"recipients\":$(rcpts 1031 3)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"sched2\",\"channel\":\"whatsapp\",\"message\":{\"text\":\"x\"},\"send_at\":\"$(at 21)\",\"recipients\":$(rcpts 1041 2)}"
+# 20 s ahead: a loaded machine took 8 s from XADD to the campaign
+wait_for 18 campaign_done sched1 scheduled
+wait_for 18 campaign_done sched2 scheduled
 code=$(api -X POST "$B/v1/campaigns/sched1/pause")
 [ "$code" = 200 ] && q '"state":"paused"' "$T/body" || fail "pause sched1: $code $(cat "$T/body")"
 # sched2: paused and resumed before its send_at: scheduled again
@@ -126,14 +127,14 @@ code=$(api -X POST "$B/v1/campaigns/sched1/pause")
 code=$(api -X POST "$B/v1/campaigns/sched2/resume")
 [ "$code" = 200 ] && q '"state":"scheduled"' "$T/body" || fail "resume sched2: $code $(cat "$T/body")"
 # past sched1's send_at (the start entry comes due while it is paused)
-wait_for 20 sh -c "[ -z \"\$(redis-cli -p $REDIS_PORT ZSCORE omni:scheduled start:sched1)\" ]"
+wait_for 40 sh -c "[ -z \"\$(redis-cli -p $REDIS_PORT ZSCORE omni:scheduled start:sched1)\" ]"
 sleep 1
 [ "$(campaign_field sched1 state)" = paused ] || fail "sched1 not paused: $(campaign_field sched1 state)"
 for i in 1031 1032 1033; do [ "$(seen_by "$T/prov.jsonl" +1555000$i)" = 0 ] || fail "sched1 sent while paused"; done
 code=$(api -X POST "$B/v1/campaigns/sched1/resume")
 [ "$code" = 200 ] && q '"state":"running"' "$T/body" || fail "resume sched1: $code $(cat "$T/body")"
-wait_for 20 campaign_done sched1
-wait_for 20 campaign_done sched2
+wait_for 40 campaign_done sched1
+wait_for 40 campaign_done sched2
 [ "$(campaign_field sched1 sent)" = 3 ] && [ "$(campaign_field sched2 sent)" = 2 ] || fail "sched sent counts"
 for i in 1031 1032 1033 1041 1042; do [ "$(seen_by "$T/prov.jsonl" +1555000$i)" = 1 ] || fail "+1555000$i not sent once"; done
 ok "scheduled campaigns: paused past send_at then resumed starts at once (3 sent, each once); paused and resumed before it starts at send_at"

@@ -77,7 +77,9 @@ t1=$(date +%s%N)
 kill -CONT "$REDIS_PID"
 ms=$(((t1 - t0) / 1000000))
 [ "$code" = 503 ] && q '"code":"not_stored"' "$T/wbody" || fail "webhook with Redis paused answered $code: $(cat "$T/wbody")"
-[ "$ms" -lt 3000 ] || fail "the 503 took ${ms} ms (redis_timeout_ms = 1000)"
+# bounded by the deadline, not by the client giving up (curl -m 10); the
+# margin is for a loaded machine (3.4 s seen at load 15 on 2 cores)
+[ "$ms" -lt 7000 ] || fail "the 503 took ${ms} ms (redis_timeout_ms = 1000)"
 ok "Redis paused → 503 not_stored in ${ms} ms"
 
 # Redis back: the same post is stored (the daemon reconnects first)
