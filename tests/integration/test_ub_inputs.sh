@@ -38,8 +38,8 @@ body = {\"to\":\"{{to}}\",\"n\":{{n}}}
 
 [channels]
 hook = hook"
-# (--check-config does not run the connectors' init: the daemon itself must
-# refuse to start)
+# (--check-config runs the connectors' init too, see test_check_config; here
+# the daemon itself must refuse to start)
 rc=0; timeout 30 "$OMNI_BUILD/omnicastd" --config "$T/bad.conf" >"$T/check.log" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "a body template with {{n}} outside a string was accepted (rc $rc)"
 q -F 'body: {{n}} at offset 19 is outside a JSON string' "$T/check.log" ||
