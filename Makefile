@@ -42,7 +42,9 @@ demo: deps build
 # Every unit and integration test, in the normal build and again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then valgrind on the unit
 # tests. Each integration test starts (and stops, by PID) its own
-# redis-server and mock providers on 127.0.0.1.
+# redis-server and mock providers on 127.0.0.1. test_package builds the .deb,
+# runs lintian on it (no error allowed) and, as root in a container with no
+# omnicast installed, installs, removes and purges it.
 # libFuzzer targets, each for FUZZ_SECONDS, on a scratch copy of the
 # committed seed corpus; a crash fails and leaves its input in build-fuzz/.
 fuzz:
