@@ -136,7 +136,8 @@ int config_daemon_line(const omni_config *cfg, const char *key);
  * free()) on its section exactly as the daemon starts it, handed host;
  * the files the daemon reads at start (crm_webhook_secret_file,
  * api_tokens_file and its token lines, tls_ca_file holding a PEM
- * certificate, log_file writable). Each problem goes to errs with its
+ * certificate (its readability is main.c's load_config's), log_file
+ * writable). Each problem goes to errs with its
  * line. Nothing is written: a file an instance's init() created for the
  * check (the outbox's) is removed again when it is still empty. host
  * NULL: the files only (a file that did not load). Returns 0, or -1 when a
