@@ -27,6 +27,7 @@
 #include "campaign.h"
 #include "conv.h"
 #include "counters.h"
+#include "dispatch.h"
 #include "http_framing.h"
 #include "job.h"
 #include "log.h"
@@ -602,6 +603,11 @@ static void route_readyz(http_server *h, struct evhttp_request *req, const char 
     else if (o->draining)
         http_reply_json(req, 503,
                         json_pack("{s:s,s:s}", "status", "not_ready", "failed", "draining"));
+    else if (dispatch_counters_of(o)->wait_degraded)
+        /* serving, but the last claim batch's WAIT came back short: sends
+         * wait until the replicas acknowledge again */
+        http_reply_json(req, 200,
+                        json_pack("{s:s,s:s}", "status", "degraded", "degraded", "redis_wait"));
     else
         http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
 }
