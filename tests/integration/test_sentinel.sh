@@ -15,6 +15,34 @@
 source "$(dirname "$0")/lib.sh"
 
 N=300
+
+# --check-config: the sentinel keys come together and every address parses
+cat >"$T/bad.conf" <<CONF
+[daemon]
+redis_sentinels = 127.0.0.1:1,,127.0.0.1:2
+redis_sentinel_password = x
+redis_sentinel_password_file = /nonexistent
+
+[connector.out]
+type = outbox
+path = $T/out.jsonl
+
+[channels]
+sms = out
+CONF
+rc=0
+"$OMNI_BUILD/omnicastd" --config "$T/bad.conf" --check-config >/dev/null 2>"$T/check.log" || rc=$?
+[ $rc -ne 0 ] || fail "--check-config accepted bad sentinel settings"
+grep -qF "bad.conf:2: [daemon] redis_sentinels and redis_sentinel_master go together" "$T/check.log" ||
+  fail "no error for a missing redis_sentinel_master: $(cat "$T/check.log")"
+grep -qF "redis_sentinel_password and redis_sentinel_password_file: give one" "$T/check.log" ||
+  fail "no error for both sentinel passwords: $(cat "$T/check.log")"
+sed -i 's/^redis_sentinel_password.*$//' "$T/bad.conf"
+sed -i 's/^\[daemon\]$/[daemon]\nredis_sentinel_master = m/' "$T/bad.conf"
+"$OMNI_BUILD/omnicastd" --config "$T/bad.conf" --check-config >/dev/null 2>"$T/check.log" || true
+grep -qF "[daemon] redis_sentinels: an empty entry" "$T/check.log" ||
+  fail "no error for an empty sentinel entry: $(cat "$T/check.log")"
+ok "--check-config refuses incomplete or malformed sentinel settings"
 P1=$(free_port)
 P2=$(free_port)
 S=($(free_port) $(free_port) $(free_port))
@@ -79,6 +107,8 @@ burst = 2")
 whatsapp = wa"
 # the URL's host is not used with sentinels: only its database
 sed -i "s|^redis = .*|redis = redis://sentinel-managed/0|" "$T/omni.conf"
+"$OMNI_BUILD/omnicastd" --config "$T/omni.conf" --check-config >"$T/cc.out" 2>&1 ||
+  fail "--check-config refused the sentinel configuration: $(cat "$T/cc.out")"
 start_daemon "$T/omni.conf"
 wait_for 30 sh -c "curl -fsS http://127.0.0.1:$HTTP_PORT/readyz | grep -q '\"ready\"'"
 grep -q "sentinel 127.0.0.1:${S[0]} names 127.0.0.1:$P1 as the primary of m" "$T/daemon.log" ||
