@@ -597,20 +597,24 @@ static void claim_waited(redisReply *rep, void *arg)
             log_info("redis: WAIT is acknowledged by %lld replica(s) again", rep->integer);
         dc->wait_degraded = 0;
         redisReply copy = {.type = REDIS_REPLY_STRING, .str = w->str, .len = w->len};
-        free(w);
         claim_apply(c, &copy);
+        free(w); /* after: copy points into it */
         return;
     }
     free(w);
     if (rep) {
         dc->wait_short++;
-        if (!dc->wait_degraded || rep->type == REDIS_REPLY_ERROR)
-            log_warn(
-                "campaign %s: claim batch not sent: WAIT %d %d answered %s%lld%.200s (retrying)",
-                c->cid, want, o->cfg->redis_wait_timeout_ms,
-                rep->type == REDIS_REPLY_INTEGER ? "" : "an error ",
-                rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0LL,
-                rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+        if (!dc->wait_degraded || rep->type == REDIS_REPLY_ERROR) {
+            char what[240];
+            if (rep->type == REDIS_REPLY_INTEGER)
+                snprintf(what, sizeof(what), "%lld", rep->integer);
+            else
+                snprintf(what, sizeof(what), "%.200s",
+                         rep->type == REDIS_REPLY_ERROR ? rep->str : "something else");
+            log_warn("campaign %s: claim batch not sent: WAIT %d %d answered %s (retrying; "
+                     "logged again when it recovers)",
+                     c->cid, want, o->cfg->redis_wait_timeout_ms, what);
+        }
         dc->wait_degraded = 1;
         back_off(o);
     }
