@@ -24,7 +24,9 @@ command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs 
 NP=$(free_port)
 start_bench_redis
 WAITR=${BENCH_WAIT_REPLICAS:-0}
-if [ "$WAITR" -gt 0 ]; then
+# BENCH_REPLICA=1: the replica without WAIT (what replication alone costs)
+REPLICA=${BENCH_REPLICA:-$([ "$WAITR" -gt 0 ] && echo 1 || echo 0)}
+if [ "$REPLICA" = 1 ]; then
   RP2=$(free_port)
   mkdir -p "$T/replica"
   redis-server --port "$RP2" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/replica" \
@@ -158,6 +160,7 @@ print("connections=$CONNS")
 print("max_inflight=$INFLIGHT")
 print("pipeline=$PIPELINE")
 print("redis_wait_replicas=$WAITR")
+print("replica=$REPLICA")
 print("transport=%s" % ("libcurl, https, HTTP/2" if "$TLS" == "1" else "native HTTP/1.1"))
 # with TLS every message is two requests to nginx (the proxied answer)
 print("nginx_requests=%d" % (($req1 - $req0 - 1) // (2 if "$TLS" == "1" else 1)))
