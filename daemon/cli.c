@@ -39,6 +39,73 @@ static long long now_ms(void);
 
 static void usage(FILE *f);
 
+/* [daemon] redis_sentinels from --config (and no --redis): ask them in
+ * turn, once, for the primary's address; t keeps the URL's database and
+ * user. 0, or an exit status after a message. */
+static int sentinel_primary(cli *c, redis_target *t)
+{
+    redis_target at[REDIS_MAX_SENTINELS];
+    char why[256], name[300], errs[1024] = "";
+    int n =
+        redis_sentinels_parse(c->cfg.redis_sentinels, at, REDIS_MAX_SENTINELS, why, sizeof(why));
+    if (n <= 0 || !c->cfg.redis_sentinel_master) {
+        fprintf(stderr, "omnicast: redis_sentinels: %s\n",
+                n <= 0 ? why : "redis_sentinel_master is needed");
+        return EX_USAGE_;
+    }
+    const char *user = c->cfg.redis_sentinel_username, *pass = c->cfg.redis_sentinel_password;
+    for (int i = 0; i < n; i++) {
+        redis_target_name(&at[i], name, sizeof(name));
+        struct timeval tv = {2, 0};
+        redisContext *rc = redisConnectWithTimeout(at[i].host, at[i].port, tv);
+        redisReply *r = NULL;
+        const char *err = NULL;
+        if (!rc || rc->err) {
+            err = rc ? rc->errstr : "out of memory";
+        } else {
+            redisSetTimeout(rc, tv);
+            if (pass && *pass) {
+                r = user ? redisCommand(rc, "AUTH %s %s", user, pass)
+                         : redisCommand(rc, "AUTH %s", pass);
+                if (!r || r->type == REDIS_REPLY_ERROR)
+                    err = r ? "authentication refused" : rc->errstr;
+                freeReplyObject(r);
+                r = NULL;
+            }
+            if (!err) {
+                r = redisCommand(rc, "SENTINEL get-master-addr-by-name %s",
+                                 c->cfg.redis_sentinel_master);
+                if (!r)
+                    err = rc->errstr;
+                else if (r->type == REDIS_REPLY_ERROR)
+                    err = r->str;
+                else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                         r->element[0]->type != REDIS_REPLY_STRING ||
+                         r->element[1]->type != REDIS_REPLY_STRING ||
+                         r->element[0]->len >= sizeof(t->host) || atoi(r->element[1]->str) < 1 ||
+                         atoi(r->element[1]->str) > 65535)
+                    err = "does not know that master";
+            }
+        }
+        if (!err) {
+            snprintf(t->host, sizeof(t->host), "%s", r->element[0]->str);
+            t->port = atoi(r->element[1]->str);
+            t->path[0] = '\0';
+            freeReplyObject(r);
+            redisFree(rc);
+            return 0;
+        }
+        size_t l = strlen(errs);
+        snprintf(errs + l, sizeof(errs) - l, "%s%s: %.200s", l ? "; " : "", name, err);
+        freeReplyObject(r);
+        if (rc)
+            redisFree(rc);
+    }
+    fprintf(stderr, "omnicast: no sentinel named the primary of %s (%s)\n",
+            c->cfg.redis_sentinel_master, errs);
+    return EX_REDIS;
+}
+
 static int connect_redis(cli *c)
 {
     redis_target t;
@@ -46,6 +113,11 @@ static int connect_redis(cli *c)
     if (redis_url_parse(c->redis_url, &t, why, sizeof(why)) < 0) {
         fprintf(stderr, "omnicast: bad redis URL: %s\n", why);
         return EX_USAGE_;
+    }
+    if (c->cfg.redis_sentinels && c->redis_url == c->cfg.redis) {
+        int rc = sentinel_primary(c, &t);
+        if (rc)
+            return rc;
     }
     redis_target_name(&t, name, sizeof(name));
     struct timeval tv = {5, 0};

@@ -46,6 +46,20 @@ const conf_directive config_daemon_keys[] = {
      "Redis password (AUTH on every connection); prefer redis_password_file", OC_KEY_SECRET, NULL},
     D_STR("redis_password_file", redis_password_file, NULL,
           "file holding the Redis password (relative: in $CREDENTIALS_DIRECTORY)"),
+    D_STR("redis_sentinels", redis_sentinels, NULL,
+          "HOST:PORT,... of Redis Sentinels to ask for the primary (instead of redis's address)"),
+    D_STR("redis_sentinel_master", redis_sentinel_master, NULL,
+          "the master name the sentinels monitor (needed with redis_sentinels)"),
+    D_STR("redis_sentinel_username", redis_sentinel_username, NULL,
+          "ACL user to AUTH as on the sentinels"),
+    {"redis_sentinel_password", conf_set_str, DOFF(redis_sentinel_password), 0, 0, NULL,
+     "password for the sentinels; prefer redis_sentinel_password_file", OC_KEY_SECRET, NULL},
+    D_STR("redis_sentinel_password_file", redis_sentinel_password_file, NULL,
+          "file holding the sentinels' password (relative: in $CREDENTIALS_DIRECTORY)"),
+    D_INT("redis_wait_replicas", redis_wait_replicas, 0, 100, "0",
+          "replicas that must acknowledge a claim batch (WAIT) before it is sent (0 = no WAIT)"),
+    D_INT("redis_wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "1000",
+          "how long WAIT waits for redis_wait_replicas acknowledgements"),
     {"prefix", conf_set_str, DOFF(prefix), 1, 0, "omni:", "prefix of every Redis key", 0, NULL},
     D_STR("consumer", consumer, NULL,
           "consumer name in the stream groups; default hostname-pid; unique per live instance"),
@@ -728,46 +742,77 @@ static int daemon_line(const parse_ctx *p, const char *key)
     return 0;
 }
 
-/* the Redis password: inline or from its file, not both; an inline one in
- * a file others can read is warned about (by line, never by value) */
-static void redis_secret(parse_ctx *p)
+/* a Redis password (the primary's or the sentinels'): inline or from its
+ * file, not both; an inline one in a file others can read is warned about
+ * (by line, never by value) */
+static void redis_secret_of(parse_ctx *p, const char *ikey, const char *fkey, char **pw,
+                            const char *file)
 {
-    omni_config *c = p->cfg;
-    int fl = daemon_line(p, "redis_password_file"), il = daemon_line(p, "redis_password");
-    if (c->redis_password && c->redis_password_file) {
-        conf_errors_add(p->errs, "%s:%d: [daemon] redis_password and redis_password_file: give one",
-                        p->path, fl);
+    int fl = daemon_line(p, fkey), il = daemon_line(p, ikey);
+    if (*pw && file) {
+        conf_errors_add(p->errs, "%s:%d: [daemon] %s and %s: give one", p->path, fl, ikey, fkey);
         return;
     }
     struct stat st;
-    if (c->redis_password && !p->str && stat(p->path, &st) == 0 && (st.st_mode & S_IROTH))
+    if (*pw && !p->str && stat(p->path, &st) == 0 && (st.st_mode & S_IROTH))
         conf_errors_add(p->errs,
-                        "%s:%d: warning: [daemon] redis_password is a secret given inline in a "
-                        "file readable by others (use redis_password_file = PATH, or chmod o-r "
+                        "%s:%d: warning: [daemon] %s is a secret given inline in a "
+                        "file readable by others (use %s = PATH, or chmod o-r "
                         "%s)",
-                        p->path, il, p->path);
-    if (c->redis_password_file) {
+                        p->path, il, ikey, fkey, p->path);
+    if (file) {
         char full[PATH_MAX], err[PATH_MAX + 128];
         int open_to_others = 0;
         char *secret = NULL;
-        if (conf_read_secret(c->redis_password_file, &secret, full, sizeof(full), &open_to_others,
-                             err, sizeof(err)) < 0) {
-            conf_errors_add(p->errs, "%s:%d: [daemon] redis_password_file: %s", p->path, fl, err);
+        if (conf_read_secret(file, &secret, full, sizeof(full), &open_to_others, err, sizeof(err)) <
+            0) {
+            conf_errors_add(p->errs, "%s:%d: [daemon] %s: %s", p->path, fl, fkey, err);
             return;
         }
         if (open_to_others)
             conf_errors_add(p->errs,
-                            "%s:%d: warning: [daemon] redis_password_file: %s is readable by "
+                            "%s:%d: warning: [daemon] %s: %s is readable by "
                             "group or others",
-                            p->path, fl, full);
+                            p->path, fl, fkey, full);
         if (!secret[0]) {
-            conf_errors_add(p->errs, "%s:%d: [daemon] redis_password_file: %s is empty", p->path,
-                            fl, full);
+            conf_errors_add(p->errs, "%s:%d: [daemon] %s: %s is empty", p->path, fl, fkey, full);
             free(secret);
             return;
         }
-        c->redis_password = secret;
+        *pw = secret;
     }
+}
+
+static void redis_secret(parse_ctx *p)
+{
+    omni_config *c = p->cfg;
+    redis_secret_of(p, "redis_password", "redis_password_file", &c->redis_password,
+                    c->redis_password_file);
+    redis_secret_of(p, "redis_sentinel_password", "redis_sentinel_password_file",
+                    &c->redis_sentinel_password, c->redis_sentinel_password_file);
+}
+
+/* redis_sentinels and redis_sentinel_master come together; every sentinel
+ * address parses */
+static void redis_sentinel_check(parse_ctx *p)
+{
+    omni_config *c = p->cfg;
+    if (!c->redis_sentinels != !c->redis_sentinel_master) {
+        conf_errors_add(
+            p->errs,
+            "%s:%d: [daemon] redis_sentinels and redis_sentinel_master go "
+            "together: give both or neither",
+            p->path,
+            daemon_line(p, c->redis_sentinels ? "redis_sentinels" : "redis_sentinel_master"));
+        return;
+    }
+    if (!c->redis_sentinels)
+        return;
+    redis_target t[REDIS_MAX_SENTINELS];
+    char why[256];
+    if (redis_sentinels_parse(c->redis_sentinels, t, REDIS_MAX_SENTINELS, why, sizeof(why)) < 0)
+        conf_errors_add(p->errs, "%s:%d: [daemon] redis_sentinels: %s", p->path,
+                        daemon_line(p, "redis_sentinels"), why);
 }
 
 static int finish(parse_ctx *p, int rc)
@@ -788,6 +833,7 @@ static int finish(parse_ctx *p, int rc)
         conf_errors_add(p->errs, "%s: [daemon] retry_cap_ms is smaller than retry_base_ms",
                         p->path);
     redis_secret(p);
+    redis_sentinel_check(p);
     free(c->daemon_lines);
     c->daemon_lines = malloc(sizeof(p->line_of));
     if (c->daemon_lines)
@@ -1019,6 +1065,8 @@ void config_free(omni_config *c)
 {
     if (c->redis_password)
         memset(c->redis_password, 0, strlen(c->redis_password)); /* a secret */
+    if (c->redis_sentinel_password)
+        memset(c->redis_sentinel_password, 0, strlen(c->redis_sentinel_password));
     for (const conf_directive *d = config_daemon_keys; d->name; d++)
         if (owns_string(d))
             free(*(char **)((char *)c + d->offset));

@@ -50,9 +50,16 @@ typedef struct omni_config {
     char *redis_username;      /* ACL user, or NULL */
     char *redis_password;      /* inline, or read from redis_password_file; NULL: no AUTH */
     char *redis_password_file; /* as given */
-    char *prefix;              /* "omni:" */
-    char *consumer;            /* default: hostname-pid */
-    char *log_format;          /* text|json */
+    char *redis_sentinels;     /* HOST:PORT,... or NULL: redis's address is the primary */
+    char *redis_sentinel_master;
+    char *redis_sentinel_username;
+    char *redis_sentinel_password; /* inline, or read from its file */
+    char *redis_sentinel_password_file;
+    int redis_wait_replicas; /* WAIT after a claim batch; 0: none */
+    int redis_wait_timeout_ms;
+    char *prefix;     /* "omni:" */
+    char *consumer;   /* default: hostname-pid */
+    char *log_format; /* text|json */
     char *log_level;
     char *log_file; /* NULL: stderr */
     int log_bodies;

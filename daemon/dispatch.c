@@ -573,9 +573,84 @@ void dispatch_chunk(omni *o, const char *entry_id, const char *campaign, long st
 
 /* ---- claiming */
 
+static void claim_apply(chunk *c, redisReply *rep);
+
+/* The claim's answer, held while WAIT asks the replicas for it */
+typedef struct claim_wait {
+    chunk *c;
+    size_t len;
+    char str[];
+} claim_wait;
+
+/* WAIT's answer: as many replicas as redis_wait_replicas have the claim
+ * batch, so a failover cannot lose it and let another owner send the same
+ * recipients; fewer (or no answer) and the batch is not sent: its
+ * recipients go back to be claimed again (the claim answers own, or go on
+ * a new primary that never saw it) once Redis answers again. */
+static void claim_waited(redisReply *rep, void *arg)
+{
+    claim_wait *w = arg;
+    chunk *c = w->c;
+    omni *o = c->o;
+    int want = o->cfg->redis_wait_replicas;
+    dispatch_counters *dc = &D(o)->counters;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer >= want) {
+        if (dc->wait_degraded)
+            log_info("redis: WAIT is acknowledged by %lld replica(s) again", rep->integer);
+        dc->wait_degraded = 0;
+        redisReply copy = {.type = REDIS_REPLY_STRING, .str = w->str, .len = w->len};
+        claim_apply(c, &copy);
+        free(w); /* after: copy points into it */
+        return;
+    }
+    free(w);
+    if (rep) {
+        dc->wait_short++;
+        if (!dc->wait_degraded || rep->type == REDIS_REPLY_ERROR) {
+            char what[240];
+            if (rep->type == REDIS_REPLY_INTEGER)
+                snprintf(what, sizeof(what), "%lld", rep->integer);
+            else
+                snprintf(what, sizeof(what), "%.200s",
+                         rep->type == REDIS_REPLY_ERROR ? rep->str : "something else");
+            log_warn("campaign %s: claim batch not sent: WAIT %d %d answered %s (retrying; "
+                     "logged again when it recovers)",
+                     c->cid, want, o->cfg->redis_wait_timeout_ms, what);
+        }
+        dc->wait_degraded = 1;
+        back_off(o);
+    }
+    claim_apply(c, NULL);
+}
+
 static void claimed(redisReply *rep, void *arg)
 {
     chunk *c = arg;
+    omni *o = c->o;
+    int want = o->cfg->redis_wait_replicas;
+    if (want > 0 && rep && rep->type == REDIS_REPLY_STRING) {
+        /* the claim stays outstanding (c->claiming) until WAIT answers */
+        claim_wait *w = malloc(sizeof(*w) + rep->len + 1);
+        if (w) {
+            w->c = c;
+            w->len = rep->len;
+            memcpy(w->str, rep->str, rep->len);
+            w->str[rep->len] = '\0';
+            char n[16], ms[16];
+            snprintf(n, sizeof(n), "%d", want);
+            snprintf(ms, sizeof(ms), "%d", o->cfg->redis_wait_timeout_ms);
+            const char *argv[] = {"WAIT", n, ms};
+            if (store_cmdv(o->st, STORE_CLAIMS, claim_waited, w, 3, argv, NULL) == 0)
+                return;
+            free(w);
+        }
+        rep = NULL; /* not confirmed: not sent */
+    }
+    claim_apply(c, rep);
+}
+
+static void claim_apply(chunk *c, redisReply *rep)
+{
     omni *o = c->o;
     c->claiming = 0;
     if (!rep || rep->type != REDIS_REPLY_STRING) {

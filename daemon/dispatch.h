@@ -14,6 +14,8 @@
 
 typedef struct dispatch_counters {
     uint64_t chunks_done, retries_taken;
+    uint64_t wait_short; /* claim batches fewer than redis_wait_replicas acknowledged */
+    int wait_degraded;   /* the last WAIT came back short (cleared by one that did not) */
 } dispatch_counters;
 
 int dispatch_init(omni *o);

@@ -27,6 +27,7 @@
 #include "campaign.h"
 #include "conv.h"
 #include "counters.h"
+#include "dispatch.h"
 #include "http_framing.h"
 #include "job.h"
 #include "log.h"
@@ -602,15 +603,24 @@ static void route_readyz(http_server *h, struct evhttp_request *req, const char 
     else if (o->draining)
         http_reply_json(req, 503,
                         json_pack("{s:s,s:s}", "status", "not_ready", "failed", "draining"));
-    else if (conn_halted(o)) {
+    else if (conn_halted(o) || dispatch_counters_of(o)->wait_degraded) {
         /* degraded, still ready: the instance takes jobs and webhooks and
          * its other connectors send; a 503 would take every instance out
-         * of rotation at once (they halt alike), webhooks with them */
-        json_t *names = json_array();
-        for (size_t i = 0; i < o->n_conns; i++)
-            if (o->conns[i].halted)
-                json_array_append_new(names, json_string(o->conns[i].conf->name));
-        http_reply_json(req, 200, json_pack("{s:s,s:o}", "status", "degraded", "halted", names));
+         * of rotation at once (they halt alike, and share the replicas),
+         * webhooks with them. "halted" names the halted connectors;
+         * "degraded": "redis_wait" says the last claim batch's WAIT came
+         * back short (sends wait until the replicas acknowledge again) */
+        json_t *body = json_pack("{s:s}", "status", "degraded");
+        if (conn_halted(o)) {
+            json_t *names = json_array();
+            for (size_t i = 0; i < o->n_conns; i++)
+                if (o->conns[i].halted)
+                    json_array_append_new(names, json_string(o->conns[i].conf->name));
+            json_object_set_new(body, "halted", names);
+        }
+        if (dispatch_counters_of(o)->wait_degraded)
+            json_object_set_new(body, "degraded", json_string("redis_wait"));
+        http_reply_json(req, 200, body);
     } else
         http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
 }

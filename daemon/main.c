@@ -349,6 +349,21 @@ int main(int argc, char **argv)
         store_free(o.st);
         o.st = NULL;
     }
+    if (o.st && cfg.redis_sentinels) {
+        /* the primary's address comes from the sentinels */
+        sentinel *sn = sentinel_new(o.base, cfg.redis_sentinels, cfg.redis_sentinel_master,
+                                    cfg.redis_sentinel_username, cfg.redis_sentinel_password,
+                                    cfg.redis_timeout_ms < 2000 ? cfg.redis_timeout_ms : 2000, err,
+                                    sizeof(err));
+        if (!sn) {
+            store_free(o.st);
+            o.st = NULL;
+        } else {
+            store_set_sentinel(o.st, sn);
+        }
+    }
+    if (o.st && cfg.redis_wait_replicas > 0)
+        store_set_claims_slack(o.st, cfg.redis_wait_timeout_ms);
     /* the stages, wired: the intake hands jobs to campaign.c and chunks to
      * dispatch.c, and asks each whether it can take more */
     const queue_handlers qh = {.on_job = campaign_handle_job,

@@ -121,5 +121,10 @@ void metrics_render(omni *o, oc_buf *b)
     put(b, "# TYPE omnicast_redis_up gauge\nomnicast_redis_up %d\n", store_is_ready(o->st));
     put(b, "# TYPE omnicast_redis_reconnects_total counter\nomnicast_redis_reconnects_total %lu\n",
         store_reconnects(o->st));
+    put(b,
+        "# HELP omnicast_redis_wait_short_total Claim batches not sent because fewer than "
+        "redis_wait_replicas replicas acknowledged them (WAIT).\n"
+        "# TYPE omnicast_redis_wait_short_total counter\nomnicast_redis_wait_short_total %llu\n",
+        (unsigned long long)dc->wait_short);
     put(b, "# TYPE omnicast_draining gauge\nomnicast_draining %d\n", o->draining);
 }

@@ -108,3 +108,38 @@ void redis_target_name(const redis_target *t, char *out, size_t len)
     else
         snprintf(out, len, "%s:%d", t->host, t->port);
 }
+
+int redis_sentinels_parse(const char *list, redis_target *t, int max, char *err, size_t err_len)
+{
+    int n = 0;
+    const char *p = list ? list : "";
+    for (;;) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, ", \t");
+        if (len == 0)
+            return bad(err, err_len, "an empty entry: want HOST:PORT,HOST:PORT,...");
+        if (n == max)
+            return bad(err, err_len, "too many sentinels (at most 16)");
+        char url[300];
+        if (len > 256)
+            return bad(err, err_len, "a sentinel address is too long");
+        snprintf(url, sizeof(url), "redis://%.*s", (int)len, p);
+        char why[200];
+        if (redis_url_parse(url, &t[n], why, sizeof(why)) < 0 || t[n].user[0] ||
+            strchr(url + 8, '/')) {
+            snprintf(err, err_len, "sentinel %d is not HOST:PORT", n + 1);
+            return -1;
+        }
+        /* no port given: the sentinels' usual one */
+        if (p[0] == '[' ? !strstr(url, "]:") : !strchr(url + 8, ':'))
+            t[n].port = 26379;
+        n++;
+        p += len;
+        p += strspn(p, " \t");
+        if (!*p)
+            return n;
+        if (*p != ',')
+            return bad(err, err_len, "sentinels are separated by commas");
+        p++;
+    }
+}

@@ -23,4 +23,10 @@ int redis_url_parse(const char *url, redis_target *t, char *err, size_t err_len)
 /* "host:port", "[v6]:port" or "unix:/path", for log lines and errors */
 void redis_target_name(const redis_target *t, char *out, size_t len);
 
+/* redis_sentinels: HOST:PORT[,HOST:PORT...] (spaces around the commas
+ * allowed, [IPv6]:PORT, port 26379 when not given); at most max. Returns
+ * how many, or -1 with a reason in err. */
+#define REDIS_MAX_SENTINELS 16
+int redis_sentinels_parse(const char *list, redis_target *t, int max, char *err, size_t err_len);
+
 #endif

@@ -42,6 +42,11 @@ struct store {
     char *password; /* AUTH password, or NULL: no AUTH */
     int timeout_ms;
     int block_ms;
+    int claims_slack_ms; /* WAIT's own timeout on the claims connection */
+    sentinel *sn;        /* NULL: t is the primary */
+    int primary_known;   /* with sn: t holds what a sentinel named */
+    int discovering;     /* with sn: the sentinels are being asked */
+    int role_ok;         /* with sn: ROLE answered master on this connect */
     store_events ev;
     store_conn conn[STORE_NCONN];
     struct event *retry_ev;
@@ -105,6 +110,10 @@ store *store_new(struct event_base *base, const char *url, int timeout_ms, int b
 
 static void connect_all(store *s);
 static void teardown(store *s, const char *why);
+static void check_ready(store *s);
+static void schedule_reconnect(store *s);
+static int send_argv(store_conn *c, store_cb cb, void *arg, int argc, const char **argv,
+                     const size_t *lens);
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -131,6 +140,94 @@ typedef struct pending_cb {
     void *arg;
 } pending_cb;
 
+/* ---- Sentinel: target selection, the ROLE check, answers that mean the
+ * address is no longer the primary */
+
+static void connect_conns(store *s);
+
+/* With sentinels: READONLY (a replica now), MASTERDOWN (a replica that
+ * lost its primary) or LOADING (not serving yet) mean asking again. */
+static int not_primary(store *s, const redisReply *r)
+{
+    if (!s->sn)
+        return 0;
+    static const char *const words[] = {"READONLY", "MASTERDOWN", "LOADING"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t n = strlen(words[i]);
+        if (r->len >= n && strncmp(r->str, words[i], n) == 0) {
+            log_warn("redis %s: answered %.120s; asking the sentinels for the primary", s->name,
+                     r->str);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void primary_found(void *arg, const char *host, int port, const char *err)
+{
+    store *s = arg;
+    s->discovering = 0;
+    if (!host) {
+        log_error("redis: no sentinel named a primary for %s (%.400s); retrying in %d ms",
+                  sentinel_master(s->sn), err ? err : "?", s->backoff_ms);
+        schedule_reconnect(s);
+        return;
+    }
+    snprintf(s->t.host, sizeof(s->t.host), "%s", host);
+    s->t.port = port;
+    s->t.path[0] = '\0';
+    redis_target_name(&s->t, s->name, sizeof(s->name));
+    s->primary_known = 1;
+    connect_conns(s);
+}
+
+/* A sentinel announced a failover: drop the connections to the old
+ * primary at once (what they had outstanding gets "try again later") and
+ * ask again. */
+static void primary_switched(void *arg, const char *host, int port)
+{
+    store *s = arg;
+    if (s->primary_known && s->ready && !strcmp(s->t.host, host) && s->t.port == port)
+        return;
+    teardown(s, "+switch-master");
+}
+
+/* with sentinels, ROLE must answer master before the store is ready */
+static void role_done(redisReply *r, void *arg)
+{
+    store *s = arg;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0) {
+        log_warn("redis %s: ROLE not allowed for this user (%.120s); trusting the sentinels",
+                 s->name, r->str);
+        s->role_ok = 1;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+               r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "master")) {
+        s->role_ok = 1;
+    } else {
+        log_warn("redis %s: ROLE answers %.40s, not master; asking the sentinels again", s->name,
+                 r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                         r->element[0]->type == REDIS_REPLY_STRING
+                     ? r->element[0]->str
+                     : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+        teardown(s, "not the primary");
+        return;
+    }
+    check_ready(s);
+}
+
+void store_set_sentinel(store *s, sentinel *sn)
+{
+    s->sn = sn;
+    snprintf(s->name, sizeof(s->name), "(primary of %s, not known yet)", sentinel_master(sn));
+}
+
+void store_set_claims_slack(store *s, int ms)
+{
+    s->claims_slack_ms = ms > 0 ? ms : 0;
+}
+
 static void reply_trampoline(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
@@ -140,6 +237,17 @@ static void reply_trampoline(redisAsyncContext *ac, void *r, void *priv)
         c->pending--;
     c->progress_ms = now_ms();
     redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR && not_primary(c->st, reply)) {
+        /* a replica now (failover), or a primary that cannot serve: the
+         * caller gets "try again later" and the sentinels are asked again */
+        store_cb cb = p->cb;
+        void *arg = p->arg;
+        free(p);
+        teardown(c->st, "not the primary");
+        if (cb)
+            cb(NULL, arg);
+        return;
+    }
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         /* someone flushed the scripts: reload them by reconnecting */
         log_warn("redis: scripts missing (NOSCRIPT); reloading");
@@ -185,9 +293,11 @@ static void check_ready(store *s)
     for (int i = 0; i < STORE_NCONN; i++)
         if (!s->conn[i].connected || !s->conn[i].authed)
             return;
+    if (s->sn && !s->role_ok)
+        return;
     s->ready = 1;
     s->backoff_ms = BACKOFF_MIN_MS;
-    log_info("redis: connected and ready");
+    log_info("redis %s: connected and ready", s->name);
     if (s->ev.ready)
         s->ev.ready(s->ev.arg);
 }
@@ -260,6 +370,11 @@ static void proceed(store_conn *c)
         const char *argv[] = {"SELECT", db};
         send_argv(c, NULL, NULL, 2, argv, NULL);
     }
+    if (c->which == STORE_CMD && s->sn) {
+        s->role_ok = 0;
+        const char *argv[] = {"ROLE"};
+        send_argv(c, role_done, s, 1, argv, NULL);
+    }
     if (c->which == STORE_CMD) {
         s->scripts_pending = SCRIPT_COUNT;
         for (int i = 0; i < SCRIPT_COUNT; i++) {
@@ -289,6 +404,9 @@ static void teardown(store *s, const char *why)
     int was_ready = s->ready;
     s->ready = 0;
     s->scripts_pending = 0;
+    s->role_ok = 0;
+    if (s->sn)
+        s->primary_known = 0; /* every disconnect asks the sentinels again */
     for (int i = 0; i < STORE_NCONN; i++) {
         store_conn *c = &s->conn[i];
         redisAsyncContext *ac = c->ac;
@@ -338,7 +456,20 @@ static int connect_one(store *s, store_conn *c)
     return 0;
 }
 
+/* the address to connect to: the URL's, or what the sentinels name */
 static void connect_all(store *s)
+{
+    if (s->sn && !s->primary_known) {
+        if (!s->discovering) {
+            s->discovering = 1;
+            sentinel_discover(s->sn, primary_found, s);
+        }
+        return;
+    }
+    connect_conns(s);
+}
+
+static void connect_conns(store *s)
 {
     for (int i = 0; i < STORE_NCONN; i++) {
         if (s->conn[i].ac)
@@ -360,7 +491,8 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
     long long now = now_ms();
     for (int i = 0; i < STORE_NCONN; i++) {
         store_conn *c = &s->conn[i];
-        long limit = s->timeout_ms + (i == STORE_BLOCKING ? s->block_ms : 0);
+        long limit = s->timeout_ms + (i == STORE_BLOCKING ? s->block_ms : 0) +
+                     (i == STORE_CLAIMS ? s->claims_slack_ms : 0);
         if (c->ac && !c->connected && now - c->progress_ms > s->timeout_ms) {
             teardown(s, "connect timeout");
             return;
@@ -380,6 +512,8 @@ void store_start(store *s)
     s->watch_ev = event_new(s->base, -1, EV_PERSIST, watch_cb, s);
     struct timeval tv = {0, 250000};
     event_add(s->watch_ev, &tv);
+    if (s->sn)
+        sentinel_watch(s->sn, primary_switched, s);
     connect_all(s);
 }
 
@@ -402,6 +536,7 @@ void store_free(store *s)
         event_free(s->retry_ev);
     if (s->watch_ev)
         event_free(s->watch_ev);
+    sentinel_free(s->sn);
     free(s->user);
     if (s->password) {
         OPENSSL_cleanse(s->password, strlen(s->password));

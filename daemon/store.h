@@ -7,6 +7,7 @@
 #define OMNI_STORE_H
 
 #include "redisurl.h"
+#include "sentinel.h"
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <stddef.h>
@@ -50,6 +51,15 @@ void store_free(store *s);
  * password; user NULL: the URL's user, else the default user). password
  * NULL: no AUTH. Copies both; call before store_start. -1: no memory. */
 int store_set_auth(store *s, const char *user, const char *password);
+/* Take the primary's address from these sentinels (the store owns sn from
+ * here): asked at start and after every disconnect, a connection is ready
+ * only when ROLE answers master, +switch-master and a READONLY, MASTERDOWN
+ * or LOADING answer make it ask again. The URL keeps giving the database
+ * and the user. Call before store_start. */
+void store_set_sentinel(store *s, sentinel *sn);
+/* The claims connection may wait this much longer than redis_timeout_ms
+ * for an answer (WAIT blocks up to redis_wait_timeout_ms). */
+void store_set_claims_slack(store *s, int ms);
 /* "host:port" or "unix:/path", for log lines (never a secret) */
 const char *store_name(const store *s);
 void store_start(store *s);

@@ -13,7 +13,9 @@
 # BENCH_CALIBRATE=0 (skip the 3 s nginx-alone calibration), BENCH_KEEP=1
 # (keep the temp dir), BENCH_TLS=1 (nginx on https with HTTP/2 and a
 # self-signed certificate: the libcurl path, as towards the real Cloud API;
-# the daemon trusts the certificate through tls_ca_file).
+# the daemon trusts the certificate through tls_ca_file), BENCH_WAIT_REPLICAS=N
+# (a replica of the private redis-server and redis_wait_replicas = N: the
+# cost of WAIT after every claim batch).
 N=${BENCH_N:-100000}
 CONNS=${BENCH_CONNS:-4}
 PIPELINE=${BENCH_PIPELINE:-64}
@@ -21,6 +23,20 @@ source "$(dirname "$0")/lib.sh"
 command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
 NP=$(free_port)
 start_bench_redis
+WAITR=${BENCH_WAIT_REPLICAS:-0}
+# BENCH_REPLICA=1: the replica without WAIT (what replication alone costs)
+REPLICA=${BENCH_REPLICA:-$([ "$WAITR" -gt 0 ] && echo 1 || echo 0)}
+if [ "$REPLICA" = 1 ]; then
+  RP2=$(free_port)
+  mkdir -p "$T/replica"
+  redis-server --port "$RP2" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/replica" \
+    --logfile "$T/replica.log" --daemonize no --replicaof 127.0.0.1 "$RP" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    redis-cli -p "$RP2" INFO replication 2>/dev/null | grep -q master_link_status:up && break
+    sleep 0.1
+  done
+fi
 
 mkdir -p "$T/nginx"
 TLS=${BENCH_TLS:-0}
@@ -101,6 +117,7 @@ log_level = warn
 chunk_size = ${BENCH_CHUNK:-500}
 max_host_connections = $CONNS
 max_total_connections = $CONNS
+redis_wait_replicas = $WAITR
 $([ "$TLS" = 1 ] && echo "tls_ca_file = $T/cert.pem")
 
 [connector.wa]
@@ -142,6 +159,8 @@ print("redis_bytes_per_msg=%.0f" % (($m1 - $m0) / n))
 print("connections=$CONNS")
 print("max_inflight=$INFLIGHT")
 print("pipeline=$PIPELINE")
+print("redis_wait_replicas=$WAITR")
+print("replica=$REPLICA")
 print("transport=%s" % ("libcurl, https, HTTP/2" if "$TLS" == "1" else "native HTTP/1.1"))
 # with TLS every message is two requests to nginx (the proxied answer)
 print("nginx_requests=%d" % (($req1 - $req0 - 1) // (2 if "$TLS" == "1" else 1)))

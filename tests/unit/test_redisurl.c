@@ -81,11 +81,39 @@ static void what_cannot_work_is_refused_with_a_reason(void **state)
     }
 }
 
+/* redis_sentinels: HOST:PORT lists, the default sentinel port, refusals */
+static void sentinel_lists(void **state)
+{
+    (void)state;
+    redis_target t[REDIS_MAX_SENTINELS];
+    char err[256];
+    assert_int_equal(
+        redis_sentinels_parse("127.0.0.1:26379, s2.internal,[::1]:5000", t, 16, err, sizeof(err)),
+        3);
+    assert_string_equal(t[0].host, "127.0.0.1");
+    assert_int_equal(t[0].port, 26379);
+    assert_string_equal(t[1].host, "s2.internal");
+    assert_int_equal(t[1].port, 26379);
+    assert_string_equal(t[2].host, "::1");
+    assert_int_equal(t[2].port, 5000);
+    assert_int_equal(redis_sentinels_parse("[::1]", t, 16, err, sizeof(err)), 1);
+    assert_int_equal(t[0].port, 26379);
+    const char *bad[] = {"",      " ",     "a:1,,b:2", "a:1,", "a:0", "a:70000",
+                         "u@a:1", "a:1/2", "a:1 b:2",  "a b",  NULL};
+    for (int i = 0; bad[i]; i++) {
+        err[0] = '\0';
+        assert_int_equal(redis_sentinels_parse(bad[i], t, 16, err, sizeof(err)), -1);
+        assert_true(err[0] != '\0');
+    }
+    assert_int_equal(redis_sentinels_parse("a:1,b:2,c:3", t, 2, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_documented_forms_parse),
         cmocka_unit_test(what_cannot_work_is_refused_with_a_reason),
+        cmocka_unit_test(sentinel_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
