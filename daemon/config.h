@@ -49,6 +49,10 @@ typedef struct omni_config {
     char *redis_username;      /* ACL user, or NULL */
     char *redis_password;      /* inline, or read from redis_password_file; NULL: no AUTH */
     char *redis_password_file; /* as given */
+    char *redis_tls_ca_file;     /* rediss://: CA certificates (PEM); NULL: the system's */
+    char *redis_tls_cert_file;   /* rediss://: client certificate (PEM), or NULL */
+    char *redis_tls_key_file;    /* rediss://: its key (PEM; relative: $CREDENTIALS_DIRECTORY) */
+    char *redis_tls_server_name; /* rediss://: name verified and sent as SNI; NULL: the host */
     char *prefix;              /* "omni:" */
     char *consumer;            /* default: hostname-pid */
     char *log_format;          /* text|json */
