@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,7 @@ static int connect_redis(cli *c)
                                   .key_file = c->cfg.redis_tls_key_file,
                                   .server_name = c->cfg.redis_tls_server_name};
         char err[512];
+        signal(SIGPIPE, SIG_IGN); /* a server that closes: an error, not a signal */
         if (!(c->tls = redis_tls_ctx_new(&o, err, sizeof(err)))) {
             fprintf(stderr, "omnicast: Redis TLS settings: %s\n", err);
             return EX_USAGE_;

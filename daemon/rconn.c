@@ -71,7 +71,17 @@ static int leave_cb(rconn *c)
 
 static void describe(rconn *c, short what)
 {
-    unsigned long e = c->ssl ? bufferevent_get_openssl_error(c->bev) : 0;
+    /* libevent queues OpenSSL's errors and, for a socket error or a close
+     * without close_notify, SSL_get_error's code (library 0): keep the
+     * first real one */
+    unsigned long e = 0, x;
+    int syscall = 0;
+    while (c->ssl && (x = bufferevent_get_openssl_error(c->bev)) != 0) {
+        if (ERR_GET_LIB(x) == 0)
+            syscall = 1;
+        else if (!e)
+            e = x;
+    }
     long v = c->ssl && !c->connected ? SSL_get_verify_result(c->ssl) : X509_V_OK;
     int serr = EVUTIL_SOCKET_ERROR();
     int dnserr = bufferevent_socket_get_dns_error(c->bev);
@@ -85,16 +95,15 @@ static void describe(rconn *c, short what)
         char buf[200];
         ERR_error_string_n(e, buf, sizeof(buf));
         snprintf(c->errstr, sizeof(c->errstr), "TLS: %s", buf);
-    } else if ((what & BEV_EVENT_ERROR) && serr) {
+    } else if ((what & BEV_EVENT_ERROR) && serr && !syscall) {
         snprintf(c->errstr, sizeof(c->errstr), "%s", evutil_socket_error_to_string(serr));
-    } else if (what & BEV_EVENT_EOF) {
+    } else if (syscall || (what & BEV_EVENT_EOF)) {
         snprintf(c->errstr, sizeof(c->errstr), "%s",
-                 c->connected ? "closed by the server" : "closed by the server during connect");
+                 c->connected ? "closed by the server"
+                              : "closed by the server during connect (TLS to a plain port?)");
     } else {
         snprintf(c->errstr, sizeof(c->errstr), "connection error");
     }
-    while (c->ssl && bufferevent_get_openssl_error(c->bev))
-        ;
 }
 
 static void fail(rconn *c, short what)

@@ -102,6 +102,9 @@ void redis_tls_describe(const SSL *ssl, const char *fallback, char *out, size_t 
         char buf[256];
         ERR_error_string_n(e, buf, sizeof(buf));
         snprintf(out, len, "TLS: %s", buf);
+    } else if (errno && errno != EINTR) { /* the callers clear errno first */
+        snprintf(out, len, "%s",
+                 errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno));
     } else {
         snprintf(out, len, "%s", fallback ? fallback : "TLS error");
     }
@@ -187,10 +190,20 @@ redis_sync *redis_sync_connect(const char *host, int port, SSL_CTX *ctx, const c
     if (redis_tls_prepare(c->ssl, host, server_name, err, err_len) < 0)
         goto fail;
     SSL_set_fd(c->ssl, c->fd);
+    errno = 0;
     if (SSL_connect(c->ssl) != 1) {
         redis_tls_describe(c->ssl, "TLS handshake failed (closed or timed out)", err, err_len);
         goto fail;
     }
+    /* with TLS 1.3 the server judges a client certificate after the client
+     * is done: one PING (any answer, NOAUTH too) brings its refusal here */
+    const char *ping[] = {"PING"};
+    redisReply *r = redis_sync_argv(c, 1, ping, NULL);
+    if (!r) {
+        snprintf(err, err_len, "%s", c->errstr);
+        goto fail;
+    }
+    freeReplyObject(r);
     return c;
 fail:
     redis_sync_free(c);
@@ -209,9 +222,16 @@ static redisReply *roundtrip(redis_sync *c, char *cmd, int len)
     }
     int off = 0;
     while (off < len) {
+        errno = 0;
         int n = SSL_write(c->ssl, cmd + off, len - off);
         if (n <= 0) {
             redisFreeCommand(cmd);
+            /* the server's alert, if it sent one before closing */
+            char b[256];
+            ERR_clear_error();
+            errno = 0;
+            if (SSL_read(c->ssl, b, sizeof(b)) > 0)
+                ERR_clear_error();
             redis_tls_describe(c->ssl, "write failed (closed or timed out)", c->errstr,
                                sizeof(c->errstr));
             return NULL;
@@ -228,6 +248,7 @@ static redisReply *roundtrip(redis_sync *c, char *cmd, int len)
         if (reply)
             return reply;
         char buf[16384];
+        errno = 0;
         int n = SSL_read(c->ssl, buf, sizeof(buf));
         if (n <= 0) {
             redis_tls_describe(c->ssl, "connection closed or timed out", c->errstr,

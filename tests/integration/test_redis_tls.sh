@@ -125,12 +125,14 @@ stop_redis
 start_tls_redis_acl yes
 : >"$T/daemon.log"
 start_daemon "$T/omni.conf"
-wait_for 30 grep -q "redis localhost:$REDIS_PORT: .*\(certificate\|closed\)" "$T/daemon.log"
+wait_for 30 grep -q "redis localhost:$REDIS_PORT: .*alert certificate required" "$T/daemon.log"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/readyz")
 [ "$code" = 503 ] || fail "/readyz answered $code without a client certificate"
 stop_daemon
-"$OMNI_BUILD/omnicast" --config "$T/omni.conf" status tls1 >/dev/null 2>&1 &&
+out=$("$OMNI_BUILD/omnicast" --config "$T/omni.conf" status tls1 2>&1) &&
   fail "the CLI got in without a client certificate"
+echo "$out" | grep -q "cannot connect to Redis at localhost:$REDIS_PORT: .*certificate required" ||
+  fail "CLI error without a client certificate: $out"
 printf 'redis_tls_cert_file = %s\nredis_tls_key_file = %s\n' "$T/client.pem" "$T/client.key" >"$T/cert.ini"
 sed "/^redis_tls_ca_file/r $T/cert.ini" "$T/omni.conf" >"$T/cert.conf"
 chmod 600 "$T/cert.conf"
