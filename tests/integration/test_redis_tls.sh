@@ -148,8 +148,21 @@ wait_for 60 campaign_done tls2
 [ "$(wc -l <"$T/outbox.jsonl")" -eq 6 ] || fail "expected 6 outbox lines: $(cat "$T/outbox.jsonl")"
 out=$("$OMNI_BUILD/omnicast" --config "$T/cert.conf" --json status tls2) || fail "CLI status: $out"
 python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["sent"]==3, d' "$out" || fail "status: $out"
-stop_daemon
 ok "tls-auth-clients yes: refused without a client certificate, a campaign runs with cert + key"
+
+# Redis goes away and comes back: the TLS connections are rebuilt
+stop_redis
+wait_for 30 grep -q "redis: connection lost" "$T/daemon.log"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/readyz")
+[ "$code" = 503 ] || fail "/readyz answered $code with Redis down"
+start_tls_redis_acl yes
+wait_for 60 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz"
+sed 's/"tls1"/"tls3"/' "$T/job.json" >"$T/job3.json"
+"$OMNI_BUILD/omnicast" --config "$T/cert.conf" enqueue "$T/job3.json" >/dev/null || fail "enqueue tls3"
+wait_for 60 campaign_done tls3
+[ "$(wc -l <"$T/outbox.jsonl")" -eq 9 ] || fail "expected 9 outbox lines: $(cat "$T/outbox.jsonl")"
+stop_daemon
+ok "a restarted Redis: TLS connections rebuilt, /readyz 503 meanwhile, the next campaign runs"
 
 # a key that is not the certificate's stops --check-config, as does the
 # TLS settings without rediss://
