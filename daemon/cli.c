@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "job.h"
 #include "keys.h"
 #include "scripts.h"
+#include "redistls.h"
 #include "redisurl.h"
 #include "uncertain.h"
 
@@ -31,8 +34,32 @@ typedef struct cli {
     int json;
     omni_config cfg;
     int have_cfg;
-    redisContext *rc;
+    redisContext *rc; /* redis://, unix: */
+    SSL_CTX *tls;     /* rediss:// */
+    redis_sync *rs;
 } cli;
+
+/* one connection, hiredis's own (plain) or redistls.c's (TLS): the
+ * commands below do not tell them apart */
+static redisReply *cli_cmd(cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    void *r = c->rs ? redis_sync_vcommand(c->rs, fmt, ap) : redisvCommand(c->rc, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static redisReply *cli_argv(cli *c, int argc, const char **argv, const size_t *lens)
+{
+    return c->rs ? redis_sync_argv(c->rs, argc, argv, lens)
+                 : redisCommandArgv(c->rc, argc, argv, lens);
+}
+
+static const char *cli_err(const cli *c)
+{
+    return c->rs ? redis_sync_err(c->rs) : c->rc->errstr;
+}
 
 static void print_json(json_t *o);
 static long long now_ms(void);
@@ -121,32 +148,50 @@ static int connect_redis(cli *c)
     }
     redis_target_name(&t, name, sizeof(name));
     struct timeval tv = {5, 0};
-    c->rc = t.path[0] ? redisConnectUnixWithTimeout(t.path, tv)
-                      : redisConnectWithTimeout(t.host, t.port, tv);
-    if (!c->rc || c->rc->err) {
-        fprintf(stderr, "omnicast: cannot connect to Redis at %s: %s\n", name,
-                c->rc ? c->rc->errstr : "out of memory");
-        return EX_REDIS;
+    if (t.tls) {
+        /* rediss://: the [daemon] redis_tls_* settings from --config */
+        const redis_tls_opts o = {.ca_file = c->cfg.redis_tls_ca_file,
+                                  .cert_file = c->cfg.redis_tls_cert_file,
+                                  .key_file = c->cfg.redis_tls_key_file,
+                                  .server_name = c->cfg.redis_tls_server_name};
+        char err[512];
+        signal(SIGPIPE, SIG_IGN); /* a server that closes: an error, not a signal */
+        if (!(c->tls = redis_tls_ctx_new(&o, err, sizeof(err)))) {
+            fprintf(stderr, "omnicast: Redis TLS settings: %s\n", err);
+            return EX_USAGE_;
+        }
+        if (!(c->rs = redis_sync_connect(t.host, t.port, c->tls, o.server_name, 5000, err,
+                                         sizeof(err)))) {
+            fprintf(stderr, "omnicast: cannot connect to Redis at %s: %s\n", name, err);
+            return EX_REDIS;
+        }
+    } else {
+        c->rc = t.path[0] ? redisConnectUnixWithTimeout(t.path, tv)
+                          : redisConnectWithTimeout(t.host, t.port, tv);
+        if (!c->rc || c->rc->err) {
+            fprintf(stderr, "omnicast: cannot connect to Redis at %s: %s\n", name,
+                    c->rc ? c->rc->errstr : "out of memory");
+            return EX_REDIS;
+        }
+        redisSetTimeout(c->rc, tv);
     }
-    redisSetTimeout(c->rc, tv);
     /* the same credentials as the daemon: [daemon] redis_username and
      * redis_password(_file) from --config, else OMNICAST_REDIS_PASSWORD */
     const char *user = c->cfg.redis_username ? c->cfg.redis_username : t.user[0] ? t.user : NULL;
     const char *pass =
         c->cfg.redis_password ? c->cfg.redis_password : getenv("OMNICAST_REDIS_PASSWORD");
     if (pass && *pass) {
-        redisReply *r = user ? redisCommand(c->rc, "AUTH %s %s", user, pass)
-                             : redisCommand(c->rc, "AUTH %s", pass);
+        redisReply *r = user ? cli_cmd(c, "AUTH %s %s", user, pass) : cli_cmd(c, "AUTH %s", pass);
         if (!r || r->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "omnicast: Redis at %s refused the authentication%s%s: %.200s\n", name,
-                    user ? " as " : "", user ? user : "", r ? r->str : c->rc->errstr);
+                    user ? " as " : "", user ? user : "", r ? r->str : cli_err(c));
             freeReplyObject(r);
             return EX_REDIS;
         }
         freeReplyObject(r);
     }
     if (t.db) {
-        redisReply *r = redisCommand(c->rc, "SELECT %d", t.db);
+        redisReply *r = cli_cmd(c, "SELECT %d", t.db);
         freeReplyObject(r);
     }
     return 0;
@@ -232,9 +277,9 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
     key_build(key, sizeof(key), c->prefix, KEY_JOBS, NULL);
     const char *av[] = {"XADD", key, "*", "job", raw};
     size_t al[] = {4, strlen(key), 1, 3, len};
-    redisReply *r = redisCommandArgv(c->rc, 5, av, al);
+    redisReply *r = cli_argv(c, 5, av, al);
     if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "omnicast: XADD failed: %s\n", r ? r->str : c->rc->errstr);
+        fprintf(stderr, "omnicast: XADD failed: %s\n", r ? r->str : cli_err(c));
         rc = r ? EX_FAIL : EX_REDIS;
     } else if (c->json) {
         printf("{\"ok\":true,\"id\":\"%s\",\"entry\":\"%s\"}\n", j.id, r->str);
@@ -259,9 +304,9 @@ static int cmd_status(cli *c, int argc, char **argv)
         return rc;
     char key[512];
     key_build(key, sizeof(key), c->prefix, KEY_CAMPAIGN, argv[0]);
-    redisReply *r = redisCommand(c->rc, "HGETALL %s", key);
+    redisReply *r = cli_cmd(c, "HGETALL %s", key);
     if (!r) {
-        fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
         return EX_REDIS;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
@@ -312,9 +357,9 @@ static int resend_uncertain(cli *c, const char *id)
     key_build(rz, sizeof(rz), c->prefix, KEY_RETRY, NULL);
     snprintf(now, sizeof(now), "%lld", now_ms());
     const char *av[] = {"EVAL", script("resend"), "3", ck, mk, rz, now, id};
-    redisReply *r = redisCommandArgv(c->rc, 8, av, NULL);
+    redisReply *r = cli_argv(c, 8, av, NULL);
     if (!r) {
-        fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
         return EX_REDIS;
     }
     int rc = 0;
@@ -340,9 +385,9 @@ static int list_uncertain(cli *c, const char *id)
     char ck[512], mk[512];
     key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
     key_build(mk, sizeof(mk), c->prefix, KEY_MSG, id);
-    redisReply *r = redisCommand(c->rc, "HMGET %s state uncertain", ck);
+    redisReply *r = cli_cmd(c, "HMGET %s state uncertain", ck);
     if (!r) {
-        fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
         return EX_REDIS;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -360,11 +405,11 @@ static int list_uncertain(cli *c, const char *id)
         printf("%s\n", line);
     }
     do {
-        r = redisCommand(c->rc, "HSCAN %s %s COUNT 1000", mk, cursor);
+        r = cli_cmd(c, "HSCAN %s %s COUNT 1000", mk, cursor);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             fprintf(stderr, "omnicast: HSCAN %s: %s\n", mk,
-                    !r                             ? c->rc->errstr
+                    !r                             ? cli_err(c)
                     : r->type == REDIS_REPLY_ERROR ? r->str
                                                    : "bad reply");
             int rc = r ? EX_FAIL : EX_REDIS;
@@ -436,9 +481,9 @@ static int cmd_campaign(cli *c, int argc, char **argv)
         av[ac++] = name;
         av[ac++] = k == ADDR_PHONE ? "phone" : k == ADDR_EMAIL ? "email" : "any";
     }
-    redisReply *r = redisCommandArgv(c->rc, ac, av, NULL);
+    redisReply *r = cli_argv(c, ac, av, NULL);
     if (!r) {
-        fprintf(stderr, "omnicast: %s\n", c->rc->errstr);
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
         return EX_REDIS;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
@@ -567,9 +612,9 @@ static int cmd_dead(cli *c, int argc, char **argv)
     redisReply *r;
     if (!strcmp(argv[0], "list")) {
         int n = argc > 1 ? atoi(argv[1]) : 20;
-        r = redisCommand(c->rc, "XREVRANGE %s + - COUNT %d", key, n > 0 ? n : 20);
+        r = cli_cmd(c, "XREVRANGE %s + - COUNT %d", key, n > 0 ? n : 20);
     } else {
-        r = redisCommand(c->rc, "XRANGE %s %s %s", key, argv[1], argv[1]);
+        r = cli_cmd(c, "XRANGE %s %s %s", key, argv[1], argv[1]);
     }
     if (!r)
         return EX_REDIS;
@@ -587,7 +632,7 @@ static int cmd_dead(cli *c, int argc, char **argv)
                 fprintf(stderr, "omnicast: dead letter %s holds no job to replay\n", argv[1]);
                 rc = EX_FAIL;
             } else {
-                redisReply *x = redisCommand(c->rc, "XADD %s * job %s", jobs, job);
+                redisReply *x = cli_cmd(c, "XADD %s * job %s", jobs, job);
                 if (x && x->type == REDIS_REPLY_STRING)
                     printf("replayed %s as %s\n", argv[1], x->str);
                 else
@@ -630,7 +675,7 @@ static int cmd_suppress(cli *c, int argc, char **argv)
     char key[512];
     key_build(key, sizeof(key), c->prefix, KEY_SUPPRESS, argv[1]);
     if (!strcmp(argv[0], "list")) {
-        redisReply *r = redisCommand(c->rc, "SMEMBERS %s", key);
+        redisReply *r = cli_cmd(c, "SMEMBERS %s", key);
         if (!r)
             return EX_REDIS;
         for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
@@ -651,8 +696,7 @@ static int cmd_suppress(cli *c, int argc, char **argv)
         fprintf(stderr, "omnicast: %s: %s\n", argv[2], why);
         return EX_INVALID;
     }
-    redisReply *r =
-        redisCommand(c->rc, "%s %s %s", !strcmp(argv[0], "add") ? "SADD" : "SREM", key, addr);
+    redisReply *r = cli_cmd(c, "%s %s %s", !strcmp(argv[0], "add") ? "SADD" : "SREM", key, addr);
     if (!r)
         return EX_REDIS;
     printf("%s %s %s %s\n", argv[0], addr, !strcmp(argv[0], "add") ? "to" : "from", key);
@@ -673,7 +717,7 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
     char cur[64] = "0";
     size_t plen = strlen(c->prefix) + 9;
     do {
-        redisReply *r = redisCommand(c->rc, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+        redisReply *r = cli_cmd(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
             freeReplyObject(r);
             return EX_REDIS;
@@ -685,7 +729,7 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
             const char *k = keys->element[i]->str;
             if (strchr(k + plen, ':') && strrchr(k, ':') > k + plen)
                 continue; /* the :rcpt lists and such */
-            redisReply *h = redisCommand(c->rc, "HMGET %s state total sent failed", k);
+            redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", k);
             if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 4 && h->element[0]->str) {
                 if (c->json)
                     printf("{\"id\":\"%s\",\"state\":\"%s\",\"total\":%s,\"sent\":%s,"
@@ -726,13 +770,13 @@ static int cmd_conversations(cli *c, int argc, char **argv)
         key_build(key, sizeof(key), c->prefix, KEY_CONV_CAMPAIGN, campaign);
     else
         key_build(key, sizeof(key), c->prefix, open_only ? KEY_CONV_OPEN : KEY_CONV_ALL, NULL);
-    redisReply *ids = redisCommand(c->rc, "ZREVRANGE %s 0 499", key);
+    redisReply *ids = cli_cmd(c, "ZREVRANGE %s 0 499", key);
     if (!ids)
         return EX_REDIS;
     for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
         char ck[KEY_MAX];
         key_build(ck, sizeof(ck), c->prefix, KEY_CONV, ids->element[i]->str);
-        redisReply *h = redisCommand(c->rc, "HGETALL %s", ck);
+        redisReply *h = cli_cmd(c, "HGETALL %s", ck);
         json_t *o = json_object();
         for (size_t k = 0; h && h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2)
             json_object_set_new(o, h->element[k]->str, json_string(h->element[k + 1]->str));
@@ -769,10 +813,10 @@ static int cmd_watch(cli *c, int argc, char **argv)
     key_build(key, sizeof(key), c->prefix, KEY_CAMPAIGN, argv[0]);
     long long last_done = -1, t0 = now_ms(), d0 = -1;
     for (;;) {
-        redisReply *r = redisCommand(c->rc,
-                                     "HMGET %s state total sent failed suppressed "
-                                     "uncertain cancelled",
-                                     key);
+        redisReply *r = cli_cmd(c,
+                                "HMGET %s state total sent failed suppressed "
+                                "uncertain cancelled",
+                                key);
         if (!r)
             return EX_REDIS;
         if (r->type != REDIS_REPLY_ARRAY || !r->element[0]->str) {
@@ -999,6 +1043,8 @@ int main(int argc, char **argv)
     }
     if (c.rc)
         redisFree(c.rc);
+    redis_sync_free(c.rs);
+    SSL_CTX_free(c.tls);
     config_free(&c.cfg);
     return rc;
 }

@@ -4,6 +4,7 @@
  * connector's own keys in its descriptor. Every problem is collected with
  * its line; nothing unknown is ignored. */
 #include "config.h"
+#include "redistls.h"
 #include "redisurl.h"
 
 #include <ctype.h>
@@ -60,6 +61,16 @@ const conf_directive config_daemon_keys[] = {
           "replicas that must acknowledge a claim batch (WAIT) before it is sent (0 = no WAIT)"),
     D_INT("redis_wait_timeout_ms", redis_wait_timeout_ms, 1, 600000, "1000",
           "how long WAIT waits for redis_wait_replicas acknowledgements"),
+    D_STR("redis_tls_ca_file", redis_tls_ca_file, NULL,
+          "rediss://: PEM file of CA certificates that verify Redis (default: the system's)"),
+    D_STR("redis_tls_cert_file", redis_tls_cert_file, NULL,
+          "rediss://: client certificate (PEM chain) for a Redis that asks for one"),
+    D_STR("redis_tls_key_file", redis_tls_key_file, NULL,
+          "rediss://: the client certificate's private key (PEM; relative: in "
+          "$CREDENTIALS_DIRECTORY)"),
+    D_STR("redis_tls_server_name", redis_tls_server_name, NULL,
+          "rediss://: the name verified in Redis's certificate and sent as SNI (default: the "
+          "URL's host)"),
     {"prefix", conf_set_str, DOFF(prefix), 1, 0, "omni:", "prefix of every Redis key", 0, NULL},
     D_STR("consumer", consumer, NULL,
           "consumer name in the stream groups; default hostname-pid; unique per live instance"),
@@ -815,6 +826,44 @@ static void redis_sentinel_check(parse_ctx *p)
                         daemon_line(p, "redis_sentinels"), why);
 }
 
+/* rediss:// settings: only with rediss://; a relative key file is in
+ * $CREDENTIALS_DIRECTORY (as the other secrets); and the context is built
+ * here once, so that files that do not load (a missing CA, a key that is
+ * not the certificate's) stop --check-config rather than the connect */
+static void redis_tls(parse_ctx *p)
+{
+    omni_config *c = p->cfg;
+    redis_target t;
+    char err[512];
+    if (!c->redis || redis_url_parse(c->redis, &t, err, sizeof(err)) < 0)
+        return;
+    const char *given = c->redis_tls_ca_file       ? "redis_tls_ca_file"
+                        : c->redis_tls_cert_file   ? "redis_tls_cert_file"
+                        : c->redis_tls_key_file    ? "redis_tls_key_file"
+                        : c->redis_tls_server_name ? "redis_tls_server_name"
+                                                   : NULL;
+    if (!t.tls) {
+        if (given)
+            conf_errors_add(p->errs, "%s:%d: [daemon] %s is for a rediss:// (TLS) redis URL",
+                            p->path, daemon_line(p, given), given);
+        return;
+    }
+    const char *cred = getenv("CREDENTIALS_DIRECTORY");
+    if (c->redis_tls_key_file && c->redis_tls_key_file[0] != '/' && cred && *cred) {
+        char full[PATH_MAX];
+        snprintf(full, sizeof(full), "%s/%s", cred, c->redis_tls_key_file);
+        dup_set(&c->redis_tls_key_file, full);
+    }
+    redis_tls_opts o = {.ca_file = c->redis_tls_ca_file,
+                        .cert_file = c->redis_tls_cert_file,
+                        .key_file = c->redis_tls_key_file,
+                        .server_name = c->redis_tls_server_name};
+    SSL_CTX *ctx = redis_tls_ctx_new(&o, err, sizeof(err));
+    if (!ctx)
+        conf_errors_add(p->errs, "%s: [daemon] %s", p->path, err);
+    SSL_CTX_free(ctx);
+}
+
 static int finish(parse_ctx *p, int rc)
 {
     omni_config *c = p->cfg;
@@ -838,6 +887,7 @@ static int finish(parse_ctx *p, int rc)
     c->daemon_lines = malloc(sizeof(p->line_of));
     if (c->daemon_lines)
         memcpy(c->daemon_lines, p->line_of, sizeof(p->line_of));
+    redis_tls(p);
     /* a relative `plugin =` is a file in plugin_dir (the section order does
      * not matter: this runs after the whole file) */
     for (size_t i = 0; c->plugin_dir && c->plugin_dir[0] && i < c->n_connectors; i++) {

@@ -57,9 +57,13 @@ typedef struct omni_config {
     char *redis_sentinel_password_file;
     int redis_wait_replicas; /* WAIT after a claim batch; 0: none */
     int redis_wait_timeout_ms;
-    char *prefix;     /* "omni:" */
-    char *consumer;   /* default: hostname-pid */
-    char *log_format; /* text|json */
+    char *redis_tls_ca_file;     /* rediss://: CA certificates (PEM); NULL: the system's */
+    char *redis_tls_cert_file;   /* rediss://: client certificate (PEM), or NULL */
+    char *redis_tls_key_file;    /* rediss://: its key (PEM; relative: $CREDENTIALS_DIRECTORY) */
+    char *redis_tls_server_name; /* rediss://: name verified and sent as SNI; NULL: the host */
+    char *prefix;                /* "omni:" */
+    char *consumer;              /* default: hostname-pid */
+    char *log_format;            /* text|json */
     char *log_level;
     char *log_file; /* NULL: stderr */
     int log_bodies;

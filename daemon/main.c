@@ -364,6 +364,14 @@ int main(int argc, char **argv)
     }
     if (o.st && cfg.redis_wait_replicas > 0)
         store_set_claims_slack(o.st, cfg.redis_wait_timeout_ms);
+    const redis_tls_opts rtls = {.ca_file = cfg.redis_tls_ca_file,
+                                 .cert_file = cfg.redis_tls_cert_file,
+                                 .key_file = cfg.redis_tls_key_file,
+                                 .server_name = cfg.redis_tls_server_name};
+    if (o.st && store_set_tls(o.st, &rtls, err, sizeof(err)) < 0) {
+        store_free(o.st);
+        o.st = NULL;
+    }
     /* the stages, wired: the intake hands jobs to campaign.c and chunks to
      * dispatch.c, and asks each whether it can take more */
     const queue_handlers qh = {.on_job = campaign_handle_job,

@@ -45,13 +45,17 @@ int redis_url_parse(const char *url, redis_target *t, char *err, size_t err_len)
             return bad(err, err_len, "unix: takes ?db=N (0..1000) only");
         return 0;
     }
-    if (!strncmp(url, "rediss://", 9))
+    const char *p;
+    if (!strncmp(url, "rediss://", 9)) {
+        t->tls = 1;
+        p = url + 9;
+    } else if (!strncmp(url, "redis://", 8)) {
+        p = url + 8;
+    } else {
         return bad(err, err_len,
-                   "rediss:// (TLS) is not supported by this build: Debian 12's hiredis 0.14 "
-                   "has no TLS (put a TLS tunnel such as stunnel in front, or use unix:)");
-    if (strncmp(url, "redis://", 8))
-        return bad(err, err_len, "must be redis://[USER@]HOST[:PORT][/DB] or unix:/PATH[?db=N]");
-    const char *p = url + 8;
+                   "must be redis://[USER@]HOST[:PORT][/DB], rediss://... (TLS) or "
+                   "unix:/PATH[?db=N]");
+    }
     const char *slash = p + strcspn(p, "/");
     const char *at = memchr(p, '@', (size_t)(slash - p));
     if (at) {

@@ -1,4 +1,5 @@
-/* The `redis` setting: redis://[USER@]HOST[:PORT][/DB] (HOST a name, an
+/* The `redis` setting: redis://[USER@]HOST[:PORT][/DB], the same with
+ * rediss:// for TLS (HOST a name, an
  * IPv4 address or an IPv6 literal in brackets) or unix:/PATH[?db=N]. Pure,
  * shared by the daemon's store, the CLI and the configuration check, so
  * what --check-config accepts is what both connect to. */
@@ -13,11 +14,12 @@ typedef struct redis_target {
     char user[128]; /* ACL user from the URL, or "" */
     int port;       /* 6379 when not given */
     int db;         /* 0 when not given */
+    int tls;        /* rediss:// */
 } redis_target;
 
 /* 0 with t filled in; -1 with a reason in err (never the URL's text, which
- * may hold a secret). A password in the URL (USER:PASS@) and rediss:// are
- * refused with a reason that says what to do instead. */
+ * may hold a secret). A password in the URL (USER:PASS@) is refused with a
+ * reason that says what to do instead. */
 int redis_url_parse(const char *url, redis_target *t, char *err, size_t err_len);
 
 /* "host:port", "[v6]:port" or "unix:/path", for log lines and errors */

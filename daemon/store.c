@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "rconn.h"
+#include "redistls.h"
 #include "scripts.h"
 
 #define BACKOFF_MIN_MS 100
@@ -24,9 +26,13 @@
 static const char *const script_names[SCRIPT_COUNT] = {
     "create", "claim", "outcome", "take", "control", "inbound", "sweep", "release", "next"};
 
+/* A connection is either hiredis's own (redis://, unix:) or an rconn
+ * (rediss://: TLS on a bufferevent, hiredis only parsing); the link_*
+ * functions below are the only places that tell them apart. */
 typedef struct store_conn {
     store *st;
-    redisAsyncContext *ac;
+    redisAsyncContext *ac; /* plain: hiredis async */
+    rconn *rc;             /* TLS */
     int which;
     int connected;
     int authed;            /* AUTH answered OK (or no AUTH configured) */
@@ -37,9 +43,11 @@ typedef struct store_conn {
 struct store {
     struct event_base *base;
     redis_target t;
-    char name[300]; /* t as host:port, for log lines */
-    char *user;     /* AUTH user (ACL), or NULL for the default user */
-    char *password; /* AUTH password, or NULL: no AUTH */
+    char name[300];        /* t as host:port, for log lines */
+    char *user;            /* AUTH user (ACL), or NULL for the default user */
+    char *password;        /* AUTH password, or NULL: no AUTH */
+    SSL_CTX *tls;          /* rediss://: built by store_set_tls */
+    char *tls_server_name; /* name verified and sent as SNI, or NULL: the host */
     int timeout_ms;
     int block_ms;
     int claims_slack_ms; /* WAIT's own timeout on the claims connection */
@@ -228,9 +236,8 @@ void store_set_claims_slack(store *s, int ms)
     s->claims_slack_ms = ms > 0 ? ms : 0;
 }
 
-static void reply_trampoline(redisAsyncContext *ac, void *r, void *priv)
+static void on_reply(void *r, void *priv)
 {
-    (void)ac;
     pending_cb *p = priv;
     store_conn *c = p->c;
     if (c->pending > 0)
@@ -266,10 +273,54 @@ static void reply_trampoline(redisAsyncContext *ac, void *r, void *priv)
         cb(reply, arg);
 }
 
+static void reply_trampoline(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    on_reply(r, priv);
+}
+
+static void rc_reply(rconn *rc, redisReply *r, void *priv)
+{
+    (void)rc;
+    on_reply(r, priv);
+}
+
+/* ---- the link: hiredis async or rconn */
+
+static int link_open(store_conn *c)
+{
+    return c->ac || c->rc;
+}
+
+static int link_send(store_conn *c, pending_cb *p, int argc, const char **argv, const size_t *lens)
+{
+    if (c->rc)
+        return rconn_command_argv(c->rc, rc_reply, p, argc, argv, lens);
+    return redisAsyncCommandArgv(c->ac, reply_trampoline, p, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/* close without the disconnect callback; pending callbacks get NULL */
+static void link_close(store_conn *c)
+{
+    redisAsyncContext *ac = c->ac;
+    rconn *rc = c->rc;
+    c->ac = NULL;
+    c->rc = NULL;
+    if (ac) {
+        ac->data = c;
+        redisAsyncSetDisconnectCallback(ac, NULL);
+        redisAsyncFree(ac);
+    }
+    if (rc) {
+        rconn_set_disconnect(rc, NULL);
+        rconn_free(rc);
+    }
+}
+
 static int send_argv(store_conn *c, store_cb cb, void *arg, int argc, const char **argv,
                      const size_t *lens)
 {
-    if (!c->ac || !c->connected)
+    if (!link_open(c) || !c->connected)
         return -1;
     pending_cb *p = malloc(sizeof(*p));
     if (!p)
@@ -277,7 +328,7 @@ static int send_argv(store_conn *c, store_cb cb, void *arg, int argc, const char
     p->c = c;
     p->cb = cb;
     p->arg = arg;
-    if (redisAsyncCommandArgv(c->ac, reply_trampoline, p, argc, argv, lens) != REDIS_OK) {
+    if (link_send(c, p, argc, argv, lens) < 0) {
         free(p);
         return -1;
     }
@@ -337,16 +388,9 @@ static void auth_done(redisReply *r, void *arg)
     proceed(c);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void link_up(store_conn *c)
 {
-    store_conn *c = ac->data;
     store *s = c->st;
-    if (status != REDIS_OK) {
-        log_warn("redis: connect failed: %s", ac->errstr);
-        c->ac = NULL; /* hiredis frees it after this callback */
-        teardown(s, "connect failed");
-        return;
-    }
     c->connected = 1;
     c->pending = 0;
     if (s->password) {
@@ -385,6 +429,18 @@ static void proceed(store_conn *c)
     check_ready(s);
 }
 
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    store_conn *c = ac->data;
+    if (status != REDIS_OK) {
+        log_warn("redis: connect failed: %s", ac->errstr);
+        c->ac = NULL; /* hiredis frees it after this callback */
+        teardown(c->st, "connect failed");
+        return;
+    }
+    link_up(c);
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     store_conn *c = ac->data;
@@ -395,6 +451,34 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     c->authed = 0;
     c->pending = 0;
     teardown(s, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+/* rconn's: the same, with the address and the TLS reason in the log (a
+ * refused certificate, a server that wants a client certificate) */
+static void rc_connect(rconn *rc, int ok, void *data)
+{
+    store_conn *c = data;
+    if (!ok) {
+        log_warn("redis %s: connect failed: %s", c->st->name, rconn_errstr(rc));
+        c->rc = NULL; /* rconn frees itself after this callback */
+        teardown(c->st, "connect failed");
+        return;
+    }
+    link_up(c);
+}
+
+static void rc_disconnect(rconn *rc, int clean, void *data)
+{
+    store_conn *c = data;
+    store *s = c->st;
+    (void)clean;
+    if (!s->ready) /* never got as far as ready: say why, once per attempt */
+        log_warn("redis %s: connection closed before ready: %s", s->name, rconn_errstr(rc));
+    c->rc = NULL;
+    c->connected = 0;
+    c->authed = 0;
+    c->pending = 0;
+    teardown(s, rconn_errstr(rc));
 }
 
 /* Tear every connection down (one lost means we rebuild them all, so the
@@ -409,16 +493,10 @@ static void teardown(store *s, const char *why)
         s->primary_known = 0; /* every disconnect asks the sentinels again */
     for (int i = 0; i < STORE_NCONN; i++) {
         store_conn *c = &s->conn[i];
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
         c->connected = 0;
         c->authed = 0;
         c->pending = 0;
-        if (ac) {
-            ac->data = c;
-            redisAsyncSetDisconnectCallback(ac, NULL);
-            redisAsyncFree(ac); /* pending callbacks get NULL */
-        }
+        link_close(c); /* pending callbacks get NULL */
     }
     if (was_ready) {
         s->reconnects++;
@@ -431,6 +509,25 @@ static void teardown(store *s, const char *why)
 
 static int connect_one(store *s, store_conn *c)
 {
+    if (s->t.tls) {
+        char err[256];
+        if (!s->tls) {
+            log_error("redis %s: rediss:// without a TLS context", s->name);
+            return -1;
+        }
+        c->rc = rconn_connect(s->base, s->t.host, s->t.port, s->tls, s->tls_server_name, rc_connect,
+                              rc_disconnect, c, err, sizeof(err));
+        if (!c->rc) {
+            log_warn("redis %s: connect: %s", s->name, err);
+            return -1;
+        }
+        rconn_reader(c->rc)->maxbuf = 0; /* as below */
+        c->connected = 0;
+        c->authed = 0;
+        c->pending = 0;
+        c->progress_ms = now_ms();
+        return 0;
+    }
     redisAsyncContext *ac =
         s->t.path[0] ? redisAsyncConnectUnix(s->t.path) : redisAsyncConnect(s->t.host, s->t.port);
     if (!ac)
@@ -472,7 +569,7 @@ static void connect_all(store *s)
 static void connect_conns(store *s)
 {
     for (int i = 0; i < STORE_NCONN; i++) {
-        if (s->conn[i].ac)
+        if (link_open(&s->conn[i]))
             continue;
         if (connect_one(s, &s->conn[i]) < 0) {
             teardown(s, "connect");
@@ -493,7 +590,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
         store_conn *c = &s->conn[i];
         long limit = s->timeout_ms + (i == STORE_BLOCKING ? s->block_ms : 0) +
                      (i == STORE_CLAIMS ? s->claims_slack_ms : 0);
-        if (c->ac && !c->connected && now - c->progress_ms > s->timeout_ms) {
+        if (link_open(c) && !c->connected && now - c->progress_ms > s->timeout_ms) {
             teardown(s, "connect timeout");
             return;
         }
@@ -524,13 +621,8 @@ void store_free(store *s)
     s->ready = 0; /* callbacks run by the frees below must not send more */
     s->ev.ready = s->ev.down = NULL;
     for (int i = 0; i < STORE_NCONN; i++) {
-        redisAsyncContext *ac = s->conn[i].ac;
-        s->conn[i].ac = NULL;
         s->conn[i].connected = 0;
-        if (ac) {
-            redisAsyncSetDisconnectCallback(ac, NULL);
-            redisAsyncFree(ac);
-        }
+        link_close(&s->conn[i]);
     }
     if (s->retry_ev)
         event_free(s->retry_ev);
@@ -542,7 +634,29 @@ void store_free(store *s)
         OPENSSL_cleanse(s->password, strlen(s->password));
         free(s->password);
     }
+    SSL_CTX_free(s->tls);
+    free(s->tls_server_name);
     free(s);
+}
+
+int store_set_tls(store *s, const redis_tls_opts *o, char *err, size_t err_len)
+{
+    if (!s->t.tls)
+        return 0;
+    SSL_CTX *ctx = redis_tls_ctx_new(o, err, err_len);
+    if (!ctx)
+        return -1;
+    char *name = NULL;
+    if (o->server_name && !(name = strdup(o->server_name))) {
+        SSL_CTX_free(ctx);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    SSL_CTX_free(s->tls);
+    free(s->tls_server_name);
+    s->tls = ctx;
+    s->tls_server_name = name;
+    return 0;
 }
 
 int store_set_auth(store *s, const char *user, const char *password)

@@ -6,6 +6,7 @@
 #ifndef OMNI_STORE_H
 #define OMNI_STORE_H
 
+#include "redistls.h"
 #include "redisurl.h"
 #include "sentinel.h"
 #include <event2/event.h>
@@ -43,7 +44,8 @@ typedef struct store_events {
     void *arg;
 } store_events;
 
-/* url: redis://HOST[:PORT][/DB] or unix:/path[?db=N] */
+/* url: redis://HOST[:PORT][/DB], rediss://... (TLS: call store_set_tls) or
+ * unix:/path[?db=N] */
 store *store_new(struct event_base *base, const char *url, int timeout_ms, int block_ms,
                  const store_events *ev, char *err, size_t err_len);
 void store_free(store *s);
@@ -60,6 +62,13 @@ void store_set_sentinel(store *s, sentinel *sn);
 /* The claims connection may wait this much longer than redis_timeout_ms
  * for an answer (WAIT blocks up to redis_wait_timeout_ms). */
 void store_set_claims_slack(store *s, int ms);
+/* rediss://: the TLS settings (CA, client certificate, the name verified
+ * and sent as SNI) for every connection; call before store_start. A
+ * redis:// or unix: store ignores them. -1 with the reason in err (a file
+ * that does not load). Plain connections stay on hiredis's own async
+ * socket code; TLS ones go through rconn.c (a bufferevent with OpenSSL,
+ * hiredis only parsing replies). */
+int store_set_tls(store *s, const redis_tls_opts *o, char *err, size_t err_len);
 /* "host:port" or "unix:/path", for log lines (never a secret) */
 const char *store_name(const store *s);
 void store_start(store *s);

@@ -40,6 +40,19 @@ static void the_documented_forms_parse(void **state)
     assert_int_equal(redis_url_parse("redis://h:1", &t, err, sizeof(err)), 0);
     redis_target_name(&t, name, sizeof(name));
     assert_string_equal(name, "h:1");
+    assert_int_equal(t.tls, 0);
+    /* TLS: the same form after rediss:// */
+    assert_int_equal(redis_url_parse("rediss://app@redis.example.com:6380/2", &t, err, sizeof(err)),
+                     0);
+    assert_int_equal(t.tls, 1);
+    assert_string_equal(t.user, "app");
+    assert_string_equal(t.host, "redis.example.com");
+    assert_int_equal(t.port, 6380);
+    assert_int_equal(t.db, 2);
+    assert_int_equal(redis_url_parse("rediss://[::1]", &t, err, sizeof(err)), 0);
+    assert_int_equal(t.tls, 1);
+    assert_string_equal(t.host, "::1");
+    assert_int_equal(t.port, 6379);
 }
 
 static void what_cannot_work_is_refused_with_a_reason(void **state)
@@ -52,7 +65,8 @@ static void what_cannot_work_is_refused_with_a_reason(void **state)
     } bad[] = {
         {"redis://u:hunter2@h", "a password in the URL is refused"},
         {"redis://:hunter2@h", "a password in the URL is refused"},
-        {"rediss://h:6380", "rediss:// (TLS) is not supported by this build"},
+        {"rediss://u:hunter2@h:6380", "a password in the URL is refused"},
+        {"redis:/h", "must be redis://[USER@]HOST[:PORT][/DB]"},
         {"http://h", "must be redis://[USER@]HOST[:PORT][/DB]"},
         {"redis://", "no host"},
         {"redis://h:0", "the port must be 1..65535"},
