@@ -178,6 +178,9 @@ app_secret = appsecret
 verify_token = verifytoken
 ${2:-}
 SECTION
+  # unpaced unless the test sets a rate: a whatsapp connector's own default
+  # is 80/s (a new number's tier), which would make the big campaigns slow
+  case "${2:-}" in *rate_per_s*) ;; *) echo "rate_per_s = 0" ;; esac
 }
 
 # recorded_tos FILE: the recipients a mock provider saw, one per line
