@@ -200,6 +200,7 @@ static void a_message_renders_from_vars_defaults_and_built_ins(void **state)
     const char *miss = "{\"channels\":[\"sms\"],\"message\":{\"text\":\"hi {{nobody}}\"}}";
     sp = campaign_spec_compile(&x->o, "m", miss, strlen(miss), err, sizeof(err));
     assert_non_null(sp);
+    v.defaults = sp->defaults; /* the first spec's were freed with it */
     assert_int_equal(render_message(rd, sp, &v, &m, missing, sizeof(missing)), -1);
     assert_string_equal(missing, "nobody");
     campaign_spec_release(&x->o, sp);
