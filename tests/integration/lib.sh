@@ -178,8 +178,9 @@ app_secret = appsecret
 verify_token = verifytoken
 ${2:-}
 SECTION
-  # unpaced unless the test sets a rate: a whatsapp connector's own default
-  # is 80/s (a new number's tier), which would make the big campaigns slow
+  # unpaced unless the test sets a rate (or names rate_per_s in a comment to
+  # keep the default): a whatsapp connector's own default is 80/s (a new
+  # number's tier), which would make the big campaigns slow
   case "${2:-}" in *rate_per_s*) ;; *) echo "rate_per_s = 0" ;; esac
 }
 

@@ -15,7 +15,8 @@ HTTP_PORT=$(free_port)
 RETRY_BASE_MS=100
 daemon_conf "$T/omni.conf" "
 http_listen = 127.0.0.1:$HTTP_PORT
-$(wa_section "$MOCK_PORT" "optout_payloads = STOP_PROMO")
+$(wa_section "$MOCK_PORT" "optout_payloads = STOP_PROMO
+# rate_per_s not given: the whatsapp connector's own default (80/s) applies")
 
 [connector.sms]
 type = twilio
