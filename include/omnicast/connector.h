@@ -31,9 +31,12 @@ extern "C" {
  * oc_outcome.throttle OC_THROTTLE_RECIPIENT; the outcome kind OC_HALT
  * (appended: a connector built against an older header never returns it;
  * one built against 1.3 may return it to any 1.3 host, and the host treats
- * it from a plugin older than 1.3 as OC_FAILED). */
+ * it from a plugin older than 1.3 as OC_FAILED).
+ * 1.4: oc_outcome.recipient_id and oc_outcome.segments (appended; the host
+ * clears them before classify, so a connector built against an older
+ * header leaves them empty and zero). */
 #define OC_ABI_MAJOR 1
-#define OC_ABI_MINOR 3
+#define OC_ABI_MINOR 4
 
 /* The symbol a .so plugin exports: `const oc_connector oc_connector_entry`. */
 #define OC_ENTRY_SYMBOL "oc_connector_entry"
@@ -266,6 +269,10 @@ typedef struct oc_outcome {
     char detail[256];      /* provider's own text, for people; never a secret */
     long retry_after_ms;   /* OC_RETRY: provider's hint, -1 when none */
     int throttle;          /* OC_RETRY: 1 if the whole connector should slow down */
+    /* ABI 1.4 */
+    char recipient_id[160]; /* OC_SENT: the provider's own id for the recipient when it
+                               differs from the address sent to (WhatsApp's wa_id), else "" */
+    int segments;           /* OC_SENT: billable parts of the message (SMS segments), 0 = unknown */
 } oc_outcome;
 
 /* ABI 1.3: oc_outcome.throttle for an OC_RETRY whose retry_after_ms concerns
@@ -418,6 +425,8 @@ static inline void oc_outcome_set(oc_outcome *o, oc_outcome_kind kind, const cha
     o->retry_after_ms = -1;
     o->throttle = 0;
     o->provider_id[0] = '\0';
+    o->recipient_id[0] = '\0';
+    o->segments = 0;
     o->reason[0] = '\0';
     o->detail[0] = '\0';
     if (reason) {
