@@ -22,7 +22,8 @@ static struct {
     int level;
     int show_addresses;
     char *path;
-} L = {2, 0, LOG_INFO, 0, NULL};
+    unsigned long counts[4]; /* lines written, per level */
+} L = {2, 0, LOG_INFO, 0, NULL, {0}};
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -62,6 +63,11 @@ int log_reopen(void)
 int log_enabled(int level)
 {
     return level <= L.level;
+}
+
+unsigned long log_count(int level)
+{
+    return level >= LOG_ERROR && level <= LOG_DEBUG ? L.counts[level] : 0;
 }
 
 void log_set_show_addresses(int on)
@@ -132,6 +138,8 @@ static void line(int level, const char *event, const char *msg, const char *cons
 {
     if (level > L.level)
         return;
+    if (level >= LOG_ERROR && level <= LOG_DEBUG)
+        L.counts[level]++;
     char ts[40];
     stamp(ts, sizeof(ts));
     oc_buf b = {0};

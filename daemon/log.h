@@ -19,6 +19,8 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * list of key, value pairs. */
 void log_kv(int level, const char *event, const char *const *kv);
 void log_set_show_addresses(int on);
+/* Lines written so far at this level (--check-config reports warnings). */
+unsigned long log_count(int level);
 /* "+15550000001" -> "+1555*****01"; "ana@example.com" -> "a**@example.com" */
 const char *log_mask(const char *addr, char *buf, size_t len);
 

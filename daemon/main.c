@@ -290,8 +290,15 @@ int main(int argc, char **argv)
             config_free(&cfg);
             return 1;
         }
-        printf("%s: OK (%zu connectors, %zu channels)\n", config_path, cfg.n_connectors,
-               cfg.n_channels);
+        /* a connector's init() warns about what works but should not be
+         * left so (a guessable token without token_secret, ...): counted */
+        unsigned long warned = log_count(LOG_WARN);
+        if (warned)
+            printf("%s: OK (%zu connectors, %zu channels; %lu warning%s above)\n", config_path,
+                   cfg.n_connectors, cfg.n_channels, warned, warned == 1 ? "" : "s");
+        else
+            printf("%s: OK (%zu connectors, %zu channels)\n", config_path, cfg.n_connectors,
+                   cfg.n_channels);
         config_free(&cfg);
         return 0;
     }

@@ -211,6 +211,7 @@ username = omni
 password_file = $T/smtp_password
 from = Acme <news@example.com>
 unsubscribe_url = https://omni.example.com/u?t={{token}}
+token_secret = 0123456789abcdef0123
 
 [connector.hook]
 type = webhook
@@ -244,3 +245,32 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer tok-chec
 stop_daemon
 check_logs_clean
 ok "a file --check-config calls OK (every connector type, the files) starts: /readyz 200 on a real Redis, the token file taken"
+
+# what works but should not be left so is a warning: OK, the count on stdout,
+# the reason on stderr, exit 0; with the reason fixed, no warning
+cat >"$T/warn.conf" <<CONF
+[daemon]
+redis = redis://127.0.0.1:$REDIS_PORT/0
+
+[connector.mail]
+type = smtp
+url = smtp://127.0.0.1:$DEAD
+from = news@example.com
+unsubscribe_url = https://mail.example.com/webhooks/mail?t={{token}}
+inbound_unsigned = true
+
+[channels]
+email = mail
+CONF
+"$OMNI_BUILD/omnicastd" --config "$T/warn.conf" --check-config >"$T/out.txt" 2>"$T/check.log" ||
+  { cat "$T/check.log"; fail "--check-config refused a file that only deserves a warning"; }
+grep -q "warn.conf: OK (1 connectors, 1 channels; 1 warning above)" "$T/out.txt" ||
+  fail "no warning count: $(cat "$T/out.txt")"
+grep -q "warn smtp connector mail: no token_secret" "$T/check.log" || fail "no reason: $(cat "$T/check.log")"
+printf 'token_secret = 0123456789abcdef0123\n' >>"$T/warn.conf"
+sed -i 's/^\[channels\]$//; s/^email = mail$//' "$T/warn.conf"
+printf '[channels]\nemail = mail\n' >>"$T/warn.conf"
+"$OMNI_BUILD/omnicastd" --config "$T/warn.conf" --check-config >"$T/out.txt" 2>"$T/check.log" ||
+  { cat "$T/check.log"; fail "--check-config refused the fixed file"; }
+grep -q "warn.conf: OK (1 connectors, 1 channels)$" "$T/out.txt" || fail "still warned: $(cat "$T/out.txt" "$T/check.log")"
+ok "--check-config counts a connector's warning (smtp unsubscribe tokens without token_secret) and says OK without one once fixed"
