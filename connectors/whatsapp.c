@@ -676,8 +676,10 @@ static int emit_preference(json_t *p, const char *business, oc_emit_fn emit, voi
 }
 
 /* value.errors: problems WhatsApp reports about the webhook's subject
- * (e.g. an unsupported message); logged, and counted in the log line */
-static void log_value_errors(wa *w, json_t *value)
+ * (e.g. an unsupported message); logged, counted in the log line, and
+ * handed to the host (ABI 1.4 OC_EV_ERROR) for its per-instance counter */
+static void log_value_errors(wa *w, json_t *value, const char *business, oc_emit_fn emit,
+                             void *ctx)
 {
     size_t i;
     json_t *e;
@@ -690,9 +692,13 @@ static void log_value_errors(wa *w, json_t *value)
         for (const char *p = title ? title : ""; *p && o + 1 < sizeof(safe); p++)
             safe[o++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
         safe[o] = '\0';
-        w->host->log(OC_LOG_WARN, "whatsapp webhook: error %lld: %s (%llu reported so far)",
-                     (long long)json_integer_value(json_object_get(e, "code")), safe,
-                     w->n_value_errors);
+        long long code = (long long)json_integer_value(json_object_get(e, "code"));
+        w->host->log(OC_LOG_WARN, "whatsapp webhook: error %lld: %s (%llu reported so far)", code,
+                     safe, w->n_value_errors);
+        char what[192];
+        snprintf(what, sizeof(what), "%lld %s", code, safe);
+        oc_event ev = {.type = OC_EV_ERROR, .to = business, .error = what, .kind = "value.errors"};
+        emit(ctx, &ev);
     }
 }
 
@@ -807,7 +813,7 @@ static void wa_inbound(void *inst, const oc_http_request *req, oc_inbound_result
                     emit_preference(item, business, emit, ctx);
             }
             if (n <= EVENTS_MAX)
-                log_value_errors(w, value);
+                log_value_errors(w, value, business, emit, ctx);
         }
     }
     json_decref(j);

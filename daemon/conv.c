@@ -251,6 +251,13 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
     add(e, now);
     if (ev->type >= OC_EV_REPLY && ev->type <= OC_EV_UNSUBSCRIBE)
         o->stats.webhook_by_type[ev->type]++;
+    if (ev->type == OC_EV_ERROR) {
+        /* ABI 1.4: a problem about the webhook's subject, counted only (the
+         * connector logs it with its own words) */
+        ci->n_webhook_errors++;
+        drop(e, 1);
+        return;
+    }
     if (ev->type == OC_EV_STATUS) {
         if (!ev->provider_id || !ev->state) {
             drop(e, 1);

@@ -71,6 +71,12 @@ void metrics_render(omni *o, oc_buf *b)
     for (size_t i = 0; i < o->n_conns; i++)
         put(b, "omnicast_throttled_total{connector=\"%s\"} %llu\n", o->conns[i].conf->name,
             (unsigned long long)o->conns[i].n_throttled);
+    put(b, "# HELP omnicast_webhook_errors_total Problems a provider reported in a webhook about "
+           "none of our messages (WhatsApp value.errors), per connector instance.\n"
+           "# TYPE omnicast_webhook_errors_total counter\n");
+    for (size_t i = 0; i < o->n_conns; i++)
+        put(b, "omnicast_webhook_errors_total{connector=\"%s\"} %llu\n", o->conns[i].conf->name,
+            (unsigned long long)o->conns[i].n_webhook_errors);
     put(b, "# HELP omnicast_connector_halted 1 while the instance is halted (the provider "
            "refused the account; see omnicast connector resume).\n"
            "# TYPE omnicast_connector_halted gauge\n");

@@ -34,7 +34,11 @@ extern "C" {
  * it from a plugin older than 1.3 as OC_FAILED).
  * 1.4: oc_outcome.recipient_id and oc_outcome.segments (appended; the host
  * clears them before classify, so a connector built against an older
- * header leaves them empty and zero). */
+ * header leaves them empty and zero); the event OC_EV_ERROR, a problem the
+ * provider reports in a webhook that concerns none of our messages (error:
+ * its code and title; kind: where it was reported), counted per instance
+ * (omnicast_webhook_errors_total) and stored nowhere; an older host drops
+ * it, so a connector logs such a problem itself too. */
 #define OC_ABI_MAJOR 1
 #define OC_ABI_MINOR 4
 
@@ -333,7 +337,8 @@ typedef enum {
     OC_EV_STATUS = 2,
     OC_EV_UNSUBSCRIBE = 3,
     OC_EV_OPTOUT = 4,
-    OC_EV_OPTIN = 5
+    OC_EV_OPTIN = 5,
+    OC_EV_ERROR = 6
 } oc_event_type;
 
 typedef struct oc_event {

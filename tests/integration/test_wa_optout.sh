@@ -110,6 +110,15 @@ events | grep '"contact.system"' | q '"subtype":"user_changed_number"' || fail "
 ! events | grep '"message.received"' | q '"contact":"+15550000007"' || fail "a system notice published as a reply"
 ok "a system notice is not a reply: no conversation, contact.system published"
 
+# ---- value.errors (Meta's example: 131051 on an unsupported message): logged, counted per instance
+werr() { curl -sf "$B/metrics" | grep "^omnicast_webhook_errors_total{connector=\"wa\"}" | awk '{print $2}'; }
+[ "$(werr)" = 0 ] || fail "webhook errors before any: $(werr)"
+body=$(printf "$HEAD"'"errors":[{"code":131051,"title":"Message type unknown","message":"Message type unknown","error_data":{"details":"Message type is currently not supported"}}]'"$TAIL" messages)
+[ "$(post_wa "$body")" = 200 ] || fail "value.errors post: $(cat "$T/wbody")"
+[ "$(werr)" = 1 ] || fail "value.errors not counted: $(werr)"
+q "whatsapp webhook: error 131051: Message type unknown" "$T/daemon.log" || fail "value.errors not logged"
+ok "value.errors: logged with the code and counted in omnicast_webhook_errors_total{connector=\"wa\"}"
+
 # ---- 131056: only that recipient waits; the others go on at once
 enqueue '{"type":"broadcast","id":"pr","channel":"whatsapp","message":{"text":"x"},"recipients":[{"to":"+15550000040"},{"to":"+15550000041"},{"to":"+15550000042"},{"to":"+15550000043"},{"to":"+15550000044"},{"to":"+15550000045"},{"to":"+15550000046"},{"to":"+15550000047"},{"to":"+15550000048"},{"to":"+15550000049"},{"to":"+15550000050"},{"to":"+15550000051"}]}'
 wait_for 40 campaign_done pr

@@ -528,7 +528,7 @@ static void inbound_detail_is_kept(void **state)
 }
 
 /* the user_preferences field (stop/resume marketing), a failed status with
- * 131050, and value.errors (logged, no event) */
+ * 131050, and value.errors (logged, and an OC_EV_ERROR for the host's count) */
 static void preferences_and_opt_out_statuses(void **state)
 {
     static const char body[] = VALUE_HEAD
@@ -551,7 +551,7 @@ static void preferences_and_opt_out_statuses(void **state)
     mock_events ev = {0};
     oc_inbound_result r = inbound(*state, "POST", "", body, sign(body, sig), &ev);
     assert_int_equal(r.status, 200);
-    assert_int_equal(ev.n, 3);
+    assert_int_equal(ev.n, 4);
     assert_int_equal(ev.ev[0].type, OC_EV_OPTOUT);
     assert_string_equal(ev.ev[0].from, "+15550000001");
     assert_string_equal(ev.ev[0].kind, "user_preferences");
@@ -561,6 +561,10 @@ static void preferences_and_opt_out_statuses(void **state)
     assert_int_equal(ev.ev[2].type, OC_EV_STATUS);
     assert_string_equal(ev.ev[2].state, "failed");
     assert_true(!strncmp(ev.ev[2].error, "131050: ", 8));
+    assert_int_equal(ev.ev[3].type, OC_EV_ERROR);
+    assert_string_equal(ev.ev[3].error, "131051 Message type unknown");
+    assert_string_equal(ev.ev[3].kind, "value.errors");
+    assert_string_equal(ev.ev[3].to, "+15551230000");
     oc_buf_free(&r.body);
     mock_events_free(&ev);
 }
