@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "keys.h"
 #include "log.h"
 #include "stream.h" /* omni_dead_then */
 
@@ -332,16 +333,19 @@ void conv_gate(omni *o, conn_inst *ci, const char *key, long ttl_s, conv_written
     qev *e = calloc(1, sizeof(*e));
     gate *g = calloc(1, sizeof(*g));
     size_t n = strlen(o->cfg->prefix) + strlen(ci->conf->name) + strlen(key) + 10;
-    char *k = malloc(n);
-    if (!e || !g || !k) {
+    char *k = malloc(n), *name = malloc(n);
+    if (name)
+        snprintf(name, n, "%s:%s", ci->conf->name, key);
+    if (!e || !g || !k || !name || key_build(k, n, o->cfg->prefix, KEY_REPLAY, name) < 0) {
         free(e);
         free(g);
         free(k);
+        free(name);
         if (done)
             done(arg, 0);
         return;
     }
-    snprintf(k, n, "%sreplay:%s:%s", o->cfg->prefix, ci->conf->name, key);
+    free(name);
     g->key = k;
     g->refs = 1;
     e->g = g;

@@ -30,6 +30,8 @@ typedef enum key_kind {
     KEY_CONV_CAMPAIGN, /* conv:campaign:{id}     zset of a campaign's conversations */
     KEY_EVENTS,        /* events                 stream of operational events (halt, resume) */
     KEY_CONNECTOR,     /* connector:{name}       hash: a connector instance's control (resume) */
+    KEY_REPLAY,        /* replay:{connector}:{token}  string: a signed post's one-time token
+                          (the argument is "CONNECTOR:TOKEN") */
     KEY_KINDS
 } key_kind;
 
