@@ -93,7 +93,7 @@ static const char *msg_var(const oc_message *m, const char *name, size_t len)
     return var_lookup(m->var_ctx, name, len);
 }
 
-static int render_into(renderer *rd, tmpl *t, oc_buf *b, char *missing, size_t mlen)
+static int render_esc(renderer *rd, tmpl *t, oc_buf *b, int escape, char *missing, size_t mlen)
 {
     oc_buf_reset(b);
     if (!t)
@@ -101,7 +101,12 @@ static int render_into(renderer *rd, tmpl *t, oc_buf *b, char *missing, size_t m
     if (oc_buf_reserve(b, 0) < 0)
         return -1;
     b->data[0] = '\0';
-    return tmpl_render(t, var_lookup, rd, OC_ESCAPE_NONE, b, missing, mlen);
+    return tmpl_render(t, var_lookup, rd, escape, b, missing, mlen);
+}
+
+static int render_into(renderer *rd, tmpl *t, oc_buf *b, char *missing, size_t mlen)
+{
+    return render_esc(rd, t, b, OC_ESCAPE_NONE, missing, mlen);
 }
 
 int render_message(renderer *rd, const campaign_spec *sp, const render_vars *v, oc_message *m,
@@ -114,7 +119,8 @@ int render_message(renderer *rd, const campaign_spec *sp, const render_vars *v, 
     if (rc == 0)
         rc = render_into(rd, sp->subject, &rd->subject, missing, mlen);
     if (rc == 0)
-        rc = render_into(rd, sp->html, &rd->html, missing, mlen);
+        rc =
+            render_esc(rd, sp->html, &rd->html, OC_ESCAPE_HTML, missing, mlen); /* values escaped */
     for (size_t i = 0; rc == 0 && i < np; i++) {
         rc = render_into(rd, sp->params[i], &rd->params[i], missing, mlen);
         rd->param_ptrs[i] = rd->params[i].data ? rd->params[i].data : "";

@@ -15,6 +15,7 @@ typedef struct seg {
     size_t len;
     const char *def; /* inline default, or NULL */
     size_t def_len;
+    int raw; /* {{{name}}} or {{name|raw}}: trusted markup, never HTML-escaped */
 } seg;
 
 struct tmpl {
@@ -57,15 +58,17 @@ tmpl *tmpl_compile(const char *src, char *err, size_t err_len)
             p++;
             continue;
         }
-        if (p > lit && add_seg(t, &cap, (seg){0, lit, (size_t)(p - lit), NULL, 0}) < 0)
+        if (p > lit && add_seg(t, &cap, (seg){0, lit, (size_t)(p - lit), NULL, 0, 0}) < 0)
             goto oom;
         const char *open = p;
-        const char *close = strstr(p + 2, "}}");
+        int triple = p[2] == '{';
+        const char *close = strstr(p + 2 + triple, triple ? "}}}" : "}}");
         if (!close) {
-            snprintf(err, err_len, "unclosed {{ at offset %zu", (size_t)(open - t->src));
+            snprintf(err, err_len, "unclosed %s at offset %zu", triple ? "{{{" : "{{",
+                     (size_t)(open - t->src));
             goto fail;
         }
-        const char *a = p + 2, *e = close;
+        const char *a = p + 2 + triple, *e = close;
         const char *bar = memchr(a, '|', (size_t)(e - a));
         const char *ne = bar ? bar : e;
         while (a < ne && isspace((unsigned char)*a))
@@ -82,17 +85,24 @@ tmpl *tmpl_compile(const char *src, char *err, size_t err_len)
                          (size_t)(q - t->src));
                 goto fail;
             }
-        seg s = {1, a, (size_t)(ne - a), NULL, 0};
-        if (bar) {
+        seg s = {1, a, (size_t)(ne - a), NULL, 0, triple};
+        if (bar && triple) {
+            snprintf(err, err_len, "{{{%.*s}}} takes no default at offset %zu", (int)s.len, s.s,
+                     (size_t)(open - t->src));
+            goto fail;
+        }
+        if (bar && e - bar - 1 == 3 && !memcmp(bar + 1, "raw", 3)) {
+            s.raw = 1;
+        } else if (bar) {
             s.def = bar + 1;
             s.def_len = (size_t)(e - bar - 1);
         }
         if (add_seg(t, &cap, s) < 0)
             goto oom;
-        p = close + 2;
+        p = close + 2 + triple;
         lit = p;
     }
-    if (p > lit && add_seg(t, &cap, (seg){0, lit, (size_t)(p - lit), NULL, 0}) < 0)
+    if (p > lit && add_seg(t, &cap, (seg){0, lit, (size_t)(p - lit), NULL, 0, 0}) < 0)
         goto oom;
     return t;
 oom:
@@ -133,17 +143,24 @@ int tmpl_render(const tmpl *t, tmpl_lookup_fn lookup, void *ctx, int escape, oc_
         }
         const char *v = lookup(ctx, s->s, s->len);
         size_t vl;
+        int esc = escape;
         if (v) {
             vl = strlen(v);
         } else if (s->def) {
+            /* the template's own text: as trusted as the literal around it */
             v = s->def;
             vl = s->def_len;
+            if (esc == OC_ESCAPE_HTML)
+                esc = OC_ESCAPE_NONE;
         } else {
             snprintf(missing, missing_len, "%.*s", (int)s->len, s->s);
             return -1;
         }
-        int rc =
-            escape == OC_ESCAPE_JSON ? json_escape_append(out, v, vl) : oc_buf_append(out, v, vl);
+        if (esc == OC_ESCAPE_HTML && s->raw)
+            esc = OC_ESCAPE_NONE;
+        int rc = esc == OC_ESCAPE_JSON   ? json_escape_append(out, v, vl)
+                 : esc == OC_ESCAPE_HTML ? html_escape_append(out, v, vl)
+                                         : oc_buf_append(out, v, vl);
         if (rc < 0)
             return -2;
     }
@@ -165,6 +182,37 @@ int tmpl_render_once(const char *src, tmpl_lookup_fn lookup, void *ctx, int esca
     int rc = tmpl_render(t, lookup, ctx, escape, out, missing, missing_len);
     tmpl_free(t);
     return rc;
+}
+
+int html_escape_append(oc_buf *out, const char *s, size_t len)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *rep;
+        switch (s[i]) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        default:
+            continue;
+        }
+        if (oc_buf_append(out, s + from, i - from) < 0 || oc_buf_puts(out, rep) < 0)
+            return -1;
+        from = i + 1;
+    }
+    return oc_buf_append(out, s + from, len - from);
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */

@@ -1,6 +1,9 @@
 /* {{var}} templates: compiled once per campaign, rendered per recipient.
  * Syntax: {{name}} or {{name|default text}}; names are [A-Za-z0-9_.-]+;
- * "{{" with no closing "}}" is an error at compile time. Pure logic. */
+ * "{{" with no closing "}}" is an error at compile time. {{{name}}} or
+ * {{name|raw}} mark a value as trusted markup: rendered with OC_ESCAPE_HTML
+ * it goes in as is (every other value is HTML-escaped; an inline default is
+ * the template's own text and is not). Pure logic. */
 #ifndef OMNI_TEMPLATE_H
 #define OMNI_TEMPLATE_H
 
@@ -17,7 +20,8 @@ void tmpl_free(tmpl *t);
 /* Names of the variables a template uses (for validation), n-th or NULL. */
 const char *tmpl_var_name(const tmpl *t, size_t n, size_t *len);
 
-/* Append the rendering to out. escape: OC_ESCAPE_NONE or OC_ESCAPE_JSON.
+/* Append the rendering to out. escape: OC_ESCAPE_NONE, OC_ESCAPE_JSON or
+ * OC_ESCAPE_HTML.
  * A variable that is absent and has no inline default: returns -1 and puts
  * its name in missing. */
 int tmpl_render(const tmpl *t, tmpl_lookup_fn lookup, void *ctx, int escape, oc_buf *out,
@@ -31,6 +35,8 @@ int tmpl_render_once(const char *src, tmpl_lookup_fn lookup, void *ctx, int esca
 /* JSON string escaping of len bytes (inside the quotes). Invalid UTF-8 bytes
  * become U+FFFD so the output is always valid JSON. */
 int json_escape_append(oc_buf *out, const char *s, size_t len);
+/* HTML text and attribute escaping: & < > " ' as entities. */
+int html_escape_append(oc_buf *out, const char *s, size_t len);
 
 /* Retry-After: delta-seconds or IMF-fixdate/RFC 850/asctime HTTP-date.
  * Returns milliseconds from now_ms in [0, RETRY_AFTER_MAX_MS] (a longer

@@ -138,7 +138,8 @@ typedef struct oc_config {
 
 enum { OC_LOG_ERROR = 0, OC_LOG_WARN = 1, OC_LOG_INFO = 2, OC_LOG_DEBUG = 3 };
 
-enum { OC_ESCAPE_NONE = 0, OC_ESCAPE_JSON = 1 };
+/* OC_ESCAPE_HTML: ABI 1.4 (an older host inserts the value as is) */
+enum { OC_ESCAPE_NONE = 0, OC_ESCAPE_JSON = 1, OC_ESCAPE_HTML = 2 };
 
 typedef struct oc_message oc_message;
 

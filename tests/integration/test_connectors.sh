@@ -59,7 +59,7 @@ enqueue '{"type":"broadcast","id":"sms-mms","channel":"sms","message":{"media":{
 enqueue '{"type":"broadcast","id":"mail-media","channel":"email","message":{"media":{"type":"image","url":"https://cdn.example.com/p.png"},"text":"x"},"recipients":[{"to":"ana@example.com"}]}'
 enqueue '{"type":"broadcast","id":"sms1","channel":"sms","message":{"text":"Oi {{name|amigo}} & cia"},"recipients":[{"to":"+15550000003","vars":{"name":"Caio"}},{"to":"+15550000013"},{"to":"+15550000014"}]}'
 enqueue '{"type":"broadcast","id":"hook1","channel":"hook","message":{"text":"ping"},"recipients":[{"to":"user-42"}]}'
-enqueue '{"type":"broadcast","id":"mail1","channel":"email","message":{"subject":"Promoção já","text":"Olá {{name}}","html":"<p>Olá {{name}}</p>"},"recipients":[{"to":"ana@example.com","vars":{"name":"Ana"}},{"to":"nobody@example.com","vars":{"name":"X"}}]}'
+enqueue '{"type":"broadcast","id":"mail1","channel":"email","message":{"subject":"Promoção já","text":"Olá {{name}}","html":"<p>Olá {{name}}</p>{{{footer}}}"},"recipients":[{"to":"ana@example.com","vars":{"name":"Ana <b>& Co</b>","footer":"<p><a href=\"https://acme.example/p\">prefs</a></p>"}},{"to":"nobody@example.com","vars":{"name":"X","footer":""}}]}'
 enqueue '{"type":"broadcast","id":"down1","channel":"down","message":{"text":"x"},"recipients":[{"to":"u1"}]}'
 for c in wa-text wa-tpl wa-rich wa-doc sms-mms sms1 hook1 mail1 down1; do wait_for 90 campaign_done "$c"; done
 # media on an email channel is refused at intake, with its reason
@@ -143,14 +143,15 @@ assert m["List-Unsubscribe"] == "<https://acme.example/u?t=mail1.0>"
 assert m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 assert m.get_content_type() == "multipart/alternative"
 parts = {p.get_content_type(): p.get_content() for p in m.iter_parts()}
-assert parts["text/plain"].strip() == "Olá Ana", parts
-assert parts["text/html"].strip() == "<p>Olá Ana</p>", parts
+# text as given; html: the value escaped, the {{{trusted}}} one as is
+assert parts["text/plain"].strip() == "Olá Ana <b>& Co</b>", parts
+assert parts["text/html"].strip() == '<p>Olá Ana &lt;b&gt;&amp; Co&lt;/b&gt;</p><p><a href="https://acme.example/p">prefs</a></p>', parts
 env = json.load(open(files[0][:-4] + ".json"))
 assert env["mail_from"] == "news@acme.example" and env["rcpt_tos"] == ["ana@example.com"], env
 PY
 [ "$(msg_field mail1 email:nobody@example.com error)" = invalid_recipient ] || fail "550 → invalid_recipient"
 [ "$(msg_field mail1 email:ana@example.com provider_id)" = "mail1.0" ] || fail "email provider id"
-ok "smtp: a real SMTP server got a correct MIME message; 550 → invalid_recipient"
+ok "smtp: a real SMTP server got a correct MIME message, html values escaped and {{{trusted}}} ones not; 550 → invalid_recipient"
 
 stop_daemon
 check_logs_clean

@@ -16,6 +16,10 @@ static const char *lookup(void *ctx, const char *name, size_t len)
         return "Ana";
     if (len == 5 && !memcmp(name, "quote", 5))
         return "say \"hi\"\n\tnow\\";
+    if (len == 4 && !memcmp(name, "evil", 4))
+        return "<script>alert('x')</script> & \"co\"";
+    if (len == 4 && !memcmp(name, "logo", 4))
+        return "<img src=\"https://cdn.example.com/l.png\" alt=\"Acme\">";
     return NULL;
 }
 
@@ -47,6 +51,37 @@ static void inline_defaults_fill_missing_variables(void **state)
     assert_string_equal(render("Hi {{first|there}}", OC_ESCAPE_NONE, &rc, m), "Hi there");
     assert_string_equal(render("Hi {{first|}}!", OC_ESCAPE_NONE, &rc, m), "Hi !");
     assert_string_equal(render("Hi {{name|there}}", OC_ESCAPE_NONE, &rc, m), "Hi Ana");
+}
+
+/* issue 19 point 2: html values are escaped unless marked trusted with
+ * {{{name}}} or {{name|raw}}; the template's own text (literals, inline
+ * defaults) is not touched; the other modes ignore the mark */
+static void html_escaping_and_trusted_markup(void **state)
+{
+    (void)state;
+    int rc;
+    char m[64];
+    assert_string_equal(render("<p>Hi {{evil}}</p>", OC_ESCAPE_HTML, &rc, m),
+                        "<p>Hi &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; "
+                        "&quot;co&quot;</p>");
+    assert_int_equal(rc, 0);
+    assert_string_equal(render("<b>{{{logo}}}</b>", OC_ESCAPE_HTML, &rc, m),
+                        "<b><img src=\"https://cdn.example.com/l.png\" alt=\"Acme\"></b>");
+    assert_string_equal(render("{{ logo |raw}}", OC_ESCAPE_HTML, &rc, m),
+                        "<img src=\"https://cdn.example.com/l.png\" alt=\"Acme\">");
+    assert_string_equal(render("{{first|<i>friend</i>}}", OC_ESCAPE_HTML, &rc, m), "<i>friend</i>");
+    assert_string_equal(render("{{{evil}}}", OC_ESCAPE_NONE, &rc, m),
+                        "<script>alert('x')</script> & \"co\"");
+    assert_string_equal(render("{{{quote}}}", OC_ESCAPE_JSON, &rc, m),
+                        "say \\\"hi\\\"\\n\\tnow\\\\");
+    render("{{{missing}}}", OC_ESCAPE_HTML, &rc, m);
+    assert_int_equal(rc, -1);
+    assert_string_equal(m, "missing");
+    render("{{{name|x}}}", OC_ESCAPE_HTML, &rc, m);
+    assert_int_equal(rc, -2);
+    render("{{{name}}", OC_ESCAPE_HTML, &rc, m);
+    assert_int_equal(rc, -2);
+    assert_non_null(strstr(m, "unclosed {{{"));
 }
 
 static void a_missing_variable_is_named(void **state)
@@ -166,6 +201,7 @@ int main(void)
         cmocka_unit_test(variables_are_substituted),
         cmocka_unit_test(inline_defaults_fill_missing_variables),
         cmocka_unit_test(a_missing_variable_is_named),
+        cmocka_unit_test(html_escaping_and_trusted_markup),
         cmocka_unit_test(syntax_errors_name_the_offset),
         cmocka_unit_test(json_escaping_covers_quotes_controls_and_separators),
         cmocka_unit_test(invalid_utf8_becomes_replacement_characters),
