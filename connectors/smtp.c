@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "omnicast/connector.h"
@@ -53,6 +54,7 @@ static const oc_config_key smtp_keys[] = {
      "true: take inbound-parse posts without inbound_signing_key (tests, trusted networks)"},
     {"token_secret", OC_KEY_SECRET, NULL,
      "HMAC key (16+ bytes) tagging unsubscribe and reply+ tokens so they cannot be guessed"},
+    {"unsubscribe_secret", OC_KEY_SECRET, NULL, "another name for token_secret"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -151,6 +153,16 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     s->unsub_mailto = opt(cfg, "unsubscribe_mailto");
     s->inbound_key = opt(cfg, "inbound_signing_key");
     s->token_secret = opt(cfg, "token_secret");
+    char *alias = opt(cfg, "unsubscribe_secret");
+    if (alias && s->token_secret) {
+        OPENSSL_cleanse(alias, strlen(alias));
+        free(alias);
+        snprintf(err, err_len, "give token_secret or unsubscribe_secret (the same key), not both");
+        smtp_free(s);
+        return -1;
+    }
+    if (alias)
+        s->token_secret = alias;
     if (has_crlf(s->reply_to) || has_crlf(s->unsub_url) || has_crlf(s->unsub_mailto)) {
         snprintf(err, err_len, "header values must be one line");
         smtp_free(s);
@@ -600,36 +612,189 @@ static const char *check_signature(smtp *s, json_t *j, oc_inbound_result *res)
     return NULL;
 }
 
+/* The ?t= token of an unsubscribe request, made safe; 0 when absent. */
+static int query_token(const oc_http_request *req, char *tok, size_t len)
+{
+    const char *q = req->query ? strstr(req->query, "t=") : NULL;
+    while (q && q != req->query && q[-1] != '&')
+        q = strstr(q + 2, "t=");
+    if (!q)
+        return 0;
+    size_t n = strcspn(q + 2, "&");
+    if (n == 0 || n >= len)
+        return 0;
+    safe_token(q + 2, tok, n + 1);
+    return 1;
+}
+
+/* A little page for a person who opened the unsubscribe link: a GET never
+ * unsubscribes (mail scanners and link previews follow links), the button
+ * posts the one-click form to the same URL. The token is [A-Za-z0-9._~-]
+ * (safe_token), so it needs no escaping in the attribute. */
+static void page(oc_inbound_result *res, int status, const char *title, const char *text,
+                 const char *tok)
+{
+    res->status = status;
+    res->content_type = "text/html; charset=utf-8";
+    oc_buf *b = &res->body;
+    oc_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                   "<meta name=\"robots\" content=\"noindex\"><title>");
+    oc_buf_puts(b, title);
+    oc_buf_puts(b, "</title></head>\n<body style=\"font-family:sans-serif;max-width:32em;"
+                   "margin:3em auto;padding:0 1em\"><h1>");
+    oc_buf_puts(b, title);
+    oc_buf_puts(b, "</h1>\n<p>");
+    oc_buf_puts(b, text);
+    oc_buf_puts(b, "</p>\n");
+    if (tok) {
+        oc_buf_puts(b, "<form method=\"post\" action=\"?t=");
+        oc_buf_puts(b, tok);
+        oc_buf_puts(b, "\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"
+                       "<input type=\"hidden\" name=\"via\" value=\"page\">"
+                       "<button type=\"submit\">Unsubscribe</button></form>\n");
+    }
+    oc_buf_puts(b, "</body></html>\n");
+}
+
+/* Case-insensitive search for needle in the n bytes at hay. */
+static const char *find_ci(const char *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; k <= n && i <= n - k; i++)
+        if (!strncasecmp(hay + i, needle, k))
+            return hay + i;
+    return NULL;
+}
+
+static const char *find_mem(const char *hay, size_t n, const char *needle, size_t k)
+{
+    for (size_t i = 0; k && k <= n && i <= n - k; i++)
+        if (hay[i] == needle[0] && !memcmp(hay + i, needle, k))
+            return hay + i;
+    return NULL;
+}
+
+/* Whether a POST body says List-Unsubscribe=One-Click (RFC 8058 § 3.2):
+ * application/x-www-form-urlencoded (one field among others), or
+ * multipart/form-data with a part named List-Unsubscribe holding One-Click.
+ * The delimiter is "--" and the boundary (RFC 7578); the bare boundary, as
+ * RFC 8058's own example prints it (see its errata), is taken too. *via
+ * is set when the form came from our page (a person, not a mail client). */
+static int one_click(const oc_http_request *req, int *via)
+{
+    const char *ct = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
+    const char *body = req->body;
+    size_t n = req->body_len;
+    *via = 0;
+    if (!ct || !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+        while (n && strchr("\r\n \t", body[n - 1]))
+            n--;
+        int yes = 0;
+        for (size_t at = 0; at < n;) {
+            const char *amp = memchr(body + at, '&', n - at);
+            size_t len = amp ? (size_t)(amp - body - at) : n - at;
+            if (len == 26 && !memcmp(body + at, "List-Unsubscribe=One-Click", 26))
+                yes = 1;
+            if (len == 8 && !memcmp(body + at, "via=page", 8))
+                *via = 1;
+            at += len + 1;
+        }
+        return yes;
+    }
+    if (strncasecmp(ct, "multipart/form-data", 19))
+        return 0;
+    const char *bp = find_ci(ct, strlen(ct), "boundary=");
+    if (!bp)
+        return 0;
+    bp += 9;
+    char bound[80];
+    size_t bl = 0;
+    int quoted = *bp == '"';
+    for (bp += quoted; *bp && bl + 1 < sizeof(bound); bp++) {
+        if (quoted ? *bp == '"' : (*bp == ';' || *bp == ' ' || *bp == '\t'))
+            break;
+        bound[bl++] = *bp;
+    }
+    bound[bl] = '\0';
+    if (!bl || bl > 70)
+        return 0;
+    char delim[84];
+    snprintf(delim, sizeof(delim), "--%s", bound);
+    const char *d = delim;
+    if (!find_mem(body, n, delim, strlen(delim)))
+        d = bound;
+    size_t dl = strlen(d);
+    const char *end = body + n;
+    const char *p = find_mem(body, n, d, dl);
+    while (p) {
+        const char *part = p + dl;
+        if (end - part >= 2 && !memcmp(part, "--", 2))
+            break; /* the closing delimiter */
+        const char *next = find_mem(part, (size_t)(end - part), d, dl);
+        const char *stop = next ? next : end;
+        const char *hdr_end = find_mem(part, (size_t)(stop - part), "\r\n\r\n", 4);
+        if (hdr_end) {
+            const char *v = hdr_end + 4, *ve = stop;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n'))
+                ve--;
+            size_t hl = (size_t)(hdr_end - part);
+            if (find_ci(part, hl, "content-disposition:") &&
+                find_ci(part, hl, "name=\"List-Unsubscribe\"")) {
+                if (ve - v == 9 && !memcmp(v, "One-Click", 9))
+                    return 1;
+            }
+        }
+        p = next;
+    }
+    return 0;
+}
+
 static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
                          oc_emit_fn emit, void *ctx)
 {
     smtp *s = inst;
+    char tok[240], bare[240], pid[260];
+    if (!strcmp(req->method, "GET")) {
+        /* a person opened the link: a page with a button, never an unsubscribe */
+        if (!query_token(req, tok, sizeof(tok))) {
+            page(res, 400, "Unsubscribe", "This link is incomplete.", NULL);
+            return;
+        }
+        if (!token_verify(s, tok, bare, sizeof(bare))) {
+            page(res, 403, "Unsubscribe", "This link is not valid.", NULL);
+            return;
+        }
+        page(res, 200, "Unsubscribe",
+             "Press the button to stop receiving these emails at this address.", tok);
+        return;
+    }
     if (strcmp(req->method, "POST")) {
         oc_inbound_fail(res, 405, "method_not_allowed");
         return;
     }
     /* RFC 8058 one-click: POST List-Unsubscribe=One-Click to ...?t=TOKEN */
-    if (req->body_len == 26 && !memcmp(req->body, "List-Unsubscribe=One-Click", 26)) {
-        const char *q = req->query ? strstr(req->query, "t=") : NULL;
-        if (!q || (q != req->query && q[-1] != '&')) {
+    int via_page = 0;
+    if (one_click(req, &via_page)) {
+        if (!query_token(req, tok, sizeof(tok))) {
             oc_inbound_fail(res, 400, "missing_token");
             return;
         }
-        char tok[240], bare[240], pid[260];
-        size_t n = strcspn(q + 2, "&");
-        if (n == 0 || n >= sizeof(tok)) {
-            oc_inbound_fail(res, 400, "missing_token");
-            return;
-        }
-        safe_token(q + 2, tok, n + 1 < sizeof(tok) ? n + 1 : sizeof(tok));
         if (!token_verify(s, tok, bare, sizeof(bare))) {
             /* an unguessable token: a wrong or missing tag unsubscribes nobody */
-            oc_inbound_fail(res, 403, "bad_token");
+            if (via_page)
+                page(res, 403, "Unsubscribe", "This link is not valid.", NULL);
+            else
+                oc_inbound_fail(res, 403, "bad_token");
             return;
         }
         snprintf(pid, sizeof(pid), "token:%s", bare);
         oc_event ev = {.type = OC_EV_UNSUBSCRIBE, .provider_id = pid};
         emit(ctx, &ev);
+        if (via_page) {
+            page(res, 200, "Unsubscribed", "You will not receive these emails any more.", NULL);
+            return;
+        }
         res->status = 200;
         res->content_type = "application/json";
         oc_buf_puts(&res->body, "{}");

@@ -78,11 +78,25 @@ for bad in "$mid_ana" "$flipped" "${mid_ana}.${tok_bob##*.}"; do
 done
 [ "$(rraw SCARD omni:suppress:email)" = 0 ] || fail "a forged token suppressed someone"
 [ "$(campaign_field m1 opted_out)" = "" ] || [ "$(campaign_field m1 opted_out)" = 0 ] || fail "opted_out counted"
-code=$(unsub mail "$tok_ana")
-[ "$code" = 200 ] || fail "the right token answered $code: $(cat "$T/ubody")"
-[ "$(rraw SISMEMBER omni:suppress:email ana@example.com)" = 1 ] || fail "the right token did not suppress ana"
+# a person (or a mail scanner) opening the link: a page with a button, nothing unsubscribed
+code=$(curl -s -m 10 -o "$T/page.html" -w '%{http_code} %{content_type}' "$B/webhooks/mail?t=$tok_ana")
+[ "$code" = "200 text/html; charset=utf-8" ] || fail "GET answered $code: $(cat "$T/page.html")"
+q "<form method=\"post\" action=\"?t=$tok_ana\">" "$T/page.html" || fail "no confirm form: $(cat "$T/page.html")"
+code=$(curl -s -m 10 -o "$T/page.html" -w '%{http_code}' "$B/webhooks/mail?t=$flipped")
+[ "$code" = 403 ] && ! q "<form" "$T/page.html" || fail "GET with a forged token answered $code with a form"
+[ "$(rraw SCARD omni:suppress:email)" = 0 ] || fail "a GET unsubscribed someone"
+ok "GET of the unsubscribe link: an HTML page whose button posts the one-click form; a forged token gets no form; a GET unsubscribes nobody"
+
+# RFC 8058's preferred multipart/form-data (curl -F builds it with its own boundary)
+code=$(curl -s -m 10 -o "$T/ubody" -w '%{http_code}' -F "List-Unsubscribe=One-Click" "$B/webhooks/mail?t=$flipped")
+[ "$code" = 403 ] || fail "a multipart one-click with a forged token answered $code"
+[ "$(rraw SCARD omni:suppress:email)" = 0 ] || fail "a forged multipart one-click suppressed someone"
+code=$(curl -s -m 10 -o "$T/ubody" -w '%{http_code}' -F "List-Unsubscribe=One-Click" "$B/webhooks/mail?t=$tok_ana")
+[ "$code" = 200 ] || fail "the multipart one-click answered $code: $(cat "$T/ubody")"
+[ "$(rraw SISMEMBER omni:suppress:email ana@example.com)" = 1 ] || fail "the multipart one-click did not suppress ana"
 [ "$(rraw SISMEMBER omni:suppress:email bob@example.com)" = 0 ] || fail "bob suppressed"
-ok "one-click: the bare id, a flipped tag digit, another message's tag → 403 bad_token, nothing; the right token suppresses"
+[ "$(campaign_field m1 opted_out)" = 1 ] || fail "opted_out: $(campaign_field m1 opted_out)"
+ok "one-click: the bare id, a flipped tag digit, another message's tag → 403 bad_token, nothing; the right token suppresses, multipart/form-data too"
 
 # ---- unsigned inbound-parse posts
 post() { curl -s -m 10 -o "$T/pbody" -w '%{http_code}' -H "Content-Type: application/json" --data-binary "$2" "$B/webhooks/$1"; }
@@ -94,6 +108,12 @@ code=$(post open '{"from":"carl@example.com","to":"news@acme.example","text":"he
 [ "$code" = 200 ] || fail "inbound_unsigned = true refused: $code $(cat "$T/pbody")"
 [ "$(rraw ZCARD omni:conv:all)" = 1 ] || fail "the unsigned post on the open instance was not stored"
 ok "without inbound_signing_key: 403 unsigned_inbound_refused, nothing stored; inbound_unsigned = true takes it"
+
+# the page's button, as a browser posts it (urlencoded, with via=page): a page back
+code=$(curl -s -m 10 -o "$T/ubody" -w '%{http_code} %{content_type}' --data "List-Unsubscribe=One-Click&via=page" "$B/webhooks/mail?t=$tok_bob")
+[ "$code" = "200 text/html; charset=utf-8" ] || fail "the page's form answered $code: $(cat "$T/ubody")"
+[ "$(rraw SISMEMBER omni:suppress:email bob@example.com)" = 1 ] || fail "the page's form did not suppress bob"
+ok "the confirmation page's button (urlencoded with via=page) unsubscribes and answers a page"
 
 stop_daemon
 check_logs_clean

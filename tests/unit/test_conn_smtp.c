@@ -245,6 +245,24 @@ static void reply_codes_map_to_outcomes(void **state)
     }
 }
 
+static oc_inbound_result request(void *inst, const char *method, const char *query,
+                                 const char *ctype, const char *body, mock_events *ev)
+{
+    const char *const kv[] = {"Content-Type", ctype, NULL};
+    mock_headers h = {ctype ? kv : NULL};
+    oc_http_request req = {.method = method,
+                           .path = "/webhooks/mail",
+                           .query = query,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .header = mock_header,
+                           .header_ctx = &h};
+    oc_inbound_result res;
+    memset(&res, 0, sizeof(res));
+    C->inbound(inst, &req, &res, mock_emit, ev);
+    return res;
+}
+
 static oc_inbound_result post(void *inst, const char *query, const char *body, mock_events *ev)
 {
     mock_headers h = {NULL};
@@ -587,6 +605,107 @@ static void tagged_tokens_are_verified(void **state)
     C->free(inst);
 }
 
+/* RFC 8058 § 8: the urlencoded body of § 8.1, the multipart body of § 8.3
+ * as its errata declare the boundary (-FormBoundaryjWmhtjORrn, delimiter
+ * "--" plus it) and as the RFC printed it (the bare boundary as delimiter);
+ * a GET is a page with a button and unsubscribes nobody; the page's form
+ * posts back and gets a page; unsubscribe_secret is token_secret's other name */
+static void one_click_forms_and_the_confirmation_page(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *const kv[] = {"url",
+                              "smtp://127.0.0.1:2525",
+                              "from",
+                              "news@acme.example",
+                              "unsubscribe_secret",
+                              "0123456789abcdef0123",
+                              NULL};
+    void *inst = mock_init(C, kv, err, sizeof(err));
+    assert_non_null(inst);
+    char tag[2 * 16 + 1];
+    hmac_hex(EVP_sha256(), "0123456789abcdef0123", "omnicast-token:bf.7", 19, tag);
+    tag[32] = '\0';
+    char q[96];
+    snprintf(q, sizeof(q), "t=bf.7.%s", tag);
+    static const char mp_errata[] =
+        "---FormBoundaryjWmhtjORrn\r\nContent-Disposition: form-data; "
+        "name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n---FormBoundaryjWmhtjORrn--\r\n";
+    const struct {
+        const char *ctype, *body;
+    } yes[] = {
+        {"application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"},
+        {"application/x-www-form-urlencoded", "List-Unsubscribe=One-Click\r\n"},
+        {"multipart/form-data; boundary=-FormBoundaryjWmhtjORrn", mp_errata},
+        {"multipart/form-data; boundary=---FormBoundaryjWmhtjORrn", mp_errata},
+        {"multipart/form-data; boundary=\"xyz\"",
+         "--xyz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\n1\r\n--xyz\r\n"
+         "content-disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--xyz--"},
+    };
+    mock_events ev = {0};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        oc_inbound_result r = request(inst, "POST", q, yes[i].ctype, yes[i].body, &ev);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.content_type, "application/json");
+        oc_buf_free(&r.body);
+        assert_int_equal(ev.n, i + 1);
+        assert_string_equal(ev.ev[i].provider_id, "token:bf.7");
+    }
+    /* not a one-click: another value, another field, no part of that name */
+    const struct {
+        const char *ctype, *body;
+    } no[] = {
+        {"application/x-www-form-urlencoded", "List-Unsubscribe=Two-Clicks"},
+        {"multipart/form-data; boundary=xyz", "--xyz\r\nContent-Disposition: form-data; "
+                                              "name=\"List-Unsubscribe\"\r\n\r\nYes\r\n--xyz--"},
+        {"multipart/form-data; boundary=xyz",
+         "--xyz\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nOne-Click\r\n--xyz--"},
+        {"multipart/form-data", "List-Unsubscribe=One-Click"},
+    };
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        oc_inbound_result r = request(inst, "POST", q, no[i].ctype, no[i].body, &ev);
+        assert_int_not_equal(r.status, 200);
+        oc_buf_free(&r.body);
+    }
+    size_t n = ev.n;
+    /* GET: a page with a button that posts the form; nothing unsubscribed */
+    oc_inbound_result r = request(inst, "GET", q, NULL, "", &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "text/html; charset=utf-8");
+    assert_non_null(strstr(r.body.data, "<form method=\"post\" action=\"?t=bf.7."));
+    assert_non_null(strstr(r.body.data, "name=\"List-Unsubscribe\" value=\"One-Click\""));
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, n);
+    r = request(inst, "GET", "t=bf.8.0123456789abcdef0123456789abcdef", NULL, "", &ev);
+    assert_int_equal(r.status, 403);
+    assert_null(strstr(r.body.data, "<form"));
+    oc_buf_free(&r.body);
+    r = request(inst, "GET", "", NULL, "", &ev);
+    assert_int_equal(r.status, 400);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, n);
+    /* the page's button: a page back, and the unsubscribe */
+    r = request(inst, "POST", q, "application/x-www-form-urlencoded",
+                "List-Unsubscribe=One-Click&via=page", &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "text/html; charset=utf-8");
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, n + 1);
+    mock_events_free(&ev);
+    C->free(inst);
+    const char *const both[] = {"url",
+                                "smtp://127.0.0.1:2525",
+                                "from",
+                                "a@b.example",
+                                "token_secret",
+                                "0123456789abcdef0123",
+                                "unsubscribe_secret",
+                                "0123456789abcdef0123",
+                                NULL};
+    assert_null(mock_init(C, both, err, sizeof(err)));
+    assert_non_null(strstr(err, "not both"));
+}
+
 /* without inbound_signing_key an inbound-parse post is refused unless
  * inbound_unsigned = true; one-click unsubscribes are not JSON posts */
 static void unsigned_posts_are_refused_without_inbound_unsigned(void **state)
@@ -638,6 +757,7 @@ int main(void)
         cmocka_unit_test(max_age_is_validated_at_load),
         cmocka_unit_test(tagged_tokens_are_verified),
         cmocka_unit_test(unsigned_posts_are_refused_without_inbound_unsigned),
+        cmocka_unit_test(one_click_forms_and_the_confirmation_page),
         cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup,
                                         teardown),
     };
