@@ -27,6 +27,7 @@ typedef struct smtp {
     char *domain;      /* b, for Message-IDs */
     char *reply_to, *unsub_url, *unsub_mailto, *inbound_key;
     char *token_secret;   /* token_secret: tags unsubscribe and reply tokens */
+    char *feedback_id;    /* feedback_id: Feedback-ID header template */
     int inbound_unsigned; /* inbound_unsigned = true: JSON posts without a signing key */
     long long max_age_s;  /* inbound_max_age_s */
 } smtp;
@@ -55,6 +56,8 @@ static const oc_config_key smtp_keys[] = {
     {"token_secret", OC_KEY_SECRET, NULL,
      "HMAC key (16+ bytes) tagging unsubscribe and reply+ tokens so they cannot be guessed"},
     {"unsubscribe_secret", OC_KEY_SECRET, NULL, "another name for token_secret"},
+    {"feedback_id", 0, NULL,
+     "Feedback-ID header template, e.g. {{campaign}}:{{channel}}:acme (Gmail's feedback loop)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -74,6 +77,7 @@ static void smtp_free(void *inst)
     free(s->userpwd);
     free(s->from_header);
     free(s->from_addr);
+    free(s->feedback_id);
     free(s->domain);
     free(s->reply_to);
     free(s->unsub_url);
@@ -91,6 +95,40 @@ static char *opt(const oc_config *cfg, const char *k)
 {
     const char *v = cfg->get(cfg->ctx, k);
     return v && *v ? strdup(v) : NULL;
+}
+
+static int printable_ascii(const char *s);
+static void encoded_words(oc_buf *b, const char *s);
+
+/* The From header as sent: a display name that is not plain ASCII becomes
+ * RFC 2047 encoded words ("Café Acme <news@acme.example>" ->
+ * "=?UTF-8?B?Q2Fmw6kgQWNtZQ==?= <news@acme.example>"); a quoted one loses
+ * its quotes first. NULL when nothing needs encoding. */
+static char *encoded_from(const char *from, const char *addr)
+{
+    const char *lt = strchr(from, '<');
+    if (!lt || printable_ascii(from))
+        return NULL;
+    const char *a = from, *e = lt;
+    while (a < e && isspace((unsigned char)*a))
+        a++;
+    while (e > a && isspace((unsigned char)e[-1]))
+        e--;
+    if (e - a >= 2 && *a == '"' && e[-1] == '"') {
+        a++;
+        e--;
+    }
+    char *name = strndup(a, (size_t)(e - a));
+    oc_buf b = {0};
+    if (name && *name) {
+        encoded_words(&b, name);
+        oc_buf_puts(&b, " ");
+    }
+    oc_buf_puts(&b, "<");
+    oc_buf_puts(&b, addr);
+    oc_buf_puts(&b, ">");
+    free(name);
+    return b.data;
 }
 
 static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, char *err,
@@ -134,6 +172,17 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
         return -1;
     }
     s->domain = strdup(at + 1);
+    char *enc = encoded_from(from, s->from_addr);
+    if (enc) {
+        free(s->from_header);
+        s->from_header = enc;
+    }
+    s->feedback_id = opt(cfg, "feedback_id");
+    if (has_crlf(s->feedback_id)) {
+        snprintf(err, err_len, "feedback_id must be one line");
+        smtp_free(s);
+        return -1;
+    }
     const char *age = cfg->get(cfg->ctx, "inbound_max_age_s");
     s->max_age_s = 300;
     if (age && *age) {
@@ -413,6 +462,20 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
             encoded_words(b, m->subject);
         oc_buf_puts(b, "\r\n");
     }
+    if (s->feedback_id) {
+        /* Gmail's feedback loop groups complaints by these fields */
+        oc_buf fb = {0};
+        char missing[64];
+        if (s->host->render(s->feedback_id, m, OC_ESCAPE_NONE, &fb, missing, sizeof(missing)) < 0 ||
+            has_crlf(fb.data)) {
+            oc_buf_free(&fb);
+            oc_outcome_set(out, OC_FAILED, "feedback_id", "feedback_id did not render");
+            return -1;
+        }
+        if (fb.data && *fb.data)
+            header(b, "Feedback-ID", fb.data);
+        oc_buf_free(&fb);
+    }
     if (s->reply_to) {
         oc_buf rt = {0};
         render_token(s, s->reply_to, ptoken, &rt);
@@ -477,28 +540,83 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
     return 0;
 }
 
+/* The enhanced status code of an SMTP reply line (RFC 3463: "550 5.1.1
+ * ..."): class, subject and detail, or 0 when the line carries none. */
+static int enhanced_code(const char *line, int *cls, int *subj, int *det)
+{
+    if (!line || strlen(line) < 4 || !isdigit((unsigned char)line[0]) ||
+        (line[3] != ' ' && line[3] != '-'))
+        return 0;
+    const char *p = line + 4;
+    while (*p == ' ')
+        p++;
+    int v[3];
+    for (int i = 0; i < 3; i++) {
+        int n = 0, d = 0;
+        while (isdigit((unsigned char)*p) && d < 4) {
+            n = n * 10 + (*p++ - '0');
+            d++;
+        }
+        if (!d || d > (i ? 3 : 1) || (i < 2 && *p++ != '.'))
+            return 0;
+        v[i] = n;
+    }
+    if ((*p && *p != ' ') || (v[0] != 2 && v[0] != 4 && v[0] != 5) || line[0] - '0' != v[0])
+        return 0;
+    *cls = v[0];
+    *subj = v[1];
+    *det = v[2];
+    return 1;
+}
+
 static void smtp_classify(void *inst, const oc_response *resp, oc_outcome *out)
 {
     (void)inst;
     long c = resp->status;
     oc_outcome_set(out, OC_FAILED, "rejected", NULL);
-    snprintf(out->detail, sizeof(out->detail), "SMTP %ld", c);
+    if (resp->body && *resp->body)
+        snprintf(out->detail, sizeof(out->detail), "%s", resp->body); /* the server's words */
+    else
+        snprintf(out->detail, sizeof(out->detail), "SMTP %ld", c);
     if (c >= 200 && c < 300) {
         /* the provider id is the Message-ID the daemon derives from our
          * message id; there is nothing to read back here */
         oc_outcome_set(out, OC_SENT, NULL, NULL);
         return;
     }
+    int cls = 0, subj = 0, det = 0;
+    int enh = enhanced_code(resp->body, &cls, &subj, &det);
     if (c >= 400 && c < 500) {
         out->kind = OC_RETRY;
         snprintf(out->reason, sizeof(out->reason), "smtp_4xx");
+        if (enh && subj == 7) {
+            /* 4.7.x: the receiver limits us (Gmail's 421 4.7.28 rate limit,
+             * 450 4.7.x policy greylisting): the whole connector slows */
+            out->throttle = 1;
+            snprintf(out->reason, sizeof(out->reason), "throttled");
+        }
         return;
     }
     if (c >= 500) {
-        const char *r = c == 550 || c == 551 || c == 553 ? "invalid_recipient"
-                        : c == 530 || c == 535           ? "auth"
-                                                         : "rejected";
+        const char *r = c == 550 || c == 551 || c == 553 ? "invalid_recipient" : "rejected";
+        int halt = c == 530 || c == 535, sender = 0; /* 530, 535: the login is refused */
+        if (enh && subj == 1 && (det == 1 || det == 2 || det == 3 || det == 6 || det == 10)) {
+            r = "invalid_recipient"; /* no such mailbox, domain, bad syntax, moved, null MX */
+        } else if (enh && subj == 1) {
+            r = "rejected"; /* 5.1.7, 5.1.8: our own sender address */
+        } else if (enh && subj == 7 && det >= 20 && det <= 27) {
+            r = "sender_authentication"; /* RFC 7372: DKIM, SPF, reverse DNS, DMARC */
+            halt = sender = 1;
+        } else if (enh && subj == 7 && det == 8) {
+            halt = 1; /* 535 5.7.8: authentication credentials invalid */
+        }
+        if (halt && !sender)
+            r = "auth";
         snprintf(out->reason, sizeof(out->reason), "%s", r);
+        /* every message of this sender or this login is refused the same
+         * way: halt instead of failing the campaign one by one */
+        if (halt)
+            out->kind = OC_HALT;
         return;
     }
     /* the daemon hands over only answers: a reply code outside 2xx-5xx is

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "h1.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct xfer {
     size_t upload_off;
     char retry_after[128];
     char content_type[128];
+    char reply[256]; /* SMTP: the server's last reply line (code, enhanced code, text) */
     int too_large;
     int head_done; /* the final answer's head (status line and headers) is complete */
     int in_head;   /* header lines of a response block are arriving */
@@ -227,6 +229,20 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp)
 {
     xfer *x = userp;
     size_t len = size * n;
+    if (x->req.kind == OC_REQ_SMTP) {
+        /* libcurl hands SMTP's reply lines to the header callback: keep the
+         * last one that starts with a code, for the connector to read the
+         * enhanced status code (RFC 3463) and the server's words */
+        if (len >= 3 && isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+            isdigit((unsigned char)p[2])) {
+            size_t k = 0;
+            for (size_t i = 0; i < len && k + 1 < sizeof(x->reply); i++)
+                if (p[i] != '\r' && p[i] != '\n')
+                    x->reply[k++] = (unsigned char)p[i] < 0x20 ? ' ' : p[i];
+            x->reply[k] = '\0';
+        }
+        return len;
+    }
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* a new response block (after 100 Continue, say): forget the old */
         x->retry_after[0] = x->content_type[0] = '\0';
@@ -488,6 +504,9 @@ static void check_done(transport *t)
         r.content_type = x->content_type[0] ? x->content_type : NULL;
         r.now_ms = omni_now_ms();
         if (x->req.kind == OC_REQ_SMTP) {
+            /* the body an SMTP connector reads is the server's last reply */
+            r.body = x->reply;
+            r.body_len = strlen(x->reply);
             /* a message is delivered only once all of it (and the final
              * dot libcurl adds) went; a refusal is an answer */
             r.request_sent = x->req.body.len > 0 && x->upload_off >= x->req.body.len;

@@ -3,10 +3,14 @@
 
 Saves each accepted message as OUTDIR/<seq>.eml (the DATA exactly as
 received) and OUTDIR/<seq>.json (envelope). Can refuse recipients and
-temp-fail the first N messages.
+temp-fail the first N messages. With --data-reply-file F, while F has a
+line, DATA is answered with its first line instead (a real server's words,
+e.g. "550 5.7.26 ..."): the line is used once and removed, unless it starts
+with "*" (then it stays, without the "*", until the file changes).
+Every refused DATA is counted in OUTDIR/refused.log (one line each).
 
   smtp_sink.py --port-file F --outdir DIR [--port N] [--reject-rcpt ADDR=CODE]...
-               [--tempfail-first N]
+               [--tempfail-first N] [--data-reply-file F]
 """
 import argparse
 import asyncio
@@ -18,8 +22,24 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, outdir, reject, tempfail):
+    def __init__(self, outdir, reject, tempfail, reply_file=None):
         self.outdir, self.reject, self.tempfail, self.seq = outdir, reject, tempfail, 0
+        self.reply_file = reply_file
+
+    def scripted_reply(self):
+        if not self.reply_file or not os.path.exists(self.reply_file):
+            return None
+        with open(self.reply_file) as f:
+            lines = [l.rstrip("\r\n") for l in f if l.strip()]
+        if not lines:
+            return None
+        line = lines[0]
+        if line.startswith("*"):
+            return line[1:]
+        with open(self.reply_file + ".tmp", "w") as f:
+            f.write("".join(l + "\n" for l in lines[1:]))
+        os.rename(self.reply_file + ".tmp", self.reply_file)
+        return line
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         code = self.reject.get(address.lower())
@@ -29,6 +49,11 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        line = self.scripted_reply()
+        if line:
+            with open(os.path.join(self.outdir, "refused.log"), "a") as f:
+                f.write("%s %s\n" % (",".join(envelope.rcpt_tos), line.split(" ")[0]))
+            return line
         if self.tempfail > 0:
             self.tempfail -= 1
             return "451 4.3.0 Try again later"
@@ -50,6 +75,7 @@ def main():
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--reject-rcpt", action="append", default=[])
     ap.add_argument("--tempfail-first", type=int, default=0)
+    ap.add_argument("--data-reply-file")
     a = ap.parse_args()
     reject = {}
     for r in a.reject_rcpt:
@@ -63,7 +89,7 @@ def main():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-    c = Controller(Sink(a.outdir, reject, a.tempfail_first), hostname="127.0.0.1", port=port,
+    c = Controller(Sink(a.outdir, reject, a.tempfail_first, a.data_reply_file), hostname="127.0.0.1", port=port,
                    decode_data=False)
     c.start()
     with open(a.port_file + ".tmp", "w") as f:

@@ -235,13 +235,62 @@ static void reply_codes_map_to_outcomes(void **state)
                 {553, OC_FAILED, "invalid_recipient"},
                 {552, OC_FAILED, "rejected"},
                 {554, OC_FAILED, "rejected"},
-                {535, OC_FAILED, "auth"}};
+                {535, OC_HALT, "auth"},
+                {530, OC_HALT, "auth"}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         oc_response resp = mock_response(rows[i].code, "");
         oc_outcome o;
         C->classify(*state, &resp, &o);
         assert_int_equal(o.kind, rows[i].kind);
         assert_string_equal(o.reason, rows[i].reason);
+    }
+}
+
+/* Enhanced status codes (RFC 3463) in the reply line, as Gmail's SMTP error
+ * reference words them: 4.7.x slows the whole connector, RFC 7372's sender
+ * authentication failures (5.7.20-5.7.27) and 5.7.8 halt it, 5.1.x about
+ * the recipient are invalid_recipient, about our sender (5.1.7) rejected;
+ * the server's words are the detail */
+static void enhanced_status_codes_decide(void **state)
+{
+    static const struct {
+        long code;
+        const char *line;
+        int kind, throttle;
+        const char *reason;
+    } rows[] = {
+        {421,
+         "421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating "
+         "from your IP address.",
+         OC_RETRY, 1, "throttled"},
+        {450, "450 4.2.1 The user you are trying to contact is receiving mail too quickly.",
+         OC_RETRY, 0, "smtp_4xx"},
+        {550,
+         "550 5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail "
+         "requires all senders to authenticate with either SPF or DKIM.",
+         OC_HALT, 0, "sender_authentication"},
+        {550, "550 5.7.23 The message was rejected because of Sender Policy Framework violation.",
+         OC_HALT, 0, "sender_authentication"},
+        {535, "535 5.7.8 Username and Password not accepted.", OC_HALT, 0, "auth"},
+        {550, "550 5.1.1 The email account that you tried to reach does not exist.", OC_FAILED, 0,
+         "invalid_recipient"},
+        {554, "554 5.1.10 Recipient address has null MX", OC_FAILED, 0, "invalid_recipient"},
+        {553, "553 5.1.7 The sender address is invalid.", OC_FAILED, 0, "rejected"},
+        {550, "550 5.7.1 Message rejected due to content restrictions", OC_FAILED, 0,
+         "invalid_recipient"},
+        {554, "554 5.7.1 Message rejected due to content restrictions", OC_FAILED, 0, "rejected"},
+        {550, "550 Requested action not taken: mailbox unavailable", OC_FAILED, 0,
+         "invalid_recipient"},
+        {550, "550 5.1 malformed", OC_FAILED, 0, "invalid_recipient"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        oc_response resp = mock_response(rows[i].code, rows[i].line);
+        oc_outcome o;
+        C->classify(*state, &resp, &o);
+        assert_int_equal(o.kind, rows[i].kind);
+        assert_int_equal(o.throttle, rows[i].throttle);
+        assert_string_equal(o.reason, rows[i].reason);
+        assert_true(!strncmp(o.detail, rows[i].line, sizeof(o.detail) - 1));
     }
 }
 
@@ -605,6 +654,52 @@ static void tagged_tokens_are_verified(void **state)
     C->free(inst);
 }
 
+static const char *campaign_var(const oc_message *m, const char *name, size_t len)
+{
+    return len == 8 && !memcmp(name, "campaign", 8) ? m->campaign : NULL;
+}
+
+/* RFC 2047 display names (a quoted one loses its quotes, an ASCII one is
+ * kept as written) and the Feedback-ID template */
+static void display_names_encode_and_feedback_id_renders(void **state)
+{
+    (void)state;
+    char err[256], v[256];
+    const struct {
+        const char *from, *want;
+    } rows[] = {
+        {"Café Acme <news@acme.example>", "=?UTF-8?B?Q2Fmw6kgQWNtZQ==?= <news@acme.example>"},
+        {"\"Café Acme\" <news@acme.example>", "=?UTF-8?B?Q2Fmw6kgQWNtZQ==?= <news@acme.example>"},
+        {"Acme News <news@acme.example>", "Acme News <news@acme.example>"},
+        {"news@acme.example", "news@acme.example"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *const kv[] = {"url",         "smtp://127.0.0.1:2525",
+                                  "tls",         "none",
+                                  "from",        rows[i].from,
+                                  "feedback_id", "{{campaign}}:{{channel|email}}:acme",
+                                  NULL};
+        void *inst = mock_init(C, kv, err, sizeof(err));
+        assert_non_null(inst);
+        oc_message m = {.campaign = "bf",
+                        .message_id = "bf.7",
+                        .to = "ana@example.com",
+                        .subject = "Hi",
+                        .text = "Hi",
+                        .var = campaign_var};
+        oc_request r = {0};
+        oc_outcome o;
+        assert_int_equal(C->build(inst, &m, &r, &o), 0);
+        assert_non_null(hdr(r.body.data, "From", v, sizeof(v)));
+        assert_string_equal(v, rows[i].want);
+        assert_non_null(hdr(r.body.data, "Feedback-ID", v, sizeof(v)));
+        assert_string_equal(v, "bf:email:acme");
+        assert_string_equal(r.mail_from, "<news@acme.example>");
+        oc_request_free(&r);
+        C->free(inst);
+    }
+}
+
 /* RFC 8058 § 8: the urlencoded body of § 8.1, the multipart body of § 8.3
  * as its errata declare the boundary (-FormBoundaryjWmhtjORrn, delimiter
  * "--" plus it) and as the RFC printed it (the bare boundary as delimiter);
@@ -747,6 +842,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_subject_of_invalid_utf8_still_encodes, setup, teardown),
         cmocka_unit_test_setup_teardown(header_injection_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_codes_map_to_outcomes, setup, teardown),
+        cmocka_unit_test_setup_teardown(enhanced_status_codes_decide, setup, teardown),
         cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(signed_inbound_is_taken_and_reports_its_token, setup_signed,
@@ -758,6 +854,7 @@ int main(void)
         cmocka_unit_test(tagged_tokens_are_verified),
         cmocka_unit_test(unsigned_posts_are_refused_without_inbound_unsigned),
         cmocka_unit_test(one_click_forms_and_the_confirmation_page),
+        cmocka_unit_test(display_names_encode_and_feedback_id_renders),
         cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup,
                                         teardown),
     };
