@@ -28,6 +28,7 @@ typedef struct smtp {
     char *reply_to, *unsub_url, *unsub_mailto, *inbound_key;
     char *token_secret;   /* token_secret: tags unsubscribe and reply tokens */
     char *feedback_id;    /* feedback_id: Feedback-ID header template */
+    char *basic_auth;     /* inbound_basic_auth: "user:password" of unsigned services */
     int inbound_unsigned; /* inbound_unsigned = true: JSON posts without a signing key */
     long long max_age_s;  /* inbound_max_age_s */
 } smtp;
@@ -49,6 +50,8 @@ static const oc_config_key smtp_keys[] = {
      "https one-click unsubscribe URL template ({{token}})"},
     {"unsubscribe_mailto", 0, NULL, "mailto address for List-Unsubscribe"},
     {"inbound_signing_key", OC_KEY_SECRET, NULL, "HMAC key of the inbound-parse service"},
+    {"inbound_basic_auth", OC_KEY_SECRET, NULL,
+     "USER:PASSWORD a service that signs nothing (Postmark) sends as HTTP basic auth"},
     {"inbound_max_age_s", OC_KEY_INT, "300",
      "signed inbound posts older (or further ahead) than this are refused; 1-604800"},
     {"inbound_unsigned", 0, "false",
@@ -85,6 +88,9 @@ static void smtp_free(void *inst)
     if (s->inbound_key)
         OPENSSL_cleanse(s->inbound_key, strlen(s->inbound_key));
     free(s->inbound_key);
+    if (s->basic_auth)
+        OPENSSL_cleanse(s->basic_auth, strlen(s->basic_auth));
+    free(s->basic_auth);
     if (s->token_secret)
         OPENSSL_cleanse(s->token_secret, strlen(s->token_secret));
     free(s->token_secret);
@@ -201,6 +207,12 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
     s->unsub_url = opt(cfg, "unsubscribe_url");
     s->unsub_mailto = opt(cfg, "unsubscribe_mailto");
     s->inbound_key = opt(cfg, "inbound_signing_key");
+    s->basic_auth = opt(cfg, "inbound_basic_auth");
+    if (s->basic_auth && (!strchr(s->basic_auth, ':') || strlen(s->basic_auth) > 300)) {
+        snprintf(err, err_len, "inbound_basic_auth must be USER:PASSWORD (at most 300 bytes)");
+        smtp_free(s);
+        return -1;
+    }
     s->token_secret = opt(cfg, "token_secret");
     char *alias = opt(cfg, "unsubscribe_secret");
     if (alias && s->token_secret) {
@@ -237,7 +249,7 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
                   "smtp connector %s: no token_secret: unsubscribe and reply tokens are bare "
                   "message ids, which can be guessed (set token_secret or token_secret_file)",
                   cfg->name ? cfg->name : "");
-    if (!s->inbound_key && !s->inbound_unsigned)
+    if (!s->inbound_key && !s->inbound_unsigned && !s->basic_auth)
         host->log(OC_LOG_INFO,
                   "smtp connector %s: no inbound_signing_key: inbound-parse posts are refused "
                   "(403 unsigned_inbound_refused) unless inbound_unsigned = true",
@@ -793,79 +805,230 @@ static const char *find_mem(const char *hay, size_t n, const char *needle, size_
     return NULL;
 }
 
-/* Whether a POST body says List-Unsubscribe=One-Click (RFC 8058 § 3.2):
- * application/x-www-form-urlencoded (one field among others), or
- * multipart/form-data with a part named List-Unsubscribe holding One-Click.
- * The delimiter is "--" and the boundary (RFC 7578); the bare boundary, as
- * RFC 8058's own example prints it (see its errata), is taken too. *via
- * is set when the form came from our page (a person, not a mail client). */
-static int one_click(const oc_http_request *req, int *via)
+/* %XX and '+' decoded, n bytes of s, as a new string. */
+static char *url_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+                   isxdigit((unsigned char)s[i + 2])) {
+            char h[3] = {s[i + 1], s[i + 2], 0};
+            *o++ = (char)strtol(h, NULL, 16);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+#define FORM_FIELDS_MAX 512
+
+/* A form POST as a JSON object of strings, the first value of each name:
+ * application/x-www-form-urlencoded (also when no Content-Type is given), or
+ * multipart/form-data (RFC 7578: the delimiter is "--" and the boundary; the
+ * bare boundary, as RFC 8058's § 8.3 example prints it, is taken too).
+ * Parts with a filename (attachments) are skipped. NULL when the body is
+ * neither. */
+static json_t *form_fields(const oc_http_request *req)
 {
     const char *ct = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
     const char *body = req->body;
-    size_t n = req->body_len;
-    *via = 0;
+    size_t n = req->body_len, count = 0;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
     if (!ct || !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
         while (n && strchr("\r\n \t", body[n - 1]))
             n--;
-        int yes = 0;
-        for (size_t at = 0; at < n;) {
+        for (size_t at = 0; at < n && count < FORM_FIELDS_MAX; count++) {
             const char *amp = memchr(body + at, '&', n - at);
             size_t len = amp ? (size_t)(amp - body - at) : n - at;
-            if (len == 26 && !memcmp(body + at, "List-Unsubscribe=One-Click", 26))
-                yes = 1;
-            if (len == 8 && !memcmp(body + at, "via=page", 8))
-                *via = 1;
+            const char *eq = memchr(body + at, '=', len);
+            char *k = url_decode(body + at, eq ? (size_t)(eq - body - at) : len);
+            char *v = eq ? url_decode(eq + 1, (size_t)(body + at + len - eq - 1)) : strdup("");
+            if (k && v && *k && !json_object_get(o, k))
+                json_object_set_new(o, k, json_string(v)); /* NULL (not UTF-8): not set */
+            free(k);
+            free(v);
             at += len + 1;
         }
-        return yes;
+        return o;
     }
-    if (strncasecmp(ct, "multipart/form-data", 19))
-        return 0;
+    if (strncasecmp(ct, "multipart/form-data", 19)) {
+        json_decref(o);
+        return NULL;
+    }
     const char *bp = find_ci(ct, strlen(ct), "boundary=");
-    if (!bp)
-        return 0;
-    bp += 9;
     char bound[80];
     size_t bl = 0;
-    int quoted = *bp == '"';
-    for (bp += quoted; *bp && bl + 1 < sizeof(bound); bp++) {
-        if (quoted ? *bp == '"' : (*bp == ';' || *bp == ' ' || *bp == '\t'))
-            break;
-        bound[bl++] = *bp;
+    if (bp) {
+        bp += 9;
+        int quoted = *bp == '"';
+        for (bp += quoted; *bp && bl + 1 < sizeof(bound); bp++) {
+            if (quoted ? *bp == '"' : (*bp == ';' || *bp == ' ' || *bp == '\t'))
+                break;
+            bound[bl++] = *bp;
+        }
     }
     bound[bl] = '\0';
-    if (!bl || bl > 70)
-        return 0;
+    if (!bl || bl > 70) {
+        json_decref(o);
+        return NULL;
+    }
     char delim[84];
     snprintf(delim, sizeof(delim), "--%s", bound);
-    const char *d = delim;
-    if (!find_mem(body, n, delim, strlen(delim)))
-        d = bound;
+    const char *d = find_mem(body, n, delim, strlen(delim)) ? delim : bound;
     size_t dl = strlen(d);
     const char *end = body + n;
-    const char *p = find_mem(body, n, d, dl);
-    while (p) {
+    for (const char *p = find_mem(body, n, d, dl); p && count < FORM_FIELDS_MAX; count++) {
         const char *part = p + dl;
         if (end - part >= 2 && !memcmp(part, "--", 2))
             break; /* the closing delimiter */
         const char *next = find_mem(part, (size_t)(end - part), d, dl);
         const char *stop = next ? next : end;
-        const char *hdr_end = find_mem(part, (size_t)(stop - part), "\r\n\r\n", 4);
-        if (hdr_end) {
-            const char *v = hdr_end + 4, *ve = stop;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n'))
-                ve--;
-            size_t hl = (size_t)(hdr_end - part);
-            if (find_ci(part, hl, "content-disposition:") &&
-                find_ci(part, hl, "name=\"List-Unsubscribe\"")) {
-                if (ve - v == 9 && !memcmp(v, "One-Click", 9))
-                    return 1;
+        const char *he = find_mem(part, (size_t)(stop - part), "\r\n\r\n", 4);
+        if (he) {
+            const char *v = he + 4, *ve = stop;
+            /* the CRLF before the next delimiter belongs to it */
+            if (ve - v >= 2 && ve[-2] == '\r' && ve[-1] == '\n')
+                ve -= 2;
+            size_t hl = (size_t)(he - part);
+            const char *cd = find_ci(part, hl, "content-disposition:");
+            const char *nm = cd ? find_ci(cd, (size_t)(he - cd), "name=\"") : NULL;
+            if (nm && (nm == cd || nm[-1] == ' ' || nm[-1] == ';') &&
+                !find_ci(cd, (size_t)(he - cd), "filename=")) {
+                nm += 6;
+                const char *q = memchr(nm, '"', (size_t)(he - nm));
+                if (q) {
+                    char *k = strndup(nm, (size_t)(q - nm));
+                    char *val = strndup(v, (size_t)(ve - v));
+                    if (k && val && *k && !json_object_get(o, k))
+                        json_object_set_new(o, k, json_string(val));
+                    free(k);
+                    free(val);
+                }
             }
         }
         p = next;
     }
-    return 0;
+    return o;
+}
+
+/* Whether a POST body says List-Unsubscribe=One-Click (RFC 8058 § 3.2), as
+ * a urlencoded or multipart form; *via is set when the form came from our
+ * page (a person, not a mail client). */
+static int one_click(const oc_http_request *req, int *via)
+{
+    json_t *f = form_fields(req);
+    const char *v = json_string_value(json_object_get(f, "List-Unsubscribe"));
+    int yes = v && !strcmp(v, "One-Click");
+    const char *w = json_string_value(json_object_get(f, "via"));
+    *via = w && !strcmp(w, "page");
+    json_decref(f);
+    return yes;
+}
+
+/* The value of a header in Postmark's "Headers": [{"Name","Value"}] or
+ * Mailgun's "message-headers" (a JSON string of [name, value] pairs). */
+static const char *list_header(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(list, i, h)
+    {
+        const char *k = json_is_array(h) ? json_string_value(json_array_get(h, 0))
+                                         : json_string_value(json_object_get(h, "Name"));
+        if (k && !strcasecmp(k, name))
+            return json_is_array(h) ? json_string_value(json_array_get(h, 1))
+                                    : json_string_value(json_object_get(h, "Value"));
+    }
+    return NULL;
+}
+
+static void put_str(json_t *o, const char *k, const char *v)
+{
+    if (v && !json_object_get(o, k))
+        json_object_set_new(o, k, json_string(v));
+}
+
+/* The inbound-parse services' own formats, in our field names (from, to,
+ * text, stripped_text, message_id, in_reply_to; timestamp, token and
+ * signature stay): Mailgun routes (form fields "sender", "recipient",
+ * "body-plain", "stripped-text", "Message-Id", "In-Reply-To",
+ * "message-headers") and Postmark's inbound JSON (PascalCase "FromFull",
+ * "OriginalRecipient", "TextBody", "StrippedTextReply", "Headers").
+ * Our own JSON passes unchanged. Returns the format's name. */
+static const char *normalize_inbound(json_t *j)
+{
+    if (json_object_get(j, "FromFull") || json_object_get(j, "TextBody") ||
+        json_object_get(j, "StrippedTextReply")) {
+        json_t *hs = json_object_get(j, "Headers");
+        put_str(j, "from",
+                json_string_value(json_object_get(json_object_get(j, "FromFull"), "Email")));
+        put_str(j, "from", json_string_value(json_object_get(j, "From")));
+        put_str(j, "to", json_string_value(json_object_get(j, "OriginalRecipient")));
+        put_str(j, "to",
+                json_string_value(
+                    json_object_get(json_array_get(json_object_get(j, "ToFull"), 0), "Email")));
+        put_str(j, "to", json_string_value(json_object_get(j, "To")));
+        const char *sr = json_string_value(json_object_get(j, "StrippedTextReply"));
+        if (sr && *sr)
+            put_str(j, "stripped_text", sr);
+        put_str(j, "text", json_string_value(json_object_get(j, "TextBody")));
+        put_str(j, "message_id", list_header(hs, "Message-ID"));
+        put_str(j, "message_id", json_string_value(json_object_get(j, "MessageID")));
+        put_str(j, "in_reply_to", list_header(hs, "In-Reply-To"));
+        put_str(j, "subject", json_string_value(json_object_get(j, "Subject")));
+        return "postmark";
+    }
+    if (json_object_get(j, "body-plain") || json_object_get(j, "stripped-text") ||
+        json_object_get(j, "recipient")) {
+        json_error_t je;
+        const char *mh = json_string_value(json_object_get(j, "message-headers"));
+        json_t *hs = mh ? json_loads(mh, 0, &je) : NULL;
+        put_str(j, "from", json_string_value(json_object_get(j, "From")));
+        put_str(j, "from", json_string_value(json_object_get(j, "sender")));
+        put_str(j, "to", json_string_value(json_object_get(j, "recipient")));
+        put_str(j, "to", json_string_value(json_object_get(j, "To")));
+        const char *st = json_string_value(json_object_get(j, "stripped-text"));
+        if (st && *st)
+            put_str(j, "stripped_text", st);
+        put_str(j, "text", json_string_value(json_object_get(j, "body-plain")));
+        put_str(j, "message_id", json_string_value(json_object_get(j, "Message-Id")));
+        put_str(j, "message_id", list_header(hs, "Message-Id"));
+        put_str(j, "in_reply_to", json_string_value(json_object_get(j, "In-Reply-To")));
+        put_str(j, "in_reply_to", list_header(hs, "In-Reply-To"));
+        json_decref(hs);
+        return "mailgun";
+    }
+    return "json";
+}
+
+/* inbound_basic_auth: the Authorization header of a service that signs
+ * nothing and calls https://USER:PASSWORD@host/... (Postmark) */
+static int basic_auth_ok(const smtp *s, const oc_http_request *req)
+{
+    const char *h = req->header ? req->header(req->header_ctx, "Authorization") : NULL;
+    if (!s->basic_auth || !h || strncasecmp(h, "Basic ", 6))
+        return 0;
+    size_t n = strlen(s->basic_auth);
+    unsigned char want[512];
+    if (4 * ((n + 2) / 3) + 1 > sizeof(want))
+        return 0;
+    int wl = EVP_EncodeBlock(want, (const unsigned char *)s->basic_auth, (int)n);
+    const char *got = h + 6;
+    while (*got == ' ')
+        got++;
+    size_t gl = strlen(got);
+    while (gl && got[gl - 1] == ' ')
+        gl--;
+    return (size_t)wl == gl && !CRYPTO_memcmp(want, got, gl);
 }
 
 static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
@@ -918,19 +1081,29 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         oc_buf_puts(&res->body, "{}");
         return;
     }
-    if (!s->inbound_key && !s->inbound_unsigned) {
+    int basic = basic_auth_ok(s, req);
+    if (s->basic_auth && !basic && !s->inbound_key) {
+        oc_inbound_fail(res, 401, "bad_credentials");
+        return;
+    }
+    if (!s->inbound_key && !s->inbound_unsigned && !basic) {
         /* nothing to check a post against: refused, as the webhook connector does */
         oc_inbound_fail(res, 403, "unsigned_inbound_refused");
         return;
     }
     json_error_t je;
-    json_t *j = json_loadb(req->body, req->body_len, 0, &je);
+    const char *ct = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
+    json_t *j = ct && (!strncasecmp(ct, "application/x-www-form-urlencoded", 33) ||
+                       !strncasecmp(ct, "multipart/form-data", 19))
+                    ? form_fields(req)
+                    : json_loadb(req->body, req->body_len, 0, &je);
     if (!json_is_object(j)) {
         json_decref(j);
         oc_inbound_fail(res, 400, "bad_payload");
         return;
     }
-    if (s->inbound_key) {
+    normalize_inbound(j);
+    if (s->inbound_key && !basic) {
         const char *code = check_signature(s, j, res);
         if (code) {
             json_decref(j);

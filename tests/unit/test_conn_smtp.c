@@ -414,6 +414,129 @@ static oc_inbound_result signed_post(void *inst, long long ts, const char *token
     return post(inst, "", body, ev);
 }
 
+/* A Mailgun route's form post (urlencoded, and multipart as Mailgun sends
+ * it with attachments), signed as Mailgun signs (HMAC-SHA256 of timestamp
+ * and token). */
+static void mailgun_route_forms_are_taken(void **state)
+{
+    mock_events ev = {0};
+    long long now = (long long)time(NULL);
+    char t[32], hex[65], body[2048];
+    snprintf(t, sizeof(t), "%lld", now);
+    const char *tok = "2b90a03befc0b98ae2b641b0080850cada918a2d2f670e0141";
+    sign(t, tok, hex);
+    snprintf(body, sizeof(body),
+             "timestamp=%s&token=%s&signature=%s&recipient=reply%%2Bbf.8%%40acme.example&"
+             "sender=bob%%40example.com&from=Bob+Lee+%%3Cbob%%40example.com%%3E&subject=Re%%3A+Hi&"
+             "body-plain=Yes+please%%0A%%3E+quoted&stripped-text=Yes+please&"
+             "Message-Id=%%3Cm1%%40mail.example.com%%3E&In-Reply-To=%%3Cbf.7%%40acme.example%%3E",
+             t, tok, hex);
+    oc_inbound_result r =
+        request(*state, "POST", "", "application/x-www-form-urlencoded", body, &ev);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.replay_key, tok);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].from, "bob@example.com");
+    assert_string_equal(ev.ev[0].text, "Yes please");
+    assert_string_equal(ev.ev[0].provider_id, "m1@mail.example.com");
+    assert_string_equal(ev.ev[0].in_reply_to, "bf.7@acme.example");
+    /* multipart, an attachment skipped, the In-Reply-To only in message-headers */
+    snprintf(body, sizeof(body),
+             "--B0\r\nContent-Disposition: form-data; name=\"timestamp\"\r\n\r\n%s\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\n%sX\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"signature\"\r\n\r\n%s\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"from\"\r\n\r\nCy <cy@example.com>\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"recipient\"\r\n\r\n"
+             "news@acme.example\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"body-plain\"\r\n\r\nOl\xc3\xa1\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"message-headers\"\r\n\r\n"
+             "[[\"In-Reply-To\", \"<bf.9@acme.example>\"], [\"Message-Id\", \"<m2@x>\"]]\r\n"
+             "--B0\r\nContent-Disposition: form-data; name=\"attachment-1\"; filename=\"a.txt\"\r\n"
+             "Content-Type: text/plain\r\n\r\nfrom=eve@example.com\r\n--B0--\r\n",
+             t, tok, "0000000000000000000000000000000000000000000000000000000000000000");
+    r = request(*state, "POST", "", "multipart/form-data; boundary=B0", body, &ev);
+    assert_int_equal(r.status, 401); /* the signature is wrong: nothing taken */
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 1);
+    char tok2[64], hex2[65];
+    snprintf(tok2, sizeof(tok2), "%sX", tok);
+    sign(t, tok2, hex2);
+    char *sigat = strstr(body, "0000000000000000");
+    memcpy(sigat, hex2, 64);
+    r = request(*state, "POST", "", "multipart/form-data; boundary=B0", body, &ev);
+    assert_int_equal(r.status, 200);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 2);
+    assert_string_equal(ev.ev[1].from, "cy@example.com");
+    assert_string_equal(ev.ev[1].text, "Ol\xc3\xa1");
+    assert_string_equal(ev.ev[1].in_reply_to, "bf.9@acme.example");
+    mock_events_free(&ev);
+}
+
+/* Postmark's PascalCase JSON (their documented example's fields), with the
+ * HTTP basic auth Postmark sends for https://USER:PASSWORD@host/... */
+static void postmark_inbound_with_basic_auth(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *const kv[] = {"url",
+                              "smtp://127.0.0.1:2525",
+                              "from",
+                              "news@acme.example",
+                              "inbound_basic_auth",
+                              "pm:s3cret-pass",
+                              NULL};
+    void *inst = mock_init(C, kv, err, sizeof(err));
+    assert_non_null(inst);
+    static const char body[] =
+        "{\"FromName\":\"Postmarkapp Support\",\"MessageStream\":\"inbound\","
+        "\"From\":\"support@postmarkapp.com\",\"FromFull\":{\"Email\":"
+        "\"support@postmarkapp.com\",\"Name\":\"Postmarkapp Support\",\"MailboxHash\":\"\"},"
+        "\"To\":\"\\\"Firstname Lastname\\\" <yourhash+SampleHash@inbound.postmarkapp.com>\","
+        "\"ToFull\":[{\"Email\":\"yourhash+SampleHash@inbound.postmarkapp.com\",\"Name\":"
+        "\"Firstname Lastname\",\"MailboxHash\":\"SampleHash\"}],\"OriginalRecipient\":"
+        "\"yourhash+SampleHash@inbound.postmarkapp.com\",\"Subject\":\"Test subject\","
+        "\"MessageID\":\"73e6d360-66eb-11e1-8e72-a8904824019b\",\"ReplyTo\":"
+        "\"replyto@example.com\",\"MailboxHash\":\"SampleHash\",\"Date\":"
+        "\"Fri, 1 Aug 2014 16:45:32 -04:00\",\"TextBody\":\"This is a test text body.\","
+        "\"HtmlBody\":\"<html><body><p>This is a test html body.</p></body></html>\","
+        "\"StrippedTextReply\":\"This is the reply text\",\"Tag\":\"TestTag\",\"Headers\":"
+        "[{\"Name\":\"X-Spam-Status\",\"Value\":\"No\"},{\"Name\":\"In-Reply-To\","
+        "\"Value\":\"<bf.7@acme.example>\"},{\"Name\":\"Message-ID\",\"Value\":"
+        "\"<CAE@mail.gmail.com>\"}],\"Attachments\":[]}";
+    mock_events ev = {0};
+    const char *good[] = {"Content-Type", "application/json", "Authorization",
+                          "Basic cG06czNjcmV0LXBhc3M=", NULL}; /* pm:s3cret-pass */
+    const char *bad[] = {"Content-Type", "application/json", "Authorization",
+                         "Basic cG06d3Jvbmc=", NULL}; /* pm:wrong */
+    const char *none[] = {"Content-Type", "application/json", NULL};
+    const char *const *hs[] = {bad, none, good};
+    int want[] = {401, 401, 200};
+    for (int i = 0; i < 3; i++) {
+        mock_headers h = {hs[i]};
+        oc_http_request req = {.method = "POST",
+                               .path = "/webhooks/mail",
+                               .query = "",
+                               .body = body,
+                               .body_len = strlen(body),
+                               .header = mock_header,
+                               .header_ctx = &h};
+        oc_inbound_result res;
+        memset(&res, 0, sizeof(res));
+        C->inbound(inst, &req, &res, mock_emit, &ev);
+        assert_int_equal(res.status, want[i]);
+        oc_buf_free(&res.body);
+    }
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].from, "support@postmarkapp.com");
+    assert_string_equal(ev.ev[0].text, "This is the reply text");
+    assert_string_equal(ev.ev[0].provider_id, "CAE@mail.gmail.com");
+    assert_string_equal(ev.ev[0].in_reply_to, "bf.7@acme.example");
+    mock_events_free(&ev);
+    C->free(inst);
+}
+
 static void signed_inbound_is_taken_and_reports_its_token(void **state)
 {
     mock_events ev = {0};
@@ -855,6 +978,9 @@ int main(void)
         cmocka_unit_test(unsigned_posts_are_refused_without_inbound_unsigned),
         cmocka_unit_test(one_click_forms_and_the_confirmation_page),
         cmocka_unit_test(display_names_encode_and_feedback_id_renders),
+        cmocka_unit_test(postmark_inbound_with_basic_auth),
+        cmocka_unit_test_setup_teardown(mailgun_route_forms_are_taken, setup_signed,
+                                        teardown),
         cmocka_unit_test_setup_teardown(one_click_unsubscribe_is_an_unsubscribe_event, setup,
                                         teardown),
     };
