@@ -30,6 +30,8 @@ typedef enum key_kind {
     KEY_CONV_CAMPAIGN, /* conv:campaign:{id}     zset of a campaign's conversations */
     KEY_EVENTS,        /* events                 stream of operational events (halt, resume) */
     KEY_CONNECTOR,     /* connector:{name}       hash: a connector instance's control (resume) */
+    KEY_WATCH, /* watch                  zset of sent messages awaiting delivery (fallback_after_s)
+                */
     KEY_KINDS
 } key_kind;
 
