@@ -189,6 +189,9 @@ campaign_spec *campaign_spec_compile(omni *o, const char *id, const char *json, 
         s->quiet_start = qs;
         s->quiet_end = qe;
     }
+    json_int_t fa = json_integer_value(json_object_get(root, "fallback_after_s"));
+    if (fa > 0 && fa <= FALLBACK_AFTER_MAX_S && s->n_channels > 1)
+        s->fallback_after_ms = (long long)fa * 1000;
     /* what the connector's pump reads of the campaign (conn.c) */
     for (size_t k = 0; k < JOB_MAX_CHANNELS; k++) {
         s->cq[k].weight = s->weight;

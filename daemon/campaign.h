@@ -37,8 +37,9 @@ typedef struct campaign_spec {
     json_t *defaults; /* borrowed from spec, may be NULL */
     bucket rate;      /* the job's rate_per_s, per instance */
     int has_rate;
-    int has_quiet;              /* quiet_hours given */
-    int quiet_start, quiet_end; /* minutes of the day, recipient's local time */
+    int has_quiet;               /* quiet_hours given */
+    int quiet_start, quiet_end;  /* minutes of the day, recipient's local time */
+    long long fallback_after_ms; /* fallback_after_s in ms; 0: not watched */
     struct campaign_spec *next;
 } campaign_spec;
 

@@ -294,7 +294,7 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
 
 static const char *const counter_names[] = {"total",     "sent",      "failed",    "suppressed",
                                             "uncertain", "cancelled", "delivered", "read",
-                                            "replied",   "opted_out", NULL};
+                                            "replied",   "opted_out", "fallback",  NULL};
 
 static int cmd_status(cli *c, int argc, char **argv)
 {
@@ -329,6 +329,17 @@ static int cmd_status(cli *c, int argc, char **argv)
             printf("  %-10s %lld\n", counter_names[i],
                    (long long)json_integer_value(json_object_get(o, counter_names[i])));
         printf("  %-10s %lld\n", "pending", counters_pending(o));
+        /* per channel: sent, failed, delivered, read */
+        const char *ch;
+        json_t *cv;
+        json_object_foreach(json_object_get(o, "channels"), ch, cv)
+        {
+            printf("  %-10s sent %lld, failed %lld, delivered %lld, read %lld\n", ch,
+                   (long long)json_integer_value(json_object_get(cv, "sent")),
+                   (long long)json_integer_value(json_object_get(cv, "failed")),
+                   (long long)json_integer_value(json_object_get(cv, "delivered")),
+                   (long long)json_integer_value(json_object_get(cv, "read")));
+        }
     }
     json_decref(o);
     return 0;

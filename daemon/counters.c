@@ -22,6 +22,8 @@ static const char *const number_fields[] = {"total",
                                             "chunks",
                                             "chunk_size",
                                             "failed_after_send",
+                                            "fallback",
+                                            "awaiting",
                                             "uncertain_resolved",
                                             "ahead",
                                             "next_chunk",
@@ -36,14 +38,32 @@ static const char *const number_fields[] = {"total",
 static const char *const done_fields[] = {"sent",      "failed",    "suppressed",
                                           "uncertain", "cancelled", NULL};
 
+/* per-channel counters: "sent:whatsapp", "delivered:sms", ... */
+static const char *const channel_fields[] = {"sent", "failed", "delivered", "read", NULL};
+
 static const char *const rate_fields[] = {"delivered", "read", "replied", "opted_out", NULL};
+
+/* the counter name of a per-channel field ("delivered" for
+ * "delivered:sms", its channel at *channel), or NULL */
+static const char *channel_field(const char *field, const char **channel)
+{
+    for (int i = 0; channel_fields[i]; i++) {
+        size_t n = strlen(channel_fields[i]);
+        if (strncmp(field, channel_fields[i], n) == 0 && field[n] == ':' && field[n + 1]) {
+            *channel = field + n + 1;
+            return channel_fields[i];
+        }
+    }
+    return NULL;
+}
 
 int counters_is_number(const char *field)
 {
     for (int i = 0; number_fields[i]; i++)
         if (strcmp(field, number_fields[i]) == 0)
             return 1;
-    return 0;
+    const char *ch;
+    return channel_field(field, &ch) != NULL;
 }
 
 /* a whole decimal number, optionally negative, nothing around it */
@@ -78,7 +98,9 @@ long long counters_pending(const json_t *o)
     long long done = 0;
     for (int i = 0; done_fields[i]; i++)
         done += get(o, done_fields[i]);
-    long long p = get(o, "total") - done;
+    /* a message watched for its delivery (fallback_after_s) is counted sent
+     * but its recipient may still move on: pending until it settles */
+    long long p = get(o, "total") - done + get(o, "awaiting");
     return p > 0 ? p : 0;
 }
 
@@ -112,6 +134,32 @@ int counters_finish(json_t *o)
                 rates, rate_fields[i],
                 json_real(sent ? (double)get(o, rate_fields[i]) / (double)sent : 0)) < 0)
             return -1;
+    /* the per-channel counters again, grouped: "channels": {"whatsapp":
+     * {"sent": 3, "failed": 1, "delivered": 2, "read": 0}, ...} */
+    json_t *chans = json_object();
+    if (!chans)
+        return -1;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        const char *ch, *name = channel_field(k, &ch);
+        if (!name || !json_is_integer(v))
+            continue;
+        json_t *c = json_object_get(chans, ch);
+        if (!c) {
+            c = json_object();
+            for (int i = 0; c && channel_fields[i]; i++)
+                json_object_set_new(c, channel_fields[i], json_integer(0));
+            if (!c || json_object_set_new(chans, ch, c) < 0) {
+                json_decref(chans);
+                return -1;
+            }
+        }
+        json_object_set_new(c, name, json_integer(json_integer_value(v)));
+    }
+    if (json_object_set_new(o, "channels", chans) < 0)
+        return -1;
     return json_object_set_new(o, "pending", json_integer(counters_pending(o)));
 }
 

@@ -6,9 +6,14 @@
  * *_at times) become JSON integers when their value is a whole decimal
  * number; every other field stays a string, whatever it looks like (an id
  * "2026-11-27" or "42" is a string). "spec" becomes the JSON it holds
- * (a string if it does not parse). Added: "pending" = total minus
- * sent+failed+suppressed+uncertain+cancelled, never below 0, and "rates"
- * {delivered, read, replied, opted_out}, each divided by sent (0 if none). */
+ * (a string if it does not parse). The per-channel counters
+ * ("sent:CHANNEL", "failed:CHANNEL", "delivered:CHANNEL", "read:CHANNEL")
+ * are numbers too. Added: "pending" = total minus
+ * sent+failed+suppressed+uncertain+cancelled, plus awaiting (messages still
+ * watched for their delivery, fallback_after_s), never below 0; "rates"
+ * {delivered, read, replied, opted_out}, each divided by sent (0 if none);
+ * "channels" {CHANNEL: {sent, failed, delivered, read}} from the
+ * per-channel counters (missing ones 0). */
 #ifndef OMNI_COUNTERS_H
 #define OMNI_COUNTERS_H
 
@@ -31,8 +36,8 @@ int counters_finish(json_t *o);
 struct redisReply;
 json_t *counters_from_reply(const struct redisReply *r);
 
-/* total - (sent+failed+suppressed+uncertain+cancelled), at least 0, from an
- * object counters_to_json made */
+/* total - (sent+failed+suppressed+uncertain+cancelled) + awaiting, at
+ * least 0, from an object counters_to_json made */
 long long counters_pending(const json_t *o);
 
 #endif

@@ -1384,8 +1384,13 @@ static void flush_outcomes(omni *o)
         /* the instance that sent it (a sent message's channel has one) */
         const conn_inst *ci =
             r->out_kind == OC_SENT && c->spec && c->spec->chans[r->ch] ? ci_of(r) : NULL;
+        /* sent on a channel with a next one, in a campaign with
+         * fallback_after_s: watched until a delivered/read status comes
+         * (outcome.lua adds it to omni:watch), so not in a run */
+        int watch = r->out_kind == OC_SENT && c->spec && c->spec->fallback_after_ms > 0 &&
+                    !is_last_channel(r);
         if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && !r->out_reason[0] &&
-            c->spec) {
+            c->spec && !watch) {
             if (!run_c || ci != run_ci || strcmp(run_c->cid, c->cid) != 0 ||
                 strcmp(run_c->spec->channels[run_ch], c->spec->channels[r->ch]) != 0) {
                 if (run_c)
@@ -1432,8 +1437,9 @@ static void flush_outcomes(omni *o)
         store_args_adds(a, r->out_final ? "1" : "0");
         store_args_adds(a, r->out_pid ? r->out_pid : "");
         store_args_adds(a, r->out_reason);
-        store_args_addll(a, r->out_due);
-        if (r->out_kind == OC_RETRY || r->out_kind == OUT_DEFER || r->from_retry) {
+        /* a watched message: the unix ms by which its delivery must show */
+        store_args_addll(a, watch ? omni_now_ms() + c->spec->fallback_after_ms : r->out_due);
+        if (r->out_kind == OC_RETRY || r->out_kind == OUT_DEFER || r->from_retry || watch) {
             char m[MSGID_MAX + 16];
             snprintf(m, sizeof(m), "%s|%ld|%d", c->cid, r->index, r->ch);
             store_args_adds(a, m);

@@ -560,10 +560,12 @@ int job_recipient_check(const json_t *r, const job_rules *rules, const char *con
                      reason_len);
 }
 
-static const char *const top_keys[] = {"type",       "id",         "channel",         "channels",
-                                       "message",    "recipients", "recipients_list", "send_at",
-                                       "rate_per_s", "metadata",   "defaults",        "quiet_hours",
-                                       "to",         "vars",       "priority",        NULL};
+static const char *const top_keys[] = {
+    "type",       "id",         "channel",         "channels",
+    "message",    "recipients", "recipients_list", "send_at",
+    "rate_per_s", "metadata",   "defaults",        "quiet_hours",
+    "to",         "vars",       "priority",        "fallback_after_s",
+    NULL};
 
 static int known_top(const char *k)
 {
@@ -711,6 +713,19 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
         return fail(reason, len,
                     "priority: must be an integer from 1 to 100 (sends per turn on a shared "
                     "connector; default 1)");
+    json_t *fa = json_object_get(root, "fallback_after_s");
+    if (fa) {
+        if (!json_is_integer(fa) || json_integer_value(fa) < 1 ||
+            json_integer_value(fa) > FALLBACK_AFTER_MAX_S)
+            return fail(reason, len,
+                        "fallback_after_s: must be an integer from 1 to %d (seconds without a "
+                        "delivered or read status before the next channel is tried)",
+                        FALLBACK_AFTER_MAX_S);
+        if (out->n_channels < 2)
+            return fail(reason, len,
+                        "fallback_after_s: needs at least two channels (a next channel to move "
+                        "to)");
+    }
     json_t *qh = json_object_get(root, "quiet_hours");
     if (qh) {
         if (!json_is_object(qh) || json_object_size(qh) != 2 || !json_object_get(qh, "start") ||

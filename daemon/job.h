@@ -11,6 +11,7 @@
 #define JOB_MAX_CHANNELS 8
 #define JOB_RATE_MIN 0.01 /* rate_per_s below this is refused */
 #define JOB_REASON_MAX 256
+#define FALLBACK_AFTER_MAX_S 604800 /* fallback_after_s: at most 7 days */
 
 enum { JOB_BROADCAST = 1, JOB_MESSAGE = 2, JOB_PAUSE = 3, JOB_RESUME = 4, JOB_CANCEL = 5 };
 

@@ -27,6 +27,7 @@ static const struct {
     [KEY_EVENTS] = {"events", NULL, "events"},
     [KEY_CONNECTOR] = {"connector:", "", "connector:{name}"},
     [KEY_REPLAY] = {"replay:", "", "replay:{connector}:{token}"},
+    [KEY_WATCH] = {"watch", NULL, "watch"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

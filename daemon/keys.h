@@ -32,6 +32,7 @@ typedef enum key_kind {
     KEY_CONNECTOR,     /* connector:{name}       hash: a connector instance's control (resume) */
     KEY_REPLAY,        /* replay:{connector}:{token}  string: a signed post's one-time token
                           (the argument is "CONNECTOR:TOKEN") */
+    KEY_WATCH,         /* watch                  zset: sent, awaiting delivery (fallback_after_s) */
     KEY_KINDS
 } key_kind;
 

@@ -90,6 +90,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     dispatch_tick(o);
     crm_pump(o);
     sweep_tick(o);
+    watch_tick(o);
     if (queue_tick(o, now))
         status_line(o);
     notify("WATCHDOG=1");

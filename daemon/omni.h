@@ -53,6 +53,8 @@ typedef struct omni {
 
     long long next_sweep_ms; /* sweep.c: the next round */
     int sweeping;            /* sweep.c: calls of the current round unanswered */
+    long long next_watch_ms; /* sweep.c: the next look at omni:watch */
+    int watching;            /* sweep.c: a watch.lua call unanswered */
 
     /* each module's own state, opaque outside it */
     struct stream *stream;            /* stream.c: acks, dead letters, entry errors */

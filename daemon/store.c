@@ -23,8 +23,9 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
-static const char *const script_names[SCRIPT_COUNT] = {
-    "create", "claim", "outcome", "take", "control", "inbound", "sweep", "release", "next"};
+static const char *const script_names[SCRIPT_COUNT] = {"create",  "claim",   "outcome", "take",
+                                                       "control", "inbound", "sweep",   "release",
+                                                       "next",    "watch"};
 
 /* A connection is either hiredis's own (redis://, unix:) or an rconn
  * (rediss://: TLS on a bufferevent, hiredis only parsing); the link_*

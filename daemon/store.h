@@ -31,6 +31,7 @@ enum {
     SCRIPT_SWEEP,
     SCRIPT_RELEASE,
     SCRIPT_NEXT,
+    SCRIPT_WATCH,
     SCRIPT_COUNT
 };
 

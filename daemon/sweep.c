@@ -129,3 +129,55 @@ void sweep_tick(omni *o)
                   NULL) == 0)
         o->sweeping = 1;
 }
+
+/* ---- deliveries not confirmed in time (fallback_after_s) */
+
+#define WATCH_BATCH 200
+#define WATCH_EVERY_MS 1000
+
+static int watch_call(omni *o);
+
+static void watched(redisReply *r, void *arg)
+{
+    omni *o = arg;
+    o->watching = 0;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        log_warn("watch: %s", r->str);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+        return;
+    long long taken = r->element[0]->integer, moved = r->element[1]->integer;
+    if (moved > 0)
+        log_info("watch: %lld recipient%s moved to the next channel (no delivery within "
+                 "fallback_after_s)",
+                 moved, moved == 1 ? "" : "s");
+    /* a full batch: more may be due, the next call at once */
+    if (taken >= WATCH_BATCH && !o->draining)
+        watch_call(o);
+}
+
+static int watch_call(omni *o)
+{
+    char wk[KEY_MAX], now[24], max[24];
+    if (omni_key(o, wk, sizeof(wk), KEY_WATCH, NULL) < 0)
+        return -1;
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    snprintf(max, sizeof(max), "%d", WATCH_BATCH);
+    const char *argv[] = {wk, o->cfg->prefix, now, max};
+    if (store_eval(o->st, SCRIPT_WATCH, watched, o, 1, 4, argv, NULL) < 0)
+        return -1;
+    o->watching = 1;
+    return 0;
+}
+
+void watch_tick(omni *o)
+{
+    if (o->draining || o->watching || !store_is_ready(o->st))
+        return;
+    long long now = omni_now_ms();
+    if (now < o->next_watch_ms)
+        return;
+    o->next_watch_ms = now + WATCH_EVERY_MS;
+    watch_call(o);
+}

@@ -12,4 +12,11 @@
  * is running. Never blocks: every Redis call is asynchronous. */
 void sweep_tick(omni *o);
 
+/* Also from the tick, once a second: the messages of campaigns with
+ * fallback_after_s whose delivery did not show in time (omni:watch) go
+ * through watch.lua, WATCH_BATCH at most per call (another call at once
+ * when it took a full batch), which moves their recipients to the next
+ * channel. One call at a time; never blocks. */
+void watch_tick(omni *o);
+
 #endif

@@ -14,6 +14,10 @@
 --   close:     conversation id
 local P, now, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local DEDUP_TTL = 604800
+-- failed-status error codes that never move a recipient to its next
+-- channel: the opt-out (131050) and the account-level (halt) codes
+local NO_FALLBACK = {['131050'] = true, ['190'] = true, ['10'] = true, ['200'] = true,
+  ['131031'] = true, ['131042'] = true, ['368'] = true, ['132015'] = true, ['132016'] = true}
 
 local function publish(ev)
   ev.at = now
@@ -104,12 +108,16 @@ if kind == 'status' then
   local rank = {sent = 1, delivered = 2, read = 3}
   local old = rank[r.dlv or ''] or 0
   local ck = P .. 'campaign:' .. m.c
+  -- settled (failed, delivered, read): no longer watched for fallback_after_s
+  local settled = false
   if state == 'failed' then
     if r.dlv == 'failed' or old >= 2 then return {'stale'} end
     r.dlv = 'failed'
     r.dlv_error = err
     redis.call('HINCRBY', ck, 'failed_after_send', 1)
-    if string.match(err or '', '^131050[^%d]') or err == '131050' then
+    redis.call('HINCRBY', ck, 'failed:' .. m.ch, 1)
+    local code = string.match(err or '', '^(%d+)')
+    if code == '131050' then
       -- WhatsApp: the user stopped marketing messages; suppressed like an opt-out
       if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
         counted_once(m.c, 'optouts', m.a, 'opted_out')
@@ -117,16 +125,32 @@ if kind == 'status' then
                  via = 'status'})
       end
     end
+    settled = unwatch(P, m.c, field, r)
+    -- the recipient moves to its next channel, unless it opted out or the
+    -- error is the account's (a halt reason: the next channel would not help
+    -- the account, and the message is not the recipient's fault)
+    if not NO_FALLBACK[code or ''] and fall_back(P, m.c, r, 'failed_status', now) then
+      settled = false
+    end
   else
     local new = rank[state]
     if not new or r.dlv == 'failed' or new <= old then return {'stale'} end
     -- a read implies delivered, even when the delivered status never came
-    if old < 2 and new >= 2 then redis.call('HINCRBY', ck, 'delivered', 1) end
-    if new == 3 then redis.call('HINCRBY', ck, 'read', 1) end
+    if old < 2 and new >= 2 then
+      redis.call('HINCRBY', ck, 'delivered', 1)
+      redis.call('HINCRBY', ck, 'delivered:' .. m.ch, 1)
+      settled = unwatch(P, m.c, field, r)
+    end
+    if new == 3 then
+      redis.call('HINCRBY', ck, 'read', 1)
+      redis.call('HINCRBY', ck, 'read:' .. m.ch, 1)
+    end
     r.dlv = state
   end
   r.dlv_at = now
   redis.call('HSET', mk, field, cjson.encode(r))
+  -- the last watched message settled: the campaign may be finished now
+  if settled then finish_if_done(P, ck, m.c, redis.call('HGET', ck, 'state'), now) end
   return {'ok', m.c}
 
 elseif kind == 'reply' then

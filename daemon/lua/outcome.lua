@@ -9,7 +9,10 @@
 --   any other outcome, one at a time:
 --     kind (sent|failed|retry|defer|unc), campaign, channel, address, slot,
 --     final (1/0), provider_id, reason, retry_due_ms (unc: the unix ms
---     the request went on the wire), retry_member
+--     the request went on the wire; sent: when > 0, the unix ms by which a
+--     delivered/read status must come, fallback_after_s), retry_member
+--     (sent with a due time: {id}|{slot}|{channel index}, the watch member's
+--     start; omni:watch gets it with "|channel:address" appended)
 --   'K', connector: the connector instance that sent the records after it
 --     (until the next 'K'), kept in the provider-id index as "k" so inbound
 --     events only match messages their own connector sent; not an outcome
@@ -135,6 +138,15 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     r.provider_id = pid
     if reason ~= '' then r.reason = reason end
     count(b, 'sent')
+    count(b, 'sent:' .. ch)
+    local wd = tonumber(due)
+    local wci = wd and wd > 0 and r.w == nil and string.match(member, '|(%d+)$')
+    if wci then
+      -- fallback_after_s: watched until a delivered/read status (watch.lua)
+      r.w = tonumber(wci)
+      redis.call('ZADD', prefix .. 'watch', wd, member .. '|' .. f)
+      count(b, 'awaiting')
+    end
     local pm = pid ~= '' and pmid_pre .. pid
     if pm then
       redis.call('SET', pm, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. kj .. ',"a":' .. q(addr) .. '}',
@@ -144,6 +156,7 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
   elseif kind == 'failed' then
     r.state = 'failed'
     r.error = reason
+    count(b, 'failed:' .. ch)
     if final then
       count(b, 'failed')
       if reason == 'opted_out' then
@@ -204,6 +217,7 @@ while i <= #ARGV do
       end
     end
     count(b, 'sent', ok)
+    count(b, 'sent:' .. ch, ok)
     i = i + 5 + 3 * k
   elseif ARGV[i] == 'K' then
     kj = ARGV[i + 1] ~= '' and ',"k":' .. q(ARGV[i + 1]) or ''

@@ -8,6 +8,8 @@
 --   retry without a retry entry       -> retry entry, due now
 --   failed with next, next channel untouched -> retry entry on the next
 --                                        channel, due now (claimed afresh)
+--   sent and moved on (fell), next channel untouched -> the same
+--   sent and watched (w), no omni:watch entry -> the entry again
 --   no record on any channel, no retry entry -> chunks again (the claim
 --                                        guard claims each at most once)
 -- then the campaign finishes if its counters say so. A campaign with
@@ -122,10 +124,11 @@ end
 local total = tonumber(c[2]) or 0
 local size = tonumber(c[3]) or 0
 if size < 1 then size = 100 end
-local chans = {}
+local chans, fallback_after_s = {}, nil
 if c[4] then
   local ok, spec = pcall(cjson.decode, c[4])
   if ok and type(spec) == 'table' and type(spec.channels) == 'table' then chans = spec.channels end
+  if ok and type(spec) == 'table' then fallback_after_s = spec.fallback_after_s end
 end
 local index = {}
 for i, ch in ipairs(chans) do index[ch] = i - 1 end
@@ -175,7 +178,8 @@ repeat
       -- state, channel and slot: read without decoding
       local rs, ch, s = string.match(raw, '^{"state":"(%a+)","channel":"([^"\\]*)","slot":"(%d+)"')
       local r
-      if not rs or rs == 'claimed' or rs == 'failed' then
+      if not rs or rs == 'claimed' or rs == 'failed' or (rs == 'sent' and
+          (string.find(raw, '"fell":', 1, true) or string.find(raw, '"w":', 1, true))) then
         local ok, d = pcall(cjson.decode, raw)
         if ok and type(d) == 'table' then
           r = d
@@ -208,6 +212,18 @@ repeat
         elseif rs == 'failed' and r and r.next == true and ci and ci + 1 < nch then
           -- decided once every record was seen: remembered until then
           redis.call('HSET', stk, 'n:' .. slot, ci + 1)
+        elseif rs == 'sent' and r and r.fell and ci and ci + 1 < nch then
+          -- moved on after sending (a failed status, fallback_after_s): the
+          -- same as a failure with next
+          redis.call('HSET', stk, 'n:' .. slot, ci + 1)
+        elseif rs == 'sent' and r and r.w ~= nil then
+          -- watched for its delivery: its watch entry lost, one is added,
+          -- due when the original was (or now)
+          local wm = id .. '|' .. s .. '|' .. tostring(r.w) .. '|' .. field
+          if not redis.call('ZSCORE', prefix .. 'watch', wm) then
+            local due = (tonumber(r.at) or 0) + (tonumber(fallback_after_s) or 0) * 1000
+            redis.call('ZADD', prefix .. 'watch', math.max(now, due), wm)
+          end
         end
       end
     end

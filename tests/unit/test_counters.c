@@ -106,10 +106,11 @@ static void malformed_numbers_and_spec_stay_strings(void **state)
 static void the_number_fields(void **state)
 {
     (void)state;
-    const char *nums[] = {
-        "total",      "sent",       "failed",     "suppressed", "uncertain",  "cancelled",
-        "duplicates", "delivered",  "read",       "replied",    "opted_out",  "failed_after_send",
-        "chunks",     "chunk_size", "created_at", "started_at", "finished_at"};
+    const char *nums[] = {"total",       "sent",       "failed",     "suppressed",
+                          "uncertain",   "cancelled",  "duplicates", "delivered",
+                          "read",        "replied",    "opted_out",  "failed_after_send",
+                          "chunks",      "chunk_size", "created_at", "started_at",
+                          "finished_at", "fallback",   "awaiting"};
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
         assert_true(counters_is_number(nums[i]));
     const char *strs[] = {"id", "type", "state", "spec", "open_conv", "paused_from", ""};
@@ -147,6 +148,47 @@ static void a_hash_reply_becomes_the_shared_object(void **state)
     json_decref(o);
 }
 
+/* per-channel counters are numbers, grouped again under "channels"; a
+ * message still watched for its delivery (awaiting) keeps its recipient
+ * pending although it is counted sent */
+static void per_channel_counters_and_awaiting(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    set(o, "total", "10");
+    set(o, "sent", "10");
+    set(o, "awaiting", "3");
+    set(o, "fallback", "2");
+    set(o, "sent:whatsapp", "10");
+    set(o, "failed:whatsapp", "2");
+    set(o, "delivered:whatsapp", "7");
+    set(o, "sent:sms", "2");
+    set(o, "read:sms", "x"); /* not a number: stays a string, not grouped */
+    set(o, "sent:", "4");    /* no channel: a string */
+    set(o, "resent:sms", "1");
+    assert_int_equal(counters_finish(o), 0);
+    assert_true(counters_is_number("sent:whatsapp"));
+    assert_true(counters_is_number("read:sms"));
+    assert_false(counters_is_number("sent:"));
+    assert_false(counters_is_number("resent:sms"));
+    assert_int_equal(json_integer_value(json_object_get(o, "fallback")), 2);
+    assert_true(json_is_string(json_object_get(o, "read:sms")));
+    assert_true(json_is_string(json_object_get(o, "sent:")));
+    assert_int_equal(json_integer_value(json_object_get(o, "pending")), 3);
+    json_t *ch = json_object_get(o, "channels");
+    assert_int_equal(json_object_size(ch), 2);
+    json_t *wa = json_object_get(ch, "whatsapp"), *sms = json_object_get(ch, "sms");
+    assert_int_equal(json_integer_value(json_object_get(wa, "sent")), 10);
+    assert_int_equal(json_integer_value(json_object_get(wa, "failed")), 2);
+    assert_int_equal(json_integer_value(json_object_get(wa, "delivered")), 7);
+    assert_int_equal(json_integer_value(json_object_get(wa, "read")), 0);
+    assert_int_equal(json_integer_value(json_object_get(sms, "sent")), 2);
+    assert_int_equal(json_integer_value(json_object_get(sms, "read")), 0);
+    set(o, "awaiting", "0");
+    assert_int_equal(counters_pending(o), 0);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +197,7 @@ int main(void)
         cmocka_unit_test(malformed_numbers_and_spec_stay_strings),
         cmocka_unit_test(the_number_fields),
         cmocka_unit_test(a_hash_reply_becomes_the_shared_object),
+        cmocka_unit_test(per_channel_counters_and_awaiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

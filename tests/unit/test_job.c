@@ -237,6 +237,25 @@ static const struct {
      ",\"priority\":\"high\"}",
      "priority: must be an integer from 1 to 100 (sends per turn on a shared connector; default "
      "1)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+     ",\"fallback_after_s\":0}",
+     "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
+     "status before the next channel is tried)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+     ",\"fallback_after_s\":604801}",
+     "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
+     "status before the next channel is tried)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+     ",\"fallback_after_s\":\"60\"}",
+     "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
+     "status before the next channel is tried)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+     ",\"fallback_after_s\":1.5}",
+     "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
+     "status before the next channel is tried)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"fallback_after_s\":60}",
+     "fallback_after_s: needs at least two channels (a next channel to move to)"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 ",\"metadata\":[]}",
      "metadata: must be an object"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
@@ -378,6 +397,18 @@ static void channel_is_folded_into_channels_and_addresses_normalized(void **stat
     json_t *vars = json_object_get(r, "vars");
     assert_string_equal(json_string_value(json_object_get(vars, "n")), "3");
     assert_string_equal(json_string_value(json_object_get(vars, "vip")), "true");
+    job_free(&j);
+}
+
+static void fallback_after_s_is_kept_in_the_spec(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"broadcast\",\"id\":\"f\",\"channels\":[\"sms\",\"hook\"]," OK_MSG
+                    "," R1 ",\"fallback_after_s\":604800}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_int_equal(json_integer_value(json_object_get(j.spec, "fallback_after_s")), 604800);
     job_free(&j);
 }
 
@@ -568,6 +599,7 @@ int main(void)
         cmocka_unit_test(every_bad_job_gets_its_reason),
         cmocka_unit_test(oversized_job_is_rejected_before_parsing),
         cmocka_unit_test(channel_is_folded_into_channels_and_addresses_normalized),
+        cmocka_unit_test(fallback_after_s_is_kept_in_the_spec),
         cmocka_unit_test(template_components_and_media_are_taken_as_given),
         cmocka_unit_test(per_channel_addresses_are_normalized_per_channel),
         cmocka_unit_test(message_shorthand_becomes_one_recipient),

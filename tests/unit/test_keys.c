@@ -35,6 +35,7 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_EVENTS, NULL, "omni:events"},
         {KEY_CONNECTOR, "wa_main", "omni:connector:wa_main"},
         {KEY_REPLAY, "mail:AbC.123", "omni:replay:mail:AbC.123"},
+        {KEY_WATCH, NULL, "omni:watch"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */

@@ -36,9 +36,62 @@ local function finish_if_done(prefix, ck, id, state, now, c)
   local sum = 0
   for j = 2, 6 do sum = sum + (tonumber(c[j]) or 0) end
   if sum < total then return false, sum, total end
+  -- a message still watched for its delivery (fallback_after_s) may yet
+  -- move its recipient to the next channel: a running campaign waits
+  if state == 'running' and (tonumber(redis.call('HGET', ck, 'awaiting')) or 0) > 0 then
+    return false, sum, total
+  end
   if state == 'running' then redis.call('HSET', ck, 'state', 'done') end
   redis.call('HSET', ck, 'finished_at', now)
   redis.call('EXPIRE', ck .. ':rcpt', 604800)
   redis.call('ZREM', prefix .. 'active', id)
   return true, sum, total
+end
+-- Fallback that follows delivery. A message record r (decoded) of
+-- campaign c, accepted by the provider (state sent) on a channel that has a
+-- next one, then failed (a failed status) or not confirmed in time
+-- (fallback_after_s): its recipient moves to the next channel. sent - 1
+-- (the next channel's outcome counts it again), fallback + 1, r.fell = why
+-- (r stays sent: the channel's no-duplicate rule holds), a retry entry
+-- {id}|{slot}|{next channel index} due now. Nothing for a cancelled
+-- campaign, a record already moved on, the last channel; a done campaign
+-- is reopened (running, in the active index) while its recipient list
+-- exists. The caller writes r back. Returns true when it moved it.
+local function fall_back(prefix, c, r, why, now)
+  if r.state ~= 'sent' or r.fell then return false end
+  local ck = prefix .. 'campaign:' .. c
+  local h = redis.call('HMGET', ck, 'state', 'spec')
+  local state = h[1]
+  if not state or state == 'cancelled' or not h[2] then return false end
+  local ok, spec = pcall(cjson.decode, h[2])
+  if not ok or type(spec) ~= 'table' or type(spec.channels) ~= 'table' then return false end
+  local ci
+  for i, ch in ipairs(spec.channels) do
+    if ch == r.channel then ci = i - 1 end
+  end
+  if not ci or ci + 1 >= #spec.channels then return false end
+  if state == 'done' then
+    local rk = ck .. ':rcpt'
+    if redis.call('EXISTS', rk) == 0 then return false end
+    redis.call('PERSIST', rk)
+    redis.call('HSET', ck, 'state', 'running')
+    redis.call('HDEL', ck, 'finished_at')
+    state = 'running'
+  end
+  r.fell = why
+  redis.call('HINCRBY', ck, 'sent', -1)
+  redis.call('HINCRBY', ck, 'fallback', 1)
+  redis.call('ZADD', prefix .. 'retry', now, c .. '|' .. r.slot .. '|' .. (ci + 1))
+  if state == 'running' then redis.call('ZADD', prefix .. 'active', now, c) end
+  return true
+end
+-- A record r (field f of campaign c's message hash) watched for its
+-- delivery (r.w = its channel index, set by outcome.lua) stops being
+-- watched: its omni:watch member goes, awaiting - 1. Returns true if it was.
+local function unwatch(prefix, c, f, r)
+  if r.w == nil then return false end
+  redis.call('ZREM', prefix .. 'watch', c .. '|' .. r.slot .. '|' .. tostring(r.w) .. '|' .. f)
+  redis.call('HINCRBY', prefix .. 'campaign:' .. c, 'awaiting', -1)
+  r.w = nil
+  return true
 end
