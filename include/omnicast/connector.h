@@ -339,7 +339,15 @@ typedef enum {
     OC_EV_UNSUBSCRIBE = 3,
     OC_EV_OPTOUT = 4,
     OC_EV_OPTIN = 5,
-    OC_EV_ERROR = 6
+    OC_EV_ERROR = 6,
+    /* ABI 1.4: a delivery report for one of our messages: a bounce (state
+     * "hard" or "soft", error the status code and diagnostic) or a
+     * complaint (state the feedback type, e.g. "abuse"); from the address
+     * concerned when the report names it, provider_id our message as for
+     * OC_EV_STATUS (or "token:MSGID"), kind the report's source ("dsn",
+     * "arf", "ses", "mailgun", ...). An older host drops them. */
+    OC_EV_BOUNCE = 7,
+    OC_EV_COMPLAINT = 8
 } oc_event_type;
 
 typedef struct oc_event {
