@@ -272,7 +272,9 @@ typedef struct oc_outcome {
     /* ABI 1.4 */
     char recipient_id[160]; /* OC_SENT: the provider's own id for the recipient when it
                                differs from the address sent to (WhatsApp's wa_id), else "" */
-    int segments;           /* OC_SENT: billable parts of the message (SMS segments), 0 = unknown */
+    int segments;           /* OC_SENT: billable parts of the message (SMS segments), 0 = unknown;
+                               build() may set it (the count of the message it built): the host
+                               keeps that for the sent outcome when classify leaves it 0 */
 } oc_outcome;
 
 /* ABI 1.3: oc_outcome.throttle for an OC_RETRY whose retry_after_ms concerns
