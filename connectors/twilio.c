@@ -647,16 +647,24 @@ static void tw_inbound(void *inst, const oc_http_request *req, oc_inbound_result
             const char *st = status_state(status);
             if (st && sid) {
                 /* ErrorCode as a number, and what it means (the send's
-                 * mapping) in payload: e.g. "unreachable_number" */
+                 * mapping) in payload, "KIND:REASON": e.g.
+                 * "failed:unreachable_number", "halt:unregistered_sender" */
                 const char *ec = error_code(get(ps, n, "ErrorCode"));
                 const tw_code *c = ec ? tw_code_of(atol(ec)) : NULL;
+                char meaning[64] = "";
+                if (c)
+                    snprintf(meaning, sizeof(meaning), "%s:%s",
+                             c->kind == OC_HALT    ? "halt"
+                             : c->kind == OC_RETRY ? "retry"
+                                                   : "failed",
+                             c->reason);
                 oc_event ev = {.type = OC_EV_STATUS,
                                .from = get(ps, n, "To"),
                                .to = get(ps, n, "From"),
                                .provider_id = sid,
                                .state = st,
                                .error = ec,
-                               .payload = c ? c->reason : NULL};
+                               .payload = c ? meaning : NULL};
                 emit(ctx, &ev);
             }
         } else if (get(ps, n, "From") && get(ps, n, "Body")) {

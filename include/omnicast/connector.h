@@ -353,7 +353,11 @@ typedef struct oc_event {
     /* ABI 1.3 (the host reads it only from a connector with abi_minor >= 3):
      * REPLY: the machine-readable part of the reply, may be NULL: a quick-reply
      * button's payload, an interactive reply's id, a flow's response_json, a
-     * system notice's type (e.g. "user_changed_number") */
+     * system notice's type (e.g. "user_changed_number");
+     * STATUS failed: what the error means to the connector, "KIND:REASON" with
+     * KIND failed, retry or halt (e.g. "failed:unreachable_number"); the host
+     * halts the instance on "halt:REASON" (a provider that reports an
+     * account-level refusal only after accepting the message) */
     const char *payload;
 } oc_event;
 

@@ -162,5 +162,23 @@ rraw XRANGE omni:events - + | tr '\n' ' ' | q 'connector.halted connector sms2 .
 [ "$(metric 'omnicast_connector_halted{connector="sms"}')" = 0 ] || fail "sms halted too"
 ok "30034 halts the instance (unregistered_sender): no failure, the recipient waits"
 
+# ---- status callbacks: ErrorCode kept as Twilio's number; 30034 (which
+# Twilio reports after accepting the message) halts the instance too
+sid3=$(msg_field bulk sms:+15550000103 provider_id)
+sid4=$(msg_field bulk sms:+15550000104 provider_id)
+[ -n "$sid3" ] && [ -n "$sid4" ] || fail "no provider ids"
+st="MessageSid=$sid3&MessageStatus=undelivered&ErrorCode=30003&To=%2B15550000103&From=%2B15551230000"
+[ "$(post "$U" "$st")" = 200 ] || fail "status post: $(cat "$T/wbody")"
+[ "$(msg_field bulk sms:+15550000103 dlv)" = failed ] || fail "status: $(rraw HGET omni:msg:bulk sms:+15550000103)"
+[ "$(msg_field bulk sms:+15550000103 dlv_error)" = 30003 ] || fail "ErrorCode: $(rraw HGET omni:msg:bulk sms:+15550000103)"
+[ "$(metric 'omnicast_connector_halted{connector="sms"}')" = 0 ] || fail "30003 halted sms"
+st="MessageSid=$sid4&MessageStatus=failed&ErrorCode=30034&To=%2B15550000104&From=%2B15551230000"
+[ "$(post "$U" "$st")" = 200 ] || fail "status post: $(cat "$T/wbody")"
+wait_for 10 bash -c "curl -sf $B/metrics | grep -q '^omnicast_connector_halted{connector=\"sms\"} 1'"
+rraw XRANGE omni:events - + | tr '\n' ' ' | q 'connector.halted connector sms .*reason unregistered_sender' ||
+  fail "no connector.halted event for sms: $(rraw XRANGE omni:events - + | tr '\n' ' ')"
+[ "$(msg_field bulk sms:+15550000104 dlv_error)" = 30034 ] || fail "30034 status not stored"
+ok "status ErrorCode stored as Twilio's code; a 30034 status callback halts the instance"
+
 stop_daemon
 check_logs_clean

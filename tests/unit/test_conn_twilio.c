@@ -353,7 +353,8 @@ static void build_counts_segments_and_sends_validity(void **state)
     assert_non_null(strstr(r.body.data, "&ValidityPeriod=600&SmartEncoded=true"));
     oc_request_free(&r);
     free(text);
-    m.text = "Caf\xc3\xa9 \xe2\x80\x9c" "deals\xe2\x80\x9d"; /* smart quotes: GSM-7 when smart */
+    m.text = "Caf\xc3\xa9 \xe2\x80\x9c"
+             "deals\xe2\x80\x9d"; /* smart quotes: GSM-7 when smart */
     assert_int_equal(C->build(inst, &m, &r, &o), 0);
     assert_int_equal(o.segments, 1);
     oc_request_free(&r);
@@ -515,9 +516,9 @@ static void status_error_code_is_a_number_with_its_meaning(void **state)
 {
     static const struct {
         const char *code, *error, *payload;
-    } rows[] = {{"30005", "30005", "unreachable_number"},
-                {"30003", "30003", "invalid_recipient"},
-                {"30034", "30034", "unregistered_sender"},
+    } rows[] = {{"30005", "30005", "failed:unreachable_number"},
+                {"30003", "30003", "failed:invalid_recipient"},
+                {"30034", "30034", "halt:unregistered_sender"},
                 {"30008", "30008", NULL},
                 {"30005x", NULL, NULL}};
     for (size_t i = 0; i < 5; i++) {
