@@ -122,7 +122,7 @@ const conf_directive config_daemon_keys[] = {
     D_INT("attribution_window_s", attribution_window_s, 0, 31536000, "604800",
           "a reply is attributed to the last campaign within this"),
     D_STR("plugin_dir", plugin_dir, NULL, "directory relative plugin paths are resolved in"),
-    D_STR("opt_out_keywords", opt_out_keywords, "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT",
+    D_STR("opt_out_keywords", opt_out_keywords, "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT",
           "replies that opt a contact out (whole message, any case; space-separated)"),
     D_STR("opt_in_keywords", opt_in_keywords, "START UNSTOP YES",
           "replies that opt a contact back in"),

@@ -241,6 +241,21 @@ static void drop(qev *e, int stored)
     qev_free(e);
 }
 
+/* A failed status whose error says the account, not the message, is
+ * refused (Twilio's 30034 arrives in status callbacks, not in the send
+ * answer): the instance halts as for an OC_HALT outcome. reason is a
+ * plugin's bytes: a stable code of [a-z0-9_] only, else nothing happens. */
+static void halt_from_status(omni *o, conn_inst *ci, const char *reason, const char *error)
+{
+    size_t n = strlen(reason);
+    if (!n || n >= 48 || strspn(reason, "abcdefghijklmnopqrstuvwxyz0123456789_") != n || ci->halted)
+        return;
+    char detail[96];
+    snprintf(detail, sizeof(detail), "status callback error %.40s", error ? error : "");
+    conn_halt(ci, reason, detail);
+    omni_kick(o);
+}
+
 void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done, void *arg)
 {
     qev *e = calloc(1, sizeof(*e));
@@ -264,11 +279,16 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
             drop(e, 1);
             return;
         }
+        /* ABI 1.3: what the error means to the connector, "KIND:REASON" */
+        const char *meaning = ci->impl->abi_minor >= 3 ? ev->payload : NULL;
+        if (meaning && !strncmp(meaning, "halt:", 5) && !strcmp(ev->state, "failed"))
+            halt_from_status(o, ci, meaning + 5, ev->error);
         add(e, "status");
         add(e, ci->conf->name);
         add(e, ev->provider_id);
         add(e, ev->state);
         add(e, ev->error);
+        add(e, meaning);
     } else if (ev->type == OC_EV_REPLY) {
         int kind;
         const char *channel = channel_of(o, ci, &kind);

@@ -74,6 +74,7 @@ struct rcpt {
     char *out_pid; /* pid_buf, or malloc'd when longer */
     char pid_buf[96];
     char out_reason[64];
+    int segs; /* SMS segments of the message sent (build's count, or the answer's), 0 unknown */
     long long t_submit_us;
     unsigned batch;      /* R_RECORDING: the outcome call it is part of */
     TAILQ_ENTRY(rcpt) q; /* connector queue, or the outcome list */
@@ -1034,6 +1035,7 @@ static void send_one(conn_inst *ci, rcpt *r)
     campaign_spec *sp = r->ck->spec;
     char missing[64], mid[MSGID_MAX];
     oc_outcome out;
+    r->segs = 0;
     message_id(r, mid, sizeof(mid));
     render_vars v = {.vars = json_object_get(r->r, "vars"),
                      .defaults = sp->defaults,
@@ -1065,6 +1067,10 @@ static void send_one(conn_inst *ci, rcpt *r)
         finish_send(r, ci, &out);
         return;
     }
+    /* ABI 1.4: a connector may count the message's segments when it builds
+     * it; kept for the sent outcome (classify's own count wins) */
+    if (ci->impl->abi_minor >= 4 && out.segments > 0)
+        r->segs = out.segments;
     transport_req_opts to = {
         .timeout_ms = ci->conf->timeout_ms,
         .connect_timeout_ms = ci->conf->connect_timeout_ms,
@@ -1200,6 +1206,8 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     }
     case OC_SENT:
         ci->n_sent++;
+        if (ci->impl->abi_minor >= 4 && out->segments > 0)
+            r->segs = out->segments;
         if (out->provider_id[0]) {
             record(r, OC_SENT, 1, out->provider_id, out->reason, 0);
         } else {
@@ -1366,10 +1374,12 @@ static void flush_outcomes(omni *o)
      * 'S', campaign, channel, owner, count, then address, slot and
      * provider id per message; every other outcome goes whole. 'K' and a
      * connector instance name go before the records it sent, when it
-     * changes (outcome.lua keeps it in the provider-id index) */
+     * changes (outcome.lua keeps it in the provider-id index); 'G' and
+     * a segment count before the sent records it applies to, when it
+     * changes (a run shares one: outcome.lua sums it on the campaign) */
     const chunk *run_c = NULL;
     const conn_inst *run_ci = NULL, *last_ci = NULL;
-    int run_ch = -1, run_count = 0;
+    int run_ch = -1, run_count = 0, last_segs = 0;
     long long run_n = 0;
     TAILQ_FOREACH(r, &d->outcomes, q)
     {
@@ -1391,7 +1401,7 @@ static void flush_outcomes(omni *o)
                     !is_last_channel(r);
         if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && !r->out_reason[0] &&
             c->spec && !watch) {
-            if (!run_c || ci != run_ci || strcmp(run_c->cid, c->cid) != 0 ||
+            if (!run_c || ci != run_ci || r->segs != last_segs || strcmp(run_c->cid, c->cid) != 0 ||
                 strcmp(run_c->spec->channels[run_ch], c->spec->channels[r->ch]) != 0) {
                 if (run_c)
                     store_args_setll(a, run_count, run_n);
@@ -1402,6 +1412,11 @@ static void flush_outcomes(omni *o)
                     store_args_adds(a, "K");
                     store_args_adds(a, ci ? ci->conf->name : "");
                     last_ci = ci;
+                }
+                if (r->segs != last_segs) {
+                    store_args_adds(a, "G");
+                    store_args_addll(a, r->segs);
+                    last_segs = r->segs;
                 }
                 store_args_adds(a, "S");
                 store_args_adds(a, c->cid);
@@ -1424,6 +1439,11 @@ static void flush_outcomes(omni *o)
             store_args_adds(a, "K");
             store_args_adds(a, ci ? ci->conf->name : "");
             last_ci = ci;
+        }
+        if (r->out_kind == OC_SENT && r->segs != last_segs) {
+            store_args_adds(a, "G");
+            store_args_addll(a, r->segs);
+            last_segs = r->segs;
         }
         store_args_adds(a, r->out_kind == OC_SENT         ? "sent"
                            : r->out_kind == OC_RETRY      ? "retry"

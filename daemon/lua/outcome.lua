@@ -16,6 +16,9 @@
 --   'K', connector: the connector instance that sent the records after it
 --     (until the next 'K'), kept in the provider-id index as "k" so inbound
 --     events only match messages their own connector sent; not an outcome
+--   'G', segments: the SMS segments of each message sent in the records
+--     after it (until the next 'G'; 0 at the start), summed on the
+--     campaign as `segments` for each sent recorded; not an outcome
 -- A record that no longer exists (Redis lost the write: a restart from an
 -- older snapshot, a failover) is written from the outcome: the caller knows
 -- what it sent. Only a campaign that no longer exists drops an outcome.
@@ -51,7 +54,7 @@ while i <= #ARGV do
     for j = i + 5, i + 2 + 3 * k, 3 do f[#f + 1] = pre .. ARGV[j] end
     n = n + k
     i = i + 5 + 3 * k
-  elseif ARGV[i] == 'K' then
+  elseif ARGV[i] == 'K' or ARGV[i] == 'G' then
     i = i + 2
   else
     if ARGV[i] ~= 'defer' then
@@ -85,6 +88,8 @@ local pmid_pre, contact_pre = prefix .. 'pmid:', prefix .. 'contact:'
 local out = {}
 -- the sending connector's part of a provider-id index value ('K')
 local kj = ''
+-- the segments of each message sent in the records that follow ('G')
+local seg = 0
 -- any outcome, decoded: the full rules
 local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
   if kind == 'defer' then
@@ -147,6 +152,7 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
       redis.call('ZADD', prefix .. 'watch', wd, member .. '|' .. f)
       count(b, 'awaiting')
     end
+    if seg > 0 then count(b, 'segments', seg) end
     local pm = pid ~= '' and pmid_pre .. pid
     if pm then
       redis.call('SET', pm, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. kj .. ',"a":' .. q(addr) .. '}',
@@ -159,11 +165,13 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     count(b, 'failed:' .. ch)
     if final then
       count(b, 'failed')
-      if reason == 'opted_out' then
-        redis.call('SADD', prefix .. 'suppress:' .. ch, addr)
-      end
     else
       r.next = true
+    end
+    -- suppressed on this channel: the contact said stop (final), or the
+    -- number does not exist (unreachable_number: it may fall back)
+    if reason == 'opted_out' or reason == 'unreachable_number' then
+      redis.call('SADD', prefix .. 'suppress:' .. ch, addr)
     end
   elseif kind == 'retry' and b.state == 'cancelled' then
     -- no retry for a cancelled campaign: it ends now
@@ -218,9 +226,13 @@ while i <= #ARGV do
     end
     count(b, 'sent', ok)
     count(b, 'sent:' .. ch, ok)
+    if seg > 0 then count(b, 'segments', seg * ok) end
     i = i + 5 + 3 * k
   elseif ARGV[i] == 'K' then
     kj = ARGV[i + 1] ~= '' and ',"k":' .. q(ARGV[i + 1]) or ''
+    i = i + 2
+  elseif ARGV[i] == 'G' then
+    seg = tonumber(ARGV[i + 1]) or 0
     i = i + 2
   else
     out[#out + 1] = general(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i],

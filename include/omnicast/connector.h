@@ -277,7 +277,9 @@ typedef struct oc_outcome {
     /* ABI 1.4 */
     char recipient_id[160]; /* OC_SENT: the provider's own id for the recipient when it
                                differs from the address sent to (WhatsApp's wa_id), else "" */
-    int segments;           /* OC_SENT: billable parts of the message (SMS segments), 0 = unknown */
+    int segments;           /* OC_SENT: billable parts of the message (SMS segments), 0 = unknown;
+                               build() may set it (the count of the message it built): the host
+                               keeps that for the sent outcome when classify leaves it 0 */
 } oc_outcome;
 
 /* ABI 1.3: oc_outcome.throttle for an OC_RETRY whose retry_after_ms concerns
@@ -365,7 +367,11 @@ typedef struct oc_event {
     /* ABI 1.3 (the host reads it only from a connector with abi_minor >= 3):
      * REPLY: the machine-readable part of the reply, may be NULL: a quick-reply
      * button's payload, an interactive reply's id, a flow's response_json, a
-     * system notice's type (e.g. "user_changed_number") */
+     * system notice's type (e.g. "user_changed_number");
+     * STATUS failed: what the error means to the connector, "KIND:REASON" with
+     * KIND failed, retry or halt (e.g. "failed:unreachable_number"); the host
+     * halts the instance on "halt:REASON" (a provider that reports an
+     * account-level refusal only after accepting the message) */
     const char *payload;
 } oc_event;
 

@@ -10,12 +10,14 @@
  *   bit 2: no signature header at all  bit 3: smtp: the body is a JSON
  *   object the harness completes with timestamp/token/signature
  *   bit 4: the header value goes to every header name asked for
+ *   bit 5: twilio: a JSON body signed through bodySHA256 in the query
  * Checked: a status in 100..599, an error code on >= 400, a replay key only
  * on a 2xx with a TTL >= 1 and printable, and every emitted event's strings
  * readable. */
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -135,8 +137,9 @@ typedef struct kv {
     char *k, *v;
 } kv;
 
-/* base64 HMAC-SHA1(auth_token, public_url[?query] + sorted name+value) */
-static void twilio_sign(const char *query, const char *body, size_t len, char *out)
+/* base64 HMAC-SHA1(auth_token, public_url[?query] + sorted name+value);
+ * json: the query carries bodySHA256 and no parameters are signed */
+static void twilio_sign(const char *query, const char *body, size_t len, int json, char *out)
 {
     kv ps[64];
     size_t n = 0;
@@ -156,8 +159,19 @@ static void twilio_sign(const char *query, const char *body, size_t len, char *o
         }
         p = amp ? amp + 1 : end;
     }
+    if (json) {
+        for (size_t i = 0; i < n; i++) {
+            free(ps[i].k);
+            free(ps[i].v);
+        }
+        n = 0;
+    }
+    /* sorted by name, then value (Twilio's SDKs: a name may repeat) */
     for (size_t i = 1; i < n; i++)
-        for (size_t k = i; k > 0 && strcmp(ps[k - 1].k, ps[k].k) > 0; k--) {
+        for (size_t k = i;
+             k > 0 && (strcmp(ps[k - 1].k, ps[k].k) > 0 ||
+                       (!strcmp(ps[k - 1].k, ps[k].k) && strcmp(ps[k - 1].v, ps[k].v) > 0));
+             k--) {
             kv t = ps[k];
             ps[k] = ps[k - 1];
             ps[k - 1] = t;
@@ -266,6 +280,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             blen = strlen(owned);
         }
     }
+    /* twilio, byte 1 bit 5: a JSON body, signed through bodySHA256 in the query */
+    char *jq = NULL;
+    if (which == 1 && (flags & 32)) {
+        unsigned char hsh[32];
+        char hx[65];
+        SHA256((const unsigned char *)body, blen, hsh);
+        hex(hsh, 32, hx);
+        size_t ql = strlen(query) + 80;
+        jq = malloc(ql);
+        snprintf(jq, ql, "%s%sbodySHA256=%s", query, *query ? "&" : "", hx);
+        query = jq;
+    }
     char sig[128] = "";
     hdrs h = {.sig_name = sig_headers[which], .sig = header, .other = flags & 16 ? header : NULL};
     if (flags & 2) {
@@ -278,7 +304,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strcpy(sig, "sha256=");
             hex(mac, ml, sig + 7);
         } else if (which == 1) {
-            twilio_sign(query, body, blen, sig);
+            twilio_sign(query, body, blen, jq != NULL, sig);
         }
         h.sig = sig;
     }
@@ -322,6 +348,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     oc_buf_free(&res.body);
     free(owned);
+    free(jq);
     free(rest);
     return 0;
 }

@@ -12,6 +12,8 @@
  *   status=503:every=10        every 10th send request
  *   wa_code=131026:to=15550000009     a WhatsApp error code for one recipient
  *   twilio_code=21610:to=+15550000007 a Twilio error code for one recipient
+ *   segments=0:to=+15550000008  Twilio's num_segments for that recipient
+ *                               (else counted from Body as Twilio counts it)
  *   hang:to=...  close:to=...  garbage:first=1  delay=2000:first=1
  *   connclose:every=50          a normal answer with Connection: close
  *
@@ -34,6 +36,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "../../connectors/sms_segments.h"
+
 #define MAX_RULES 32
 
 typedef struct rule {
@@ -46,6 +50,7 @@ typedef struct rule {
     int delay_ms;
     int hang, close_, garbage;
     int connclose; /* answer normally, with Connection: close */
+    int segments;  /* Twilio num_segments to answer, -1 = counted from Body */
     char to[64];
     int hits;
 } rule;
@@ -76,6 +81,7 @@ static int parse_plan(const char *spec)
         rule *x = &M.rules[M.n_rules];
         memset(x, 0, sizeof(*x));
         x->retry_after = -1;
+        x->segments = -1;
         char *save2 = NULL;
         for (char *kv = strtok_r(r, ":", &save2); kv; kv = strtok_r(NULL, ":", &save2)) {
             char *eq = strchr(kv, '=');
@@ -90,6 +96,8 @@ static int parse_plan(const char *spec)
                 x->twilio_code = atoi(v);
             else if (!strcmp(kv, "retry_after"))
                 x->retry_after = atoi(v);
+            else if (!strcmp(kv, "segments"))
+                x->segments = atoi(v);
             else if (!strcmp(kv, "first"))
                 x->first = atoi(v);
             else if (!strcmp(kv, "every"))
@@ -359,7 +367,7 @@ static void handle_twilio(struct evhttp_request *req, const char *sid, const cha
         answer(req, 401, twilio_error(20003, 401, "Authenticate"), -1, 0);
         return;
     }
-    char to[64], from[64], text[2048];
+    char to[64], from[64], text[8192];
     if (!form_get(body, "To", to, sizeof(to))) {
         answer(req, 400, twilio_error(21604, 400, "A 'To' phone number is required."), -1, 0);
         return;
@@ -375,9 +383,13 @@ static void handle_twilio(struct evhttp_request *req, const char *sid, const cha
     rule *r = match(to);
     if (apply_rule(req, r, 0))
         return;
+    /* num_segments: a string in Twilio's Message resource */
+    char segs[16];
+    snprintf(segs, sizeof(segs), "%d",
+             r && r->segments >= 0 ? r->segments : sms_segments(text, strlen(text), 0).segments);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:s, s:s, s:s, s:s}", "sid", "",
                           "status", "queued", "to", to, "from", from, "body", text, "error_code",
-                          "error_message", "account_sid", sid, "num_segments", "1", "direction",
+                          "error_message", "account_sid", sid, "num_segments", segs, "direction",
                           "outbound-api", "api_version", "2010-04-01");
     char smsid[40];
     snprintf(smsid, sizeof(smsid), "SM%032lx", ++M.wamid);

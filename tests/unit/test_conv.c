@@ -7,13 +7,14 @@
 
 #include "conv.h"
 
-static const char *OUT = "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT";
+static const char *OUT = "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT";
 static const char *IN = "START UNSTOP YES";
 
 static void the_whole_message_in_any_case_opts_out(void **state)
 {
     (void)state;
-    const char *yes[] = {"STOP", "stop", " Stop \n", "STOP.", "unsubscribe!", "Quit", "end"};
+    const char *yes[] = {"STOP", "stop", " Stop \n", "STOP.", "unsubscribe!",
+                         "Quit", "end",  "revoke",   "OptOut"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         assert_int_equal(conv_keyword(yes[i], OUT, IN), KW_OPTOUT);
 }
