@@ -26,6 +26,7 @@ static const struct {
     [KEY_CONV_CAMPAIGN] = {"conv:campaign:", "", "conv:campaign:{id}"},
     [KEY_EVENTS] = {"events", NULL, "events"},
     [KEY_CONNECTOR] = {"connector:", "", "connector:{name}"},
+    [KEY_ALIAS] = {"alias:", "", "alias:{channel}:{id}"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

@@ -30,6 +30,8 @@ typedef enum key_kind {
     KEY_CONV_CAMPAIGN, /* conv:campaign:{id}     zset of a campaign's conversations */
     KEY_EVENTS,        /* events                 stream of operational events (halt, resume) */
     KEY_CONNECTOR,     /* connector:{name}       hash: a connector instance's control (resume) */
+    KEY_ALIAS,         /* alias:{channel}:{id}   string: the address campaigns use for a
+                                                    provider's other id of the recipient */
     KEY_KINDS
 } key_kind;
 

@@ -6,7 +6,8 @@
 -- ARGV[1] prefix, ARGV[2] now_ms, ARGV[3] kind, then per kind:
 --   status:    connector, provider_id, state, error
 --   reply:     connector, channel, from, to, text, provider_id, in_reply_to,
---              action (reply|optout|optin), window_ms, name, msgkind, payload
+--              action (reply|optout|optin), window_ms, name, msgkind, payload,
+--              new_address (a system notice's new address for the contact, or "")
 --   pref:      connector, channel, from, action (optout|optin), in_reply_to,
 --              via (e.g. user_preferences, payload), window_ms
 --   unsub:     connector, provider_id ("token:MSGID")
@@ -46,6 +47,13 @@ local function lookup(pid, connector)
   local m = cjson.decode(v)
   if m.k and m.k ~= connector then return nil end
   return m
+end
+
+-- the address campaigns use for a contact the provider knows under another
+-- id (alias:{channel}:{id}, written by outcome.lua from a send answer, and
+-- by a changed-number notice below); the id itself when there is none
+local function aliased(channel, addr)
+  return redis.call('GET', P .. 'alias:' .. channel .. ':' .. addr) or addr
 end
 
 local function counted_once(c, set, addr, counter)
@@ -137,7 +145,13 @@ elseif kind == 'reply' then
       DEDUP_TTL) == false then
     return {'duplicate'}
   end
+  from = aliased(channel, from)
   if mkind == 'system' then
+    local new = ARGV[16] or ''
+    if payload == 'user_changed_number' and new ~= '' and new ~= from then
+      -- the contact's new number stands for the address the old one did
+      redis.call('SET', P .. 'alias:' .. channel .. ':' .. new, from)
+    end
     -- a notice from the provider (a changed number, ...), not the contact's
     -- reply: no conversation opened, nothing counted, no keyword acted on;
     -- kept in an open conversation's log and published
@@ -148,7 +162,8 @@ elseif kind == 'reply' then
       id = nil
     end
     publish({type = 'contact.system', conversation_id = id, channel = channel, contact = from,
-             text = text, provider_id = pid, subtype = payload})
+             text = text, provider_id = pid, subtype = payload,
+             new_address = (ARGV[16] or '') ~= '' and ARGV[16] or nil})
     return {'ok', id or '', '0', ''}
   end
   -- attribution: the campaign whose message this one quotes wins; else the
@@ -185,6 +200,7 @@ elseif kind == 'pref' then
   -- only a change is published and counted (a provider's retry changes nothing)
   local connector, channel, from, action, irt, via, window =
       ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+  from = aliased(channel, from)
   local sk = P .. 'suppress:' .. channel
   local conv = redis.call('HGET', P .. 'contact:' .. channel .. ':' .. from, 'open_conv')
   if conv and redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'open' then conv = nil end

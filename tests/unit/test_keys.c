@@ -34,6 +34,7 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_CONV_CAMPAIGN, "c1", "omni:conv:campaign:c1"},
         {KEY_EVENTS, NULL, "omni:events"},
         {KEY_CONNECTOR, "wa_main", "omni:connector:wa_main"},
+        {KEY_ALIAS, "whatsapp:+525512345678", "omni:alias:whatsapp:+525512345678"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */
