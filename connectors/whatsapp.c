@@ -446,9 +446,26 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
                 out->retry_after_ms = ra;
                 memcpy(out->provider_id, p, n);
                 out->provider_id[n] = '\0';
+                /* contacts[0]: the answer's usual first bytes read in place,
+                 * any other shape searched for */
+                static const char head[] =
+                    "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"";
+                static const char mid[] = "\",\"wa_id\":\"";
                 size_t il = 0, wl = 0;
-                const char *in = plain_value(resp->body, "\"input\":\"", &il);
-                const char *wid = plain_value(resp->body, "\"wa_id\":\"", &wl);
+                const char *in = NULL, *wid = NULL;
+                if (!strncmp(resp->body, head, sizeof(head) - 1)) {
+                    in = resp->body + sizeof(head) - 1;
+                    il = strcspn(in, "\"\\");
+                    if (!strncmp(in + il, mid, sizeof(mid) - 1)) {
+                        wid = in + il + sizeof(mid) - 1;
+                        wl = strcspn(wid, "\"\\");
+                        if (wid[wl] != '"')
+                            wid = NULL;
+                    }
+                } else {
+                    in = plain_value(resp->body, "\"input\":\"", &il);
+                    wid = plain_value(resp->body, "\"wa_id\":\"", &wl);
+                }
                 note_wa_id(in, il, wid, wl, out);
                 return;
             }
