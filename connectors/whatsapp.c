@@ -711,8 +711,11 @@ static void emit_message(wa *w, json_t *m, json_t *value, const char *business, 
         .name = name,
         .timestamp = ts ? atoll(ts) : 0,
         .payload = payload,
-        /* a system notice of a changed number: the new one (connector.h) */
-        .state = new_id,
+        /* another address of the contact (connector.h): a changed number's
+         * new one, or the BSUID of a message that also has the number */
+        .state = new_id          ? new_id
+                 : from && bsuid ? bsuid
+                                 : NULL,
     };
     emit(ctx, &ev);
     if ((!strcmp(type, "button") || !strcmp(type, "interactive")) &&

@@ -277,7 +277,7 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
     } else if (ev->type == OC_EV_REPLY) {
         int kind;
         const char *channel = channel_of(o, ci, &kind);
-        char from[ADDR_MAX], new_addr[ADDR_MAX] = "";
+        char from[ADDR_MAX], other[ADDR_MAX] = "";
         if (contact_addr(ci, kind, ev->from, from, sizeof(from)) < 0) {
             log_warn("webhook %s: reply from an unusable address dropped", ci->conf->name);
             drop(e, 1);
@@ -300,11 +300,11 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         add(e, ev->kind ? ev->kind : "text");
         /* ABI 1.3: a plugin built against an older header has no payload */
         add(e, ci->impl->abi_minor >= 3 ? ev->payload : NULL);
-        /* ABI 1.4: a system notice's new address for the contact (state) */
-        if (ci->impl->abi_minor >= 4 && ev->kind && !strcmp(ev->kind, "system") && ev->state &&
-            contact_addr(ci, kind, ev->state, new_addr, sizeof(new_addr)) < 0)
-            new_addr[0] = '\0';
-        add(e, new_addr);
+        /* ABI 1.4: another address of the contact (state): an alias of from */
+        if (ci->impl->abi_minor >= 4 && ev->state &&
+            contact_addr(ci, kind, ev->state, other, sizeof(other)) < 0)
+            other[0] = '\0';
+        add(e, other);
     } else if (ev->type == OC_EV_OPTOUT || ev->type == OC_EV_OPTIN) {
         /* a contact's stop/resume that is not a message (ABI 1.3) */
         int kind;

@@ -7,7 +7,8 @@
 --   status:    connector, provider_id, state, error
 --   reply:     connector, channel, from, to, text, provider_id, in_reply_to,
 --              action (reply|optout|optin), window_ms, name, msgkind, payload,
---              new_address (a system notice's new address for the contact, or "")
+--              other (another address of the contact, or ""): a changed-number
+--              notice's new one, a business-scoped user id given beside from
 --   pref:      connector, channel, from, action (optout|optin), in_reply_to,
 --              via (e.g. user_preferences, payload), window_ms
 --   unsub:     connector, provider_id ("token:MSGID")
@@ -146,12 +147,12 @@ elseif kind == 'reply' then
     return {'duplicate'}
   end
   from = aliased(channel, from)
+  local other = ARGV[16] or ''
+  if other ~= '' and other ~= from and (mkind ~= 'system' or payload == 'user_changed_number') then
+    -- the contact's other address (its new number, its BSUID) stands for it
+    redis.call('SET', P .. 'alias:' .. channel .. ':' .. other, from)
+  end
   if mkind == 'system' then
-    local new = ARGV[16] or ''
-    if payload == 'user_changed_number' and new ~= '' and new ~= from then
-      -- the contact's new number stands for the address the old one did
-      redis.call('SET', P .. 'alias:' .. channel .. ':' .. new, from)
-    end
     -- a notice from the provider (a changed number, ...), not the contact's
     -- reply: no conversation opened, nothing counted, no keyword acted on;
     -- kept in an open conversation's log and published
@@ -163,7 +164,7 @@ elseif kind == 'reply' then
     end
     publish({type = 'contact.system', conversation_id = id, channel = channel, contact = from,
              text = text, provider_id = pid, subtype = payload,
-             new_address = (ARGV[16] or '') ~= '' and ARGV[16] or nil})
+             new_address = payload == 'user_changed_number' and other ~= '' and other or nil})
     return {'ok', id or '', '0', ''}
   end
   -- attribution: the campaign whose message this one quotes wins; else the

@@ -347,10 +347,12 @@ typedef struct oc_event {
     const char *kind;        /* REPLY: "text", "button", "image", ... */
     const char *provider_id; /* REPLY: inbound message id; STATUS: our message id */
     const char *in_reply_to; /* REPLY: the provider id of our message quoted */
-    const char *state;       /* STATUS: sent|delivered|read|failed; REPLY of kind "system"
-                                whose notice gives the contact a new address (WhatsApp's
-                                user_changed_number): that new address, in the form of
-                                `from` (hosts 1.4 and newer read it; NULL otherwise) */
+    const char *state;       /* STATUS: sent|delivered|read|failed; REPLY: another address
+                                the contact is known by, in the form of `from`, or NULL:
+                                a system notice's new address for the contact (WhatsApp's
+                                user_changed_number), or an id given beside `from`
+                                (WhatsApp's business-scoped user id); hosts 1.4 and newer
+                                map it to `from` (an alias) */
     const char *error;       /* STATUS failed: code and title */
     const char *name;        /* REPLY: contact's profile name, may be NULL */
     long long timestamp;     /* unix seconds from the provider, 0 if none */

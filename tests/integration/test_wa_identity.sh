@@ -126,6 +126,21 @@ events | grep '"conversation.created"' | q "\"contact\":\"$BS\"" || fail "conver
 [ "$(rraw SISMEMBER omni:suppress:whatsapp "$BS")" = 1 ] || fail "STOP from the BSUID did not suppress it"
 ok "a BSUID-only user: conversation keyed by the BSUID, reply stored and published, STOP suppresses"
 
+# ---- a message with a phone number and a BSUID: the BSUID becomes an alias
+# of the number, so the user's later messages without it stay that contact
+both='{"from":"15550000001","from_user_id":"US.777000111","id":"wamid.P1","timestamp":"1700000500","type":"text","text":{"body":"first"}}'
+body=$(printf "$HEAD"'"contacts":[{"profile":{"name":"Ed"},"wa_id":"15550000001","user_id":"US.777000111"}],"messages":[%s]'"$TAIL" messages "$both")
+[ "$(post_wa "$body")" = 200 ] || fail "phone+bsuid message: $(cat "$T/wbody")"
+[ "$(rraw GET omni:alias:whatsapp:US.777000111)" = +15550000001 ] || fail "no BSUID alias: $(rraw KEYS 'omni:alias:*')"
+pconv=$(rraw HGET omni:contact:whatsapp:+15550000001 open_conv)
+[ -n "$pconv" ] || fail "no conversation for the number"
+only='{"from_user_id":"US.777000111","id":"wamid.P2","timestamp":"1700000501","type":"text","text":{"body":"later, username only"}}'
+body=$(printf "$HEAD"'"contacts":[{"profile":{"name":"Ed","username":"@ed"},"user_id":"US.777000111"}],"messages":[%s]'"$TAIL" messages "$only")
+[ "$(post_wa "$body")" = 200 ] || fail "bsuid-only message: $(cat "$T/wbody")"
+[ -z "$(rraw HGET omni:contact:whatsapp:US.777000111 open_conv)" ] || fail "a second contact for the same user"
+rraw XRANGE "omni:conv:$pconv:log" - + | q -x 'later, username only' || fail "not in the number's conversation"
+ok "a BSUID given beside the number maps to it: a later BSUID-only message stays in the number's conversation"
+
 stop_daemon
 check_logs_clean
 ok "test_wa_identity"

@@ -707,6 +707,7 @@ static void a_user_known_only_by_a_bsuid_is_the_contact(void **state)
     assert_string_equal(ev.ev[0].from, "US.13491208655302741918");
     assert_string_equal(ev.ev[0].text, "hello");
     assert_string_equal(ev.ev[0].name, "Bo");
+    assert_null(ev.ev[0].state);
     oc_buf_free(&r.body);
     mock_events_free(&ev);
 
@@ -723,7 +724,8 @@ static void a_user_known_only_by_a_bsuid_is_the_contact(void **state)
     oc_buf_free(&r.body);
     mock_events_free(&ev);
 
-    /* a phone number and a BSUID: the phone number is the contact, as before */
+    /* a phone number and a BSUID: the phone number is the contact, as
+     * before; the BSUID is its other address (state: the host's alias) */
     static const char body3[] = VALUE_HEAD
         "\"contacts\":[{\"profile\":{\"name\":\"Di\"},\"wa_id\":\"16505551234\",\"user_id\":"
         "\"US.13491208655302741918\"}],"
@@ -734,6 +736,7 @@ static void a_user_known_only_by_a_bsuid_is_the_contact(void **state)
     assert_int_equal(ev.n, 1);
     assert_string_equal(ev.ev[0].from, "+16505551234");
     assert_string_equal(ev.ev[0].name, "Di");
+    assert_string_equal(ev.ev[0].state, "US.13491208655302741918");
     oc_buf_free(&r.body);
     mock_events_free(&ev);
 
