@@ -142,5 +142,27 @@ rraw XRANGE "omni:conv:$pconv:log" - + | q -x 'later, username only' || fail "no
 ok "a BSUID given beside the number maps to it: a later BSUID-only message stays in the number's conversation"
 
 stop_daemon
+
+# ---- outcome.lua's 'A' record, driven directly (the daemon stopped: it
+# would take the chunk): between runs, the runs around it recorded as usual
+L="$OMNI_SRC/daemon/lua"
+ev() { local f=$1; shift; rraw EVAL "$(cat "$L/lib/prelude.lua" "$L/$f.lua")" "$@"; }
+C7=omni:campaign:al M7=omni:msg:al
+ev create 5 $C7 $C7:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 al broadcast '{"to":"x"}' >/dev/null
+rcli HSET $C7 total 3 >/dev/null
+res=$(ev claim 2 $C7 $M7 omni: 1000 500 a/1 a whatsapp F 3 +5215500000001 0 +15550000002 1 +15550000003 2 | tr '\n' ' ')
+[ "$res" = "running go:1 go:1 go:1 " ] || fail "claim: $res"
+res=$(ev outcome 0 omni: 2000 60 S al whatsapp a/1 1 +5215500000001 0 p71 \
+  A whatsapp +525500000001 +5215500000001 S al whatsapp a/1 1 +15550000002 1 p72 \
+  A whatsapp +15550000003 +15550000003 S al whatsapp a/1 1 +15550000003 2 p73)
+[ "$res" = ooo ] || fail "outcome with A records: $res"
+[ "$(campaign_field al sent)" = 3 ] || fail "sent: $(campaign_field al sent)"
+[ "$(rraw GET omni:alias:whatsapp:+525500000001)" = +5215500000001 ] || fail "A record: no alias"
+[ "$(rraw EXISTS omni:alias:whatsapp:+15550000003)" = 0 ] || fail "an alias to itself"
+for f in +5215500000001 +15550000002 +15550000003; do
+  [ "$(msg_field al "whatsapp:$f" state)" = sent ] || fail "record $f: $(rraw HGET $M7 "whatsapp:$f")"
+done
+ok "outcome.lua: an 'A' record sets the alias between runs; the runs are recorded as usual"
+
 check_logs_clean
 ok "test_wa_identity"
