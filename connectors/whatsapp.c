@@ -384,6 +384,50 @@ static int wa_halt_code(long code, oc_outcome *o)
     return 0;
 }
 
+/* ABI 1.4: the send answer's contacts[0].wa_id when it is another number
+ * than the one sent to (contacts[0].input): WhatsApp answers Mexican and
+ * Brazilian numbers under their own form of the number. Given in the form
+ * this connector's inbound events name the contact ("+" and the digits),
+ * so the host's alias matches what a reply or a STOP comes from. */
+static void note_wa_id(const char *input, size_t in_len, const char *wa_id, size_t id_len,
+                       oc_outcome *out)
+{
+    if (!input || !wa_id || !id_len || id_len + 2 > sizeof(out->recipient_id))
+        return;
+    for (size_t i = 0; i < id_len; i++)
+        if (!isdigit((unsigned char)wa_id[i]))
+            return; /* not a phone number's wa_id: nothing to map */
+    size_t k = 0;
+    for (size_t i = 0; i < in_len; i++) {
+        if (!isdigit((unsigned char)input[i]))
+            continue;
+        if (k >= id_len || input[i] != wa_id[k])
+            goto differs;
+        k++;
+    }
+    if (k == id_len)
+        return; /* the same digits: the ordinary case */
+differs:
+    out->recipient_id[0] = '+';
+    memcpy(out->recipient_id + 1, wa_id, id_len);
+    out->recipient_id[id_len + 1] = '\0';
+}
+
+/* the value of "name":"..." in s, without a JSON tree; NULL when absent or
+ * escaped (the full parse reads those) */
+static const char *plain_value(const char *s, const char *key, size_t *len)
+{
+    const char *p = strstr(s, key);
+    if (!p)
+        return NULL;
+    p += strlen(key);
+    size_t n = strcspn(p, "\"\\");
+    if (p[n] != '"')
+        return NULL;
+    *len = n;
+    return p;
+}
+
 static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
 {
     wa *w = inst;
@@ -402,6 +446,27 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
                 out->retry_after_ms = ra;
                 memcpy(out->provider_id, p, n);
                 out->provider_id[n] = '\0';
+                /* contacts[0]: the answer's usual first bytes read in place,
+                 * any other shape searched for */
+                static const char head[] =
+                    "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"";
+                static const char mid[] = "\",\"wa_id\":\"";
+                size_t il = 0, wl = 0;
+                const char *in = NULL, *wid = NULL;
+                if (!strncmp(resp->body, head, sizeof(head) - 1)) {
+                    in = resp->body + sizeof(head) - 1;
+                    il = strcspn(in, "\"\\");
+                    if (!strncmp(in + il, mid, sizeof(mid) - 1)) {
+                        wid = in + il + sizeof(mid) - 1;
+                        wl = strcspn(wid, "\"\\");
+                        if (wid[wl] != '"')
+                            wid = NULL;
+                    }
+                } else {
+                    in = plain_value(resp->body, "\"input\":\"", &il);
+                    wid = plain_value(resp->body, "\"wa_id\":\"", &wl);
+                }
+                note_wa_id(in, il, wid, wl, out);
                 return;
             }
         }
@@ -416,6 +481,10 @@ static void wa_classify(void *inst, const oc_response *resp, oc_outcome *out)
             oc_outcome_set(out, OC_SENT, NULL, NULL);
             out->retry_after_ms = ra;
             snprintf(out->provider_id, sizeof(out->provider_id), "%s", id);
+            json_t *c0 = json_array_get(json_object_get(j, "contacts"), 0);
+            const char *in = json_string_value(json_object_get(c0, "input"));
+            const char *wid = json_string_value(json_object_get(c0, "wa_id"));
+            note_wa_id(in, in ? strlen(in) : 0, wid, wid ? strlen(wid) : 0, out);
         } else {
             /* accepted, though we cannot read its id: never a failure (a
              * fallback channel would send the message a second time) */
@@ -547,9 +616,18 @@ static void emit_message(wa *w, json_t *m, json_t *value, const char *business, 
 {
     const char *type = json_string_value(json_object_get(m, "type"));
     const char *from = json_string_value(json_object_get(m, "from"));
-    if (!type || !from)
+    /* a user with a username may come without a phone number (from): then
+     * the business-scoped user id (BSUID, e.g. "US.13491208655302741918")
+     * is the contact, as sent: messages[].from_user_id, else the one
+     * contact's user_id */
+    const char *bsuid = json_string_value(json_object_get(m, "from_user_id"));
+    json_t *contacts = json_object_get(value, "contacts");
+    if (!bsuid && json_array_size(contacts) == 1)
+        bsuid = json_string_value(json_object_get(json_array_get(contacts, 0), "user_id"));
+    if (!type || (!from && !bsuid))
         return;
-    char text[4200], fromb[64];
+    char text[4200], fromb[64], newb[64];
+    const char *new_id = NULL;
     const char *t = NULL, *payload = NULL;
     const char *irt = json_string_value(json_object_get(json_object_get(m, "context"), "id"));
     if (!strcmp(type, "text")) {
@@ -601,9 +679,12 @@ static void emit_message(wa *w, json_t *m, json_t *value, const char *business, 
         json_t *sy = json_object_get(m, "system");
         t = json_string_value(json_object_get(sy, "body"));
         payload = json_string_value(json_object_get(sy, "type"));
-        if (payload && !strcmp(payload, "user_changed_number"))
+        if (payload && !strcmp(payload, "user_changed_number")) {
+            /* system.wa_id: the contact's new number, for the host's alias */
+            new_id = plus(json_string_value(json_object_get(sy, "wa_id")), newb, sizeof(newb));
             w->host->log(OC_LOG_INFO, "whatsapp: a contact changed number (%s)",
-                         t ? "notice stored" : "no body");
+                         new_id ? "new wa_id given" : "no new wa_id");
+        }
     } else {
         snprintf(text, sizeof(text), "[%.64s]", type);
         t = text;
@@ -611,16 +692,17 @@ static void emit_message(wa *w, json_t *m, json_t *value, const char *business, 
     const char *name = NULL;
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(value, "contacts"), i, c)
+    json_array_foreach(contacts, i, c)
     {
         const char *wa_id = json_string_value(json_object_get(c, "wa_id"));
-        if (wa_id && !strcmp(wa_id, from))
+        const char *uid = json_string_value(json_object_get(c, "user_id"));
+        if ((from && wa_id && !strcmp(wa_id, from)) || (!from && uid && !strcmp(uid, bsuid)))
             name = json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
     }
     const char *ts = json_string_value(json_object_get(m, "timestamp"));
     oc_event ev = {
         .type = OC_EV_REPLY,
-        .from = plus(from, fromb, sizeof(fromb)),
+        .from = from ? plus(from, fromb, sizeof(fromb)) : bsuid,
         .to = business,
         .text = t ? t : "",
         .kind = type,
@@ -629,6 +711,11 @@ static void emit_message(wa *w, json_t *m, json_t *value, const char *business, 
         .name = name,
         .timestamp = ts ? atoll(ts) : 0,
         .payload = payload,
+        /* another address of the contact (connector.h): a changed number's
+         * new one, or the BSUID of a message that also has the number */
+        .state = new_id          ? new_id
+                 : from && bsuid ? bsuid
+                                 : NULL,
     };
     emit(ctx, &ev);
     if ((!strcmp(type, "button") || !strcmp(type, "interactive")) &&

@@ -140,6 +140,25 @@ int addr_normalize(int kind, const char *in, char *out, size_t out_len, const ch
     return 0;
 }
 
+int addr_bsuid(const char *in, char *out, size_t out_len)
+{
+    if (!in || !isupper((unsigned char)in[0]) || !isupper((unsigned char)in[1]) || in[2] != '.')
+        return -1;
+    const char *p = in + 3;
+    if (!strncmp(p, "ENT.", 4))
+        p += 4; /* a parent BSUID: US.ENT.11815799212886844830 */
+    size_t n = 0;
+    while (isalnum((unsigned char)p[n]))
+        n++;
+    if (n == 0 || n > 128 || p[n])
+        return -1;
+    size_t len = (size_t)(p - in) + n;
+    if (len + 1 > out_len)
+        return -1;
+    memcpy(out, in, len + 1);
+    return 0;
+}
+
 int addr_kind_for_type(const char *t)
 {
     if (!t)

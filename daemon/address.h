@@ -17,6 +17,13 @@ enum { ADDR_ANY = 0, ADDR_PHONE = 1, ADDR_EMAIL = 2 };
  * with a reason ("not an E.164 number", ...) in why. */
 int addr_normalize(int kind, const char *in, char *out, size_t out_len, const char **why);
 
+/* A WhatsApp business-scoped user id (BSUID), as WhatsApp gives it: two
+ * upper-case letters (a country code), '.', an optional "ENT." (a parent
+ * BSUID), then 1..128 letters and digits, e.g. "US.13491208655302741918".
+ * Copied unchanged into out: 0, or -1 when in is not one. The id of a
+ * WhatsApp user known without a phone number (inbound only: conv.c). */
+int addr_bsuid(const char *in, char *out, size_t out_len);
+
 /* Address kind a connector type expects: whatsapp/twilio -> PHONE,
  * smtp -> EMAIL, anything else -> ANY. */
 int addr_kind_for_type(const char *connector_type);

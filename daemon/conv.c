@@ -184,6 +184,19 @@ static const char *channel_of(omni *o, conn_inst *ci, int *kind)
     return ci->conf->name;
 }
 
+/* The contact's address on the channel: normalized as campaigns' are; on
+ * WhatsApp also a business-scoped user id (a user known without a phone
+ * number), kept as WhatsApp gives it. 0, or -1 when unusable. */
+static int contact_addr(const conn_inst *ci, int kind, const char *in, char *out, size_t len)
+{
+    const char *why;
+    if (!in)
+        return -1;
+    if (addr_normalize(kind, in, out, len, &why) == 0)
+        return 0;
+    return ci->impl->type && !strcmp(ci->impl->type, "whatsapp") ? addr_bsuid(in, out, len) : -1;
+}
+
 /* Give a claim back: its request's events were not all stored, and the
  * provider's retry (the same token) must be taken, not refused. With the
  * connection down the DEL waits for the next flush (at most RELEASES_MAX
@@ -292,9 +305,8 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
     } else if (ev->type == OC_EV_REPLY) {
         int kind;
         const char *channel = channel_of(o, ci, &kind);
-        char from[ADDR_MAX];
-        const char *why;
-        if (!ev->from || addr_normalize(kind, ev->from, from, sizeof(from), &why) < 0) {
+        char from[ADDR_MAX], other[ADDR_MAX] = "";
+        if (contact_addr(ci, kind, ev->from, from, sizeof(from)) < 0) {
             log_warn("webhook %s: reply from an unusable address dropped", ci->conf->name);
             drop(e, 1);
             return;
@@ -316,13 +328,17 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         add(e, ev->kind ? ev->kind : "text");
         /* ABI 1.3: a plugin built against an older header has no payload */
         add(e, ci->impl->abi_minor >= 3 ? ev->payload : NULL);
+        /* ABI 1.4: another address of the contact (state): an alias of from */
+        if (ci->impl->abi_minor >= 4 && ev->state &&
+            contact_addr(ci, kind, ev->state, other, sizeof(other)) < 0)
+            other[0] = '\0';
+        add(e, other);
     } else if (ev->type == OC_EV_OPTOUT || ev->type == OC_EV_OPTIN) {
         /* a contact's stop/resume that is not a message (ABI 1.3) */
         int kind;
         const char *channel = channel_of(o, ci, &kind);
         char from[ADDR_MAX];
-        const char *why;
-        if (!ev->from || addr_normalize(kind, ev->from, from, sizeof(from), &why) < 0) {
+        if (contact_addr(ci, kind, ev->from, from, sizeof(from)) < 0) {
             log_warn("webhook %s: opt-out/opt-in for an unusable address dropped", ci->conf->name);
             drop(e, 1);
             return;

@@ -72,6 +72,7 @@ struct rcpt {
     int out_final;
     long long out_due;
     char *out_pid; /* pid_buf, or malloc'd when longer */
+    char *out_rid; /* OC_SENT: the provider's other id for the address (an alias), or NULL */
     char pid_buf[96];
     char out_reason[64];
     int segs; /* SMS segments of the message sent (build's count, or the answer's), 0 unknown */
@@ -226,6 +227,24 @@ static void drop_pid(rcpt *r)
     if (r->out_pid != r->pid_buf)
         free(r->out_pid);
     r->out_pid = NULL;
+    free(r->out_rid);
+    r->out_rid = NULL;
+}
+
+/* The provider answered under another id for the recipient (WhatsApp's
+ * wa_id for a Mexican or Brazilian number): kept with the outcome, and
+ * recorded as an alias of the address (outcome.lua 'A') so replies, STOPs
+ * and preferences from that id count for the address campaigns use. */
+static void note_alias(rcpt *r, const conn_inst *ci, const oc_outcome *out)
+{
+    char id[sizeof(out->recipient_id)], norm[ADDR_MAX];
+    memcpy(id, out->recipient_id, sizeof(id));
+    id[sizeof(id) - 1] = '\0'; /* a plugin's bytes */
+    int kind = r->ck->spec->chans[r->ch]->addr_kind;
+    if (!id[0] || ci->impl->abi_minor < 4 ||
+        addr_normalize(kind, id, norm, sizeof(norm), NULL) < 0 || !strcmp(norm, r->addr))
+        return;
+    r->out_rid = strdup(norm);
 }
 
 static void chunk_free(chunk *c)
@@ -1216,6 +1235,7 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
             message_id(r, mid, sizeof(mid));
             record(r, OC_SENT, 1, mid, out->reason, 0);
         }
+        note_alias(r, ci, out);
         break;
     case OUT_UNCERTAIN:
         ci->n_uncertain++;
@@ -1399,6 +1419,17 @@ static void flush_outcomes(omni *o)
          * (outcome.lua adds it to omni:watch), so not in a run */
         int watch = r->out_kind == OC_SENT && c->spec && c->spec->fallback_after_ms > 0 &&
                     !is_last_channel(r);
+        if (r->out_rid && r->out_kind == OC_SENT && c->spec) {
+            /* the provider's other id for the address: 'A', channel, id,
+             * address, between runs (a run's records follow its count) */
+            if (run_c)
+                store_args_setll(a, run_count, run_n);
+            run_c = NULL;
+            store_args_adds(a, "A");
+            store_args_adds(a, c->spec->channels[r->ch]);
+            store_args_adds(a, r->out_rid);
+            store_args_adds(a, r->addr);
+        }
         if (r->out_kind == OC_SENT && !r->from_retry && r->attempts == 1 && !r->out_reason[0] &&
             c->spec && !watch) {
             if (!run_c || ci != run_ci || r->segs != last_segs || strcmp(run_c->cid, c->cid) != 0 ||

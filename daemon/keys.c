@@ -28,6 +28,7 @@ static const struct {
     [KEY_CONNECTOR] = {"connector:", "", "connector:{name}"},
     [KEY_REPLAY] = {"replay:", "", "replay:{connector}:{token}"},
     [KEY_WATCH] = {"watch", NULL, "watch"},
+    [KEY_ALIAS] = {"alias:", "", "alias:{channel}:{id}"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

@@ -33,6 +33,8 @@ typedef enum key_kind {
     KEY_REPLAY,        /* replay:{connector}:{token}  string: a signed post's one-time token
                           (the argument is "CONNECTOR:TOKEN") */
     KEY_WATCH,         /* watch                  zset: sent, awaiting delivery (fallback_after_s) */
+    KEY_ALIAS,         /* alias:{channel}:{id}   string: the address campaigns use for a
+                                                    provider's other id of the recipient */
     KEY_KINDS
 } key_kind;
 

@@ -6,7 +6,9 @@
 -- ARGV[1] prefix, ARGV[2] now_ms, ARGV[3] kind, then per kind:
 --   status:    connector, provider_id, state, error
 --   reply:     connector, channel, from, to, text, provider_id, in_reply_to,
---              action (reply|optout|optin), window_ms, name, msgkind, payload
+--              action (reply|optout|optin), window_ms, name, msgkind, payload,
+--              other (another address of the contact, or ""): a changed-number
+--              notice's new one, a business-scoped user id given beside from
 --   pref:      connector, channel, from, action (optout|optin), in_reply_to,
 --              via (e.g. user_preferences, payload), window_ms
 --   unsub:     connector, provider_id ("token:MSGID")
@@ -50,6 +52,13 @@ local function lookup(pid, connector)
   local m = cjson.decode(v)
   if m.k and m.k ~= connector then return nil end
   return m
+end
+
+-- the address campaigns use for a contact the provider knows under another
+-- id (alias:{channel}:{id}, written by outcome.lua from a send answer, and
+-- by a changed-number notice below); the id itself when there is none
+local function aliased(channel, addr)
+  return redis.call('GET', P .. 'alias:' .. channel .. ':' .. addr) or addr
 end
 
 local function counted_once(c, set, addr, counter)
@@ -161,6 +170,12 @@ elseif kind == 'reply' then
       DEDUP_TTL) == false then
     return {'duplicate'}
   end
+  from = aliased(channel, from)
+  local other = ARGV[16] or ''
+  if other ~= '' and other ~= from and (mkind ~= 'system' or payload == 'user_changed_number') then
+    -- the contact's other address (its new number, its BSUID) stands for it
+    redis.call('SET', P .. 'alias:' .. channel .. ':' .. other, from)
+  end
   if mkind == 'system' then
     -- a notice from the provider (a changed number, ...), not the contact's
     -- reply: no conversation opened, nothing counted, no keyword acted on;
@@ -172,7 +187,8 @@ elseif kind == 'reply' then
       id = nil
     end
     publish({type = 'contact.system', conversation_id = id, channel = channel, contact = from,
-             text = text, provider_id = pid, subtype = payload})
+             text = text, provider_id = pid, subtype = payload,
+             new_address = payload == 'user_changed_number' and other ~= '' and other or nil})
     return {'ok', id or '', '0', ''}
   end
   -- attribution: the campaign whose message this one quotes wins; else the
@@ -209,6 +225,7 @@ elseif kind == 'pref' then
   -- only a change is published and counted (a provider's retry changes nothing)
   local connector, channel, from, action, irt, via, window =
       ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+  from = aliased(channel, from)
   local sk = P .. 'suppress:' .. channel
   local conv = redis.call('HGET', P .. 'contact:' .. channel .. ':' .. from, 'open_conv')
   if conv and redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'open' then conv = nil end

@@ -19,6 +19,10 @@
 --   'G', segments: the SMS segments of each message sent in the records
 --     after it (until the next 'G'; 0 at the start), summed on the
 --     campaign as `segments` for each sent recorded; not an outcome
+--   'A', channel, id, address: the provider answered a send to address
+--     under another id for the recipient (WhatsApp's wa_id); alias:{channel}:{id}
+--     is set to address, so inbound events from id count for it (inbound.lua);
+--     not an outcome
 -- A record that no longer exists (Redis lost the write: a restart from an
 -- older snapshot, a failover) is written from the outcome: the caller knows
 -- what it sent. Only a campaign that no longer exists drops an outcome.
@@ -56,6 +60,8 @@ while i <= #ARGV do
     i = i + 5 + 3 * k
   elseif ARGV[i] == 'K' or ARGV[i] == 'G' then
     i = i + 2
+  elseif ARGV[i] == 'A' then
+    i = i + 4
   else
     if ARGV[i] ~= 'defer' then
       local f = book(ARGV[i + 1]).fields
@@ -234,6 +240,13 @@ while i <= #ARGV do
   elseif ARGV[i] == 'G' then
     seg = tonumber(ARGV[i + 1]) or 0
     i = i + 2
+  elseif ARGV[i] == 'A' then
+    -- no expiry, like the suppression set it feeds: a STOP may come months
+    -- later; each send answered under the id writes it again (the latest wins)
+    if ARGV[i + 2] ~= '' and ARGV[i + 2] ~= ARGV[i + 3] then
+      redis.call('SET', prefix .. 'alias:' .. ARGV[i + 1] .. ':' .. ARGV[i + 2], ARGV[i + 3])
+    end
+    i = i + 4
   else
     out[#out + 1] = general(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i],
         ARGV[i + 5] == '1', ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])

@@ -276,7 +276,10 @@ typedef struct oc_outcome {
     int throttle;          /* OC_RETRY: 1 if the whole connector should slow down */
     /* ABI 1.4 */
     char recipient_id[160]; /* OC_SENT: the provider's own id for the recipient when it
-                               differs from the address sent to (WhatsApp's wa_id), else "" */
+                               differs from the address sent to (WhatsApp's wa_id), else "";
+                               in the form the connector's inbound events give as `from`
+                               (WhatsApp: "+" and the wa_id's digits), so the host can map
+                               it to the address sent to (an alias) */
     int segments;           /* OC_SENT: billable parts of the message (SMS segments), 0 = unknown;
                                build() may set it (the count of the message it built): the host
                                keeps that for the sent outcome when classify leaves it 0 */
@@ -360,7 +363,12 @@ typedef struct oc_event {
     const char *kind;        /* REPLY: "text", "button", "image", ... */
     const char *provider_id; /* REPLY: inbound message id; STATUS: our message id */
     const char *in_reply_to; /* REPLY: the provider id of our message quoted */
-    const char *state;       /* STATUS: sent|delivered|read|failed */
+    const char *state;       /* STATUS: sent|delivered|read|failed; REPLY: another address
+                                the contact is known by, in the form of `from`, or NULL:
+                                a system notice's new address for the contact (WhatsApp's
+                                user_changed_number), or an id given beside `from`
+                                (WhatsApp's business-scoped user id); hosts 1.4 and newer
+                                map it to `from` (an alias) */
     const char *error;       /* STATUS failed: code and title */
     const char *name;        /* REPLY: contact's profile name, may be NULL */
     long long timestamp;     /* unix seconds from the provider, 0 if none */

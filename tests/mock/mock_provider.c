@@ -16,6 +16,9 @@
  *                               (else counted from Body as Twilio counts it)
  *   hang:to=...  close:to=...  garbage:first=1  delay=2000:first=1
  *   connclose:every=50          a normal answer with Connection: close
+ *   wa_id=525512345678:to=5215512345678  a normal WhatsApp answer whose
+ *                               contacts[0].wa_id is that number, not the one
+ *                               sent to (input): Mexico's and Brazil's forms
  *
  * Each recorded line carries "status": the HTTP status the mock decided to
  * answer (also when the answer goes out later, after a delay), 0 for a
@@ -52,6 +55,7 @@ typedef struct rule {
     int connclose; /* answer normally, with Connection: close */
     int segments;  /* Twilio num_segments to answer, -1 = counted from Body */
     char to[64];
+    char wa_id[64]; /* answer normally, with this contacts[0].wa_id */
     int hits;
 } rule;
 
@@ -106,6 +110,8 @@ static int parse_plan(const char *spec)
                 x->delay_ms = atoi(v);
             else if (!strcmp(kv, "to"))
                 snprintf(x->to, sizeof(x->to), "%s", v[0] == '+' ? v + 1 : v);
+            else if (!strcmp(kv, "wa_id"))
+                snprintf(x->wa_id, sizeof(x->wa_id), "%s", v);
             else if (!strcmp(kv, "hang"))
                 x->hang = 1;
             else if (!strcmp(kv, "close"))
@@ -339,7 +345,7 @@ static void handle_whatsapp(struct evhttp_request *req, const char *body, size_t
     }
     char *resp = fmt("{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"%s\","
                      "\"wa_id\":\"%s\"}],\"messages\":[{\"id\":\"wamid.MOCK%08lu.%s\"}]}",
-                     to, to, ++M.wamid, to);
+                     to, r && r->wa_id[0] ? r->wa_id : to, ++M.wamid, to);
     answer(req, 200, resp, -1, r ? r->delay_ms : 0);
     json_decref(j);
 }

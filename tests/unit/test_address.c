@@ -77,6 +77,35 @@ static void kinds_follow_connector_types_and_channel_names(void **state)
     assert_int_equal(addr_kind_for_channel("crm"), ADDR_ANY);
 }
 
+/* WhatsApp business-scoped user ids, as Meta documents them: a country
+ * code, '.', up to 128 letters and digits; a parent BSUID has "ENT." */
+static void bsuids_are_kept_as_given(void **state)
+{
+    (void)state;
+    char out[ADDR_MAX];
+    assert_int_equal(addr_bsuid("US.13491208655302741918", out, sizeof(out)), 0);
+    assert_string_equal(out, "US.13491208655302741918");
+    assert_int_equal(addr_bsuid("US.ENT.11815799212886844830", out, sizeof(out)), 0);
+    assert_string_equal(out, "US.ENT.11815799212886844830");
+    assert_int_equal(addr_bsuid("BR.1502576394655843", out, sizeof(out)), 0);
+    char big[140];
+    memcpy(big, "US.", 3);
+    memset(big + 3, 'a', 128);
+    big[131] = '\0';
+    assert_int_equal(addr_bsuid(big, out, sizeof(out)), 0);
+    big[131] = 'a';
+    big[132] = '\0';
+    assert_int_equal(addr_bsuid(big, out, sizeof(out)), -1); /* 129 */
+    const char *bad[] = {"us.123",       "U.123",   "US123",   "US.",     "US.12 3", "US.12\n",
+                         "+15550000001", "US.ENT.", "US.12.3", " US.123", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(addr_bsuid(bad[i], out, sizeof(out)), -1);
+    assert_int_equal(addr_bsuid(NULL, out, sizeof(out)), -1);
+    assert_int_equal(addr_bsuid("US.123", out, 6), -1); /* no room */
+    /* a phone channel's normalization still refuses one (campaigns) */
+    assert_string_equal(norm(ADDR_PHONE, "US.13491208655302741918"), "not an E.164 number");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -86,6 +115,7 @@ int main(void)
         cmocka_unit_test(bad_emails_and_header_tricks_are_refused),
         cmocka_unit_test(generic_addresses_refuse_control_characters),
         cmocka_unit_test(kinds_follow_connector_types_and_channel_names),
+        cmocka_unit_test(bsuids_are_kept_as_given),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,6 +198,65 @@ static void success_yields_the_wamid(void **state)
     assert_string_equal(o.provider_id, "wamid.ABC");
 }
 
+/* the send answer of Meta's documentation: contacts[0].input as sent,
+ * contacts[0].wa_id WhatsApp's id for the user, which for Mexican and
+ * Brazilian numbers is another number (ABI 1.4 recipient_id, in the form of
+ * an inbound event's from); the same digits, however written, are no alias */
+static void a_wa_id_other_than_the_number_sent_to_is_the_recipient_id(void **state)
+{
+    oc_outcome o = classify(*state, 200,
+                            "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":"
+                            "\"+5215512345678\",\"wa_id\":\"525512345678\"}],\"messages\":[{"
+                            "\"id\":\"wamid.HBgNNTIxNTUxMjM0NTY3OBUCABEYEjQ1\"}]}",
+                            NULL);
+    assert_int_equal(o.kind, OC_SENT);
+    assert_string_equal(o.provider_id, "wamid.HBgNNTIxNTUxMjM0NTY3OBUCABEYEjQ1");
+    assert_string_equal(o.recipient_id, "+525512345678");
+    /* the full parse (an answer the fast path does not read: message_status) */
+    o = classify(*state, 200,
+                 "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"+55 11 "
+                 "98765-4321\",\"wa_id\":\"551187654321\"}],\"messages\":[{\"id\":"
+                 "\"wamid.BR1\",\"message_status\":\"accepted\"}]}",
+                 NULL);
+    assert_int_equal(o.kind, OC_SENT);
+    assert_string_equal(o.provider_id, "wamid.BR1");
+    assert_string_equal(o.recipient_id, "+551187654321");
+    o = classify(*state, 200,
+                 "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"+1 (555) "
+                 "000-0001\",\"wa_id\":\"15550000001\"}],\"messages\":[{\"id\":\"wamid.A\"}]}",
+                 NULL);
+    assert_string_equal(o.provider_id, "wamid.A");
+    assert_string_equal(o.recipient_id, "");
+    o = classify(*state, 200,
+                 "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"15550000001\","
+                 "\"wa_id\":\"15550000001\"}],\"messages\":[{\"id\":\"wamid.B\","
+                 "\"message_status\":\"accepted\"}]}",
+                 NULL);
+    assert_string_equal(o.recipient_id, "");
+    /* no contacts, or a wa_id that is not a number: nothing to map */
+    o = classify(*state, 200, "{\"messages\":[{\"id\":\"wamid.C\"}]}", NULL);
+    assert_string_equal(o.provider_id, "wamid.C");
+    assert_string_equal(o.recipient_id, "");
+    o = classify(*state, 200,
+                 "{\"contacts\":[{\"input\":\"15550000001\",\"wa_id\":\"x1\"}],\"messages\":[{"
+                 "\"id\":\"wamid.D\"}]}",
+                 NULL);
+    assert_string_equal(o.recipient_id, "");
+    /* a prefix of the other is another number */
+    o = classify(*state, 200,
+                 "{\"contacts\":[{\"input\":\"5215512345678\",\"wa_id\":\"52155123456\"}],"
+                 "\"messages\":[{\"id\":\"wamid.E\"}]}",
+                 NULL);
+    assert_string_equal(o.recipient_id, "+52155123456");
+    /* a failure carries none */
+    o = classify(*state, 400,
+                 "{\"error\":{\"code\":131026,\"message\":\"x\"},\"contacts\":[{\"input\":"
+                 "\"1\",\"wa_id\":\"2\"}]}",
+                 NULL);
+    assert_int_equal(o.kind, OC_FAILED);
+    assert_string_equal(o.recipient_id, "");
+}
+
 static void graph_error_codes_map_to_outcomes(void **state)
 {
     static const struct {
@@ -631,6 +690,97 @@ static void optout_payloads_and_preview_url(void **state)
     assert_string_equal(err, "preview_url must be true or false");
 }
 
+/* Business-scoped user ids (Meta, "Business-scoped user IDs"): every
+ * messages webhook carries contacts[].user_id; a user with a username may
+ * come without a phone number (no contacts[].wa_id, no messages[].from, the
+ * message's from_user_id instead): the BSUID, as given, is the contact */
+static void a_user_known_only_by_a_bsuid_is_the_contact(void **state)
+{
+    static const char body[] = VALUE_HEAD
+        "\"contacts\":[{\"profile\":{\"name\":\"Bo\",\"username\":\"@bo\"},\"user_id\":"
+        "\"US.13491208655302741918\"}],"
+        "\"messages\":[{\"from_user_id\":\"US.13491208655302741918\",\"id\":\"wamid.U1\","
+        "\"timestamp\":\"1739321024\",\"type\":\"text\",\"text\":{\"body\":\"hello\"}}]"
+        "},\"field\":\"messages\"}]}]}";
+    char sig[80];
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", body, sign(body, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.ev[0].type, OC_EV_REPLY);
+    assert_string_equal(ev.ev[0].from, "US.13491208655302741918");
+    assert_string_equal(ev.ev[0].text, "hello");
+    assert_string_equal(ev.ev[0].name, "Bo");
+    assert_null(ev.ev[0].state);
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+
+    /* no from_user_id on the message: the one contact's user_id */
+    static const char body2[] = VALUE_HEAD
+        "\"contacts\":[{\"profile\":{\"name\":\"Cy\"},\"user_id\":\"BR.1502576394655843\"}],"
+        "\"messages\":[{\"id\":\"wamid.U2\",\"timestamp\":\"1739321025\",\"type\":\"text\","
+        "\"text\":{\"body\":\"oi\"}}]},\"field\":\"messages\"}]}]}";
+    r = inbound(*state, "POST", "", body2, sign(body2, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].from, "BR.1502576394655843");
+    assert_string_equal(ev.ev[0].name, "Cy");
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+
+    /* a phone number and a BSUID: the phone number is the contact, as
+     * before; the BSUID is its other address (state: the host's alias) */
+    static const char body3[] = VALUE_HEAD
+        "\"contacts\":[{\"profile\":{\"name\":\"Di\"},\"wa_id\":\"16505551234\",\"user_id\":"
+        "\"US.13491208655302741918\"}],"
+        "\"messages\":[{\"from\":\"16505551234\",\"from_user_id\":\"US.13491208655302741918\","
+        "\"id\":\"wamid.U3\",\"timestamp\":\"1739321026\",\"type\":\"text\",\"text\":{"
+        "\"body\":\"hi\"}}]},\"field\":\"messages\"}]}]}";
+    r = inbound(*state, "POST", "", body3, sign(body3, sig), &ev);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.ev[0].from, "+16505551234");
+    assert_string_equal(ev.ev[0].name, "Di");
+    assert_string_equal(ev.ev[0].state, "US.13491208655302741918");
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+
+    /* neither: nothing to attribute it to, no event */
+    static const char body4[] = VALUE_HEAD
+        "\"messages\":[{\"id\":\"wamid.U4\",\"timestamp\":\"1739321027\",\"type\":\"text\","
+        "\"text\":{\"body\":\"?\"}}]},\"field\":\"messages\"}]}]}";
+    r = inbound(*state, "POST", "", body4, sign(body4, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 0);
+    oc_buf_free(&r.body);
+}
+
+/* the system messages webhook reference: user_changed_number, no contacts
+ * array, system.wa_id the new number: a REPLY of kind "system" whose state
+ * is the new address (connector.h) */
+static void a_changed_number_notice_gives_the_new_number(void **state)
+{
+    static const char body[] = VALUE_HEAD
+        "\"messages\":[{\"from\":\"16505551234\",\"id\":"
+        "\"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=\",\"timestamp\":"
+        "\"1739321024\",\"type\":\"system\",\"system\":{\"body\":\"User Sheena Nelson changed "
+        "from 16505551234 to 12195555358\",\"wa_id\":\"12195555358\",\"type\":"
+        "\"user_changed_number\"}}]},\"field\":\"messages\"}]}]}";
+    char sig[80];
+    mock_events ev = {0};
+    oc_inbound_result r = inbound(*state, "POST", "", body, sign(body, sig), &ev);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.ev[0].type, OC_EV_REPLY);
+    assert_string_equal(ev.ev[0].kind, "system");
+    assert_string_equal(ev.ev[0].from, "+16505551234");
+    assert_string_equal(ev.ev[0].payload, "user_changed_number");
+    assert_string_equal(ev.ev[0].state, "+12195555358");
+    assert_string_equal(ev.ev[0].text,
+                        "User Sheena Nelson changed from 16505551234 to 12195555358");
+    oc_buf_free(&r.body);
+    mock_events_free(&ev);
+}
+
 static void bad_configuration_is_refused_at_init(void **state)
 {
     (void)state;
@@ -654,6 +804,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(empty_and_oversized_messages_fail_before_sending, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(success_yields_the_wamid, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_wa_id_other_than_the_number_sent_to_is_the_recipient_id,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_user_known_only_by_a_bsuid_is_the_contact, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_changed_number_notice_gives_the_new_number, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(graph_error_codes_map_to_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(throttling_and_opt_out_codes_say_who_waits, setup,
                                         teardown),

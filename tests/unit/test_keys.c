@@ -36,6 +36,7 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_CONNECTOR, "wa_main", "omni:connector:wa_main"},
         {KEY_REPLAY, "mail:AbC.123", "omni:replay:mail:AbC.123"},
         {KEY_WATCH, NULL, "omni:watch"},
+        {KEY_ALIAS, "whatsapp:+525512345678", "omni:alias:whatsapp:+525512345678"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */
