@@ -8,6 +8,8 @@
 # counters (overall, per channel, fallback) that match the provider's
 # counts; a cancelled campaign's failed status moves nothing. The CLI and
 # the API show the per-channel counters.
+# (Each job carries a template for WhatsApp and text for SMS: a WhatsApp
+# broadcast needs a template.)
 source "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -105,7 +107,7 @@ rcpts() { # FIRST LAST: inline recipients +155500000FIRST..LAST
 }
 
 # ---- failed statuses after sending: exactly those reach SMS, once each
-enqueue "{\"type\":\"broadcast\",\"id\":\"fa\",\"channels\":[\"whatsapp\",\"sms\"],\"message\":{\"text\":\"hi\"},\"recipients\":$(rcpts 100 109)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"fa\",\"channels\":[\"whatsapp\",\"sms\"],\"message\":{\"text\":\"hi\",\"template\":{\"name\":\"promo\"}},\"recipients\":$(rcpts 100 109)}"
 wait_for 30 campaign_done fa
 [ "$(campaign_field fa sent)" = 10 ] && [ "$(campaign_field fa sent:whatsapp)" = 10 ] ||
   fail "fa before statuses: $(rraw HGETALL omni:campaign:fa | tr '\n' ' ')"
@@ -139,7 +141,7 @@ PY
 ok "failed statuses (131026) move exactly those recipients to SMS, once each; 131050 suppresses, no SMS; counters match the provider (whatsapp $pwa, sms $psms, fallback 3)"
 
 # ---- fallback_after_s = 8: delivered/read settle, the others move on after the time
-enqueue "{\"type\":\"broadcast\",\"id\":\"fb\",\"channels\":[\"whatsapp\",\"sms\"],\"fallback_after_s\":8,\"message\":{\"text\":\"hi\"},\"recipients\":$(rcpts 200 207)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"fb\",\"channels\":[\"whatsapp\",\"sms\"],\"fallback_after_s\":8,\"message\":{\"text\":\"hi\",\"template\":{\"name\":\"promo\"}},\"recipients\":$(rcpts 200 207)}"
 wait_for 30 sh -c "[ \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:fb sent:whatsapp)\" = 8 ]"
 t_sent=$SECONDS
 [ "$(campaign_field fb awaiting)" = 8 ] || fail "awaiting: $(campaign_field fb awaiting)"
@@ -201,7 +203,7 @@ q -E '^  fallback +4$' "$T/table" && q -E '^  whatsapp +sent 8, failed 1, delive
 ok "fallback_after_s 8: delivered/read settle, a failed status moves at once, the 3 unconfirmed reach SMS after >= 8 s; done, counters match the provider (API = CLI)"
 
 # ---- a cancelled campaign: its failed status moves nothing
-enqueue "{\"type\":\"broadcast\",\"id\":\"fc\",\"channels\":[\"whatsapp\",\"sms\"],\"fallback_after_s\":600,\"message\":{\"text\":\"hi\"},\"recipients\":$(rcpts 300 301)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"fc\",\"channels\":[\"whatsapp\",\"sms\"],\"fallback_after_s\":600,\"message\":{\"text\":\"hi\",\"template\":{\"name\":\"promo\"}},\"recipients\":$(rcpts 300 301)}"
 wait_for 30 sh -c "[ \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:fc sent:whatsapp)\" = 2 ]"
 [ "$(campaign_field fc state)" = running ] || fail "fc: $(campaign_field fc state)"
 enqueue '{"type":"cancel","id":"fc"}'
