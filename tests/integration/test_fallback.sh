@@ -154,7 +154,7 @@ curl -sf -H "Authorization: Bearer t0ken-fb" "$B/v1/campaigns/fb" >"$T/mid.json"
 python3 -c 'import json,sys; c = json.load(open(sys.argv[1])); assert c["awaiting"] >= 3 and c["pending"] >= 3, c' "$T/mid.json" ||
   fail "pending while awaiting: $(cat "$T/mid.json")"
 # the failed one at once; the three unconfirmed ones only after the 8 s
-wait_for 20 sh -c "[ \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:fb sent:sms)\" = 1 ]"
+wait_for 20 sh -c "[ \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:fb sent:sms)\" -ge 1 ] 2>/dev/null"
 # (the gaps measured on the provider's side below are the real check)
 [ "$(sms_tos 155500002)" = "15550000204 1" ] || [ $((SECONDS - t_sent)) -ge 7 ] ||
   fail "SMS before the time: $(sms_tos 155500002)"
@@ -213,6 +213,9 @@ sleep 2
 [ -z "$(sms_tos 155500003)" ] || fail "a cancelled campaign fell back: $(sms_tos 155500003)"
 [ -z "$(campaign_field fc fallback)" ] && [ "$(campaign_field fc sent)" = 2 ] && [ -z "$(rraw ZSCORE omni:retry 'fc|0|1')" ] ||
   fail "fc: $(rraw HGETALL omni:campaign:fc | tr '\n' ' ')"
+curl -sf -H "Authorization: Bearer t0ken-fb" "$B/v1/campaigns/fc" >"$T/fc.json" || fail "GET /v1/campaigns/fc"
+python3 -c 'import json,sys; c = json.load(open(sys.argv[1])); assert c["state"] == "cancelled" and c["awaiting"] == 1 and c["pending"] == 0, c' "$T/fc.json" ||
+  fail "a cancelled campaign's watched message counted pending: $(cat "$T/fc.json")"
 ok "a cancelled campaign's failed status moves nothing"
 
 stop_daemon
