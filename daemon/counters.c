@@ -100,8 +100,12 @@ long long counters_pending(const json_t *o)
     for (int i = 0; done_fields[i]; i++)
         done += get(o, done_fields[i]);
     /* a message watched for its delivery (fallback_after_s) is counted sent
-     * but its recipient may still move on: pending until it settles */
-    long long p = get(o, "total") - done + get(o, "awaiting");
+     * but its recipient may still move on: pending until it settles (not in
+     * a cancelled campaign, which moves nobody on) */
+    const char *state = json_string_value(json_object_get(o, "state"));
+    long long p = get(o, "total") - done;
+    if (!state || strcmp(state, "cancelled") != 0)
+        p += get(o, "awaiting");
     return p > 0 ? p : 0;
 }
 

@@ -10,7 +10,8 @@
  * ("sent:CHANNEL", "failed:CHANNEL", "delivered:CHANNEL", "read:CHANNEL")
  * are numbers too. Added: "pending" = total minus
  * sent+failed+suppressed+uncertain+cancelled, plus awaiting (messages still
- * watched for their delivery, fallback_after_s), never below 0; "rates"
+ * watched for their delivery, fallback_after_s; not in a cancelled
+ * campaign), never below 0; "rates"
  * {delivered, read, replied, opted_out}, each divided by sent (0 if none);
  * "channels" {CHANNEL: {sent, failed, delivered, read}} from the
  * per-channel counters (missing ones 0). */
@@ -36,8 +37,9 @@ int counters_finish(json_t *o);
 struct redisReply;
 json_t *counters_from_reply(const struct redisReply *r);
 
-/* total - (sent+failed+suppressed+uncertain+cancelled) + awaiting, at
- * least 0, from an object counters_to_json made */
+/* total - (sent+failed+suppressed+uncertain+cancelled) + awaiting (not
+ * for a cancelled campaign), at least 0, from an object counters_to_json
+ * made */
 long long counters_pending(const json_t *o);
 
 #endif

@@ -145,7 +145,8 @@ static void watched(redisReply *r, void *arg)
         log_warn("watch: %s", r->str);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
         return;
     long long taken = r->element[0]->integer, moved = r->element[1]->integer;
     if (moved > 0)

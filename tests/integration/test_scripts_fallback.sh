@@ -121,6 +121,24 @@ w=$(ev watch 1 omni:watch omni: 9200 100 | tr "\n" " "); [ "$w" = "1 0 " ] || fa
   [ -z "$(rraw ZSCORE omni:retry 'h|1|1')" ] || fail "cancelled: $(rraw HGETALL omni:campaign:h | tr '\n' ' ')"
 ok "a cancelled campaign: a failed status and a due watch move nothing"
 
+# ---- a paused campaign: the recipient moves on and its retry entry waits
+# (a claim of a paused campaign answers paused: the entry comes back after
+# its lease, as any retry's); its omni:active score is not touched
+A5=+15550000005
+ev create 5 omni:campaign:p omni:campaign:p:rcpt omni:chunks "" omni:scheduled "$SPEC" 1000 10 0 p broadcast "{\"to\":\"$A5\"}" >/dev/null
+ev claim 2 omni:campaign:p omni:msg:p omni: 1000 5000 a/1 a whatsapp "" 1 $A5 0 >/dev/null
+ev outcome 0 omni: 1100 60 K wa sent p whatsapp $A5 0 1 p.1 "" 9100 'p|0|0' >/dev/null
+ev control 2 omni:campaign:p omni:scheduled pause 1200 p >/dev/null
+[ "$(cf p state)" = paused ] || fail "pause"
+w=$(ev watch 1 omni:watch omni: 9200 100 | tr "\n" " ")
+[ "$w" = "1 1 " ] || fail "watch of a paused campaign: $w"
+[ "$(rraw ZSCORE omni:retry 'p|0|1')" = 9200 ] && [ "$(rraw ZSCORE omni:active p)" != 9200 ] && [ "$(cf p state)" = paused ] ||
+  fail "paused: $(rraw HGETALL omni:campaign:p | tr '\n' ' ')"
+[ "$(ev claim 2 omni:campaign:p omni:msg:p omni: 9300 5000 a/1 a sms FR 1 $A5 0 | tr '\n' ' ')" = "paused " ] || fail "claim while paused"
+ev control 2 omni:campaign:p omni:scheduled resume 9400 p >/dev/null
+[ "$(ev claim 2 omni:campaign:p omni:msg:p omni: 9500 5000 a/1 a sms FR 1 $A5 0 | tr '\n' ' ')" = "running go:1 " ] || fail "claim after resume"
+ok "a paused campaign: the due watch moves the recipient on; its retry waits for the resume"
+
 # ---- the sweep: a fell record whose retry entry was lost gets it back;
 # a watched record whose watch entry was lost gets that back
 rcli XGROUP CREATE omni:chunks omnicast '$' MKSTREAM >/dev/null 2>&1 || true

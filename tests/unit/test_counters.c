@@ -184,6 +184,9 @@ static void per_channel_counters_and_awaiting(void **state)
     assert_int_equal(json_integer_value(json_object_get(wa, "read")), 0);
     assert_int_equal(json_integer_value(json_object_get(sms, "sent")), 2);
     assert_int_equal(json_integer_value(json_object_get(sms, "read")), 0);
+    set(o, "state", "cancelled"); /* moves nobody on: awaiting is not pending */
+    assert_int_equal(counters_pending(o), 0);
+    set(o, "state", "running");
     set(o, "awaiting", "0");
     assert_int_equal(counters_pending(o), 0);
     json_decref(o);
