@@ -4,7 +4,7 @@
 -- campaign that caused them, and are published for CRMs; opt-outs and
 -- opt-ins change the suppression set. Also opens proactive conversations.
 -- ARGV[1] prefix, ARGV[2] now_ms, ARGV[3] kind, then per kind:
---   status:    connector, provider_id, state, error
+--   status:    connector, provider_id, state, error, meaning (KIND:REASON or "")
 --   reply:     connector, channel, from, to, text, provider_id, in_reply_to,
 --              action (reply|optout|optin), window_ms, name, msgkind, payload,
 --              other (another address of the contact, or ""): a changed-number
@@ -103,6 +103,9 @@ end
 
 if kind == 'status' then
   local connector, pid, state, err = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  -- what the connector says the error means, KIND:REASON (Twilio's
+  -- ErrorCode: failed:unreachable_number, halt:unregistered_sender, ...)
+  local meaning = ARGV[8] or ''
   if redis.call('SET', P .. 'evt:' .. connector .. ':s:' .. pid .. ':' .. state, 1, 'NX', 'EX',
       DEDUP_TTL) == false then
     return {'duplicate'}
@@ -122,7 +125,13 @@ if kind == 'status' then
   if state == 'failed' then
     if r.dlv == 'failed' or old >= 2 then return {'stale'} end
     r.dlv = 'failed'
-    r.dlv_error = err
+    -- a bare provider code (Twilio's ErrorCode) is kept as a number
+    r.dlv_error = tonumber(err) or err
+    if meaning ~= '' then r.dlv_reason = meaning end
+    if meaning == 'failed:unreachable_number' then
+      -- the number does not exist or cannot take SMS: never again on this channel
+      redis.call('SADD', P .. 'suppress:' .. m.ch, m.a)
+    end
     redis.call('HINCRBY', ck, 'failed_after_send', 1)
     redis.call('HINCRBY', ck, 'failed:' .. m.ch, 1)
     local code = string.match(err or '', '^(%d+)')
@@ -138,7 +147,8 @@ if kind == 'status' then
     -- the recipient moves to its next channel, unless it opted out or the
     -- error is the account's (a halt reason: the next channel would not help
     -- the account, and the message is not the recipient's fault)
-    if not NO_FALLBACK[code or ''] and fall_back(P, m.c, r, 'failed_status', now) then
+    if not NO_FALLBACK[code or ''] and string.sub(meaning, 1, 5) ~= 'halt:' and
+        fall_back(P, m.c, r, 'failed_status', now) then
       settled = false
     end
   else

@@ -171,6 +171,14 @@ st="MessageSid=$sid3&MessageStatus=undelivered&ErrorCode=30003&To=%2B15550000103
 [ "$(post "$U" "$st")" = 200 ] || fail "status post: $(cat "$T/wbody")"
 [ "$(msg_field bulk sms:+15550000103 dlv)" = failed ] || fail "status: $(rraw HGET omni:msg:bulk sms:+15550000103)"
 [ "$(msg_field bulk sms:+15550000103 dlv_error)" = 30003 ] || fail "ErrorCode: $(rraw HGET omni:msg:bulk sms:+15550000103)"
+rraw HGET omni:msg:bulk sms:+15550000103 | q '"dlv_error":30003' || fail "ErrorCode not a number: $(rraw HGET omni:msg:bulk sms:+15550000103)"
+[ "$(rraw SISMEMBER omni:suppress:sms +15550000103)" = 0 ] || fail "30003 (unreachable now) suppressed"
+# 30005 (unknown handset) in a callback suppresses, as in a send answer
+sid2=$(msg_field bulk sms:+15550000102 provider_id)
+st="MessageSid=$sid2&MessageStatus=undelivered&ErrorCode=30005&To=%2B15550000102&From=%2B15551230000"
+[ "$(post "$U" "$st")" = 200 ] || fail "status post: $(cat "$T/wbody")"
+[ "$(rraw SISMEMBER omni:suppress:sms +15550000102)" = 1 ] || fail "a 30005 status callback did not suppress: $(rraw HGET omni:msg:bulk sms:+15550000102)"
+[ "$(msg_field bulk sms:+15550000102 dlv_reason)" = failed:unreachable_number ] || fail "meaning not kept: $(rraw HGET omni:msg:bulk sms:+15550000102)"
 [ "$(metric 'omnicast_connector_halted{connector="sms"}')" = 0 ] || fail "30003 halted sms"
 st="MessageSid=$sid4&MessageStatus=failed&ErrorCode=30034&To=%2B15550000104&From=%2B15551230000"
 [ "$(post "$U" "$st")" = 200 ] || fail "status post: $(cat "$T/wbody")"
@@ -178,7 +186,7 @@ wait_for 10 bash -c "curl -sf $B/metrics | grep -q '^omnicast_connector_halted{c
 rraw XRANGE omni:events - + | tr '\n' ' ' | q 'connector.halted connector sms .*reason unregistered_sender' ||
   fail "no connector.halted event for sms: $(rraw XRANGE omni:events - + | tr '\n' ' ')"
 [ "$(msg_field bulk sms:+15550000104 dlv_error)" = 30034 ] || fail "30034 status not stored"
-ok "status ErrorCode stored as Twilio's code; a 30034 status callback halts the instance"
+ok "status ErrorCode stored as Twilio's code (a number); a 30005 callback suppresses, 30003 does not; a 30034 status callback halts the instance"
 
 stop_daemon
 check_logs_clean
