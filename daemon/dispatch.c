@@ -1091,7 +1091,18 @@ static void send_one(conn_inst *ci, rcpt *r)
         finish_send(r, ci, &out);
         return;
     }
-    if (render_message(d->rd, sp, &v, &m, missing, sizeof(missing)) != 0) {
+    /* inside the window the template is not rendered: a variable only it
+     * names does not fail the text (a copy of the spec without it, valid
+     * through build, which reads the rendered message synchronously) */
+    const campaign_spec *rsp = sp;
+    campaign_spec text_only;
+    if (how == JOB_SEND_FREE_FORM && sp->template_name && window_ms(r) > 0) {
+        text_only = *sp;
+        text_only.n_params = 0;
+        text_only.components = NULL;
+        rsp = &text_only;
+    }
+    if (render_message(d->rd, rsp, &v, &m, missing, sizeof(missing)) != 0) {
         char reason[96];
         snprintf(reason, sizeof(reason), "missing_var:%s", missing);
         oc_outcome_set(&out, OC_FAILED, reason, NULL);
