@@ -40,8 +40,10 @@ if state == 'paused' or state == 'scheduled' then return state end
 -- the runs, unpacked: per recipient its channel, address, slot, flags
 local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
 local n, i = 0, 6
+local any_w = false -- a 'W' run: only then is a recipient's flags looked at for it
 while i <= #ARGV do
   local ch, flags, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if string.find(flags, 'W', 1, true) then any_w = true end
   local pre = ch .. ':'
   i = i + 3
   for _ = 1, k do
@@ -182,7 +184,7 @@ for j = 1, n do
   else
     code = 'done'
   end
-  if string.find(flags, 'W', 1, true) and (string.find(code, '^go:') or
+  if any_w and string.find(flags, 'W', 1, true) and (string.find(code, '^go:') or
       string.find(code, '^rs:') or string.find(code, '^own:')) then
     local t = tonumber(redis.call('HGET', prefix .. 'contact:' .. ch .. ':' .. addrs[j],
       'last_inbound'))
