@@ -43,6 +43,9 @@ static const oc_config_key wa_keys[] = {
     {"verify_token", OC_KEY_SECRET, NULL, "token for the webhook verification handshake"},
     /* a common key with this type's own default (config.c applies it) */
     {"rate_per_s", 0, "80", "messages per second: a new number's Cloud API throughput"},
+    {"session_window_s", 0, "86400",
+     "the customer service window: free-form messages reach only contacts who wrote within "
+     "the last 24 hours"},
     {"preview_url", 0, "false", "true: text messages ask WhatsApp for a link preview"},
     {"optout_payloads", 0, NULL,
      "comma-separated quick-reply payloads or interactive reply ids that mean stop"},

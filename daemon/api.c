@@ -25,6 +25,14 @@ static int channel_kind(void *ctx, const char *name)
     return c ? c->addr_kind : -1;
 }
 
+/* the customer service window its connector instance declares
+ * (session_window_s), 0 for none */
+static long long channel_window_s(void *ctx, const char *name)
+{
+    chan *c = omni_channel(ctx, name);
+    return c && c->ci && c->ci->conf ? c->ci->conf->session_window_s : 0;
+}
+
 /* ---- /v1/broadcasts and /v1/messages */
 
 static void queued(redisReply *r, void *arg)
@@ -76,6 +84,7 @@ static void submit(http_server *h, struct evhttp_request *req, int want)
     job_rules rules = {.max_bytes = (size_t)o->cfg->max_job_bytes,
                        .max_inline_recipients = (size_t)o->cfg->max_inline_recipients,
                        .channel_kind = channel_kind,
+                       .channel_window_s = channel_window_s,
                        .ctx = o};
     job j;
     char reason[JOB_REASON_MAX];

@@ -344,6 +344,14 @@ static int channel_kind(void *ctx, const char *name)
     return c ? c->addr_kind : -1;
 }
 
+/* the customer service window its connector instance declares
+ * (session_window_s), 0 for none */
+static long long channel_window_s(void *ctx, const char *name)
+{
+    chan *c = omni_channel(ctx, name);
+    return c && c->ci && c->ci->conf ? c->ci->conf->session_window_s : 0;
+}
+
 static void created(redisReply *r, void *arg)
 {
     intake *in = arg;
@@ -412,6 +420,7 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
         .max_bytes = (size_t)cfg->max_job_bytes,
         .max_inline_recipients = (size_t)cfg->max_inline_recipients,
         .channel_kind = channel_kind,
+        .channel_window_s = channel_window_s,
         .ctx = o,
     };
     job j;

@@ -22,6 +22,7 @@
 #include "scripts.h"
 #include "redistls.h"
 #include "redisurl.h"
+#include "registry.h"
 #include "uncertain.h"
 
 /* exit codes: 0 ok, 1 operation failed (not found, refused), 2 usage,
@@ -212,6 +213,27 @@ static int channel_kind(void *ctx, const char *name)
     return addr_channel_kind(cc->type, name);
 }
 
+/* The customer service window of a channel's connector, as the daemon
+ * reads it: the section's session_window_s, else the built-in type's own
+ * default (whatsapp: 86400), else 0. Without --config nothing is known:
+ * the daemon decides at intake. */
+static long long channel_window_s(void *ctx, const char *name)
+{
+    cli *c = ctx;
+    if (!c->have_cfg)
+        return 0;
+    const conf_channel *ch = config_channel(&c->cfg, name);
+    const conf_connector *cc = ch ? config_connector(&c->cfg, ch->connector) : NULL;
+    if (!cc)
+        return 0;
+    const char *v = conf_connector_get_nth(cc, "session_window_s", 0); /* in the section */
+    const oc_connector *impl = cc->plugin || !cc->type ? NULL : registry_builtin(cc->type);
+    for (const oc_config_key *k = impl ? impl->keys : NULL; !v && k && k->name; k++)
+        if (!strcmp(k->name, "session_window_s"))
+            v = k->default_value;
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
 static char *read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -253,6 +275,7 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         .max_bytes = (size_t)c->cfg.max_job_bytes, /* without --config: the defaults */
         .max_inline_recipients = (size_t)c->cfg.max_inline_recipients,
         .channel_kind = channel_kind,
+        .channel_window_s = channel_window_s,
         .ctx = c,
     };
     job j;

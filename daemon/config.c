@@ -183,6 +183,10 @@ const conf_directive config_common_connector_keys[] = {
     C_INT("halt_probe_s", halt_probe_s, 1, 86400, "300",
           "a halted instance (the provider refused the account) sends one probe after this "
           "many seconds (1..86400)"),
+    C_INT("session_window_s", session_window_s, 0, 31536000, "0",
+          "the provider's customer service window in seconds: a broadcast on this instance's "
+          "channels needs a template, and a message job's free-form text goes only to a "
+          "contact whose last inbound message is younger (0 = no window; whatsapp: 86400)"),
     {NULL, NULL, 0, 0, 0, NULL, NULL, 0, NULL}};
 
 const conf_directive *config_directive(const conf_directive *t, const char *name)

@@ -27,12 +27,13 @@ typedef struct conf_connector {
     int max_inflight;
     int timeout_ms;
     int connect_timeout_ms;
-    int http2;           /* negotiate HTTP/2 (and multiplex) on https URLs */
-    int native;          /* http_client = native: plain http:// through h1.c */
-    int pipeline;        /* native client: requests in flight per connection */
-    int retry_ambiguous; /* retry a request that may have reached the provider */
-    int halt_probe_s;    /* halted: seconds before one probe send */
-    conf_kv *kv;         /* every key of the section as given (secrets resolved) */
+    int http2;            /* negotiate HTTP/2 (and multiplex) on https URLs */
+    int native;           /* http_client = native: plain http:// through h1.c */
+    int pipeline;         /* native client: requests in flight per connection */
+    int retry_ambiguous;  /* retry a request that may have reached the provider */
+    int halt_probe_s;     /* halted: seconds before one probe send */
+    int session_window_s; /* customer service window (whatsapp: 86400); 0 = none */
+    conf_kv *kv;          /* every key of the section as given (secrets resolved) */
     size_t n_kv;
     const oc_connector *impl; /* resolved by config_resolve(), not owned */
 } conf_connector;

@@ -66,6 +66,8 @@ struct rcpt {
                       not claimed, due at the probe time */
     long long lease_until_us; /* monotonic: no transfer starts after this */
     long long wire_ms;        /* unix ms its request was handed to the transport */
+    long long inbound_ms;     /* the contact's last inbound message (unix ms, 0 never), from
+                                 a 'W' claim: a message job on a channel with a window */
     char addr[ADDR_MAX];
     /* the outcome waiting to be recorded */
     int out_kind; /* OC_SENT / OC_FAILED / OC_RETRY */
@@ -328,6 +330,29 @@ static void resolve(rcpt *r)
 static int is_last_channel(const rcpt *r)
 {
     return (size_t)r->ch + 1 >= r->ck->spec->n_channels;
+}
+
+/* The customer service window of r's channel in ms (its connector
+ * instance's session_window_s), 0 for none. */
+static long long window_ms(const rcpt *r)
+{
+    const chan *c = r->ck->spec->chans[r->ch];
+    return c && c->ci && c->ci->conf ? (long long)c->ci->conf->session_window_s * 1000 : 0;
+}
+
+/* Free-form content (text, media): what the window decides about. */
+static int has_free_form(const campaign_spec *sp)
+{
+    return sp->text || sp->media_url;
+}
+
+/* Does r's send depend on the contact's last inbound time? Only a message
+ * job with free-form content, on a channel with a window: its claim asks
+ * for it ('W'); broadcasts and other channels pay nothing. */
+static int needs_window(const rcpt *r)
+{
+    const campaign_spec *sp = r->ck->spec;
+    return sp->type == JOB_MESSAGE && has_free_form(sp) && window_ms(r) > 0;
 }
 
 /* Our id of one send: campaign.index[.channel]. ':' (allowed in campaign
@@ -746,6 +771,9 @@ static void claim_apply(chunk *c, redisReply *rep)
         if (go || own || resend) {
             const char *num = memchr(code, ':', clen);
             r->attempts = num ? atoi(num + 1) : 1;
+            /* a 'W' run: go:N:T, T the contact's last inbound message */
+            const char *t = num ? memchr(num + 1, ':', clen - (size_t)(num + 1 - code)) : NULL;
+            r->inbound_ms = t ? strtoll(t + 1, NULL, 10) : 0;
             r->lease_until_us = lease_until;
             if (r->relase) {
                 /* its own claim renewed: the same copy goes on */
@@ -989,7 +1017,7 @@ static void claim_chunk(chunk *c)
     size_t n = 0, left = c->to_claim, i = c->scan, first_left = c->n;
     int run_ch = -1, run_count = 0;
     long long run_n = 0;
-    char run_flags[4] = {0};
+    char run_flags[5] = {0};
     for (; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
@@ -1005,13 +1033,15 @@ static void claim_chunk(chunk *c)
         }
         ci->claiming++;
         cq_of(r)->claiming++;
-        char flags[4] = {0}, *f = flags;
+        char flags[5] = {0}, *f = flags;
         if (is_last_channel(r))
             *f++ = 'F';
         if (r->from_retry)
             *f++ = 'R';
         if (r->relase)
             *f++ = 'X';
+        if (needs_window(r))
+            *f++ = 'W';
         if (r->ch != run_ch || strcmp(flags, run_flags) != 0) {
             if (run_ch >= 0)
                 store_args_setll(a, run_count, run_n);
@@ -1070,12 +1100,44 @@ static void send_one(conn_inst *ci, rcpt *r)
         .template_name = sp->template_name,
         .template_language = sp->template_language,
     };
-    if (render_message(d->rd, sp, &v, &m, missing, sizeof(missing)) != 0) {
+    /* a message job on a channel with a customer service window: its
+     * free-form content inside the window, else its template, else nothing */
+    int how = sp->type == JOB_MESSAGE
+                  ? job_window_choice(has_free_form(sp), !!sp->template_name, window_ms(r),
+                                      r->inbound_ms, omni_now_ms())
+                  : 0;
+    if (how == JOB_OUTSIDE_WINDOW) {
+        oc_outcome_set(&out, OC_FAILED, "outside_window",
+                       "no inbound message from the contact within the window, and no template");
+        finish_send(r, ci, &out);
+        return;
+    }
+    /* inside the window the template is not rendered: a variable only it
+     * names does not fail the text (a copy of the spec without it, valid
+     * through build, which reads the rendered message synchronously) */
+    const campaign_spec *rsp = sp;
+    campaign_spec text_only;
+    if (how == JOB_SEND_FREE_FORM && sp->template_name && window_ms(r) > 0) {
+        text_only = *sp;
+        text_only.n_params = 0;
+        text_only.components = NULL;
+        rsp = &text_only;
+    }
+    if (render_message(d->rd, rsp, &v, &m, missing, sizeof(missing)) != 0) {
         char reason[96];
         snprintf(reason, sizeof(reason), "missing_var:%s", missing);
         oc_outcome_set(&out, OC_FAILED, reason, NULL);
         finish_send(r, ci, &out);
         return;
+    }
+    if (how == JOB_SEND_FREE_FORM && window_ms(r) > 0) {
+        m.template_name = NULL; /* inside the window: the text (or media) */
+        m.template_params = NULL;
+        m.n_template_params = 0;
+        m.template_components = NULL;
+    } else if (how == JOB_SEND_TEMPLATE && sp->template_name) {
+        m.text = NULL; /* outside it: the template alone */
+        m.media_type = m.media_url = m.media_caption = m.media_filename = NULL;
     }
     oc_request req;
     memset(&req, 0, sizeof(req));

@@ -553,6 +553,16 @@ int job_recipient_address(const json_t *r, const char *channel, int kind, char *
     return 0;
 }
 
+int job_window_choice(int has_free_form, int has_template, long long window_ms,
+                      long long last_inbound_ms, long long now_ms)
+{
+    if (!has_free_form)
+        return JOB_SEND_TEMPLATE;
+    if (window_ms <= 0 || (last_inbound_ms > 0 && now_ms - last_inbound_ms < window_ms))
+        return JOB_SEND_FREE_FORM;
+    return has_template ? JOB_SEND_TEMPLATE : JOB_OUTSIDE_WINDOW;
+}
+
 int job_recipient_check(const json_t *r, const job_rules *rules, const char *const *channels,
                         size_t n_channels, char *reason, size_t reason_len)
 {
@@ -672,6 +682,27 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
             if (kind_of(rules, out->channels[c]) == ADDR_EMAIL)
                 return fail(reason, len, "message.media: channel %s is email, which takes no media",
                             out->channels[c]);
+
+    if (out->type == JOB_BROADCAST &&
+        !json_object_get(json_object_get(root, "message"), "template") && rules &&
+        rules->channel_window_s)
+        for (size_t c = 0; c < out->n_channels; c++) {
+            long long w = rules->channel_window_s(rules->ctx, out->channels[c]);
+            if (w <= 0)
+                continue;
+            char span[32];
+            if (w == 3600)
+                snprintf(span, sizeof(span), "hour");
+            else if (w % 3600 == 0)
+                snprintf(span, sizeof(span), "%lld hours", w / 3600);
+            else
+                snprintf(span, sizeof(span), "%lld seconds", w);
+            return fail(reason, len,
+                        "message.template: missing: a broadcast on channel %.64s needs an "
+                        "approved template (free-form text only reaches contacts who wrote in "
+                        "the last %s: the customer service window)",
+                        out->channels[c], span);
+        }
 
     json_t *defs = json_object_get(root, "defaults");
     if (defs) {

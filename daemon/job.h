@@ -21,6 +21,10 @@ typedef struct job_rules {
     /* Address kind (ADDR_*) a channel expects, or -1 if the channel is not
      * configured. NULL: every channel is known and ADDR_ANY. */
     int (*channel_kind)(void *ctx, const char *channel);
+    /* The customer service window of a channel's connector in seconds (its
+     * session_window_s: whatsapp 86400), 0 for none. A broadcast on a
+     * channel with a window needs a template. NULL: no channel has one. */
+    long long (*channel_window_s)(void *ctx, const char *channel);
     void *ctx;
 } job_rules;
 
@@ -53,6 +57,17 @@ void job_free(job *j);
  * recipient has no valid address for the channel. */
 int job_recipient_address(const json_t *recipient, const char *channel, int kind, char *addr,
                           size_t addr_len, char *reason, size_t reason_len);
+
+/* What a message sends on a channel with a customer service window
+ * (window_ms > 0) to a contact whose last inbound message arrived at
+ * last_inbound_ms (0: never): JOB_SEND_FREE_FORM (its text or media: the
+ * contact is inside the window, or the channel has no window),
+ * JOB_SEND_TEMPLATE (its template: it has one, and the contact is outside
+ * the window or the message has nothing else), or JOB_OUTSIDE_WINDOW (only
+ * free-form content, the contact outside the window: nothing is sent). */
+enum { JOB_OUTSIDE_WINDOW = -1, JOB_SEND_FREE_FORM = 1, JOB_SEND_TEMPLATE = 2 };
+int job_window_choice(int has_free_form, int has_template, long long window_ms,
+                      long long last_inbound_ms, long long now_ms);
 
 /* Validate a recipient object (list entries are validated when read). */
 int job_recipient_check(const json_t *recipient, const job_rules *rules,

@@ -7,8 +7,10 @@
 --   calling process), consumer, then runs of recipients that share a
 --   channel and flags: channel, flags ('F' if this is the recipients' last
 --   channel, 'R' if they are due retries being taken, 'X' if the caller
---   renews its own claim: the recipient waited past its lease unsent),
---   count, then count pairs of address, slot (recipient index)
+--   renews its own claim: the recipient waited past its lease unsent,
+--   'W' if the caller needs the contact's last inbound time: a message job
+--   on a channel with a customer service window), count, then count pairs
+--   of address, slot (recipient index)
 -- Returns one string: the campaign state, then one code per recipient,
 -- separated by spaces:
 --   go:N (send it; N = attempt number) | rs:N (send it: an operator's
@@ -18,9 +20,12 @@
 --   | next (failed on this channel earlier, try the next) | dup (same
 --   address earlier in this campaign) | unc (lease expired: uncertain) |
 --   wait (another live owner holds it) | cancelled
+--   In a 'W' run, go, rs and own carry the contact's last_inbound (unix ms,
+--   0 if never) as a third part: go:N:T
 -- The whole batch costs a fixed number of commands: one HMGET of the
 -- records, one SMISMEMBER per channel for the new ones, one HSET of every
--- record written; only duplicates take a command each.
+-- record written; only duplicates take a command each (and in a 'W' run,
+-- each recipient to send: one HGET of omni:contact:{channel}:{address}).
 local ck, mk = KEYS[1], KEYS[2]
 local prefix, now, lease, owner, consumer = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
     ARGV[4], ARGV[5]
@@ -35,8 +40,10 @@ if state == 'paused' or state == 'scheduled' then return state end
 -- the runs, unpacked: per recipient its channel, address, slot, flags
 local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
 local n, i = 0, 6
+local any_w = false -- a 'W' run: only then is a recipient's flags looked at for it
 while i <= #ARGV do
   local ch, flags, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if string.find(flags, 'W', 1, true) then any_w = true end
   local pre = ch .. ':'
   i = i + 3
   for _ = 1, k do
@@ -176,6 +183,13 @@ for j = 1, n do
     code = 'next'
   else
     code = 'done'
+  end
+  if any_w and string.find(flags, 'W', 1, true) and (string.find(code, '^go:') or
+      string.find(code, '^rs:') or string.find(code, '^own:')) then
+    local t = tonumber(redis.call('HGET', prefix .. 'contact:' .. ch .. ':' .. addrs[j],
+      'last_inbound'))
+    if not t or t ~= t or t < 0 or t > 1e15 then t = 0 end
+    code = code .. ':' .. string.format('%d', math.floor(t))
   end
   out[j + 1] = code
 end

@@ -201,6 +201,9 @@ elseif kind == 'reply' then
              new_address = payload == 'user_changed_number' and other ~= '' and other or nil})
     return {'ok', id or '', '0', ''}
   end
+  -- the contact wrote: its customer service window (WhatsApp: 24 h) opens
+  -- now; claim.lua reads this for message jobs on a channel with a window
+  redis.call('HSET', P .. 'contact:' .. channel .. ':' .. from, 'last_inbound', now)
   -- attribution: the campaign whose message this one quotes wins; else the
   -- last campaign that reached the contact on this channel within the window
   local campaign = nil

@@ -18,9 +18,19 @@ static int kinds(void *ctx, const char *c)
     return !strcmp(c, "hook") ? ADDR_ANY : -1;
 }
 
+/* customer service windows: whatsapp's 24 h, and one not in whole hours */
+static long long windows(void *ctx, const char *c)
+{
+    (void)ctx;
+    return !strcmp(c, "whatsapp") ? 86400 : !strcmp(c, "hook") ? 90 : 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    job_rules rules = {.max_bytes = 1 << 16, .max_inline_recipients = 50, .channel_kind = kinds};
+    job_rules rules = {.max_bytes = 1 << 16,
+                       .max_inline_recipients = 50,
+                       .channel_kind = kinds,
+                       .channel_window_s = windows};
     job j;
     char reason[JOB_REASON_MAX];
     if (job_parse((const char *)data, size, &rules, &j, reason, sizeof(reason)) == 0) {
@@ -30,6 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             assert(json_is_array(json_object_get(j.spec, "channels")));
             assert(json_object_get(j.spec, "recipients") || j.recipients_list);
         }
+        /* a broadcast on a channel with a window always has a template */
+        if (j.type == JOB_BROADCAST)
+            for (size_t c = 0; c < j.n_channels; c++)
+                if (windows(NULL, j.channels[c]) > 0)
+                    assert(json_object_get(json_object_get(j.spec, "message"), "template"));
         job_free(&j);
     } else {
         assert(reason[0]);

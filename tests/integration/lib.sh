@@ -182,6 +182,11 @@ SECTION
   # keep the default): a whatsapp connector's own default is 80/s (a new
   # number's tier), which would make the big campaigns slow
   case "${2:-}" in *rate_per_s*) ;; *) echo "rate_per_s = 0" ;; esac
+  # no customer service window unless the test names session_window_s:
+  # the mock provider has none, and tests about delivery send text
+  # broadcasts (a whatsapp connector's own default, 86400, refuses a
+  # broadcast without a template: test_wa_window checks it)
+  case "${2:-}" in *session_window_s*) ;; *) echo "session_window_s = 0" ;; esac
 }
 
 # recorded_tos FILE: the recipients a mock provider saw, one per line

@@ -64,6 +64,7 @@ wa() { # wa NAME URL TIMEOUT_MS [EXTRA...]
   printf '[connector.%s]\ntype = whatsapp\napi_base = %s\nphone_number_id = 1234567890\n' "$name" "$url"
   printf 'access_token = testtoken\napp_secret = appsecret\nverify_token = verifytoken\n'
   printf 'timeout_ms = %s\nmax_inflight = 64\n' "$timeout"
+  printf 'session_window_s = 0\n' # text broadcasts to a mock: no window (lib.sh wa_section)
   for x in "$@"; do printf '%s\n' "$x"; done
   echo
 }

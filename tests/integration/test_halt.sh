@@ -30,6 +30,7 @@ access_token = testtoken
 app_secret = appsecret
 verify_token = verifytoken
 halt_probe_s = 8
+session_window_s = 0
 
 [connector.sms]
 type = twilio

@@ -29,6 +29,7 @@ phone_number_id = 1234567890
 access_token = testtoken
 app_secret = appsecret
 verify_token = verifytoken
+session_window_s = 0
 
 [channels]
 whatsapp = wa

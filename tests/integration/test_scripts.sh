@@ -116,6 +116,23 @@ rraw HGET $M6 sms:+15550000002 | python3 -c 'import json,sys; r=json.load(sys.st
 [ "$(rraw GET omni:pmid:p2)" = '{"c":"m","ch":"email","a":"b@example.com"}' ] || fail "pmid of the email run"
 ok "runs: several channels and flags in one claim, runs and whole records in one outcome"
 
+# 'W' (a message job on a channel with a customer service window): go, own
+# and rs carry the contact's last_inbound; other runs and codes do not
+C7=omni:campaign:win M7=omni:msg:win
+ev create 5 $C7 $C7:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 win message '{"to":"x"}' >/dev/null
+rcli HSET $C7 total 3 >/dev/null
+rcli HSET omni:contact:wac:+15550000071 last_inbound 1764400000123 >/dev/null
+rcli HSET omni:contact:wac:+15550000073 last_inbound garbage >/dev/null
+rcli SADD omni:suppress:wac +15550000074 >/dev/null
+res=$(ev claim 2 $C7 $M7 omni: 1000 500 a/1 a wac FW 4 +15550000071 0 +15550000072 1 +15550000073 2 \
+  +15550000074 3 sms F 1 +15550000071 0)
+[ "$res" = "running go:1:1764400000123 go:1:0 go:1:0 sup go:1" ] || fail "claim W: $res"
+res=$(ev claim 2 $C7 $M7 omni: 1001 500 a/1 a wac FW 1 +15550000071 0)
+[ "$res" = "running own:1:1764400000123" ] || fail "claim W own: $res"
+res=$(ev claim 2 $C7 $M7 omni: 1001 500 a/1 a wac F 1 +15550000071 0)
+[ "$res" = "running own:1" ] || fail "claim without W: $res"
+ok "claim W: the contact's last_inbound (0 when none or unreadable) on go and own, nothing elsewhere"
+
 # one batch: the same address at two slots is one send and one duplicate;
 # suppression and records hold for batches longer than one command slice
 C4=omni:campaign:b M4=omni:msg:b

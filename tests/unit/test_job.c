@@ -24,8 +24,19 @@ static int kinds(void *ctx, const char *channel)
     return -1;
 }
 
-static const job_rules rules = {
-    .max_bytes = 4096, .max_inline_recipients = 3, .channel_kind = kinds, .ctx = NULL};
+/* the customer service windows of the channels' connectors: whatsapp's
+ * own 24 h; "hook" 1 h here (a plugin's or an operator's session_window_s) */
+static long long windows(void *ctx, const char *channel)
+{
+    (void)ctx;
+    return !strcmp(channel, "whatsapp") ? 86400 : !strcmp(channel, "hook") ? 3600 : 0;
+}
+
+static const job_rules rules = {.max_bytes = 4096,
+                                .max_inline_recipients = 3,
+                                .channel_kind = kinds,
+                                .channel_window_s = windows,
+                                .ctx = NULL};
 
 #define OK_MSG "\"message\":{\"text\":\"hi\"}"
 #define R1 "\"recipients\":[{\"to\":\"+15550000001\"}]"
@@ -213,9 +224,28 @@ static const struct {
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"email\"," OK_MSG
      ",\"recipients\":[{\"to\":\"ana@\"}]}",
      "recipients[0].to: not an email address"},
-    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"whatsapp\",\"email\"]," OK_MSG
-     ",\"recipients\":[{\"to\":{\"whatsapp\":\"+15550000001\"}}]}",
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"email\"]," OK_MSG
+     ",\"recipients\":[{\"to\":{\"sms\":\"+15550000001\"}}]}",
      "recipients[0].to: missing address for channel email"},
+    /* WhatsApp's 24-hour customer service window: a broadcast needs a template */
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\"," OK_MSG "," R1 "}",
+     "message.template: missing: a broadcast on channel whatsapp needs an approved template "
+     "(free-form text only reaches contacts who wrote in the last 24 hours: the customer "
+     "service window)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"whatsapp\"]," OK_MSG "," R1 "}",
+     "message.template: missing: a broadcast on channel whatsapp needs an approved template "
+     "(free-form text only reaches contacts who wrote in the last 24 hours: the customer "
+     "service window)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{\"media\":"
+     "{\"type\":\"image\",\"url\":\"https://x/a.png\"}}," R1 "}",
+     "message.template: missing: a broadcast on channel whatsapp needs an approved template "
+     "(free-form text only reaches contacts who wrote in the last 24 hours: the customer "
+     "service window)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"hook\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"x\"}]}",
+     "message.template: missing: a broadcast on channel hook needs an approved template "
+     "(free-form text only reaches contacts who wrote in the last hour: the customer "
+     "service window)"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
      ",\"recipients\":[{\"to\":\"+15550000001\",\"vars\":{\"n\":[1]}}]}",
      "recipients[0].vars.n: must be a string, number or boolean"},
@@ -459,7 +489,8 @@ static void per_channel_addresses_are_normalized_per_channel(void **state)
 {
     (void)state;
     const char *s = "{\"type\":\"broadcast\",\"id\":\"x\",\"channels\":[\"whatsapp\",\"email\"],"
-                    "\"message\":{\"text\":\"t\"},\"recipients\":[{\"to\":{\"whatsapp\":"
+                    "\"message\":{\"text\":\"t\",\"template\":{\"name\":\"n\"}},"
+                    "\"recipients\":[{\"to\":{\"whatsapp\":"
                     "\"0015550000001\",\"email\":\"Ana@Example.COM\"}}]}";
     job j;
     char reason[JOB_REASON_MAX];
@@ -486,6 +517,69 @@ static void message_shorthand_becomes_one_recipient(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "vars"), "name")),
                         "Ana");
     job_free(&j);
+}
+
+/* The window is decided at intake for broadcasts (a template on every
+ * channel that has one) and at send time for message jobs (text and
+ * template both allowed; text only is taken and decided per contact). */
+static void window_channels_take_templates_and_message_jobs(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{"
+        "\"template\":{\"name\":\"promo\"}}," R1 "}",
+        /* text for sms, the template for whatsapp */
+        "{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"whatsapp\",\"sms\"],\"message\":{"
+        "\"text\":\"hi\",\"template\":{\"name\":\"promo\"}}," R1 "}",
+        "{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 "}",
+        "{\"type\":\"message\",\"id\":\"a\",\"channel\":\"whatsapp\"," OK_MSG
+        ",\"to\":\"+15550000001\"}",
+        "{\"type\":\"message\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{"
+        "\"text\":\"hi\",\"template\":{\"name\":\"promo\"}},\"to\":\"+15550000001\"}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        job j;
+        char reason[JOB_REASON_MAX];
+        int rc = job_parse(good[i], strlen(good[i]), &rules, &j, reason, sizeof(reason));
+        if (rc)
+            print_error("%s\n  %s\n", good[i], reason);
+        assert_int_equal(rc, 0);
+        job_free(&j);
+    }
+    /* rules that know no window (the CLI without --config): not checked */
+    job_rules none = rules;
+    none.channel_window_s = NULL;
+    job j;
+    char reason[JOB_REASON_MAX];
+    const char *s =
+        "{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"whatsapp\"," OK_MSG "," R1 "}";
+    assert_int_equal(job_parse(s, strlen(s), &none, &j, reason, sizeof(reason)), 0);
+    job_free(&j);
+}
+
+/* What a message job sends on a channel with a window, per contact */
+static void window_choice_by_the_contacts_last_inbound_message(void **state)
+{
+    (void)state;
+    const long long now = 1764500000000LL, day = 86400000LL, h = 3600000LL;
+    /* text and template: the text inside the window, the template outside */
+    assert_int_equal(job_window_choice(1, 1, day, now - h, now), JOB_SEND_FREE_FORM);
+    assert_int_equal(job_window_choice(1, 1, day, now - day + 1, now), JOB_SEND_FREE_FORM);
+    assert_int_equal(job_window_choice(1, 1, day, now - day, now), JOB_SEND_TEMPLATE);
+    assert_int_equal(job_window_choice(1, 1, day, now - 25 * h, now), JOB_SEND_TEMPLATE);
+    assert_int_equal(job_window_choice(1, 1, day, 0, now), JOB_SEND_TEMPLATE);
+    /* text only: outside the window (or never heard from) nothing is sent */
+    assert_int_equal(job_window_choice(1, 0, day, now - h, now), JOB_SEND_FREE_FORM);
+    assert_int_equal(job_window_choice(1, 0, day, now - 25 * h, now), JOB_OUTSIDE_WINDOW);
+    assert_int_equal(job_window_choice(1, 0, day, 0, now), JOB_OUTSIDE_WINDOW);
+    /* a clock a little behind the inbound time: inside */
+    assert_int_equal(job_window_choice(1, 0, day, now + 500, now), JOB_SEND_FREE_FORM);
+    /* template only: always the template */
+    assert_int_equal(job_window_choice(0, 1, day, 0, now), JOB_SEND_TEMPLATE);
+    assert_int_equal(job_window_choice(0, 1, day, now - h, now), JOB_SEND_TEMPLATE);
+    /* no window on the channel: the free-form content, whoever the contact */
+    assert_int_equal(job_window_choice(1, 0, 0, 0, now), JOB_SEND_FREE_FORM);
+    assert_int_equal(job_window_choice(1, 1, 0, 0, now), JOB_SEND_FREE_FORM);
 }
 
 static void control_jobs_need_only_type_and_id(void **state)
@@ -603,6 +697,8 @@ int main(void)
         cmocka_unit_test(template_components_and_media_are_taken_as_given),
         cmocka_unit_test(per_channel_addresses_are_normalized_per_channel),
         cmocka_unit_test(message_shorthand_becomes_one_recipient),
+        cmocka_unit_test(window_channels_take_templates_and_message_jobs),
+        cmocka_unit_test(window_choice_by_the_contacts_last_inbound_message),
         cmocka_unit_test(control_jobs_need_only_type_and_id),
         cmocka_unit_test(recipients_list_and_schedule_and_rate_are_read),
         cmocka_unit_test(iso_times_parse_with_fractions_and_offsets),
