@@ -15,7 +15,7 @@
 static int kinds(void *ctx, const char *channel)
 {
     (void)ctx;
-    if (!strcmp(channel, "sms") || !strcmp(channel, "whatsapp"))
+    if (!strcmp(channel, "sms") || !strcmp(channel, "whatsapp") || !strcmp(channel, "mms"))
         return ADDR_PHONE;
     if (!strcmp(channel, "email"))
         return ADDR_EMAIL;
@@ -267,19 +267,19 @@ static const struct {
      ",\"priority\":\"high\"}",
      "priority: must be an integer from 1 to 100 (sends per turn on a shared connector; default "
      "1)"},
-    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"mms\"]," OK_MSG "," R1
      ",\"fallback_after_s\":0}",
      "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
      "status before the next channel is tried)"},
-    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"mms\"]," OK_MSG "," R1
      ",\"fallback_after_s\":604801}",
      "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
      "status before the next channel is tried)"},
-    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"mms\"]," OK_MSG "," R1
      ",\"fallback_after_s\":\"60\"}",
      "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
      "status before the next channel is tried)"},
-    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"hook\"]," OK_MSG "," R1
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channels\":[\"sms\",\"mms\"]," OK_MSG "," R1
      ",\"fallback_after_s\":1.5}",
      "fallback_after_s: must be an integer from 1 to 604800 (seconds without a delivered or read "
      "status before the next channel is tried)"},
@@ -433,7 +433,7 @@ static void channel_is_folded_into_channels_and_addresses_normalized(void **stat
 static void fallback_after_s_is_kept_in_the_spec(void **state)
 {
     (void)state;
-    const char *s = "{\"type\":\"broadcast\",\"id\":\"f\",\"channels\":[\"sms\",\"hook\"]," OK_MSG
+    const char *s = "{\"type\":\"broadcast\",\"id\":\"f\",\"channels\":[\"sms\",\"mms\"]," OK_MSG
                     "," R1 ",\"fallback_after_s\":604800}";
     job j;
     char reason[JOB_REASON_MAX];
