@@ -613,7 +613,9 @@ static void smtp_classify(void *inst, const oc_response *resp, oc_outcome *out)
         const char *r = c == 550 || c == 551 || c == 553 ? "invalid_recipient" : "rejected";
         int halt = c == 530 || c == 535, sender = 0; /* 530, 535: the login is refused */
         if (enh && subj == 1 && (det == 1 || det == 2 || det == 3 || det == 6 || det == 10)) {
-            r = "invalid_recipient"; /* no such mailbox, domain, bad syntax, moved, null MX */
+            /* no such mailbox or domain, bad syntax, moved, null MX: the
+             * address can never take mail, so it is suppressed (outcome.lua) */
+            r = "invalid_mailbox";
         } else if (enh && subj == 1) {
             r = "rejected"; /* 5.1.7, 5.1.8: our own sender address */
         } else if (enh && subj == 7 && det >= 20 && det <= 27) {

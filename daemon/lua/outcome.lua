@@ -175,8 +175,9 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
       r.next = true
     end
     -- suppressed on this channel: the contact said stop (final), or the
-    -- number does not exist (unreachable_number: it may fall back)
-    if reason == 'opted_out' or reason == 'unreachable_number' then
+    -- number or mailbox does not exist (unreachable_number, invalid_mailbox:
+    -- it may fall back)
+    if reason == 'opted_out' or reason == 'unreachable_number' or reason == 'invalid_mailbox' then
       redis.call('SADD', prefix .. 'suppress:' .. ch, addr)
     end
   elseif kind == 'retry' and b.state == 'cancelled' then

@@ -149,9 +149,10 @@ assert parts["text/html"].strip() == '<p>Olá Ana &lt;b&gt;&amp; Co&lt;/b&gt;</p
 env = json.load(open(files[0][:-4] + ".json"))
 assert env["mail_from"] == "news@acme.example" and env["rcpt_tos"] == ["ana@example.com"], env
 PY
-[ "$(msg_field mail1 email:nobody@example.com error)" = invalid_recipient ] || fail "550 → invalid_recipient"
+[ "$(msg_field mail1 email:nobody@example.com error)" = invalid_mailbox ] || fail "550 5.1.1 → invalid_mailbox"
+[ "$(rraw SISMEMBER omni:suppress:email nobody@example.com)" = 1 ] || fail "550 5.1.1 must suppress the address"
 [ "$(msg_field mail1 email:ana@example.com provider_id)" = "mail1.0" ] || fail "email provider id"
-ok "smtp: a real SMTP server got a correct MIME message, html values escaped and {{{trusted}}} ones not; 550 → invalid_recipient"
+ok "smtp: a real SMTP server got a correct MIME message, html values escaped and {{{trusted}}} ones not; 550 5.1.1 → invalid_mailbox, suppressed"
 
 stop_daemon
 check_logs_clean

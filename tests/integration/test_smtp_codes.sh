@@ -5,7 +5,7 @@
 # unauthenticated") halts the connector instead of failing every recipient
 # (nothing fails, nothing more is sent until an operator resumes it, then
 # each recipient arrives once); "421 4.7.28" (Gmail's rate limit) slows the
-# connector and the message is retried; 5.1.1 is invalid_recipient. And the
+# connector and the message is retried; 5.1.1 is invalid_mailbox and suppressed. And the
 # headers: an RFC 2047 display name and the Feedback-ID template.
 source "$(dirname "$0")/lib.sh"
 
@@ -69,9 +69,13 @@ ok "after the resume: 421 4.7.28 slowed the connector and was retried; each reci
 
 enqueue '{"type":"broadcast","id":"m2","channel":"email","message":{"subject":"Hi","text":"x"},"recipients":[{"to":"gone@example.com"}]}'
 wait_for 30 campaign_done m2
-[ "$(msg_field m2 email:gone@example.com error)" = invalid_recipient ] || fail "5.1.1: $(rraw HGET omni:msg:m2 email:gone@example.com)"
+[ "$(msg_field m2 email:gone@example.com error)" = invalid_mailbox ] || fail "5.1.1: $(rraw HGET omni:msg:m2 email:gone@example.com)"
+[ "$(rraw SISMEMBER omni:suppress:email gone@example.com)" = 1 ] || fail "5.1.1 did not suppress the address"
 [ "$(metric omnicast_connector_halted)" = 0 ] || fail "a recipient's 5.1.1 halted the connector"
-ok "550 5.1.1 → invalid_recipient, the connector keeps going"
+enqueue '{"type":"broadcast","id":"m3","channel":"email","message":{"subject":"Hi","text":"x"},"recipients":[{"to":"gone@example.com"}]}'
+wait_for 30 campaign_done m3
+[ "$(campaign_field m3 suppressed)" = 1 ] || fail "the next campaign did not skip the bounced address: $(rraw HGETALL omni:campaign:m3 | tr '\n' ' ')"
+ok "550 5.1.1 → invalid_mailbox and suppressed (the next campaign skips it), the connector keeps going"
 
 stop_daemon
 check_logs_clean

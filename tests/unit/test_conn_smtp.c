@@ -249,7 +249,7 @@ static void reply_codes_map_to_outcomes(void **state)
 /* Enhanced status codes (RFC 3463) in the reply line, as Gmail's SMTP error
  * reference words them: 4.7.x slows the whole connector, RFC 7372's sender
  * authentication failures (5.7.20-5.7.27) and 5.7.8 halt it, 5.1.x about
- * the recipient are invalid_recipient, about our sender (5.1.7) rejected;
+ * the recipient's mailbox invalid_mailbox, about our sender (5.1.7) rejected;
  * the server's words are the detail */
 static void enhanced_status_codes_decide(void **state)
 {
@@ -273,8 +273,8 @@ static void enhanced_status_codes_decide(void **state)
          OC_HALT, 0, "sender_authentication"},
         {535, "535 5.7.8 Username and Password not accepted.", OC_HALT, 0, "auth"},
         {550, "550 5.1.1 The email account that you tried to reach does not exist.", OC_FAILED, 0,
-         "invalid_recipient"},
-        {554, "554 5.1.10 Recipient address has null MX", OC_FAILED, 0, "invalid_recipient"},
+         "invalid_mailbox"},
+        {554, "554 5.1.10 Recipient address has null MX", OC_FAILED, 0, "invalid_mailbox"},
         {553, "553 5.1.7 The sender address is invalid.", OC_FAILED, 0, "rejected"},
         {550, "550 5.7.1 Message rejected due to content restrictions", OC_FAILED, 0,
          "invalid_recipient"},
