@@ -1180,16 +1180,22 @@ static void report_address(const char *v, char *out, size_t len)
     bare_address(v, out, len);
 }
 
-/* A VERP token in an address: the part between the first '+' of the local
- * part and the '@' (bounces+TOKEN@domain). 1 found (in tok). */
-static int verp_token(const char *addr, char *tok, size_t len)
+/* A VERP token in an address made from return_path: what stands where the
+ * template has {{token}} (bounces+TOKEN@acme.example), the rest matching
+ * the template (case-insensitive). 1 found (in tok); 0 for any other
+ * address (an FBL mailbox with its own '+' tag is not a forged token). */
+static int verp_token(const smtp *s, const char *addr, char *tok, size_t len)
 {
+    const char *t = s->return_path ? strstr(s->return_path, "{{token}}") : NULL;
+    if (!t)
+        return 0;
     char a[256];
     bare_address(addr, a, sizeof(a));
-    const char *at = strrchr(a, '@'), *plus = strchr(a, '+');
-    if (!at || !plus || plus > at || at - plus - 1 < 1 || (size_t)(at - plus) > len)
+    size_t pre = (size_t)(t - s->return_path), suf = strlen(t + 9), n = strlen(a);
+    if (n <= pre + suf || strncasecmp(a, s->return_path, pre) || strcasecmp(a + n - suf, t + 9) ||
+        n - pre - suf >= len)
         return 0;
-    safe_token(plus + 1, tok, (size_t)(at - plus));
+    safe_token(a + pre, tok, n - pre - suf + 1);
     return 1;
 }
 
@@ -1219,7 +1225,8 @@ typedef struct report {
 static void attribute_token(const smtp *s, report *r, const char *addr)
 {
     char tok[240], bare[240];
-    if (!addr || r->forged || !strncmp(r->pid, "token:", 6) || !verp_token(addr, tok, sizeof(tok)))
+    if (!addr || r->forged || !strncmp(r->pid, "token:", 6) ||
+        !verp_token(s, addr, tok, sizeof(tok)))
         return;
     if (token_verify(s, tok, bare, sizeof(bare)))
         snprintf(r->pid, sizeof(r->pid), "token:%s", bare);
@@ -1542,11 +1549,10 @@ static void ses_notification(smtp *s, json_t *j, oc_inbound_result *res, oc_emit
     if (strcmp(type, "Notification")) {
         /* never followed from here: the operator confirms by visiting it */
         const char *u = json_string_value(json_object_get(j, "SubscribeURL"));
-        char safe[600];
-        snprintf(safe, sizeof(safe), "%s", u && printable_ascii(u) ? u : "");
-        s->host->log(OC_LOG_WARN,
-                     "smtp: Amazon SNS %s for %s: confirm the subscription by opening %s", type,
-                     json_string_value(json_object_get(j, "TopicArn")) ? "the topic" : "?", safe);
+        const char *arn = json_string_value(json_object_get(j, "TopicArn"));
+        s->host->log(OC_LOG_WARN, "smtp: Amazon SNS %s for %.200s: confirm by opening %.500s", type,
+                     arn && printable_ascii(arn) ? arn : "?",
+                     u && printable_ascii(u) ? u : "(no SubscribeURL)");
         return;
     }
     json_error_t je;

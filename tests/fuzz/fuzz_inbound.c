@@ -89,7 +89,7 @@ static void emit(void *ctx, const oc_event *ev)
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i])
             (void)strlen(s[i]);
-    if (ev->type < OC_EV_REPLY || ev->type > OC_EV_OPTIN)
+    if (ev->type < OC_EV_REPLY || ev->type > OC_EV_COMPLAINT)
         abort();
 }
 

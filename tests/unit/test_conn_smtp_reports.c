@@ -104,6 +104,17 @@ static oc_inbound_result post_raw(void *inst, const char *raw, const char *to, c
     return r;
 }
 
+/* s with the first `from` replaced by `to`, a new string */
+static char *replace(const char *s, const char *from, const char *to)
+{
+    const char *at = strstr(s, from);
+    assert_non_null(at);
+    size_t n = strlen(s) - strlen(from) + strlen(to) + 1;
+    char *o = malloc(n);
+    snprintf(o, n, "%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
+    return o;
+}
+
 /* ---- the envelope */
 
 static void return_path_is_the_envelope_sender(void **state)
@@ -316,13 +327,20 @@ static void forged_or_foreign_reports_attribute_nothing(void **state)
         oc_buf_free(&r.body);
     }
     /* a forged token wins over a Message-ID that would match */
-    char *mixed = strdup(dsn_multi);
-    char *to = strstr(mixed, "To: <owner-ups-mib@CS.UTK.EDU>");
-    memcpy(to, "To: <bounces+bf.9@acme.exampl>", 30);
+    char *mixed = replace(dsn_multi, "owner-ups-mib@CS.UTK.EDU", "Bounces+bf.9@ACME.example");
     oc_inbound_result r = post_raw(inst, mixed, NULL, "t-forged-x", &ev);
     assert_int_equal(r.status, 200);
     oc_buf_free(&r.body);
     free(mixed);
+    assert_int_equal(ev.n, 0);
+    /* an address with a '+' that is not made from return_path is no token:
+     * the Message-ID attributes (three recipient groups) */
+    r = post_raw(inst, dsn_multi, "fbl+gmail@acme.example", "t-plus", &ev);
+    assert_int_equal(r.status, 200);
+    oc_buf_free(&r.body);
+    assert_int_equal(ev.n, 3);
+    assert_string_equal(ev.ev[0].provider_id, "bf.9@acme.example");
+    mock_events_free(&ev);
     /* a returned Message-ID of another domain is not ours */
     char *foreign = strdup(dsn_multi);
     memcpy(strstr(foreign, "<bf.9@acme.example>"), "<bf.9@acme.exampla>", 19);
