@@ -6,8 +6,9 @@
 # DSN failing ana with 5.1.1 (our JSON {"raw"}), an RFC 5965 ARF complaint
 # about bob (Mailgun's body-mime form), a delayed DSN for cy (soft), a DSN
 # whose VERP token carries dan's id with a wrong tag (forged), and ana's DSN
-# again (a provider's retry, another signature token). Then: ana and bob
-# suppressed, bounced/complained/soft_bounced 1 each, exactly one
+# again (a provider's retry, another signature token), and Mailgun's event
+# webhook with a temporary failure for dan. Then: ana and bob suppressed,
+# bounced/complained 1 each, soft_bounced 2 (cy, dan), exactly one
 # contact.bounced and one contact.complained published; a second campaign
 # to the same four reaches only cy and dan at the sink.
 source "$(dirname "$0")/lib.sh"
@@ -130,18 +131,49 @@ PY
 [ "$(post hard "$VFORGED" dan@example.com tok-dan-1 json)" = 200 ] || fail "the forged DSN was not answered 200"
 [ "$(post hard "$VANA" ana@example.com tok-ana-2 json)" = 200 ] || fail "ana's DSN again refused"
 [ "$(post hard "$VANA" ana@example.com tok-ana-2 json)" = 409 ] || fail "a replayed token was not 409"
-wait_for 10 bash -c "[ \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:b1 soft_bounced)\" = 1 ]" \
+# Mailgun's event webhook: dan's message failed with severity temporary
+# (soft), signed in its "signature" object; a wrong signature stores nothing
+mgevent() {
+  /usr/bin/python3 - "$B/webhooks/mail" "$(cat "$T/signing_key")" "$@" <<'PY'
+import hashlib, hmac, json, sys, time, urllib.error, urllib.request
+url, key, mid, severity, token, good = sys.argv[1:7]
+ts = str(int(time.time()))
+sig = hmac.new(key.encode(), (ts + token).encode(), hashlib.sha256).hexdigest()
+if good != "1":
+    sig = "0" * 64
+body = {"signature": {"timestamp": ts, "token": token, "signature": sig},
+        "event-data": {"event": "failed", "severity": severity, "reason": "generic",
+                       "log-level": "warn", "recipient": "dan@example.com",
+                       "recipient-domain": "example.com",
+                       "message": {"headers": {"to": "dan@example.com", "message-id": mid,
+                                               "from": "Acme News <news@acme.example>",
+                                               "subject": "Hi"}},
+                       "delivery-status": {"attempt-no": 1, "code": 452,
+                                           "message": "4.2.2 The email account that you tried to reach is over quota",
+                                           "description": ""}}}
+req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"})
+try:
+    print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+}
+[ "$(mgevent "$DANMID@acme.example" permanent mg-bad 0)" = 401 ] || fail "a Mailgun event with a wrong signature was taken"
+[ "$(mgevent "$DANMID@acme.example" temporary mg-dan-1 1)" = 200 ] || fail "dan's Mailgun event refused"
+wait_for 10 bash -c "[ \"\$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:b1 soft_bounced)\" = 2 ]" \
   || fail "soft_bounced: $(campaign_field b1 soft_bounced)"
 
 [ "$(rraw SMEMBERS omni:suppress:email | sort | tr '\n' ' ')" = "ana@example.com bob@example.com " ] \
   || fail "suppressed: $(rraw SMEMBERS omni:suppress:email | tr '\n' ' ')"
-for f in bounced:1 complained:1 soft_bounced:1; do
+for f in bounced:1 complained:1 soft_bounced:2; do
   [ "$(campaign_field b1 "${f%%:*}")" = "${f#*:}" ] || fail "${f%%:*}: $(campaign_field b1 "${f%%:*}")"
 done
 [ "$(rraw SMEMBERS omni:campaign:b1:bounces)" = ana@example.com ] || fail "bounces set"
 [ "$(rraw SMEMBERS omni:campaign:b1:complaints)" = bob@example.com ] || fail "complaints set"
+[ "$(rraw SMEMBERS omni:campaign:b1:soft_bounces | sort | tr '\n' ' ')" = "cy@example.com dan@example.com " ] || fail "soft_bounces set"
 grep -q 'VERP token whose tag is wrong' "$T/daemon.log" || fail "the forged DSN was not logged"
-ok "hard DSN and ARF suppress ana and bob; the soft DSN counts cy only; the forged token changes nothing; a retry counts nothing twice; a replayed token is 409"
+ok "hard DSN and ARF suppress ana and bob; the soft DSN and a Mailgun temporary failure count cy and dan only (a badly signed Mailgun event is 401); the forged token changes nothing; a retry counts nothing twice; a replayed token is 409"
 
 rraw XRANGE omni:conversations - + >"$T/events"
 /usr/bin/python3 - "$T/events" <<'PY' || fail "events: $(cat "$T/events")"
