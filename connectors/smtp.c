@@ -812,6 +812,11 @@ static void page(oc_inbound_result *res, int status, const char *title, const ch
 {
     res->status = status;
     res->content_type = "text/html; charset=utf-8";
+    /* a refusal still carries its stable code (the host logs and counts it) */
+    if (status == 400)
+        snprintf(res->error, sizeof(res->error), "missing_token");
+    else if (status == 403)
+        snprintf(res->error, sizeof(res->error), "bad_token");
     oc_buf *b = &res->body;
     oc_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -33,7 +33,8 @@ static const char *const confs[N][16] = {
     {"account_sid", "AC1", "auth_token", "authtoken", "from", "+15550000000", "public_url",
      "https://x.example/webhooks/sms", NULL},
     {"url", "smtp://127.0.0.1:25", "from", "a@b.example", "inbound_signing_key", "inboundkey",
-     "unsubscribe_url", "https://x.example/webhooks/mail?t={{token}}", NULL},
+     "unsubscribe_url", "https://x.example/webhooks/mail?t={{token}}", "return_path",
+     "bounces+{{token}}@b.example", NULL},
     {"url", "http://127.0.0.1/", "signing_secret", "hooksecret", NULL},
 };
 static const char *const types[N] = {"whatsapp", "twilio", "smtp", "webhook"};
