@@ -1,14 +1,19 @@
 /* Email over SMTP: builds an RFC 5322 message (UTF-8, RFC 2047 subjects,
  * quoted-printable multipart/alternative, one-click List-Unsubscribe) and
- * the envelope for libcurl's SMTP; classifies reply codes. Inbound: replies
- * from an inbound-parse service as JSON, and RFC 8058 one-click
- * unsubscribes. A CR or LF from a job never reaches a header. */
+ * the envelope for libcurl's SMTP, with a VERP envelope sender under
+ * return_path; classifies reply codes. Inbound: replies from an
+ * inbound-parse service, RFC 8058 one-click unsubscribes, and bounces and
+ * complaints (RFC 3464 / RFC 5965 reports as raw messages, Amazon SES
+ * through SNS, Mailgun's event webhooks). A CR or LF from a job never
+ * reaches a header. */
 #include <ctype.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,8 @@ typedef struct smtp {
     char *basic_auth;     /* inbound_basic_auth: "user:password" of unsigned services */
     int inbound_unsigned; /* inbound_unsigned = true: JSON posts without a signing key */
     long long max_age_s;  /* inbound_max_age_s */
+    char *return_path;    /* return_path: VERP envelope sender template ({{token}}) */
+    EVP_PKEY *sns_key;    /* ses_sns_cert_file: the key of Amazon SNS's signing certificate */
 } smtp;
 
 #define TAG_BYTES 16 /* the token's tag: 128 bits of HMAC-SHA256, in hex */
@@ -61,6 +68,10 @@ static const oc_config_key smtp_keys[] = {
     {"unsubscribe_secret", OC_KEY_SECRET, NULL, "another name for token_secret"},
     {"feedback_id", 0, NULL,
      "Feedback-ID header template, e.g. {{campaign}}:{{channel}}:acme (Gmail's feedback loop)"},
+    {"return_path", 0, NULL,
+     "VERP envelope sender (MAIL FROM), e.g. bounces+{{token}}@acme.example; From stays"},
+    {"ses_sns_cert_file", 0, NULL,
+     "PEM of Amazon SNS's signing certificate (SigningCertURL): SES notifications are verified"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -94,6 +105,8 @@ static void smtp_free(void *inst)
     if (s->token_secret)
         OPENSSL_cleanse(s->token_secret, strlen(s->token_secret));
     free(s->token_secret);
+    free(s->return_path);
+    EVP_PKEY_free(s->sns_key);
     free(s);
 }
 
@@ -237,13 +250,38 @@ static int smtp_init(const oc_config *cfg, const oc_host *host, void **inst, cha
         smtp_free(s);
         return -1;
     }
+    s->return_path = opt(cfg, "return_path");
+    if (s->return_path) {
+        const char *ra = strrchr(s->return_path, '@');
+        if (has_crlf(s->return_path) || !ra || !ra[1] || strpbrk(s->return_path, "<> \t\"") ||
+            strlen(s->return_path) > 200) {
+            snprintf(err, err_len, "return_path must be an address (local{{token}}@domain)");
+            smtp_free(s);
+            return -1;
+        }
+    }
+    const char *cert = cfg->get(cfg->ctx, "ses_sns_cert_file");
+    if (cert && *cert) {
+        FILE *f = fopen(cert, "r");
+        X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        if (f)
+            fclose(f);
+        s->sns_key = x ? X509_get_pubkey(x) : NULL;
+        X509_free(x);
+        if (!s->sns_key) {
+            snprintf(err, err_len, "ses_sns_cert_file: no PEM certificate could be read");
+            smtp_free(s);
+            return -1;
+        }
+    }
     if (s->token_secret && strlen(s->token_secret) < TOKEN_SECRET_MIN) {
         snprintf(err, err_len, "token_secret must be at least %d bytes", TOKEN_SECRET_MIN);
         smtp_free(s);
         return -1;
     }
     int tokens = (s->unsub_url && strstr(s->unsub_url, "{{token}}")) ||
-                 (s->reply_to && strstr(s->reply_to, "{{token}}"));
+                 (s->reply_to && strstr(s->reply_to, "{{token}}")) ||
+                 (s->return_path && strstr(s->return_path, "{{token}}"));
     if (tokens && !s->token_secret)
         host->log(OC_LOG_WARN,
                   "smtp connector %s: no token_secret: unsubscribe and reply tokens are bare "
@@ -544,9 +582,17 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
     req->smtp_tls = s->tls;
     if (s->userpwd)
         req->userpwd = strdup(s->userpwd);
-    size_t fl = strlen(s->from_addr) + 3, tl = strlen(m->to) + 3;
-    req->mail_from = malloc(fl);
-    snprintf(req->mail_from, fl, "<%s>", s->from_addr);
+    /* the envelope sender: bounces go there (VERP: the token names the
+     * message), the From header stays */
+    oc_buf env = {0};
+    oc_buf_puts(&env, "<");
+    if (s->return_path)
+        render_token(s, s->return_path, ptoken, &env);
+    else
+        oc_buf_puts(&env, s->from_addr);
+    oc_buf_puts(&env, ">");
+    req->mail_from = env.data;
+    size_t tl = strlen(m->to) + 3;
     req->mail_rcpt = malloc(tl);
     snprintf(req->mail_rcpt, tl, "<%s>", m->to);
     return 0;
@@ -768,6 +814,11 @@ static void page(oc_inbound_result *res, int status, const char *title, const ch
 {
     res->status = status;
     res->content_type = "text/html; charset=utf-8";
+    /* a refusal still carries its stable code (the host logs and counts it) */
+    if (status == 400)
+        snprintf(res->error, sizeof(res->error), "missing_token");
+    else if (status == 403)
+        snprintf(res->error, sizeof(res->error), "bad_token");
     oc_buf *b = &res->body;
     oc_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -1033,6 +1084,539 @@ static int basic_auth_ok(const smtp *s, const oc_http_request *req)
     return (size_t)wl == gl && !CRYPTO_memcmp(want, got, gl);
 }
 
+/* ---- bounces and complaints: RFC 3464 DSNs and RFC 5965 ARF reports as raw
+ * messages, Amazon SES through SNS, Mailgun's event webhooks */
+
+#define REPORT_EVENTS_MAX 64 /* events one report may emit */
+
+/* One line of [p, end): its end without CR/LF in *le, the next line returned. */
+static const char *next_line(const char *p, const char *end, const char **le)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *e = nl ? nl : end;
+    *le = e > p && e[-1] == '\r' ? e - 1 : e;
+    return nl ? nl + 1 : end;
+}
+
+/* The end of the header block (or field group) at p: the blank line or end;
+ * *after is where the text after the blank line starts. */
+static const char *block_end(const char *p, const char *end, const char **after)
+{
+    while (p < end) {
+        const char *le, *n = next_line(p, end, &le);
+        if (le == p) {
+            *after = n;
+            return p;
+        }
+        p = n;
+    }
+    *after = end;
+    return end;
+}
+
+/* Field `name` of the header block [p, end): unfolded, runs of white space
+ * as one space, trimmed, at most len - 1 bytes. 1 when present. */
+static int field(const char *p, const char *end, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+    while (p < end) {
+        const char *le, *n = next_line(p, end, &le);
+        if ((size_t)(le - p) > nl && !strncasecmp(p, name, nl) && p[nl] == ':') {
+            size_t k = 0;
+            int sp = 1; /* drops leading space */
+            const char *v = p + nl + 1;
+            for (;;) {
+                for (; v < le; v++) {
+                    int w = *v == ' ' || *v == '\t';
+                    if (w && sp)
+                        continue;
+                    sp = w;
+                    if (k + 1 < len)
+                        out[k++] = w ? ' ' : *v;
+                }
+                if (n < end && (*n == ' ' || *n == '\t')) { /* folded */
+                    v = n;
+                    n = next_line(n, end, &le);
+                    if (!sp && k + 1 < len) {
+                        out[k++] = ' ';
+                        sp = 1;
+                    }
+                    continue;
+                }
+                break;
+            }
+            while (k && out[k - 1] == ' ')
+                k--;
+            out[k] = '\0';
+            return 1;
+        }
+        p = n;
+    }
+    return 0;
+}
+
+/* A MIME parameter (boundary, report-type) of a Content-Type value. */
+static int mime_param(const char *ct, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name), k = 0;
+    for (const char *p = strchr(ct, ';'); p; p = strchr(p + 1, ';')) {
+        const char *q = p + 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncasecmp(q, name, nl) || q[nl] != '=')
+            continue;
+        q += nl + 1;
+        int quoted = *q == '"';
+        for (q += quoted; *q && k + 1 < len; q++) {
+            if (quoted ? *q == '"' : (*q == ';' || *q == ' ' || *q == '\t'))
+                break;
+            out[k++] = *q;
+        }
+        out[k] = '\0';
+        return k > 0;
+    }
+    return 0;
+}
+
+/* The address of "rfc822;a@b", "<a@b>" or "Name <a@b>", lowercased domain. */
+static void report_address(const char *v, char *out, size_t len)
+{
+    const char *semi = strchr(v, ';');
+    if (semi && !strchr(v, '<'))
+        v = semi + 1;
+    bare_address(v, out, len);
+}
+
+/* A VERP token in an address made from return_path: what stands where the
+ * template has {{token}} (bounces+TOKEN@acme.example), the rest matching
+ * the template (case-insensitive). 1 found (in tok); 0 for any other
+ * address (an FBL mailbox with its own '+' tag is not a forged token). */
+static int verp_token(const smtp *s, const char *addr, char *tok, size_t len)
+{
+    const char *t = s->return_path ? strstr(s->return_path, "{{token}}") : NULL;
+    if (!t)
+        return 0;
+    char a[256];
+    bare_address(addr, a, sizeof(a));
+    size_t pre = (size_t)(t - s->return_path), suf = strlen(t + 9), n = strlen(a);
+    if (n <= pre + suf || strncasecmp(a, s->return_path, pre) || strcasecmp(a + n - suf, t + 9) ||
+        n - pre - suf >= len)
+        return 0;
+    safe_token(a + pre, tok, n - pre - suf + 1);
+    return 1;
+}
+
+/* Our message named by a returned Message-ID "<MSGID@our.domain>": the id as
+ * a provider id "MSGID@domain" (the host's lookup takes the part before
+ * '@'), 0 when the id is not one of ours. */
+static int our_message_id(const smtp *s, const char *v, char *pid, size_t len)
+{
+    char m[300], tok[240];
+    strip_angles(v, m, sizeof(m));
+    const char *at = strrchr(m, '@');
+    if (!at || at == m || strcasecmp(at + 1, s->domain) || (size_t)(at - m) >= sizeof(tok))
+        return 0;
+    safe_token(m, tok, (size_t)(at - m) + 1);
+    if (strncmp(tok, m, (size_t)(at - m)))
+        return 0; /* characters our ids never have */
+    snprintf(pid, len, "%s@%s", tok, s->domain);
+    return 1;
+}
+
+typedef struct report {
+    char pid[300]; /* attribution: "token:MSGID" or "MSGID@domain", "" none */
+    int forged;    /* a VERP token was there and its tag is wrong */
+} report;
+
+/* Attribution through a VERP token in addr (only one whose tag verifies). */
+static void attribute_token(const smtp *s, report *r, const char *addr)
+{
+    char tok[240], bare[240];
+    if (!addr || r->forged || !strncmp(r->pid, "token:", 6) ||
+        !verp_token(s, addr, tok, sizeof(tok)))
+        return;
+    if (token_verify(s, tok, bare, sizeof(bare)))
+        snprintf(r->pid, sizeof(r->pid), "token:%s", bare);
+    else
+        r->forged = 1;
+}
+
+static void emit_report(oc_emit_fn emit, void *ctx, const report *r, oc_event_type type,
+                        const char *addr, const char *state, const char *error, const char *kind,
+                        int *n)
+{
+    if (!r->pid[0] || r->forged || *n >= REPORT_EVENTS_MAX)
+        return;
+    oc_event ev = {.type = type,
+                   .from = addr && *addr ? addr : NULL,
+                   .provider_id = r->pid,
+                   .state = state,
+                   .error = error && *error ? error : NULL,
+                   .kind = kind};
+    emit(ctx, &ev);
+    (*n)++;
+}
+
+/* One DSN recipient group: hard = Action failed with a 5.x.x Status, soft =
+ * 4.x.x or delayed; delivered, relayed and expanded say nothing. */
+static void dsn_recipient(oc_emit_fn emit, void *ctx, const report *r, const char *p, const char *e,
+                          int *n)
+{
+    char action[64] = "", status[64] = "", diag[200] = "", fr[300] = "", addr[256] = "";
+    field(p, e, "Action", action, sizeof(action));
+    field(p, e, "Status", status, sizeof(status));
+    field(p, e, "Diagnostic-Code", diag, sizeof(diag));
+    if (!field(p, e, "Final-Recipient", fr, sizeof(fr)))
+        field(p, e, "Original-Recipient", fr, sizeof(fr));
+    if (fr[0])
+        report_address(fr, addr, sizeof(addr));
+    const char *state;
+    if (!strcasecmp(action, "failed"))
+        state = status[0] == '4' ? "soft" : "hard";
+    else if (!strcasecmp(action, "delayed"))
+        state = "soft";
+    else
+        return;
+    char err[280];
+    snprintf(err, sizeof(err), "%s%s%s", status, status[0] && diag[0] ? " " : "", diag);
+    emit_report(emit, ctx, r, OC_EV_BOUNCE, addr, state, err, "dsn", n);
+}
+
+/* A raw message that may be a report (multipart/report; report-type
+ * delivery-status or feedback-report): its events emitted, attributed
+ * through the VERP token of envelope_to, the report's To or the ARF
+ * Original-Mail-From, else the returned Message-ID. The number emitted, or
+ * -1 when the message is no report. */
+static int parse_report(const smtp *s, const char *raw, size_t n, const char *envelope_to,
+                        oc_emit_fn emit, void *ctx)
+{
+    const char *end = raw + n, *body;
+    const char *he = block_end(raw, end, &body);
+    char ct[400], rtype[64], bound[80], v[300];
+    if (!field(raw, he, "Content-Type", ct, sizeof(ct)) ||
+        strncasecmp(ct, "multipart/report", 16) ||
+        !mime_param(ct, "report-type", rtype, sizeof(rtype)) ||
+        !mime_param(ct, "boundary", bound, sizeof(bound)) || strlen(bound) > 70)
+        return -1;
+    int arf = !strcasecmp(rtype, "feedback-report");
+    if (!arf && strcasecmp(rtype, "delivery-status"))
+        return -1;
+    report r = {0};
+    attribute_token(s, &r, envelope_to);
+    if (field(raw, he, "To", v, sizeof(v)))
+        attribute_token(s, &r, v);
+    char delim[84];
+    snprintf(delim, sizeof(delim), "--%s", bound);
+    size_t dl = strlen(delim);
+    /* the parts: the report's fields and the returned message */
+    const char *status_p = NULL, *status_e = NULL;
+    for (const char *p = find_mem(body, (size_t)(end - body), delim, dl); p;) {
+        const char *le, *part = next_line(p, end, &le);
+        if (le - p >= (long)dl + 2 && !memcmp(p + dl, "--", 2))
+            break;
+        const char *next = find_mem(part, (size_t)(end - part), delim, dl);
+        while (next && next > part && next[-1] != '\n')
+            next = find_mem(next + 1, (size_t)(end - next - 1), delim, dl);
+        const char *stop = next ? next : end, *pb;
+        const char *phe = block_end(part, stop, &pb);
+        char pct[200] = "text/plain";
+        field(part, phe, "Content-Type", pct, sizeof(pct));
+        if (!strncasecmp(pct, "message/delivery-status", 23) ||
+            !strncasecmp(pct, "message/feedback-report", 23)) {
+            status_p = pb;
+            status_e = stop;
+        } else if (!strncasecmp(pct, "message/rfc822", 14) ||
+                   !strncasecmp(pct, "text/rfc822-headers", 19)) {
+            const char *ob, *ohe = block_end(pb, stop, &ob);
+            if (!r.pid[0] && !r.forged && field(pb, ohe, "Message-ID", v, sizeof(v)))
+                our_message_id(s, v, r.pid, sizeof(r.pid));
+            /* the bounce of a bounce never reaches us; a returned message
+             * with a VERP Return-Path names the token too */
+        }
+        p = next;
+    }
+    if (!status_p)
+        return -1;
+    int emitted = 0;
+    if (arf) {
+        const char *after, *fe = block_end(status_p, status_e, &after);
+        char ft[64] = "", omf[300] = "";
+        field(status_p, fe, "Feedback-Type", ft, sizeof(ft));
+        for (char *c = ft; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        if (field(status_p, fe, "Original-Mail-From", omf, sizeof(omf))) {
+            char keep[300];
+            snprintf(keep, sizeof(keep), "%s", r.pid);
+            int was_token = !strncmp(r.pid, "token:", 6);
+            if (!was_token)
+                r.pid[0] = '\0';
+            attribute_token(s, &r, omf);
+            if (!r.pid[0])
+                snprintf(r.pid, sizeof(r.pid), "%s", keep);
+        }
+        /* every Original-Rcpt-To, or one complaint without an address */
+        int any = 0;
+        for (const char *p = status_p; p < fe;) {
+            const char *le, *nx = next_line(p, fe, &le);
+            if (!strncasecmp(p, "Original-Rcpt-To:", 17)) {
+                char a[300], addr[256];
+                field(p, nx, "Original-Rcpt-To", a, sizeof(a));
+                report_address(a, addr, sizeof(addr));
+                emit_report(emit, ctx, &r, OC_EV_COMPLAINT, addr, ft[0] ? ft : "complaint", NULL,
+                            "arf", &emitted);
+                any = 1;
+            }
+            p = nx;
+        }
+        if (!any)
+            emit_report(emit, ctx, &r, OC_EV_COMPLAINT, NULL, ft[0] ? ft : "complaint", NULL, "arf",
+                        &emitted);
+    } else {
+        /* the per-message group, then one group per recipient */
+        const char *after;
+        block_end(status_p, status_e, &after);
+        for (const char *p = after; p < status_e;) {
+            const char *nx, *ge = block_end(p, status_e, &nx);
+            if (ge > p)
+                dsn_recipient(emit, ctx, &r, p, ge, &emitted);
+            p = nx > p ? nx : status_e;
+        }
+    }
+    if (r.forged)
+        s->host->log(OC_LOG_WARN, "smtp: a report with a VERP token whose tag is wrong: ignored");
+    else if (!r.pid[0])
+        s->host->log(OC_LOG_INFO, "smtp: a report for none of our messages: ignored");
+    return emitted;
+}
+
+/* Mailgun's event webhook: {"signature": {timestamp, token, signature},
+ * "event-data": {event, severity, recipient, message.headers.message-id,
+ * delivery-status}}; failed (permanent: hard, temporary: soft) and
+ * complained become events, the others are answered and dropped. */
+static void mailgun_event(smtp *s, json_t *j, oc_inbound_result *res, oc_emit_fn emit, void *ctx)
+{
+    if (!s->inbound_key) {
+        oc_inbound_fail(res, 403, "unsigned_inbound_refused");
+        return;
+    }
+    const char *code = check_signature(s, json_object_get(j, "signature"), res);
+    if (code) {
+        res->replay_key[0] = '\0';
+        res->replay_ttl_s = 0;
+        oc_inbound_fail(res, 401, code);
+        return;
+    }
+    json_t *ed = json_object_get(j, "event-data");
+    const char *event = json_string_value(json_object_get(ed, "event"));
+    const char *sev = json_string_value(json_object_get(ed, "severity"));
+    const char *rcpt = json_string_value(json_object_get(ed, "recipient"));
+    const char *mid = json_string_value(
+        json_object_get(json_object_get(json_object_get(ed, "message"), "headers"), "message-id"));
+    report r = {0};
+    char addr[256] = "";
+    if (rcpt)
+        bare_address(rcpt, addr, sizeof(addr));
+    if (mid)
+        our_message_id(s, mid, r.pid, sizeof(r.pid));
+    int n = 0;
+    if (event && !strcmp(event, "failed")) {
+        json_t *ds = json_object_get(ed, "delivery-status");
+        char err[280];
+        const char *dm = json_string_value(json_object_get(ds, "message"));
+        const char *dd = json_string_value(json_object_get(ds, "description"));
+        json_t *dc = json_object_get(ds, "code");
+        snprintf(err, sizeof(err), "%lld %s", (long long)json_integer_value(dc),
+                 dm && *dm ? dm
+                 : dd      ? dd
+                           : "");
+        emit_report(emit, ctx, &r, OC_EV_BOUNCE, addr,
+                    sev && !strcmp(sev, "permanent") ? "hard" : "soft",
+                    json_is_integer(dc) ? err : NULL, "mailgun", &n);
+    } else if (event && !strcmp(event, "complained")) {
+        emit_report(emit, ctx, &r, OC_EV_COMPLAINT, addr, "abuse", NULL, "mailgun", &n);
+    }
+    res->status = 200;
+    res->content_type = "application/json";
+    oc_buf_puts(&res->body, "{}");
+}
+
+/* SNS's signing certificate lives at https://sns.REGION.amazonaws.com/... */
+static int sns_cert_url_ok(const char *u)
+{
+    if (!u || strncmp(u, "https://sns.", 12))
+        return 0;
+    const char *h = u + 12, *slash = strchr(h, '/');
+    if (!slash)
+        return 0;
+    size_t n = (size_t)(slash - h);
+    static const char suffix[] = ".amazonaws.com";
+    if (n <= sizeof(suffix) - 1 ||
+        strncmp(slash - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1))
+        return 0;
+    for (const char *p = h; p < slash - (sizeof(suffix) - 1); p++)
+        if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
+            return 0; /* the region: one label, no dots */
+    return 1;
+}
+
+/* SNS's string to sign: "Name\nvalue\n" for each field of the message type
+ * in byte order (Subject only when present). */
+static int sns_canonical(json_t *j, const char *type, oc_buf *out)
+{
+    static const char *const note[] = {"Message",  "MessageId", "Subject", "Timestamp",
+                                       "TopicArn", "Type",      NULL};
+    static const char *const sub[] = {"Message", "MessageId", "SubscribeURL", "Timestamp",
+                                      "Token",   "TopicArn",  "Type",         NULL};
+    const char *const *names = !strcmp(type, "Notification") ? note : sub;
+    for (; *names; names++) {
+        const char *v = json_string_value(json_object_get(j, *names));
+        if (!v) {
+            if (!strcmp(*names, "Subject"))
+                continue;
+            return -1;
+        }
+        oc_buf_puts(out, *names);
+        oc_buf_puts(out, "\n");
+        oc_buf_puts(out, v);
+        oc_buf_puts(out, "\n");
+    }
+    return 0;
+}
+
+static int sns_verify(const smtp *s, json_t *j, const char *type)
+{
+    const char *ver = json_string_value(json_object_get(j, "SignatureVersion"));
+    const char *sig = json_string_value(json_object_get(j, "Signature"));
+    if (!s->sns_key || !ver || !sig || (strcmp(ver, "1") && strcmp(ver, "2")) ||
+        !sns_cert_url_ok(json_string_value(json_object_get(j, "SigningCertURL"))))
+        return 0;
+    size_t sl = strlen(sig);
+    if (sl == 0 || sl > 2048 || sl % 4)
+        return 0;
+    unsigned char raw[1600];
+    int rl = EVP_DecodeBlock(raw, (const unsigned char *)sig, (int)sl);
+    if (rl < 0)
+        return 0;
+    for (size_t i = sl; i > 0 && sig[i - 1] == '='; i--)
+        rl--;
+    oc_buf d = {0};
+    int ok = 0;
+    if (sns_canonical(j, type, &d) == 0 && d.data) {
+        EVP_MD_CTX *mc = EVP_MD_CTX_new();
+        ok = mc &&
+             EVP_DigestVerifyInit(mc, NULL, !strcmp(ver, "1") ? EVP_sha1() : EVP_sha256(), NULL,
+                                  s->sns_key) == 1 &&
+             EVP_DigestVerify(mc, raw, (size_t)rl, (const unsigned char *)d.data, d.len) == 1;
+        EVP_MD_CTX_free(mc);
+    }
+    oc_buf_free(&d);
+    return ok;
+}
+
+/* Our Message-ID in SES's mail object: mail.headers [{name, value}] or
+ * mail.commonHeaders.messageId. */
+static void ses_attribution(const smtp *s, json_t *mail, report *r)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(mail, "headers"), i, h)
+    {
+        const char *k = json_string_value(json_object_get(h, "name"));
+        const char *v = json_string_value(json_object_get(h, "value"));
+        if (k && v && !strcasecmp(k, "Message-ID") && our_message_id(s, v, r->pid, sizeof(r->pid)))
+            return;
+    }
+    const char *v =
+        json_string_value(json_object_get(json_object_get(mail, "commonHeaders"), "messageId"));
+    if (v)
+        our_message_id(s, v, r->pid, sizeof(r->pid));
+}
+
+/* Amazon SES's bounce and complaint notifications through Amazon SNS: the
+ * SNS envelope verified against ses_sns_cert_file, its Message SES's JSON. */
+static void ses_notification(smtp *s, json_t *j, oc_inbound_result *res, oc_emit_fn emit, void *ctx)
+{
+    const char *type = json_string_value(json_object_get(j, "Type"));
+    if (!s->sns_key) {
+        oc_inbound_fail(res, 403, "no_ses_sns_cert");
+        return;
+    }
+    if (!type || (strcmp(type, "Notification") && strcmp(type, "SubscriptionConfirmation") &&
+                  strcmp(type, "UnsubscribeConfirmation"))) {
+        oc_inbound_fail(res, 400, "bad_payload");
+        return;
+    }
+    if (!sns_verify(s, j, type)) {
+        oc_inbound_fail(res, 401, "bad_signature");
+        return;
+    }
+    res->status = 200;
+    res->content_type = "application/json";
+    oc_buf_puts(&res->body, "{}");
+    if (strcmp(type, "Notification")) {
+        /* never followed from here: the operator confirms by visiting it */
+        const char *u = json_string_value(json_object_get(j, "SubscribeURL"));
+        const char *arn = json_string_value(json_object_get(j, "TopicArn"));
+        s->host->log(OC_LOG_WARN, "smtp: Amazon SNS %s for %.200s: confirm by opening %.500s", type,
+                     arn && printable_ascii(arn) ? arn : "?",
+                     u && printable_ascii(u) ? u : "(no SubscribeURL)");
+        return;
+    }
+    json_error_t je;
+    const char *msg = json_string_value(json_object_get(j, "Message"));
+    json_t *m = msg ? json_loads(msg, 0, &je) : NULL;
+    const char *nt = json_string_value(json_object_get(m, "notificationType"));
+    if (!nt)
+        nt = json_string_value(json_object_get(m, "eventType"));
+    report r = {0};
+    ses_attribution(s, json_object_get(m, "mail"), &r);
+    int n = 0;
+    size_t i;
+    json_t *x;
+    if (nt && !strcmp(nt, "Bounce")) {
+        json_t *b = json_object_get(m, "bounce");
+        const char *bt = json_string_value(json_object_get(b, "bounceType"));
+        const char *state = bt && !strcmp(bt, "Permanent") ? "hard" : "soft";
+        json_array_foreach(json_object_get(b, "bouncedRecipients"), i, x)
+        {
+            const char *a = json_string_value(json_object_get(x, "emailAddress"));
+            const char *st = json_string_value(json_object_get(x, "status"));
+            const char *dc = json_string_value(json_object_get(x, "diagnosticCode"));
+            char addr[256] = "", err[280];
+            if (a)
+                bare_address(a, addr, sizeof(addr));
+            snprintf(err, sizeof(err), "%s%s%s", st ? st : "", st && dc ? " " : "", dc ? dc : "");
+            emit_report(emit, ctx, &r, OC_EV_BOUNCE, addr, state, err, "ses", &n);
+        }
+    } else if (nt && !strcmp(nt, "Complaint")) {
+        json_t *c = json_object_get(m, "complaint");
+        const char *ft = json_string_value(json_object_get(c, "complaintFeedbackType"));
+        json_array_foreach(json_object_get(c, "complainedRecipients"), i, x)
+        {
+            const char *a = json_string_value(json_object_get(x, "emailAddress"));
+            char addr[256] = "";
+            if (a)
+                bare_address(a, addr, sizeof(addr));
+            emit_report(emit, ctx, &r, OC_EV_COMPLAINT, addr, ft ? ft : "complaint", NULL, "ses",
+                        &n);
+        }
+    }
+    json_decref(m);
+}
+
+/* The raw message of a report post: our {"raw"}, Mailgun's body-mime,
+ * Postmark's RawEmail. */
+static const char *raw_message(json_t *j)
+{
+    const char *keys[] = {"raw", "body-mime", "RawEmail"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = json_string_value(json_object_get(j, keys[i]));
+        if (v && *v)
+            return v;
+    }
+    return NULL;
+}
+
 static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_result *res,
                          oc_emit_fn emit, void *ctx)
 {
@@ -1083,6 +1667,26 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
         oc_buf_puts(&res->body, "{}");
         return;
     }
+    const char *ct0 = req->header ? req->header(req->header_ctx, "Content-Type") : NULL;
+    if (!ct0 || (strncasecmp(ct0, "application/x-www-form-urlencoded", 33) &&
+                 strncasecmp(ct0, "multipart/form-data", 19))) {
+        /* ESP event webhooks carry their own signatures */
+        json_error_t je0;
+        json_t *ej = json_loadb(req->body, req->body_len, 0, &je0);
+        if (json_is_object(ej) && json_is_string(json_object_get(ej, "TopicArn")) &&
+            json_is_string(json_object_get(ej, "Type"))) {
+            ses_notification(s, ej, res, emit, ctx);
+            json_decref(ej);
+            return;
+        }
+        if (json_is_object(ej) && json_is_object(json_object_get(ej, "signature")) &&
+            json_is_object(json_object_get(ej, "event-data"))) {
+            mailgun_event(s, ej, res, emit, ctx);
+            json_decref(ej);
+            return;
+        }
+        json_decref(ej);
+    }
     int basic = basic_auth_ok(s, req);
     if (s->basic_auth && !basic && !s->inbound_key) {
         oc_inbound_fail(res, 401, "bad_credentials");
@@ -1112,6 +1716,16 @@ static void smtp_inbound(void *inst, const oc_http_request *req, oc_inbound_resu
             oc_inbound_fail(res, 401, code);
             return;
         }
+    }
+    const char *raw = raw_message(j);
+    if (raw && parse_report(s, raw, strlen(raw), json_string_value(json_object_get(j, "to")), emit,
+                            ctx) >= 0) {
+        /* a DSN or an ARF report: taken (attributed or not; not sent again) */
+        json_decref(j);
+        res->status = 200;
+        res->content_type = "application/json";
+        oc_buf_puts(&res->body, "{}");
+        return;
     }
     const char *from = json_string_value(json_object_get(j, "from"));
     const char *to = json_string_value(json_object_get(j, "to"));

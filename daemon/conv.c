@@ -357,6 +357,20 @@ void conv_push(omni *o, conn_inst *ci, const oc_event *ev, conv_written_fn done,
         add(e, "unsub");
         add(e, ci->conf->name);
         add(e, ev->provider_id);
+    } else if (ev->type == OC_EV_BOUNCE || ev->type == OC_EV_COMPLAINT) {
+        /* ABI 1.4: a delivery report about one of our messages; the script
+         * suppresses the message's own recipient (hard bounce, complaint) */
+        if (ci->impl->abi_minor < 4 || !ev->provider_id || !*ev->provider_id) {
+            drop(e, 1);
+            return;
+        }
+        add(e, ev->type == OC_EV_BOUNCE ? "bounce" : "complaint");
+        add(e, ci->conf->name);
+        add(e, ev->provider_id);
+        add(e, ev->state ? ev->state : ev->type == OC_EV_BOUNCE ? "hard" : "complaint");
+        add(e, ev->error);
+        add(e, ev->kind);
+        add(e, ev->from);
     } else {
         drop(e, 1);
         return;

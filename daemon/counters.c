@@ -19,6 +19,9 @@ static const char *const number_fields[] = {"total",
                                             "read",
                                             "replied",
                                             "opted_out",
+                                            "bounced",
+                                            "complained",
+                                            "soft_bounced",
                                             "chunks",
                                             "chunk_size",
                                             "failed_after_send",
@@ -42,7 +45,9 @@ static const char *const done_fields[] = {"sent",      "failed",    "suppressed"
 /* per-channel counters: "sent:whatsapp", "delivered:sms", ... */
 static const char *const channel_fields[] = {"sent", "failed", "delivered", "read", NULL};
 
-static const char *const rate_fields[] = {"delivered", "read", "replied", "opted_out", NULL};
+/* bounced and complained: the rates mailbox providers judge a bulk sender by */
+static const char *const rate_fields[] = {"delivered", "read",       "replied", "opted_out",
+                                          "bounced",   "complained", NULL};
 
 /* the counter name of a per-channel field ("delivered" for
  * "delivered:sms", its channel at *channel), or NULL */

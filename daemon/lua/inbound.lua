@@ -12,6 +12,9 @@
 --   pref:      connector, channel, from, action (optout|optin), in_reply_to,
 --              via (e.g. user_preferences, payload), window_ms
 --   unsub:     connector, provider_id ("token:MSGID")
+--   bounce:    connector, provider_id, state (hard|soft), error, via (dsn, ses,
+--              mailgun, ...), reported address
+--   complaint: connector, provider_id, feedback type, error, via, reported address
 --   proactive: channel, contact, campaign, text
 --   close:     conversation id
 local P, now, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -274,6 +277,38 @@ elseif kind == 'unsub' then
              via = 'list-unsubscribe'})
   end
   return {'ok', m.c}
+
+elseif kind == 'bounce' or kind == 'complaint' then
+  -- a delivery report about one of our messages (attributed by the
+  -- connector: a verified VERP token or our Message-ID): a hard bounce or a
+  -- complaint suppresses the message's recipient on its channel; counted
+  -- and published once per address and campaign; a provider's retry of the
+  -- same report changes nothing
+  local connector, pid, state, err, via, reported = ARGV[4], ARGV[5], ARGV[6], ARGV[7],
+      ARGV[8], ARGV[9]
+  local hard = kind == 'complaint' or state == 'hard'
+  if redis.call('SET', P .. 'evt:' .. connector .. ':' .. (kind == 'bounce' and 'b' or 'c') ..
+      ':' .. pid .. ':' .. (hard and 'h' or 's'), 1, 'NX', 'EX', DEDUP_TTL) == false then
+    return {'duplicate'}
+  end
+  local m = lookup(pid, connector)
+  if not m then return {'unknown'} end
+  if not hard then
+    counted_once(m.c, 'soft_bounces', m.a, 'soft_bounced')
+    return {'ok', m.c, 'soft'}
+  end
+  redis.call('SADD', P .. 'suppress:' .. m.ch, m.a)
+  local set, counter, evtype = 'bounces', 'bounced', 'contact.bounced'
+  if kind == 'complaint' then set, counter, evtype = 'complaints', 'complained', 'contact.complained' end
+  if redis.call('SADD', P .. 'campaign:' .. m.c .. ':' .. set, m.a) == 1 then
+    redis.call('HINCRBY', P .. 'campaign:' .. m.c, counter, 1)
+    local ev = {type = evtype, channel = m.ch, contact = m.a, campaign = m.c, via = via,
+                metadata = metadata(m.c)}
+    if kind == 'complaint' then ev.feedback_type = state else ev.error = err ~= '' and err or nil end
+    if reported ~= '' and reported ~= m.a then ev.reported = reported end
+    publish(ev)
+  end
+  return {'ok', m.c, kind}
 
 elseif kind == 'proactive' then
   local channel, contact, campaign, text = ARGV[4], ARGV[5], ARGV[6], ARGV[7]

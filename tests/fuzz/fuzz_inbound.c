@@ -35,7 +35,8 @@ static const char *const confs[N][16] = {
     {"account_sid", "AC1", "auth_token", "authtoken", "from", "+15550000000", "public_url",
      "https://x.example/webhooks/sms", NULL},
     {"url", "smtp://127.0.0.1:25", "from", "a@b.example", "inbound_signing_key", "inboundkey",
-     "unsubscribe_url", "https://x.example/webhooks/mail?t={{token}}", NULL},
+     "unsubscribe_url", "https://x.example/webhooks/mail?t={{token}}", "return_path",
+     "bounces+{{token}}@b.example", NULL},
     {"url", "http://127.0.0.1/", "signing_secret", "hooksecret", NULL},
 };
 static const char *const types[N] = {"whatsapp", "twilio", "smtp", "webhook"};
@@ -91,7 +92,7 @@ static void emit(void *ctx, const oc_event *ev)
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         if (s[i])
             (void)strlen(s[i]);
-    if (ev->type < OC_EV_REPLY || ev->type > OC_EV_OPTIN)
+    if (ev->type < OC_EV_REPLY || ev->type > OC_EV_COMPLAINT)
         abort();
 }
 

@@ -31,6 +31,8 @@ static void ids_stay_strings_and_counters_are_numbers(void **state)
     set(o, "cancelled", "0");
     set(o, "delivered", "2");
     set(o, "read", "1");
+    set(o, "complained", "1");
+    set(o, "soft_bounced", "2");
     set(o, "chunks", "1");
     set(o, "chunk_size", "1000");
     set(o, "created_at", "1795000000000");
@@ -53,6 +55,10 @@ static void ids_stay_strings_and_counters_are_numbers(void **state)
     assert_true(json_real_value(json_object_get(rates, "delivered")) == 0.5);
     assert_true(json_real_value(json_object_get(rates, "read")) == 0.25);
     assert_true(json_real_value(json_object_get(rates, "replied")) == 0);
+    /* email delivery reports: numbers, and the complaint rate */
+    assert_int_equal(json_integer_value(json_object_get(o, "soft_bounced")), 2);
+    assert_true(json_real_value(json_object_get(rates, "complained")) == 0.25);
+    assert_true(json_real_value(json_object_get(rates, "bounced")) == 0);
     json_decref(o);
 }
 
