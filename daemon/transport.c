@@ -231,10 +231,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp)
     size_t len = size * n;
     if (x->req.kind == OC_REQ_SMTP) {
         /* libcurl hands SMTP's reply lines to the header callback: keep the
-         * last one that starts with a code, for the connector to read the
-         * enhanced status code (RFC 3463) and the server's words */
+         * one that ended the transaction, for the connector to read the
+         * enhanced status code (RFC 3463) and the server's words: the last
+         * line, or the first line of the first refusal (4xx/5xx), which the
+         * QUIT's "221 Bye" after it must not replace */
         if (len >= 3 && isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
-            isdigit((unsigned char)p[2])) {
+            isdigit((unsigned char)p[2]) && x->reply[0] != '4' && x->reply[0] != '5') {
             size_t k = 0;
             for (size_t i = 0; i < len && k + 1 < sizeof(x->reply); i++)
                 if (p[i] != '\r' && p[i] != '\n')
