@@ -54,8 +54,8 @@ fuzz:
 	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 test: deps build build-asan
-	cd $(BUILD) && ctest --output-on-failure -j 2
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+	cd $(BUILD) && ctest --output-on-failure -j 3
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 3
 	bash scripts/valgrind-unit.sh $(BUILD)
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 

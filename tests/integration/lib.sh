@@ -222,3 +222,17 @@ msg_field() {
 # q PATTERN [FILE]: grep quietly but read all input (grep -q stops early and
 # its producer dies of SIGPIPE, which pipefail turns into a failure)
 q() { grep "$@" >/dev/null; }
+
+# WhatsApp webhooks as Meta posts them, to the instance "wa" at $B:
+# sign_wa signs stdin with the tests' app secret ("appsecret");
+# post_wa BODY [SIGNATURE] posts it signed (or with the signature given),
+# prints the status code, leaves the answer in $T/wbody (at most 10 s).
+sign_wa() { python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"appsecret", sys.stdin.buffer.read(), hashlib.sha256).hexdigest())'; }
+post_wa() {
+  local sig=${2:-$(printf '%s' "$1" | sign_wa)}
+  curl -s -m 10 -o "$T/wbody" -w '%{http_code}' -H "Content-Type: application/json" \
+    -H "X-Hub-Signature-256: $sig" --data-binary "$1" "$B/webhooks/wa" || true
+}
+# WA_HEAD/WA_TAIL: the envelope of a "messages" change; printf "$WA_HEAD"'"statuses":[...]'"$WA_TAIL"
+WA_HEAD='{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"%s","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},'
+WA_TAIL='}}]}]}'

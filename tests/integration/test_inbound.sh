@@ -66,12 +66,6 @@ w2=$(msg_field bf whatsapp:+15550000002 provider_id)
 [ -n "$w1" ] && [ -n "$w2" ] || fail "no provider ids recorded"
 ok "POST /v1/broadcasts → 202, campaign done"
 
-sign_wa() { python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"appsecret", sys.stdin.buffer.read(), hashlib.sha256).hexdigest())'; }
-post_wa() { # BODY [SIGNATURE]
-  local sig=${2:-$(printf '%s' "$1" | sign_wa)}
-  curl -s -o "$T/wbody" -w '%{http_code}' -H "Content-Type: application/json" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "$1" "$B/webhooks/wa"
-}
 status_payload() { # WAMID STATE RECIPIENT
   printf '{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},"statuses":[{"id":"%s","status":"%s","timestamp":"1700000000","recipient_id":"%s"}]}}]}]}' "$1" "$2" "$3"
 }

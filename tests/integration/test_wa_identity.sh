@@ -42,15 +42,8 @@ PY
 [ "$(rraw TTL "omni:alias:whatsapp:+$WA")" = -1 ] || fail "the alias expires"
 ok "a wa_id other than the number sent to is kept as an alias of the address; none otherwise"
 
-sign_wa() { python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"appsecret", sys.stdin.buffer.read(), hashlib.sha256).hexdigest())'; }
-post_wa() { # BODY
-  local sig
-  sig=$(printf '%s' "$1" | sign_wa)
-  curl -s -m 10 -o "$T/wbody" -w '%{http_code}' -H "Content-Type: application/json" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "$1" "$B/webhooks/wa"
-}
-HEAD='{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"%s","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},'
-TAIL='}}]}]}'
+HEAD=$WA_HEAD
+TAIL=$WA_TAIL
 events() { rraw XRANGE omni:conversations - + | grep '^{' ; }
 text_from() { # WA_ID ID TEXT: a text message, no context (attribution by the contact's last campaign)
   printf "$HEAD"'"contacts":[{"profile":{"name":"Lu"},"wa_id":"%s"}],"messages":[{"from":"%s","id":"%s","timestamp":"1700000200","type":"text","text":{"body":"%s"}}]'"$TAIL" messages "$1" "$1" "$2" "$3"

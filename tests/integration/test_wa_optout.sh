@@ -51,15 +51,8 @@ wait_for 30 campaign_done oo
 [ "$(campaign_field oo sent)" = 2 ] && [ "$(campaign_field oo failed)" = 1 ] || fail "counters: $(rraw HGETALL omni:campaign:oo | tr '\n' ' ')"
 ok "131050 send answer: failed opted_out, suppressed on whatsapp, no sms fallback"
 
-sign_wa() { python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"appsecret", sys.stdin.buffer.read(), hashlib.sha256).hexdigest())'; }
-post_wa() { # BODY
-  local sig
-  sig=$(printf '%s' "$1" | sign_wa)
-  curl -s -m 10 -o "$T/wbody" -w '%{http_code}' -H "Content-Type: application/json" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "$1" "$B/webhooks/wa"
-}
-HEAD='{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"%s","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},'
-TAIL='}}]}]}'
+HEAD=$WA_HEAD
+TAIL=$WA_TAIL
 events() { rraw XRANGE omni:conversations - + | grep '^{' ; }
 
 # ---- a failed status with 131050 for a message that was sent

@@ -35,13 +35,6 @@ B="http://127.0.0.1:$HTTP_PORT"
 wait_for 20 curl -sf "$B/readyz"
 J="$T/prov.jsonl"
 
-sign_wa() { python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"appsecret", sys.stdin.buffer.read(), hashlib.sha256).hexdigest())'; }
-post_wa() { # BODY
-  local sig
-  sig=$(printf '%s' "$1" | sign_wa)
-  curl -s -m 10 -o "$T/wbody" -w '%{http_code}' -H "Content-Type: application/json" \
-    -H "X-Hub-Signature-256: $sig" --data-binary "$1" "$B/webhooks/wa"
-}
 HEAD='{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"1234567890"},'
 TAIL='}}]}]}'
 now_ms() { python3 -c 'import time; print(int(time.time()*1000))'; }

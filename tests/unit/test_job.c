@@ -534,8 +534,8 @@ static void window_channels_take_templates_and_message_jobs(void **state)
         "{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1 "}",
         "{\"type\":\"message\",\"id\":\"a\",\"channel\":\"whatsapp\"," OK_MSG
         ",\"to\":\"+15550000001\"}",
-        "{\"type\":\"message\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{"
-        "\"text\":\"hi\",\"template\":{\"name\":\"promo\"}},\"to\":\"+15550000001\"}",
+        ("{\"type\":\"message\",\"id\":\"a\",\"channel\":\"whatsapp\",\"message\":{"
+         "\"text\":\"hi\",\"template\":{\"name\":\"promo\"}},\"to\":\"+15550000001\"}"),
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         job j;
