@@ -768,8 +768,7 @@ static int emit_preference(json_t *p, const char *business, oc_emit_fn emit, voi
 /* value.errors: problems WhatsApp reports about the webhook's subject
  * (e.g. an unsupported message); logged, counted in the log line, and
  * handed to the host (ABI 1.4 OC_EV_ERROR) for its per-instance counter */
-static void log_value_errors(wa *w, json_t *value, const char *business, oc_emit_fn emit,
-                             void *ctx)
+static void log_value_errors(wa *w, json_t *value, const char *business, oc_emit_fn emit, void *ctx)
 {
     size_t i;
     json_t *e;

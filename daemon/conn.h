@@ -73,7 +73,7 @@ typedef struct conn_inst {
     struct omni *o;
     /* counters */
     uint64_t n_sent, n_failed, n_retry, n_throttled, n_waits, n_uncertain;
-    uint64_t n_webhook_errors; /* OC_EV_ERROR events from its webhook */
+    uint64_t n_webhook_errors;              /* OC_EV_ERROR events from its webhook */
     uint64_t lat_buckets[CONN_LAT_BUCKETS]; /* conn_lat_table */
     double lat_sum_s;
     /* halted (OC_HALT): nothing goes on the wire until an operator resumes
