@@ -148,5 +148,22 @@ rc=0; oc campaign uncertain nope 2>"$T/err" || rc=$?
 rc=0; oc campaign uncertain 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "campaign uncertain without an id should exit 2, got $rc"
 ok "campaign uncertain: table (wire/claimed/declared times, old records owner_lost), --json lines before or after, 1503 of 3005 records, unknown campaign exit 1"
+
+# --json after the command's arguments (as the README writes it) is --json
+# before the command, for every command that prints JSON: same exit, same output
+dentry=$(rraw XREVRANGE omni:dead + - COUNT 1 | head -1)
+n=0
+for a in "status cli1" "status 2026-11-27" "campaigns" "conversations" "conversations --open --campaign cli1" \
+         "dead list 10" "dead show $dentry" "watch cli1" "enqueue $T/bad.json" "campaign pause cli1" \
+         "campaign uncertain unc1" "status nope"; do
+  r1=0; oc --json $a >"$T/j1" 2>"$T/e1" || r1=$?
+  r2=0; oc $a --json >"$T/j2" 2>"$T/e2" || r2=$?
+  [ $r1 = $r2 ] && cmp -s "$T/j1" "$T/j2" && cmp -s "$T/e1" "$T/e2" || fail "omnicast $a: --json before ($r1) and after ($r2) differ: $(head -c 300 "$T/j1") / $(head -c 300 "$T/j2")"
+  python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$T/j2" || fail "omnicast $a --json: not JSON: $(head -c 300 "$T/j2")"
+  [ -s "$T/j2" ] && n=$((n + 1))
+done
+[ $n -ge 9 ] || fail "only $n of the commands printed JSON"
+oc status cli1 --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["id"] == "cli1" and s["sent"] == 299, s' || fail "status cli1 --json"
+ok "--json after the arguments equals --json before: status, campaigns, conversations, dead list/show, watch, enqueue, campaign pause/uncertain ($n printed JSON)"
 stop_daemon
 check_logs_clean
