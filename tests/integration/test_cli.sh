@@ -149,6 +149,26 @@ rc=0; oc campaign uncertain 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "campaign uncertain without an id should exit 2, got $rc"
 ok "campaign uncertain: table (wire/claimed/declared times, old records owner_lost), --json lines before or after, 1503 of 3005 records, unknown campaign exit 1"
 
+# every timestamp of a campaign is a number in the CLI's JSON as in the API's:
+# a scheduled campaign paused, then cancelled, has paused_at and cancelled_at
+echo '{"type":"broadcast","id":"ts1","channel":"sms","send_at":"2099-01-01T00:00:00Z","message":{"text":"x"},"recipients":[{"to":"+15552000001"}]}' | oc enqueue - >/dev/null
+wait_for 20 campaign_done ts1 scheduled
+oc campaign pause ts1 >/dev/null || fail "pause ts1"
+wait_for 20 campaign_done ts1 paused
+oc campaign cancel ts1 >/dev/null || fail "cancel ts1"
+wait_for 20 campaign_done ts1 cancelled
+curl -sf -H "Authorization: Bearer t0ken-cli" "http://127.0.0.1:$HTTP_PORT/v1/campaigns/ts1" >"$T/ts_api.json" || fail "GET /v1/campaigns/ts1"
+oc status ts1 --json >"$T/ts_cli.json" || fail "status ts1 --json"
+python3 - "$T/ts_api.json" "$T/ts_cli.json" <<'PY' || fail "ts1: API and CLI differ: $(cat "$T/ts_api.json") / $(cat "$T/ts_cli.json")"
+import json, sys
+a, c = (json.load(open(f)) for f in sys.argv[1:])
+assert a == c, (a, c)
+for k in ("created_at", "paused_at", "cancelled_at"):
+    assert type(c[k]) is int and c[k] > 1700000000000, (k, c.get(k))
+assert c["created_at"] <= c["paused_at"] <= c["cancelled_at"], c
+PY
+ok "a paused then cancelled campaign: created_at, paused_at, cancelled_at numbers, the CLI's JSON equal to the API's"
+
 # --json after the command's arguments (as the README writes it) is --json
 # before the command, for every command that prints JSON: same exit, same output
 dentry=$(rraw XREVRANGE omni:dead + - COUNT 1 | head -1)
