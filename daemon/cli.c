@@ -765,15 +765,24 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
                 continue; /* the :rcpt lists and such */
             redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", k);
             if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 4 && h->element[0]->str) {
-                if (c->json)
-                    printf("{\"id\":\"%s\",\"state\":\"%s\",\"total\":%s,\"sent\":%s,"
-                           "\"failed\":%s}\n",
-                           k + plen, h->element[0]->str, h->element[1]->str, h->element[2]->str,
-                           h->element[3]->str);
-                else
-                    printf("%-32s %-10s total %-8s sent %-8s failed %s\n", k + plen,
-                           h->element[0]->str, h->element[1]->str, h->element[2]->str,
-                           h->element[3]->str);
+                /* a counter never written is absent: 0 (as status prints it) */
+                long long n[3];
+                for (int j = 0; j < 3; j++)
+                    n[j] = h->element[j + 1]->str ? strtoll(h->element[j + 1]->str, NULL, 10) : 0;
+                if (c->json) {
+                    json_t *o = json_object();
+                    json_object_set_new(o, "id", json_stringn_nocheck(k + plen, strlen(k + plen)));
+                    json_object_set_new(
+                        o, "state", json_stringn_nocheck(h->element[0]->str, h->element[0]->len));
+                    json_object_set_new(o, "total", json_integer(n[0]));
+                    json_object_set_new(o, "sent", json_integer(n[1]));
+                    json_object_set_new(o, "failed", json_integer(n[2]));
+                    print_json(o);
+                    json_decref(o);
+                } else {
+                    printf("%-32s %-10s total %-8lld sent %-8lld failed %lld\n", k + plen,
+                           h->element[0]->str, n[0], n[1], n[2]);
+                }
             }
             freeReplyObject(h);
         }

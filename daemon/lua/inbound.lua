@@ -221,7 +221,9 @@ elseif kind == 'reply' then
   local extra = {kind = mkind}
   if payload ~= '' then extra.payload = payload end
   append(id, 'in', text, pid, extra)
-  if campaign then counted_once(campaign, 'repliers', from, 'replied') end
+  -- an opt-out keyword is stored and published like any message but is not a
+  -- reply in the funnel: it counts opted_out (below), never replied
+  if campaign and action ~= 'optout' then counted_once(campaign, 'repliers', from, 'replied') end
   publish({type = 'message.received', conversation_id = id, channel = channel, contact = from,
            text = text, provider_id = pid, campaign = campaign, metadata = metadata(campaign),
            kind = mkind, payload = payload ~= '' and payload or nil})

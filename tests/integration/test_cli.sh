@@ -148,5 +148,42 @@ rc=0; oc campaign uncertain nope 2>"$T/err" || rc=$?
 rc=0; oc campaign uncertain 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "campaign uncertain without an id should exit 2, got $rc"
 ok "campaign uncertain: table (wire/claimed/declared times, old records owner_lost), --json lines before or after, 1503 of 3005 records, unknown campaign exit 1"
+
+# every timestamp of a campaign is a number in the CLI's JSON as in the API's:
+# a scheduled campaign paused, then cancelled, has paused_at and cancelled_at
+echo '{"type":"broadcast","id":"ts1","channel":"sms","send_at":"2099-01-01T00:00:00Z","message":{"text":"x"},"recipients":[{"to":"+15552000001"}]}' | oc enqueue - >/dev/null
+wait_for 20 campaign_done ts1 scheduled
+oc campaign pause ts1 >/dev/null || fail "pause ts1"
+wait_for 20 campaign_done ts1 paused
+oc campaign cancel ts1 >/dev/null || fail "cancel ts1"
+wait_for 20 campaign_done ts1 cancelled
+curl -sf -H "Authorization: Bearer t0ken-cli" "http://127.0.0.1:$HTTP_PORT/v1/campaigns/ts1" >"$T/ts_api.json" || fail "GET /v1/campaigns/ts1"
+oc status ts1 --json >"$T/ts_cli.json" || fail "status ts1 --json"
+python3 - "$T/ts_api.json" "$T/ts_cli.json" <<'PY' || fail "ts1: API and CLI differ: $(cat "$T/ts_api.json") / $(cat "$T/ts_cli.json")"
+import json, sys
+a, c = (json.load(open(f)) for f in sys.argv[1:])
+assert a == c, (a, c)
+for k in ("created_at", "paused_at", "cancelled_at"):
+    assert type(c[k]) is int and c[k] > 1700000000000, (k, c.get(k))
+assert c["created_at"] <= c["paused_at"] <= c["cancelled_at"], c
+PY
+ok "a paused then cancelled campaign: created_at, paused_at, cancelled_at numbers, the CLI's JSON equal to the API's"
+
+# --json after the command's arguments (as the README writes it) is --json
+# before the command, for every command that prints JSON: same exit, same output
+dentry=$(rraw XREVRANGE omni:dead + - COUNT 1 | head -1)
+n=0
+for a in "status cli1" "status 2026-11-27" "campaigns" "conversations" "conversations --open --campaign cli1" \
+         "dead list 10" "dead show $dentry" "watch cli1" "enqueue $T/bad.json" "campaign pause cli1" \
+         "campaign uncertain unc1" "status nope"; do
+  r1=0; oc --json $a >"$T/j1" 2>"$T/e1" || r1=$?
+  r2=0; oc $a --json >"$T/j2" 2>"$T/e2" || r2=$?
+  [ $r1 = $r2 ] && cmp -s "$T/j1" "$T/j2" && cmp -s "$T/e1" "$T/e2" || fail "omnicast $a: --json before ($r1) and after ($r2) differ: $(head -c 300 "$T/j1") / $(head -c 300 "$T/j2")"
+  python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$T/j2" || fail "omnicast $a --json: not JSON: $(head -c 300 "$T/j2")"
+  [ -s "$T/j2" ] && n=$((n + 1))
+done
+[ $n -ge 9 ] || fail "only $n of the commands printed JSON"
+oc status cli1 --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["id"] == "cli1" and s["sent"] == 299, s' || fail "status cli1 --json"
+ok "--json after the arguments equals --json before: status, campaigns, conversations, dead list/show, watch, enqueue, campaign pause/uncertain ($n printed JSON)"
 stop_daemon
 check_logs_clean

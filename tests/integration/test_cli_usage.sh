@@ -62,6 +62,10 @@ usage_error dead show
 usage_error dead frob x
 usage_error conversations --bogus
 usage_error help a b
+usage_error status --json
+usage_error status a --json b
+usage_error campaigns x --json
+usage_error --json campaign pause --json
 ok "argument counts outside each command's range and bad subcommands exit 2 with the usage"
 
 # a well-formed command reaches Redis: exit 4 (nothing listens on port 1)

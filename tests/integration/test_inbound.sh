@@ -133,10 +133,20 @@ ok "a quoted reply opened conversation $conv attributed to bf; replay stored onc
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw SISMEMBER omni:suppress:whatsapp +15550000003) = 1 ]"
 wait_for 5 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw HGET omni:campaign:bf opted_out) = 1 ]"
 rraw XRANGE omni:conversations - + | q contact.opted_out || fail "no contact.opted_out event"
+# the STOP is stored and published as a message, but counts opted_out only
+[ "$(campaign_field bf replied)" = 1 ] || fail "a STOP counted as a reply: replied $(campaign_field bf replied)"
+[ "$(rraw SISMEMBER omni:campaign:bf:repliers +15550000003)" = 0 ] || fail "the STOP sender joined repliers"
+sconv=$(rraw HGET omni:contact:whatsapp:+15550000003 open_conv)
+[ -n "$sconv" ] && rraw XRANGE omni:conv:$sconv:log - + | q 'stop' || fail "the STOP was not stored in its conversation"
+rraw XRANGE omni:conversations - + | grep message.received | q '"contact":"+15550000003"' || fail "no message.received for the STOP"
+[ "$(post_wa "$(reply_payload 15550000003 wamid.IN3b "STOP")")" = 200 ] || fail "second stop webhook"
+wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw XLEN omni:conv:$sconv:log) = 2 ]" || fail "the second STOP was not stored"
+sleep 0.3
+[ "$(campaign_field bf opted_out)" = 1 ] && [ "$(campaign_field bf replied)" = 1 ] || fail "a second STOP: opted_out $(campaign_field bf opted_out) replied $(campaign_field bf replied)"
 code=$(api -d '{"type":"broadcast","id":"after-stop","channel":"whatsapp","message":{"text":"again"},"recipients":[{"to":"+15550000003"},{"to":"+15550000004"}]}' "$B/v1/broadcasts")
 wait_for 30 campaign_done after-stop
 [ "$(campaign_field after-stop suppressed)" = 1 ] && [ "$(campaign_field after-stop sent)" = 1 ] || fail "the opted-out contact was not suppressed"
-ok "STOP → suppression set, opted_out counted, the next campaign suppresses the contact"
+ok "STOP → suppression set, opted_out counted once (not replied), message stored and published, the next campaign suppresses the contact"
 
 # Twilio: inbound SMS and a status callback, signed
 sms_sig() { python3 - "$1" <<'PY'
@@ -169,7 +179,7 @@ ok "POST /v1/messages → 202 with conversation $pconv (proactive); the send lan
 python3 - "$T/body" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-assert (c["total"], c["sent"], c["delivered"], c["read"], c["replied"], c["opted_out"], c["pending"]) == (3, 3, 2, 2, 2, 1, 0), c  # the STOP was a reply too
+assert (c["total"], c["sent"], c["delivered"], c["read"], c["replied"], c["opted_out"], c["pending"]) == (3, 3, 2, 2, 1, 1, 0), c  # the STOP is an opt-out, not a reply
 assert abs(c["rates"]["delivered"] - 2 / 3) < 1e-9 and c["spec"]["metadata"] == {"segment": "vip"}
 PY
 [ "$(api "$B/v1/campaigns/nope")" = 404 ] || fail "missing campaign"
