@@ -99,5 +99,49 @@ c=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer t0k
 [ "$c" = 405 ] || fail "POST answered $c"
 ok "400 with a reason on a bad limit, state or cursor; 401 without a token; 405 on POST"
 
+# 1,200 more campaigns (hashes written straight into Redis, older than the
+# rest) take several SCAN steps: pages of 500 still walk all 1,206 once,
+# newest first
+python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+for i in range(1, 1201):
+    args = ["HSET", "omni:campaign:f%04d" % i, "id", "f%04d" % i, "type", "broadcast",
+            "state", "done", "total", "1", "sent", "1", "created_at", str(1000 + i // 2)]
+    out = "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    print(out, end="")
+PY
+rm -f "$T/walk.txt"
+url='/v1/campaigns?limit=500'
+for page in 1 2 3 4 5; do
+  api "$url" >"$T/big$page.json" || fail "big page $page"
+  next=$(python3 - "$T/big$page.json" "$T/walk.txt" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert a["truncated"] is False, a["truncated"]
+with open(sys.argv[2], "a") as f:
+    for c in a["campaigns"]:
+        f.write("%d %s\n" % (c["created_at"], c["id"]))
+print(a["next"] or "")
+PY
+) || fail "big page $page: $(head -c 300 "$T/big$page.json")"
+  [ -n "$next" ] || break
+  url="/v1/campaigns?limit=500&cursor=$next"
+done
+[ "$page" = 3 ] || fail "1,206 campaigns took $page pages of 500"
+python3 - "$T/walk.txt" <<'PY' || fail "the walk over 1,206 campaigns is wrong"
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+keys = [(int(t), i) for t, i in rows]
+assert len(keys) == 1206 and len(set(i for _, i in keys)) == 1206, len(keys)
+assert keys == sorted(keys, reverse=True)
+assert keys[-1] == (1000, "f0001"), keys[-1]
+PY
+ok "1,206 campaigns over several SCAN steps: three pages of 500, each once, newest first"
+
+# Redis gone: 503, not an empty list
+stop_redis
+c=$(code /v1/campaigns)
+[ "$c" = 503 ] || fail "without Redis answered $c"
+ok "503 without Redis"
+
 stop_daemon
 check_logs_clean
