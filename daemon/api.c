@@ -314,6 +314,285 @@ static void campaign_uncertain(http_server *h, struct evhttp_request *req, areq 
         unc_end(s, 503, "redis_unavailable", NULL);
 }
 
+/* GET /v1/campaigns?state=S&limit=N&cursor=C: the campaigns newest first
+ * (created_at, then id, both descending). The source is the one omnicast
+ * campaigns reads, a SCAN of campaign:*; each campaign found is read with
+ * one HMGET of the fields below (never its spec or recipients). A request
+ * takes at most LIST_SCAN_STEPS SCAN steps and reads at most
+ * LIST_CAMPAIGNS_MAX campaigns; past either, the answer says
+ * "truncated": true. The cursor is "created_at:id" of the last campaign of
+ * a page: the next page starts after it. */
+#define LIST_SCAN_STEPS 64
+#define LIST_CAMPAIGNS_MAX 20000
+#define LIST_DEFAULT 50
+#define LIST_LIMIT_MAX 500
+
+static const char *const list_fields[] = {"id",          "type",      "state",       "total",
+                                          "sent",        "failed",    "suppressed",  "uncertain",
+                                          "cancelled",   "delivered", "read",        "replied",
+                                          "opted_out",   "awaiting",  "created_at",  "started_at",
+                                          "finished_at", "paused_at", "cancelled_at"};
+#define LIST_NFIELDS (sizeof(list_fields) / sizeof(list_fields[0]))
+
+static const char *const list_states[] = {"scheduled", "running",   "paused",
+                                          "done",      "cancelled", NULL};
+
+typedef struct campaigns_page {
+    areq *a;
+    char key_pat[KEY_MAX];
+    size_t plen;     /* length of prefix + "campaign:" */
+    char cursor[24]; /* the SCAN cursor */
+    int steps, waiting, scan_done, failed, truncated, read;
+    int limit;
+    char state[16];
+    int have_after;
+    long long after_at;
+    char after_id[JOB_ID_MAX + 1];
+    json_t *items;
+} campaigns_page;
+
+static long long item_at(json_t *c)
+{
+    return json_integer_value(json_object_get(c, "created_at"));
+}
+
+static int item_newer(const void *x, const void *y)
+{
+    json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+    long long ta = item_at(a), tb = item_at(b);
+    if (ta != tb)
+        return ta > tb ? -1 : 1;
+    const char *ia = json_string_value(json_object_get(a, "id"));
+    const char *ib = json_string_value(json_object_get(b, "id"));
+    return -strcmp(ia ? ia : "", ib ? ib : "");
+}
+
+static void list_end(campaigns_page *l)
+{
+    struct evhttp_request *req = http_areq_take(l->a);
+    if (req && l->failed) {
+        http_reply_error(req, 503, "redis_unavailable", NULL);
+    } else if (req) {
+        size_t n = json_array_size(l->items);
+        json_t **v = n ? calloc(n, sizeof(*v)) : NULL;
+        json_t *page = json_array();
+        if ((n && !v) || !page) {
+            free(v);
+            json_decref(page);
+            http_reply_error(req, 500, "internal", NULL);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                v[i] = json_array_get(l->items, i);
+            if (n)
+                qsort(v, n, sizeof(*v), item_newer);
+            size_t i = 0;
+            json_t *last = NULL;
+            int more = 0;
+            for (; i < n; i++) {
+                json_t *c = v[i];
+                const char *id = json_string_value(json_object_get(c, "id"));
+                const char *st = json_string_value(json_object_get(c, "state"));
+                if (l->have_after) {
+                    long long at = item_at(c);
+                    if (at > l->after_at || (at == l->after_at && strcmp(id, l->after_id) >= 0))
+                        continue;
+                }
+                if (l->state[0] && (!st || strcmp(st, l->state)))
+                    continue;
+                if ((int)json_array_size(page) == l->limit) {
+                    more = 1;
+                    break;
+                }
+                json_array_append(page, c);
+                last = c;
+            }
+            json_t *next = json_null();
+            if (more && last) {
+                char cur[JOB_ID_MAX + 32];
+                snprintf(cur, sizeof(cur), "%lld:%s", item_at(last),
+                         json_string_value(json_object_get(last, "id")));
+                next = json_string(cur);
+            }
+            free(v);
+            http_reply_json(req, 200,
+                            json_pack("{s:o,s:o,s:b}", "campaigns", page, "next", next, "truncated",
+                                      l->truncated));
+        }
+    }
+    http_areq_free(l->a);
+    json_decref(l->items);
+    free(l);
+}
+
+static void list_maybe_end(campaigns_page *l)
+{
+    if (l->waiting == 0 && l->scan_done)
+        list_end(l);
+}
+
+static void list_item(redisReply *r, void *arg)
+{
+    campaigns_page *l = arg;
+    l->waiting--;
+    if (!r)
+        l->failed = 1;
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements == LIST_NFIELDS &&
+             r->element[0]->type == REDIS_REPLY_STRING &&
+             r->element[2]->type == REDIS_REPLY_STRING) {
+        json_t *c = json_object();
+        for (size_t i = 0; c && i < LIST_NFIELDS; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING)
+                counters_set(c, list_fields[i], r->element[i]->str, r->element[i]->len);
+        if (c && json_is_string(json_object_get(c, "id"))) {
+            json_object_set_new(c, "pending", json_integer(counters_pending(c)));
+            json_array_append_new(l->items, c);
+        } else {
+            json_decref(c);
+        }
+    }
+    list_maybe_end(l);
+}
+
+static void list_scanned(redisReply *r, void *arg);
+
+static void list_step(campaigns_page *l)
+{
+    omni *o = l->a->h->o;
+    l->waiting++;
+    if (store_cmd(o->st, list_scanned, l, "SCAN", l->cursor, "MATCH", l->key_pat, "COUNT", "1000",
+                  NULL) < 0) {
+        l->waiting--;
+        l->failed = 1;
+        l->scan_done = 1;
+        list_maybe_end(l);
+    }
+}
+
+static void list_scanned(redisReply *r, void *arg)
+{
+    campaigns_page *l = arg;
+    omni *o = l->a->h->o;
+    l->waiting--;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        l->failed = 1;
+        l->scan_done = 1;
+        return list_maybe_end(l);
+    }
+    snprintf(l->cursor, sizeof(l->cursor), "%s", r->element[0]->str);
+    l->steps++;
+    redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *k = keys->element[i];
+        if (k->type != REDIS_REPLY_STRING || k->len <= l->plen)
+            continue;
+        const char *c = strrchr(k->str + l->plen, ':');
+        if (c && c > k->str + l->plen)
+            continue; /* campaign:ID:rcpt and such, as omnicast campaigns skips */
+        if (l->read >= LIST_CAMPAIGNS_MAX) {
+            l->truncated = 1;
+            break;
+        }
+        const char *argv[2 + LIST_NFIELDS];
+        size_t lens[2 + LIST_NFIELDS];
+        argv[0] = "HMGET";
+        lens[0] = 5;
+        argv[1] = k->str;
+        lens[1] = k->len;
+        for (size_t f = 0; f < LIST_NFIELDS; f++) {
+            argv[2 + f] = list_fields[f];
+            lens[2 + f] = strlen(list_fields[f]);
+        }
+        l->waiting++;
+        if (store_cmdv(o->st, STORE_CMD, list_item, l, (int)(2 + LIST_NFIELDS), argv, lens) < 0) {
+            l->waiting--;
+            l->failed = 1;
+            break;
+        }
+        l->read++;
+    }
+    if (!l->failed && !l->truncated && l->a->req && strcmp(l->cursor, "0") != 0) {
+        if (l->steps < LIST_SCAN_STEPS)
+            return list_step(l);
+        l->truncated = 1;
+    }
+    l->scan_done = 1;
+    list_maybe_end(l);
+}
+
+/* the query of GET /v1/campaigns into l; NULL, or why it is refused */
+static const char *list_query(campaigns_page *l, const char *qs)
+{
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (qs && evhttp_parse_query_str(qs, &q) < 0)
+        return "the query does not parse";
+    const char *why = NULL;
+    const char *st = evhttp_find_header(&q, "state");
+    const char *lim = evhttp_find_header(&q, "limit");
+    const char *cur = evhttp_find_header(&q, "cursor");
+    l->limit = LIST_DEFAULT;
+    if (st) {
+        int ok = 0;
+        for (int i = 0; list_states[i] && !ok; i++)
+            ok = !strcmp(st, list_states[i]);
+        if (!ok)
+            why = "state: must be scheduled, running, paused, done or cancelled";
+        else
+            snprintf(l->state, sizeof(l->state), "%s", st);
+    }
+    if (!why && lim) {
+        char *end;
+        long v = strtol(lim, &end, 10);
+        if (!*lim || *end || !isdigit((unsigned char)lim[0]) || v < 1 || v > LIST_LIMIT_MAX)
+            why = "limit: must be a whole number from 1 to 500";
+        else
+            l->limit = (int)v;
+    }
+    if (!why && cur) {
+        const char *colon = strchr(cur, ':');
+        size_t nd = colon ? (size_t)(colon - cur) : 0;
+        int ok = colon && nd > 0 && nd < 19;
+        for (size_t i = 0; ok && i < nd; i++)
+            ok = isdigit((unsigned char)cur[i]);
+        ok = ok && job_valid_id(colon + 1, strlen(colon + 1));
+        if (!ok)
+            why = "cursor: not one this API gave (the next of a page)";
+        else {
+            l->have_after = 1;
+            l->after_at = strtoll(cur, NULL, 10);
+            snprintf(l->after_id, sizeof(l->after_id), "%s", colon + 1);
+        }
+    }
+    evhttp_clear_headers(&q);
+    return why;
+}
+
+void api_campaigns(http_server *h, struct evhttp_request *req, const char *path,
+                   const struct evhttp_uri *u)
+{
+    (void)path;
+    omni *o = h->o;
+    campaigns_page *l = calloc(1, sizeof(*l));
+    if (!l)
+        return http_reply_error(req, 503, "busy", "out of memory");
+    const char *why = list_query(l, evhttp_uri_get_query(u));
+    if (why) {
+        free(l);
+        return http_reply_error(req, 400, "bad_query", why);
+    }
+    if (!store_is_ready(o->st)) {
+        free(l);
+        return http_reply_error(req, 503, "redis_unavailable", NULL);
+    }
+    omni_key(o, l->key_pat, sizeof(l->key_pat), KEY_CAMPAIGN, "*");
+    l->plen = strlen(l->key_pat) - 1;
+    snprintf(l->cursor, sizeof(l->cursor), "0");
+    l->items = json_array();
+    l->a = http_areq_new(h, req);
+    list_step(l);
+}
+
 /* ---- /v1/conversations */
 
 /* GET /v1/conversations/{id}: the hash and the log, answered together */

@@ -659,6 +659,7 @@ static const struct route {
     {"/webhooks/", 1, M_ANY, 0, http_route_webhooks},
     {"/v1/broadcasts", 0, M_POST, 405, api_broadcasts},
     {"/v1/messages", 0, M_POST, 405, api_messages},
+    {"/v1/campaigns", 0, M_GET, 405, api_campaigns},
     {"/v1/campaigns/", 1, M_ANY, 0, api_campaign},
     {"/v1/conversations", 0, M_GET, 0, api_conversations},
     {"/v1/conversations/", 1, M_ANY, 0, api_conversation},

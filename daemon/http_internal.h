@@ -109,6 +109,6 @@ typedef void http_route_fn(http_server *h, struct evhttp_request *req, const cha
 http_route_fn http_route_webhooks;                        /* webhooks.c */
 http_route_fn api_broadcasts, api_messages, api_campaign; /* api.c */
 http_route_fn api_conversations, api_conversation;        /* api.c */
-http_route_fn api_connector;                              /* api.c */
+http_route_fn api_connector, api_campaigns;               /* api.c */
 
 #endif
