@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-dev \
        libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev \
        redis-server python3 python3-aiosmtpd curl openssl valgrind systemd \
-       dpkg-dev lintian file binutils adduser
+       dpkg-dev lintian file binutils adduser chromium
 BENCH_DEPS = nginx-light wrk
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60

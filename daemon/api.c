@@ -711,6 +711,44 @@ void api_messages(http_server *h, struct evhttp_request *req, const char *path,
 }
 
 /* /v1/campaigns/{id}, /v1/campaigns/{id}/uncertain, .../pause|resume|cancel */
+/* POST /v1/campaigns/{id}/resend-uncertain: the operator's choice, as
+ * `omnicast campaign resend-uncertain ID` (resend.lua): every uncertain
+ * recipient goes back through the retry set. */
+static void resent(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    if (req) {
+        if (!r)
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such campaign"))
+            http_reply_error(req, 404, "unknown_campaign", "no such campaign");
+        else if (r->type != REDIS_REPLY_INTEGER)
+            http_reply_error(req, 500, "internal", NULL);
+        else
+            http_reply_json(req, 200,
+                            json_pack("{s:s,s:I}", "id", a->id, "queued", (json_int_t)r->integer));
+    }
+    http_areq_free(a);
+}
+
+static void campaign_resend(omni *o, struct evhttp_request *req, areq *a)
+{
+    char ck[KEY_MAX], mk[KEY_MAX], rz[KEY_MAX], now[24];
+    if (!store_is_ready(o->st)) {
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 503, "redis_unavailable", NULL);
+    }
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, a->id);
+    omni_key(o, mk, sizeof(mk), KEY_MSG, a->id);
+    omni_key(o, rz, sizeof(rz), KEY_RETRY, NULL);
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    const char *argv[] = {ck, mk, rz, now, a->id};
+    if (store_eval(o->st, SCRIPT_RESEND, resent, a, 3, 5, argv, NULL) < 0)
+        resent(NULL, a);
+}
+
 void api_campaign(http_server *h, struct evhttp_request *req, const char *path,
                   const struct evhttp_uri *u)
 {
@@ -737,6 +775,8 @@ void api_campaign(http_server *h, struct evhttp_request *req, const char *path,
         http_areq_free(a);
         return http_reply_error(req, 405, "method_not_allowed", NULL);
     }
+    if (slash && m == EVHTTP_REQ_POST && !strcmp(slash, "/resend-uncertain"))
+        return campaign_resend(o, req, a);
     if (slash && m == EVHTTP_REQ_POST &&
         (!strcmp(slash, "/pause") || !strcmp(slash, "/resume") || !strcmp(slash, "/cancel"))) {
         campaign_control(o, a->id, slash + 1, controlled, a);

@@ -644,6 +644,7 @@ static void route_metrics(http_server *h, struct evhttp_request *req, const char
 
 #define M_GET EVHTTP_REQ_GET
 #define M_POST EVHTTP_REQ_POST
+#define M_HEAD EVHTTP_REQ_HEAD
 #define M_ANY (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD)
 
 static const struct route {
@@ -657,12 +658,19 @@ static const struct route {
     {"/readyz", 0, M_ANY, 0, route_readyz},
     {"/metrics", 0, M_GET, 0, route_metrics},
     {"/webhooks/", 1, M_ANY, 0, http_route_webhooks},
+    {"/ui", 0, M_GET | M_HEAD, 405, ui_route},
+    {"/ui/", 1, M_GET | M_HEAD, 405, ui_route},
     {"/v1/broadcasts", 0, M_POST, 405, api_broadcasts},
     {"/v1/messages", 0, M_POST, 405, api_messages},
     {"/v1/campaigns", 0, M_GET, 405, api_campaigns},
     {"/v1/campaigns/", 1, M_ANY, 0, api_campaign},
     {"/v1/conversations", 0, M_GET, 0, api_conversations},
     {"/v1/conversations/", 1, M_ANY, 0, api_conversation},
+    {"/v1/connectors", 0, M_GET, 405, api_connectors},
+    {"/v1/token", 0, M_GET, 405, api_token},
+    {"/v1/dead", 0, M_ANY, 0, api_dead},
+    {"/v1/dead/", 1, M_ANY, 0, api_dead},
+    {"/v1/suppressions/", 1, M_ANY, 0, api_suppressions},
     {"/v1/connectors/", 1, M_POST, 405, api_connector},
 };
 

@@ -106,9 +106,11 @@ char *http_body_of(struct evhttp_request *req, size_t *len);
 /* ---- routes: path is the request's, u its parsed URI */
 typedef void http_route_fn(http_server *h, struct evhttp_request *req, const char *path,
                            const struct evhttp_uri *u);
-http_route_fn http_route_webhooks;                        /* webhooks.c */
-http_route_fn api_broadcasts, api_messages, api_campaign; /* api.c */
-http_route_fn api_conversations, api_conversation;        /* api.c */
-http_route_fn api_connector, api_campaigns;               /* api.c */
+http_route_fn http_route_webhooks;                                   /* webhooks.c */
+http_route_fn api_broadcasts, api_messages, api_campaign;            /* api.c */
+http_route_fn api_conversations, api_conversation;                   /* api.c */
+http_route_fn api_connector, api_campaigns;                          /* api.c */
+http_route_fn api_connectors, api_token, api_dead, api_suppressions; /* admin.c */
+http_route_fn ui_route;                                              /* ui.c */
 
 #endif

@@ -32,6 +32,7 @@ enum {
     SCRIPT_RELEASE,
     SCRIPT_NEXT,
     SCRIPT_WATCH,
+    SCRIPT_RESEND,
     SCRIPT_COUNT
 };
 

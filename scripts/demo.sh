@@ -22,12 +22,16 @@ redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$T
 PIDS+=($!)
 for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+token=$(openssl rand -hex 16)
+echo "$token" >"$T/api_tokens"
+chmod 600 "$T/api_tokens"
 cat >"$T/omnicast.conf" <<CONF
 [daemon]
 redis = redis://127.0.0.1:$port/0
 consumer = demo
 block_ms = 200
 http_listen = 127.0.0.1:$http
+api_tokens_file = $T/api_tokens
 
 [connector.outbox]
 type = outbox
@@ -81,6 +85,15 @@ redis-cli -p "$port" XADD omni:jobs '*' job '{"type":"broadcast","id":"bad","cha
 sleep 1
 "$BUILD/omnicast" --config "$T/omnicast.conf" dead list 1
 echo
+echo "== the dashboard: http://127.0.0.1:$http/ui/#token=$token"
+if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_EXIT:-}" ]; then
+  # a person at a terminal: keep everything running for the browser
+  echo "   (open it in a browser on this machine; press Ctrl-C here to stop the demo)"
+  trap 'echo; echo "== stopping"' INT
+  while kill -0 "$DAEMON" 2>/dev/null; do sleep 1; done || true
+  trap - INT
+fi
 echo "== stopping (SIGTERM: drain, then exit)"
-kill -TERM "$DAEMON"; wait "$DAEMON" || true
+kill -TERM "$DAEMON" 2>/dev/null || true
+wait "$DAEMON" 2>/dev/null || true
 echo "== demo done"

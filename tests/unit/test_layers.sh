@@ -19,7 +19,7 @@ declare -A rank=(
   # 2..5: the stages, in the order of the data path
   [queue]=2 [campaign]=3 [render]=4 [dispatch]=5
   # 6: beside the data path: inbound events, CRM, sweep, HTTP, metrics
-  [conv]=6 [crm]=6 [sweep]=6 [http]=6 [metrics]=6 [http_framing]=0 [http_internal]=6 [webhooks]=6 [api]=6
+  [conv]=6 [crm]=6 [sweep]=6 [http]=6 [metrics]=6 [http_framing]=0 [http_internal]=6 [webhooks]=6 [api]=6 [ui]=6 [admin]=6
   # 7: the programs that wire everything
   [main]=7 [cli]=7
 )
