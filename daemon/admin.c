@@ -120,7 +120,8 @@ static areq *need_redis(http_server *h, struct evhttp_request *req)
     return http_areq_new(h, req);
 }
 
-/* ---- GET /v1/dead?count=N&before=ENTRY: the newest dead letters first */
+/* ---- GET /v1/dead?count=N&before=ENTRY: the newest dead letters first;
+ * before (exclusive) is the previous page's next */
 
 static void dead_listed(redisReply *r, void *arg)
 {
@@ -134,15 +135,15 @@ static void dead_listed(redisReply *r, void *arg)
             size_t want = (size_t)a->waiting;
             json_t *list = json_array();
             const char *next = NULL;
-            for (size_t i = 0; i < r->elements; i++) {
-                if (i == want) {
-                    next = r->element[i]->element[0]->str;
-                    break;
-                }
+            for (size_t i = 0; i < r->elements && i < want; i++) {
                 json_t *o = entry_json(r->element[i]);
                 if (o)
                     json_array_append_new(list, o);
             }
+            /* next: the last one given, when there are more (before=next
+             * reads on from the one after it) */
+            if (r->elements > want && want > 0)
+                next = json_string_value(json_object_get(json_array_get(list, want - 1), "id"));
             http_reply_json(req, 200,
                             json_pack("{s:o,s:o}", "dead", list, "next",
                                       next ? json_string(next) : json_null()));
