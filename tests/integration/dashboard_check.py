@@ -117,6 +117,20 @@ try:
         fail("operations shows %s, the API %s" % (names, want))
     ok("operations lists the connectors %s" % want)
 
+    # the halted instance: its state in words and a Resume button
+    b.wait("document.querySelector('tr[data-connector=wa] .s-halted') !== null", what="wa shown halted")
+    reason = b.eval("document.querySelector('tr[data-connector=wa] code').textContent")
+    b.eval("document.querySelector('tr[data-connector=wa] button').click()")
+    b.wait("document.getElementById('confirm').open", what="the resume confirmation")
+    b.eval("document.getElementById('confirm-yes').click()")
+    deadline = time.time() + 30
+    while time.time() < deadline and [c for c in api("/v1/connectors")["connectors"] if c["name"] == "wa"][0]["halted"]:
+        time.sleep(0.2)
+    if [c for c in api("/v1/connectors")["connectors"] if c["name"] == "wa"][0]["halted"]:
+        fail("Resume on the page did not resume wa")
+    b.wait("document.querySelector('tr[data-connector=wa] .s-sending') !== null", what="wa shown sending again")
+    ok("the halted connector (%s) resumed from the page" % reason)
+
     # the dead letter test_dashboard.sh queued, replayed from the page: it
     # goes back onto the queue and (still a bad job) dies again
     before = api("/v1/dead?count=200")["dead"]

@@ -10,6 +10,8 @@ source "$(dirname "$0")/lib.sh"
 command -v chromium >/dev/null || fail "chromium is not installed (make deps installs it)"
 
 start_redis
+# the provider refuses the account once (WhatsApp 190: the token expired): the wa instance halts
+start_mock prov --fail-plan "wa_code=190:first=1"
 HTTP=$(free_port)
 TOKEN=dash-token-$RANDOM$RANDOM
 echo "$TOKEN" >"$T/tokens"
@@ -28,9 +30,12 @@ path = $T/slow.jsonl
 rate_per_s = 2
 burst = 1
 
+$(wa_section "$MOCK_PORT")
+
 [channels]
 sms = outbox
-email = slow"
+email = slow
+whatsapp = wa"
 start_daemon "$T/d.conf"
 BASE=http://127.0.0.1:$HTTP
 wait_for 30 curl -sf "$BASE/readyz"
@@ -71,8 +76,10 @@ PY
 enqueue "$(cat "$T/running.json")"
 enqueue '{"type":"broadcast","id":"dash-bad","channel":"fax","message":{"text":"x"},"recipients":[{"to":"+15550000001"}]}'
 wait_for 20 test "$(rraw XLEN omni:dead)" -ge 1
+enqueue '{"type":"broadcast","id":"dash-wa","channel":"whatsapp","message":{"text":"hello"},"recipients":[{"to":"+15550000201"}]}'
+wait_for 30 sh -c "curl -sf $BASE/metrics | grep -q '^omnicast_connector_halted{connector=\"wa\"} 1'"
 wait_for 30 test "$(campaign_field dash-running state)" = running
-ok "a finished campaign ($CONV from its reply) and a running one"
+ok "a finished campaign ($CONV from its reply), a running one, a dead letter, a halted connector"
 
 OUT="$OMNI_BUILD/dashboard"
 rm -rf "$OUT"
@@ -93,6 +100,10 @@ if [ -f "$OUT/chromium.pid" ]; then
 fi
 cat "$T/check.log"
 [ "$rc" -eq 0 ] || fail "the dashboard check failed (exit $rc)"
+# the recipient the halted instance held went out after Resume on the page
+wait_for 30 campaign_done dash-wa
+[ "$(recorded_tos "$T/prov.jsonl" | grep -c '^15550000201$')" = 2 ] || fail "the held recipient was not sent after the resume (refused once, then once accepted)"
+ok "after Resume on the page the held recipient reached the provider"
 for p in campaigns campaign-done campaign-running conversations conversation operations campaign-phone-dark; do
   [ -s "$OUT/$p.png" ] || fail "no screenshot $p.png"
 done
