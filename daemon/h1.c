@@ -415,9 +415,9 @@ static int conn_grow(h1conn *c)
 static int conn_send(h1conn *c);
 static void tls_handshake(h1 *h, h1conn *c);
 
-/* https: decrypt what has come, up to TLS_READ_MAX a turn (OpenSSL may
- * hold a whole record the socket will not signal again: read until it
- * wants more), then parse once. The peer's close_notify is the end of the
+/* https: decrypt what has come, up to TLS_READ_MAX a turn (OpenSSL reads
+ * ahead, and may hold whole records the socket will not signal again: read
+ * while it holds some), then parse once. The peer's close_notify is the end of the
  * stream; a close without it ends an answer delimited by the close as
  * broken (it may be cut short: RFC 8446 6.1), anything else as a plain
  * close would. */
@@ -438,7 +438,12 @@ static void tls_read(h1 *h, h1conn *c)
         int n = SSL_read(c->ssl, c->rbuf + c->rlen, room > INT_MAX ? INT_MAX : (int)room);
         if (n > 0) {
             c->rlen += (size_t)n;
-            continue;
+            /* more only if OpenSSL holds it already: the read event is
+             * level-triggered, so what the socket holds wakes us again
+             * (no read that would only say EAGAIN) */
+            if (SSL_has_pending(c->ssl))
+                continue;
+            break;
         }
         int e = SSL_get_error(c->ssl, n);
         if (e == SSL_ERROR_WANT_READ)
@@ -621,6 +626,8 @@ static SSL_CTX *tls_ctx(h1 *h)
         SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        /* read what the socket holds in one call, records and all */
+        SSL_CTX_set_read_ahead(ctx, 1);
         ok = h->ca_file ? SSL_CTX_load_verify_locations(ctx, h->ca_file, NULL) == 1
                         : SSL_CTX_set_default_verify_paths(ctx) == 1;
         static const unsigned char alpn[] = "\x08http/1.1";
