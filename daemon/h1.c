@@ -25,9 +25,14 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
+#include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +45,8 @@
 #define SWEEP_MS 50
 #define PEEK_IDLE_US 10000 /* an idle connection older than this is peeked at before reuse */
 #define DEPTH_MAX 64
-#define KEEP_MAX (64 * 1024) /* buffers grown past this are freed once used */
+#define KEEP_MAX (64 * 1024)           /* buffers grown past this are freed once used */
+#define TLS_READ_MAX (2 * 1024 * 1024) /* read per event before parsing (TLS) */
 
 /* ---- the client */
 
@@ -78,9 +84,15 @@ struct h1conn {
     size_t rlen, rcap;
     h1conn *flush_next; /* on the list of connections with bytes to send */
     int flushing;
-    int connected;
-    int closing; /* its last answer said close: it takes no more requests */
-    int opening; /* inside bufferevent_socket_connect_hostname */
+    int connected; /* TCP connected and, for https, the TLS handshake done */
+    /* https: the TLS connection over fd (OpenSSL on the non-blocking socket) */
+    SSL *ssl;
+    int handshaking;
+    int write_wants_read; /* SSL_write asked for a read (a key update) */
+    int tls_dead;         /* a fatal TLS error or the peer's close: no close_notify from us */
+    size_t tls_wlen;      /* SSL_write to repeat with this length (0: none) */
+    int closing;          /* its last answer said close: it takes no more requests */
+    int opening;          /* inside bufferevent_socket_connect_hostname */
     long long connect_deadline_us, idle_since_us;
     h1req *out, **out_tail; /* written, awaiting answers, in order */
     int nout;
@@ -95,6 +107,7 @@ struct origin {
     h1conn *conns, *conns_tail; /* idle connections first, busy ones after */
     int nconns;
     h1req *pend, **pend_tail;
+    SSL_SESSION *session; /* https: the newest session, resumed by the next connection */
 };
 
 struct h1 {
@@ -110,6 +123,9 @@ struct h1 {
     struct event *flush_ev;
     h1conn *flush; /* connections with requests to send this loop turn */
     oc_buf scratch;
+    char *ca_file; /* https: the CA bundle; NULL: the system's store */
+    SSL_CTX *tls;  /* made at the first https request */
+    int tls_failed;
 };
 
 static void req_free(h1req *r)
@@ -210,6 +226,13 @@ static void conn_free(h1conn *c)
         event_free(c->rev);
     if (c->wev)
         event_free(c->wev);
+    if (c->ssl) {
+        /* a polite close_notify on a connection still in good order (one
+         * non-blocking attempt; SIGPIPE is ignored by the daemon) */
+        if (c->connected && !c->handshaking && !c->tls_dead)
+            SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
     if (c->fd >= 0)
         close(c->fd);
     oc_buf_free(&c->wbuf);
@@ -301,7 +324,10 @@ static void finish_head(h1 *h, h1conn *c)
 }
 
 /* Parse every whole answer received; the callbacks run as each is complete
- * (they may submit more: those go on this or other connections). */
+ * (they may submit more: those go on this or other connections). eof: 1
+ * the peer closed (for TLS: with close_notify), 2 a TLS peer closed without
+ * close_notify: an answer delimited by the close may be cut short, so it
+ * is not taken as whole (RFC 8446 6.1); otherwise as 1. */
 static void conn_parse(h1 *h, h1conn *c, int eof)
 {
     size_t off = 0;
@@ -319,8 +345,17 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
         if (n == 0 && !eof)
             break;
         size_t used = 0;
-        int rc = h1_parse(&c->p, c->rbuf ? c->rbuf + off : "", n, &used, eof);
+        int rc = h1_parse(&c->p, c->rbuf ? c->rbuf + off : "", n, &used, eof == 1);
         off += used;
+        if (rc == H1_MORE && eof == 2) {
+            if (c->p.st == H1_S_UNTIL_EOF) {
+                conn_close(h, c, OC_NET_RESET, "TLS connection closed without close_notify", 0);
+                return;
+            }
+            used = 0;
+            rc = h1_parse(&c->p, c->rbuf ? c->rbuf + off : "", c->rlen - off, &used, 1);
+            off += used;
+        }
         if (rc == H1_MORE)
             break;
         if (rc == H1_BAD) {
@@ -364,20 +399,102 @@ static void conn_broken(h1 *h, h1conn *c, const char *detail)
     conn_close(h, c, OC_NET_RESET, detail, 0);
 }
 
+static int conn_grow(h1conn *c)
+{
+    if (c->rcap - c->rlen >= 8192)
+        return 0;
+    size_t cap = c->rcap ? c->rcap * 2 : 16384;
+    char *b = realloc(c->rbuf, cap);
+    if (!b)
+        return -1;
+    c->rbuf = b;
+    c->rcap = cap;
+    return 0;
+}
+
+static int conn_send(h1conn *c);
+static void tls_handshake(h1 *h, h1conn *c);
+
+/* https: decrypt what has come, up to TLS_READ_MAX a turn (OpenSSL reads
+ * ahead, and may hold whole records the socket will not signal again: read
+ * while it holds some), then parse once. The peer's close_notify is the end of the
+ * stream; a close without it ends an answer delimited by the close as
+ * broken (it may be cut short: RFC 8446 6.1), anything else as a plain
+ * close would. */
+static void tls_read(h1 *h, h1conn *c)
+{
+    int eof = 0;
+    for (;;) {
+        if (c->rlen >= TLS_READ_MAX) {
+            event_active(c->rev, EV_READ, 0); /* the rest next turn */
+            break;
+        }
+        if (conn_grow(c) < 0) {
+            conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
+            return;
+        }
+        size_t room = c->rcap - c->rlen;
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, c->rbuf + c->rlen, room > INT_MAX ? INT_MAX : (int)room);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            /* more only if OpenSSL holds it already: the read event is
+             * level-triggered, so what the socket holds wakes us again
+             * (no read that would only say EAGAIN) */
+            if (SSL_has_pending(c->ssl))
+                continue;
+            break;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) { /* a key update's answer: the write event carries it */
+            event_add(c->wev, NULL);
+            break;
+        }
+        c->tls_dead = 1;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            eof = 1; /* close_notify */
+            break;
+        }
+        unsigned long err = ERR_peek_error();
+        int unexpected_eof =
+            (e == SSL_ERROR_SYSCALL && err == 0) ||
+            (e == SSL_ERROR_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+        ERR_clear_error();
+        if (!unexpected_eof) {
+            conn_close(h, c, OC_NET_RESET, "TLS error", 0);
+            return;
+        }
+        eof = 2; /* conn_parse decides */
+        break;
+    }
+    if (c->write_wants_read) {
+        c->write_wants_read = 0;
+        if (conn_send(c) < 0) {
+            c->tls_dead = 1;
+            conn_close(h, c, OC_NET_RESET, "connection reset", 0);
+            return;
+        }
+    }
+    conn_parse(h, c, eof);
+}
+
 static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     h1conn *c = arg;
     h1 *h = c->o->h;
-    if (c->rcap - c->rlen < 8192) {
-        size_t cap = c->rcap ? c->rcap * 2 : 16384;
-        char *b = realloc(c->rbuf, cap);
-        if (!b) {
-            conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
-            return;
-        }
-        c->rbuf = b;
-        c->rcap = cap;
+    if (c->ssl) {
+        if (c->handshaking)
+            tls_handshake(h, c);
+        else
+            tls_read(h, c);
+        return;
+    }
+    if (conn_grow(c) < 0) {
+        conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
+        return;
     }
     ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
     if (n > 0) {
@@ -390,9 +507,48 @@ static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* https: what is buffered through SSL_write. A byte counts as sent only
+ * once its whole record is on the socket (partial writes mode): a record
+ * cut short cannot be decrypted, so the server cannot have acted on it. A
+ * write OpenSSL could not finish is repeated with the same length. */
+static int tls_send(h1conn *c)
+{
+    while (c->woff < c->wbuf.len) {
+        size_t left = c->wbuf.len - c->woff;
+        size_t len = c->tls_wlen ? c->tls_wlen : (left > INT_MAX ? INT_MAX : left);
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, c->wbuf.data + c->woff, (int)len);
+        if (n > 0) {
+            c->tls_wlen = 0;
+            c->woff += (size_t)n;
+            c->wsent += n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            c->tls_wlen = len;
+            if (e == SSL_ERROR_WANT_WRITE)
+                event_add(c->wev, NULL);
+            else
+                c->write_wants_read = 1; /* the read event goes on */
+            return 0;
+        }
+        ERR_clear_error();
+        c->tls_dead = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* Send what is buffered: 0, or -1 when the connection is broken. */
 static int conn_send(h1conn *c)
 {
+    if (c->ssl) {
+        if (tls_send(c) < 0)
+            return -1;
+        if (c->woff < c->wbuf.len)
+            return 0;
+    }
     while (c->woff < c->wbuf.len) {
         ssize_t n =
             send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -420,7 +576,9 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     h1conn *c = arg;
-    if (conn_send(c) < 0)
+    if (c->ssl && c->handshaking)
+        tls_handshake(c->o->h, c);
+    else if (conn_send(c) < 0)
         conn_broken(c->o->h, c, "connection reset");
 }
 
@@ -437,6 +595,136 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         if (c->connected && conn_send(c) < 0)
             conn_broken(h, c, "connection reset");
     }
+}
+
+/* ---- TLS (https): OpenSSL on the connected non-blocking socket. The
+ * peer is verified as libcurl verifies it: the chain against tls_ca_file or
+ * the system's store, the name against the certificate's subjectAltName
+ * (partial wildcards refused; an IP literal against its IP entries), SNI
+ * for names; TLS 1.2 at least; renegotiation refused; ALPN http/1.1. The
+ * newest session of an origin is resumed by its next connection. */
+
+static int new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    h1conn *c = SSL_get_app_data(ssl);
+    if (!c || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    if (c->o->session)
+        SSL_SESSION_free(c->o->session);
+    c->o->session = sess;
+    return 1; /* the reference is ours */
+}
+
+static SSL_CTX *tls_ctx(h1 *h)
+{
+    if (h->tls || h->tls_failed)
+        return h->tls;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    int ok = ctx != NULL;
+    if (ok) {
+        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        /* read what the socket holds in one call, records and all */
+        SSL_CTX_set_read_ahead(ctx, 1);
+        ok = h->ca_file ? SSL_CTX_load_verify_locations(ctx, h->ca_file, NULL) == 1
+                        : SSL_CTX_set_default_verify_paths(ctx) == 1;
+        static const unsigned char alpn[] = "\x08http/1.1";
+        ok = ok && SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) == 0;
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, new_session);
+    }
+    ERR_clear_error();
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        h->tls_failed = 1;
+        return NULL;
+    }
+    h->tls = ctx;
+    return ctx;
+}
+
+/* why a handshake failed, in words that outlive the connection */
+static const char *tls_why(SSL *ssl)
+{
+    long v = SSL_get_verify_result(ssl);
+    switch (v) {
+    case X509_V_OK:
+        return "TLS handshake failed";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "TLS: the certificate does not match the host name";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "TLS: the certificate has expired";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return "TLS: the certificate is not signed by a trusted CA";
+    default:
+        return "TLS: the certificate could not be verified";
+    }
+}
+
+static void tls_handshake(h1 *h, h1conn *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        c->handshaking = 0;
+        c->connected = 1;
+        if (conn_send(c) < 0)
+            conn_broken(h, c, "connection reset");
+        return;
+    }
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ)
+        return; /* the read event is armed for the connection's life */
+    if (e == SSL_ERROR_WANT_WRITE) {
+        event_add(c->wev, NULL);
+        return;
+    }
+    ERR_clear_error();
+    c->tls_dead = 1;
+    /* nothing of a request left: safe to try again; an origin that fails
+     * every handshake fails what waits for it (conn_close) */
+    conn_close(h, c, OC_NET_CONNECT, tls_why(c->ssl), 0);
+}
+
+static void tls_start(h1 *h, h1conn *c)
+{
+    SSL_CTX *ctx = tls_ctx(h);
+    c->ssl = ctx ? SSL_new(ctx) : NULL;
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        c->tls_dead = 1;
+        conn_close(h, c, OC_NET_CONNECT,
+                   ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded", 0);
+        return;
+    }
+    SSL_set_app_data(c->ssl, c);
+    const char *host = c->o->u.host;
+    struct in6_addr a6;
+    struct in_addr a4;
+    int ok;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1;
+    } else {
+        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = SSL_set1_host(c->ssl, host) == 1 && SSL_set_tlsext_host_name(c->ssl, host) == 1;
+    }
+    if (ok && c->o->session)
+        ok = SSL_set_session(c->ssl, c->o->session) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        c->tls_dead = 1;
+        conn_close(h, c, OC_NET_CONNECT, "TLS: bad host name", 0);
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->handshaking = 1;
+    tls_handshake(h, c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -461,6 +749,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         c->wev = event_new(h->base, fd, EV_WRITE, conn_write_ev, c);
         if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
             conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
+            return;
+        }
+        if (c->o->u.tls) {
+            tls_start(h, c);
             return;
         }
         c->connected = 1;
@@ -598,7 +890,27 @@ static void origin_pump(h1 *h, origin *o)
             /* an idle connection the peer may have closed meanwhile: a
              * request written on it would be lost without an answer */
             char b;
-            ssize_t k = recv(best->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (best->ssl) {
+                /* bytes on an idle TLS connection may be the server's
+                 * session tickets (taken here) or its close_notify */
+                ERR_clear_error();
+                int k = SSL_read(best->ssl, &b, 1);
+                int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(best->ssl, k);
+                ERR_clear_error();
+                if (k > 0) {
+                    best->tls_dead = 1;
+                    conn_close(h, best, OC_NET_PROTOCOL, "bytes no request asked for", 0);
+                    continue;
+                }
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                    best->tls_dead = 1;
+                    conn_close(h, best, OC_NET_OK, "", 0);
+                    continue;
+                }
+            }
+            ssize_t k = best->ssl ? -1 : recv(best->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (best->ssl)
+                errno = EAGAIN;
             if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
                 conn_close(h, best, OC_NET_OK, "", 0);
                 continue;
@@ -663,11 +975,15 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-h1 *h1_new(struct event_base *base, int max_total, int max_host, int idle_ms)
+h1 *h1_new(struct event_base *base, int max_total, int max_host, int idle_ms, const char *ca_file)
 {
     h1 *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
+    if (ca_file && !(h->ca_file = strdup(ca_file))) {
+        free(h);
+        return NULL;
+    }
     h->base = base;
     h->max_total = max_total > 0 ? max_total : 256;
     h->max_host = max_host > 0 ? max_host : 64;
@@ -691,7 +1007,7 @@ h1 *h1_new(struct event_base *base, int max_total, int max_host, int idle_ms)
 static origin *origin_get(h1 *h, const h1_url *u)
 {
     for (origin *o = h->origins; o; o = o->next)
-        if (o->u.port == u->port && strcmp(o->u.host, u->host) == 0 &&
+        if (o->u.port == u->port && o->u.tls == u->tls && strcmp(o->u.host, u->host) == 0 &&
             strcmp(o->u.hostport, u->hostport) == 0)
             return o;
     origin *o = calloc(1, sizeof(*o));
@@ -720,6 +1036,8 @@ int h1_submit(h1 *h, oc_request *req, const transport_req_opts *opts, transport_
     h1_url u;
     if (req->kind != OC_REQ_HTTP || !req->url || h1_parse_url(req->url, &u) < 0)
         return 1;
+    if (u.tls && !tls_ctx(h))
+        return 1; /* no TLS context (the CA bundle would not load): libcurl says why */
     int ok = clean(req->method ? req->method : "") && (!req->userpwd || clean(req->userpwd));
     for (int i = 0; ok && i < req->n_headers; i++)
         ok = clean(req->headers[i]);
@@ -780,6 +1098,8 @@ void h1_free(h1 *h)
             o->pend = r->next;
             req_free(r);
         }
+        if (o->session)
+            SSL_SESSION_free(o->session);
         free(o);
     }
     while (h->later) {
@@ -796,5 +1116,7 @@ void h1_free(h1 *h)
     if (h->dns)
         evdns_base_free(h->dns, 0);
     oc_buf_free(&h->scratch);
+    SSL_CTX_free(h->tls);
+    free(h->ca_file);
     free(h);
 }

@@ -1,7 +1,8 @@
-/* The native HTTP/1.1 client: plain http:// requests over keep-alive
- * connections on libevent bufferevents, optionally pipelined. It serves the
- * transport's plain-HTTP requests; libcurl keeps https, HTTP/2, SMTP and
- * anything this client does not take. Nothing here blocks. */
+/* The native HTTP/1.1 client: http:// and https:// requests over
+ * keep-alive connections, optionally pipelined, TLS through OpenSSL on the
+ * same non-blocking sockets. It serves the transport's HTTP/1.1 requests;
+ * libcurl keeps HTTP/2, SMTP, proxies and anything this client does not
+ * take. Nothing here blocks. */
 #ifndef OMNI_H1_H
 #define OMNI_H1_H
 
@@ -12,9 +13,10 @@
 
 typedef struct h1 h1;
 
-/* idle_ms: idle keep-alive connections are closed after (0: 30000) */
+/* idle_ms: idle keep-alive connections are closed after (0: 30000);
+ * ca_file: the CA bundle verifying https peers (NULL: the system's store) */
 h1 *h1_new(struct event_base *base, int max_total_connections, int max_host_connections,
-           int idle_ms);
+           int idle_ms, const char *ca_file);
 /* 0: taken (the callback runs later, from the event loop, never from inside
  * this call); 1: not for this client (an URL it does not take: req left
  * untouched); -1: refused (a header or target that would break the request

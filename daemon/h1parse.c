@@ -277,9 +277,10 @@ done:
 
 int h1_parse_url(const char *url, h1_url *u)
 {
-    if (strncasecmp(url, "http://", 7) != 0)
+    int tls = strncasecmp(url, "https://", 8) == 0;
+    if (!tls && strncasecmp(url, "http://", 7) != 0)
         return -1;
-    const char *a = url + 7;
+    const char *a = url + (tls ? 8 : 7);
     size_t alen = strcspn(a, "/?#");
     const char *t = a + alen;
     if (alen == 0 || memchr(a, '@', alen))
@@ -312,7 +313,8 @@ int h1_parse_url(const char *url, h1_url *u)
         if (c <= ' ' || c == '%' || c >= 0x7f)
             return -1; /* zone ids, spaces, controls: not ours */
     }
-    u->port = 80;
+    u->tls = tls;
+    u->port = tls ? 443 : 80;
     if (port) {
         if (port == t)
             return -1;

@@ -11,12 +11,13 @@ typedef struct h1_url {
     char host[256];     /* without brackets for an IPv6 literal */
     char hostport[264]; /* the Host header: host[:port] as in the URL */
     int port;
+    int tls;            /* https:// */
     const char *target; /* points into the URL: path and query ("/" if none) */
     size_t target_len;
 } h1_url;
 
-/* 0 if url is an http:// URL this client takes (no userinfo, a sane
- * target), -1 otherwise. */
+/* 0 if url is an http:// or https:// URL this client takes (no userinfo,
+ * a sane target), -1 otherwise. */
 int h1_parse_url(const char *url, h1_url *u);
 
 /* An incremental HTTP/1.1 response parser over a byte stream. */

@@ -52,6 +52,18 @@ void metrics_render(omni *o, oc_buf *b)
         put(b, "omnicast_messages_total{connector=\"%s\",outcome=\"uncertain\"} %llu\n", n,
             (unsigned long long)c->n_uncertain);
     }
+    if (o->tp) {
+        unsigned long long nat, nat_tls, curl;
+        transport_counts(o->tp, &nat, &nat_tls, &curl);
+        put(b,
+            "# HELP omnicast_transfers_total Outbound transfers taken, by client: the native "
+            "HTTP/1.1 client over plain http or TLS, or libcurl (HTTP/2, SMTP, proxies).\n"
+            "# TYPE omnicast_transfers_total counter\n"
+            "omnicast_transfers_total{client=\"native\"} %llu\n"
+            "omnicast_transfers_total{client=\"native_tls\"} %llu\n"
+            "omnicast_transfers_total{client=\"curl\"} %llu\n",
+            nat, nat_tls, curl);
+    }
     put(b, "# HELP omnicast_inflight Transfers in flight.\n# TYPE omnicast_inflight gauge\n");
     for (size_t i = 0; i < o->n_conns; i++)
         put(b, "omnicast_inflight{connector=\"%s\"} %d\n", o->conns[i].conf->name,

@@ -30,8 +30,10 @@ struct transport {
     xfer *all; /* transfers in flight (doubly linked) */
     struct sock *socks;
     int in_action;
-    h1 *h1;    /* the native client for plain http:// */
-    int proxy; /* a proxy is set in the environment: libcurl takes every transfer */
+    h1 *h1;        /* the native client for plain http:// */
+    int proxy;     /* a proxy is set in the environment: libcurl takes every transfer */
+    int proxy_tls; /* https_proxy (or a proxy for all): libcurl takes https */
+    unsigned long long n_native, n_native_tls, n_curl; /* transfers taken, by client */
     char *ca_file;
     long maxage_s; /* idle connections are not reused after this */
 };
@@ -168,7 +170,7 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     t->multi = curl_multi_init();
     t->timer = evtimer_new(base, timer_cb, t);
     t->h1 = h1_new(base, opts ? opts->max_total_connections : 0,
-                   opts ? opts->max_host_connections : 0, idle_ms);
+                   opts ? opts->max_host_connections : 0, idle_ms, t->ca_file);
     /* libcurl honours http_proxy / all_proxy (and no_proxy); the native
      * client does not speak to proxies, so with one set it stands aside */
     const char *px = getenv("http_proxy");
@@ -177,6 +179,10 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     if (!px || !*px)
         px = getenv("ALL_PROXY");
     t->proxy = px && *px;
+    px = getenv("https_proxy");
+    if (!px || !*px)
+        px = getenv("HTTPS_PROXY");
+    t->proxy_tls = t->proxy || (px && *px);
     if (!t->multi || !t->timer || !t->h1) {
         transport_free(t);
         return NULL;
@@ -351,8 +357,14 @@ static void unlink_xfer(transport *t, xfer *x)
 int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
                      transport_done_fn done, void *arg)
 {
-    if (opts && opts->native && !t->proxy && req->kind == OC_REQ_HTTP) {
+    /* the native client: plain http://, and https:// unless the connector
+     * asks for HTTP/2 (libcurl's) */
+    int https = req->url && strncasecmp(req->url, "https:", 6) == 0;
+    if (opts && opts->native && req->kind == OC_REQ_HTTP &&
+        (https ? !opts->http2 && !t->proxy_tls : !t->proxy)) {
         int rc = h1_submit(t->h1, req, opts, done, arg);
+        if (rc == 0)
+            ++*(https ? &t->n_native_tls : &t->n_native);
         if (rc != 1)
             return rc;
     }
@@ -418,6 +430,7 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers); /* NULL clears it */
     x->start_us = omni_mono_us();
+    t->n_curl++;
     if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
         release_easy(t, e, kind);
         xfer_free(x);
@@ -527,6 +540,14 @@ static void check_done(transport *t)
             x->done(x->arg, &r, lat);
         xfer_free(x);
     }
+}
+
+void transport_counts(const transport *t, unsigned long long *native,
+                      unsigned long long *native_tls, unsigned long long *curl)
+{
+    *native = t->n_native;
+    *native_tls = t->n_native_tls;
+    *curl = t->n_curl;
 }
 
 size_t transport_inflight(const transport *t)

@@ -38,6 +38,10 @@ transport *transport_new(struct event_base *base, const transport_opts *opts);
 int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
                      transport_done_fn done, void *arg);
 size_t transport_inflight(const transport *t);
+/* Transfers taken since the start: by the native client over plain http,
+ * by it over TLS, and by libcurl. */
+void transport_counts(const transport *t, unsigned long long *native,
+                      unsigned long long *native_tls, unsigned long long *curl);
 /* Cancel everything in flight without calling callbacks, free all. */
 void transport_free(transport *t);
 

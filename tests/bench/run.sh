@@ -5,20 +5,25 @@
 # connector pointed at it, one broadcast of N recipients from a Redis list,
 # timed from XADD to state=done. Prints key=value lines, msgs_per_s first.
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
-# Knobs: BENCH_INFLIGHT (max_inflight, 512; 128 with BENCH_TLS=1: each
-# libcurl transfer holds ~30 KiB), BENCH_CONNS (connections, 4),
-# BENCH_PIPELINE (the connector's pipeline, 64: nginx takes pipelined
-# requests; BENCH_PIPELINE=1 BENCH_CONNS=64 is the connector's defaults),
-# BENCH_CHUNK (chunk_size, 500), BENCH_PERF=FILE (perf record the daemon),
-# BENCH_CALIBRATE=0 (skip the 3 s nginx-alone calibration), BENCH_KEEP=1
-# (keep the temp dir), BENCH_TLS=1 (nginx on https with HTTP/2 and a
-# self-signed certificate: the libcurl path, as towards the real Cloud API;
-# the daemon trusts the certificate through tls_ca_file), BENCH_WAIT_REPLICAS=N
-# (a replica of the private redis-server and redis_wait_replicas = N: the
-# cost of WAIT after every claim batch).
+# Knobs: BENCH_TLS (1, the default: nginx on https with a self-signed
+# certificate the daemon trusts through tls_ca_file, as towards a real
+# provider; 0: plain http), BENCH_HTTP2 (with TLS: 1 asks for HTTP/2, the
+# libcurl path; 0, the default: HTTP/1.1 keep-alive through the native
+# client), BENCH_INFLIGHT (max_inflight, 512; 128 with HTTP/2: each libcurl
+# transfer holds ~30 KiB), BENCH_CONNS (connections: 64 over TLS with
+# HTTP/1.1, 4 otherwise), BENCH_PIPELINE (the connector's pipeline: 1 over
+# TLS, the connector's default and what a real deployment uses; 64 on plain
+# http, where nginx takes pipelined requests), BENCH_CHUNK (chunk_size,
+# 500), BENCH_PERF=FILE (perf record the daemon), BENCH_CALIBRATE=0 (skip
+# the 3 s nginx-alone calibration, same scheme), BENCH_KEEP=1 (keep the
+# temp dir), BENCH_WAIT_REPLICAS=N (a replica of the private redis-server
+# and redis_wait_replicas = N: the cost of WAIT after every claim batch).
 N=${BENCH_N:-100000}
-CONNS=${BENCH_CONNS:-4}
-PIPELINE=${BENCH_PIPELINE:-64}
+TLS=${BENCH_TLS:-1}
+HTTP2=$([ "$TLS" = 1 ] && echo "${BENCH_HTTP2:-0}" || echo 0)
+H1TLS=$([ "$TLS" = 1 ] && [ "$HTTP2" = 0 ] && echo 1 || echo 0)
+CONNS=${BENCH_CONNS:-$([ "$H1TLS" = 1 ] && echo 64 || echo 4)}
+PIPELINE=${BENCH_PIPELINE:-$([ "$TLS" = 1 ] && echo 1 || echo 64)}
 source "$(dirname "$0")/lib.sh"
 command -v nginx >/dev/null || { echo "bench: nginx missing (make deps installs nginx-light)" >&2; exit 1; }
 NP=$(free_port)
@@ -39,8 +44,7 @@ if [ "$REPLICA" = 1 ]; then
 fi
 
 mkdir -p "$T/nginx"
-TLS=${BENCH_TLS:-0}
-INFLIGHT=${BENCH_INFLIGHT:-$([ "$TLS" = 1 ] && echo 128 || echo 512)}
+INFLIGHT=${BENCH_INFLIGHT:-$([ "$HTTP2" = 1 ] && echo 128 || echo 512)}
 CP=$NP # stub_status, always plain http
 SCHEME=http LISTEN="127.0.0.1:$NP" TLS_CONF=""
 if [ "$TLS" = 1 ]; then
@@ -48,17 +52,17 @@ if [ "$TLS" = 1 ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
   CP=$(free_port)
-  SCHEME=https LISTEN="127.0.0.1:$NP ssl http2"
+  SCHEME=https LISTEN="127.0.0.1:$NP ssl$([ "$HTTP2" = 1 ] && echo " http2" || true)"
   TLS_CONF="ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem; listen 127.0.0.1:$CP;"
 fi
-# The answer: with TLS nginx reads the request body first (proxied to a
+# The answer: with HTTP/2 nginx reads the request body first (proxied to a
 # plain location), as a real API does. Answering an HTTP/2 request before
 # its body arrived ends the stream with RST_STREAM NO_ERROR, and libcurl
 # 7.88 then sometimes drops the answer: an ambiguous failure, retried, sent
 # twice. Over plain HTTP/1.1 nginx reads and discards the body anyway.
 ANSWER="return 200 '{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"15550000001\",\"wa_id\":\"15550000001\"}],\"messages\":[{\"id\":\"wamid.HBgLMTU1NTAwMDAwMDEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA\"}]}';"
 MESSAGES=$ANSWER
-[ "$TLS" = 1 ] && MESSAGES='proxy_pass http://answer/ok; proxy_http_version 1.1; proxy_set_header Connection "";'
+[ "$HTTP2" = 1 ] && MESSAGES='proxy_pass http://answer/ok; proxy_http_version 1.1; proxy_set_header Connection "";'
 cat >"$T/nginx/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -127,6 +131,7 @@ phone_number_id = 1234567890
 access_token = testtoken
 max_inflight = $INFLIGHT
 pipeline = $PIPELINE
+http2 = $([ "$HTTP2" = 1 ] && echo true || echo false)
 # unpaced: the benchmark measures the daemon, not a number's 80/s tier (the whatsapp default)
 rate_per_s = 0
 # the bench measures text sends (whatsapp-text, comparable with the figures
@@ -167,8 +172,10 @@ print("max_inflight=$INFLIGHT")
 print("pipeline=$PIPELINE")
 print("redis_wait_replicas=$WAITR")
 print("replica=$REPLICA")
-print("transport=%s" % ("libcurl, https, HTTP/2" if "$TLS" == "1" else "native HTTP/1.1"))
-# with TLS every message is two requests to nginx (the proxied answer)
-print("nginx_requests=%d" % (($req1 - $req0 - 1) // (2 if "$TLS" == "1" else 1)))
+print("transport=%s" % ("libcurl, https, HTTP/2" if "$HTTP2" == "1" else
+                         "native HTTP/1.1 over TLS" if "$TLS" == "1" else "native HTTP/1.1, plain http"))
+# with HTTP/2 every message is two requests to nginx (the proxied answer)
+print("nginx_requests=%d" % (($req1 - $req0 - 1) // (2 if "$HTTP2" == "1" else 1)))
 if "$calib": print("nginx_alone_rps=$calib")
+print("scheme=$SCHEME")
 PY

@@ -54,19 +54,29 @@ static void urls_split_into_host_port_and_target(void **state)
     assert_string_equal(u.host, "::1");
     assert_string_equal(u.hostport, "[::1]:9");
     assert_int_equal(u.target_len, 2); /* the fragment is not sent */
+    assert_int_equal(u.tls, 0);
+
+    assert_int_equal(h1_parse_url("https://graph.facebook.com/v21.0/1/messages", &u), 0);
+    assert_int_equal(u.tls, 1);
+    assert_int_equal(u.port, 443);
+    assert_string_equal(u.host, "graph.facebook.com");
+    assert_string_equal(u.hostport, "graph.facebook.com");
+    assert_int_equal(h1_parse_url("HTTPS://127.0.0.1:8443/x", &u), 0);
+    assert_int_equal(u.tls, 1);
+    assert_int_equal(u.port, 8443);
 }
 
 static void urls_the_client_does_not_take(void **state)
 {
     (void)state;
     h1_url u;
-    const char *bad[] = {"https://example.com/", "ftp://x/",
-                         "http://user:pw@host/", "http:///path",
-                         "http://host:/",        "http://host:0/",
-                         "http://host:65536/",   "http://host:8a/",
-                         "http://[::1/",         "http://[::1]x/",
-                         "http://host/a b",      "http://host/a\r\nX-Evil: 1",
-                         "http://ho st/",        "http://[fe80::1%25eth0]/"};
+    const char *bad[] = {"httpss://example.com/", "ftp://x/",
+                         "http://user:pw@host/",  "http:///path",
+                         "http://host:/",         "http://host:0/",
+                         "http://host:65536/",    "http://host:8a/",
+                         "http://[::1/",          "http://[::1]x/",
+                         "http://host/a b",       "http://host/a\r\nX-Evil: 1",
+                         "http://ho st/",         "http://[fe80::1%25eth0]/"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (h1_parse_url(bad[i], &u) == 0)
             fail_msg("took %s", bad[i]);
