@@ -13,6 +13,7 @@ Control, by a POST to /_control with a JSON object (answered 200):
                                  first delivery id seen for it) is answered
                                  500 N times; the key's other posts are not
                                  refused
+  {"release": "KEY"}             KEY's posts are no longer refused
 Only 127.0.0.1. Stopped by its PID.
 """
 import argparse
@@ -52,6 +53,8 @@ class Handler(BaseHTTPRequestHandler):
                     state["fail"][k] = int(v)
                     state["first"].pop(k, None)
                     state["failed"][k] = 0
+                if ctl.get("release") in state["fail"]:
+                    state["fail"][ctl["release"]] = 0
             self.answer(200)
             return
         key = self.headers.get("X-Omnicast-Ordering-Key", "")
