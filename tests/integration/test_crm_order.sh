@@ -32,6 +32,7 @@ crm_webhook_url = http://127.0.0.1:$CRM_PORT/crm
 crm_webhook_secret_file = $T/crm_secret
 crm_retry_ms = 1000
 crm_lease_ms = 2000
+$([ "$i" = 2 ] && echo "crm_max_held = 16")
 $(wa_section "$MOCK_PORT")
 [channels]
 whatsapp = wa"
@@ -145,13 +146,23 @@ wait_for 60 sh -c "[ \$(grep -c 'c-cv' $T/crm.jsonl) -ge 100 ]"
 [ "$(metric "$HTTP2" omnicast_crm_posted_total)" = 0 ] || fail "node-2 posted without the lease"
 kill -KILL "$P1"
 wait "$P1" 2>/dev/null || true
-wait_for 60 caught_up c 405
+# node-2 holds at most 16 events (crm_max_held): c-cvR's refused ones among
+# them, the other conversations flow through the rest
+maxheld=0
+for _ in $(seq 1 600); do
+  h=$(metric "$HTTP2" omnicast_crm_held || echo 0)
+  [ "${h:-0}" -gt "$maxheld" ] && maxheld=$h
+  caught_up c 405 && break
+  sleep 0.1
+done
+caught_up c 405 || fail "node-2 did not catch up"
+[ "$maxheld" -le 16 ] || fail "node-2 held $maxheld events (crm_max_held = 16)"
 [ "$(metric "$HTTP2" omnicast_crm_posted_total)" -gt 0 ] || fail "node-2 never took over"
 [ "$(metric "$HTTP2" omnicast_crm_lease)" = 1 ] || fail "node-2 does not hold the lease"
 check=(c-cvR:5)
 for j in $(seq 1 40); do check+=("c-cv$j:10"); done
 python3 -m crmfeed check "$T/crm.jsonl" "${check[@]}" || fail "order across a takeover"
-ok "two daemons: node-1 posted alone; killed, node-2 took over; all 405 events in order per conversation"
+ok "two daemons: node-1 posted alone; killed, node-2 took over (holding at most $maxheld <= crm_max_held events); all 405 events in order per conversation"
 
 # a stopping daemon gives the lease up
 stop_daemon "$P2"
