@@ -134,6 +134,12 @@ const conf_directive config_daemon_keys[] = {
           "file with the HMAC-SHA256 key for X-Omnicast-Signature on CRM posts"),
     D_INT("crm_retry_ms", crm_retry_ms, 100, 86400000, "30000",
           "an event the CRM did not accept is posted again after this"),
+    D_INT("crm_lease_ms", crm_lease_ms, 1000, 3600000, "15000",
+          "the CRM feed lease: one daemon posts; another takes over this long after it stopped "
+          "renewing"),
+    D_INT("crm_max_held", crm_max_held, 16, 1000000, "1000",
+          "CRM events held in memory (waiting behind an earlier event of their conversation, or in "
+          "flight)"),
     D_INT("keepalive_idle_ms", keepalive_idle_ms, 100, 3600000, "30000",
           "outbound keep-alive connections idle this long are closed (before a provider does it)"),
     D_INT("sweep_interval_ms", sweep_interval_ms, 0, 86400000, "30000",

@@ -98,6 +98,8 @@ typedef struct omni_config {
     char *crm_webhook_url;
     char *crm_webhook_secret_file;
     int crm_retry_ms;
+    int crm_lease_ms;
+    int crm_max_held;
     int keepalive_idle_ms; /* outbound idle keep-alive connections closed after */
     int sweep_interval_ms; /* 0: no consistency sweep */
     int sweep_idle_ms;     /* a running campaign without progress this long is swept */

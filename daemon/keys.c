@@ -29,6 +29,7 @@ static const struct {
     [KEY_REPLAY] = {"replay:", "", "replay:{connector}:{token}"},
     [KEY_WATCH] = {"watch", NULL, "watch"},
     [KEY_ALIAS] = {"alias:", "", "alias:{channel}:{id}"},
+    [KEY_CRM_LEASE] = {"crm:lease", NULL, "crm:lease"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

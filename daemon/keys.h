@@ -35,6 +35,7 @@ typedef enum key_kind {
     KEY_WATCH,         /* watch                  zset: sent, awaiting delivery (fallback_after_s) */
     KEY_ALIAS,         /* alias:{channel}:{id}   string: the address campaigns use for a
                                                     provider's other id of the recipient */
+    KEY_CRM_LEASE,     /* crm:lease              string: the daemon that posts the CRM feed */
     KEY_KINDS
 } key_kind;
 

@@ -45,7 +45,8 @@ static void finish_if_drained(omni *o)
         return;
     /* inbound events are written first while Redis is there to take them */
     int events = conv_pending(o) > 0 && store_is_ready(o->st);
-    if (dispatch_held(o) == 0 && campaign_busy(o) == 0 && conn_inflight(o) == 0 && !events) {
+    if (dispatch_held(o) == 0 && campaign_busy(o) == 0 && conn_inflight(o) == 0 && !events &&
+        crm_drained(o)) {
         char sum[256];
         dispatch_drain_summary(o, sum, sizeof(sum));
         log_info("drained: %s; exiting", sum);

@@ -8,6 +8,7 @@
 
 #include "campaign.h"
 #include "conn.h"
+#include "crm.h"
 #include "dispatch.h"
 #include "queue.h"
 
@@ -145,4 +146,25 @@ void metrics_render(omni *o, oc_buf *b)
         "# TYPE omnicast_redis_wait_short_total counter\nomnicast_redis_wait_short_total %llu\n",
         (unsigned long long)dc->wait_short);
     put(b, "# TYPE omnicast_draining gauge\nomnicast_draining %d\n", o->draining);
+    crm_stats cs;
+    if (crm_stats_of(o, &cs) == 0) {
+        put(b,
+            "# HELP omnicast_crm_posted_total CRM feed posts the CRM accepted (2xx).\n"
+            "# TYPE omnicast_crm_posted_total counter\nomnicast_crm_posted_total %llu\n",
+            (unsigned long long)cs.posted);
+        put(b,
+            "# HELP omnicast_crm_failed_total CRM feed posts not accepted (posted again).\n"
+            "# TYPE omnicast_crm_failed_total counter\nomnicast_crm_failed_total %llu\n",
+            (unsigned long long)cs.failed);
+        put(b,
+            "# HELP omnicast_crm_held CRM events in memory: in flight or waiting behind an "
+            "earlier event of their conversation.\n"
+            "# TYPE omnicast_crm_held gauge\nomnicast_crm_held %zu\n",
+            cs.held);
+        put(b,
+            "# HELP omnicast_crm_lease 1 when this daemon holds the CRM feed lease (posts the "
+            "feed).\n"
+            "# TYPE omnicast_crm_lease gauge\nomnicast_crm_lease %d\n",
+            cs.holder);
+    }
 }

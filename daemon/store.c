@@ -25,7 +25,7 @@
 
 static const char *const script_names[SCRIPT_COUNT] = {"create",  "claim",   "outcome", "take",
                                                        "control", "inbound", "sweep",   "release",
-                                                       "next",    "watch",   "resend"};
+                                                       "next",    "watch",   "resend",  "crmlease"};
 
 /* A connection is either hiredis's own (redis://, unix:) or an rconn
  * (rediss://: TLS on a bufferevent, hiredis only parsing); the link_*

@@ -33,6 +33,7 @@ enum {
     SCRIPT_NEXT,
     SCRIPT_WATCH,
     SCRIPT_RESEND,
+    SCRIPT_CRMLEASE,
     SCRIPT_COUNT
 };
 

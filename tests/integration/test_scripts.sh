@@ -378,3 +378,17 @@ done
 [ "$(rraw HGET $CL uncertain)" = 1 ] || fail "long scan: uncertain counted $(rraw HGET $CL uncertain)"
 [ "$(rraw EXISTS omni:sweep:l omni:sweep:l:seen)" = 0 ] || fail "scan state left behind"
 ok "sweep: a scan over several calls ($calls) goes on where it stopped and cleans up"
+
+# crmlease: one holder of the CRM feed's lease at a time
+K=omni:crm:lease
+[ "$(ev crmlease 1 $K take a/1 5000)" = 2 ] || fail "crmlease: a free lease is taken"
+[ "$(ev crmlease 1 $K take b/1 5000)" = 0 ] || fail "crmlease: another holder is refused"
+rcli PEXPIRE $K 3000 >/dev/null
+[ "$(ev crmlease 1 $K take a/1 5000)" = 1 ] || fail "crmlease: the holder renews"
+ttl=$(rraw PTTL $K)
+[ "$ttl" -gt 4000 ] || fail "crmlease: renewed for $ttl ms only"
+[ "$(ev crmlease 1 $K drop b/1)" = 0 ] || fail "crmlease: another process dropped the lease"
+[ "$(rraw GET $K)" = a/1 ] || fail "crmlease: the holder changed"
+[ "$(ev crmlease 1 $K drop a/1)" = 1 ] || fail "crmlease: the holder cannot drop it"
+[ "$(ev crmlease 1 $K take b/1 5000)" = 2 ] || fail "crmlease: a dropped lease is not free"
+ok "crmlease: taken when free, renewed by its holder only, dropped by its holder only"
