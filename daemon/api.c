@@ -76,6 +76,10 @@ static void message_queued(redisReply *r, void *arg)
     proactive_opened(a->h->o, r && r->type == REDIS_REPLY_STRING ? "" : NULL, a);
 }
 
+static void dup_check(http_server *h, struct evhttp_request *req, job *j, char *body, size_t len,
+                      int want);
+static void submit_queue(areq *a, job *jp, char *body, size_t len, int want);
+
 static void submit(http_server *h, struct evhttp_request *req, int want)
 {
     omni *o = h->o;
@@ -101,8 +105,14 @@ static void submit(http_server *h, struct evhttp_request *req, int want)
         free(body);
         return;
     }
-    areq *a = http_areq_new(h, req);
-    snprintf(a->id, sizeof(a->id), "%s", j.id);
+    dup_check(h, req, &j, body, len, want);
+}
+
+/* the job queued: XADD to jobs (a message also opens its conversation) */
+static void submit_queue(areq *a, job *jp, char *body, size_t len, int want)
+{
+    omni *o = a->h->o;
+    job j = *jp;
     const char *argv[] = {"XADD", o->k_jobs, "*", "job", body};
     size_t lens[] = {4, strlen(o->k_jobs), 1, 3, len};
     if (want == JOB_BROADCAST) {
@@ -129,6 +139,65 @@ static void submit(http_server *h, struct evhttp_request *req, int want)
     }
     job_free(&j);
     free(body);
+}
+
+/* A job id whose campaign exists is not queued again: 200
+ * {"id","status":"exists","state"} (one HGET of its state first). A job
+ * whose campaign is not created yet (still in the jobs stream) is queued:
+ * create.lua ignores the second one. */
+typedef struct dup_ctx {
+    areq *a;
+    job j;
+    char *body;
+    size_t len;
+    int want;
+} dup_ctx;
+
+static void dup_checked(redisReply *r, void *arg)
+{
+    dup_ctx *d = arg;
+    areq *a = d->a;
+    if (!a->req) { /* the client hung up: nothing is queued for it */
+        http_areq_free(a);
+        job_free(&d->j);
+    } else if (!r || r->type == REDIS_REPLY_ERROR) {
+        http_reply_error(http_areq_take(a), 503, "redis_unavailable", "the job could not be queued");
+        http_areq_free(a);
+        job_free(&d->j);
+    } else if (r->type == REDIS_REPLY_STRING) {
+        http_reply_json(http_areq_take(a), 200,
+                        json_pack("{s:s,s:s,s:s#}", "id", a->id, "status", "exists", "state",
+                                  r->str, (int)r->len));
+        http_areq_free(a);
+        job_free(&d->j);
+    } else {
+        submit_queue(a, &d->j, d->body, d->len, d->want);
+        d->body = NULL;
+    }
+    free(d->body);
+    free(d);
+}
+
+static void dup_check(http_server *h, struct evhttp_request *req, job *j, char *body, size_t len,
+                      int want)
+{
+    omni *o = h->o;
+    dup_ctx *d = calloc(1, sizeof(*d));
+    if (!d) {
+        job_free(j);
+        free(body);
+        return http_reply_error(req, 503, "busy", "out of memory");
+    }
+    d->a = http_areq_new(h, req);
+    snprintf(d->a->id, sizeof(d->a->id), "%s", j->id);
+    d->j = *j;
+    d->body = body;
+    d->len = len;
+    d->want = want;
+    char key[KEY_MAX];
+    omni_key(o, key, sizeof(key), KEY_CAMPAIGN, d->a->id);
+    if (store_cmd(o->st, dup_checked, d, "HGET", key, "state", NULL) < 0)
+        dup_checked(NULL, d);
 }
 
 /* ---- /v1/campaigns */

@@ -296,6 +296,32 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         free(raw);
         return rc;
     }
+    /* a campaign with this id exists: not queued again (as the API's 200
+     * "exists"); exit 0, the output says so */
+    char ck[512];
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, j.id);
+    redisReply *ex = cli_cmd(c, "HGET %s state", ck);
+    if (!ex) {
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
+        job_free(&j);
+        free(raw);
+        return EX_REDIS;
+    }
+    if (ex->type == REDIS_REPLY_STRING) {
+        if (c->json) {
+            json_t *o = json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", j.id, "status", "exists",
+                                  "state", ex->str);
+            print_json(o);
+            json_decref(o);
+        } else {
+            printf("job %s exists (campaign state %s): not queued again\n", j.id, ex->str);
+        }
+        freeReplyObject(ex);
+        job_free(&j);
+        free(raw);
+        return 0;
+    }
+    freeReplyObject(ex);
     char key[512];
     key_build(key, sizeof(key), c->prefix, KEY_JOBS, NULL);
     const char *av[] = {"XADD", key, "*", "job", raw};
@@ -305,7 +331,8 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         fprintf(stderr, "omnicast: XADD failed: %s\n", r ? r->str : cli_err(c));
         rc = r ? EX_FAIL : EX_REDIS;
     } else if (c->json) {
-        printf("{\"ok\":true,\"id\":\"%s\",\"entry\":\"%s\"}\n", j.id, r->str);
+        printf("{\"ok\":true,\"id\":\"%s\",\"status\":\"queued\",\"entry\":\"%s\"}\n", j.id,
+               r->str);
     } else {
         printf("queued job %s as entry %s\n", j.id, r->str);
     }

@@ -72,4 +72,9 @@ void omni_kick(omni *o); /* run the deferred work soon */
  * does not fit in len bytes. */
 int omni_key(const omni *o, char *buf, size_t len, key_kind kind, const char *arg);
 chan *omni_channel(omni *o, const char *name);
+/* one failure on a channel for /metrics (omnicast_failures_total): reason
+ * bounded to counters.h's list; an unknown channel counts nothing */
+void omni_count_failure(omni *o, const char *channel, const char *reason);
+/* one send accepted on a channel (omnicast_channel_sent_total) */
+void omni_count_sent(omni *o, const char *channel);
 #endif
