@@ -4,6 +4,7 @@
  * async (areq), and survives a client that hangs up. */
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -16,7 +17,9 @@
 #include "campaign.h"
 #include "conv.h"
 #include "counters.h"
+#include "export.h"
 #include "http_internal.h"
+#include "log.h"
 #include "uncertain.h"
 
 static int channel_kind(void *ctx, const char *name)
@@ -161,7 +164,8 @@ static void dup_checked(redisReply *r, void *arg)
         http_areq_free(a);
         job_free(&d->j);
     } else if (!r || r->type == REDIS_REPLY_ERROR) {
-        http_reply_error(http_areq_take(a), 503, "redis_unavailable", "the job could not be queued");
+        http_reply_error(http_areq_take(a), 503, "redis_unavailable",
+                         "the job could not be queued");
         http_areq_free(a);
         job_free(&d->j);
     } else if (r->type == REDIS_REPLY_STRING) {
@@ -381,6 +385,207 @@ static void campaign_uncertain(http_server *h, struct evhttp_request *req, areq 
     omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, a->id);
     if (store_cmd(o->st, unc_exists, s, "EXISTS", ck, NULL) < 0)
         unc_end(s, 503, "redis_unavailable", NULL);
+}
+
+/* GET /v1/campaigns/{id}/recipients?state=S&format=ndjson|csv: every
+ * recipient record of the campaign's message hash, streamed (chunked) one
+ * line each (export.h). The hash is read with HSCAN, EXPORT_SCAN_COUNT
+ * fields a step; the next step is asked only while the connection's output
+ * holds less than EXPORT_HIGH_WATER bytes, else once it drained (evhttp's
+ * write callback): a slow client slows the scan instead of growing memory.
+ * A client that hangs up ends it. Redis failing mid-stream closes the
+ * connection (the chunked answer then has no end: the client sees it cut). */
+#define EXPORT_SCAN_COUNT "500"
+#define EXPORT_HIGH_WATER (256 * 1024)
+
+typedef struct rexport {
+    areq *a;
+    char key[KEY_MAX];
+    char cursor[24];
+    char state[16];
+    int format;
+    int inflight; /* an HSCAN (or the EXISTS) is on its way */
+    int draining; /* waiting for the output to drain */
+} rexport;
+
+static void ex_free(rexport *x)
+{
+    http_areq_take(x->a);
+    http_areq_free(x->a);
+    free(x);
+}
+
+/* the client hung up (http.c): a request evhttp gave back to us (no
+ * connection left) is ours to free; the walk ends now or at its reply */
+static void ex_gone(areq *a, struct evhttp_request *req)
+{
+    rexport *x = a->gone_arg;
+    a->gone = NULL;
+    if (req && !evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req); /* frees a request without a connection */
+    if (!x->inflight)
+        ex_free(x);
+}
+
+/* Redis failed after the answer started: cut the connection */
+static void ex_abort(rexport *x)
+{
+    x->a->gone = NULL;
+    struct evhttp_request *req = http_areq_take(x->a);
+    struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+    log_warn("export of %s cut: Redis failed during the scan", x->a->id);
+    ex_free(x);
+    if (evcon)
+        evhttp_connection_free(evcon);
+}
+
+static void ex_page(redisReply *r, void *arg);
+
+static void ex_step(rexport *x)
+{
+    omni *o = x->a->h->o;
+    x->inflight = 1;
+    if (store_cmd(o->st, ex_page, x, "HSCAN", x->key, x->cursor, "COUNT", EXPORT_SCAN_COUNT, NULL) <
+        0) {
+        x->inflight = 0;
+        ex_abort(x);
+    }
+}
+
+static void ex_drained(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    rexport *x = arg;
+    if (x->draining && x->a->req) {
+        x->draining = 0;
+        ex_step(x);
+    }
+}
+
+static size_t ex_output(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void ex_page(redisReply *r, void *arg)
+{
+    rexport *x = arg;
+    x->inflight = 0;
+    struct evhttp_request *req = x->a->req;
+    if (!req)
+        return ex_free(x);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return ex_abort(x);
+    snprintf(x->cursor, sizeof(x->cursor), "%s", r->element[0]->str);
+    redisReply *kv = r->element[1];
+    export_buf b = {0};
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        redisReply *f = kv->element[i], *v = kv->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (export_line(&b, x->format, x->state, f->str, f->len, v->str, v->len) < 0) {
+            export_buf_free(&b);
+            return ex_abort(x);
+        }
+    }
+    if (b.len) {
+        struct evbuffer *eb = evbuffer_new();
+        if (!eb || evbuffer_add(eb, b.data, b.len) < 0) {
+            evbuffer_free(eb);
+            export_buf_free(&b);
+            return ex_abort(x);
+        }
+        evhttp_send_reply_chunk_with_cb(req, eb, ex_drained, x);
+        evbuffer_free(eb);
+    }
+    export_buf_free(&b);
+    if (!strcmp(x->cursor, "0")) {
+        x->a->gone = NULL;
+        evhttp_send_reply_end(http_areq_take(x->a));
+        return ex_free(x);
+    }
+    if (ex_output(req) < EXPORT_HIGH_WATER)
+        return ex_step(x);
+    x->draining = 1; /* ex_drained asks for the next step */
+}
+
+static void ex_exists(redisReply *r, void *arg)
+{
+    rexport *x = arg;
+    x->inflight = 0;
+    struct evhttp_request *req = x->a->req;
+    if (!req)
+        return ex_free(x);
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer == 0) {
+        x->a->gone = NULL;
+        req = http_areq_take(x->a);
+        if (!r || r->type != REDIS_REPLY_INTEGER)
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        else
+            http_reply_error(req, 404, "not_found", "no such campaign");
+        return ex_free(x);
+    }
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_add_header(hd, "Content-Type",
+                      x->format == EXPORT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson");
+    evhttp_send_reply_start(req, 200, "OK");
+    if (x->format == EXPORT_CSV) {
+        struct evbuffer *eb = evbuffer_new();
+        if (eb) {
+            evbuffer_add(eb, export_csv_header(), strlen(export_csv_header()));
+            evhttp_send_reply_chunk(req, eb);
+            evbuffer_free(eb);
+        }
+    }
+    ex_step(x);
+}
+
+static void campaign_recipients(http_server *h, struct evhttp_request *req, areq *a,
+                                const struct evhttp_uri *u)
+{
+    omni *o = h->o;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *qs = evhttp_uri_get_query(u);
+    const char *why = NULL;
+    rexport *x = calloc(1, sizeof(*x));
+    if (qs && evhttp_parse_query_str(qs, &q) < 0)
+        why = "the query does not parse";
+    const char *st = evhttp_find_header(&q, "state");
+    const char *fmt = evhttp_find_header(&q, "format");
+    if (!why && st && !export_state_valid(st))
+        why = "state: must be claimed, sent, failed, retry, uncertain, cancelled or suppressed";
+    if (!why && fmt && strcmp(fmt, "ndjson") && strcmp(fmt, "csv"))
+        why = "format: must be ndjson or csv";
+    if (x && !why) {
+        snprintf(x->state, sizeof(x->state), "%s", st ? st : "");
+        x->format = fmt && !strcmp(fmt, "csv") ? EXPORT_CSV : EXPORT_NDJSON;
+    }
+    evhttp_clear_headers(&q);
+    int code = why ? 400 : !x ? 503 : !a->conn ? 503 : !store_is_ready(o->st) ? 503 : 0;
+    if (code) {
+        http_areq_take(a);
+        http_areq_free(a);
+        free(x);
+        return http_reply_error(req, code,
+                                why                     ? "bad_query"
+                                : store_is_ready(o->st) ? "busy"
+                                                        : "redis_unavailable",
+                                why);
+    }
+    x->a = a;
+    a->gone = ex_gone;
+    a->gone_arg = x;
+    snprintf(x->cursor, sizeof(x->cursor), "0");
+    omni_key(o, x->key, sizeof(x->key), KEY_MSG, a->id);
+    char ck[KEY_MAX];
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, a->id);
+    x->inflight = 1;
+    if (store_cmd(o->st, ex_exists, x, "EXISTS", ck, NULL) < 0)
+        ex_exists(NULL, x);
 }
 
 /* GET /v1/campaigns?state=S&limit=N&cursor=C: the campaigns newest first
@@ -798,6 +1003,13 @@ void api_campaign(http_server *h, struct evhttp_request *req, const char *path,
         if (store_cmd(o->st, campaign_got, a, "HGETALL", key, NULL) < 0)
             campaign_got(NULL, a);
         return;
+    }
+    if (slash && !strcmp(slash, "/recipients")) {
+        if (m == EVHTTP_REQ_GET)
+            return campaign_recipients(h, req, a, u);
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 405, "method_not_allowed", NULL);
     }
     if (slash && !strcmp(slash, "/uncertain")) {
         if (m == EVHTTP_REQ_GET)

@@ -346,6 +346,11 @@ static const char *const counter_names[] = {"total",     "sent",      "failed", 
                                             "uncertain", "cancelled", "delivered", "read",
                                             "replied",   "opted_out", "fallback",  NULL};
 
+static int by_name(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
 static int cmd_status(cli *c, int argc, char **argv)
 {
     (void)argc;
@@ -389,6 +394,22 @@ static int cmd_status(cli *c, int argc, char **argv)
                    (long long)json_integer_value(json_object_get(cv, "failed")),
                    (long long)json_integer_value(json_object_get(cv, "delivered")),
                    (long long)json_integer_value(json_object_get(cv, "read")));
+        }
+        /* failures by reason (failed_reason:REASON), by name */
+        json_t *fl = json_object_get(o, "failures");
+        size_t nf = json_object_size(fl);
+        const char **names = nf ? calloc(nf, sizeof(*names)) : NULL;
+        if (names) {
+            const char *why;
+            json_t *n;
+            size_t k = 0;
+            json_object_foreach(fl, why, n) names[k++] = why;
+            qsort(names, nf, sizeof(*names), by_name);
+            printf("  failures\n");
+            for (k = 0; k < nf; k++)
+                printf("    %-20s %lld\n", names[k],
+                       (long long)json_integer_value(json_object_get(fl, names[k])));
+            free(names);
         }
     }
     json_decref(o);

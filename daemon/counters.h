@@ -47,7 +47,7 @@ long long counters_pending(const json_t *o);
  * reasons"), in a fixed order, "other" last; the Lua prelude has the same
  * list (test_counters compares them). A failure is counted in the campaign
  * hash as failed_reason:REASON and in /metrics under one of these. */
-#define COUNTERS_REASONS 27
+#define COUNTERS_REASONS 29
 /* the name of reason i (0 .. COUNTERS_REASONS-1), NULL outside */
 const char *counters_reason_name(int i);
 /* the index of a failure's reason: its part before a ':' (missing_var:x is
