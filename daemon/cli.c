@@ -17,6 +17,7 @@
 #include "address.h"
 #include "config.h"
 #include "counters.h"
+#include "export.h"
 #include "job.h"
 #include "keys.h"
 #include "scripts.h"
@@ -839,6 +840,83 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* export ID [--csv] [--state S]: every recipient record of the campaign's
+ * message hash on stdout, as GET /v1/campaigns/{id}/recipients streams it
+ * (export.h): HSCAN, 1000 fields a step, each step's lines written before
+ * the next is read, so memory stays one step whatever the campaign's size. */
+static int cmd_export(cli *c, int argc, char **argv)
+{
+    const char *id = NULL, *state = NULL;
+    int format = EXPORT_NDJSON;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--csv"))
+            format = EXPORT_CSV;
+        else if (!strcmp(argv[i], "--state") && i + 1 < argc)
+            state = argv[++i];
+        else if (!id && argv[i][0] != '-')
+            id = argv[i];
+        else
+            id = NULL, i = argc; /* an unknown option: usage */
+    }
+    if (!id || (state && !export_state_valid(state))) {
+        if (state && !export_state_valid(state))
+            fprintf(stderr, "omnicast: --state: must be claimed, sent, failed, retry, uncertain, "
+                            "cancelled or suppressed\n");
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char ck[512], mk[512];
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
+    key_build(mk, sizeof(mk), c->prefix, KEY_MSG, id);
+    redisReply *r = cli_cmd(c, "EXISTS %s", ck);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        fprintf(stderr, "omnicast: %s\n", r && r->str ? r->str : cli_err(c));
+        freeReplyObject(r);
+        return EX_REDIS;
+    }
+    int exists = r->integer == 1;
+    freeReplyObject(r);
+    if (!exists) {
+        fprintf(stderr, "omnicast: no campaign %s\n", id);
+        return EX_FAIL;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a reader that stops (| head) ends the export */
+    if (format == EXPORT_CSV && fputs(export_csv_header(), stdout) < 0)
+        return EX_FAIL;
+    char cursor[32] = "0";
+    do {
+        r = cli_cmd(c, "HSCAN %s %s COUNT 1000", mk, cursor);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "omnicast: HSCAN failed: %s\n", r && r->str ? r->str : cli_err(c));
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *kv = r->element[1];
+        export_buf b = {0};
+        for (size_t i = 0; i + 1 < kv->elements && rc == 0; i += 2) {
+            redisReply *f = kv->element[i], *v = kv->element[i + 1];
+            if (f->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+                export_line(&b, format, state, f->str, f->len, v->str, v->len) < 0)
+                rc = EX_FAIL;
+        }
+        freeReplyObject(r);
+        if (b.len && fwrite(b.data, 1, b.len, stdout) != b.len)
+            rc = EX_FAIL;
+        export_buf_free(&b);
+        if (!rc && fflush(stdout) != 0)
+            rc = EX_FAIL;
+    } while (!rc && strcmp(cursor, "0") != 0);
+    if (rc)
+        fprintf(stderr, "omnicast: export of %s stopped: %s\n", id,
+                errno ? strerror(errno) : "out of memory");
+    return rc;
+}
+
 static int cmd_conversations(cli *c, int argc, char **argv)
 {
     const char *campaign = NULL;
@@ -1003,6 +1081,11 @@ static const cli_command commands[] = {
      {{"connector resume NAME", "a halted connector instance sends again (every instance)"}}},
     {"watch", cmd_watch, 1, 1, {{"watch ID", "live progress until the campaign ends"}}},
     {"campaigns", cmd_campaigns, 0, 0, {{"campaigns", "every campaign with its state and counts"}}},
+    {"export",
+     cmd_export,
+     1,
+     4,
+     {{"export ID [--csv] [--state S]", "every recipient's record, NDJSON (or CSV) on stdout"}}},
     {"conversations", cmd_conversations, 0, -1, {{"conversations [--open] [--campaign ID]", NULL}}},
     {"suppress",
      cmd_suppress,

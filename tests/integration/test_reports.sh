@@ -130,6 +130,17 @@ assert all(l["state"] == "failed" for l in ls), ls' || fail "state=failed"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$B/v1/campaigns/rep1/recipients")" = 401 ] || fail "no token not 401"
 ok "export: state filter, 400 on a bad state or format, 404, 401"
 
+# the CLI prints the same lines (the order is the scan's: compared sorted)
+"${OC[@]}" export rep1 | sort >"$T/cli.ndjson"
+sort "$T/e.ndjson" | cmp -s - "$T/cli.ndjson" || fail "omnicast export differs from the API: $(cat "$T/cli.ndjson")"
+"${OC[@]}" export rep1 --csv >"$T/cli.csv"
+[ "$(head -1 "$T/cli.csv")" = "$(head -1 "$T/e.csv")" ] && cmp -s <(tail -n +2 "$T/e.csv" | sort) <(tail -n +2 "$T/cli.csv" | sort) ||
+  fail "omnicast export --csv differs from the API"
+[ "$("${OC[@]}" export --state failed rep1 | wc -l)" = 5 ] || fail "omnicast export --state failed"
+rc=0; "${OC[@]}" export nosuch >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || fail "omnicast export of an unknown campaign: exit $rc"
+ok "omnicast export: the API's lines, NDJSON and CSV, --state; exit 1 for an unknown campaign"
+
 # ---- a big message hash: a slow client holds the scan back, a client
 # that hangs up stops it
 python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
