@@ -623,6 +623,14 @@ typedef struct campaigns_page {
     long long after_at;
     char after_id[JOB_ID_MAX + 1];
     json_t *items;
+    /* the index (omni:campaigns), once campaigns:indexed says it holds
+     * every campaign: read newest first from the cursor on, LIST_INDEX_STEP
+     * entries a step, until limit + 1 campaigns match */
+    int use_index;
+    long long offset; /* entries of the index read so far from max */
+    char idx_key[KEY_MAX];
+    char max[24];
+    char last_read[JOB_ID_MAX + 32]; /* CREATED_AT:ID of the last entry read */
 } campaigns_page;
 
 static long long item_at(json_t *c)
@@ -686,6 +694,9 @@ static void list_end(campaigns_page *l)
                 snprintf(cur, sizeof(cur), "%lld:%s", item_at(last),
                          json_string_value(json_object_get(last, "id")));
                 next = json_string(cur);
+            } else if (l->use_index && l->truncated && l->last_read[0]) {
+                /* the index was read up to there: the next page goes on */
+                next = json_string(l->last_read);
             }
             free(v);
             http_reply_json(req, 200,
@@ -698,8 +709,12 @@ static void list_end(campaigns_page *l)
     free(l);
 }
 
+static void idx_next(campaigns_page *l);
+
 static void list_maybe_end(campaigns_page *l)
 {
+    if (l->waiting == 0 && !l->scan_done && l->use_index)
+        return idx_next(l);
     if (l->waiting == 0 && l->scan_done)
         list_end(l);
 }
@@ -794,6 +809,129 @@ static void list_scanned(redisReply *r, void *arg)
     list_maybe_end(l);
 }
 
+/* ---- the index path: ZREVRANGEBYSCORE campaigns MAX -inf WITHSCORES
+ * LIMIT OFFSET LIST_INDEX_STEP, MAX the cursor's created_at (+inf without
+ * one), entries tied with the cursor at or after its id skipped (the
+ * index orders ties by id too, descending); each campaign read with the
+ * same HMGET as the scan's. A step's reads all answered, list_maybe_end
+ * calls idx_next: the page is full (limit + 1 matching: next is known),
+ * the index is through, or LIST_SCAN_STEPS steps were taken (truncated). */
+#define LIST_INDEX_STEP 200
+
+static void idx_read(redisReply *r, void *arg);
+
+static void idx_ask(campaigns_page *l)
+{
+    omni *o = l->a->h->o;
+    char off[24];
+    snprintf(off, sizeof(off), "%lld", l->offset);
+    l->waiting++;
+    l->steps++;
+    if (store_cmd(o->st, idx_read, l, "ZREVRANGEBYSCORE", l->idx_key, l->max, "-inf", "WITHSCORES",
+                  "LIMIT", off, "200", NULL) < 0) {
+        l->waiting--;
+        l->failed = 1;
+        l->scan_done = 1;
+        list_maybe_end(l);
+    }
+}
+
+static void idx_read(redisReply *r, void *arg)
+{
+    campaigns_page *l = arg;
+    omni *o = l->a->h->o;
+    l->waiting--;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        l->failed = 1;
+        l->scan_done = 1;
+        return list_maybe_end(l);
+    }
+    size_t n = r->elements / 2;
+    l->offset += (long long)n;
+    if (n < LIST_INDEX_STEP)
+        l->scan_done = 1; /* the index is through: the page ends with these */
+    for (size_t i = 0; i < n && !l->failed; i++) {
+        redisReply *m = r->element[2 * i], *s = r->element[2 * i + 1];
+        if (m->type != REDIS_REPLY_STRING || s->type != REDIS_REPLY_STRING)
+            continue;
+        long long at = strtoll(s->str, NULL, 10);
+        snprintf(l->last_read, sizeof(l->last_read), "%lld:%s", at, m->str);
+        if (l->have_after && at == l->after_at && strcmp(m->str, l->after_id) >= 0)
+            continue;
+        if (l->read >= LIST_CAMPAIGNS_MAX) {
+            l->truncated = 1;
+            l->scan_done = 1;
+            break;
+        }
+        char ck[KEY_MAX];
+        omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, m->str);
+        const char *argv[2 + LIST_NFIELDS];
+        size_t lens[2 + LIST_NFIELDS];
+        argv[0] = "HMGET";
+        lens[0] = 5;
+        argv[1] = ck;
+        lens[1] = strlen(ck);
+        for (size_t f = 0; f < LIST_NFIELDS; f++) {
+            argv[2 + f] = list_fields[f];
+            lens[2 + f] = strlen(list_fields[f]);
+        }
+        l->waiting++;
+        if (store_cmdv(o->st, STORE_CMD, list_item, l, (int)(2 + LIST_NFIELDS), argv, lens) < 0) {
+            l->waiting--;
+            l->failed = 1;
+            l->scan_done = 1;
+            break;
+        }
+        l->read++;
+    }
+    list_maybe_end(l);
+}
+
+/* a step's reads answered: another step, or the end */
+static void idx_next(campaigns_page *l)
+{
+    int matching = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(l->items, i, c)
+    {
+        const char *st = json_string_value(json_object_get(c, "state"));
+        if (!l->state[0] || (st && !strcmp(st, l->state)))
+            matching++;
+    }
+    if (matching > l->limit || !l->a->req) {
+        l->scan_done = 1;
+        return list_end(l);
+    }
+    if (l->steps >= LIST_SCAN_STEPS) {
+        l->truncated = 1;
+        l->scan_done = 1;
+        return list_end(l);
+    }
+    idx_ask(l);
+}
+
+/* campaigns:indexed: the index holds every campaign (sweep.c's backfill
+ * is through), so the list reads it; else the scan */
+static void idx_marked(redisReply *r, void *arg)
+{
+    campaigns_page *l = arg;
+    l->waiting--;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        l->failed = 1;
+        l->scan_done = 1;
+        return list_maybe_end(l);
+    }
+    if (r->integer != 1)
+        return list_step(l);
+    l->use_index = 1;
+    if (l->have_after)
+        snprintf(l->max, sizeof(l->max), "%lld", l->after_at);
+    else
+        snprintf(l->max, sizeof(l->max), "+inf");
+    idx_ask(l);
+}
+
 /* the query of GET /v1/campaigns into l; NULL, or why it is refused */
 static const char *list_query(campaigns_page *l, const char *qs)
 {
@@ -864,7 +1002,16 @@ void api_campaigns(http_server *h, struct evhttp_request *req, const char *path,
     snprintf(l->cursor, sizeof(l->cursor), "0");
     l->items = json_array();
     l->a = http_areq_new(h, req);
-    list_step(l);
+    char mk[KEY_MAX];
+    omni_key(o, mk, sizeof(mk), KEY_CAMPAIGNS_INDEXED, NULL);
+    omni_key(o, l->idx_key, sizeof(l->idx_key), KEY_CAMPAIGNS, NULL);
+    l->waiting++;
+    if (store_cmd(o->st, idx_marked, l, "EXISTS", mk, NULL) < 0) {
+        l->waiting--;
+        l->failed = 1;
+        l->scan_done = 1;
+        list_maybe_end(l);
+    }
 }
 
 /* ---- /v1/conversations */

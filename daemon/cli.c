@@ -787,6 +787,60 @@ static int cmd_suppress(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* one campaign's line (or JSON object) from HMGET state total sent failed */
+static void print_campaign(cli *c, const char *id, redisReply *h)
+{
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 4 || !h->element[0]->str)
+        return;
+    /* a counter never written is absent: 0 (as status prints it) */
+    long long n[3];
+    for (int j = 0; j < 3; j++)
+        n[j] = h->element[j + 1]->str ? strtoll(h->element[j + 1]->str, NULL, 10) : 0;
+    if (c->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_stringn_nocheck(id, strlen(id)));
+        json_object_set_new(o, "state",
+                            json_stringn_nocheck(h->element[0]->str, h->element[0]->len));
+        json_object_set_new(o, "total", json_integer(n[0]));
+        json_object_set_new(o, "sent", json_integer(n[1]));
+        json_object_set_new(o, "failed", json_integer(n[2]));
+        print_json(o);
+        json_decref(o);
+    } else {
+        printf("%-32s %-10s total %-8lld sent %-8lld failed %lld\n", id, h->element[0]->str, n[0],
+               n[1], n[2]);
+    }
+}
+
+/* campaigns from the index (omni:campaigns), newest first, 1000 a step;
+ * 0, or an exit status */
+static int campaigns_from_index(cli *c)
+{
+    char ik[512];
+    key_build(ik, sizeof(ik), c->prefix, KEY_CAMPAIGNS, NULL);
+    for (long long at = 0;; at += 1000) {
+        redisReply *r = cli_cmd(c, "ZREVRANGE %s %lld %lld", ik, at, at + 999);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            const char *id = r->element[i]->str;
+            if (!id)
+                continue;
+            char ck[512];
+            key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
+            redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", ck);
+            print_campaign(c, id, h);
+            freeReplyObject(h);
+        }
+        size_t got = r->elements;
+        freeReplyObject(r);
+        if (got < 1000)
+            return 0;
+    }
+}
+
 static int cmd_campaigns(cli *c, int argc, char **argv)
 {
     (void)argc;
@@ -794,6 +848,19 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
     int rc = connect_redis(c);
     if (rc)
         return rc;
+    /* the index once it holds every campaign (the daemon's backfill set
+     * campaigns:indexed), else a SCAN of campaign:* */
+    char mk[512];
+    key_build(mk, sizeof(mk), c->prefix, KEY_CAMPAIGNS_INDEXED, NULL);
+    redisReply *m = cli_cmd(c, "EXISTS %s", mk);
+    if (!m || m->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(m);
+        return EX_REDIS;
+    }
+    int indexed = m->integer == 1;
+    freeReplyObject(m);
+    if (indexed)
+        return campaigns_from_index(c);
     char pat[512];
     key_build(pat, sizeof(pat), c->prefix, KEY_CAMPAIGN, "*");
     const char *cursor = "0";
@@ -813,26 +880,7 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
             if (strchr(k + plen, ':') && strrchr(k, ':') > k + plen)
                 continue; /* the :rcpt lists and such */
             redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", k);
-            if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 4 && h->element[0]->str) {
-                /* a counter never written is absent: 0 (as status prints it) */
-                long long n[3];
-                for (int j = 0; j < 3; j++)
-                    n[j] = h->element[j + 1]->str ? strtoll(h->element[j + 1]->str, NULL, 10) : 0;
-                if (c->json) {
-                    json_t *o = json_object();
-                    json_object_set_new(o, "id", json_stringn_nocheck(k + plen, strlen(k + plen)));
-                    json_object_set_new(
-                        o, "state", json_stringn_nocheck(h->element[0]->str, h->element[0]->len));
-                    json_object_set_new(o, "total", json_integer(n[0]));
-                    json_object_set_new(o, "sent", json_integer(n[1]));
-                    json_object_set_new(o, "failed", json_integer(n[2]));
-                    print_json(o);
-                    json_decref(o);
-                } else {
-                    printf("%-32s %-10s total %-8lld sent %-8lld failed %lld\n", k + plen,
-                           h->element[0]->str, n[0], n[1], n[2]);
-                }
-            }
+            print_campaign(c, k + plen, h);
             freeReplyObject(h);
         }
         freeReplyObject(r);

@@ -55,6 +55,13 @@ typedef struct omni {
     int sweeping;            /* sweep.c: calls of the current round unanswered */
     long long next_watch_ms; /* sweep.c: the next look at omni:watch */
     int watching;            /* sweep.c: a watch.lua call unanswered */
+    /* sweep.c: the one-time backfill of the campaign index (campaigns
+     * created before it existed): 1 while a step is on its way, done once
+     * campaigns:indexed is set */
+    int indexing, indexed;
+    int index_pending; /* HMGETs of the current step unanswered */
+    int index_last;    /* the SCAN said 0: the last step */
+    char index_cursor[24];
 
     /* each module's own state, opaque outside it */
     struct stream *stream;            /* stream.c: acks, dead letters, entry errors */

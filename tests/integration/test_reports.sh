@@ -49,7 +49,8 @@ pid=$(msg_field rep1 whatsapp:+15550000001 provider_id)
 st="{\"id\":\"$pid\",\"status\":\"failed\",\"timestamp\":\"1700000000\",\"recipient_id\":\"15550000001\",\"errors\":[{\"code\":131000,\"title\":\"x\"}]}"
 c=$(post_wa "$(printf "$WA_HEAD" messages)\"statuses\":[$st]$WA_TAIL")
 [ "$c" = 200 ] || fail "status post: $c $(cat "$T/wbody")"
-wait_for 20 test "$(campaign_field rep1 failed_after_send)" = 1
+failed_status_counted() { [ "$(campaign_field rep1 failed_after_send)" = 1 ]; }
+wait_for 20 failed_status_counted
 
 rraw HGETALL omni:campaign:rep1 | paste - - | grep '^failed_reason:' | sort >"$T/r1.txt"
 cat >"$T/r1.want" <<'W'
