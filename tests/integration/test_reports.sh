@@ -146,21 +146,21 @@ ok "omnicast export: the API's lines, NDJSON and CSV, --state; exit 1 for an unk
 # that hangs up stops it
 python3 - <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
 from resp import cmd
-cmd("HSET", "omni:campaign:big", "id", "big", "state", "done", "total", "200000", "created_at", "1")
-for b in range(0, 200000, 1000):
+cmd("HSET", "omni:campaign:big", "id", "big", "state", "done", "total", "100000", "created_at", "1")
+for b in range(0, 100000, 1000):
     args = []
     for i in range(b, b + 1000):
         args += ["sms:+1666%07d" % i, '{"state":"sent","channel":"sms","slot":"%d","attempts":1,"at":1700000000000,"provider_id":"SM%032d"}' % (i, i)]
     cmd("HSET", "omni:msg:big", *args)
 PY
-[ "$(rraw HLEN omni:msg:big)" = 200000 ] || fail "big hash not filled"
+[ "$(rraw HLEN omni:msg:big)" = 100000 ] || fail "big hash not filled"
 hscans() { rraw INFO commandstats | sed -n 's/^cmdstat_hscan:calls=\([0-9]*\),.*/\1/p'; }
 h0=$(hscans); h0=${h0:-0}
 # the whole export once, to know how many steps it takes
-api '/v1/campaigns/big/recipients?format=csv' | wc -l >"$T/biglines"
-[ "$(cat "$T/biglines")" = 200001 ] || fail "big export lines: $(cat "$T/biglines")"
+curl -s -m 240 -H "$H" "$B/v1/campaigns/big/recipients?format=csv" | wc -l >"$T/biglines"
+[ "$(cat "$T/biglines")" = 100001 ] || fail "big export lines: $(cat "$T/biglines")"
 h1=$(hscans); full=$((h1 - h0))
-[ "$full" -gt 100 ] || fail "the full export took only $full HSCAN steps"
+[ "$full" -gt 50 ] || fail "the full export took only $full HSCAN steps"
 # a client that reads 64 KiB, stalls 3 s, then hangs up
 python3 - "$HTTP_PORT" >"$T/slow.txt" <<'PY' &
 import socket, sys, time
