@@ -14,7 +14,7 @@ BENCH_DEPS = nginx-light wrk
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-unit bench bench-webhooks bench-smtp fuzz package clean
+.PHONY: all deps build build-asan demo test test-unit bench bench-export bench-webhooks bench-smtp fuzz package clean
 
 all: build
 
@@ -65,6 +65,11 @@ test-unit: build
 bench: build
 	@$(MAKE) --no-print-directory deps EXTRA_DEPS="$(BENCH_DEPS)"
 	bash tests/bench/run.sh $(BUILD)
+	bash tests/bench/export.sh $(BUILD)
+
+# the recipients export of a 1,000,000-recipient campaign: memory, not time
+bench-export: build
+	bash tests/bench/export.sh $(BUILD)
 
 package: build
 	cd $(BUILD) && cpack -G DEB

@@ -4,6 +4,7 @@
  * async (areq), and survives a client that hangs up. */
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -16,7 +17,9 @@
 #include "campaign.h"
 #include "conv.h"
 #include "counters.h"
+#include "export.h"
 #include "http_internal.h"
+#include "log.h"
 #include "uncertain.h"
 
 static int channel_kind(void *ctx, const char *name)
@@ -76,6 +79,10 @@ static void message_queued(redisReply *r, void *arg)
     proactive_opened(a->h->o, r && r->type == REDIS_REPLY_STRING ? "" : NULL, a);
 }
 
+static void dup_check(http_server *h, struct evhttp_request *req, job *j, char *body, size_t len,
+                      int want);
+static void submit_queue(areq *a, job *jp, char *body, size_t len, int want);
+
 static void submit(http_server *h, struct evhttp_request *req, int want)
 {
     omni *o = h->o;
@@ -101,8 +108,14 @@ static void submit(http_server *h, struct evhttp_request *req, int want)
         free(body);
         return;
     }
-    areq *a = http_areq_new(h, req);
-    snprintf(a->id, sizeof(a->id), "%s", j.id);
+    dup_check(h, req, &j, body, len, want);
+}
+
+/* the job queued: XADD to jobs (a message also opens its conversation) */
+static void submit_queue(areq *a, job *jp, char *body, size_t len, int want)
+{
+    omni *o = a->h->o;
+    job j = *jp;
     const char *argv[] = {"XADD", o->k_jobs, "*", "job", body};
     size_t lens[] = {4, strlen(o->k_jobs), 1, 3, len};
     if (want == JOB_BROADCAST) {
@@ -129,6 +142,66 @@ static void submit(http_server *h, struct evhttp_request *req, int want)
     }
     job_free(&j);
     free(body);
+}
+
+/* A job id whose campaign exists is not queued again: 200
+ * {"id","status":"exists","state"} (one HGET of its state first). A job
+ * whose campaign is not created yet (still in the jobs stream) is queued:
+ * create.lua ignores the second one. */
+typedef struct dup_ctx {
+    areq *a;
+    job j;
+    char *body;
+    size_t len;
+    int want;
+} dup_ctx;
+
+static void dup_checked(redisReply *r, void *arg)
+{
+    dup_ctx *d = arg;
+    areq *a = d->a;
+    if (!a->req) { /* the client hung up: nothing is queued for it */
+        http_areq_free(a);
+        job_free(&d->j);
+    } else if (!r || r->type == REDIS_REPLY_ERROR) {
+        http_reply_error(http_areq_take(a), 503, "redis_unavailable",
+                         "the job could not be queued");
+        http_areq_free(a);
+        job_free(&d->j);
+    } else if (r->type == REDIS_REPLY_STRING) {
+        http_reply_json(http_areq_take(a), 200,
+                        json_pack("{s:s,s:s,s:s#}", "id", a->id, "status", "exists", "state",
+                                  r->str, (int)r->len));
+        http_areq_free(a);
+        job_free(&d->j);
+    } else {
+        submit_queue(a, &d->j, d->body, d->len, d->want);
+        d->body = NULL;
+    }
+    free(d->body);
+    free(d);
+}
+
+static void dup_check(http_server *h, struct evhttp_request *req, job *j, char *body, size_t len,
+                      int want)
+{
+    omni *o = h->o;
+    dup_ctx *d = calloc(1, sizeof(*d));
+    if (!d) {
+        job_free(j);
+        free(body);
+        return http_reply_error(req, 503, "busy", "out of memory");
+    }
+    d->a = http_areq_new(h, req);
+    snprintf(d->a->id, sizeof(d->a->id), "%s", j->id);
+    d->j = *j;
+    d->body = body;
+    d->len = len;
+    d->want = want;
+    char key[KEY_MAX];
+    omni_key(o, key, sizeof(key), KEY_CAMPAIGN, d->a->id);
+    if (store_cmd(o->st, dup_checked, d, "HGET", key, "state", NULL) < 0)
+        dup_checked(NULL, d);
 }
 
 /* ---- /v1/campaigns */
@@ -314,6 +387,207 @@ static void campaign_uncertain(http_server *h, struct evhttp_request *req, areq 
         unc_end(s, 503, "redis_unavailable", NULL);
 }
 
+/* GET /v1/campaigns/{id}/recipients?state=S&format=ndjson|csv: every
+ * recipient record of the campaign's message hash, streamed (chunked) one
+ * line each (export.h). The hash is read with HSCAN, EXPORT_SCAN_COUNT
+ * fields a step; the next step is asked only while the connection's output
+ * holds less than EXPORT_HIGH_WATER bytes, else once it drained (evhttp's
+ * write callback): a slow client slows the scan instead of growing memory.
+ * A client that hangs up ends it. Redis failing mid-stream closes the
+ * connection (the chunked answer then has no end: the client sees it cut). */
+#define EXPORT_SCAN_COUNT "500"
+#define EXPORT_HIGH_WATER (256 * 1024)
+
+typedef struct rexport {
+    areq *a;
+    char key[KEY_MAX];
+    char cursor[24];
+    char state[16];
+    int format;
+    int inflight; /* an HSCAN (or the EXISTS) is on its way */
+    int draining; /* waiting for the output to drain */
+} rexport;
+
+static void ex_free(rexport *x)
+{
+    http_areq_take(x->a);
+    http_areq_free(x->a);
+    free(x);
+}
+
+/* the client hung up (http.c): a request evhttp gave back to us (no
+ * connection left) is ours to free; the walk ends now or at its reply */
+static void ex_gone(areq *a, struct evhttp_request *req)
+{
+    rexport *x = a->gone_arg;
+    a->gone = NULL;
+    if (req && !evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req); /* frees a request without a connection */
+    if (!x->inflight)
+        ex_free(x);
+}
+
+/* Redis failed after the answer started: cut the connection */
+static void ex_abort(rexport *x)
+{
+    x->a->gone = NULL;
+    struct evhttp_request *req = http_areq_take(x->a);
+    struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+    log_warn("export of %s cut: Redis failed during the scan", x->a->id);
+    ex_free(x);
+    if (evcon)
+        evhttp_connection_free(evcon);
+}
+
+static void ex_page(redisReply *r, void *arg);
+
+static void ex_step(rexport *x)
+{
+    omni *o = x->a->h->o;
+    x->inflight = 1;
+    if (store_cmd(o->st, ex_page, x, "HSCAN", x->key, x->cursor, "COUNT", EXPORT_SCAN_COUNT, NULL) <
+        0) {
+        x->inflight = 0;
+        ex_abort(x);
+    }
+}
+
+static void ex_drained(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    rexport *x = arg;
+    if (x->draining && x->a->req) {
+        x->draining = 0;
+        ex_step(x);
+    }
+}
+
+static size_t ex_output(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void ex_page(redisReply *r, void *arg)
+{
+    rexport *x = arg;
+    x->inflight = 0;
+    struct evhttp_request *req = x->a->req;
+    if (!req)
+        return ex_free(x);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return ex_abort(x);
+    snprintf(x->cursor, sizeof(x->cursor), "%s", r->element[0]->str);
+    redisReply *kv = r->element[1];
+    export_buf b = {0};
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        redisReply *f = kv->element[i], *v = kv->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (export_line(&b, x->format, x->state, f->str, f->len, v->str, v->len) < 0) {
+            export_buf_free(&b);
+            return ex_abort(x);
+        }
+    }
+    if (b.len) {
+        struct evbuffer *eb = evbuffer_new();
+        if (!eb || evbuffer_add(eb, b.data, b.len) < 0) {
+            evbuffer_free(eb);
+            export_buf_free(&b);
+            return ex_abort(x);
+        }
+        evhttp_send_reply_chunk_with_cb(req, eb, ex_drained, x);
+        evbuffer_free(eb);
+    }
+    export_buf_free(&b);
+    if (!strcmp(x->cursor, "0")) {
+        x->a->gone = NULL;
+        evhttp_send_reply_end(http_areq_take(x->a));
+        return ex_free(x);
+    }
+    if (ex_output(req) < EXPORT_HIGH_WATER)
+        return ex_step(x);
+    x->draining = 1; /* ex_drained asks for the next step */
+}
+
+static void ex_exists(redisReply *r, void *arg)
+{
+    rexport *x = arg;
+    x->inflight = 0;
+    struct evhttp_request *req = x->a->req;
+    if (!req)
+        return ex_free(x);
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer == 0) {
+        x->a->gone = NULL;
+        req = http_areq_take(x->a);
+        if (!r || r->type != REDIS_REPLY_INTEGER)
+            http_reply_error(req, 503, "redis_unavailable", NULL);
+        else
+            http_reply_error(req, 404, "not_found", "no such campaign");
+        return ex_free(x);
+    }
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_add_header(hd, "Content-Type",
+                      x->format == EXPORT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson");
+    evhttp_send_reply_start(req, 200, "OK");
+    if (x->format == EXPORT_CSV) {
+        struct evbuffer *eb = evbuffer_new();
+        if (eb) {
+            evbuffer_add(eb, export_csv_header(), strlen(export_csv_header()));
+            evhttp_send_reply_chunk(req, eb);
+            evbuffer_free(eb);
+        }
+    }
+    ex_step(x);
+}
+
+static void campaign_recipients(http_server *h, struct evhttp_request *req, areq *a,
+                                const struct evhttp_uri *u)
+{
+    omni *o = h->o;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *qs = evhttp_uri_get_query(u);
+    const char *why = NULL;
+    rexport *x = calloc(1, sizeof(*x));
+    if (qs && evhttp_parse_query_str(qs, &q) < 0)
+        why = "the query does not parse";
+    const char *st = evhttp_find_header(&q, "state");
+    const char *fmt = evhttp_find_header(&q, "format");
+    if (!why && st && !export_state_valid(st))
+        why = "state: must be claimed, sent, failed, retry, uncertain, cancelled or suppressed";
+    if (!why && fmt && strcmp(fmt, "ndjson") && strcmp(fmt, "csv"))
+        why = "format: must be ndjson or csv";
+    if (x && !why) {
+        snprintf(x->state, sizeof(x->state), "%s", st ? st : "");
+        x->format = fmt && !strcmp(fmt, "csv") ? EXPORT_CSV : EXPORT_NDJSON;
+    }
+    evhttp_clear_headers(&q);
+    int code = why ? 400 : !x ? 503 : !a->conn ? 503 : !store_is_ready(o->st) ? 503 : 0;
+    if (code) {
+        http_areq_take(a);
+        http_areq_free(a);
+        free(x);
+        return http_reply_error(req, code,
+                                why                     ? "bad_query"
+                                : store_is_ready(o->st) ? "busy"
+                                                        : "redis_unavailable",
+                                why);
+    }
+    x->a = a;
+    a->gone = ex_gone;
+    a->gone_arg = x;
+    snprintf(x->cursor, sizeof(x->cursor), "0");
+    omni_key(o, x->key, sizeof(x->key), KEY_MSG, a->id);
+    char ck[KEY_MAX];
+    omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, a->id);
+    x->inflight = 1;
+    if (store_cmd(o->st, ex_exists, x, "EXISTS", ck, NULL) < 0)
+        ex_exists(NULL, x);
+}
+
 /* GET /v1/campaigns?state=S&limit=N&cursor=C: the campaigns newest first
  * (created_at, then id, both descending). The source is the one omnicast
  * campaigns reads, a SCAN of campaign:*; each campaign found is read with
@@ -349,6 +623,14 @@ typedef struct campaigns_page {
     long long after_at;
     char after_id[JOB_ID_MAX + 1];
     json_t *items;
+    /* the index (omni:campaigns), once campaigns:indexed says it holds
+     * every campaign: read newest first from the cursor on, LIST_INDEX_STEP
+     * entries a step, until limit + 1 campaigns match */
+    int use_index;
+    long long offset; /* entries of the index read so far from max */
+    char idx_key[KEY_MAX];
+    char max[24];
+    char last_read[JOB_ID_MAX + 32]; /* CREATED_AT:ID of the last entry read */
 } campaigns_page;
 
 static long long item_at(json_t *c)
@@ -412,6 +694,9 @@ static void list_end(campaigns_page *l)
                 snprintf(cur, sizeof(cur), "%lld:%s", item_at(last),
                          json_string_value(json_object_get(last, "id")));
                 next = json_string(cur);
+            } else if (l->use_index && l->truncated && l->last_read[0]) {
+                /* the index was read up to there: the next page goes on */
+                next = json_string(l->last_read);
             }
             free(v);
             http_reply_json(req, 200,
@@ -424,8 +709,12 @@ static void list_end(campaigns_page *l)
     free(l);
 }
 
+static void idx_next(campaigns_page *l);
+
 static void list_maybe_end(campaigns_page *l)
 {
+    if (l->waiting == 0 && !l->scan_done && l->use_index)
+        return idx_next(l);
     if (l->waiting == 0 && l->scan_done)
         list_end(l);
 }
@@ -520,6 +809,129 @@ static void list_scanned(redisReply *r, void *arg)
     list_maybe_end(l);
 }
 
+/* ---- the index path: ZREVRANGEBYSCORE campaigns MAX -inf WITHSCORES
+ * LIMIT OFFSET LIST_INDEX_STEP, MAX the cursor's created_at (+inf without
+ * one), entries tied with the cursor at or after its id skipped (the
+ * index orders ties by id too, descending); each campaign read with the
+ * same HMGET as the scan's. A step's reads all answered, list_maybe_end
+ * calls idx_next: the page is full (limit + 1 matching: next is known),
+ * the index is through, or LIST_SCAN_STEPS steps were taken (truncated). */
+#define LIST_INDEX_STEP 200
+
+static void idx_read(redisReply *r, void *arg);
+
+static void idx_ask(campaigns_page *l)
+{
+    omni *o = l->a->h->o;
+    char off[24];
+    snprintf(off, sizeof(off), "%lld", l->offset);
+    l->waiting++;
+    l->steps++;
+    if (store_cmd(o->st, idx_read, l, "ZREVRANGEBYSCORE", l->idx_key, l->max, "-inf", "WITHSCORES",
+                  "LIMIT", off, "200", NULL) < 0) {
+        l->waiting--;
+        l->failed = 1;
+        l->scan_done = 1;
+        list_maybe_end(l);
+    }
+}
+
+static void idx_read(redisReply *r, void *arg)
+{
+    campaigns_page *l = arg;
+    omni *o = l->a->h->o;
+    l->waiting--;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        l->failed = 1;
+        l->scan_done = 1;
+        return list_maybe_end(l);
+    }
+    size_t n = r->elements / 2;
+    l->offset += (long long)n;
+    if (n < LIST_INDEX_STEP)
+        l->scan_done = 1; /* the index is through: the page ends with these */
+    for (size_t i = 0; i < n && !l->failed; i++) {
+        redisReply *m = r->element[2 * i], *s = r->element[2 * i + 1];
+        if (m->type != REDIS_REPLY_STRING || s->type != REDIS_REPLY_STRING)
+            continue;
+        long long at = strtoll(s->str, NULL, 10);
+        snprintf(l->last_read, sizeof(l->last_read), "%lld:%s", at, m->str);
+        if (l->have_after && at == l->after_at && strcmp(m->str, l->after_id) >= 0)
+            continue;
+        if (l->read >= LIST_CAMPAIGNS_MAX) {
+            l->truncated = 1;
+            l->scan_done = 1;
+            break;
+        }
+        char ck[KEY_MAX];
+        omni_key(o, ck, sizeof(ck), KEY_CAMPAIGN, m->str);
+        const char *argv[2 + LIST_NFIELDS];
+        size_t lens[2 + LIST_NFIELDS];
+        argv[0] = "HMGET";
+        lens[0] = 5;
+        argv[1] = ck;
+        lens[1] = strlen(ck);
+        for (size_t f = 0; f < LIST_NFIELDS; f++) {
+            argv[2 + f] = list_fields[f];
+            lens[2 + f] = strlen(list_fields[f]);
+        }
+        l->waiting++;
+        if (store_cmdv(o->st, STORE_CMD, list_item, l, (int)(2 + LIST_NFIELDS), argv, lens) < 0) {
+            l->waiting--;
+            l->failed = 1;
+            l->scan_done = 1;
+            break;
+        }
+        l->read++;
+    }
+    list_maybe_end(l);
+}
+
+/* a step's reads answered: another step, or the end */
+static void idx_next(campaigns_page *l)
+{
+    int matching = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(l->items, i, c)
+    {
+        const char *st = json_string_value(json_object_get(c, "state"));
+        if (!l->state[0] || (st && !strcmp(st, l->state)))
+            matching++;
+    }
+    if (matching > l->limit || !l->a->req) {
+        l->scan_done = 1;
+        return list_end(l);
+    }
+    if (l->steps >= LIST_SCAN_STEPS) {
+        l->truncated = 1;
+        l->scan_done = 1;
+        return list_end(l);
+    }
+    idx_ask(l);
+}
+
+/* campaigns:indexed: the index holds every campaign (sweep.c's backfill
+ * is through), so the list reads it; else the scan */
+static void idx_marked(redisReply *r, void *arg)
+{
+    campaigns_page *l = arg;
+    l->waiting--;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        l->failed = 1;
+        l->scan_done = 1;
+        return list_maybe_end(l);
+    }
+    if (r->integer != 1)
+        return list_step(l);
+    l->use_index = 1;
+    if (l->have_after)
+        snprintf(l->max, sizeof(l->max), "%lld", l->after_at);
+    else
+        snprintf(l->max, sizeof(l->max), "+inf");
+    idx_ask(l);
+}
+
 /* the query of GET /v1/campaigns into l; NULL, or why it is refused */
 static const char *list_query(campaigns_page *l, const char *qs)
 {
@@ -590,7 +1002,16 @@ void api_campaigns(http_server *h, struct evhttp_request *req, const char *path,
     snprintf(l->cursor, sizeof(l->cursor), "0");
     l->items = json_array();
     l->a = http_areq_new(h, req);
-    list_step(l);
+    char mk[KEY_MAX];
+    omni_key(o, mk, sizeof(mk), KEY_CAMPAIGNS_INDEXED, NULL);
+    omni_key(o, l->idx_key, sizeof(l->idx_key), KEY_CAMPAIGNS, NULL);
+    l->waiting++;
+    if (store_cmd(o->st, idx_marked, l, "EXISTS", mk, NULL) < 0) {
+        l->waiting--;
+        l->failed = 1;
+        l->scan_done = 1;
+        list_maybe_end(l);
+    }
 }
 
 /* ---- /v1/conversations */
@@ -767,6 +1188,13 @@ void api_campaign(http_server *h, struct evhttp_request *req, const char *path,
         if (store_cmd(o->st, campaign_got, a, "HGETALL", key, NULL) < 0)
             campaign_got(NULL, a);
         return;
+    }
+    if (slash && !strcmp(slash, "/recipients")) {
+        if (m == EVHTTP_REQ_GET)
+            return campaign_recipients(h, req, a, u);
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 405, "method_not_allowed", NULL);
     }
     if (slash && !strcmp(slash, "/uncertain")) {
         if (m == EVHTTP_REQ_GET)

@@ -17,6 +17,7 @@
 #include "address.h"
 #include "config.h"
 #include "counters.h"
+#include "export.h"
 #include "job.h"
 #include "keys.h"
 #include "scripts.h"
@@ -296,6 +297,32 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         free(raw);
         return rc;
     }
+    /* a campaign with this id exists: not queued again (as the API's 200
+     * "exists"); exit 0, the output says so */
+    char ck[512];
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, j.id);
+    redisReply *ex = cli_cmd(c, "HGET %s state", ck);
+    if (!ex) {
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
+        job_free(&j);
+        free(raw);
+        return EX_REDIS;
+    }
+    if (ex->type == REDIS_REPLY_STRING) {
+        if (c->json) {
+            json_t *o = json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", j.id, "status", "exists",
+                                  "state", ex->str);
+            print_json(o);
+            json_decref(o);
+        } else {
+            printf("job %s exists (campaign state %s): not queued again\n", j.id, ex->str);
+        }
+        freeReplyObject(ex);
+        job_free(&j);
+        free(raw);
+        return 0;
+    }
+    freeReplyObject(ex);
     char key[512];
     key_build(key, sizeof(key), c->prefix, KEY_JOBS, NULL);
     const char *av[] = {"XADD", key, "*", "job", raw};
@@ -305,7 +332,8 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
         fprintf(stderr, "omnicast: XADD failed: %s\n", r ? r->str : cli_err(c));
         rc = r ? EX_FAIL : EX_REDIS;
     } else if (c->json) {
-        printf("{\"ok\":true,\"id\":\"%s\",\"entry\":\"%s\"}\n", j.id, r->str);
+        printf("{\"ok\":true,\"id\":\"%s\",\"status\":\"queued\",\"entry\":\"%s\"}\n", j.id,
+               r->str);
     } else {
         printf("queued job %s as entry %s\n", j.id, r->str);
     }
@@ -318,6 +346,11 @@ static int cmd_enqueue(cli *c, int argc, char **argv)
 static const char *const counter_names[] = {"total",     "sent",      "failed",    "suppressed",
                                             "uncertain", "cancelled", "delivered", "read",
                                             "replied",   "opted_out", "fallback",  NULL};
+
+static int by_name(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
 
 static int cmd_status(cli *c, int argc, char **argv)
 {
@@ -362,6 +395,22 @@ static int cmd_status(cli *c, int argc, char **argv)
                    (long long)json_integer_value(json_object_get(cv, "failed")),
                    (long long)json_integer_value(json_object_get(cv, "delivered")),
                    (long long)json_integer_value(json_object_get(cv, "read")));
+        }
+        /* failures by reason (failed_reason:REASON), by name */
+        json_t *fl = json_object_get(o, "failures");
+        size_t nf = json_object_size(fl);
+        const char **names = nf ? calloc(nf, sizeof(*names)) : NULL;
+        if (names) {
+            const char *why;
+            json_t *n;
+            size_t k = 0;
+            json_object_foreach(fl, why, n) names[k++] = why;
+            qsort(names, nf, sizeof(*names), by_name);
+            printf("  failures\n");
+            for (k = 0; k < nf; k++)
+                printf("    %-20s %lld\n", names[k],
+                       (long long)json_integer_value(json_object_get(fl, names[k])));
+            free(names);
         }
     }
     json_decref(o);
@@ -738,6 +787,60 @@ static int cmd_suppress(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* one campaign's line (or JSON object) from HMGET state total sent failed */
+static void print_campaign(cli *c, const char *id, redisReply *h)
+{
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 4 || !h->element[0]->str)
+        return;
+    /* a counter never written is absent: 0 (as status prints it) */
+    long long n[3];
+    for (int j = 0; j < 3; j++)
+        n[j] = h->element[j + 1]->str ? strtoll(h->element[j + 1]->str, NULL, 10) : 0;
+    if (c->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_stringn_nocheck(id, strlen(id)));
+        json_object_set_new(o, "state",
+                            json_stringn_nocheck(h->element[0]->str, h->element[0]->len));
+        json_object_set_new(o, "total", json_integer(n[0]));
+        json_object_set_new(o, "sent", json_integer(n[1]));
+        json_object_set_new(o, "failed", json_integer(n[2]));
+        print_json(o);
+        json_decref(o);
+    } else {
+        printf("%-32s %-10s total %-8lld sent %-8lld failed %lld\n", id, h->element[0]->str, n[0],
+               n[1], n[2]);
+    }
+}
+
+/* campaigns from the index (omni:campaigns), newest first, 1000 a step;
+ * 0, or an exit status */
+static int campaigns_from_index(cli *c)
+{
+    char ik[512];
+    key_build(ik, sizeof(ik), c->prefix, KEY_CAMPAIGNS, NULL);
+    for (long long at = 0;; at += 1000) {
+        redisReply *r = cli_cmd(c, "ZREVRANGE %s %lld %lld", ik, at, at + 999);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            const char *id = r->element[i]->str;
+            if (!id)
+                continue;
+            char ck[512];
+            key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
+            redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", ck);
+            print_campaign(c, id, h);
+            freeReplyObject(h);
+        }
+        size_t got = r->elements;
+        freeReplyObject(r);
+        if (got < 1000)
+            return 0;
+    }
+}
+
 static int cmd_campaigns(cli *c, int argc, char **argv)
 {
     (void)argc;
@@ -745,6 +848,19 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
     int rc = connect_redis(c);
     if (rc)
         return rc;
+    /* the index once it holds every campaign (the daemon's backfill set
+     * campaigns:indexed), else a SCAN of campaign:* */
+    char mk[512];
+    key_build(mk, sizeof(mk), c->prefix, KEY_CAMPAIGNS_INDEXED, NULL);
+    redisReply *m = cli_cmd(c, "EXISTS %s", mk);
+    if (!m || m->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(m);
+        return EX_REDIS;
+    }
+    int indexed = m->integer == 1;
+    freeReplyObject(m);
+    if (indexed)
+        return campaigns_from_index(c);
     char pat[512];
     key_build(pat, sizeof(pat), c->prefix, KEY_CAMPAIGN, "*");
     const char *cursor = "0";
@@ -764,31 +880,89 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
             if (strchr(k + plen, ':') && strrchr(k, ':') > k + plen)
                 continue; /* the :rcpt lists and such */
             redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", k);
-            if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 4 && h->element[0]->str) {
-                /* a counter never written is absent: 0 (as status prints it) */
-                long long n[3];
-                for (int j = 0; j < 3; j++)
-                    n[j] = h->element[j + 1]->str ? strtoll(h->element[j + 1]->str, NULL, 10) : 0;
-                if (c->json) {
-                    json_t *o = json_object();
-                    json_object_set_new(o, "id", json_stringn_nocheck(k + plen, strlen(k + plen)));
-                    json_object_set_new(
-                        o, "state", json_stringn_nocheck(h->element[0]->str, h->element[0]->len));
-                    json_object_set_new(o, "total", json_integer(n[0]));
-                    json_object_set_new(o, "sent", json_integer(n[1]));
-                    json_object_set_new(o, "failed", json_integer(n[2]));
-                    print_json(o);
-                    json_decref(o);
-                } else {
-                    printf("%-32s %-10s total %-8lld sent %-8lld failed %lld\n", k + plen,
-                           h->element[0]->str, n[0], n[1], n[2]);
-                }
-            }
+            print_campaign(c, k + plen, h);
             freeReplyObject(h);
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
     return 0;
+}
+
+/* export ID [--csv] [--state S]: every recipient record of the campaign's
+ * message hash on stdout, as GET /v1/campaigns/{id}/recipients streams it
+ * (export.h): HSCAN, 1000 fields a step, each step's lines written before
+ * the next is read, so memory stays one step whatever the campaign's size. */
+static int cmd_export(cli *c, int argc, char **argv)
+{
+    const char *id = NULL, *state = NULL;
+    int format = EXPORT_NDJSON;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--csv"))
+            format = EXPORT_CSV;
+        else if (!strcmp(argv[i], "--state") && i + 1 < argc)
+            state = argv[++i];
+        else if (!id && argv[i][0] != '-')
+            id = argv[i];
+        else
+            id = NULL, i = argc; /* an unknown option: usage */
+    }
+    if (!id || (state && !export_state_valid(state))) {
+        if (state && !export_state_valid(state))
+            fprintf(stderr, "omnicast: --state: must be claimed, sent, failed, retry, uncertain, "
+                            "cancelled or suppressed\n");
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char ck[512], mk[512];
+    key_build(ck, sizeof(ck), c->prefix, KEY_CAMPAIGN, id);
+    key_build(mk, sizeof(mk), c->prefix, KEY_MSG, id);
+    redisReply *r = cli_cmd(c, "EXISTS %s", ck);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        fprintf(stderr, "omnicast: %s\n", r && r->str ? r->str : cli_err(c));
+        freeReplyObject(r);
+        return EX_REDIS;
+    }
+    int exists = r->integer == 1;
+    freeReplyObject(r);
+    if (!exists) {
+        fprintf(stderr, "omnicast: no campaign %s\n", id);
+        return EX_FAIL;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a reader that stops (| head) ends the export */
+    if (format == EXPORT_CSV && fputs(export_csv_header(), stdout) < 0)
+        return EX_FAIL;
+    char cursor[32] = "0";
+    do {
+        r = cli_cmd(c, "HSCAN %s %s COUNT 1000", mk, cursor);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "omnicast: HSCAN failed: %s\n", r && r->str ? r->str : cli_err(c));
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *kv = r->element[1];
+        export_buf b = {0};
+        for (size_t i = 0; i + 1 < kv->elements && rc == 0; i += 2) {
+            redisReply *f = kv->element[i], *v = kv->element[i + 1];
+            if (f->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+                export_line(&b, format, state, f->str, f->len, v->str, v->len) < 0)
+                rc = EX_FAIL;
+        }
+        freeReplyObject(r);
+        if (b.len && fwrite(b.data, 1, b.len, stdout) != b.len)
+            rc = EX_FAIL;
+        export_buf_free(&b);
+        if (!rc && fflush(stdout) != 0)
+            rc = EX_FAIL;
+    } while (!rc && strcmp(cursor, "0") != 0);
+    if (rc)
+        fprintf(stderr, "omnicast: export of %s stopped: %s\n", id,
+                errno ? strerror(errno) : "out of memory");
+    return rc;
 }
 
 static int cmd_conversations(cli *c, int argc, char **argv)
@@ -955,6 +1129,11 @@ static const cli_command commands[] = {
      {{"connector resume NAME", "a halted connector instance sends again (every instance)"}}},
     {"watch", cmd_watch, 1, 1, {{"watch ID", "live progress until the campaign ends"}}},
     {"campaigns", cmd_campaigns, 0, 0, {{"campaigns", "every campaign with its state and counts"}}},
+    {"export",
+     cmd_export,
+     1,
+     4,
+     {{"export ID [--csv] [--state S]", "every recipient's record, NDJSON (or CSV) on stdout"}}},
     {"conversations", cmd_conversations, 0, -1, {{"conversations [--open] [--campaign ID]", NULL}}},
     {"suppress",
      cmd_suppress,

@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 
 #include "config.h"
+#include "counters.h"
 #include "omnicast/connector.h"
 #include "ratelimit.h"
 
@@ -93,6 +94,10 @@ typedef struct chan {
     const char *name;
     conn_inst *ci;
     int addr_kind; /* the connector's, or for generic connectors the channel name's */
+    /* failures recorded on this channel by this process, by reason
+     * (counters.h's list): omnicast_failures_total */
+    unsigned long long n_fail[COUNTERS_REASONS];
+    unsigned long long n_sent; /* sends the provider accepted: omnicast_channel_sent_total */
 } chan;
 
 /* The address kind of a channel: addr_channel_kind (address.h), which the

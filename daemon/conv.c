@@ -495,6 +495,11 @@ static void written(redisReply *r, void *arg)
         if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[2]->str &&
             !strcmp(r->element[2]->str, "1") && !strcmp(e->argv[2], "reply"))
             o->stats.conversations_opened++;
+        /* a failed status counted: its channel and reason (inbound.lua) */
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 4 && !strcmp(e->argv[2], "status") &&
+            r->element[2]->str && r->element[3]->str &&
+            !strncmp(r->element[3]->str, "failed_reason:", 14))
+            omni_count_failure(o, r->element[2]->str, r->element[3]->str + 14);
         drop(e, 1);
     }
     omni_kick(o);

@@ -38,6 +38,53 @@ static const char *const number_fields[] = {"total",
                                             "cancelled_at",
                                             NULL};
 
+/* the failure reasons, "other" last (counters.h) */
+static const char *const reasons[COUNTERS_REASONS] = {"rejected",
+                                                      "invalid_recipient",
+                                                      "invalid_address",
+                                                      "invalid_mailbox",
+                                                      "unreachable_number",
+                                                      "not_registered",
+                                                      "undeliverable",
+                                                      "not_delivered_marketing",
+                                                      "invalid_parameter",
+                                                      "opted_out",
+                                                      "outside_window",
+                                                      "policy",
+                                                      "auth",
+                                                      "template_error",
+                                                      "unsupported_type",
+                                                      "no_content",
+                                                      "too_long",
+                                                      "bad_media",
+                                                      "header_injection",
+                                                      "feedback_id",
+                                                      "missing_var",
+                                                      "bad_template",
+                                                      "bad_body_template",
+                                                      "retries_exhausted",
+                                                      "delivery_failed",
+                                                      "bad_outcome",
+                                                      "out_of_memory",
+                                                      "internal",
+                                                      "other"};
+
+const char *counters_reason_name(int i)
+{
+    return i >= 0 && i < COUNTERS_REASONS ? reasons[i] : NULL;
+}
+
+int counters_reason_index(const char *reason)
+{
+    size_t n = reason ? strcspn(reason, ":") : 0;
+    for (int i = 0; n && i < COUNTERS_REASONS - 1; i++)
+        if (strlen(reasons[i]) == n && !strncmp(reason, reasons[i], n))
+            return i;
+    return COUNTERS_REASONS - 1;
+}
+
+#define REASON_PREFIX "failed_reason:"
+
 /* the counters whose sum says how many recipients are settled */
 static const char *const done_fields[] = {"sent",      "failed",    "suppressed",
                                           "uncertain", "cancelled", NULL};
@@ -69,7 +116,8 @@ int counters_is_number(const char *field)
         if (strcmp(field, number_fields[i]) == 0)
             return 1;
     const char *ch;
-    return channel_field(field, &ch) != NULL;
+    return channel_field(field, &ch) != NULL ||
+           (!strncmp(field, REASON_PREFIX, strlen(REASON_PREFIX)) && field[strlen(REASON_PREFIX)]);
 }
 
 /* a whole decimal number, optionally negative, nothing around it */
@@ -169,6 +217,18 @@ int counters_finish(json_t *o)
         json_object_set_new(c, name, json_integer(json_integer_value(v)));
     }
     if (json_object_set_new(o, "channels", chans) < 0)
+        return -1;
+    /* failures by reason: "failures": {"rejected": 2, "opted_out": 1} */
+    json_t *fails = json_object();
+    if (!fails)
+        return -1;
+    size_t pl = strlen(REASON_PREFIX);
+    json_object_foreach(o, k, v)
+    {
+        if (!strncmp(k, REASON_PREFIX, pl) && k[pl] && json_is_integer(v))
+            json_object_set_new(fails, k + pl, json_integer(json_integer_value(v)));
+    }
+    if (json_object_set_new(o, "failures", fails) < 0)
         return -1;
     return json_object_set_new(o, "pending", json_integer(counters_pending(o)));
 }

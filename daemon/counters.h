@@ -14,7 +14,8 @@
  * campaign), never below 0; "rates"
  * {delivered, read, replied, opted_out}, each divided by sent (0 if none);
  * "channels" {CHANNEL: {sent, failed, delivered, read}} from the
- * per-channel counters (missing ones 0). */
+ * per-channel counters (missing ones 0); "failures" {REASON: n} from the
+ * failed_reason:REASON counters (numbers too), {} when none. */
 #ifndef OMNI_COUNTERS_H
 #define OMNI_COUNTERS_H
 
@@ -41,5 +42,16 @@ json_t *counters_from_reply(const struct redisReply *r);
  * for a cancelled campaign), at least 0, from an object counters_to_json
  * made */
 long long counters_pending(const json_t *o);
+
+/* Failure reasons: the documented list (docs/delivery.md, "Failure
+ * reasons"), in a fixed order, "other" last; the Lua prelude has the same
+ * list (test_counters compares them). A failure is counted in the campaign
+ * hash as failed_reason:REASON and in /metrics under one of these. */
+#define COUNTERS_REASONS 29
+/* the name of reason i (0 .. COUNTERS_REASONS-1), NULL outside */
+const char *counters_reason_name(int i);
+/* the index of a failure's reason: its part before a ':' (missing_var:x is
+ * missing_var) when listed, else the index of "other" */
+int counters_reason_index(const char *reason);
 
 #endif

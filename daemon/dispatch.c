@@ -1287,6 +1287,7 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     }
     case OC_SENT:
         ci->n_sent++;
+        omni_count_sent(o, r->ck->spec->channels[r->ch]);
         if (ci->impl->abi_minor >= 4 && out->segments > 0)
             r->segs = out->segments;
         if (out->provider_id[0]) {
@@ -1328,6 +1329,7 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
                                             r->ck->spec->channels[r->ch], "to", r->addr, "attempts",
                                             att, "last_error", last, NULL});
             ci->n_failed++;
+            omni_count_failure(o, r->ck->spec->channels[r->ch], reason);
             record(r, OC_FAILED, is_last_channel(r), NULL, reason, 0);
             break;
         }
@@ -1339,6 +1341,7 @@ static void finish_send(rcpt *r, conn_inst *ci, const oc_outcome *out)
     }
     default:
         ci->n_failed++;
+        omni_count_failure(o, r->ck->spec->channels[r->ch], out->reason);
         record(r, OC_FAILED, is_last_channel(r) || !falls_back(out->reason), NULL, out->reason, 0);
         break;
     }

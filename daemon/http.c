@@ -193,8 +193,13 @@ static void conn_closed(struct evhttp_connection *c, void *arg)
     (void)c;
     conn_track *t = arg;
     if (t->waiting) { /* the client hung up while its answer was on the way */
-        t->waiting->req = NULL;
-        t->waiting->conn = NULL;
+        areq *a = t->waiting;
+        struct evhttp_request *req = a->req;
+        a->req = NULL;
+        a->conn = NULL;
+        t->waiting = NULL;
+        if (a->gone)
+            a->gone(a, req);
     }
     track_unlink(t->h, t);
 }

@@ -87,6 +87,10 @@ struct areq {
     json_t *acc; /* an answer being assembled */
     int waiting; /* replies still expected */
     int missing;
+    /* called (when set) once the client hung up, req already NULL: a
+     * streamed answer waiting for its output to drain ends there */
+    void (*gone)(areq *a, struct evhttp_request *req);
+    void *gone_arg;
 };
 
 /* ---- replies (http.c) */

@@ -30,6 +30,8 @@ static const struct {
     [KEY_WATCH] = {"watch", NULL, "watch"},
     [KEY_ALIAS] = {"alias:", "", "alias:{channel}:{id}"},
     [KEY_CRM_LEASE] = {"crm:lease", NULL, "crm:lease"},
+    [KEY_CAMPAIGNS] = {"campaigns", NULL, "campaigns"},
+    [KEY_CAMPAIGNS_INDEXED] = {"campaigns:indexed", NULL, "campaigns:indexed"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

@@ -36,6 +36,8 @@ typedef enum key_kind {
     KEY_ALIAS,         /* alias:{channel}:{id}   string: the address campaigns use for a
                                                     provider's other id of the recipient */
     KEY_CRM_LEASE,     /* crm:lease              string: the daemon that posts the CRM feed */
+    KEY_CAMPAIGNS,     /* campaigns              zset: every campaign by created_at (the list) */
+    KEY_CAMPAIGNS_INDEXED, /* campaigns:indexed      string: campaigns older than the index added */
     KEY_KINDS
 } key_kind;
 

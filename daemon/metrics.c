@@ -65,6 +65,20 @@ void metrics_render(omni *o, oc_buf *b)
             "omnicast_transfers_total{client=\"curl\"} %llu\n",
             nat, nat_tls, curl);
     }
+    put(b, "# HELP omnicast_channel_sent_total Sends the provider accepted, by channel.\n"
+           "# TYPE omnicast_channel_sent_total counter\n");
+    for (size_t i = 0; i < o->n_chans; i++)
+        put(b, "omnicast_channel_sent_total{channel=\"%s\"} %llu\n", o->chans[i].name,
+            o->chans[i].n_sent);
+    put(b, "# HELP omnicast_failures_total Failures this process recorded (final or moving to "
+           "the next channel, and failed statuses after a send), by channel and reason (the "
+           "reasons of docs/delivery.md, other for the rest).\n"
+           "# TYPE omnicast_failures_total counter\n");
+    for (size_t i = 0; i < o->n_chans; i++)
+        for (int k = 0; k < COUNTERS_REASONS; k++)
+            if (o->chans[i].n_fail[k])
+                put(b, "omnicast_failures_total{channel=\"%s\",reason=\"%s\"} %llu\n",
+                    o->chans[i].name, counters_reason_name(k), o->chans[i].n_fail[k]);
     put(b, "# HELP omnicast_inflight Transfers in flight.\n# TYPE omnicast_inflight gauge\n");
     for (size_t i = 0; i < o->n_conns; i++)
         put(b, "omnicast_inflight{connector=\"%s\"} %d\n", o->conns[i].conf->name,

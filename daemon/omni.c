@@ -36,6 +36,20 @@ chan *omni_channel(omni *o, const char *name)
     return NULL;
 }
 
+void omni_count_failure(omni *o, const char *channel, const char *reason)
+{
+    chan *c = channel ? omni_channel(o, channel) : NULL;
+    if (c)
+        c->n_fail[counters_reason_index(reason)]++;
+}
+
+void omni_count_sent(omni *o, const char *channel)
+{
+    chan *c = channel ? omni_channel(o, channel) : NULL;
+    if (c)
+        c->n_sent++;
+}
+
 void omni_kick(omni *o)
 {
     if (o->kick_ev && !event_pending(o->kick_ev, EV_TIMEOUT, NULL))

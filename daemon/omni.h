@@ -55,6 +55,13 @@ typedef struct omni {
     int sweeping;            /* sweep.c: calls of the current round unanswered */
     long long next_watch_ms; /* sweep.c: the next look at omni:watch */
     int watching;            /* sweep.c: a watch.lua call unanswered */
+    /* sweep.c: the one-time backfill of the campaign index (campaigns
+     * created before it existed): 1 while a step is on its way, done once
+     * campaigns:indexed is set */
+    int indexing, indexed;
+    int index_pending; /* HMGETs of the current step unanswered */
+    int index_last;    /* the SCAN said 0: the last step */
+    char index_cursor[24];
 
     /* each module's own state, opaque outside it */
     struct stream *stream;            /* stream.c: acks, dead letters, entry errors */
@@ -72,4 +79,9 @@ void omni_kick(omni *o); /* run the deferred work soon */
  * does not fit in len bytes. */
 int omni_key(const omni *o, char *buf, size_t len, key_kind kind, const char *arg);
 chan *omni_channel(omni *o, const char *name);
+/* one failure on a channel for /metrics (omnicast_failures_total): reason
+ * bounded to counters.h's list; an unknown channel counts nothing */
+void omni_count_failure(omni *o, const char *channel, const char *reason);
+/* one send accepted on a channel (omnicast_channel_sent_total) */
+void omni_count_sent(omni *o, const char *channel);
 #endif

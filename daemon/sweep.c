@@ -106,9 +106,119 @@ static void listed(redisReply *r, void *arg)
         o->sweeping--; /* the listing itself */
 }
 
+/* ---- the campaign index's one-time backfill: campaigns created before
+ * create.lua wrote omni:campaigns are added to it (ZADD NX, created_at),
+ * one SCAN step of campaign:* (COUNT 1000) at a time, each campaign read
+ * with one HMGET; once the scan is through, campaigns:indexed is set and
+ * the list reads the index alone (until then it scans, api.c). Message
+ * jobs are left out as create.lua leaves them out. */
+
+static void index_step(omni *o);
+
+static void index_finish(omni *o)
+{
+    char mk[KEY_MAX];
+    if (omni_key(o, mk, sizeof(mk), KEY_CAMPAIGNS_INDEXED, NULL) == 0 &&
+        store_cmd(o->st, NULL, NULL, "SET", mk, "1", NULL) == 0) {
+        o->indexed = 1;
+        log_info("campaign index: campaigns created before it were added");
+    }
+    o->indexing = 0;
+}
+
+static void index_item(redisReply *r, void *arg)
+{
+    omni *o = arg;
+    o->index_pending--;
+    /* created_at, type, id */
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING &&
+        !(r->element[1]->type == REDIS_REPLY_STRING && !strcmp(r->element[1]->str, "message"))) {
+        char ik[KEY_MAX];
+        if (omni_key(o, ik, sizeof(ik), KEY_CAMPAIGNS, NULL) == 0)
+            store_cmd(o->st, NULL, NULL, "ZADD", ik, "NX", r->element[0]->str, r->element[2]->str,
+                      NULL);
+    }
+    if (!r)
+        o->indexing = 0; /* the connection went: again from the start later */
+    else if (o->index_pending == 0 && o->indexing)
+        o->index_last ? index_finish(o) : index_step(o);
+}
+
+static void index_scanned(redisReply *r, void *arg)
+{
+    omni *o = arg;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        o->indexing = 0;
+        return;
+    }
+    snprintf(o->index_cursor, sizeof(o->index_cursor), "%s", r->element[0]->str);
+    o->index_last = !strcmp(o->index_cursor, "0");
+    char pre[KEY_MAX];
+    omni_key(o, pre, sizeof(pre), KEY_CAMPAIGN, "");
+    size_t plen = strlen(pre);
+    redisReply *keys = r->element[1];
+    o->index_pending = 1; /* held while the step's HMGETs go */
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *k = keys->element[i];
+        if (k->type != REDIS_REPLY_STRING || k->len <= plen || strchr(k->str + plen, ':'))
+            continue; /* campaign:ID:rcpt and such */
+        o->index_pending++;
+        if (store_cmd(o->st, index_item, o, "HMGET", k->str, "created_at", "type", "id", NULL) < 0)
+            o->index_pending--;
+    }
+    o->index_pending--;
+    if (o->index_pending == 0 && o->indexing)
+        o->index_last ? index_finish(o) : index_step(o);
+}
+
+static void index_step(omni *o)
+{
+    if (o->draining) {
+        o->indexing = 0;
+        return;
+    }
+    char pat[KEY_MAX];
+    omni_key(o, pat, sizeof(pat), KEY_CAMPAIGN, "*");
+    if (store_cmd(o->st, index_scanned, o, "SCAN", o->index_cursor, "MATCH", pat, "COUNT", "1000",
+                  NULL) < 0)
+        o->indexing = 0;
+}
+
+static void index_marked(redisReply *r, void *arg)
+{
+    omni *o = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        o->indexing = 0;
+        return;
+    }
+    if (r->integer == 1) {
+        o->indexed = 1;
+        o->indexing = 0;
+        return;
+    }
+    snprintf(o->index_cursor, sizeof(o->index_cursor), "0");
+    o->index_last = 0;
+    index_step(o);
+}
+
+static void index_tick(omni *o)
+{
+    if (o->indexed || o->indexing || o->draining || !store_is_ready(o->st))
+        return;
+    char mk[KEY_MAX];
+    if (omni_key(o, mk, sizeof(mk), KEY_CAMPAIGNS_INDEXED, NULL) < 0)
+        return;
+    o->indexing = 1;
+    if (store_cmd(o->st, index_marked, o, "EXISTS", mk, NULL) < 0)
+        o->indexing = 0;
+}
+
 void sweep_tick(omni *o)
 {
     const omni_config *cfg = o->cfg;
+    index_tick(o);
     if (cfg->sweep_interval_ms <= 0 || o->draining || o->sweeping || !store_is_ready(o->st))
         return;
     long long now = omni_now_ms();

@@ -4,7 +4,8 @@
 -- KEYS[1] campaign hash   KEYS[2] campaign recipient list
 -- KEYS[3] chunks stream    KEYS[4] source recipients_list ("" if inline)
 -- KEYS[5] scheduled zset   KEYS[6] active zset (optional: else the prefix of
--- KEYS[5] + 'active')
+-- KEYS[5] + 'active')   KEYS[7] campaign index zset (optional: else the prefix
+-- of KEYS[5] + 'campaigns'): every campaign but a message job, by created_at
 -- ARGV: spec, now_ms, chunk_size[:ahead], send_at_ms, id, type, inline
 -- recipients... With ahead, only the first `ahead` chunks go to the stream
 -- now; next.lua adds one as each finishes (next_chunk: where the next
@@ -48,6 +49,11 @@ redis.call('HSET', ck, 'id', id, 'type', jtype, 'spec', spec, 'state', state, 't
   'delivered', 0, 'read', 0, 'replied', 0, 'opted_out', 0, 'failed_after_send', 0,
   'duplicates', 0, 'chunks', nchunks, 'chunk_size', size, 'created_at', now)
 if ahead and ahead > 0 then redis.call('HSET', ck, 'ahead', ahead, 'next_chunk', 0) end
+-- the list of campaigns (GET /v1/campaigns, omnicast campaigns) reads this
+-- index, newest first; a message job is a conversation's, not listed
+if jtype ~= 'message' then
+  redis.call('ZADD', KEYS[7] or (string.sub(sched, 1, -10) .. 'campaigns'), now, id)
+end
 
 if state == 'scheduled' then
   redis.call('ZADD', sched, send_at, 'start:' .. id)

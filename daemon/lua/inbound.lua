@@ -125,6 +125,7 @@ if kind == 'status' then
   local ck = P .. 'campaign:' .. m.c
   -- settled (failed, delivered, read): no longer watched for fallback_after_s
   local settled = false
+  local fail_reason
   if state == 'failed' then
     if r.dlv == 'failed' or old >= 2 then return {'stale'} end
     r.dlv = 'failed'
@@ -138,6 +139,12 @@ if kind == 'status' then
     redis.call('HINCRBY', ck, 'failed_after_send', 1)
     redis.call('HINCRBY', ck, 'failed:' .. m.ch, 1)
     local code = string.match(err or '', '^(%d+)')
+    -- by reason: the connector's meaning (failed:REASON), WhatsApp's
+    -- opt-out code, else delivery_failed (the provider gave up on it)
+    local why = string.match(meaning, '^failed:(.+)$') or (code == '131050' and 'opted_out') or
+        'delivery_failed'
+    fail_reason = reason_counter(why)
+    redis.call('HINCRBY', ck, fail_reason, 1)
     if code == '131050' then
       -- WhatsApp: the user stopped marketing messages; suppressed like an opt-out
       if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
@@ -173,6 +180,8 @@ if kind == 'status' then
   redis.call('HSET', mk, field, cjson.encode(r))
   -- the last watched message settled: the campaign may be finished now
   if settled then finish_if_done(P, ck, m.c, redis.call('HGET', ck, 'state'), now) end
+  -- a failed status: its channel and reason counter, for /metrics
+  if fail_reason then return {'ok', m.c, m.ch, fail_reason} end
   return {'ok', m.c}
 
 elseif kind == 'reply' then

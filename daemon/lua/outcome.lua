@@ -169,6 +169,8 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     r.state = 'failed'
     r.error = reason
     count(b, 'failed:' .. ch)
+    -- by reason too, with every per-channel failure (docs/delivery.md)
+    count(b, reason_counter(reason))
     if final then
       count(b, 'failed')
     else

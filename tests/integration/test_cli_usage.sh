@@ -19,6 +19,8 @@ commands:
   connector resume NAME        a halted connector instance sends again (every instance)
   watch ID                     live progress until the campaign ends
   campaigns                    every campaign with its state and counts
+  export ID [--csv] [--state S]
+                               every recipient's record, NDJSON (or CSV) on stdout
   conversations [--open] [--campaign ID]
   suppress add|remove CHANNEL ADDRESS | suppress list CHANNEL
   dead list [N] | dead show ENTRY | dead replay ENTRY
@@ -52,6 +54,10 @@ usage_error status
 usage_error status a b
 usage_error watch
 usage_error campaigns x
+usage_error export
+usage_error export a b
+usage_error export a --state nope
+usage_error export a --frob
 usage_error campaign pause
 usage_error campaign pause a b
 usage_error campaign frob x

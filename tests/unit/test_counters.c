@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -198,6 +199,76 @@ static void per_channel_counters_and_awaiting(void **state)
     json_decref(o);
 }
 
+/* failed_reason:REASON counters: numbers, grouped as "failures" */
+static void failures_by_reason(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    set(o, "failed", "3");
+    set(o, "failed_reason:rejected", "2");
+    set(o, "failed_reason:opted_out", "1");
+    set(o, "failed_reason:", "5"); /* no reason: a string, not grouped */
+    assert_int_equal(counters_finish(o), 0);
+    assert_true(counters_is_number("failed_reason:other"));
+    assert_false(counters_is_number("failed_reason:"));
+    json_t *f = json_object_get(o, "failures");
+    assert_int_equal(json_object_size(f), 2);
+    assert_int_equal(json_integer_value(json_object_get(f, "rejected")), 2);
+    assert_int_equal(json_integer_value(json_object_get(f, "opted_out")), 1);
+    json_decref(o);
+    o = json_object();
+    assert_int_equal(counters_finish(o), 0);
+    assert_true(json_is_object(json_object_get(o, "failures")));
+    assert_int_equal(json_object_size(json_object_get(o, "failures")), 0);
+    json_decref(o);
+}
+
+/* the bounded reason list: a reason's part before ':' when listed, else
+ * other; and the Lua prelude names the same reasons */
+static void the_reason_list(void **state)
+{
+    (void)state;
+    int other = COUNTERS_REASONS - 1;
+    assert_string_equal(counters_reason_name(other), "other");
+    assert_null(counters_reason_name(COUNTERS_REASONS));
+    assert_null(counters_reason_name(-1));
+    assert_string_equal(counters_reason_name(counters_reason_index("opted_out")), "opted_out");
+    assert_string_equal(counters_reason_name(counters_reason_index("missing_var:name")),
+                        "missing_var");
+    assert_int_equal(counters_reason_index("http_5xx"), other);
+    assert_int_equal(counters_reason_index(""), other);
+    assert_int_equal(counters_reason_index(NULL), other);
+    assert_int_equal(counters_reason_index("other"), other);
+    assert_int_equal(counters_reason_index("opted_out_x"), other);
+    /* daemon/lua/lib/prelude.lua: local FAIL_REASONS = {a = true, ...} */
+    FILE *f = fopen(OMNI_SOURCE_DIR "/daemon/lua/lib/prelude.lua", "r");
+    assert_non_null(f);
+    char line[4096];
+    int found = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "local FAIL_REASONS = {", 22) != 0)
+            continue;
+        found = 1;
+        int n = 0;
+        for (char *p = line + 22; *p && *p != '}';) {
+            size_t k = strcspn(p, " =");
+            char name[64];
+            assert_true(k > 0 && k < sizeof(name));
+            memcpy(name, p, k);
+            name[k] = 0;
+            assert_int_not_equal(counters_reason_index(name), other);
+            n++;
+            p = strstr(p, "true");
+            assert_non_null(p);
+            p += 4;
+            p += strspn(p, ", ");
+        }
+        assert_int_equal(n, COUNTERS_REASONS - 1);
+    }
+    fclose(f);
+    assert_true(found);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +278,8 @@ int main(void)
         cmocka_unit_test(the_number_fields),
         cmocka_unit_test(a_hash_reply_becomes_the_shared_object),
         cmocka_unit_test(per_channel_counters_and_awaiting),
+        cmocka_unit_test(failures_by_reason),
+        cmocka_unit_test(the_reason_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,8 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_WATCH, NULL, "omni:watch"},
         {KEY_ALIAS, "whatsapp:+525512345678", "omni:alias:whatsapp:+525512345678"},
         {KEY_CRM_LEASE, NULL, "omni:crm:lease"},
+        {KEY_CAMPAIGNS, NULL, "omni:campaigns"},
+        {KEY_CAMPAIGNS_INDEXED, NULL, "omni:campaigns:indexed"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */

@@ -95,3 +95,13 @@ local function unwatch(prefix, c, f, r)
   r.w = nil
   return true
 end
+-- Failure reasons: the documented list (docs/delivery.md, "Failure
+-- reasons"; counters.c has the same one). The campaign counter of a
+-- failure: failed_reason:REASON, REASON its part before a colon
+-- (missing_var:name counts as missing_var) when listed, else other.
+local FAIL_REASONS = {rejected = true, invalid_recipient = true, invalid_address = true, invalid_mailbox = true, unreachable_number = true, not_registered = true, undeliverable = true, not_delivered_marketing = true, invalid_parameter = true, opted_out = true, outside_window = true, policy = true, auth = true, template_error = true, unsupported_type = true, no_content = true, too_long = true, bad_media = true, header_injection = true, feedback_id = true, missing_var = true, bad_template = true, bad_body_template = true, retries_exhausted = true, delivery_failed = true, bad_outcome = true, out_of_memory = true, internal = true}
+local function reason_counter(reason)
+  local r = string.match(reason or '', '^([^:]*)')
+  if not FAIL_REASONS[r] then r = 'other' end
+  return 'failed_reason:' .. r
+end
