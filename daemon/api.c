@@ -630,10 +630,22 @@ static void conv_hash_got(redisReply *r, void *arg)
  * provider_id / reason when it carries them; every one is kept in order in
  * the message's "statuses". A status entry whose message is not in the
  * answer stays as it is. */
+/* the ref of a log entry as a string (an id of digits reads as a number) */
+static const char *ref_of(json_t *m, char *buf, size_t len)
+{
+    json_t *r = json_object_get(m, "ref");
+    if (json_is_integer(r)) {
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(r));
+        return buf;
+    }
+    return json_string_value(r);
+}
+
 static int fold_status(json_t *by_ref, json_t *m)
 {
+    char buf[32];
     const char *dir = json_string_value(json_object_get(m, "dir"));
-    const char *ref = json_string_value(json_object_get(m, "ref"));
+    const char *ref = ref_of(m, buf, sizeof(buf));
     if (!dir || strcmp(dir, "status") || !ref)
         return 0;
     json_t *msg = json_object_get(by_ref, ref);
@@ -677,7 +689,8 @@ static void conv_log_got(redisReply *r, void *arg)
             continue;
         }
         json_object_set_new(m, "entry", json_string(e->element[0]->str));
-        const char *ref = json_string_value(json_object_get(m, "ref"));
+        char buf[32];
+        const char *ref = ref_of(m, buf, sizeof(buf));
         const char *dir = json_string_value(json_object_get(m, "dir"));
         if (ref && dir && !strcmp(dir, "out"))
             json_object_set(by_ref, ref, m);

@@ -191,6 +191,8 @@ if kind == 'status' then
   local ck = P .. 'campaign:' .. m.c
   -- settled (failed, delivered, read): no longer watched for fallback_after_s
   local settled = false
+  -- the recipient moved on to its next channel: not failed for good
+  local moved = false
   if state == 'failed' then
     if r.dlv == 'failed' or old >= 2 then return {'stale'} end
     r.dlv = 'failed'
@@ -219,6 +221,7 @@ if kind == 'status' then
     if not NO_FALLBACK[code or ''] and string.sub(meaning, 1, 5) ~= 'halt:' and
         fall_back(P, m.c, r, 'failed_status', now) then
       settled = false
+      moved = true
     end
   else
     local new = rank[state]
@@ -239,7 +242,9 @@ if kind == 'status' then
   redis.call('HSET', mk, field, cjson.encode(r))
   -- a proactive or conversation message ("v": its conversation): the
   -- conversation's log and the CRM follow it; a broadcast's statuses do not
-  if m.v and m.v ~= '' then
+  -- (the provider's own "sent" status adds nothing: outcome.lua logged the
+  -- send; a failed message that moved on to its next channel is not failed)
+  if m.v and m.v ~= '' and state ~= 'sent' and not moved then
     local why = nil
     if state == 'failed' then
       why = string.match(meaning, '^[^:]*:(.+)$') or (err ~= '' and err or nil)

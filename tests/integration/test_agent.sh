@@ -130,7 +130,9 @@ assert (e["conversation_id"], e["contact"], e["channel"], e["text"], e["provider
 ' "$cv" "$a1" || fail "message.sent: $(events message.sent)"
 ok "POST /v1/conversations/$cv/messages → 202 queued (the same id → 200 exists); sent inside the window as text; message.sent with contact, channel, text, provider id; last_campaign stays promo"
 
-# ---- delivered and read, as the provider posts them
+# ---- delivered and read, as the provider posts them (its own "sent"
+# status first: nothing more, outcome.lua logged the send)
+[ "$(post_wa "$(status_payload "$a1" sent 15550000001)")" = 200 ] || fail "sent status"
 [ "$(post_wa "$(status_payload "$a1" delivered 15550000001)")" = 200 ] || fail "delivered status"
 [ "$(post_wa "$(status_payload "$a1" read 15550000001)")" = 200 ] || fail "read status"
 [ "$(post_wa "$(status_payload "$w2" delivered 15550000002)")" = 200 ] || fail "broadcast status"
@@ -146,6 +148,7 @@ assert m["status"] == "read" and m["provider_id"] == sys.argv[2], m
 assert [s["status"] for s in m["statuses"]] == ["sent", "delivered", "read"], m
 assert not any(x.get("dir") == "status" for x in c["messages"]), c["messages"]
 PY
+[ "$(events message.sent | grep -c '"message_id": "agent-1"')" = 1 ] || fail "the provider's sent status published again: $(events message.sent)"
 [ "$(events message.delivered | grep -c '"message_id": "agent-1"')" = 1 ] || fail "message.delivered: $(events message.delivered)"
 [ "$(events message.read | grep -c "\"provider_id\": \"$a1\"")" = 1 ] || fail "message.read: $(events message.read)"
 ! events message.delivered | q '+15550000002' || fail "a broadcast recipient's status published as a conversation message"
@@ -200,7 +203,19 @@ cv2=$(rraw HGET omni:contact:whatsapp:+15550000001 open_conv)
 get_conv "$cv2"
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["messages"]; assert m[0]["campaign"]=="promo" and m[0]["provider_id"]==sys.argv[2] and m[1]["text"]=="One more question", m' "$T/conv.json" "$w1" ||
   fail "the new conversation's log: $(cat "$T/conv.json")"
-ok "after close, a reply quoting the agent's message opened $cv2 attributed to promo (the broadcast), its log starting with the promo message"
+# an id of digits (read back as a number) still gets its statuses
+[ "$(api -d '{"text":"Welcome back","id":"424242"}' "$B/v1/conversations/$cv2/messages")" = 202 ] || fail "424242: $(cat "$T/body")"
+wait_for 30 campaign_done 424242
+wait_for 10 sh -c "[ \"\$(redis-cli -p $REDIS_PORT --raw XRANGE omni:conv:$cv2:log - + | grep -c '^424242\$')\" = 2 ]"
+get_conv "$cv2"
+python3 -c 'import json,sys; m=[x for x in json.load(open(sys.argv[1]))["messages"] if str(x.get("ref"))=="424242"]; assert len(m)==1 and m[0]["status"]=="sent", m' "$T/conv.json" ||
+  fail "424242 in the log: $(cat "$T/conv.json")"
+# Bo (the second recipient) answers the broadcast: his own text, rendered
+[ "$(post_wa "$(reply_payload 15550000002 wamid.INB "Me too" "$w2")")" = 200 ] || fail "Bo's reply"
+get_conv "$(rraw HGET omni:contact:whatsapp:+15550000002 open_conv)"
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["messages"]; assert m[0]["text"]=="Hi Bo, 30% off today" and m[0]["provider_id"]==sys.argv[2], m' "$T/conv.json" "$w2" ||
+  fail "Bo's conversation: $(cat "$T/conv.json")"
+ok "after close, a reply quoting the agent's message opened $cv2 attributed to promo (the broadcast), its log starting with the promo message; Bo's starts with his own rendered text"
 
 # ---- a failed agent message: the provider refuses it (131026)
 [ "$(post_wa "$(reply_payload 15550000009 wamid.IN9 "hello?")")" = 200 ] || fail "reply 9"
