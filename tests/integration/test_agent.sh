@@ -236,6 +236,19 @@ assert len(e) == 1 and e[0]["conversation_id"] == sys.argv[1] and e[0]["reason"]
 ' "$cv9" || fail "message.failed: $(events message.failed)"
 ok "an agent message the provider refused: the log shows it failed with the reason, message.failed published"
 
+# ---- the contact opts out in the conversation: the next agent message is
+# suppressed, and ends failed (suppressed) in the log and the events
+[ "$(post_wa "$(reply_payload 15550000009 wamid.IN9s "STOP")")" = 200 ] || fail "STOP"
+[ "$(rraw SISMEMBER omni:suppress:whatsapp +15550000009)" = 1 ] || fail "not suppressed"
+[ "$(api -d '{"text":"Sorry to see you go","id":"agent-9s"}' "$B/v1/conversations/$cv9/messages")" = 202 ] || fail "agent-9s: $(cat "$T/body")"
+wait_for 30 campaign_done agent-9s
+[ "$(campaign_field agent-9s suppressed)" = 1 ] || fail "agent-9s: $(rraw HGETALL omni:campaign:agent-9s)"
+get_conv "$cv9"
+python3 -c 'import json,sys; m=[x for x in json.load(open(sys.argv[1]))["messages"] if x.get("ref")=="agent-9s"][0]; assert m["status"]=="failed" and m["reason"]=="suppressed", m' "$T/conv.json" ||
+  fail "agent-9s in the log: $(cat "$T/conv.json")"
+events message.failed | grep '"message_id": "agent-9s"' | q '"reason": "suppressed"' || fail "message.failed suppressed: $(events message.failed)"
+ok "an agent message to a contact who opted out: suppressed, failed (suppressed) in the log and message.failed"
+
 # ---- outside the customer service window: a proactive template opens the
 # conversation; the agent's text then fails outside_window, a template goes
 code=$(api -d '{"type":"message","id":"proactive-5","channel":"whatsapp","message":{"template":{"name":"order_update"}},"to":"+15550000005"}' "$B/v1/messages")
