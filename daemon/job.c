@@ -570,27 +570,17 @@ int job_recipient_check(const json_t *r, const job_rules *rules, const char *con
                      reason_len);
 }
 
-static const char *const top_keys[] = {"type",
-                                       "id",
-                                       "channel",
-                                       "channels",
-                                       "message",
-                                       "recipients",
-                                       "recipients_list",
-                                       "send_at",
-                                       "rate_per_s",
-                                       "metadata",
-                                       "defaults",
-                                       "quiet_hours",
-                                       "to",
-                                       "vars",
-                                       "priority",
-                                       "fallback_after_s",
-                                       "conversation_id",
-                                       NULL};
+static const char *const top_keys[] = {
+    "type",       "id",         "channel",         "channels",
+    "message",    "recipients", "recipients_list", "send_at",
+    "rate_per_s", "metadata",   "defaults",        "quiet_hours",
+    "to",         "vars",       "priority",        "fallback_after_s",
+    NULL};
 
 static int known_top(const char *k)
 {
+    if (!strcmp(k, "conversation_id")) /* a conversation message's (message jobs) */
+        return 1;
     for (const char *const *p = top_keys; *p; p++)
         if (!strcmp(*p, k))
             return 1;
