@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "campaign.h"
@@ -732,7 +733,11 @@ static void list_item(redisReply *r, void *arg)
         for (size_t i = 0; c && i < LIST_NFIELDS; i++)
             if (r->element[i]->type == REDIS_REPLY_STRING)
                 counters_set(c, list_fields[i], r->element[i]->str, r->element[i]->len);
-        if (c && json_is_string(json_object_get(c, "id"))) {
+        const char *ty = json_string_value(json_object_get(c, "type"));
+        if (ty && !strcmp(ty, "message")) {
+            /* a message job (proactive or a conversation's) is not a campaign */
+            json_decref(c);
+        } else if (c && json_is_string(json_object_get(c, "id"))) {
             json_object_set_new(c, "pending", json_integer(counters_pending(c)));
             json_array_append_new(l->items, c);
         } else {
@@ -1041,18 +1046,78 @@ static void conv_hash_got(redisReply *r, void *arg)
     conv_one_done(a);
 }
 
+/* A status entry of the log (dir "status", ref: a message job's id) is
+ * folded into the out message it refers to: status, status_at, and
+ * provider_id / reason when it carries them; every one is kept in order in
+ * the message's "statuses". A status entry whose message is not in the
+ * answer stays as it is. */
+/* the ref of a log entry as a string (an id of digits reads as a number) */
+static const char *ref_of(json_t *m, char *buf, size_t len)
+{
+    json_t *r = json_object_get(m, "ref");
+    if (json_is_integer(r)) {
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(r));
+        return buf;
+    }
+    return json_string_value(r);
+}
+
+static int fold_status(json_t *by_ref, json_t *m)
+{
+    char buf[32];
+    const char *dir = json_string_value(json_object_get(m, "dir"));
+    const char *ref = ref_of(m, buf, sizeof(buf));
+    if (!dir || strcmp(dir, "status") || !ref)
+        return 0;
+    json_t *msg = json_object_get(by_ref, ref);
+    if (!msg)
+        return 0;
+    json_t *st = json_object_get(m, "status");
+    json_t *at = json_object_get(m, "at");
+    json_object_set(msg, "status", st);
+    json_object_set(msg, "status_at", at);
+    json_t *pid = json_object_get(m, "provider_id"), *why = json_object_get(m, "reason");
+    if (pid)
+        json_object_set(msg, "provider_id", pid);
+    if (why)
+        json_object_set(msg, "reason", why);
+    json_t *list = json_object_get(msg, "statuses");
+    if (!list) {
+        list = json_array();
+        json_object_set_new(msg, "statuses", list);
+    }
+    json_t *one = json_pack("{s:O?,s:O?}", "status", st, "at", at);
+    if (pid)
+        json_object_set(one, "provider_id", pid);
+    if (why)
+        json_object_set(one, "reason", why);
+    json_array_append_new(list, one);
+    return 1;
+}
+
 static void conv_log_got(redisReply *r, void *arg)
 {
     areq *a = arg;
     json_t *msgs = json_array();
+    json_t *by_ref = json_object(); /* message id -> its out message (borrowed) */
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
             continue;
         json_t *m = hash_to_json(e->element[1]);
+        if (fold_status(by_ref, m)) {
+            json_decref(m);
+            continue;
+        }
         json_object_set_new(m, "entry", json_string(e->element[0]->str));
+        char buf[32];
+        const char *ref = ref_of(m, buf, sizeof(buf));
+        const char *dir = json_string_value(json_object_get(m, "dir"));
+        if (ref && dir && !strcmp(dir, "out"))
+            json_object_set(by_ref, ref, m);
         json_array_append_new(msgs, m);
     }
+    json_decref(by_ref);
     if (a->acc)
         json_object_set_new(a->acc, "messages", msgs);
     else
@@ -1111,6 +1176,170 @@ static void conv_closed(omni *o, const char *res, void *arg)
             http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", a->id, "state", "closed"));
     }
     http_areq_free(a);
+}
+
+/* ---- POST /v1/conversations/{id}/messages: an agent's message into an
+ * open conversation. The body is {"text", "template", "media", "id"} (the
+ * id: the caller's idempotency key; one is made when absent); the channel
+ * and the contact come from the conversation. It becomes a message job
+ * with conversation_id, validated like any job, then one inbound.lua call
+ * checks the conversation is still open, logs the message queued and adds
+ * the job to the jobs stream. */
+
+static void agent_queued(omni *o, const char *res, const char *detail, void *arg)
+{
+    (void)detail;
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    const char *mid = json_string_value(json_object_get(a->acc, "mid"));
+    if (req) {
+        if (!res)
+            http_reply_error(req, 503, "redis_unavailable", "the message could not be queued");
+        else if (!strcmp(res, "ok") || !strcmp(res, "exists"))
+            http_reply_json(req, !strcmp(res, "ok") ? 202 : 200,
+                            json_pack("{s:s,s:s,s:s}", "id", mid, "conversation_id", a->id,
+                                      "status", !strcmp(res, "ok") ? "queued" : "exists"));
+        else if (!strcmp(res, "missing"))
+            http_reply_error(req, 404, "not_found", "no such conversation");
+        else if (!strcmp(res, "closed"))
+            http_reply_error(req, 409, "conversation_closed", "the conversation is closed");
+        else if (!strcmp(res, "taken"))
+            http_reply_error(req, 409, "id_taken",
+                             "the id is another conversation's message or a campaign's");
+        else
+            http_reply_error(req, 503, "redis_unavailable", res);
+    }
+    (void)o;
+    http_areq_free(a);
+}
+
+static void agent_conv_got(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    omni *o = a->h->o;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return agent_queued(o, NULL, NULL, a);
+    if (r->element[0]->type != REDIS_REPLY_STRING)
+        return agent_queued(o, "missing", NULL, a);
+    if (strcmp(r->element[0]->str, "open") != 0)
+        return agent_queued(o, "closed", NULL, a);
+    if (!a->req) /* the client hung up: nothing queued for it */
+        return agent_queued(o, "gone", NULL, a);
+    const char *ch = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
+    const char *to = r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
+    const char *mid = json_string_value(json_object_get(a->acc, "mid"));
+    json_t *msg = json_object_get(a->acc, "message");
+    json_t *jj = json_pack("{s:s,s:s,s:s,s:s,s:O,s:s}", "type", "message", "id", mid, "channel", ch,
+                           "to", to, "message", msg, "conversation_id", a->id);
+    char *raw = jj ? json_dumps(jj, JSON_COMPACT) : NULL;
+    json_decref(jj);
+    if (!raw)
+        return agent_queued(o, NULL, NULL, a);
+    job_rules rules = {.max_bytes = (size_t)o->cfg->max_job_bytes,
+                       .max_inline_recipients = 1,
+                       .channel_kind = channel_kind,
+                       .channel_window_s = channel_window_s,
+                       .ctx = o};
+    job j;
+    char reason[JOB_REASON_MAX];
+    if (job_parse(raw, strlen(raw), &rules, &j, reason, sizeof(reason)) < 0) {
+        struct evhttp_request *req = http_areq_take(a);
+        if (req)
+            http_reply_error(req, 400, "invalid_job", reason);
+        http_areq_free(a);
+        free(raw);
+        return;
+    }
+    job_free(&j);
+    /* what the log shows: the text, else the media's caption, else the
+     * template's name */
+    const char *text = json_string_value(json_object_get(msg, "text"));
+    if (!text)
+        text = json_string_value(json_object_get(json_object_get(msg, "media"), "caption"));
+    if (!text)
+        text = json_string_value(json_object_get(json_object_get(msg, "template"), "name"));
+    conv_agent(o, a->id, mid, text, raw, agent_queued, a);
+    free(raw);
+}
+
+/* the body of a conversation message into a->acc ({"mid", "message"}), or
+ * the reason it is refused */
+static const char *agent_body(areq *a, const char *body, size_t len, char *why, size_t why_len)
+{
+    json_error_t je;
+    json_t *b = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!b) {
+        snprintf(why, why_len, "not JSON: %s at line %d column %d", je.text, je.line, je.column);
+        return why;
+    }
+    const char *k;
+    json_t *v;
+    json_t *msg = json_object();
+    const char *err = NULL;
+    if (!json_is_object(b))
+        err = "the body must be a JSON object";
+    json_object_foreach(b, k, v)
+    {
+        if (err)
+            break;
+        if (!strcmp(k, "text") || !strcmp(k, "template") || !strcmp(k, "media"))
+            json_object_set(msg, k, v);
+        else if (strcmp(k, "id")) {
+            snprintf(why, why_len, "unknown key: %.64s (give text, template, media, id)", k);
+            err = why;
+        }
+    }
+    json_t *id = json_object_get(b, "id");
+    if (!err && id &&
+        (!json_is_string(id) || !job_valid_id(json_string_value(id), json_string_length(id)) ||
+         strchr(json_string_value(id), ':')))
+        err = "id: must be a string of A-Z a-z 0-9 . _ - (1 to 128 characters)";
+    if (!err && !json_object_size(msg))
+        err = "message: needs text, template or media";
+    if (!err) {
+        char mid[JOB_ID_MAX + 1];
+        if (id) {
+            snprintf(mid, sizeof(mid), "%s", json_string_value(id));
+        } else {
+            /* conversation ids are unique: the conversation, the time and a
+             * count make the message's */
+            static unsigned seq;
+            snprintf(mid, sizeof(mid), "%.64s-m%lld-%u-%u", a->id, omni_now_ms(),
+                     (unsigned)getpid() & 0xffff, ++seq);
+        }
+        a->acc = json_pack("{s:s,s:O}", "mid", mid, "message", msg);
+    }
+    json_decref(msg);
+    json_decref(b);
+    return err;
+}
+
+static void conv_message_post(http_server *h, struct evhttp_request *req, areq *a)
+{
+    omni *o = h->o;
+    size_t len;
+    char *body = http_body_of(req, &len);
+    char why[JOB_REASON_MAX];
+    const char *err = NULL;
+    if (len > (size_t)o->cfg->max_job_bytes)
+        err = "the body is too large";
+    else
+        err = agent_body(a, body ? body : "", body ? len : 0, why, sizeof(why));
+    free(body);
+    if (err) {
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 400, "invalid_job", err);
+    }
+    if (!store_is_ready(o->st)) {
+        http_areq_take(a);
+        http_areq_free(a);
+        return http_reply_error(req, 503, "redis_unavailable", NULL);
+    }
+    char key[KEY_MAX];
+    omni_key(o, key, sizeof(key), KEY_CONV, a->id);
+    if (store_cmd(o->st, agent_conv_got, a, "HMGET", key, "state", "channel", "contact", NULL) < 0)
+        agent_conv_got(NULL, a);
 }
 
 /* ---- the /v1 routes (http.c's table; the token is checked before) */
@@ -1284,6 +1513,8 @@ void api_conversation(http_server *h, struct evhttp_request *req, const char *pa
         store_cmd(o->st, conv_log_got, a, "XRANGE", log, "-", "+", "COUNT", "1000", NULL);
         return;
     }
+    if (slash && !strcmp(slash, "/messages") && m == EVHTTP_REQ_POST)
+        return conv_message_post(h, req, a);
     if (slash && !strcmp(slash, "/close") && m == EVHTTP_REQ_POST) {
         if (!store_is_ready(o->st)) { /* as campaign control: not a 404 */
             http_areq_take(a);

@@ -790,7 +790,10 @@ static int cmd_suppress(cli *c, int argc, char **argv)
 /* one campaign's line (or JSON object) from HMGET state total sent failed */
 static void print_campaign(cli *c, const char *id, redisReply *h)
 {
-    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 4 || !h->element[0]->str)
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements < 4 || !h->element[0]->str)
+        return;
+    /* a message job (proactive or a conversation's) is not a campaign */
+    if (h->elements > 4 && h->element[4]->str && !strcmp(h->element[4]->str, "message"))
         return;
     /* a counter never written is absent: 0 (as status prints it) */
     long long n[3];
@@ -879,7 +882,7 @@ static int cmd_campaigns(cli *c, int argc, char **argv)
             const char *k = keys->element[i]->str;
             if (strchr(k + plen, ':') && strrchr(k, ':') > k + plen)
                 continue; /* the :rcpt lists and such */
-            redisReply *h = cli_cmd(c, "HMGET %s state total sent failed", k);
+            redisReply *h = cli_cmd(c, "HMGET %s state total sent failed type", k);
             print_campaign(c, k + plen, h);
             freeReplyObject(h);
         }
@@ -1017,6 +1020,99 @@ static int cmd_conversations(cli *c, int argc, char **argv)
     return 0;
 }
 
+/* conversation send ID TEXT: an agent's message into an open conversation,
+ * the same message job POST /v1/conversations/{id}/messages makes (channel
+ * and contact from the conversation, conversation_id), logged queued and
+ * added to the jobs stream by the same inbound.lua call. */
+static int cmd_conversation(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    if (strcmp(argv[0], "send") != 0) {
+        usage(stderr);
+        return EX_USAGE_;
+    }
+    const char *cid = argv[1], *text = argv[2];
+    if (!job_valid_id(cid, strlen(cid)) || strchr(cid, ':')) {
+        fprintf(stderr, "omnicast: no such conversation\n");
+        return EX_FAIL;
+    }
+    int rc = connect_redis(c);
+    if (rc)
+        return rc;
+    char ck[KEY_MAX];
+    key_build(ck, sizeof(ck), c->prefix, KEY_CONV, cid);
+    const char *hv[] = {"HMGET", ck, "state", "channel", "contact"};
+    redisReply *h = cli_argv(c, 5, hv, NULL);
+    if (!h)
+        return EX_REDIS;
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != 3 || !h->element[0]->str) {
+        fprintf(stderr, "omnicast: no such conversation %s\n", cid);
+        freeReplyObject(h);
+        return EX_FAIL;
+    }
+    if (strcmp(h->element[0]->str, "open") != 0) {
+        fprintf(stderr, "omnicast: conversation %s is closed\n", cid);
+        freeReplyObject(h);
+        return EX_FAIL;
+    }
+    char mid[JOB_ID_MAX + 1];
+    snprintf(mid, sizeof(mid), "%.64s-m%lld-%u", cid, now_ms(), (unsigned)getpid() & 0xffff);
+    json_t *jj = json_pack("{s:s,s:s,s:s?,s:s?,s:{s:s},s:s}", "type", "message", "id", mid,
+                           "channel", h->element[1]->str, "to", h->element[2]->str, "message",
+                           "text", text, "conversation_id", cid);
+    freeReplyObject(h);
+    char *raw = jj ? json_dumps(jj, JSON_COMPACT) : NULL;
+    json_decref(jj);
+    if (!raw) {
+        fprintf(stderr, "omnicast: the text is not valid UTF-8\n");
+        return EX_INVALID;
+    }
+    job_rules rules = {
+        .max_bytes = (size_t)c->cfg.max_job_bytes,
+        .max_inline_recipients = 1,
+        .channel_kind = channel_kind,
+        .channel_window_s = channel_window_s,
+        .ctx = c,
+    };
+    job j;
+    char reason[JOB_REASON_MAX];
+    if (job_parse(raw, strlen(raw), &rules, &j, reason, sizeof(reason)) < 0) {
+        fprintf(stderr, "omnicast: invalid message: %s\n", reason);
+        free(raw);
+        return EX_INVALID;
+    }
+    job_free(&j);
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", now_ms());
+    const char *av[] = {"EVAL", script("inbound"), "0", c->prefix, now, "agent", cid, mid, text,
+                        raw};
+    redisReply *r = cli_argv(c, 10, av, NULL);
+    free(raw);
+    if (!r) {
+        fprintf(stderr, "omnicast: %s\n", cli_err(c));
+        return EX_REDIS;
+    }
+    const char *res = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->str
+                          ? r->element[0]->str
+                          : NULL;
+    rc = 0;
+    if (res && !strcmp(res, "ok")) {
+        if (c->json)
+            printf("{\"id\":\"%s\",\"conversation_id\":\"%s\",\"status\":\"queued\"}\n", mid, cid);
+        else
+            printf("queued message %s in conversation %s\n", mid, cid);
+    } else {
+        fprintf(stderr, "omnicast: %s\n",
+                !res                      ? (r->type == REDIS_REPLY_ERROR ? r->str : "bad reply")
+                : !strcmp(res, "closed")  ? "the conversation is closed"
+                : !strcmp(res, "missing") ? "no such conversation"
+                                          : res);
+        rc = EX_FAIL;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 /* watch: a live progress line on a terminal, plain lines otherwise; ends
  * when the campaign does. */
 static int cmd_watch(cli *c, int argc, char **argv)
@@ -1135,6 +1231,11 @@ static const cli_command commands[] = {
      4,
      {{"export ID [--csv] [--state S]", "every recipient's record, NDJSON (or CSV) on stdout"}}},
     {"conversations", cmd_conversations, 0, -1, {{"conversations [--open] [--campaign ID]", NULL}}},
+    {"conversation",
+     cmd_conversation,
+     3,
+     3,
+     {{"conversation send ID TEXT", "an agent's message into an open conversation"}}},
     {"suppress",
      cmd_suppress,
      2,

@@ -646,3 +646,41 @@ void conv_close(omni *o, const char *id, conv_done_fn done, void *arg)
     if (store_eval(o->st, SCRIPT_INBOUND, opened, p, 0, 4, argv, NULL) < 0)
         opened(NULL, p);
 }
+
+typedef struct agent_req {
+    omni *o;
+    conv_result_fn done;
+    void *arg;
+} agent_req;
+
+static void agent_written(redisReply *r, void *arg)
+{
+    agent_req *p = arg;
+    const char *res = NULL, *detail = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_STRING) {
+        res = r->element[0]->str;
+        if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING)
+            detail = r->element[1]->str;
+    }
+    p->done(p->o, res, detail, p->arg);
+    free(p);
+}
+
+void conv_agent(omni *o, const char *conv_id, const char *msg_id, const char *text, const char *job,
+                conv_result_fn done, void *arg)
+{
+    agent_req *p = calloc(1, sizeof(*p));
+    if (!p) {
+        done(o, NULL, NULL, arg);
+        return;
+    }
+    p->o = o;
+    p->done = done;
+    p->arg = arg;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    const char *argv[] = {o->cfg->prefix, now, "agent", conv_id, msg_id, text ? text : "", job};
+    if (store_eval(o->st, SCRIPT_INBOUND, agent_written, p, 0, 7, argv, NULL) < 0)
+        agent_written(NULL, p);
+}

@@ -60,5 +60,16 @@ typedef void (*conv_done_fn)(omni *o, const char *conv_id, void *arg);
 void conv_proactive(omni *o, const char *channel, const char *contact, const char *campaign,
                     const char *text, conv_done_fn done, void *arg);
 void conv_close(omni *o, const char *id, conv_done_fn done, void *arg);
+/* A conversation message (an agent's): in one script call, conversation
+ * conv_id is checked (it exists and is open), the message msg_id is logged
+ * queued in it (text: what the log shows) and job (a message job's JSON
+ * with conversation_id) is added to the jobs stream. done gets the
+ * result: "ok" (detail: the jobs stream entry), "exists" (this message id
+ * is already queued in this conversation), "taken" (the id is another
+ * conversation's message or a campaign's), "missing", "closed", or NULL
+ * when Redis did not answer. */
+typedef void (*conv_result_fn)(omni *o, const char *result, const char *detail, void *arg);
+void conv_agent(omni *o, const char *conv_id, const char *msg_id, const char *text, const char *job,
+                conv_result_fn done, void *arg);
 
 #endif

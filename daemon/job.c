@@ -579,6 +579,8 @@ static const char *const top_keys[] = {
 
 static int known_top(const char *k)
 {
+    if (!strcmp(k, "conversation_id")) /* a conversation message's (message jobs) */
+        return 1;
     for (const char *const *p = top_keys; *p; p++)
         if (!strcmp(*p, k))
             return 1;
@@ -770,6 +772,20 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
                             "quiet_hours.%s: must be a time \"HH:MM\" from 00:00 to 23:59 "
                             "(two digits each)",
                             ends[k]);
+    }
+
+    /* a conversation message: a message job sent into a conversation
+     * (POST /v1/conversations/{id}/messages, omnicast conversation send) */
+    json_t *cv = json_object_get(root, "conversation_id");
+    if (cv) {
+        if (out->type != JOB_MESSAGE)
+            return fail(reason, len, "conversation_id: only a message job takes it");
+        const char *cs = json_string_value(cv);
+        if (!cs || !job_valid_id(cs, strlen(cs)) || strchr(cs, ':'))
+            return fail(reason, len,
+                        "conversation_id: must be a conversation id (A-Z a-z 0-9 . _ -, at most "
+                        "%d)",
+                        JOB_ID_MAX);
     }
 
     /* recipients */

@@ -37,6 +37,19 @@ local id = string.sub(ck, #prefix + 10) -- ck is prefix .. 'campaign:' .. id
 local active = prefix .. "active"
 if state == 'paused' or state == 'scheduled' then return state end
 
+-- the conversation of a message job (proactive or a conversation's), ""
+-- for any other campaign; read once, and only for a suppressed recipient
+local conv_of = nil
+local function conv_of_campaign()
+  if conv_of == nil then
+    conv_of = ''
+    if redis.call('HGET', ck, 'type') == 'message' then
+      conv_of = redis.call('GET', prefix .. 'conv:of:' .. id) or ''
+    end
+  end
+  return conv_of
+end
+
 -- the runs, unpacked: per recipient its channel, address, slot, flags
 local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
 local n, i = 0, 6
@@ -110,6 +123,12 @@ for j = 1, n do
       put(field, {state = 'suppressed', channel = ch, slot = slot, at = now})
       count('suppressed')
       code = 'sup'
+      -- a conversation message to a contact who opted out ends failed
+      -- (suppressed) in its conversation's log and events
+      local cv = conv_of_campaign()
+      if cv ~= '' then
+        conv_status(prefix, cv, id, 'failed', ch, string.sub(field, #ch + 2), nil, 'suppressed', now)
+      end
     else
       local h = claim_head[ch]
       if not h then h = '{"state":"claimed","channel":' .. q(ch) .. ',"slot":"'; claim_head[ch] = h end

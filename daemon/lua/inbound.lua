@@ -16,6 +16,8 @@
 --              mailgun, ...), reported address
 --   complaint: connector, provider_id, feedback type, error, via, reported address
 --   proactive: channel, contact, campaign, text
+--   agent:     conversation id, message id, text, job (JSON): a conversation
+--              message: logged queued and its job added to the jobs stream
 --   close:     conversation id
 local P, now, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local DEDUP_TTL = 604800
@@ -104,6 +106,70 @@ local function append(id, dir, text, pid, extra)
   end
 end
 
+-- campaign c's text as it went to the recipient at address addr on channel
+-- ch (its record's slot: the recipient's place in campaign:{c}:rcpt), read
+-- back when asked, never stored per recipient: the spec's text with the
+-- recipient's vars, the job's defaults, an inline default, and to, channel,
+-- campaign. Returns the text and whether it is rendered (false: the
+-- recipient list expired or a variable cannot be had: the text as written).
+local function rendered(c, spec, r, ch, addr)
+  local text = spec.message.text
+  if not string.find(text, '{{', 1, true) then return text, true end
+  local rec = r and r.slot and redis.call('LINDEX', P .. 'campaign:' .. c .. ':rcpt',
+    tonumber(r.slot) or -1)
+  local ok, rv = pcall(cjson.decode, rec or '')
+  if not ok or type(rv) ~= 'table' then return text, false end
+  local to = rv.to
+  if type(to) == 'table' then to = to[ch] end
+  if to ~= addr then return text, false end
+  local vars = type(rv.vars) == 'table' and rv.vars or {}
+  local defs = type(spec.defaults) == 'table' and spec.defaults or {}
+  local builtin = {to = addr, channel = ch, campaign = c}
+  local missing = false
+  local function val(n, d)
+    local v = vars[n]
+    if v == nil then v = defs[n] end
+    if v == nil then v = d end
+    if v == nil then v = builtin[n] end
+    if type(v) == 'number' or type(v) == 'boolean' then v = tostring(v) end
+    if type(v) ~= 'string' then missing = true return '' end
+    return v
+  end
+  local out = string.gsub(text, '{{{%s*([%w_%.%-]+)%s*}}}', function(n) return val(n) end)
+  out = string.gsub(out, '{{%s*([%w_%.%-]+)%s*|([^}]*)}}', function(n, d)
+    if d == 'raw' then return val(n) end
+    return val(n, d)
+  end)
+  out = string.gsub(out, '{{%s*([%w_%.%-]+)%s*}}', function(n) return val(n) end)
+  if missing then return text, false end
+  return out, true
+end
+
+-- the first entry of a conversation a reply opened, attributed to campaign
+-- c: the campaign's message to the contact (dir out, kind campaign) with
+-- its provider id, channel and, when it can be had, its text
+local function campaign_entry(id, c, ch, addr)
+  local raw = redis.call('HGET', P .. 'msg:' .. c, ch .. ':' .. addr)
+  local ok, r = pcall(cjson.decode, raw or '')
+  if not ok or type(r) ~= 'table' then r = nil end
+  local extra = {kind = 'campaign', campaign = c, channel = ch}
+  local text = ''
+  local spec = redis.call('HGET', P .. 'campaign:' .. c, 'spec')
+  local sok, s = pcall(cjson.decode, spec or '')
+  if sok and type(s) == 'table' and type(s.message) == 'table' then
+    if type(s.message.text) == 'string' then
+      local done
+      text, done = rendered(c, s, r, ch, addr)
+      extra.rendered = done and '1' or '0'
+    end
+    if type(s.message.template) == 'table' and type(s.message.template.name) == 'string' then
+      extra.template = s.message.template.name
+    end
+  end
+  if r and r.at then extra.sent_at = r.at end
+  append(id, 'out', text, r and r.provider_id or nil, extra)
+end
+
 if kind == 'status' then
   local connector, pid, state, err = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   -- what the connector says the error means, KIND:REASON (Twilio's
@@ -126,6 +192,8 @@ if kind == 'status' then
   -- settled (failed, delivered, read): no longer watched for fallback_after_s
   local settled = false
   local fail_reason
+  -- the recipient moved on to its next channel: not failed for good
+  local moved = false
   if state == 'failed' then
     if r.dlv == 'failed' or old >= 2 then return {'stale'} end
     r.dlv = 'failed'
@@ -160,6 +228,7 @@ if kind == 'status' then
     if not NO_FALLBACK[code or ''] and string.sub(meaning, 1, 5) ~= 'halt:' and
         fall_back(P, m.c, r, 'failed_status', now) then
       settled = false
+      moved = true
     end
   else
     local new = rank[state]
@@ -178,6 +247,17 @@ if kind == 'status' then
   end
   r.dlv_at = now
   redis.call('HSET', mk, field, cjson.encode(r))
+  -- a proactive or conversation message ("v": its conversation): the
+  -- conversation's log and the CRM follow it; a broadcast's statuses do not
+  -- (the provider's own "sent" status adds nothing: outcome.lua logged the
+  -- send; a failed message that moved on to its next channel is not failed)
+  if m.v and m.v ~= '' and state ~= 'sent' and not moved then
+    local why = nil
+    if state == 'failed' then
+      why = string.match(meaning, '^[^:]*:(.+)$') or (err ~= '' and err or nil)
+    end
+    conv_status(P, m.v, m.c, state, m.ch, m.a, pid, why, now)
+  end
   -- the last watched message settled: the campaign may be finished now
   if settled then finish_if_done(P, ck, m.c, redis.call('HGET', ck, 'state'), now) end
   -- a failed status: its channel and reason counter, for /metrics
@@ -218,15 +298,21 @@ elseif kind == 'reply' then
   redis.call('HSET', P .. 'contact:' .. channel .. ':' .. from, 'last_inbound', now)
   -- attribution: the campaign whose message this one quotes wins; else the
   -- last campaign that reached the contact on this channel within the window
+  -- (a message job, "v" in its index value, is never a campaign to
+  -- attribute to: a reply quoting an agent's message goes by the last campaign)
   local campaign = nil
   local m = lookup(irt, connector)
-  if m then campaign = m.c end
+  if m and m.v == nil then campaign = m.c else m = nil end
   if not campaign then
     local ct = redis.call('HMGET', P .. 'contact:' .. channel .. ':' .. from, 'last_campaign',
       'last_sent')
     if ct[1] and tonumber(ct[2]) and now - tonumber(ct[2]) <= window then campaign = ct[1] end
   end
   local id, created = conversation(channel, from, 'reply', campaign, connector, name)
+  if created and campaign then
+    -- the campaign message the contact answers opens the log
+    campaign_entry(id, campaign, m and m.ch or channel, m and m.a or from)
+  end
   local extra = {kind = mkind}
   if payload ~= '' then extra.payload = payload end
   append(id, 'in', text, pid, extra)
@@ -325,8 +411,23 @@ elseif kind == 'proactive' then
   local channel, contact, campaign, text = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   local id, created = conversation(channel, contact, 'proactive', campaign, nil, nil)
   redis.call('SET', P .. 'conv:of:' .. campaign, id)
-  append(id, 'out', text, nil, {campaign = campaign, status = 'queued'})
+  append(id, 'out', text, nil, {campaign = campaign, ref = campaign, status = 'queued'})
   return {'ok', id, created and '1' or '0'}
+
+elseif kind == 'agent' then
+  -- checked and written in one step: a conversation closed meanwhile takes
+  -- nothing; the same message id again is the same message (exists)
+  local id, mid, text, jobjson = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local st = redis.call('HGET', P .. 'conv:' .. id, 'state')
+  if not st then return {'missing'} end
+  local of = redis.call('GET', P .. 'conv:of:' .. mid)
+  if of then return {of == id and 'exists' or 'taken', of} end
+  if redis.call('EXISTS', P .. 'campaign:' .. mid) == 1 then return {'taken', ''} end
+  if st ~= 'open' then return {'closed'} end
+  redis.call('SET', P .. 'conv:of:' .. mid, id)
+  append(id, 'out', text, nil, {ref = mid, status = 'queued', kind = 'agent'})
+  local e = redis.call('XADD', P .. 'jobs', '*', 'job', jobjson)
+  return {'ok', e}
 
 elseif kind == 'close' then
   local id = ARGV[4]

@@ -42,9 +42,16 @@ local books, order = {}, {}
 local function book(c)
   local b = books[c]
   if not b then
-    local st = redis.call('HGET', prefix .. 'campaign:' .. c, 'state')
+    local h = redis.call('HMGET', prefix .. 'campaign:' .. c, 'state', 'type')
+    local st = h[1]
     b = {mk = prefix .. 'msg:' .. c, fields = {}, vals = nil, dirty = {}, dorder = {}, inc = {},
       exists = st ~= false, state = st}
+    if h[2] == 'message' then
+      -- a message job (proactive or a conversation's): not a campaign, never
+      -- the contact's last_campaign; its conversation (conv:of:) follows it
+      b.msg = true
+      b.conv = redis.call('GET', prefix .. 'conv:of:' .. c) or ''
+    end
     books[c] = b
     order[#order + 1] = c
   end
@@ -161,10 +168,12 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     if seg > 0 then count(b, 'segments', seg) end
     local pm = pid ~= '' and pmid_pre .. pid
     if pm then
-      redis.call('SET', pm, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. kj .. ',"a":' .. q(addr) .. '}',
-        'EX', ttl_s)
+      redis.call('SET', pm, '{"c":' .. q(c) .. ',"ch":' .. q(ch) .. kj ..
+        (b.msg and ',"v":' .. q(b.conv) or '') .. ',"a":' .. q(addr) .. '}', 'EX', ttl_s)
     end
-    redis.call('HSET', contact_pre .. ch .. ':' .. addr, 'last_campaign', c, 'last_sent', now_s)
+    if not b.msg then
+      redis.call('HSET', contact_pre .. ch .. ':' .. addr, 'last_campaign', c, 'last_sent', now_s)
+    end
   elseif kind == 'failed' then
     r.state = 'failed'
     r.error = reason
@@ -214,7 +223,9 @@ while i <= #ARGV do
     local claimed_tail = '","owner":' .. oj .. ',"attempts":1,"lease":'
     local sent = '{"state":"sent","channel":' .. cj .. ',"slot":"'
     local sent_tail = '","attempts":1,"at":' .. now_s .. ',"by":' .. oj .. ',"provider_id":'
-    local pm_head = '{"c":' .. q(c) .. ',"ch":' .. cj .. kj .. ',"a":'
+    local pm_head = '{"c":' .. q(c) .. ',"ch":' .. cj .. kj ..
+        (b.msg and ',"v":' .. q(b.conv) or '') .. ',"a":'
+    local attr = not b.msg
     local ck = contact_pre .. ch .. ':'
     local ok = 0
     for j = i + 5, i + 2 + 3 * k, 3 do
@@ -225,7 +236,7 @@ while i <= #ARGV do
         if pid ~= '' then
           redis.call('SET', pmid_pre .. pid, pm_head .. q(addr) .. '}', 'EX', ttl_s)
         end
-        redis.call('HSET', ck .. addr, 'last_campaign', c, 'last_sent', now_s)
+        if attr then redis.call('HSET', ck .. addr, 'last_campaign', c, 'last_sent', now_s) end
         ok = ok + 1
         out[#out + 1] = 'o'
       else
@@ -276,15 +287,18 @@ for _, c in ipairs(order) do
     end
     local s = redis.call('HMGET', ck, 'total', 'sent', 'failed', 'suppressed', 'uncertain',
         'cancelled', 'state', 'type')
-    if s[8] == 'message' and (t['sent'] or 0) > 0 then
-      -- a proactive message: its conversation gets the sent message
-      local conv = redis.call('GET', prefix .. 'conv:of:' .. c)
-      if conv then
-        redis.call('XADD', prefix .. 'conv:' .. conv .. ':log', '*', 'dir', 'out', 'status', 'sent',
-          'campaign', c, 'at', now)
-        redis.call('XADD', prefix .. 'conversations', 'MAXLEN', '~', 1000000, '*', 'event',
-          'message.sent', 'data', cjson.encode({type = 'message.sent', conversation_id = conv,
-          campaign = c, at = now}))
+    if b.msg and b.conv ~= '' then
+      -- a proactive or conversation message: its conversation's log and
+      -- events follow it (sent with the provider id; failed, final, with
+      -- the reason); only message jobs come here, never a broadcast's
+      for _, f in ipairs(b.dorder) do
+        local r = cjson.decode(b.dirty[f])
+        local addr = string.sub(f, #r.channel + 2)
+        if r.state == 'sent' then
+          conv_status(prefix, b.conv, c, 'sent', r.channel, addr, r.provider_id, nil, now)
+        elseif r.state == 'failed' and not r.next then
+          conv_status(prefix, b.conv, c, 'failed', r.channel, addr, nil, r.error, now)
+        end
       end
     end
     -- not running (paused, cancelled, done): out of the active index too

@@ -22,6 +22,7 @@ commands:
   export ID [--csv] [--state S]
                                every recipient's record, NDJSON (or CSV) on stdout
   conversations [--open] [--campaign ID]
+  conversation send ID TEXT    an agent's message into an open conversation
   suppress add|remove CHANNEL ADDRESS | suppress list CHANNEL
   dead list [N] | dead show ENTRY | dead replay ENTRY
   help [COMMAND]               this text, or one command's usage
@@ -67,6 +68,11 @@ usage_error dead
 usage_error dead show
 usage_error dead frob x
 usage_error conversations --bogus
+usage_error conversation
+usage_error conversation send
+usage_error conversation send cv1
+usage_error conversation send cv1 hi there
+usage_error conversation frob cv1 hi
 usage_error help a b
 usage_error status --json
 usage_error status a --json b
@@ -75,7 +81,7 @@ usage_error --json campaign pause --json
 ok "argument counts outside each command's range and bad subcommands exit 2 with the usage"
 
 # a well-formed command reaches Redis: exit 4 (nothing listens on port 1)
-for a in "status x" "campaigns" "campaign pause x" "dead list" "dead list 5" "suppress list sms" "conversations --open" "watch x"; do
+for a in "status x" "campaigns" "campaign pause x" "dead list" "dead list 5" "suppress list sms" "conversations --open" "watch x" "conversation send cv1 hi"; do
   rc=0; "${OC[@]}" $a >/dev/null 2>&1 || rc=$?
   [ $rc -eq 4 ] || fail "omnicast $a: exit $rc, want 4 (Redis unavailable)"
 done

@@ -122,7 +122,8 @@ conv=$(rraw HGET omni:contact:whatsapp:+15550000001 open_conv)
 [ -n "$conv" ] || fail "no conversation opened"
 [ "$(rraw HGET omni:conv:$conv campaign)" = bf ] || fail "conversation not attributed"
 [ "$(rraw HGET omni:conv:$conv origin)" = reply ] || fail "origin"
-[ "$(rraw XLEN omni:conv:$conv:log)" = 1 ] || fail "the replayed reply was stored twice"
+# the log: the campaign message answered (issue 20), then the reply once
+[ "$(rraw XLEN omni:conv:$conv:log)" = 2 ] || fail "the replayed reply was stored twice"
 rraw XRANGE omni:conversations - + | q '"type":"conversation.created"' || fail "no conversation.created event"
 rraw XRANGE omni:conversations - + | q 'Is it still on?' || fail "no message.received event"
 rraw XRANGE omni:conversations - + | q '"segment":"vip"' || fail "campaign metadata not in events"
@@ -140,7 +141,7 @@ sconv=$(rraw HGET omni:contact:whatsapp:+15550000003 open_conv)
 [ -n "$sconv" ] && rraw XRANGE omni:conv:$sconv:log - + | q 'stop' || fail "the STOP was not stored in its conversation"
 rraw XRANGE omni:conversations - + | grep message.received | q '"contact":"+15550000003"' || fail "no message.received for the STOP"
 [ "$(post_wa "$(reply_payload 15550000003 wamid.IN3b "STOP")")" = 200 ] || fail "second stop webhook"
-wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw XLEN omni:conv:$sconv:log) = 2 ]" || fail "the second STOP was not stored"
+wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT --raw XLEN omni:conv:$sconv:log) = 3 ]" || fail "the second STOP was not stored"
 sleep 0.3
 [ "$(campaign_field bf opted_out)" = 1 ] && [ "$(campaign_field bf replied)" = 1 ] || fail "a second STOP: opted_out $(campaign_field bf opted_out) replied $(campaign_field bf replied)"
 code=$(api -d '{"type":"broadcast","id":"after-stop","channel":"whatsapp","message":{"text":"again"},"recipients":[{"to":"+15550000003"},{"to":"+15550000004"}]}' "$B/v1/broadcasts")
@@ -187,7 +188,7 @@ PY
 [ "$(api "$B/v1/conversations?state=open&campaign=bf")" = 200 ] || fail "list"
 python3 -c 'import json,sys; cs=json.load(open(sys.argv[1]))["conversations"]; assert len(cs) == 2 and all(c["campaign"] == "bf" for c in cs), cs' "$T/body"
 [ "$(api "$B/v1/conversations/$conv")" = 200 ] || fail "get conversation"
-python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["messages"][0]["text"] == "Is it still on?", c' "$T/body"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); m=c["messages"]; assert m[0]["dir"] == "out" and m[0]["kind"] == "campaign" and m[0]["text"] == "Hi Ana" and m[1]["text"] == "Is it still on?", c' "$T/body"
 [ "$(api -X POST "$B/v1/conversations/$conv/close")" = 200 ] || fail "close"
 [ "$(rraw HGET omni:conv:$conv state)" = closed ] || fail "not closed"
 [ "$(api "$B/v1/conversations/nope")" = 404 ] || fail "missing conversation"

@@ -252,6 +252,21 @@ static const struct {
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
      ",\"recipients\":[{\"to\":\"+15550000001\",\"name\":\"x\"}]}",
      "recipients[0]: unknown key: name"},
+    /* conversation_id: a message job's, a conversation id */
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"conversation_id\":\"cv1\"}",
+     "conversation_id: only a message job takes it"},
+    {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"to\":\"+15550000001\",\"conversation_id\":7}",
+     "conversation_id: must be a conversation id (A-Z a-z 0-9 . _ -, at most 128)"},
+    {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"to\":\"+15550000001\",\"conversation_id\":\"cv:1\"}",
+     "conversation_id: must be a conversation id (A-Z a-z 0-9 . _ -, at most 128)"},
+    {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"to\":\"+15550000001\",\"conversation_id\":\"\"}",
+     "conversation_id: must be a conversation id (A-Z a-z 0-9 . _ -, at most 128)"},
+    {"{\"type\":\"pause\",\"id\":\"a\",\"conversation_id\":\"cv1\"}",
+     "conversation_id: not allowed in a pause job"},
     {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
      ",\"send_at\":\"tomorrow\"}",
      "send_at: not an ISO 8601 time (e.g. 2026-11-27T09:00:00Z)"},
@@ -519,6 +534,24 @@ static void message_shorthand_becomes_one_recipient(void **state)
     job_free(&j);
 }
 
+/* A conversation message is a message job with conversation_id, kept in
+ * the spec as given (outcome.lua and inbound.lua find the conversation by
+ * the job id; the field says what the job is). */
+static void conversation_message_keeps_its_conversation_id(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"message\",\"id\":\"cv12-1\",\"channel\":\"whatsapp\","
+                    "\"message\":{\"text\":\"On its way\",\"template\":{\"name\":\"f\"}},"
+                    "\"to\":\"+15550000001\",\"conversation_id\":\"cv12\"}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_int_equal(j.type, JOB_MESSAGE);
+    assert_int_equal(j.n_inline, 1);
+    assert_string_equal(json_string_value(json_object_get(j.spec, "conversation_id")), "cv12");
+    job_free(&j);
+}
+
 /* The window is decided at intake for broadcasts (a template on every
  * channel that has one) and at send time for message jobs (text and
  * template both allowed; text only is taken and decided per contact). */
@@ -697,6 +730,7 @@ int main(void)
         cmocka_unit_test(template_components_and_media_are_taken_as_given),
         cmocka_unit_test(per_channel_addresses_are_normalized_per_channel),
         cmocka_unit_test(message_shorthand_becomes_one_recipient),
+        cmocka_unit_test(conversation_message_keeps_its_conversation_id),
         cmocka_unit_test(window_channels_take_templates_and_message_jobs),
         cmocka_unit_test(window_choice_by_the_contacts_last_inbound_message),
         cmocka_unit_test(control_jobs_need_only_type_and_id),

@@ -104,4 +104,39 @@ local function reason_counter(reason)
   local r = string.match(reason or '', '^([^:]*)')
   if not FAIL_REASONS[r] then r = 'other' end
   return 'failed_reason:' .. r
+-- What a message job (campaign c) says, for a conversation's log and
+-- events: its text (else the media caption), and its template's name.
+local function msg_text(prefix, c)
+  local spec = redis.call('HGET', prefix .. 'campaign:' .. c, 'spec')
+  local ok, s = pcall(cjson.decode, spec or '')
+  if not ok or type(s) ~= 'table' or type(s.message) ~= 'table' then return '', nil end
+  local m = s.message
+  local text = type(m.text) == 'string' and m.text or
+      (type(m.media) == 'table' and type(m.media.caption) == 'string' and m.media.caption) or ''
+  local tmpl = type(m.template) == 'table' and type(m.template.name) == 'string' and
+      m.template.name or nil
+  return text, tmpl
+end
+-- A conversation message (message job c, in conversation conv) moved on:
+-- status sent, delivered, read or failed. Its conversation's log gets a
+-- status entry referring to it (append-only: dir "status", ref c) and
+-- omni:conversations the event message.{status}. pid and reason may be nil.
+local function conv_status(prefix, conv, c, status, ch, addr, pid, reason, now)
+  local f = {'dir', 'status', 'ref', c, 'status', status, 'channel', ch, 'at', now}
+  if pid and pid ~= '' then
+    f[#f + 1] = 'provider_id'
+    f[#f + 1] = pid
+  end
+  if reason and reason ~= '' then
+    f[#f + 1] = 'reason'
+    f[#f + 1] = reason
+  end
+  redis.call('XADD', prefix .. 'conv:' .. conv .. ':log', '*', unpack(f))
+  local text, tmpl = msg_text(prefix, c)
+  local ev = {type = 'message.' .. status, conversation_id = conv, message_id = c, campaign = c,
+    contact = addr, channel = ch, text = text, template = tmpl, at = now}
+  if pid and pid ~= '' then ev.provider_id = pid end
+  if reason and reason ~= '' then ev.reason = reason end
+  redis.call('XADD', prefix .. 'conversations', 'MAXLEN', '~', 1000000, '*', 'event', ev.type,
+    'data', cjson.encode(ev))
 end
