@@ -104,6 +104,7 @@ local function reason_counter(reason)
   local r = string.match(reason or '', '^([^:]*)')
   if not FAIL_REASONS[r] then r = 'other' end
   return 'failed_reason:' .. r
+end
 -- What a message job (campaign c) says, for a conversation's log and
 -- events: its text (else the media caption), and its template's name.
 local function msg_text(prefix, c)
