@@ -51,6 +51,11 @@ wait_for 20 curl -sf "$B/readyz"
 # is left in $T/last.
 mkdir -p "$T/oa"
 N=0
+# oa_meta METHOD PATH STATUS TYPE: $T/oa/N.meta (paths and types here hold no quote)
+oa_meta() {
+  printf '{"method":"%s","path":"%s","status":%d,"type":"%s"}\n' "$1" "$2" "$3" "$4" \
+    >"$T/oa/$(printf %04d $N).meta"
+}
 oa() {
   local want=$1 m=$2 p=$3 body=${4:-} tok=${5:-tok-oa}
   local args=(-s -m 10 -o "$T/last" -w '%{http_code} %{content_type}' -X "$m")
@@ -62,8 +67,7 @@ oa() {
   ct=${out#* }
   N=$((N + 1))
   cp "$T/last" "$T/oa/$(printf %04d $N).body"
-  python3 -c 'import json,sys; json.dump({"method":sys.argv[1],"path":sys.argv[2],"status":int(sys.argv[3]),"type":sys.argv[4]}, open(sys.argv[5],"w"))' \
-    "$m" "$p" "${st:-0}" "$ct" "$T/oa/$(printf %04d $N).meta"
+  oa_meta "$m" "$p" "${st:-0}" "$ct"
   [ "$st" = "$want" ] || fail "$m $p: $st, want $want: $(head -c 300 "$T/last")"
 }
 # oa_wa STATUS BODY [SIGNATURE]: a WhatsApp webhook, signed, recorded the same way
@@ -76,8 +80,7 @@ oa_wa() {
   ct=${out#* }
   N=$((N + 1))
   cp "$T/last" "$T/oa/$(printf %04d $N).body"
-  python3 -c 'import json,sys; json.dump({"method":"POST","path":"/webhooks/wa","status":int(sys.argv[1]),"type":sys.argv[2]}, open(sys.argv[3],"w"))' \
-    "${st:-0}" "$ct" "$T/oa/$(printf %04d $N).meta"
+  oa_meta POST /webhooks/wa "${st:-0}" "$ct"
   [ "$st" = "$want" ] || fail "POST /webhooks/wa: $st, want $want: $(head -c 300 "$T/last")"
 }
 wa_msg() { # FROM ID FIELDS [CONTEXT_ID]: FIELDS the message's own, e.g. "type":"text","text":{...}
