@@ -5,7 +5,9 @@
       The spec against the daemon's sources: every row of http.c's scope
       table (scope_rules) is an operation of the spec with that scope in its
       security, and every /v1 operation of the spec is a row; every route of
-      http.c's route table outside /v1 is a path of the spec; every event
+      http.c's route table outside /v1 is a path of the spec, every
+      sub-route api.c compares (strcmp(slash, "/pause")) ends a path of the
+      spec with a parameter before it; every event
       type daemon/lua publishes has its schema (components.schemas, named by
       the type) and its webhook. Every schema is valid Draft 2020-12 and
       every $ref resolves.
@@ -168,6 +170,18 @@ def drift(spec_path, http_c, lua_dir):
         if not want:
             faults.append("http.c routes has %s%s; docs/openapi.yaml has no path for it"
                           % (p, "..." if prefix == "1" else ""))
+
+    # the sub-routes api.c dispatches itself (strcmp(slash, "/pause")...):
+    # each is the last segment of some /v1 path of the spec
+    api_c = os.path.join(os.path.dirname(http_c), "api.c")
+    if os.path.exists(api_c):
+        tails = {"/" + p.rsplit("/", 1)[1] for p in spec.get("paths", {})
+                 if p.startswith("/v1/") and "}/" in p}
+        for sub in sorted(set(re.findall(r'strcmp\(\s*slash\s*,\s*"(/[A-Za-z0-9_.-]+)"\s*\)',
+                                         open(api_c).read()))):
+            if sub not in tails:
+                faults.append("api.c answers a sub-route %s; no /v1 path of docs/openapi.yaml "
+                              "ends with it" % sub)
 
     schemas = spec.get("components", {}).get("schemas") or {}
     hooks = spec.get("webhooks") or {}
