@@ -6,6 +6,7 @@
 #include "config.h"
 #include "redistls.h"
 #include "redisurl.h"
+#include "scopes.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1204,8 +1205,8 @@ static void check_connector(const omni_config *cfg, conf_connector *c, const oc_
         unlink(created);
 }
 
-/* api_tokens_file as http.c loads it at start: readable, no NUL byte, no
- * token line longer than 511 bytes */
+/* api_tokens_file as http.c loads it at start (scopes_parse_line): readable,
+ * no NUL byte, no token longer than 511 bytes, no empty or unknown scope */
 static void check_tokens_file(const omni_config *cfg, int line, conf_errors *errs)
 {
     FILE *f = fopen(cfg->api_tokens_file, "r");
@@ -1218,21 +1219,12 @@ static void check_tokens_file(const omni_config *cfg, int line, conf_errors *err
     size_t cap = 0;
     ssize_t got;
     for (int n = 1; (got = getline(&buf, &cap, f)) >= 0; n++) {
-        const char *s = buf;
-        if (memchr(buf, '\0', (size_t)got)) {
-            conf_errors_add(errs, "%s:%d: [daemon] api_tokens_file: %s:%d: a NUL byte in the line",
-                            cfg->path, line, cfg->api_tokens_file, n);
-            break;
-        }
-        while (isspace((unsigned char)*s))
-            s++;
-        size_t len = strlen(s);
-        while (len && isspace((unsigned char)s[len - 1]))
-            len--;
-        if (len > 511) {
-            conf_errors_add(errs,
-                            "%s:%d: [daemon] api_tokens_file: %s:%d: token longer than 511 bytes",
-                            cfg->path, line, cfg->api_tokens_file, n);
+        const char *tok, *why = NULL;
+        size_t tl;
+        unsigned mask;
+        if (scopes_parse_line(buf, (size_t)got, &tok, &tl, &mask, &why) < 0) {
+            conf_errors_add(errs, "%s:%d: [daemon] api_tokens_file: %s:%d: %s", cfg->path, line,
+                            cfg->api_tokens_file, n, why);
             break;
         }
     }

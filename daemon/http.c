@@ -5,7 +5,6 @@
  * code. Nothing here waits on Redis synchronously. */
 #include "http_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -32,6 +31,7 @@
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
+#include "scopes.h"
 #include "uncertain.h"
 
 #define EVICT_BATCH 16    /* idle connections closed per accept failure for descriptors */
@@ -519,27 +519,33 @@ char *http_body_of(struct evhttp_request *req, size_t *len)
     return b;
 }
 
-static int authorized(http_server *h, struct evhttp_request *req)
+/* The token of the request's Authorization header: 1 with its scope mask
+ * in *scopes, else 0. Every token is compared (in constant time per
+ * token), whichever matches, so the time taken does not tell which. */
+static int authorized(http_server *h, struct evhttp_request *req, unsigned *scopes)
 {
+    *scopes = 0;
     const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!a || strncasecmp(a, "Bearer ", 7))
         return 0;
     const char *t = a + 7;
     size_t tl = strlen(t);
     int ok = 0;
+    unsigned mask = 0;
     for (int i = 0; i < h->n_tokens; i++) {
         size_t l = strlen(h->tokens[i]);
-        /* compare every token, in constant time per token */
-        if (l == tl && CRYPTO_memcmp(h->tokens[i], t, l) == 0)
-            ok = 1;
+        int eq = l == tl && CRYPTO_memcmp(h->tokens[i], t, l) == 0;
+        ok |= eq;
+        mask |= h->token_scopes[i] & (0u - (unsigned)eq);
     }
+    *scopes = mask;
     return ok;
 }
 
-/* One token a line, read whole (getline): a line longer than TOKEN_MAX or
- * with a NUL byte in it is refused with its line number, never cut into
- * pieces that would each be accepted. */
-#define TOKEN_MAX 511
+/* One token a line, read whole (getline), "TOKEN" or "TOKEN scope,...":
+ * a line with a NUL byte, a token longer than SCOPE_TOKEN_MAX, an empty or
+ * unknown scope is refused with its line number (the message holds no
+ * part of the line), never cut into pieces that would each be accepted. */
 static int load_tokens(http_server *h, const char *path, char *err, size_t err_len)
 {
     if (!path)
@@ -552,29 +558,23 @@ static int load_tokens(http_server *h, const char *path, char *err, size_t err_l
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
-    int lineno = 0, rc = 0;
+    int lineno = 0, rc = 0, scoped = 0;
     while ((got = getline(&line, &cap, f)) >= 0 && h->n_tokens < TOKENS_MAX) {
         lineno++;
-        if (memchr(line, '\0', (size_t)got)) {
-            snprintf(err, err_len, "api_tokens_file %s:%d: a NUL byte in the line", path, lineno);
+        const char *tok = NULL, *why = NULL;
+        size_t tl = 0;
+        unsigned mask = 0;
+        int r = scopes_parse_line(line, (size_t)got, &tok, &tl, &mask, &why);
+        if (r < 0) {
+            snprintf(err, err_len, "api_tokens_file %s:%d: %s", path, lineno, why);
             rc = -1;
             break;
         }
-        char *s = line;
-        while (isspace((unsigned char)*s))
-            s++;
-        size_t n = strlen(s);
-        while (n && isspace((unsigned char)s[n - 1]))
-            s[--n] = '\0';
-        if (!n || *s == '#')
+        if (r == 0)
             continue;
-        if (n > TOKEN_MAX) {
-            snprintf(err, err_len, "api_tokens_file %s:%d: token longer than %d bytes", path,
-                     lineno, TOKEN_MAX);
-            rc = -1;
-            break;
-        }
-        h->tokens[h->n_tokens++] = strdup(s);
+        h->tokens[h->n_tokens] = strndup(tok, tl);
+        h->token_scopes[h->n_tokens++] = mask;
+        scoped += mask != SCOPE_ALL;
     }
     if (line) {
         OPENSSL_cleanse(line, cap);
@@ -583,6 +583,8 @@ static int load_tokens(http_server *h, const char *path, char *err, size_t err_l
     fclose(f);
     if (!rc && !h->n_tokens)
         log_warn("http: %s holds no tokens: every API call will be refused", path);
+    else if (!rc)
+        log_info("http: %d API tokens, %d of them scoped", h->n_tokens, scoped);
     return rc;
 }
 
@@ -679,12 +681,78 @@ static const struct route {
     {"/v1/connectors/", 1, M_POST, 405, api_connector},
 };
 
+/* ---- the scope table: the one place that says which scope (scopes.h) a
+ * /v1 request needs. A token without scopes has them all; a scoped token
+ * missing the one a request needs gets 403 insufficient_scope, after the
+ * 401 check and before any route runs. A row's path is whole, with "*"
+ * for one segment (an id, a name). A /v1 request that matches no row
+ * needs admin: a new route is closed to scoped tokens until it has its
+ * row here (and its operation in docs/openapi.yaml, which
+ * tests/integration/test_openapi.sh checks against this table). */
+
+#define M_READ (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
+
+static const struct scope_rule {
+    int methods;
+    const char *path;
+    unsigned scope;
+} scope_rules[] = {
+    {M_POST, "/v1/broadcasts", SCOPE_SEND},
+    {M_POST, "/v1/messages", SCOPE_SEND},
+    {M_READ, "/v1/campaigns", SCOPE_READ},
+    {M_READ, "/v1/campaigns/*", SCOPE_READ},
+    {M_READ, "/v1/campaigns/*/uncertain", SCOPE_READ},
+    {M_POST, "/v1/campaigns/*/pause", SCOPE_CONTROL},
+    {M_POST, "/v1/campaigns/*/resume", SCOPE_CONTROL},
+    {M_POST, "/v1/campaigns/*/cancel", SCOPE_CONTROL},
+    {M_READ, "/v1/conversations", SCOPE_READ},
+    {M_READ, "/v1/conversations/*", SCOPE_READ},
+    {M_POST, "/v1/conversations/*/close", SCOPE_AGENT},
+    {M_POST, "/v1/connectors/*/resume", SCOPE_ADMIN},
+};
+#define N_SCOPE_RULES (sizeof(scope_rules) / sizeof(scope_rules[0]))
+
+unsigned http_scope_required(int method, const char *path)
+{
+    unsigned by_path = 0;
+    for (size_t i = 0; i < N_SCOPE_RULES; i++) {
+        if (!scopes_path_match(scope_rules[i].path, path))
+            continue;
+        if (scope_rules[i].methods & method)
+            return scope_rules[i].scope;
+        if (!by_path)
+            by_path = scope_rules[i].scope;
+    }
+    return by_path ? by_path : SCOPE_ADMIN;
+}
+
+int http_scope_row(size_t i, int *methods, const char **pattern, unsigned *scope)
+{
+    if (i >= N_SCOPE_RULES)
+        return 0;
+    *methods = scope_rules[i].methods;
+    *pattern = scope_rules[i].path;
+    *scope = scope_rules[i].scope;
+    return 1;
+}
+
 static void route(http_server *h, struct evhttp_request *req, const char *path,
                   const struct evhttp_uri *u)
 {
     int method = (int)evhttp_request_get_command(req);
-    if (!strncmp(path, "/v1/", 4) && !authorized(h, req))
-        return http_reply_error(req, 401, "unauthorized", "Authorization: Bearer TOKEN required");
+    if (!strncmp(path, "/v1/", 4)) {
+        unsigned have = 0;
+        if (!authorized(h, req, &have))
+            return http_reply_error(req, 401, "unauthorized",
+                                    "Authorization: Bearer TOKEN required");
+        unsigned need = http_scope_required(method, path);
+        if (!(have & need)) {
+            char msg[80];
+            snprintf(msg, sizeof(msg), "this route needs scope %s, which the token does not have",
+                     scopes_name(need));
+            return http_reply_error(req, 403, "insufficient_scope", msg);
+        }
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *r = &routes[i];
         if (r->prefix ? strncmp(path, r->path, strlen(r->path)) : strcmp(path, r->path))
@@ -812,6 +880,7 @@ void http_stop(http_server *h)
     free(h->by_bev);
     for (int i = 0; i < h->n_tokens; i++) {
         OPENSSL_cleanse(h->tokens[i], strlen(h->tokens[i]));
+        h->token_scopes[i] = 0;
         free(h->tokens[i]);
     }
     free(h);

@@ -60,6 +60,7 @@ struct http_server {
     omni *o;
     struct evhttp *http;
     char *tokens[TOKENS_MAX];
+    unsigned token_scopes[TOKENS_MAX]; /* SCOPE_* mask of each token (scopes.h) */
     int n_tokens;
     int connections;
     conn_track *conns;
@@ -106,6 +107,17 @@ struct evhttp_request *http_areq_take(areq *a);
 void http_areq_free(areq *a);
 /* The request body, NUL-terminated (malloc'd). */
 char *http_body_of(struct evhttp_request *req, size_t *len);
+
+/* ---- scopes (http.c's scope table) */
+
+/* The SCOPE_* a /v1 request of method (EVHTTP_REQ_*) on path needs: the
+ * row of the scope table that matches method and path; else a row that
+ * matches the path alone (the route answers 405 then); else SCOPE_ADMIN. */
+unsigned http_scope_required(int method, const char *path);
+
+/* The scope table, row by row, for tests and the OpenAPI drift check: 0
+ * past the last row, else 1 with the row's methods, path pattern and scope. */
+int http_scope_row(size_t i, int *methods, const char **pattern, unsigned *scope);
 
 /* ---- routes: path is the request's, u its parsed URI */
 typedef void http_route_fn(http_server *h, struct evhttp_request *req, const char *path,

@@ -341,7 +341,8 @@ elseif kind == 'pref' then
   from = aliased(channel, from)
   local sk = P .. 'suppress:' .. channel
   local conv = redis.call('HGET', P .. 'contact:' .. channel .. ':' .. from, 'open_conv')
-  if conv and redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'open' then conv = nil end
+  -- no open conversation: nil, never false (cjson would publish "conversation_id": false)
+  if not conv or redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'open' then conv = nil end
   if action == 'optout' then
     if redis.call('SADD', sk, from) == 0 then return {'ok', 'unchanged'} end
     local campaign = nil

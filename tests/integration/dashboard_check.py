@@ -13,6 +13,7 @@ from cdp import Browser, CDPError
 
 base, token, outdir, done_id, running_id, conv_id, reply_text = sys.argv[1:8]
 read_token = sys.argv[8] if len(sys.argv) > 8 else None
+agent_text = "Yes, shoes too: 30% off until Sunday."
 os.makedirs(outdir, exist_ok=True)
 step = 0
 
@@ -107,6 +108,15 @@ try:
     b.goto(base + "/ui/#/conversations/" + conv_id)
     b.wait("[...document.querySelectorAll('.log .msg.in .text')].some(p => p.textContent === %s)" % js(reply_text), what="the reply in the log")
     ok("the conversation shows the reply %r" % reply_text)
+    # the campaign message it answers comes first, rendered for this contact
+    first = b.wait("(() => { const m = document.querySelector('.log .msg'); return m && m.classList.contains('out') ? m.querySelector('.text').textContent : null })()", what="the campaign message first")
+    if "Ana" not in first:
+        fail("the first entry is not the campaign message rendered for Ana: %r" % first)
+    ok("the log starts with the campaign message it answers: %r" % first)
+    # an agent's answer from the page: queued, then sent (the outbox took it)
+    b.eval("document.getElementById('reply').value = %s; document.getElementById('send').click()" % js(agent_text))
+    b.wait("[...document.querySelectorAll('.log .msg.out')].some(m => m.querySelector('.text').textContent === %s && m.querySelector('.tick.t-sent, .tick.t-delivered, .tick.t-read'))" % js(agent_text), what="the agent's message with its sent tick")
+    ok("a reply sent from the page shows in the log with its tick")
     shot(b, "conversation")
 
     # operations: the connectors as the daemon runs them

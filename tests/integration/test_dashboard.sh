@@ -104,6 +104,10 @@ cat "$T/check.log"
 wait_for 30 campaign_done dash-wa
 [ "$(recorded_tos "$T/prov.jsonl" | grep -c '^15550000201$')" = 2 ] || fail "the held recipient was not sent after the resume (refused once, then once accepted)"
 ok "after Resume on the page the held recipient reached the provider"
+# the agent's answer typed on the page reached the contact once
+[ "$(grep -c 'shoes too: 30% off until Sunday' "$T/outbox.jsonl")" = 1 ] || fail "the agent's message did not go out once"
+grep 'shoes too: 30% off until Sunday' "$T/outbox.jsonl" | q '+15550000001' || fail "the agent's message went to someone else"
+ok "the reply typed on the page went out once, to the contact"
 for p in campaigns campaign-done campaign-running conversations conversation operations campaign-phone-dark; do
   [ -s "$OUT/$p.png" ] || fail "no screenshot $p.png"
 done

@@ -582,6 +582,19 @@ static void the_check_runs_each_connectors_init_and_reads_the_files(void **state
     config_free(&c);
     conf_errors_free(&e);
 
+    /* a scope that does not exist, on line 2 (nothing of the line shown) */
+    f = fopen(path, "w");
+    fputs("# tokens\ngood-token read,sned\nother send\n", f);
+    fclose(f);
+    assert_int_equal(config_load_string(text, &c, &e), 0);
+    assert_int_equal(config_resolve(&c, find, NULL, &e), 0);
+    assert_int_equal(config_check(&c, &registry_host, &e), -1);
+    assert_true(has(&e, "tokens:2: unknown scope"));
+    assert_false(has(&e, "good-token"));
+    assert_false(has(&e, "sned"));
+    config_free(&c);
+    conf_errors_free(&e);
+
     const char *names[] = {"crm_secret", "tokens", "ca.pem", "nodir"};
     for (size_t i = 0; i < 4; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
