@@ -352,6 +352,15 @@ static int cmd_status(cli *c, int argc, char **argv)
             printf("  %-10s %lld\n", counter_names[i],
                    (long long)json_integer_value(json_object_get(o, counter_names[i])));
         printf("  %-10s %lld\n", "pending", counters_pending(o));
+        /* conversions: converted conversations, revenue per currency */
+        printf("  %-10s %lld\n", "converted",
+               (long long)json_integer_value(json_object_get(o, "converted")));
+        const char *cur;
+        json_t *amount;
+        json_object_foreach(json_object_get(o, "revenue"), cur, amount)
+        {
+            printf("  %-10s %s %s\n", "revenue", json_string_value(amount), cur);
+        }
         /* per channel: sent, failed, delivered, read */
         const char *ch;
         json_t *cv;

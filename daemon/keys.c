@@ -29,6 +29,8 @@ static const struct {
     [KEY_REPLAY] = {"replay:", "", "replay:{connector}:{token}"},
     [KEY_WATCH] = {"watch", NULL, "watch"},
     [KEY_ALIAS] = {"alias:", "", "alias:{channel}:{id}"},
+    [KEY_SUPPRESS_CONTACTS] = {"suppress_contacts", NULL, "suppress_contacts"},
+    [KEY_CONV_CONVERSIONS] = {"conv:", ":conversions", "conv:{id}:conversions"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

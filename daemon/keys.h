@@ -35,6 +35,8 @@ typedef enum key_kind {
     KEY_WATCH,         /* watch                  zset: sent, awaiting delivery (fallback_after_s) */
     KEY_ALIAS,         /* alias:{channel}:{id}   string: the address campaigns use for a
                                                     provider's other id of the recipient */
+    KEY_SUPPRESS_CONTACTS, /* suppress_contacts   set of opted-out contact_ids (optout_scope) */
+    KEY_CONV_CONVERSIONS,  /* conv:{id}:conversions  hash: a conversation's conversions by id */
     KEY_KINDS
 } key_kind;
 

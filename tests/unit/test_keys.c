@@ -37,6 +37,8 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_REPLAY, "mail:AbC.123", "omni:replay:mail:AbC.123"},
         {KEY_WATCH, NULL, "omni:watch"},
         {KEY_ALIAS, "whatsapp:+525512345678", "omni:alias:whatsapp:+525512345678"},
+        {KEY_SUPPRESS_CONTACTS, NULL, "omni:suppress_contacts"},
+        {KEY_CONV_CONVERSIONS, "cv7", "omni:conv:cv7:conversions"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */
