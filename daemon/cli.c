@@ -705,6 +705,32 @@ static int cmd_dead(cli *c, int argc, char **argv)
     return rc;
 }
 
+/* optout_scope = contact: an address linked to a contact (its contact_id on
+ * omni:contact:{channel}:{address}, written by claim.lua) suppresses, or
+ * frees, the contact on every channel too, as an opt-out or opt-in would */
+static int suppress_contact(cli *c, const char *op, const char *channel, const char *addr)
+{
+    char key[512], ca[512];
+    snprintf(ca, sizeof(ca), "%s:%s", channel, addr);
+    key_build(key, sizeof(key), c->prefix, KEY_CONTACT, ca);
+    redisReply *r = cli_cmd(c, "HGET %s contact_id", key);
+    if (!r)
+        return EX_REDIS;
+    if (r->type == REDIS_REPLY_STRING) {
+        key_build(key, sizeof(key), c->prefix, KEY_SUPPRESS_CONTACTS, NULL);
+        redisReply *s =
+            cli_cmd(c, "%s %s %b", !strcmp(op, "add") ? "SADD" : "SREM", key, r->str, r->len);
+        if (!s) {
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        printf("%s contact %s %s %s\n", op, r->str, !strcmp(op, "add") ? "to" : "from", key);
+        freeReplyObject(s);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 static int cmd_suppress(cli *c, int argc, char **argv)
 {
     if ((strcmp(argv[0], "add") && strcmp(argv[0], "remove") && strcmp(argv[0], "list")) ||
@@ -744,7 +770,7 @@ static int cmd_suppress(cli *c, int argc, char **argv)
         return EX_REDIS;
     printf("%s %s %s %s\n", argv[0], addr, !strcmp(argv[0], "add") ? "to" : "from", key);
     freeReplyObject(r);
-    return 0;
+    return suppress_contact(c, argv[0], argv[1], addr);
 }
 
 static int cmd_campaigns(cli *c, int argc, char **argv)

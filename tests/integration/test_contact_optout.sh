@@ -117,5 +117,17 @@ enqueue '{"type":"broadcast","id":"w4","channel":"whatsapp","message":{"text":"b
 wait_for 30 campaign_done w4
 [ "$(wa_reqs 15550000201)" = 2 ] && [ "$(campaign_field w4 sent)" = 1 ] || fail "after START: $(wa_reqs 15550000201) requests, $(rraw HGETALL omni:campaign:w4 | tr '\n' ' ')"
 ok "START on sms lifts crm-1's contact-level suppression: its whatsapp address is sent again"
+
+# ---- by hand: omnicast suppress of a linked address reaches its contact
+oc() { "$OMNI_BUILD/omnicast" --config "$T/omni-contact.conf" "$@"; }
+oc suppress add whatsapp +15550000202 >"$T/sup.txt"
+q 'add contact crm-2 to omni:suppress_contacts' "$T/sup.txt" || fail "suppress add: $(cat "$T/sup.txt")"
+[ "$(rraw SISMEMBER omni:suppress_contacts crm-2)" = 1 ] || fail "omnicast suppress add did not reach the contact"
+enqueue '{"type":"broadcast","id":"s4","channel":"sms","message":{"text":"hi"},"recipients":[{"to":"+15550000102","contact_id":"crm-2"}]}'
+wait_for 30 campaign_done s4
+[ "$(campaign_field s4 suppressed)" = 1 ] && [ "$(sms_reqs 15550000102)" = 2 ] || fail "s4: $(rraw HGETALL omni:campaign:s4 | tr '\n' ' ')"
+oc suppress remove whatsapp +15550000202 >/dev/null
+[ "$(rraw SISMEMBER omni:suppress_contacts crm-2)" = 0 ] || fail "omnicast suppress remove did not free the contact"
+ok "omnicast suppress add/remove of a linked address suppresses/frees its contact on every channel"
 stop_daemon
 check_logs_clean
