@@ -129,5 +129,14 @@ wait_for 30 campaign_done s4
 oc suppress remove whatsapp +15550000202 >/dev/null
 [ "$(rraw SISMEMBER omni:suppress_contacts crm-2)" = 0 ] || fail "omnicast suppress remove did not free the contact"
 ok "omnicast suppress add/remove of a linked address suppresses/frees its contact on every channel"
+
+# ---- a WhatsApp user_preferences stop / resume (not a message) reaches the contact
+pref() { printf "$WA_HEAD"'"contacts":[{"profile":{"name":"Bo"},"wa_id":"15550000202"}],"user_preferences":[{"wa_id":"15550000202","detail":"User requested to %s marketing messages","category":"marketing_messages","value":"%s","timestamp":%s}]'"$WA_TAIL" user_preferences "$1" "$1" "$2"; }
+[ "$(post_wa "$(pref stop 1731705721)")" = 200 ] || fail "user_preferences stop: $(cat "$T/wbody")"
+[ "$(rraw SISMEMBER omni:suppress_contacts crm-2)" = 1 ] || fail "a user_preferences stop did not reach crm-2"
+events | grep '"contact.opted_out"' | grep '"via":"user_preferences"' | q '"contact_id":"crm-2"' || fail "no contact.opted_out for crm-2"
+[ "$(post_wa "$(pref resume 1731705722)")" = 200 ] || fail "user_preferences resume"
+[ "$(rraw SISMEMBER omni:suppress_contacts crm-2)" = 0 ] || fail "a user_preferences resume did not free crm-2"
+ok "a whatsapp user_preferences stop suppresses crm-2, resume frees it"
 stop_daemon
 check_logs_clean
