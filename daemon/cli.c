@@ -705,15 +705,14 @@ static int cmd_dead(cli *c, int argc, char **argv)
     return rc;
 }
 
-/* optout_scope = contact: an address linked to a contact (its contact_id on
- * omni:contact:{channel}:{address}, written by claim.lua) suppresses, or
- * frees, the contact on every channel too, as an opt-out or opt-in would */
+/* optout_scope = contact: an address linked to a contact (its contact_id in
+ * omni:contact_ids:{channel}, written by claim.lua) suppresses, or frees,
+ * the contact on every channel too, as an opt-out or opt-in would */
 static int suppress_contact(cli *c, const char *op, const char *channel, const char *addr)
 {
-    char key[512], ca[512];
-    snprintf(ca, sizeof(ca), "%s:%s", channel, addr);
-    key_build(key, sizeof(key), c->prefix, KEY_CONTACT, ca);
-    redisReply *r = cli_cmd(c, "HGET %s contact_id", key);
+    char key[512];
+    key_build(key, sizeof(key), c->prefix, KEY_CONTACT_IDS, channel);
+    redisReply *r = cli_cmd(c, "HGET %s %s", key, addr);
     if (!r)
         return EX_REDIS;
     if (r->type == REDIS_REPLY_STRING) {

@@ -31,7 +31,7 @@ static const struct {
     [KEY_ALIAS] = {"alias:", "", "alias:{channel}:{id}"},
     [KEY_SUPPRESS_CONTACTS] = {"suppress_contacts", NULL, "suppress_contacts"},
     [KEY_CONV_CONVERSIONS] = {"conv:", ":conversions", "conv:{id}:conversions"},
-    [KEY_CONTACT] = {"contact:", "", "contact:{channel}:{address}"},
+    [KEY_CONTACT_IDS] = {"contact_ids:", "", "contact_ids:{channel}"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

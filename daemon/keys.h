@@ -37,8 +37,7 @@ typedef enum key_kind {
                                                     provider's other id of the recipient */
     KEY_SUPPRESS_CONTACTS, /* suppress_contacts   set of opted-out contact_ids (optout_scope) */
     KEY_CONV_CONVERSIONS,  /* conv:{id}:conversions  hash: a conversation's conversions by id */
-    KEY_CONTACT, /* contact:{channel}:{address}  hash: last_inbound, open_conv, contact_id, ...
-                    (the argument is "CHANNEL:ADDRESS") */
+    KEY_CONTACT_IDS,       /* contact_ids:{channel}  hash: address -> the recipient's contact_id */
     KEY_KINDS
 } key_kind;
 

@@ -28,9 +28,10 @@
 -- records, one SMISMEMBER per channel for the new ones, one HSET of every
 -- record written; only duplicates take a command each (and in a 'W' run,
 -- each recipient to send: one HGET of omni:contact:{channel}:{address}; in
--- a 'K' run, one SMISMEMBER of omni:suppress_contacts for the batch and, per
--- fresh claim, one HSET of its contact_id on omni:contact:{channel}:{address},
--- the link inbound.lua follows from an opt-out to the contact).
+-- a 'K' run, one SMISMEMBER of omni:suppress_contacts for the batch and one
+-- HSET per channel of the fresh claims' contact_ids on
+-- omni:contact_ids:{channel}, the link inbound.lua follows from an opt-out
+-- to the contact).
 local ck, mk = KEYS[1], KEYS[2]
 local prefix, now, lease, owner, consumer = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
     ARGV[4], ARGV[5]
@@ -126,6 +127,7 @@ end
 local claim_tail = '","owner":' .. q(owner) .. ',"attempts":1,"lease":' ..
     string.format('%d', now + lease) .. ',"at":' .. ARGV[2] .. '}'
 local claim_head = {}
+local links = {} -- 'K' runs: per channel, address, contact_id of the fresh claims
 
 for j = 1, n do
   local ch, slot, flags = chs[j], slots[j], flagss[j]
@@ -150,7 +152,10 @@ for j = 1, n do
     else
       if cids[j] then
         -- the address belongs to this contact: an opt-out on it reaches the contact
-        redis.call('HSET', prefix .. 'contact:' .. ch .. ':' .. addrs[j], 'contact_id', cids[j])
+        local l = links[ch]
+        if not l then l = {}; links[ch] = l end
+        l[#l + 1] = addrs[j]
+        l[#l + 1] = cids[j]
       end
       local h = claim_head[ch]
       if not h then h = '{"state":"claimed","channel":' .. q(ch) .. ',"slot":"'; claim_head[ch] = h end
@@ -236,6 +241,7 @@ for j = 1, n do
 end
 
 if na > 0 then sliced('HSET', mk, args, 1000) end
+for ch, l in pairs(links) do sliced('HSET', prefix .. 'contact_ids:' .. ch, l, 1000) end
 if state == 'running' then redis.call('ZADD', active, now, id) end
 
 if next(inc) then

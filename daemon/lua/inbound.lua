@@ -64,14 +64,14 @@ local function aliased(channel, addr)
   return redis.call('GET', P .. 'alias:' .. channel .. ':' .. addr) or addr
 end
 
--- optout_scope = contact: the contact an address belongs to (contact_id,
--- written on omni:contact:{channel}:{address} by claim.lua when a campaign
--- whose recipient carried it claimed the address). An opt-out on the address
+-- optout_scope = contact: the contact an address belongs to (its contact_id
+-- in omni:contact_ids:{channel}, written by claim.lua when a campaign whose
+-- recipient carried it claimed the address). An opt-out on the address
 -- adds the contact to omni:suppress_contacts, an opt-in removes it; claim.lua
 -- reads the set only with optout_scope = contact. Returns the contact_id (or
 -- nil) and whether the set changed.
 local function contact_of(channel, addr)
-  local cid = redis.call('HGET', P .. 'contact:' .. channel .. ':' .. addr, 'contact_id')
+  local cid = redis.call('HGET', P .. 'contact_ids:' .. channel, addr)
   if cid then return cid end
   return nil
 end

@@ -58,7 +58,7 @@ events() { rraw XRANGE omni:conversations - + | grep '^{' || true; }
 enqueue '{"type":"broadcast","id":"s1","channel":"sms","message":{"text":"hi"},"recipients":[{"to":"+15550000101","contact_id":"crm-1"},{"to":"+15550000102","contact_id":"crm-2"}]}'
 wait_for 30 campaign_done s1
 [ "$(campaign_field s1 sent)" = 2 ] || fail "s1 sent $(campaign_field s1 sent)"
-[ "$(rraw HGET omni:contact:sms:+15550000101 contact_id)" = crm-1 ] || fail "no address -> contact link: $(rraw HGETALL omni:contact:sms:+15550000101 | tr '\n' ' ')"
+[ "$(rraw HGET omni:contact_ids:sms +15550000101)" = crm-1 ] && [ "$(rraw HGET omni:contact_ids:sms +15550000102)" = crm-2 ] || fail "no address -> contact link: $(rraw HGETALL omni:contact_ids:sms | tr '\n' ' ')"
 ok "a send to a recipient with contact_id links its address to the contact"
 
 # ---- STOP on SMS: the contact is suppressed, published with its contact_id

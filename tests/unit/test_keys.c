@@ -39,7 +39,7 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_ALIAS, "whatsapp:+525512345678", "omni:alias:whatsapp:+525512345678"},
         {KEY_SUPPRESS_CONTACTS, NULL, "omni:suppress_contacts"},
         {KEY_CONV_CONVERSIONS, "cv7", "omni:conv:cv7:conversions"},
-        {KEY_CONTACT, "sms:+15550000001", "omni:contact:sms:+15550000001"},
+        {KEY_CONTACT_IDS, "sms", "omni:contact_ids:sms"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */
