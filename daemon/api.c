@@ -1342,6 +1342,70 @@ static void conv_message_post(http_server *h, struct evhttp_request *req, areq *
         agent_conv_got(NULL, a);
 }
 
+/* POST /v1/conversations/{id}/conversion: the script's record is the answer,
+ * with status counted (on the conversation's campaign), stored (the
+ * conversation has no campaign: nothing counted) or exists (the same id was
+ * reported before: nothing counted again, the first record answered) */
+static void conversion_done(redisReply *r, void *arg)
+{
+    areq *a = arg;
+    struct evhttp_request *req = http_areq_take(a);
+    const char *what = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->str
+                           ? r->element[0]->str
+                           : NULL;
+    if (req) {
+        json_t *rec = NULL;
+        if (what && r->elements >= 2 && r->element[1]->str)
+            rec = json_loadb(r->element[1]->str, r->element[1]->len, 0, NULL);
+        if (!what)
+            http_reply_error(req, 503, "redis_unavailable", "the conversion could not be stored");
+        else if (!strcmp(what, "missing"))
+            http_reply_error(req, 404, "not_found", "no such conversation");
+        else if (!json_is_object(rec))
+            http_reply_error(req, 503, "redis_unavailable", "unexpected reply");
+        else {
+            const char *st = !strcmp(what, "exists")                         ? "exists"
+                             : json_is_true(json_object_get(rec, "counted")) ? "counted"
+                                                                             : "stored";
+            json_object_set_new(rec, "status", json_string(st));
+            if (!json_object_get(rec, "campaign"))
+                json_object_set_new(rec, "campaign", json_null());
+            http_reply_json(req, 200, json_incref(rec));
+        }
+        json_decref(rec);
+    }
+    http_areq_free(a);
+}
+
+static void conversion_post(http_server *h, struct evhttp_request *req, areq *a)
+{
+    omni *o = h->o;
+    size_t len;
+    char *body = http_body_of(req, &len);
+    json_error_t je;
+    json_t *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    int had_body = body != NULL;
+    free(body);
+    job_conversion cv;
+    char reason[JOB_REASON_MAX];
+    int bad = !root;
+    if (!root)
+        snprintf(reason, sizeof(reason), "not JSON: %s", had_body ? je.text : "empty body");
+    else
+        bad = job_conversion_check(root, 0, &cv, reason, sizeof(reason)) < 0;
+    if (bad || !store_is_ready(o->st)) {
+        http_areq_take(a);
+        http_areq_free(a);
+        json_decref(root);
+        if (bad)
+            return http_reply_error(req, 400, "invalid_conversion", reason);
+        return http_reply_error(req, 503, "redis_unavailable", NULL);
+    }
+    if (campaign_conversion(o, a->id, &cv, "api", conversion_done, a) < 0)
+        conversion_done(NULL, a);
+    json_decref(root);
+}
+
 /* ---- the /v1 routes (http.c's table; the token is checked before) */
 
 void api_broadcasts(http_server *h, struct evhttp_request *req, const char *path,
@@ -1484,7 +1548,8 @@ void api_conversations(http_server *h, struct evhttp_request *req, const char *p
         conv_list_ids(NULL, a);
 }
 
-/* GET /v1/conversations/{id}, POST /v1/conversations/{id}/close */
+/* GET /v1/conversations/{id}, POST /v1/conversations/{id}/close,
+ * POST /v1/conversations/{id}/conversion */
 void api_conversation(http_server *h, struct evhttp_request *req, const char *path,
                       const struct evhttp_uri *u)
 {
@@ -1522,6 +1587,10 @@ void api_conversation(http_server *h, struct evhttp_request *req, const char *pa
             return http_reply_error(req, 503, "redis_unavailable", NULL);
         }
         conv_close(o, a->id, conv_closed, a);
+        return;
+    }
+    if (slash && !strcmp(slash, "/conversion") && m == EVHTTP_REQ_POST && !strchr(a->id, ':')) {
+        conversion_post(h, req, a);
         return;
     }
     http_areq_take(a);

@@ -413,6 +413,65 @@ static void controlled(omni *o, int ok, const char *state, void *arg)
     omni_kick(o);
 }
 
+int campaign_conversion(omni *o, const char *id, const job_conversion *cv, const char *via,
+                        store_cb cb, void *arg)
+{
+    char now[24], milli[24];
+    snprintf(now, sizeof(now), "%lld", omni_now_ms());
+    snprintf(milli, sizeof(milli), "%lld", cv->milli);
+    const char *argv[] = {o->cfg->prefix,
+                          now,
+                          "conversion",
+                          id,
+                          milli,
+                          cv->value,
+                          cv->currency,
+                          cv->key ? cv->key : "",
+                          cv->note ? cv->note : "",
+                          via};
+    return store_eval(o->st, SCRIPT_INBOUND, cb, arg, 0, 10, argv, NULL);
+}
+
+/* a conversion job answered: acknowledged once stored (or found stored
+ * before); an unknown conversation is dead-lettered; no Redis or a refusal
+ * leaves it pending, read again */
+static void converted(redisReply *r, void *arg)
+{
+    intake *in = arg;
+    omni *o = in->o;
+    o->campaigns->busy--;
+    const char *what = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->str
+                           ? r->element[0]->str
+                           : NULL;
+    if (!r) {
+        intake_free(in);
+        omni_kick(o);
+        return;
+    }
+    if (!what) {
+        int n = stream_entry_failed(o, o->k_jobs, in->entry,
+                                    r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        log_error("conversion %s: not stored (%d time%s here), will retry: %s", in->id, n,
+                  n == 1 ? "" : "s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        intake_free(in);
+        return;
+    }
+    if (!strcmp(what, "missing")) {
+        o->campaigns->counters.jobs_rejected++;
+        omni_dead(o, "jobs", "unknown_conversation", in->raw, in->raw_len,
+                  (const char *const[]){"entry", in->entry, NULL});
+    } else if (!strcmp(what, "exists")) {
+        o->campaigns->counters.jobs_duplicate++;
+        log_info("conversion %s: id seen before, not counted again", in->id);
+    } else {
+        o->campaigns->counters.jobs_accepted++;
+        log_info("conversion %s: stored", in->id);
+    }
+    stream_ack(o, o->k_jobs, in->entry);
+    intake_free(in);
+    omni_kick(o);
+}
+
 void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t len)
 {
     const omni_config *cfg = o->cfg;
@@ -442,6 +501,15 @@ void campaign_handle_job(omni *o, const char *entry_id, const char *raw, size_t 
     in->raw_len = len;
     o->campaigns->busy++;
 
+    if (j.type == JOB_CONVERSION) {
+        if (campaign_conversion(o, j.conversion.conversation_id, &j.conversion, "job", converted,
+                                in) < 0) {
+            o->campaigns->busy--;
+            intake_free(in); /* not acked: read again once Redis is back */
+        }
+        job_free(&j);
+        return;
+    }
     if (j.type == JOB_PAUSE || j.type == JOB_RESUME || j.type == JOB_CANCEL) {
         const char *action = j.type == JOB_PAUSE    ? "pause"
                              : j.type == JOB_RESUME ? "resume"

@@ -80,4 +80,15 @@ typedef void (*campaign_control_cb)(omni *o, int ok, const char *state, void *ar
 void campaign_control(omni *o, const char *id, const char *action, campaign_control_cb cb,
                       void *arg);
 
+/* Report a conversion on conversation id (inbound.lua, kind conversion;
+ * a job of type conversion or POST /v1/conversations/{id}/conversion): cb
+ * gets the script's reply: ["ok", RECORD] (stored now), ["exists", RECORD]
+ * (its idempotency id was used before: nothing counted), ["missing"] (no
+ * such conversation), NULL (no Redis) or an error reply. RECORD is the
+ * stored JSON {conversation_id, id?, value, currency, note?, campaign?,
+ * counted, converted, via, at}. via: "api" or "job". Returns 0, or -1 when
+ * it could not be sent (cb is not called). */
+int campaign_conversion(omni *o, const char *id, const job_conversion *cv, const char *via,
+                        store_cb cb, void *arg);
+
 #endif

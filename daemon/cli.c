@@ -385,6 +385,15 @@ static int cmd_status(cli *c, int argc, char **argv)
             printf("  %-10s %lld\n", counter_names[i],
                    (long long)json_integer_value(json_object_get(o, counter_names[i])));
         printf("  %-10s %lld\n", "pending", counters_pending(o));
+        /* conversions: converted conversations, revenue per currency */
+        printf("  %-10s %lld\n", "converted",
+               (long long)json_integer_value(json_object_get(o, "converted")));
+        const char *cur;
+        json_t *amount;
+        json_object_foreach(json_object_get(o, "revenue"), cur, amount)
+        {
+            printf("  %-10s %s %s\n", "revenue", json_string_value(amount), cur);
+        }
         /* per channel: sent, failed, delivered, read */
         const char *ch;
         json_t *cv;
@@ -745,6 +754,31 @@ static int cmd_dead(cli *c, int argc, char **argv)
     return rc;
 }
 
+/* optout_scope = contact: an address linked to a contact (its contact_id in
+ * omni:contact_ids:{channel}, written by claim.lua) suppresses, or frees,
+ * the contact on every channel too, as an opt-out or opt-in would */
+static int suppress_contact(cli *c, const char *op, const char *channel, const char *addr)
+{
+    char key[512];
+    key_build(key, sizeof(key), c->prefix, KEY_CONTACT_IDS, channel);
+    redisReply *r = cli_cmd(c, "HGET %s %s", key, addr);
+    if (!r)
+        return EX_REDIS;
+    if (r->type == REDIS_REPLY_STRING) {
+        key_build(key, sizeof(key), c->prefix, KEY_SUPPRESS_CONTACTS, NULL);
+        redisReply *s =
+            cli_cmd(c, "%s %s %b", !strcmp(op, "add") ? "SADD" : "SREM", key, r->str, r->len);
+        if (!s) {
+            freeReplyObject(r);
+            return EX_REDIS;
+        }
+        printf("%s contact %s %s %s\n", op, r->str, !strcmp(op, "add") ? "to" : "from", key);
+        freeReplyObject(s);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 static int cmd_suppress(cli *c, int argc, char **argv)
 {
     if ((strcmp(argv[0], "add") && strcmp(argv[0], "remove") && strcmp(argv[0], "list")) ||
@@ -784,7 +818,7 @@ static int cmd_suppress(cli *c, int argc, char **argv)
         return EX_REDIS;
     printf("%s %s %s %s\n", argv[0], addr, !strcmp(argv[0], "add") ? "to" : "from", key);
     freeReplyObject(r);
-    return 0;
+    return suppress_contact(c, argv[0], argv[1], addr);
 }
 
 /* one campaign's line (or JSON object) from HMGET state total sent failed */

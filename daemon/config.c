@@ -128,6 +128,10 @@ const conf_directive config_daemon_keys[] = {
           "replies that opt a contact out (whole message, any case; space-separated)"),
     D_STR("opt_in_keywords", opt_in_keywords, "START UNSTOP YES",
           "replies that opt a contact back in"),
+    {"optout_scope", conf_set_choice_int, DOFF(optout_contact), 0, 0, "channel",
+     "channel: an opt-out suppresses the address on its channel; contact: on every channel "
+     "of the recipient's contact_id",
+     0, "channel|contact"},
     {"crm_webhook_url", conf_set_url, DOFF(crm_webhook_url), 0, 0, NULL,
      "POST every conversation event here (JSON, signed); acked on 2xx, retried otherwise",
      OC_KEY_URL | OC_KEY_URL_HTTP, NULL},

@@ -95,6 +95,7 @@ typedef struct omni_config {
     int attribution_window_s;
     char *opt_out_keywords; /* space-separated, matched on the whole message */
     char *opt_in_keywords;
+    int optout_contact; /* optout_scope = contact (1) or channel (0, the default) */
     char *crm_webhook_url;
     char *crm_webhook_secret_file;
     int crm_retry_ms;

@@ -1,6 +1,8 @@
 /* A campaign's hash as JSON: see counters.h. */
 #include "counters.h"
 
+#include "job.h" /* job_format_milli */
+
 #include <hiredis/hiredis.h>
 
 #include <errno.h>
@@ -84,6 +86,9 @@ int counters_reason_index(const char *reason)
 }
 
 #define REASON_PREFIX "failed_reason:"
+/* conversions (inbound.lua, kind conversion): conversations converted;
+ * their revenue is "revenue:CUR" (see revenue_currency) */
+static const char *const conversion_fields[] = {"converted", NULL};
 
 /* the counters whose sum says how many recipients are settled */
 static const char *const done_fields[] = {"sent",      "failed",    "suppressed",
@@ -114,6 +119,9 @@ int counters_is_number(const char *field)
 {
     for (int i = 0; number_fields[i]; i++)
         if (strcmp(field, number_fields[i]) == 0)
+            return 1;
+    for (int i = 0; conversion_fields[i]; i++)
+        if (strcmp(field, conversion_fields[i]) == 0)
             return 1;
     const char *ch;
     return channel_field(field, &ch) != NULL ||
@@ -162,11 +170,33 @@ long long counters_pending(const json_t *o)
     return p > 0 ? p : 0;
 }
 
+/* "revenue:EUR" (thousandths of the unit, conversions): the currency */
+static const char *revenue_currency(const char *field)
+{
+    if (strncmp(field, "revenue:", 8) != 0)
+        return NULL;
+    const char *c = field + 8;
+    for (int i = 0; i < 3; i++)
+        if (c[i] < 'A' || c[i] > 'Z')
+            return NULL;
+    return c[3] ? NULL : c;
+}
+
 int counters_set(json_t *o, const char *field, const char *value, size_t len)
 {
     if (!o || !field || !value)
         return -1;
     long long num;
+    const char *cur = revenue_currency(field);
+    if (cur && parse_int(value, len, &num) == 0) {
+        /* revenue per currency, exact: {"revenue": {"EUR": "12.50"}} */
+        json_t *rev = json_object_get(o, "revenue");
+        if (!rev && json_object_set_new(o, "revenue", rev = json_object()) < 0)
+            return -1;
+        char buf[40];
+        job_format_milli(num, buf, sizeof(buf));
+        return json_object_set_new(rev, cur, json_string(buf));
+    }
     json_t *j = NULL;
     if (counters_is_number(field) && parse_int(value, len, &num) == 0)
         j = json_integer(num);
@@ -182,6 +212,15 @@ int counters_set(json_t *o, const char *field, const char *value, size_t len)
 int counters_finish(json_t *o)
 {
     if (!o)
+        return -1;
+    /* conversions: 0 and {} until the first one (and in campaigns made
+     * before they were counted) */
+    for (int i = 0; conversion_fields[i]; i++)
+        if (!json_object_get(o, conversion_fields[i]) &&
+            json_object_set_new(o, conversion_fields[i], json_integer(0)) < 0)
+            return -1;
+    if (!json_is_object(json_object_get(o, "revenue")) &&
+        json_object_set_new(o, "revenue", json_object()) < 0)
         return -1;
     long long sent = get(o, "sent");
     json_t *rates = json_object();
@@ -216,6 +255,10 @@ int counters_finish(json_t *o)
         }
         json_object_set_new(c, name, json_integer(json_integer_value(v)));
     }
+    /* converted conversations per message sent */
+    if (json_object_set_new(rates, "converted",
+                            json_real(sent ? (double)get(o, "converted") / (double)sent : 0)) < 0)
+        return -1;
     if (json_object_set_new(o, "channels", chans) < 0)
         return -1;
     /* failures by reason: "failures": {"rejected": 2, "opted_out": 1} */

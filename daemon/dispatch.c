@@ -1017,7 +1017,7 @@ static void claim_chunk(chunk *c)
     size_t n = 0, left = c->to_claim, i = c->scan, first_left = c->n;
     int run_ch = -1, run_count = 0;
     long long run_n = 0;
-    char run_flags[5] = {0};
+    char run_flags[6] = {0};
     for (; i < c->n && left; i++) {
         rcpt *r = &c->rs[i];
         if (r->state != R_CLAIM)
@@ -1033,7 +1033,7 @@ static void claim_chunk(chunk *c)
         }
         ci->claiming++;
         cq_of(r)->claiming++;
-        char flags[5] = {0}, *f = flags;
+        char flags[6] = {0}, *f = flags;
         if (is_last_channel(r))
             *f++ = 'F';
         if (r->from_retry)
@@ -1042,6 +1042,13 @@ static void claim_chunk(chunk *c)
             *f++ = 'X';
         if (needs_window(r))
             *f++ = 'W';
+        /* optout_scope = contact: a recipient with a contact_id is checked
+         * against the contact's opt-out too ('K': its contact_id follows its
+         * slot); the default scope, and recipients without one, pay nothing */
+        const char *contact_id =
+            o->cfg->optout_contact ? json_string_value(json_object_get(r->r, "contact_id")) : NULL;
+        if (contact_id)
+            *f++ = 'K';
         if (r->ch != run_ch || strcmp(flags, run_flags) != 0) {
             if (run_ch >= 0)
                 store_args_setll(a, run_count, run_n);
@@ -1055,6 +1062,8 @@ static void claim_chunk(chunk *c)
         }
         store_args_adds(a, r->addr);
         store_args_addll(a, r->index);
+        if (contact_id)
+            store_args_adds(a, contact_id);
         run_n++;
         r->state = R_CLAIMING;
         c->to_claim--;

@@ -39,6 +39,99 @@ int job_valid_id(const char *s, size_t n)
     return 1;
 }
 
+int job_valid_contact_id(const char *s, size_t n)
+{
+    if (!s || n == 0 || n > JOB_CONTACT_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._:@+-", s[i]))
+            return 0;
+    return 1;
+}
+
+void job_format_milli(long long milli, char *buf, size_t len)
+{
+    int neg = milli < 0;
+    unsigned long long m = neg ? 0ULL - (unsigned long long)milli : (unsigned long long)milli;
+    unsigned frac = (unsigned)(m % 1000);
+    if (frac % 10 == 0)
+        snprintf(buf, len, "%s%llu.%02u", neg ? "-" : "", m / 1000, frac / 10);
+    else
+        snprintf(buf, len, "%s%llu.%03u", neg ? "-" : "", m / 1000, frac);
+}
+
+int job_conversion_check(const json_t *o, int is_job, job_conversion *out, char *reason, size_t len)
+{
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(o))
+        return fail(reason, len, "not a JSON object");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        if (strcmp(k, "value") && strcmp(k, "currency") && strcmp(k, "id") && strcmp(k, "note") &&
+            (!is_job || (strcmp(k, "type") && strcmp(k, "conversation_id"))))
+            return fail(reason, len, "unknown key: %s", k);
+    }
+    if (is_job) {
+        json_t *c = json_object_get(o, "conversation_id");
+        const char *cs = json_string_value(c);
+        if (!c)
+            return fail(reason, len, "conversation_id: missing");
+        if (!cs || !job_valid_id(cs, strlen(cs)) || strchr(cs, ':'))
+            return fail(reason, len,
+                        "conversation_id: must be a conversation id (A-Z a-z 0-9 . _ -, at "
+                        "most %d)",
+                        JOB_ID_MAX);
+        out->conversation_id = cs;
+    }
+    json_t *id = json_object_get(o, "id");
+    if (id) {
+        const char *is = json_string_value(id);
+        if (!is || !job_valid_id(is, strlen(is)) || strchr(is, ':'))
+            return fail(reason, len,
+                        "id: must be an idempotency key of 1 to %d characters (A-Z a-z 0-9 . _ -)",
+                        JOB_ID_MAX);
+        out->key = is;
+    } else if (is_job) {
+        return fail(reason, len, "id: missing");
+    }
+    json_t *val = json_object_get(o, "value");
+    if (!val)
+        return fail(reason, len, "value: missing");
+    double d = json_is_number(val) ? json_number_value(val) : -1;
+    if (!json_is_number(val) || !(d >= 0) || d > CONVERSION_VALUE_MAX)
+        return fail(reason, len, "value: must be a number from 0 to 1000000000000");
+    double m = d * 1000.0;
+    double r = nearbyint(m);
+    if (fabs(m - r) > 1e-6 * (r > 1 ? r : 1))
+        return fail(reason, len,
+                    "value: at most three decimals (it is counted exactly, in thousandths)");
+    out->milli = (long long)r;
+    job_format_milli(out->milli, out->value, sizeof(out->value));
+    json_t *cur = json_object_get(o, "currency");
+    const char *cs = json_string_value(cur);
+    if (!cur)
+        return fail(reason, len, "currency: missing");
+    if (!cs || strlen(cs) != 3 || !isupper((unsigned char)cs[0]) ||
+        !isupper((unsigned char)cs[1]) || !isupper((unsigned char)cs[2]) ||
+        (unsigned char)cs[0] > 'Z' || (unsigned char)cs[1] > 'Z' || (unsigned char)cs[2] > 'Z')
+        return fail(reason, len, "currency: must be an ISO 4217 code such as \"EUR\"");
+    memcpy(out->currency, cs, 4);
+    json_t *note = json_object_get(o, "note");
+    if (note) {
+        if (!json_is_string(note))
+            return fail(reason, len, "note: must be a string");
+        if (json_string_length(note) > CONVERSION_NOTE_MAX)
+            return fail(reason, len, "note: %zu bytes (max %d)", json_string_length(note),
+                        CONVERSION_NOTE_MAX);
+        if (memchr(json_string_value(note), 0, json_string_length(note)))
+            return fail(reason, len, "note: must not contain NUL");
+        out->note = json_string_value(note);
+    }
+    return 0;
+}
+
 static int kind_of(const job_rules *r, const char *channel)
 {
     if (!r || !r->channel_kind)
@@ -463,9 +556,17 @@ static int recipient(json_t *r, const job_rules *rules, const char *const *chs, 
     json_t *v;
     json_object_foreach(r, k, v)
     {
-        if (strcmp(k, "to") && strcmp(k, "vars"))
+        if (strcmp(k, "to") && strcmp(k, "vars") && strcmp(k, "contact_id"))
             return fail(reason, len, "%s: unknown key: %s", where, k);
     }
+    /* the contact the addresses belong to (optout_scope = contact) */
+    json_t *cid = json_object_get(r, "contact_id");
+    if (cid && (!json_is_string(cid) ||
+                !job_valid_contact_id(json_string_value(cid), json_string_length(cid))))
+        return fail(reason, len,
+                    "%s.contact_id: must be a string of 1 to %d characters (A-Z a-z 0-9 . _ : @ "
+                    "+ -)",
+                    where, JOB_CONTACT_ID_MAX);
     json_t *to = json_object_get(r, "to");
     if (!to)
         return fail(reason, len, "%s.to: missing", where);
@@ -522,6 +623,8 @@ static int recipient(json_t *r, const job_rules *rules, const char *const *chs, 
         json_object_set_new(*norm, "to", nto);
         if (nvars)
             json_object_set_new(*norm, "vars", nvars);
+        if (cid)
+            json_object_set(*norm, "contact_id", cid);
     }
     return 0;
 }
@@ -577,11 +680,17 @@ static const char *const top_keys[] = {
     "to",         "vars",       "priority",        "fallback_after_s",
     NULL};
 
+/* the keys only a conversion job takes */
+static const char *const conversion_keys[] = {"conversation_id", "value", "currency", "note", NULL};
+
 static int known_top(const char *k)
 {
     if (!strcmp(k, "conversation_id")) /* a conversation message's (message jobs) */
         return 1;
     for (const char *const *p = top_keys; *p; p++)
+        if (!strcmp(*p, k))
+            return 1;
+    for (const char *const *p = conversion_keys; *p; p++)
         if (!strcmp(*p, k))
             return 1;
     return 0;
@@ -614,9 +723,22 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
         out->type = JOB_RESUME;
     else if (!strcmp(ts, "cancel"))
         out->type = JOB_CANCEL;
+    else if (!strcmp(ts, "conversion"))
+        out->type = JOB_CONVERSION;
     else
         return fail(reason, len,
-                    "type: must be broadcast, message, pause, resume or cancel, not %.40s", ts);
+                    "type: must be broadcast, message, pause, resume, cancel or conversion, not "
+                    "%.40s",
+                    ts);
+    if (out->type == JOB_CONVERSION) {
+        if (job_conversion_check(root, 1, &out->conversion, reason, len) < 0)
+            return -1;
+        out->id = out->conversion.key;
+        return 0;
+    }
+    for (const char *const *p = conversion_keys; *p; p++)
+        if (json_object_get(root, *p))
+            return fail(reason, len, "%s: not allowed in a %s job", *p, ts);
     json_t *id = json_object_get(root, "id");
     if (!id)
         return fail(reason, len, "id: missing");

@@ -14,6 +14,23 @@
 #define FALLBACK_AFTER_MAX_S 604800 /* fallback_after_s: at most 7 days */
 
 enum { JOB_BROADCAST = 1, JOB_MESSAGE = 2, JOB_PAUSE = 3, JOB_RESUME = 4, JOB_CANCEL = 5 };
+/* a conversion reported back on a conversation (not a campaign job) */
+enum { JOB_CONVERSION = 6 };
+
+#define JOB_CONTACT_ID_MAX 128    /* a recipient's contact_id: [A-Za-z0-9._:@+-]{1,128} */
+#define CONVERSION_VALUE_MAX 1e12 /* a conversion's value: 0 to 10^12 currency units */
+#define CONVERSION_NOTE_MAX 1024  /* bytes of a conversion's note */
+
+/* A conversion (POST /v1/conversations/{id}/conversion, or a job of type
+ * conversion): its value exactly, in thousandths of the currency unit. */
+typedef struct job_conversion {
+    const char *conversation_id; /* borrowed; NULL from the API (the path names it) */
+    const char *key;             /* borrowed: the idempotency id, or NULL */
+    const char *note;            /* borrowed, or NULL */
+    long long milli;             /* value * 1000, exact */
+    char currency[4];            /* ISO 4217: three upper-case letters */
+    char value[32];              /* the value as decimal text, at least two decimals: "12.50" */
+} job_conversion;
 
 typedef struct job_rules {
     size_t max_bytes;             /* raw job size cap (default 1 MiB) */
@@ -38,6 +55,7 @@ typedef struct job {
     const char *recipients_list; /* borrowed, or NULL */
     long long send_at_ms;        /* 0 = now */
     double rate_per_s;           /* 0 = no per-campaign cap */
+    job_conversion conversion;   /* JOB_CONVERSION: its fields (borrowed from spec) */
 } job;
 
 /* Parse and validate. On success returns 0 and fills out (job_free it).
@@ -78,6 +96,22 @@ int job_recipient_check(const json_t *recipient, const job_rules *rules,
  * accepted here, for looking up campaigns created before new broadcast and
  * message jobs were refused one with ':'; job_parse refuses it there.) */
 int job_valid_id(const char *s, size_t n);
+
+/* Is s (n bytes) a well-formed contact_id, [A-Za-z0-9._:@+-]{1,JOB_CONTACT_ID_MAX}? */
+int job_valid_contact_id(const char *s, size_t n);
+
+/* Check a conversion: the body of POST /v1/conversations/{id}/conversion
+ * (is_job 0: keys value, currency, id?, note?) or a conversion job (is_job
+ * 1: also type, conversation_id; id required). value: a number from 0 to
+ * CONVERSION_VALUE_MAX with at most three decimals; currency: three
+ * upper-case letters. Fills out (strings borrowed from o). Returns 0, or -1
+ * with a reason naming the field. */
+int job_conversion_check(const json_t *o, int is_job, job_conversion *out, char *reason,
+                         size_t reason_len);
+
+/* Thousandths of a currency unit as decimal text with two or three
+ * decimals: 12500 -> "12.50", 12345 -> "12.345", 0 -> "0.00". */
+void job_format_milli(long long milli, char *buf, size_t len);
 
 /* Parse an ISO 8601 UTC/offset timestamp ("2026-11-27T09:00:00Z",
  * "2026-11-27T10:00:00+01:00", optional ".fff") to unix ms; -1 if invalid:

@@ -32,6 +32,9 @@ static const struct {
     [KEY_CRM_LEASE] = {"crm:lease", NULL, "crm:lease"},
     [KEY_CAMPAIGNS] = {"campaigns", NULL, "campaigns"},
     [KEY_CAMPAIGNS_INDEXED] = {"campaigns:indexed", NULL, "campaigns:indexed"},
+    [KEY_SUPPRESS_CONTACTS] = {"suppress_contacts", NULL, "suppress_contacts"},
+    [KEY_CONV_CONVERSIONS] = {"conv:", ":conversions", "conv:{id}:conversions"},
+    [KEY_CONTACT_IDS] = {"contact_ids:", "", "contact_ids:{channel}"},
 };
 
 static int put(char *out, size_t len, size_t *at, const char *s)

@@ -38,6 +38,9 @@ typedef enum key_kind {
     KEY_CRM_LEASE,     /* crm:lease              string: the daemon that posts the CRM feed */
     KEY_CAMPAIGNS,     /* campaigns              zset: every campaign by created_at (the list) */
     KEY_CAMPAIGNS_INDEXED, /* campaigns:indexed      string: campaigns older than the index added */
+    KEY_SUPPRESS_CONTACTS, /* suppress_contacts   set of opted-out contact_ids (optout_scope) */
+    KEY_CONV_CONVERSIONS,  /* conv:{id}:conversions  hash: a conversation's conversions by id */
+    KEY_CONTACT_IDS,       /* contact_ids:{channel}  hash: address -> the recipient's contact_id */
     KEY_KINDS
 } key_kind;
 

@@ -9,8 +9,10 @@
 --   channel, 'R' if they are due retries being taken, 'X' if the caller
 --   renews its own claim: the recipient waited past its lease unsent,
 --   'W' if the caller needs the contact's last inbound time: a message job
---   on a channel with a customer service window), count, then count pairs
---   of address, slot (recipient index)
+--   on a channel with a customer service window, 'K' if each recipient
+--   carries its contact_id: optout_scope = contact), count, then count pairs
+--   of address, slot (recipient index), triples address, slot, contact_id
+--   in a 'K' run
 -- Returns one string: the campaign state, then one code per recipient,
 -- separated by spaces:
 --   go:N (send it; N = attempt number) | rs:N (send it: an operator's
@@ -25,7 +27,11 @@
 -- The whole batch costs a fixed number of commands: one HMGET of the
 -- records, one SMISMEMBER per channel for the new ones, one HSET of every
 -- record written; only duplicates take a command each (and in a 'W' run,
--- each recipient to send: one HGET of omni:contact:{channel}:{address}).
+-- each recipient to send: one HGET of omni:contact:{channel}:{address}; in
+-- a 'K' run, one SMISMEMBER of omni:suppress_contacts for the batch and one
+-- HSET per channel of the fresh claims' contact_ids on
+-- omni:contact_ids:{channel}, the link inbound.lua follows from an opt-out
+-- to the contact).
 local ck, mk = KEYS[1], KEYS[2]
 local prefix, now, lease, owner, consumer = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
     ARGV[4], ARGV[5]
@@ -52,18 +58,27 @@ end
 
 -- the runs, unpacked: per recipient its channel, address, slot, flags
 local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
+local cids = {} -- 'K' runs: the recipient's contact_id, by index
 local n, i = 0, 6
 local any_w = false -- a 'W' run: only then is a recipient's flags looked at for it
+local any_k = false
 while i <= #ARGV do
   local ch, flags, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   if string.find(flags, 'W', 1, true) then any_w = true end
+  local kr = string.find(flags, 'K', 1, true) ~= nil
+  if kr then any_k = true end
   local pre = ch .. ':'
   i = i + 3
   for _ = 1, k do
     n = n + 1
     chs[n], addrs[n], slots[n], flagss[n] = ch, ARGV[i], ARGV[i + 1], flags
     fields[n] = pre .. ARGV[i]
-    i = i + 2
+    if kr then
+      cids[n] = ARGV[i + 2]
+      i = i + 3
+    else
+      i = i + 2
+    end
   end
 end
 if n < 1 then return state end
@@ -87,6 +102,24 @@ if state ~= 'cancelled' and state ~= 'done' then
     end
   end
 end
+-- optout_scope = contact: a contact that opted out on any channel is
+-- suppressed on every channel (one command for the batch)
+local csup = {}
+if any_k and state ~= 'cancelled' and state ~= 'done' then
+  local list, at = {}, {}
+  for j = 1, n do
+    if cids[j] and not raws[j] and not suppressed[fields[j]] then
+      list[#list + 1] = cids[j]
+      at[#at + 1] = j
+    end
+  end
+  if #list > 0 then
+    local hit = sliced('SMISMEMBER', prefix .. 'suppress_contacts', list, 1000)
+    for k = 1, #list do
+      if hit[k] == 1 then csup[at[k]] = true end
+    end
+  end
+end
 
 local out = {state}
 local inc = {}
@@ -107,6 +140,7 @@ end
 local claim_tail = '","owner":' .. q(owner) .. ',"attempts":1,"lease":' ..
     string.format('%d', now + lease) .. ',"at":' .. ARGV[2] .. '}'
 local claim_head = {}
+local links = {} -- 'K' runs: per channel, address, contact_id of the fresh claims
 
 for j = 1, n do
   local ch, slot, flags = chs[j], slots[j], flagss[j]
@@ -129,7 +163,23 @@ for j = 1, n do
       if cv ~= '' then
         conv_status(prefix, cv, id, 'failed', ch, string.sub(field, #ch + 2), nil, 'suppressed', now)
       end
+    elseif csup[j] then
+      put(field, {state = 'suppressed', channel = ch, slot = slot, at = now, reason = 'opted_out',
+                  contact_id = cids[j]})
+      count('suppressed')
+      code = 'sup'
+      local cv = conv_of_campaign()
+      if cv ~= '' then
+        conv_status(prefix, cv, id, 'failed', ch, string.sub(field, #ch + 2), nil, 'suppressed', now)
+      end
     else
+      if cids[j] then
+        -- the address belongs to this contact: an opt-out on it reaches the contact
+        local l = links[ch]
+        if not l then l = {}; links[ch] = l end
+        l[#l + 1] = addrs[j]
+        l[#l + 1] = cids[j]
+      end
       local h = claim_head[ch]
       if not h then h = '{"state":"claimed","channel":' .. q(ch) .. ',"slot":"'; claim_head[ch] = h end
       local v = h .. slot .. claim_tail
@@ -214,6 +264,7 @@ for j = 1, n do
 end
 
 if na > 0 then sliced('HSET', mk, args, 1000) end
+for ch, l in pairs(links) do sliced('HSET', prefix .. 'contact_ids:' .. ch, l, 1000) end
 if state == 'running' then redis.call('ZADD', active, now, id) end
 
 if next(inc) then

@@ -66,6 +66,24 @@ local function aliased(channel, addr)
   return redis.call('GET', P .. 'alias:' .. channel .. ':' .. addr) or addr
 end
 
+-- optout_scope = contact: the contact an address belongs to (its contact_id
+-- in omni:contact_ids:{channel}, written by claim.lua when a campaign whose
+-- recipient carried it claimed the address). An opt-out on the address
+-- adds the contact to omni:suppress_contacts, an opt-in removes it; claim.lua
+-- reads the set only with optout_scope = contact. Returns the contact_id (or
+-- nil) and whether the set changed.
+local function contact_of(channel, addr)
+  local cid = redis.call('HGET', P .. 'contact_ids:' .. channel, addr)
+  if cid then return cid end
+  return nil
+end
+local function contact_opt(channel, addr, out)
+  local cid = contact_of(channel, addr)
+  if not cid then return nil, false end
+  local n = redis.call(out and 'SADD' or 'SREM', P .. 'suppress_contacts', cid)
+  return cid, n == 1
+end
+
 local function counted_once(c, set, addr, counter)
   if redis.call('SADD', P .. 'campaign:' .. c .. ':' .. set, addr) == 1 then
     redis.call('HINCRBY', P .. 'campaign:' .. c, counter, 1)
@@ -215,10 +233,11 @@ if kind == 'status' then
     redis.call('HINCRBY', ck, fail_reason, 1)
     if code == '131050' then
       -- WhatsApp: the user stopped marketing messages; suppressed like an opt-out
-      if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
+      local cid, cnew = contact_opt(m.ch, m.a, true)
+      if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 or cnew then
         counted_once(m.c, 'optouts', m.a, 'opted_out')
         publish({type = 'contact.opted_out', channel = m.ch, contact = m.a, campaign = m.c,
-                 via = 'status'})
+                 via = 'status', contact_id = cid})
       end
     end
     settled = unwatch(P, m.c, field, r)
@@ -324,12 +343,15 @@ elseif kind == 'reply' then
            kind = mkind, payload = payload ~= '' and payload or nil})
   if action == 'optout' then
     redis.call('SADD', P .. 'suppress:' .. channel, from)
+    local cid = contact_opt(channel, from, true)
     if campaign then counted_once(campaign, 'optouts', from, 'opted_out') end
     publish({type = 'contact.opted_out', conversation_id = id, channel = channel, contact = from,
-             campaign = campaign})
+             campaign = campaign, contact_id = cid})
   elseif action == 'optin' then
     redis.call('SREM', P .. 'suppress:' .. channel, from)
-    publish({type = 'contact.opted_in', conversation_id = id, channel = channel, contact = from})
+    local cid = contact_opt(channel, from, false)
+    publish({type = 'contact.opted_in', conversation_id = id, channel = channel, contact = from,
+             contact_id = cid})
   end
   return {'ok', id, created and '1' or '0', campaign or ''}
 
@@ -344,7 +366,8 @@ elseif kind == 'pref' then
   -- no open conversation: nil, never false (cjson would publish "conversation_id": false)
   if not conv or redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'open' then conv = nil end
   if action == 'optout' then
-    if redis.call('SADD', sk, from) == 0 then return {'ok', 'unchanged'} end
+    local cid, cnew = contact_opt(channel, from, true)
+    if redis.call('SADD', sk, from) == 0 and not cnew then return {'ok', 'unchanged'} end
     local campaign = nil
     local m = lookup(irt, connector)
     if m then campaign = m.c end
@@ -357,22 +380,24 @@ elseif kind == 'pref' then
     end
     if campaign then counted_once(campaign, 'optouts', from, 'opted_out') end
     publish({type = 'contact.opted_out', conversation_id = conv, channel = channel,
-             contact = from, campaign = campaign, via = via})
+             contact = from, campaign = campaign, via = via, contact_id = cid})
     return {'ok', 'optout', campaign or ''}
   end
-  if redis.call('SREM', sk, from) == 0 then return {'ok', 'unchanged'} end
+  local cid, cnew = contact_opt(channel, from, false)
+  if redis.call('SREM', sk, from) == 0 and not cnew then return {'ok', 'unchanged'} end
   publish({type = 'contact.opted_in', conversation_id = conv, channel = channel, contact = from,
-           via = via})
+           via = via, contact_id = cid})
   return {'ok', 'optin'}
 
 elseif kind == 'unsub' then
   local connector, pid = ARGV[4], ARGV[5]
   local m = lookup(pid, connector)
   if not m then return {'unknown'} end
-  if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 then
+  local cid, cnew = contact_opt(m.ch, m.a, true)
+  if redis.call('SADD', P .. 'suppress:' .. m.ch, m.a) == 1 or cnew then
     counted_once(m.c, 'optouts', m.a, 'opted_out')
     publish({type = 'contact.opted_out', channel = m.ch, contact = m.a, campaign = m.c,
-             via = 'list-unsubscribe'})
+             via = 'list-unsubscribe', contact_id = cid})
   end
   return {'ok', m.c}
 
@@ -442,5 +467,47 @@ elseif kind == 'close' then
   if redis.call('HGET', contact, 'open_conv') == id then redis.call('HDEL', contact, 'open_conv') end
   publish({type = 'conversation.closed', conversation_id = id, channel = c[2], contact = c[3]})
   return {'ok', 'closed'}
+elseif kind == 'conversion' then
+  -- a conversion reported on a conversation (POST /v1/conversations/{id}/
+  -- conversion, a conversion job): stored on the conversation, counted on
+  -- the campaign it is attributed to: converted once per conversation (its
+  -- first conversion), revenue:CUR (thousandths of the unit) every time. The
+  -- same idempotency id twice changes nothing and answers the first record.
+  -- ARGV: conversation id, value (thousandths), value text, currency,
+  -- idempotency id or "", note or "", via (api|job)
+  local id, milli, value, cur, key, note, via = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7],
+      ARGV[8], ARGV[9], ARGV[10]
+  local ck = P .. 'conv:' .. id
+  local c = redis.call('HMGET', ck, 'state', 'campaign', 'channel', 'contact')
+  if not c[1] then return {'missing'} end
+  local rk = ck .. ':conversions'
+  local given = key ~= ''
+  if given then
+    local old = redis.call('HGET', rk, key)
+    if old then return {'exists', old} end
+  else
+    key = '#' .. redis.call('HINCRBY', ck, 'conversion_seq', 1)
+  end
+  local campaign = c[2] or nil
+  local cmp = campaign and P .. 'campaign:' .. campaign
+  -- a campaign no longer stored counts nothing (its hash would be half made)
+  if cmp and redis.call('EXISTS', cmp) == 0 then cmp = nil end
+  local first = redis.call('HSETNX', ck, 'converted_at', now) == 1
+  redis.call('HINCRBY', ck, 'conversions', 1)
+  redis.call('HINCRBY', ck, 'revenue:' .. cur, milli)
+  if cmp then
+    if first then redis.call('HINCRBY', cmp, 'converted', 1) end
+    redis.call('HINCRBY', cmp, 'revenue:' .. cur, milli)
+  end
+  local rec = {conversation_id = id, id = given and key or nil, value = value, currency = cur,
+               note = note ~= '' and note or nil, campaign = campaign,
+               counted = cmp ~= nil, converted = first, via = via, at = now}
+  local enc = cjson.encode(rec)
+  redis.call('HSET', rk, key, enc)
+  publish({type = 'conversation.converted', conversation_id = id, channel = c[3],
+           contact = c[4], campaign = campaign, metadata = metadata(campaign), value = value,
+           currency = cur, id = rec.id, note = rec.note, counted = rec.counted,
+           converted = first, via = via})
+  return {'ok', enc}
 end
 return redis.error_reply('unknown kind ' .. tostring(kind))

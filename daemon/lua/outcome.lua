@@ -191,6 +191,13 @@ local function general(c, ch, addr, slot, kind, final, pid, reason, due, member)
     if reason == 'opted_out' or reason == 'unreachable_number' or reason == 'invalid_mailbox' then
       redis.call('SADD', prefix .. 'suppress:' .. ch, addr)
     end
+    -- an opt-out reaches the address's contact (omni:contact_ids:{channel},
+    -- written by claim.lua), suppressed on every channel with optout_scope =
+    -- contact
+    if reason == 'opted_out' then
+      local cid = redis.call('HGET', prefix .. 'contact_ids:' .. ch, addr)
+      if cid then redis.call('SADD', prefix .. 'suppress_contacts', cid) end
+    end
   elseif kind == 'retry' and b.state == 'cancelled' then
     -- no retry for a cancelled campaign: it ends now
     r.state = 'cancelled'

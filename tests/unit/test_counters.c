@@ -269,6 +269,34 @@ static void the_reason_list(void **state)
     assert_true(found);
 }
 
+static void conversions_and_revenue_per_currency(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    set(o, "sent", "4");
+    set(o, "converted", "2");
+    set(o, "revenue:EUR", "12500");
+    set(o, "revenue:BHD", "1005");
+    set(o, "revenue:eur", "1"); /* not a currency code: stays a plain field */
+    assert_int_equal(counters_finish(o), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "converted")), 2);
+    json_t *rev = json_object_get(o, "revenue");
+    assert_string_equal(json_string_value(json_object_get(rev, "EUR")), "12.50");
+    assert_string_equal(json_string_value(json_object_get(rev, "BHD")), "1.005");
+    assert_int_equal(json_object_size(rev), 2);
+    assert_null(json_object_get(o, "revenue:EUR"));
+    assert_true(json_real_value(json_object_get(json_object_get(o, "rates"), "converted")) == 0.5);
+    json_decref(o);
+    /* a campaign without conversions: 0 and {} */
+    o = json_object();
+    set(o, "sent", "1");
+    assert_int_equal(counters_finish(o), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "converted")), 0);
+    assert_true(json_is_integer(json_object_get(o, "converted")));
+    assert_int_equal(json_object_size(json_object_get(o, "revenue")), 0);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +308,7 @@ int main(void)
         cmocka_unit_test(per_channel_counters_and_awaiting),
         cmocka_unit_test(failures_by_reason),
         cmocka_unit_test(the_reason_list),
+        cmocka_unit_test(conversions_and_revenue_per_currency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

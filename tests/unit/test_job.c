@@ -53,7 +53,7 @@ static const struct {
     {"{}", "type: missing"},
     {"{\"type\":5}", "type: must be a string"},
     {"{\"type\":\"spam\",\"id\":\"a\"}",
-     "type: must be broadcast, message, pause, resume or cancel, not spam"},
+     "type: must be broadcast, message, pause, resume, cancel or conversion, not spam"},
     {"{\"type\":\"broadcast\"}", "id: missing"},
     {"{\"type\":\"broadcast\",\"id\":7}", "id: must be a string"},
     {"{\"type\":\"broadcast\",\"id\":\"a b\"}",
@@ -387,6 +387,58 @@ static const struct {
      "recipients_list: a message job has one recipient"},
     {"{\"type\":\"pause\",\"id\":\"a\",\"channel\":\"sms\"}",
      "channel: not allowed in a pause job"},
+    /* contact_id (optout_scope = contact) */
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\",\"contact_id\":7}]}",
+     "recipients[0].contact_id: must be a string of 1 to 128 characters (A-Z a-z 0-9 . _ : @ + -)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\",\"contact_id\":\"\"}]}",
+     "recipients[0].contact_id: must be a string of 1 to 128 characters (A-Z a-z 0-9 . _ : @ + -)"},
+    {"{\"type\":\"message\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\",\"contact_id\":\"crm 42\"}]}",
+     "recipients[0].contact_id: must be a string of 1 to 128 characters (A-Z a-z 0-9 . _ : @ + -)"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG
+     ",\"recipients\":[{\"to\":\"+15550000001\",\"contact\":\"c1\"}]}",
+     "recipients[0]: unknown key: contact"},
+    /* conversion jobs */
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"value\":1,\"currency\":\"EUR\"}",
+     "conversation_id: missing"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv:1\",\"value\":1,"
+     "\"currency\":\"EUR\"}",
+     "conversation_id: must be a conversation id (A-Z a-z 0-9 . _ -, at most 128)"},
+    {"{\"type\":\"conversion\",\"conversation_id\":\"cv1\",\"value\":1,\"currency\":\"EUR\"}",
+     "id: missing"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"currency\":\"EUR\"}",
+     "value: missing"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":-0.5,"
+     "\"currency\":\"EUR\"}",
+     "value: must be a number from 0 to 1000000000000"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":\"12\","
+     "\"currency\":\"EUR\"}",
+     "value: must be a number from 0 to 1000000000000"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":1e13,"
+     "\"currency\":\"EUR\"}",
+     "value: must be a number from 0 to 1000000000000"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":0.0001,"
+     "\"currency\":\"EUR\"}",
+     "value: at most three decimals (it is counted exactly, in thousandths)"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":1,"
+     "\"currency\":\"eur\"}",
+     "currency: must be an ISO 4217 code such as \"EUR\""},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":1,"
+     "\"currency\":\"EURO\"}",
+     "currency: must be an ISO 4217 code such as \"EUR\""},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":1}",
+     "currency: missing"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":1,"
+     "\"currency\":\"EUR\",\"note\":5}",
+     "note: must be a string"},
+    {"{\"type\":\"conversion\",\"id\":\"k1\",\"conversation_id\":\"cv1\",\"value\":1,"
+     "\"currency\":\"EUR\",\"channel\":\"sms\"}",
+     "unknown key: channel"},
+    {"{\"type\":\"broadcast\",\"id\":\"a\",\"channel\":\"sms\"," OK_MSG "," R1
+     ",\"currency\":\"EUR\"}",
+     "currency: not allowed in a broadcast job"},
 };
 
 static void every_bad_job_gets_its_reason(void **state)
@@ -720,6 +772,87 @@ static void list_entries_are_checked_with_the_same_rules(void **state)
     json_decref(badr);
 }
 
+static void contact_id_is_kept_in_the_normalized_recipient(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"broadcast\",\"id\":\"c\",\"channels\":[\"sms\",\"email\"],"
+                    "\"message\":{\"text\":\"hi\"},\"recipients\":[{\"to\":{\"sms\":"
+                    "\"+15550000001\",\"email\":\"a@x.org\"},\"contact_id\":\"crm:42@acme+1\"},"
+                    "{\"to\":{\"sms\":\"+15550000002\",\"email\":\"b@x.org\"}}]}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    json_t *rs = json_object_get(j.spec, "recipients");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rs, 0), "contact_id")),
+                        "crm:42@acme+1");
+    assert_null(json_object_get(json_array_get(rs, 1), "contact_id"));
+    job_free(&j);
+    /* a list entry too, and the length limit */
+    const char *const chs[] = {"sms"};
+    json_error_t je;
+    json_t *good = json_loads("{\"to\":\"+15550000001\",\"contact_id\":\"c-1\"}", 0, &je);
+    assert_int_equal(job_recipient_check(good, &rules, chs, 1, reason, sizeof(reason)), 0);
+    json_decref(good);
+    char id[200];
+    memset(id, 'a', sizeof(id));
+    assert_true(job_valid_contact_id(id, 128));
+    assert_false(job_valid_contact_id(id, 129));
+    assert_false(job_valid_contact_id("a/b", 3));
+    assert_false(job_valid_contact_id("", 0));
+}
+
+static void conversions_are_counted_exactly(void **state)
+{
+    (void)state;
+    const char *s = "{\"type\":\"conversion\",\"id\":\"order-9\",\"conversation_id\":\"cv12\","
+                    "\"value\":19.99,\"currency\":\"EUR\",\"note\":\"first order\"}";
+    job j;
+    char reason[JOB_REASON_MAX];
+    assert_int_equal(job_parse(s, strlen(s), &rules, &j, reason, sizeof(reason)), 0);
+    assert_int_equal(j.type, JOB_CONVERSION);
+    assert_string_equal(j.id, "order-9");
+    assert_string_equal(j.conversion.conversation_id, "cv12");
+    assert_string_equal(j.conversion.key, "order-9");
+    assert_string_equal(j.conversion.note, "first order");
+    assert_int_equal(j.conversion.milli, 19990);
+    assert_string_equal(j.conversion.currency, "EUR");
+    assert_string_equal(j.conversion.value, "19.99");
+    job_free(&j);
+    /* the API's body: no type or conversation_id, id optional */
+    struct {
+        const char *body;
+        long long milli;
+        const char *text;
+    } ok[] = {
+        {"{\"value\":0,\"currency\":\"USD\"}", 0, "0.00"},
+        {"{\"value\":12.5,\"currency\":\"EUR\"}", 12500, "12.50"},
+        {"{\"value\":0.1,\"currency\":\"EUR\"}", 100, "0.10"},
+        {"{\"value\":1.005,\"currency\":\"BHD\"}", 1005, "1.005"},
+        {"{\"value\":1000000000000,\"currency\":\"JPY\",\"id\":\"x\"}", 1000000000000000LL,
+         "1000000000000.00"},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        json_error_t je;
+        json_t *o = json_loads(ok[i].body, 0, &je);
+        job_conversion cv;
+        assert_int_equal(job_conversion_check(o, 0, &cv, reason, sizeof(reason)), 0);
+        assert_int_equal(cv.milli, ok[i].milli);
+        assert_string_equal(cv.value, ok[i].text);
+        json_decref(o);
+    }
+    json_error_t je;
+    json_t *o = json_loads("{\"value\":1,\"currency\":\"EUR\",\"type\":\"conversion\"}", 0, &je);
+    job_conversion cv;
+    assert_int_equal(job_conversion_check(o, 0, &cv, reason, sizeof(reason)), -1);
+    assert_string_equal(reason, "unknown key: type");
+    json_decref(o);
+    char buf[32];
+    job_format_milli(12345, buf, sizeof(buf));
+    assert_string_equal(buf, "12.345");
+    job_format_milli(7, buf, sizeof(buf));
+    assert_string_equal(buf, "0.007");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +871,8 @@ int main(void)
         cmocka_unit_test(iso_times_parse_with_fractions_and_offsets),
         cmocka_unit_test(quiet_hours_times_are_strict_hh_mm),
         cmocka_unit_test(list_entries_are_checked_with_the_same_rules),
+        cmocka_unit_test(contact_id_is_kept_in_the_normalized_recipient),
+        cmocka_unit_test(conversions_are_counted_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,9 @@ static void every_kind_builds_its_documented_name(void **state)
         {KEY_CRM_LEASE, NULL, "omni:crm:lease"},
         {KEY_CAMPAIGNS, NULL, "omni:campaigns"},
         {KEY_CAMPAIGNS_INDEXED, NULL, "omni:campaigns:indexed"},
+        {KEY_SUPPRESS_CONTACTS, NULL, "omni:suppress_contacts"},
+        {KEY_CONV_CONVERSIONS, "cv7", "omni:conv:cv7:conversions"},
+        {KEY_CONTACT_IDS, "sms", "omni:contact_ids:sms"},
     };
     size_t n = sizeof(cases) / sizeof(cases[0]);
     assert_int_equal(n, KEY_KINDS); /* a new kind gets a case here */
