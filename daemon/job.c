@@ -736,9 +736,16 @@ static int parse(json_t *root, const job_rules *rules, job *out, char *reason, s
         out->id = out->conversion.key;
         return 0;
     }
-    for (const char *const *p = conversion_keys; *p; p++)
-        if (json_object_get(root, *p))
-            return fail(reason, len, "%s: not allowed in a %s job", *p, ts);
+    /* a message job takes conversation_id (a conversation message), checked below */
+    for (const char *const *p = conversion_keys; *p; p++) {
+        if (!json_object_get(root, *p))
+            continue;
+        if (!strcmp(*p, "conversation_id") && out->type == JOB_MESSAGE)
+            continue;
+        if (!strcmp(*p, "conversation_id") && out->type < JOB_PAUSE)
+            return fail(reason, len, "conversation_id: only a message job takes it");
+        return fail(reason, len, "%s: not allowed in a %s job", *p, ts);
+    }
     json_t *id = json_object_get(root, "id");
     if (!id)
         return fail(reason, len, "id: missing");
