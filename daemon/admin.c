@@ -15,6 +15,7 @@
 
 #include "address.h"
 #include "http_internal.h"
+#include "scopes.h"
 
 #define DEAD_PAGE_MAX 200
 #define SUPPRESS_PAGE_MAX 1000
@@ -58,11 +59,13 @@ void api_connectors(http_server *h, struct evhttp_request *req, const char *path
 void api_token(http_server *h, struct evhttp_request *req, const char *path,
                const struct evhttp_uri *u)
 {
-    (void)h;
     (void)path;
     (void)u;
-    http_reply_json(
-        req, 200, json_pack("{s:[sssss]}", "scopes", "send", "read", "control", "agent", "admin"));
+    json_t *list = json_array();
+    for (unsigned bit = 1; bit & SCOPE_ALL; bit <<= 1)
+        if (h->req_scopes & bit)
+            json_array_append_new(list, json_string(scopes_name(bit)));
+    http_reply_json(req, 200, json_pack("{s:o}", "scopes", list));
 }
 
 /* ---- helpers */

@@ -709,6 +709,17 @@ static const struct scope_rule {
     {M_READ, "/v1/conversations/*", SCOPE_READ},
     {M_POST, "/v1/conversations/*/close", SCOPE_AGENT},
     {M_POST, "/v1/connectors/*/resume", SCOPE_ADMIN},
+    {M_READ, "/v1/campaigns/*/recipients", SCOPE_READ},
+    {M_POST, "/v1/campaigns/*/resend-uncertain", SCOPE_CONTROL},
+    {M_POST, "/v1/conversations/*/messages", SCOPE_AGENT},
+    {M_POST, "/v1/conversations/*/conversion", SCOPE_AGENT},
+    {M_READ, "/v1/connectors", SCOPE_READ},
+    {M_READ, "/v1/token", SCOPE_ALL}, /* any token may ask what it may do */
+    {M_READ, "/v1/dead", SCOPE_ADMIN},
+    {M_POST, "/v1/dead/*/replay", SCOPE_ADMIN},
+    {M_READ, "/v1/suppressions/*", SCOPE_ADMIN},
+    {M_POST, "/v1/suppressions/*/add", SCOPE_ADMIN},
+    {M_POST, "/v1/suppressions/*/remove", SCOPE_ADMIN},
 };
 #define N_SCOPE_RULES (sizeof(scope_rules) / sizeof(scope_rules[0]))
 
@@ -752,6 +763,7 @@ static void route(http_server *h, struct evhttp_request *req, const char *path,
                      scopes_name(need));
             return http_reply_error(req, 403, "insufficient_scope", msg);
         }
+        h->req_scopes = have; /* GET /v1/token tells them */
     }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *r = &routes[i];

@@ -58,6 +58,7 @@ typedef struct conn_track {
 
 struct http_server {
     omni *o;
+    unsigned req_scopes; /* the scopes of the /v1 request being routed */
     struct evhttp *http;
     char *tokens[TOKENS_MAX];
     unsigned token_scopes[TOKENS_MAX]; /* SCOPE_* mask of each token (scopes.h) */
