@@ -180,10 +180,12 @@ const conf_directive config_common_connector_keys[] = {
     C_INT("timeout_ms", timeout_ms, 1, 3600000, "10000", "total time of one transfer (1..3600000)"),
     C_INT("connect_timeout_ms", connect_timeout_ms, 1, 3600000, "3000",
           "connection set-up time (1..3600000)"),
-    {"http2", conf_set_bool, COFF(http2), 0, 1, "true",
-     "negotiate HTTP/2 and multiplex on https URLs (true/false)", 0, NULL},
+    {"http2", conf_set_bool, COFF(http2), 0, 1, "false",
+     "https URLs: true asks for HTTP/2 and multiplexes (libcurl); false keeps HTTP/1.1 keep-alive "
+     "(the native client over TLS)",
+     0, NULL},
     {"http_client", conf_set_choice_int, COFF(native), 0, 0, "native",
-     "plain http:// URLs: native (omnicast's HTTP/1.1 client) or curl; https is always libcurl", 0,
+     "HTTP/1.1 requests (http://, and https:// with http2 = false): native or curl", 0,
      "curl|native"},
     C_INT("pipeline", pipeline, 1, 64, "1",
           "native client: requests written ahead on one keep-alive connection (1 = no "

@@ -208,7 +208,11 @@ try:
         b.wait("document.querySelector('.badge.s-paused') !== null", what="the running campaign with a read token")
         if b.eval("document.querySelector('#do-resume, #do-cancel, #do-pause') !== null"):
             fail("a read-only token is offered campaign controls")
-        ok("a read-only token sees the campaign and no controls")
+        b.goto(base + "/ui/#/conversations/" + conv_id)
+        b.wait("document.querySelector('.log .msg.in') !== null", what="the conversation with a read token")
+        if b.eval("document.getElementById('reply') !== null"):
+            fail("a read-only token is offered the reply box")
+        ok("a read-only token sees the campaign and the conversation, and no controls")
 
     # the refused token above answered 401 on purpose
     problems = [p for p in b.problems if "status of 401" not in p]

@@ -14,7 +14,8 @@ start_redis
 start_mock prov --fail-plan "wa_code=190:first=1"
 HTTP=$(free_port)
 TOKEN=dash-token-$RANDOM$RANDOM
-echo "$TOKEN" >"$T/tokens"
+READ_TOKEN=dash-read-$RANDOM$RANDOM
+printf '%s\n%s read\n' "$TOKEN" "$READ_TOKEN" >"$T/tokens"
 chmod 600 "$T/tokens"
 daemon_conf "$T/d.conf" "http_listen = 127.0.0.1:$HTTP
 api_tokens_file = $T/tokens
@@ -86,7 +87,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 set +e
 timeout 400 python3 "$OMNI_SRC/tests/integration/dashboard_check.py" "$BASE" "$TOKEN" "$OUT" \
-  dash-done dash-running "$CONV" "$REPLY" ${READ_TOKEN:-} >"$T/check.log" 2>&1 &
+  dash-done dash-running "$CONV" "$REPLY" "$READ_TOKEN" >"$T/check.log" 2>&1 &
 CHECK=$!
 PIDS+=("$CHECK")
 wait "$CHECK"

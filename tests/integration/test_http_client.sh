@@ -59,6 +59,8 @@ timeout_ms = 20000
 [connector.secure]
 type = webhook
 url = https://127.0.0.1:$TLS_PORT/secure
+# libcurl's https (the native client's is test_tls_client's)
+http2 = true
 
 [connector.wrongname]
 type = webhook
