@@ -251,7 +251,7 @@ static void config_init_and_connector_defaults_come_from_the_table(void **state)
     assert_int_equal(o->connect_timeout_ms, 3000);
     assert_int_equal(o->burst, 0);
     assert_true(o->rate_per_s == 0);
-    assert_int_equal(o->http2, 1);
+    assert_int_equal(o->http2, 0); /* https through the native client */
     assert_int_equal(o->native, 1);
     assert_int_equal(o->pipeline, 1);
     assert_int_equal(o->retry_ambiguous, 0);
