@@ -16,7 +16,8 @@
 # http, where nginx takes pipelined requests), BENCH_CHUNK (chunk_size,
 # 500), BENCH_PERF=FILE (perf record the daemon), BENCH_CALIBRATE=0 (skip
 # the 3 s nginx-alone calibration, same scheme), BENCH_KEEP=1 (keep the
-# temp dir), BENCH_WAIT_REPLICAS=N (a replica of the private redis-server
+# temp dir), BENCH_CLIENT=curl (http_client = curl: libcurl's HTTP/1.1, the
+# path https took before the native client spoke TLS), BENCH_WAIT_REPLICAS=N (a replica of the private redis-server
 # and redis_wait_replicas = N: the cost of WAIT after every claim batch).
 N=${BENCH_N:-100000}
 TLS=${BENCH_TLS:-1}
@@ -132,6 +133,7 @@ access_token = testtoken
 max_inflight = $INFLIGHT
 pipeline = $PIPELINE
 http2 = $([ "$HTTP2" = 1 ] && echo true || echo false)
+http_client = ${BENCH_CLIENT:-native}
 # unpaced: the benchmark measures the daemon, not a number's 80/s tier (the whatsapp default)
 rate_per_s = 0
 # the bench measures text sends (whatsapp-text, comparable with the figures
@@ -173,6 +175,7 @@ print("pipeline=$PIPELINE")
 print("redis_wait_replicas=$WAITR")
 print("replica=$REPLICA")
 print("transport=%s" % ("libcurl, https, HTTP/2" if "$HTTP2" == "1" else
+                         "libcurl HTTP/1.1" + (" over TLS" if "$TLS" == "1" else "") if "${BENCH_CLIENT:-native}" == "curl" else
                          "native HTTP/1.1 over TLS" if "$TLS" == "1" else "native HTTP/1.1, plain http"))
 # with HTTP/2 every message is two requests to nginx (the proxied answer)
 print("nginx_requests=%d" % (($req1 - $req0 - 1) // (2 if "$HTTP2" == "1" else 1)))
