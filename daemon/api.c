@@ -720,6 +720,14 @@ static void list_maybe_end(campaigns_page *l)
         list_end(l);
 }
 
+/* a Redis step failed: the walk ends, and list_end answers */
+static void list_fail(campaigns_page *l)
+{
+    l->failed = 1;
+    l->scan_done = 1;
+    list_maybe_end(l);
+}
+
 static void list_item(redisReply *r, void *arg)
 {
     campaigns_page *l = arg;
@@ -756,9 +764,7 @@ static void list_step(campaigns_page *l)
     if (store_cmd(o->st, list_scanned, l, "SCAN", l->cursor, "MATCH", l->key_pat, "COUNT", "1000",
                   NULL) < 0) {
         l->waiting--;
-        l->failed = 1;
-        l->scan_done = 1;
-        list_maybe_end(l);
+        list_fail(l);
     }
 }
 
@@ -769,9 +775,7 @@ static void list_scanned(redisReply *r, void *arg)
     l->waiting--;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-        l->failed = 1;
-        l->scan_done = 1;
-        return list_maybe_end(l);
+        return list_fail(l);
     }
     snprintf(l->cursor, sizeof(l->cursor), "%s", r->element[0]->str);
     l->steps++;
@@ -835,9 +839,7 @@ static void idx_ask(campaigns_page *l)
     if (store_cmd(o->st, idx_read, l, "ZREVRANGEBYSCORE", l->idx_key, l->max, "-inf", "WITHSCORES",
                   "LIMIT", off, "200", NULL) < 0) {
         l->waiting--;
-        l->failed = 1;
-        l->scan_done = 1;
-        list_maybe_end(l);
+        list_fail(l);
     }
 }
 
@@ -847,9 +849,7 @@ static void idx_read(redisReply *r, void *arg)
     omni *o = l->a->h->o;
     l->waiting--;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        l->failed = 1;
-        l->scan_done = 1;
-        return list_maybe_end(l);
+        return list_fail(l);
     }
     size_t n = r->elements / 2;
     l->offset += (long long)n;
@@ -923,9 +923,7 @@ static void idx_marked(redisReply *r, void *arg)
     campaigns_page *l = arg;
     l->waiting--;
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-        l->failed = 1;
-        l->scan_done = 1;
-        return list_maybe_end(l);
+        return list_fail(l);
     }
     if (r->integer != 1)
         return list_step(l);
@@ -1013,9 +1011,7 @@ void api_campaigns(http_server *h, struct evhttp_request *req, const char *path,
     l->waiting++;
     if (store_cmd(o->st, idx_marked, l, "EXISTS", mk, NULL) < 0) {
         l->waiting--;
-        l->failed = 1;
-        l->scan_done = 1;
-        list_maybe_end(l);
+        list_fail(l);
     }
 }
 

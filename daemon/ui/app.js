@@ -214,6 +214,15 @@
     return el('code', { text: s });
   }
 
+  // a table that scrolls sideways on its own on a narrow screen
+  function table(headers, rows) {
+    return el(
+      'div',
+      { class: 'table-wrap' },
+      el('table', {}, el('thead', {}, el('tr', {}, headers.map((h) => el('th', { scope: 'col', text: h })))), el('tbody', {}, rows))
+    );
+  }
+
   const dialog = document.getElementById('confirm');
 
   function confirmAction(title, text, label) {
@@ -376,24 +385,7 @@
             },
           })
         : null;
-      fill(
-        body,
-        el(
-          'div',
-          { class: 'table-wrap' },
-          el(
-            'table',
-            {},
-            el(
-              'thead',
-              {},
-              el('tr', {}, ['Campaign', 'State', 'Progress', 'Sent', 'Delivered', 'Replied', 'Created'].map((h) => el('th', { scope: 'col', text: h })))
-            ),
-            el('tbody', {}, rows)
-          )
-        ),
-        more
-      );
+      fill(body, table(['Campaign', 'State', 'Progress', 'Sent', 'Delivered', 'Replied', 'Created'], rows), more);
     };
     let first = true;
     const refresh = async () => {
@@ -582,16 +574,7 @@
       fill(fails, el('h2', { id: 'h-fail', text: 'Failures' }), failuresBlock(c));
       const list = uncList
         ? uncList.length
-          ? el(
-              'div',
-              { class: 'table-wrap' },
-              el(
-                'table',
-                {},
-                el('thead', {}, el('tr', {}, ['To', 'Channel', 'Reason', 'On the wire'].map((h) => el('th', { scope: 'col', text: h })))),
-                el('tbody', {}, uncList.map((u) => el('tr', {}, el('td', { text: u.to }), el('td', { text: u.channel }), el('td', {}, code(u.reason || '')), el('td', { text: when(u.wire_at || u.claimed_at || u.at) }))))
-              )
-            )
+          ? table(['To', 'Channel', 'Reason', 'On the wire'], uncList.map((u) => el('tr', {}, el('td', { text: u.to }), el('td', { text: u.channel }), el('td', {}, code(u.reason || '')), el('td', { text: when(u.wire_at || u.claimed_at || u.at) }))))
           : el('p', { class: 'muted', text: 'None listed.' })
         : null;
       fill(
@@ -683,17 +666,7 @@
       }
       fill(
         body,
-        el(
-          'div',
-          { class: 'table-wrap' },
-          el(
-            'table',
-            {},
-            el('thead', {}, el('tr', {}, ['Contact', 'Channel', 'Campaign', 'State', 'Last activity'].map((h) => el('th', { scope: 'col', text: h })))),
-            el(
-              'tbody',
-              {},
-              list.map((c) =>
+        table(['Contact', 'Channel', 'Campaign', 'State', 'Last activity'], list.map((c) =>
                 el(
                   'tr',
                   {},
@@ -703,10 +676,7 @@
                   el('td', {}, badge(c.state)),
                   el('td', {}, timeEl(c.last_message_at || c.updated_at || c.created_at))
                 )
-              )
-            )
-          )
-        )
+              ))
       );
     });
   }
@@ -982,17 +952,7 @@
       }
       fill(
         body,
-        el(
-          'div',
-          { class: 'table-wrap' },
-          el(
-            'table',
-            {},
-            el('thead', {}, el('tr', {}, ['Name', 'Type', 'Channels', 'Rate', 'In flight', 'Queued', 'Latency', 'Sent', 'Failed', 'State'].map((h) => el('th', { scope: 'col', text: h })))),
-            el(
-              'tbody',
-              {},
-              list.map((c) =>
+        table(['Name', 'Type', 'Channels', 'Rate', 'In flight', 'Queued', 'Latency', 'Sent', 'Failed', 'State'], list.map((c) =>
                 el(
                   'tr',
                   { 'data-connector': c.name },
@@ -1033,10 +993,7 @@
                       : badge('sending')
                   )
                 )
-              )
-            )
-          )
-        )
+              ))
       );
     });
   }
