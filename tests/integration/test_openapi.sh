@@ -190,6 +190,7 @@ oa 401 GET /v1/campaigns/oa-b1/recipients "" -
 oa 403 GET /v1/campaigns/oa-b1/recipients "" tok-send
 oa 200 POST /v1/campaigns/oa-b1/resend-uncertain
 [ "$(jf 'd["queued"]')" = 0 ] || fail "resend-uncertain of a campaign without uncertain ones: $(cat "$T/last")"
+[ "$(campaign_field oa-b1 state)" = done ] || fail "resend-uncertain with none uncertain reopened oa-b1"
 oa 404 POST /v1/campaigns/nosuch/resend-uncertain
 oa 401 POST /v1/campaigns/oa-b1/resend-uncertain "" -
 oa 403 POST /v1/campaigns/oa-b1/resend-uncertain "" tok-read
