@@ -251,6 +251,8 @@ oa 200 POST "/v1/conversations/$cv/conversion" "$cvn"
 oa 200 POST "/v1/conversations/$cv/conversion" "$cvn"
 [ "$(jf 'd["status"]')" = exists ] || fail "the same conversion again: $(cat "$T/last")"
 oa 200 POST "/v1/conversations/$cvm/conversion" '{"value":5,"currency":"USD"}'
+# (the proactive conversation's campaign field is its message job, oa-m1, and the
+# conversion is counted there: whether it should be "stored" is for docs/api.md to say)
 oa 400 POST "/v1/conversations/$cv/conversion" '{"value":1.2345,"currency":"EUR"}'
 oa 400 POST "/v1/conversations/$cv/conversion" '{"value":1,"currency":"euro"}'
 oa 404 POST /v1/conversations/nosuch/conversion "$cvn"
