@@ -8,7 +8,7 @@
       http.c's route table outside /v1 is a path of the spec, every
       sub-route api.c compares (strcmp(slash, "/pause")) ends a path of the
       spec with a parameter before it; every event
-      type daemon/lua publishes has its schema (components.schemas, named by
+      type daemon/lua (lib/ too) publishes has its schema (components.schemas, named by
       the type) and its webhook. Every schema is valid Draft 2020-12 and
       every $ref resolves.
 
@@ -16,7 +16,8 @@
       Every answer recorded in DIR (N.meta: {"method", "path", "status",
       "type"}; N.body: the body) against the spec: the operation the method
       and path name, the response of the status (exact, else NXX, else
-      default), the body against the schema of the media type. Then the
+      default), the body against the schema of the media type
+      (application/x-ndjson: each line against its x-ndjson-items). Then the
       coverage: every response of every operation of the spec (paths, not
       webhooks) must have been answered at least once, unless the response
       says x-not-driven.
@@ -38,6 +39,8 @@ import jsonschema
 import yaml
 
 METHODS = ("get", "post", "put", "delete", "patch", "head")
+# the statuses conv_status publishes as message.STATUS (docs/api.md)
+MESSAGE_STATUSES = ("sent", "delivered", "read", "failed")
 
 
 def load(path):
@@ -186,10 +189,17 @@ def drift(spec_path, http_c, lua_dir):
     schemas = spec.get("components", {}).get("schemas") or {}
     hooks = spec.get("webhooks") or {}
     types = set()
-    for f in sorted(os.listdir(lua_dir)):
-        if f.endswith(".lua"):
+    for top, _, files in sorted(os.walk(lua_dir)):
+        for f in sorted(files):
+            if not f.endswith(".lua"):
+                continue
+            text = open(os.path.join(top, f)).read()
             types |= set(re.findall(r"'((?:conversation|message|contact|conversion|campaign)"
-                                    r"\.[a-z_]+)'", open(os.path.join(lua_dir, f)).read()))
+                                    r"\.[a-z_]+)'", text))
+            # lib/prelude.lua's conv_status publishes 'message.' .. status:
+            # a message job's statuses after queued
+            if re.search(r"'message\.'\s*\.\.\s*status", text):
+                types |= {"message." + st for st in MESSAGE_STATUSES}
     if not types:
         faults.append("%s: no event types found" % lua_dir)
     for t in sorted(types):
@@ -233,6 +243,24 @@ def check_body(spec, resp, ctype, body):
     if base not in content:
         return ["content type %r; the spec has %s" % (ctype, sorted(content))]
     schema = content[base].get("schema", {})
+    if base == "application/x-ndjson":
+        # a stream of JSON lines: each against the media type's
+        # x-ndjson-items schema
+        items = schema.get("x-ndjson-items")
+        if items is None:
+            return ["%s without x-ndjson-items in the spec" % base]
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        if text and not text.endswith("\n"):
+            return ["the last NDJSON line does not end with a newline"]
+        out = []
+        for k, line in enumerate(text.split("\n")[:-1]):
+            try:
+                value = json.loads(line)
+            except ValueError as e:
+                out.append("line %d: not JSON (%s): %r" % (k + 1, e, line[:200]))
+                continue
+            out += ["line %d: %s" % (k + 1, e) for e in errors_of(spec, items, value)]
+        return out
     if base == "application/json":
         try:
             value = json.loads(body)
