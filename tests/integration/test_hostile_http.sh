@@ -24,6 +24,7 @@ sms = out"
 start_daemon "$T/omni.conf"
 B="http://127.0.0.1:$HTTP_PORT"
 wait_for 20 curl -sf "$B/readyz"
+index_ready
 keys0=$(rraw DBSIZE)
 rss0=$(awk '/VmRSS/ {print $2}' /proc/$DAEMON_PID/status)
 

@@ -62,6 +62,7 @@ conv_has "hello from ana" || fail "the legitimate reply is not in omni:conversat
 ttl=$(rraw TTL "omni:replay:mail:$TOK")
 [ "$ttl" -gt 100 ] && [ "$ttl" -le 122 ] || fail "the claim's TTL is $ttl s (max age 120 s)"
 stream_len=$(rraw XLEN omni:conversations)
+index_ready
 keys_before=$(rraw DBSIZE)
 ok "a legitimate signed post → 200, stored, token claimed for ${ttl} s"
 
