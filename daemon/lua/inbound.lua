@@ -490,8 +490,16 @@ elseif kind == 'conversion' then
   end
   local campaign = c[2] or nil
   local cmp = campaign and P .. 'campaign:' .. campaign
-  -- a campaign no longer stored counts nothing (its hash would be half made)
-  if cmp and redis.call('EXISTS', cmp) == 0 then cmp = nil end
+  -- a campaign no longer stored counts nothing (its hash would be half made);
+  -- a proactive conversation's message job is not a campaign: nothing counted
+  if cmp then
+    local t = redis.call('HGET', cmp, 'type')
+    if not t then
+      cmp = nil
+    elseif t == 'message' then
+      cmp, campaign = nil, nil
+    end
+  end
   local first = redis.call('HSETNX', ck, 'converted_at', now) == 1
   redis.call('HINCRBY', ck, 'conversions', 1)
   redis.call('HINCRBY', ck, 'revenue:' .. cur, milli)

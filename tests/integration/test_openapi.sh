@@ -251,8 +251,9 @@ oa 200 POST "/v1/conversations/$cv/conversion" "$cvn"
 oa 200 POST "/v1/conversations/$cv/conversion" "$cvn"
 [ "$(jf 'd["status"]')" = exists ] || fail "the same conversion again: $(cat "$T/last")"
 oa 200 POST "/v1/conversations/$cvm/conversion" '{"value":5,"currency":"USD"}'
-# (the proactive conversation's campaign field is its message job, oa-m1, and the
-# conversion is counted there: whether it should be "stored" is for docs/api.md to say)
+# a proactive conversation (POST /v1/messages) has no campaign: its message
+# job is not one, so the conversion is stored on the conversation, counted nowhere
+[ "$(jf 'd["status"], d["campaign"], d["counted"]')" = "('stored', None, False)" ] || fail "a proactive conversation's conversion: $(cat "$T/last")"
 oa 400 POST "/v1/conversations/$cv/conversion" '{"value":1.2345,"currency":"EUR"}'
 oa 400 POST "/v1/conversations/$cv/conversion" '{"value":1,"currency":"euro"}'
 oa 404 POST /v1/conversations/nosuch/conversion "$cvn"
