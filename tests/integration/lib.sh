@@ -141,7 +141,8 @@ CONF
 # index_ready: the daemon's one-time campaign-index backfill is through
 # (it sets omni:campaigns:indexed soon after start): a test that counts
 # Redis keys takes its baseline after it
-index_ready() { wait_for 30 test "$(rraw EXISTS omni:campaigns:indexed)" = 1; }
+index_done() { [ "$(rraw EXISTS omni:campaigns:indexed)" = 1 ]; }
+index_ready() { wait_for 30 index_done; }
 
 # campaign_field ID FIELD
 campaign_field() { rraw HGET "omni:campaign:$1" "$2"; }
