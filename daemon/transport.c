@@ -30,7 +30,7 @@ struct transport {
     xfer *all; /* transfers in flight (doubly linked) */
     struct sock *socks;
     int in_action;
-    h1 *h1;        /* the native client for plain http:// */
+    h1 *h1;        /* the native client: http://, and https:// without HTTP/2 */
     int proxy;     /* a proxy is set in the environment: libcurl takes every transfer */
     int proxy_tls; /* https_proxy (or a proxy for all): libcurl takes https */
     unsigned long long n_native, n_native_tls, n_curl; /* transfers taken, by client */

@@ -1,5 +1,6 @@
-/* Outbound transfers: plain http:// through the native HTTP/1.1 client
- * (h1.c) when the caller asks for it, everything else (https, HTTP/2, SMTP)
+/* Outbound transfers: HTTP/1.1 (http://, and https:// without HTTP/2)
+ * through the native client (h1.c) when the caller asks for it, everything
+ * else (HTTP/2, SMTP, proxies)
  * through one libcurl multi handle driven by the daemon's libevent base
  * through the multi socket interface. Easy handles are pooled and reused,
  * connections kept alive per host. Nothing here blocks. */
@@ -22,7 +23,7 @@ typedef struct transport_req_opts {
     int timeout_ms;         /* total, 0 = none */
     int connect_timeout_ms; /* 0 = libcurl default */
     int http2;              /* 1: negotiate HTTP/2 on https and multiplex */
-    int native;             /* 1: plain http:// goes through the native HTTP/1.1 client */
+    int native;             /* 1: HTTP/1.1 (http://, https:// without http2) goes native */
     int pipeline;           /* native client: requests in flight per connection (1: none) */
 } transport_req_opts;
 
