@@ -217,6 +217,19 @@ static int numeric(const char *s)
     return 1;
 }
 
+/* The fields of a conversation and of its log entries that are numbers:
+ * times in ms (at, *_at), counts, the rendered flag, revenue in
+ * thousandths. Every other field stays a string whatever it holds: a reply
+ * "1", a campaign or message id "2024", a contact's name of digits. */
+static int numeric_field(const char *k)
+{
+    size_t n = strlen(k);
+    if (!strcmp(k, "at") || (n > 3 && !strcmp(k + n - 3, "_at")))
+        return 1;
+    return !strcmp(k, "conversions") || !strcmp(k, "rendered") || !strcmp(k, "segments") ||
+           !strncmp(k, "revenue:", 8);
+}
+
 static json_t *hash_to_json(redisReply *r)
 {
     json_t *o = json_object();
@@ -224,7 +237,8 @@ static json_t *hash_to_json(redisReply *r)
         const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
         if (!k || !v)
             continue;
-        json_object_set_new(o, k, numeric(v) ? json_integer(atoll(v)) : json_string(v));
+        json_object_set_new(
+            o, k, numeric_field(k) && numeric(v) ? json_integer(atoll(v)) : json_string(v));
     }
     return o;
 }

@@ -203,13 +203,20 @@ cv2=$(rraw HGET omni:contact:whatsapp:+15550000001 open_conv)
 get_conv "$cv2"
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["messages"]; assert m[0]["campaign"]=="promo" and m[0]["provider_id"]==sys.argv[2] and m[1]["text"]=="One more question", m' "$T/conv.json" "$w1" ||
   fail "the new conversation's log: $(cat "$T/conv.json")"
-# an id of digits (read back as a number) still gets its statuses
+# an id of digits gets its statuses and stays a string (a reply of digits too)
 [ "$(api -d '{"text":"Welcome back","id":"424242"}' "$B/v1/conversations/$cv2/messages")" = 202 ] || fail "424242: $(cat "$T/body")"
 wait_for 30 campaign_done 424242
 wait_for 10 sh -c "[ \"\$(redis-cli -p $REDIS_PORT --raw XRANGE omni:conv:$cv2:log - + | grep -c '^424242\$')\" = 2 ]"
 get_conv "$cv2"
-python3 -c 'import json,sys; m=[x for x in json.load(open(sys.argv[1]))["messages"] if str(x.get("ref"))=="424242"]; assert len(m)==1 and m[0]["status"]=="sent", m' "$T/conv.json" ||
-  fail "424242 in the log: $(cat "$T/conv.json")"
+[ "$(post_wa "$(reply_payload 15550000001 wamid.IN4 "2")")" = 200 ] || fail "reply 4"
+get_conv "$cv2"
+python3 -c '
+import json,sys
+msgs = json.load(open(sys.argv[1]))["messages"]
+m = [x for x in msgs if x.get("ref") == "424242"]
+assert len(m) == 1 and m[0]["status"] == "sent", m
+assert msgs[-1]["text"] == "2" and isinstance(msgs[-1]["at"], int), msgs[-1]' "$T/conv.json" ||
+  fail "424242 and the reply 2 in the log: $(cat "$T/conv.json")"
 # Bo (the second recipient) answers the broadcast: his own text, rendered
 [ "$(post_wa "$(reply_payload 15550000002 wamid.INB "Me too" "$w2")")" = 200 ] || fail "Bo's reply"
 get_conv "$(rraw HGET omni:contact:whatsapp:+15550000002 open_conv)"
