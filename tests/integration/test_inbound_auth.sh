@@ -124,19 +124,33 @@ ok "Redis refusing writes → 503, no claim, nothing stored"
 code=
 for i in 1 2 3 4 5; do
   tok=tok-noscript$i
-  body5=$(signed "$(now)" "$tok" "erin@example.com" "hello from erin $i")
+  text5="hello from erin $i"
+  body5=$(signed "$(now)" "$tok" "erin@example.com" "$text5")
   rcli SCRIPT FLUSH >/dev/null
   code=$(post "$body5")
   [ "$code" = 503 ] && break
   wait_for 20 curl -sf "$B/readyz"
 done
-[ "$code" = 503 ] || fail "a signed post whose script was flushed answered $code 5 times: $(cat "$T/body")"
+if [ "$code" != 503 ]; then
+  # on a loaded machine another call met NOSCRIPT and reloaded the scripts
+  # before each post: refuse the script call itself instead (NOPERM, which
+  # the daemon treats as NOSCRIPT: not stored, 503), so the claim is made
+  # and the event is not stored
+  echo "# the reload won 5 times; the event's script call refused by an ACL instead"
+  tok=tok-noperm
+  text5="hello from erin, refused"
+  body5=$(signed "$(now)" "$tok" "erin@example.com" "$text5")
+  rcli ACL SETUSER default -evalsha >/dev/null
+  code=$(post "$body5")
+  rcli ACL SETUSER default +evalsha >/dev/null
+fi
+[ "$code" = 503 ] || fail "a signed post whose script was flushed answered $code: $(cat "$T/body")"
 released() { [ "$(rraw EXISTS "omni:replay:mail:$tok")" = 0 ]; }
 wait_for 20 released
 wait_for 20 curl -sf "$B/readyz"
 stored_ok() { [ "$(post "$body5")" = 200 ]; }
 wait_for 20 stored_ok
-conv_has "hello from erin $i" || fail "the retried post is not stored"
+conv_has "$text5" || fail "the retried post is not stored"
 [ "$(rraw EXISTS "omni:replay:mail:$tok")" = 1 ] || fail "the retried post's token is not claimed"
 [ "$(post "$body5")" = 409 ] || fail "the post once stored is not refused again"
 ok "an event not stored after its claim → 503, claim given back, the retry → 200 stored, then 409"
