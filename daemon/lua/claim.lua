@@ -56,6 +56,15 @@ local function conv_of_campaign()
   return conv_of
 end
 
+-- a conversation message cancelled before it went ends failed (cancelled)
+-- in its conversation's log and events, not queued for ever
+local function conv_cancelled(field, ch)
+  local cv = conv_of_campaign()
+  if cv ~= '' then
+    conv_status(prefix, cv, id, 'failed', ch, string.sub(field, #ch + 2), nil, 'cancelled', now)
+  end
+end
+
 -- the runs, unpacked: per recipient its channel, address, slot, flags
 local chs, addrs, slots, flagss, fields = {}, {}, {}, {}, {}
 local cids = {} -- 'K' runs: the recipient's contact_id, by index
@@ -153,6 +162,7 @@ for j = 1, n do
       put(field, {state = 'cancelled', channel = ch, slot = slot, at = now})
       count('cancelled')
       code = 'cancelled'
+      conv_cancelled(field, ch)
     elseif suppressed[field] then
       put(field, {state = 'suppressed', channel = ch, slot = slot, at = now})
       count('suppressed')
@@ -233,6 +243,7 @@ for j = 1, n do
         r.state = 'cancelled'
         count('cancelled')
         code = 'cancelled'
+        conv_cancelled(field, r.channel or ch)
       else
         r.state = 'claimed'
         r.owner = owner

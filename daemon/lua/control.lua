@@ -209,6 +209,13 @@ elseif action == 'cancel' then
     local total = tonumber(redis.call('HGET', ck, 'total')) or 0
     redis.call('HSET', ck, 'cancelled', total, 'finished_at', now)
     redis.call('ZREM', az, id)
+    -- a conversation message (a message job) cancelled before its start
+    -- ends failed (cancelled) in its conversation's log and events
+    local cv = redis.call('HGET', ck, 'type') == 'message' and redis.call('GET', prefix .. 'conv:of:' .. id)
+    if cv then
+      local c = redis.call('HMGET', prefix .. 'conv:' .. cv, 'channel', 'contact')
+      if c[1] and c[2] then conv_status(prefix, cv, id, 'failed', c[1], c[2], nil, 'cancelled', now) end
+    end
     return {'ok', 'cancelled'}
   end
   -- recipients whose chunk was never added (a chunks-ahead campaign) end

@@ -91,6 +91,32 @@ res=$(ev claim 2 $C3 omni:msg:s omni: 7300 500 a/1 a sms F 1 +15550000001 0 | tr
 [ "$(rraw HGET $C3 cancelled)" = 1 ] || fail "cancelled counter"
 ok "schedule, pause, resume, cancel"
 
+# a conversation message (a message job) cancelled: its log entry does not
+# stay queued; it ends failed (cancelled), whether the job was never started
+# (control) or is claimed after the cancel (claim), with message.failed
+lastlog() { rraw XREVRANGE "omni:conv:$1:log" + - COUNT 1 | tr '\n' ' '; }
+Cm=omni:campaign:cm1
+ev create 5 $Cm $Cm:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 5000 cm1 message '{"to":"+15550000081"}' >/dev/null
+rcli SET omni:conv:of:cm1 cvm1 >/dev/null
+rcli HSET omni:conv:cvm1 channel sms contact +15550000081 >/dev/null
+ev control 2 $Cm omni:scheduled cancel 5100 cm1 >/dev/null
+l=$(lastlog cvm1)
+case "$l" in *"dir status ref cm1 status failed channel sms at 5100 reason cancelled"*) ;; *) fail "cancelled before its start: $l" ;; esac
+Cm=omni:campaign:cm2
+ev create 5 $Cm $Cm:rcpt omni:chunks "" omni:scheduled '{}' 1000 10 0 cm2 message '{"to":"+15550000082"}' >/dev/null
+rcli SET omni:conv:of:cm2 cvm2 >/dev/null
+ev control 2 $Cm omni:scheduled cancel 5200 cm2 >/dev/null
+res=$(ev claim 2 $Cm omni:msg:cm2 omni: 5300 500 a/1 a sms F 1 +15550000082 0 | tr '\n' ' ')
+[ "$res" = "cancelled cancelled " ] || fail "claim of a cancelled message job: $res"
+l=$(lastlog cvm2)
+case "$l" in *"dir status ref cm2 status failed channel sms at 5300 reason cancelled"*) ;; *) fail "claimed after the cancel: $l" ;; esac
+rraw XRANGE omni:conversations - + | grep '"message_id":"cm' | python3 -c '
+import json, sys
+ev = [json.loads(l) for l in sys.stdin]
+assert [(e["type"], e["message_id"], e["reason"]) for e in ev] == [("message.failed", "cm1", "cancelled"), ("message.failed", "cm2", "cancelled")], ev' ||
+  fail "message.failed events of cancelled message jobs"
+ok "a cancelled conversation message ends failed (cancelled) in its log, never started or claimed after the cancel"
+
 # runs: one call with recipients of several channels and flags; codes come
 # back in the order of the recipients, records carry each run's channel
 C6=omni:campaign:m M6=omni:msg:m
