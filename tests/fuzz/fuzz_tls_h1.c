@@ -7,13 +7,15 @@
  *   byte 0   flags: bit 0 TLS 1.2 (else 1.3); bit 1 the server ends with
  *            close_notify (else a bare TCP close); bits 2-3 requests - 1;
  *            bit 4 pipelined (4 deep, else one at a time); bit 5 a TLS 1.3
- *            KeyUpdate (update_requested) before one answer; bit 6 one
+ *            KeyUpdate (update_requested) before one answer, with TLS 1.2
+ *            a HelloRequest (renegotiation, which the client refuses: the
+ *            server then fails with a fatal alert); bit 6 one
  *            session ticket (else none); bit 7 a whole answer's records are
  *            made before any is sent (many records in one write), else
  *            records and writes interleave
  *   byte 1   the server closes after this many answer bytes (255: after
  *            all of them; else byte * length / 255)
- *   byte 2   before which answer the KeyUpdate goes
+ *   byte 2   before which answer the KeyUpdate or HelloRequest goes
  *   bytes 3-6  record sizes, cycled (0: 16384)
  *   bytes 7-10 TCP write sizes, cycled (0: everything pending)
  *   the rest   the answer bytes: one or more HTTP answers, or garbage
@@ -116,6 +118,8 @@ typedef struct srv {
     int reqs, match; /* request heads read (GET, no body: ends at CRLFCRLF) */
     int eof;         /* the client closed, or sent what ends the connection */
     int dead;        /* a send failed: nothing more goes out */
+    int hs_done;     /* the first handshake is done */
+    int fatal;       /* the server's TLS failed (it sent a fatal alert) */
     int extra;       /* connections after the first (closed at once) */
 } srv;
 
@@ -153,14 +157,17 @@ static void srv_in(void)
             S.eof = 1;
         break;
     }
-    if (!SSL_is_init_finished(S.ssl)) {
+    if (!S.hs_done) {
         ERR_clear_error();
         int rc = SSL_do_handshake(S.ssl);
         int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(S.ssl, rc);
         CHECK(e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ); /* the setup works */
         if (rc != 1)
             return;
+        S.hs_done = 1;
     }
+    if (S.fatal)
+        return;
     for (;;) {
         ERR_clear_error();
         int n = SSL_read(S.ssl, buf, sizeof(buf));
@@ -168,6 +175,8 @@ static void srv_in(void)
             int e = SSL_get_error(S.ssl, n);
             if (e != SSL_ERROR_WANT_READ)
                 S.eof = 1; /* the client's close_notify or an alert */
+            if (e == SSL_ERROR_SSL)
+                S.fatal = 1; /* e.g. the client refused to renegotiate */
             ERR_clear_error();
             break;
         }
@@ -361,7 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 11 || size > 65536)
         return 0;
     int tls12 = data[0] & 1, notify = (data[0] >> 1) & 1, nreq = ((data[0] >> 2) & 3) + 1;
-    int depth = data[0] & 16 ? NREQ_MAX : 1, keyupdate = !tls12 && (data[0] & 32);
+    int depth = data[0] & 16 ? NREQ_MAX : 1, keyupdate = data[0] & 32;
     int tickets = (data[0] >> 6) & 1, batch = (data[0] >> 7) & 1;
     const uint8_t *rsizes = data + 3;
     const char *ans = (const char *)data + 11;
@@ -406,17 +415,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the handshake */
     long long until = now_ns() + WAIT_NS;
-    while (S.fd < 0 || !SSL_is_init_finished(S.ssl) || S.outlen) {
+    while (S.fd < 0 || !S.hs_done || S.outlen) {
         step();
         CHECK(now_ns() < until);
         if (S.eof)
             break;
     }
-    CHECK(SSL_is_init_finished(S.ssl)); /* the client trusts the certificate */
+    CHECK(S.hs_done); /* the client trusts the certificate */
 
     /* the answers, each once its request is in */
     size_t sent = 0;
-    for (int j = 0; j < nseg && sent < cut && !S.dead; j++) {
+    for (int j = 0; j < nseg && sent < cut && !S.dead && !S.fatal; j++) {
         until = now_ns() + WAIT_NS;
         while (S.reqs <= j && !S.eof && ndone < nreq) {
             step();
@@ -424,9 +433,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (S.reqs <= j)
             break; /* the client is done with this connection */
-        if (j == ku_at) {
+        if (j == ku_at && !tls12) {
             CHECK(SSL_key_update(S.ssl, SSL_KEY_UPDATE_REQUESTED) == 1);
             SSL_do_handshake(S.ssl);
+            srv_collect();
+        } else if (j == ku_at) {
+            /* a HelloRequest: the client refuses (a no_renegotiation
+             * alert); when the server reads that, it fails with a fatal
+             * alert behind whatever it had sent */
+            CHECK(SSL_renegotiate(S.ssl) == 1);
+            ERR_clear_error();
+            SSL_do_handshake(S.ssl);
+            ERR_clear_error();
             srv_collect();
         }
         size_t end = j < k ? ends[j] : total;
@@ -440,6 +458,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (r > end - sent)
                 r = end - sent;
             ERR_clear_error();
+            if (S.fatal)
+                break;
             CHECK(SSL_write(S.ssl, ans + sent, (int)r) == (int)r);
             sent += r;
             srv_collect();
@@ -450,7 +470,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* the close */
-    if (notify && !S.dead) {
+    int clean = 0; /* close_notify went out */
+    if (notify && !S.dead && !S.fatal) {
+        clean = 1;
         SSL_shutdown(S.ssl);
         drain();
     }
@@ -466,7 +488,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the verdict */
     ref want[NREQ_MAX];
     memset(want, 0, sizeof(want));
-    reference(ans, sent, notify && !S.dead, nreq, want);
+    reference(ans, sent, clean, nreq, want);
     for (int i = 0; i < nreq; i++) {
         CHECK(R[i].calls == 1);
         if (want[i].ok) {
