@@ -286,7 +286,7 @@ static void done_cb(void *arg, const oc_response *resp, long long latency_us)
 typedef struct ref {
     int ok;
     long status;
-    size_t off, len; /* the body: a copy in body */
+    size_t len; /* the body's length (a copy in body) */
     char *body;
 } ref;
 

@@ -52,6 +52,11 @@ for c in before mid wait; do
 done
 enqueue '{"type":"broadcast","id":"rn-ku","channel":"ku","message":{"text":"x"},"recipients":[{"to":"u1"},{"to":"u2"},{"to":"u3"}]}'
 for c in before mid wait ku; do wait_for 60 campaign_done "rn-$c"; done
+metric() { curl -sf "http://127.0.0.1:$HTTP/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+nat_tls=$(metric 'omnicast_transfers_total{client="native_tls"}')
+curl_n=$(metric 'omnicast_transfers_total{client="curl"}')
+[ "${nat_tls:-0}" -ge 9 ] && [ "${curl_n:-1}" = 0 ] ||
+  fail "the native client did not carry them: native_tls $nat_tls, curl $curl_n"
 state() { rraw HGET "omni:msg:rn-$1" "$1:$2"; }
 reqs() { grep -c "^req /$1\$" "$T/$2.log"; }
 
