@@ -418,9 +418,10 @@ static void tls_handshake(h1 *h, h1conn *c);
 /* https: decrypt what has come, up to TLS_READ_MAX a turn (OpenSSL reads
  * ahead, and may hold whole records the socket will not signal again: read
  * while it holds some), then parse once. The peer's close_notify is the end of the
- * stream; a close without it ends an answer delimited by the close as
- * broken (it may be cut short: RFC 8446 6.1), anything else as a plain
- * close would. */
+ * stream; a close without it (or a fatal alert, or any TLS error) ends an
+ * answer delimited by the close as broken (it may be cut short: RFC 8446
+ * 6.1), anything else as a plain close would, after the whole answers
+ * decrypted before it. */
 static void tls_read(h1 *h, h1conn *c)
 {
     int eof = 0;
@@ -457,19 +458,15 @@ static void tls_read(h1 *h, h1conn *c)
             eof = 1; /* close_notify */
             break;
         }
-        unsigned long err = ERR_peek_error();
-        int unexpected_eof =
-            (e == SSL_ERROR_SYSCALL && err == 0) ||
-            (e == SSL_ERROR_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+        /* a close without close_notify, a fatal alert or any other TLS
+         * error: the end of the stream, not a clean one. What was
+         * decrypted before it (in this loop too) is parsed first: whole
+         * answers that came before a fatal alert are answers. */
         ERR_clear_error();
-        if (!unexpected_eof) {
-            conn_close(h, c, OC_NET_RESET, "TLS error", 0);
-            return;
-        }
         eof = 2; /* conn_parse decides */
         break;
     }
-    if (c->write_wants_read) {
+    if (c->write_wants_read && !eof) {
         c->write_wants_read = 0;
         if (conn_send(c) < 0) {
             c->tls_dead = 1;
