@@ -146,7 +146,7 @@ if [ "$code" != 503 ]; then
 fi
 [ "$code" = 503 ] || fail "a signed post whose script was flushed answered $code: $(cat "$T/body")"
 released() { [ "$(rraw EXISTS "omni:replay:mail:$tok")" = 0 ]; }
-wait_for 20 released
+wait_for 60 released
 wait_for 20 curl -sf "$B/readyz"
 stored_ok() { [ "$(post "$body5")" = 200 ]; }
 wait_for 20 stored_ok
