@@ -10,7 +10,7 @@ DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-de
        libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev \
        redis-server python3 python3-aiosmtpd python3-jsonschema python3-yaml curl openssl valgrind systemd \
        dpkg-dev lintian file binutils adduser chromium
-BENCH_DEPS = nginx-light wrk
+BENCH_DEPS = nginx-light wrk nghttp2-client
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 

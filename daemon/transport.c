@@ -43,6 +43,7 @@ struct xfer {
     CURL *easy;
     oc_request req;
     struct curl_slist *headers, *rcpt;
+    struct curl_slist hdr[OC_MAX_HEADERS + 1]; /* the header list's nodes, in place */
     oc_buf resp;
     size_t upload_off;
     char retry_after[128];
@@ -300,8 +301,7 @@ static int on_seek(void *userp, curl_off_t offset, int origin)
 
 static void xfer_free(xfer *x)
 {
-    curl_slist_free_all(x->headers);
-    curl_slist_free_all(x->rcpt);
+    curl_slist_free_all(x->rcpt); /* x->headers lives in x->hdr */
     oc_request_free(&x->req);
     oc_buf_free(&x->resp);
     free(x);
@@ -396,8 +396,18 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(opts ? opts->timeout_ms : 0));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(opts ? opts->connect_timeout_ms : 0));
     curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd); /* NULL clears it */
-    for (int i = 0; i < x->req.n_headers; i++)
-        x->headers = curl_slist_append(x->headers, x->req.headers[i]);
+    /* the header list's nodes are in the transfer and point at the
+     * request's own strings (libcurl only reads the list): no copy and no
+     * allocation per header, as curl_slist_append makes two */
+    static char no_expect[] = "Expect:";
+    int nh = 0;
+    for (int i = 0; i < x->req.n_headers && i < OC_MAX_HEADERS; i++)
+        x->hdr[nh++].data = x->req.headers[i];
+    if (x->req.kind != OC_REQ_SMTP)
+        x->hdr[nh++].data = no_expect;
+    for (int i = 0; i + 1 < nh; i++)
+        x->hdr[i].next = &x->hdr[i + 1];
+    x->headers = nh ? x->hdr : NULL;
     if (x->req.kind == OC_REQ_SMTP) {
         curl_easy_setopt(e, CURLOPT_MAIL_FROM, x->req.mail_from ? x->req.mail_from : "<>");
         x->rcpt = curl_slist_append(NULL, x->req.mail_rcpt ? x->req.mail_rcpt : "");
@@ -407,7 +417,6 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
         curl_easy_setopt(e, CURLOPT_USE_SSL,
                          x->req.smtp_tls == 1 ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
     } else {
-        x->headers = curl_slist_append(x->headers, "Expect:");
         if (x->req.method && strcmp(x->req.method, "GET") == 0) {
             curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         } else {
