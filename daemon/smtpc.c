@@ -263,8 +263,8 @@ static void conn_free(sconn *c)
     }
     if (c->fd >= 0)
         close(c->fd);
-    if (c->wbuf.data)
-        OPENSSL_cleanse(c->wbuf.data, c->wbuf.len); /* AUTH went through here */
+    if (c->wbuf.data && c->state <= S_AUTH)
+        OPENSSL_cleanse(c->wbuf.data, c->wbuf.len); /* AUTH may be in it */
     oc_buf_free(&c->wbuf);
     free(c->rbuf);
     free(c);
@@ -969,8 +969,8 @@ static int conn_send(sconn *c)
             return -1;
         }
     }
-    if (c->wbuf.data)
-        OPENSSL_cleanse(c->wbuf.data, c->wbuf.len);
+    if (c->wbuf.data && c->state == S_AUTH)
+        OPENSSL_cleanse(c->wbuf.data, c->wbuf.len); /* the credentials went */
     if (c->wbuf.cap > KEEP_MAX)
         oc_buf_free(&c->wbuf);
     oc_buf_reset(&c->wbuf);
