@@ -7,8 +7,9 @@
 # message arrives once; a close after the final dot without a reply, and a
 # dot answered after timeout_ms, end `uncertain` and are not sent again; a
 # 421 mid-session ends the connection and the rest goes on; STARTTLS with
-# AUTH, and smtps; every message arrives dot-unstuffed as the connector
-# built it (a line holding only "." included).
+# AUTH PLAIN, smtps, AUTH LOGIN and CRAM-MD5; STARTTLS required and not
+# offered sends nothing; every message arrives dot-unstuffed as the
+# connector built it (a line holding only "." included).
 source "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -34,6 +35,12 @@ start_srv t --starttls --cert "$T/cert.pem" --key "$T/key.pem" --auth "omni:s3cr
 T_PORT=$SRV_PORT
 start_srv s --smtps --cert "$T/cert.pem" --key "$T/key.pem"
 S_PORT=$SRV_PORT
+start_srv l --auth "omni:s3cret pw" --auth-mechs LOGIN
+L_PORT=$SRV_PORT
+start_srv c --auth "omni:s3cret pw" --auth-mechs "LOGIN CRAM-MD5 PLAIN"
+C_PORT=$SRV_PORT
+start_srv x
+X_PORT=$SRV_PORT
 
 HTTP_PORT=$(free_port)
 daemon_conf "$T/omni.conf" "
@@ -70,7 +77,32 @@ url = smtps://127.0.0.1:$S_PORT
 from = Acme <news@acme.example>
 max_inflight = 8
 
+[connector.maill]
+type = smtp
+url = smtp://127.0.0.1:$L_PORT
+tls = none
+username = omni
+password = s3cret pw
+from = Acme <news@acme.example>
+
+[connector.mailc]
+type = smtp
+url = smtp://127.0.0.1:$C_PORT
+tls = none
+username = omni
+password = s3cret pw
+from = Acme <news@acme.example>
+
+[connector.mailx]
+type = smtp
+url = smtp://127.0.0.1:$X_PORT
+tls = starttls
+from = Acme <news@acme.example>
+
 [channels]
+emaill = maill
+emailc = mailc
+emailx = mailx
 email = mailp
 emailn = mailn
 emailt = mailt
@@ -94,7 +126,10 @@ enqueue "{\"type\":\"broadcast\",\"id\":\"cp\",\"channel\":\"email\",\"message\"
 enqueue "{\"type\":\"broadcast\",\"id\":\"cn\",\"channel\":\"emailn\",\"message\":{\"subject\":\"Hi\",\"text\":\"$TEXT\"},\"recipients\":$(recips n 60)}"
 enqueue "{\"type\":\"broadcast\",\"id\":\"ct\",\"channel\":\"emailt\",\"message\":{\"subject\":\"Hi\",\"text\":\"$TEXT\"},\"recipients\":$(recips t 20)}"
 enqueue "{\"type\":\"broadcast\",\"id\":\"cs\",\"channel\":\"emails\",\"message\":{\"subject\":\"Hi\",\"text\":\"$TEXT\"},\"recipients\":$(recips s 20)}"
-for c in cn ct cs cp; do wait_for 120 campaign_done $c; done
+enqueue "{\"type\":\"broadcast\",\"id\":\"cl\",\"channel\":\"emaill\",\"message\":{\"subject\":\"Hi\",\"text\":\"$TEXT\"},\"recipients\":$(recips l 5)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"cc\",\"channel\":\"emailc\",\"message\":{\"subject\":\"Hi\",\"text\":\"$TEXT\"},\"recipients\":$(recips c 5)}"
+enqueue "{\"type\":\"broadcast\",\"id\":\"cx\",\"channel\":\"emailx\",\"message\":{\"subject\":\"Hi\",\"text\":\"$TEXT\"},\"recipients\":$(recips x 3)}"
+for c in cn ct cs cl cc cx cp; do wait_for 120 campaign_done $c; done
 sleep 1
 
 
@@ -102,11 +137,13 @@ st() { msg_field "$1" "email:$2" state; }
 [ "$(st cp gone@example.com)" = failed ] || fail "refused recipient: $(rraw HGET omni:msg:cp email:gone@example.com)"
 [ "$(st cp dot@example.com)" = uncertain ] || fail "close after the dot: $(rraw HGET omni:msg:cp email:dot@example.com)"
 [ "$(st cp slow@example.com)" = uncertain ] || fail "late dot reply: $(rraw HGET omni:msg:cp email:slow@example.com)"
+[ "$(campaign_field cx failed)" = 3 ] && [ "$(msg_field cx emailx:x0@example.com state)" = failed ] ||
+  fail "STARTTLS required, not offered: $(rraw HGETALL omni:campaign:cx | tr '\n' ' ')"
 [ "$(campaign_field cp sent)" = 197 ] || fail "sent: $(rraw HGETALL omni:campaign:cp | tr '\n' ' ')"
-ok "550 recipient failed alone; close after the dot and a dot answered after timeout_ms ended uncertain, each received once"
+ok "550 recipient failed alone; close after the dot and a dot answered after timeout_ms ended uncertain, each received once; STARTTLS required and not offered: retried, then failed"
 
 m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep '^omnicast_transfers_total{client="native_smtp"}' | awk '{print $2}')
-[ "${m:-0}" -ge 300 ] || fail "native_smtp transfers: $m"
+[ "${m:-0}" -ge 310 ] || fail "native_smtp transfers: $m"
 c=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep '^omnicast_transfers_total{client="curl"}' | awk '{print $2}')
 [ "${c:-0}" = 0 ] || fail "libcurl took $c transfers"
 ok "every message went through the native client (omnicast_transfers_total{client=\"native_smtp\"} $m)"
@@ -132,7 +169,8 @@ def check_body(m):
     assert d.endswith(b"\r\n"), d[-40:]
     assert b"\r\nSubject: Hi\r\n" in d, d[:300]
     assert b"\r\nHello,\r\n.\r\n..two dots\r\nand the end." in d, d
-for name, prefix, n in (("p", "p", 197), ("n", "n", 60), ("t", "t", 20), ("s", "s", 20)):
+for name, prefix, n in (("p", "p", 197), ("n", "n", 60), ("t", "t", 20), ("s", "s", 20),
+                        ("l", "l", 5), ("c", "c", 5)):
     ms = msgs(name)
     got = {}
     for m in ms:
@@ -168,9 +206,14 @@ assert ct and all(c["tls"] and c["auth"] == "PLAIN" for c in ct if c["messages"]
 assert len(ct) <= 4, ct
 cs = conns("s")
 assert cs and len(cs) <= 4 and sum(c["messages"] for c in cs) == 20, cs
+assert all(c["auth"] == "LOGIN" for c in conns("l") if c["transactions"]), conns("l")
+assert all(c["auth"] == "CRAM-MD5" for c in conns("c") if c["transactions"]), conns("c")
+# STARTTLS required, not offered: nothing in plaintext
+assert msgs("x") == [], msgs("x")
+assert conns("x") and all(c["transactions"] == 0 for c in conns("x")), conns("x")
 import socket
 host = socket.gethostname()
 assert all(c["ehlo"] == host for c in cp + cn if c["transactions"]), (host, cp[:2])
 PY
-ok "200 + 60 + 20 + 20 messages each arrived once, content dot-unstuffed as built, connections reused (pipelined in one read where announced), STARTTLS + AUTH PLAIN and smtps"
+ok "200 + 60 + 20 + 20 messages each arrived once, content dot-unstuffed as built, connections reused (pipelined in one read where announced), STARTTLS + AUTH PLAIN, smtps, AUTH LOGIN and CRAM-MD5; nothing sent where STARTTLS was required and not offered"
 check_logs_clean

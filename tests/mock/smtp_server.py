@@ -2,8 +2,9 @@
 """A scriptable SMTP server for the native SMTP client's tests (asyncio,
 stdlib only, 127.0.0.1). Speaks RFC 5321 with a multi-line EHLO reply;
 announces PIPELINING unless --no-pipelining; STARTTLS with --starttls,
-implicit TLS with --smtps (both need --cert/--key); AUTH PLAIN LOGIN with
---auth USER:PASS (then MAIL before AUTH is refused).
+implicit TLS with --smtps (both need --cert/--key); AUTH with --auth
+USER:PASS, announcing --auth-mechs (default "PLAIN LOGIN"; CRAM-MD5 is
+checked too), and then MAIL before AUTH is refused.
 
 Saves each accepted message as OUTDIR/<seq>.eml (the DATA dot-unstuffed, as
 the client built it) and OUTDIR/<seq>.json (mail_from, rcpt, conn). Appends
@@ -114,7 +115,7 @@ async def handle(reader, writer):
                 if a.starttls and not st["tls"]:
                     caps.append("STARTTLS")
                 if a.auth:
-                    caps.append("AUTH PLAIN LOGIN")
+                    caps.append("AUTH " + a.auth_mechs)
                 caps.append("ENHANCEDSTATUSCODES")
                 await send("".join("250%s%s\r\n" % ("-" if i < len(caps) - 1 else " ", c)
                                    for i, c in enumerate(caps)))
@@ -144,6 +145,13 @@ async def handle(reader, writer):
                     await send("334 UGFzc3dvcmQ6\r\n")
                     p1 = base64.b64decode((await it.__anext__()).strip())
                     ok = u1 == user.encode() and p1 == pw.encode()
+                elif mech == "CRAM-MD5":
+                    import hashlib, hmac
+                    ch = b"<1896.697170952@mock.test>"
+                    await send("334 %s\r\n" % base64.b64encode(ch).decode())
+                    got = base64.b64decode((await it.__anext__()).strip())
+                    want = user.encode() + b" " + hmac.new(pw.encode(), ch, hashlib.md5).hexdigest().encode()
+                    ok = got == want
                 else:
                     ok = False
                 if ok:
@@ -237,6 +245,7 @@ if __name__ == "__main__":
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--auth")
+    ap.add_argument("--auth-mechs", default="PLAIN LOGIN")
     ap.add_argument("--reject-rcpt", action="append", default=[])
     ap.add_argument("--close-after-mail", type=int, default=0)
     ap.add_argument("--close-after-dot")
