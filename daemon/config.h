@@ -102,6 +102,7 @@ typedef struct omni_config {
     int crm_lease_ms;
     int crm_max_held;
     int keepalive_idle_ms; /* outbound idle keep-alive connections closed after */
+    int smtp_native;       /* smtp_client = native (1) or curl (0) */
     int sweep_interval_ms; /* 0: no consistency sweep */
     int sweep_idle_ms;     /* a running campaign without progress this long is swept */
     int chunks_ahead;      /* chunks of one campaign in the stream at once (0: all) */

@@ -20,6 +20,7 @@
  * inside h1_submit. Timeouts are checked every 50 ms. */
 #include "h1.h"
 #include "clock.h"
+#include "tlsclient.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -616,53 +617,16 @@ static SSL_CTX *tls_ctx(h1 *h)
 {
     if (h->tls || h->tls_failed)
         return h->tls;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    int ok = ctx != NULL;
-    if (ok) {
-        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        /* read what the socket holds in one call, records and all */
-        SSL_CTX_set_read_ahead(ctx, 1);
-        ok = h->ca_file ? SSL_CTX_load_verify_locations(ctx, h->ca_file, NULL) == 1
-                        : SSL_CTX_set_default_verify_paths(ctx) == 1;
-        static const unsigned char alpn[] = "\x08http/1.1";
-        ok = ok && SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) == 0;
-        SSL_CTX_set_session_cache_mode(ctx,
-                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-        SSL_CTX_sess_set_new_cb(ctx, new_session);
-    }
-    ERR_clear_error();
-    if (!ok) {
-        SSL_CTX_free(ctx);
-        h->tls_failed = 1;
-        return NULL;
-    }
-    h->tls = ctx;
-    return ctx;
+    static const unsigned char alpn[] = "\x08http/1.1";
+    h->tls = tlsc_ctx_new(h->ca_file, alpn, sizeof(alpn) - 1, new_session);
+    h->tls_failed = h->tls == NULL;
+    return h->tls;
 }
 
 /* why a handshake failed, in words that outlive the connection */
 static const char *tls_why(SSL *ssl)
 {
-    long v = SSL_get_verify_result(ssl);
-    switch (v) {
-    case X509_V_OK:
-        return "TLS handshake failed";
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH:
-        return "TLS: the certificate does not match the host name";
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-        return "TLS: the certificate has expired";
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-        return "TLS: the certificate is not signed by a trusted CA";
-    default:
-        return "TLS: the certificate could not be verified";
-    }
+    return tlsc_why(ssl);
 }
 
 static void tls_handshake(h1 *h, h1conn *c)
@@ -701,20 +665,7 @@ static void tls_start(h1 *h, h1conn *c)
         return;
     }
     SSL_set_app_data(c->ssl, c);
-    const char *host = c->o->u.host;
-    struct in6_addr a6;
-    struct in_addr a4;
-    int ok;
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1;
-    } else {
-        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set1_host(c->ssl, host) == 1 && SSL_set_tlsext_host_name(c->ssl, host) == 1;
-    }
-    if (ok && c->o->session)
-        ok = SSL_set_session(c->ssl, c->o->session) == 1;
-    if (!ok) {
-        ERR_clear_error();
+    if (tlsc_set_peer(c->ssl, c->o->u.host, c->o->session) < 0) {
         c->tls_dead = 1;
         conn_close(h, c, OC_NET_CONNECT, "TLS: bad host name", 0);
         return;

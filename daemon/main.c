@@ -348,7 +348,8 @@ int main(int argc, char **argv)
     transport_opts topts = {.max_total_connections = cfg.max_total_connections,
                             .max_host_connections = cfg.max_host_connections,
                             .ca_file = cfg.tls_ca_file,
-                            .keepalive_idle_ms = cfg.keepalive_idle_ms};
+                            .keepalive_idle_ms = cfg.keepalive_idle_ms,
+                            .smtp_curl = !cfg.smtp_native};
     o.tp = transport_new(o.base, &topts);
     char err[256];
     store_events sev = {.ready = on_store_ready, .down = on_store_down, .arg = &o};

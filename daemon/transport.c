@@ -6,6 +6,7 @@
 #include "transport.h"
 #include "clock.h"
 #include "h1.h"
+#include "smtpc.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -35,7 +36,10 @@ struct transport {
     int proxy_tls; /* https_proxy (or a proxy for all): libcurl takes https */
     unsigned long long n_native, n_native_tls, n_curl; /* transfers taken, by client */
     char *ca_file;
-    long maxage_s; /* idle connections are not reused after this */
+    long maxage_s;
+    smtpc *smtpc;  /* the native SMTP client (smtp_client = native) */
+    int smtp_curl; /* smtp_client = curl, or an SMTP proxy set: libcurl takes SMTP */
+    unsigned long long n_native_smtp; /* idle connections are not reused after this */
 };
 
 struct xfer {
@@ -184,7 +188,19 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     if (!px || !*px)
         px = getenv("HTTPS_PROXY");
     t->proxy_tls = t->proxy || (px && *px);
-    if (!t->multi || !t->timer || !t->h1) {
+    /* SMTP: the native client unless smtp_client = curl or a proxy libcurl
+     * would use for smtp(s):// is set */
+    t->smtp_curl = opts && opts->smtp_curl;
+    const char *spx[] = {"smtp_proxy", "smtps_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(spx) / sizeof(spx[0]); i++) {
+        const char *v = getenv(spx[i]);
+        if (v && *v)
+            t->smtp_curl = 1;
+    }
+    if (!t->smtp_curl)
+        t->smtpc = smtpc_new(base, opts ? opts->max_total_connections : 0,
+                             opts ? opts->max_host_connections : 0, idle_ms, t->ca_file);
+    if (!t->multi || !t->timer || !t->h1 || (!t->smtp_curl && !t->smtpc)) {
         transport_free(t);
         return NULL;
     }
@@ -365,6 +381,13 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
         int rc = h1_submit(t->h1, req, opts, done, arg);
         if (rc == 0)
             ++*(https ? &t->n_native_tls : &t->n_native);
+        if (rc != 1)
+            return rc;
+    }
+    if (req->kind == OC_REQ_SMTP && t->smtpc) {
+        int rc = smtpc_submit(t->smtpc, req, opts, done, arg);
+        if (rc == 0)
+            t->n_native_smtp++;
         if (rc != 1)
             return rc;
     }
@@ -559,9 +582,14 @@ void transport_counts(const transport *t, unsigned long long *native,
     *curl = t->n_curl;
 }
 
+unsigned long long transport_native_smtp(const transport *t)
+{
+    return t->n_native_smtp;
+}
+
 size_t transport_inflight(const transport *t)
 {
-    return t->inflight + h1_inflight(t->h1);
+    return t->inflight + h1_inflight(t->h1) + (t->smtpc ? smtpc_inflight(t->smtpc) : 0);
 }
 
 void transport_free(transport *t)
@@ -569,6 +597,7 @@ void transport_free(transport *t)
     if (!t)
         return;
     h1_free(t->h1);
+    smtpc_free(t->smtpc);
     while (t->all) {
         xfer *x = t->all;
         t->all = x->next;

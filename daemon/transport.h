@@ -1,6 +1,7 @@
 /* Outbound transfers: HTTP/1.1 (http://, and https:// without HTTP/2)
  * through the native client (h1.c) when the caller asks for it, everything
- * else (HTTP/2, SMTP, proxies)
+ * else (HTTP/2, proxies, SMTP behind smtp_client = curl; SMTP goes to
+ * the native SMTP client, smtpc.c, otherwise)
  * through one libcurl multi handle driven by the daemon's libevent base
  * through the multi socket interface. Easy handles are pooled and reused,
  * connections kept alive per host. Nothing here blocks. */
@@ -17,6 +18,7 @@ typedef struct transport_opts {
     int max_host_connections;
     const char *ca_file;   /* CA bundle verifying TLS peers; NULL = the system's */
     int keepalive_idle_ms; /* idle keep-alive connections are closed after; 0 = 30000 */
+    int smtp_curl;         /* 1: SMTP through libcurl (smtp_client = curl); 0: the native client */
 } transport_opts;
 
 typedef struct transport_req_opts {
@@ -43,6 +45,8 @@ size_t transport_inflight(const transport *t);
  * by it over TLS, and by libcurl. */
 void transport_counts(const transport *t, unsigned long long *native,
                       unsigned long long *native_tls, unsigned long long *curl);
+/* Messages taken by the native SMTP client (smtpc.c) since the start. */
+unsigned long long transport_native_smtp(const transport *t);
 /* Cancel everything in flight without calling callbacks, free all. */
 void transport_free(transport *t);
 

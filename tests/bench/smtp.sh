@@ -6,7 +6,8 @@
 # (user<i>@example.com, var name) from a Redis list, timed from XADD to
 # state=done. Prints key=value lines, msgs_per_s first; sink_messages is
 # what smtp-sink counted (must equal N). BENCH_N (default 20000),
-# BENCH_INFLIGHT (default 64) and BENCH_CONNS (default 32).
+# BENCH_INFLIGHT (default 64), BENCH_CONNS (default 32) and
+# BENCH_SMTP_CLIENT (smtp_client: native, the default, or curl).
 N=${BENCH_N:-20000}
 BENCH_NAME=sbench
 source "$(dirname "$0")/lib.sh"
@@ -31,6 +32,7 @@ log_level = warn
 chunk_size = ${BENCH_CHUNK:-500}
 max_host_connections = ${BENCH_CONNS:-32}
 max_total_connections = ${BENCH_CONNS:-32}
+smtp_client = ${BENCH_SMTP_CLIENT:-native}
 
 [connector.mail]
 type = smtp
