@@ -953,6 +953,8 @@ static int conn_send(sconn *c)
             return 0; /* after the handshake */
         if (tls_send(c) < 0)
             return -1;
+        if (c->woff < c->wbuf.len)
+            return 0; /* OpenSSL waits for the socket: never send() past it in clear */
     }
     while (c->woff < c->wbuf.len) {
         ssize_t n =
