@@ -20,6 +20,7 @@
  * inside h1_submit. Timeouts are checked every 50 ms. */
 #include "h1.h"
 #include "clock.h"
+#include "netio.h"
 #include "tlsclient.h"
 
 #include <errno.h>
@@ -76,24 +77,13 @@ struct h1conn {
     h1conn *prev, *next;
     origin *o;
     struct bufferevent *bev; /* only while connecting: it resolves and dials */
-    evutil_socket_t fd;      /* once connected: plain non-blocking I/O */
-    struct event *rev, *wev;
-    oc_buf wbuf; /* requests not yet on the wire, from woff */
-    size_t woff;
-    long long wqueued, wsent; /* bytes of requests put in wbuf / sent, since the start */
-    char *rbuf;               /* bytes received, not yet parsed */
-    size_t rlen, rcap;
-    h1conn *flush_next; /* on the list of connections with bytes to send */
+    netio io;                /* once connected: the socket, plain or TLS, and its buffers */
+    long long wqueued;       /* bytes of requests put in io.wbuf since the start */
+    h1conn *flush_next;      /* on the list of connections with bytes to send */
     int flushing;
     int connected; /* TCP connected and, for https, the TLS handshake done */
-    /* https: the TLS connection over fd (OpenSSL on the non-blocking socket) */
-    SSL *ssl;
-    int handshaking;
-    int write_wants_read; /* SSL_write asked for a read (a key update) */
-    int tls_dead;         /* a fatal TLS error or the peer's close: no close_notify from us */
-    size_t tls_wlen;      /* SSL_write to repeat with this length (0: none) */
-    int closing;          /* its last answer said close: it takes no more requests */
-    int opening;          /* inside bufferevent_socket_connect_hostname */
+    int closing;   /* its last answer said close: it takes no more requests */
+    int opening;   /* inside bufferevent_socket_connect_hostname */
     long long connect_deadline_us, idle_since_us;
     h1req *out, **out_tail; /* written, awaiting answers, in order */
     int nout;
@@ -222,23 +212,9 @@ static void conn_push(origin *o, h1conn *c, int front)
 static void conn_free(h1conn *c)
 {
     if (c->bev)
-        bufferevent_free(c->bev); /* closes the socket it made */
-    if (c->rev)
-        event_free(c->rev);
-    if (c->wev)
-        event_free(c->wev);
-    if (c->ssl) {
-        /* a polite close_notify on a connection still in good order (one
-         * non-blocking attempt; SIGPIPE is ignored by the daemon) */
-        if (c->connected && !c->handshaking && !c->tls_dead)
-            SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
-    }
-    if (c->fd >= 0)
-        close(c->fd);
-    oc_buf_free(&c->wbuf);
+        bufferevent_free(c->bev);      /* closes the socket it made */
+    netio_close(&c->io, c->connected); /* close_notify on a connection in good order */
     oc_buf_free(&c->p.body);
-    free(c->rbuf);
     free(c);
 }
 
@@ -259,7 +235,7 @@ static void conn_close(h1 *h, h1conn *c, int net_error, const char *detail, int 
                 break;
             }
     h1req *list = c->out;
-    long long wsent = c->wsent;
+    long long wsent = c->io.wsent;
     int head = c->p.st != H1_S_HEAD && c->p.status >= 200;
     long status = c->p.status;
     conn_free(c);
@@ -333,7 +309,7 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
 {
     size_t off = 0;
     for (;;) {
-        size_t n = c->rlen - off;
+        size_t n = c->io.rlen - off;
         if (!c->out) {
             if (n)
                 conn_close(h, c, OC_NET_PROTOCOL, "bytes no request asked for", 0);
@@ -346,7 +322,7 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
         if (n == 0 && !eof)
             break;
         size_t used = 0;
-        int rc = h1_parse(&c->p, c->rbuf ? c->rbuf + off : "", n, &used, eof == 1);
+        int rc = h1_parse(&c->p, c->io.rbuf ? c->io.rbuf + off : "", n, &used, eof == 1);
         off += used;
         if (rc == H1_MORE && eof == 2) {
             if (c->p.st == H1_S_UNTIL_EOF) {
@@ -354,7 +330,7 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
                 return;
             }
             used = 0;
-            rc = h1_parse(&c->p, c->rbuf ? c->rbuf + off : "", c->rlen - off, &used, 1);
+            rc = h1_parse(&c->p, c->io.rbuf ? c->io.rbuf + off : "", c->io.rlen - off, &used, 1);
             off += used;
         }
         if (rc == H1_MORE)
@@ -385,13 +361,13 @@ static void conn_parse(h1 *h, h1conn *c, int eof)
             origin_pump(h, c->o); /* room on this connection now */
     }
     if (off) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
+        memmove(c->io.rbuf, c->io.rbuf + off, c->io.rlen - off);
+        c->io.rlen -= off;
     }
-    if (c->rlen == 0 && c->rcap > KEEP_MAX) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
+    if (c->io.rlen == 0 && c->io.rcap > KEEP_MAX) {
+        free(c->io.rbuf);
+        c->io.rbuf = NULL;
+        c->io.rcap = 0;
     }
 }
 
@@ -400,173 +376,54 @@ static void conn_broken(h1 *h, h1conn *c, const char *detail)
     conn_close(h, c, OC_NET_RESET, detail, 0);
 }
 
-static int conn_grow(h1conn *c)
-{
-    if (c->rcap - c->rlen >= 8192)
-        return 0;
-    size_t cap = c->rcap ? c->rcap * 2 : 16384;
-    char *b = realloc(c->rbuf, cap);
-    if (!b)
-        return -1;
-    c->rbuf = b;
-    c->rcap = cap;
-    return 0;
-}
-
-static int conn_send(h1conn *c);
 static void tls_handshake(h1 *h, h1conn *c);
 
-/* https: decrypt what has come, up to TLS_READ_MAX a turn (OpenSSL reads
- * ahead, and may hold whole records the socket will not signal again: read
- * while it holds some), then parse once. The peer's close_notify is the end of the
- * stream; a close without it (or a fatal alert, or any TLS error) ends an
- * answer delimited by the close as broken (it may be cut short: RFC 8446
- * 6.1), anything else as a plain close would, after the whole answers
- * decrypted before it. */
-static void tls_read(h1 *h, h1conn *c)
-{
-    int eof = 0;
-    for (;;) {
-        if (c->rlen >= TLS_READ_MAX) {
-            event_active(c->rev, EV_READ, 0); /* the rest next turn */
-            break;
-        }
-        if (conn_grow(c) < 0) {
-            conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
-            return;
-        }
-        size_t room = c->rcap - c->rlen;
-        ERR_clear_error();
-        int n = SSL_read(c->ssl, c->rbuf + c->rlen, room > INT_MAX ? INT_MAX : (int)room);
-        if (n > 0) {
-            c->rlen += (size_t)n;
-            /* more only if OpenSSL holds it already: the read event is
-             * level-triggered, so what the socket holds wakes us again
-             * (no read that would only say EAGAIN) */
-            if (SSL_has_pending(c->ssl))
-                continue;
-            break;
-        }
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ)
-            break;
-        if (e == SSL_ERROR_WANT_WRITE) { /* a key update's answer: the write event carries it */
-            event_add(c->wev, NULL);
-            break;
-        }
-        c->tls_dead = 1;
-        if (e == SSL_ERROR_ZERO_RETURN) {
-            eof = 1; /* close_notify */
-            break;
-        }
-        /* a close without close_notify, a fatal alert or any other TLS
-         * error: the end of the stream, not a clean one. What was
-         * decrypted before it (in this loop too) is parsed first: whole
-         * answers that came before a fatal alert are answers. */
-        ERR_clear_error();
-        eof = 2; /* conn_parse decides */
-        break;
-    }
-    if (c->write_wants_read && !eof) {
-        c->write_wants_read = 0;
-        if (conn_send(c) < 0) {
-            c->tls_dead = 1;
-            conn_close(h, c, OC_NET_RESET, "connection reset", 0);
-            return;
-        }
-    }
-    conn_parse(h, c, eof);
-}
-
+/* Read and parse once. https: up to TLS_READ_MAX a turn (the rest the next
+ * turn). The peer's close_notify is the end of the stream; a close without
+ * it (or a fatal alert, or any TLS error) ends an answer delimited by the
+ * close as broken (it may be cut short: RFC 8446 6.1), anything else as a
+ * plain close would, after the whole answers decrypted before it. */
 static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     (void)what;
     h1conn *c = arg;
     h1 *h = c->o->h;
-    if (c->ssl) {
-        if (c->handshaking)
-            tls_handshake(h, c);
-        else
-            tls_read(h, c);
+    if (c->io.ssl && c->io.handshaking) {
+        tls_handshake(h, c);
         return;
     }
-    if (conn_grow(c) < 0) {
+    switch (netio_read(&c->io, c->io.ssl ? TLS_READ_MAX : SIZE_MAX)) {
+    case NETIO_AGAIN:
+        return;
+    case NETIO_NOMEM:
         conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
         return;
-    }
-    ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-    if (n > 0) {
-        c->rlen += (size_t)n;
-        conn_parse(h, c, 0);
-    } else if (n == 0) {
-        conn_parse(h, c, 1);
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    case NETIO_RESET:
         conn_broken(h, c, "connection reset");
+        return;
+    case NETIO_BROKEN:
+        conn_close(h, c, OC_NET_RESET, "connection reset", 0);
+        return;
+    case NETIO_FULL:
+        event_active(c->io.rev, EV_READ, 0); /* the rest next turn */
+        conn_parse(h, c, 0);
+        return;
+    case NETIO_EOF:
+        conn_parse(h, c, 1);
+        return;
+    case NETIO_CUT:
+        conn_parse(h, c, 2); /* conn_parse decides */
+        return;
+    default:
+        conn_parse(h, c, 0);
     }
-}
-
-/* https: what is buffered through SSL_write. A byte counts as sent only
- * once its whole record is on the socket (partial writes mode): a record
- * cut short cannot be decrypted, so the server cannot have acted on it. A
- * write OpenSSL could not finish is repeated with the same length. */
-static int tls_send(h1conn *c)
-{
-    while (c->woff < c->wbuf.len) {
-        size_t left = c->wbuf.len - c->woff;
-        size_t len = c->tls_wlen ? c->tls_wlen : (left > INT_MAX ? INT_MAX : left);
-        ERR_clear_error();
-        int n = SSL_write(c->ssl, c->wbuf.data + c->woff, (int)len);
-        if (n > 0) {
-            c->tls_wlen = 0;
-            c->woff += (size_t)n;
-            c->wsent += n;
-            continue;
-        }
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            c->tls_wlen = len;
-            if (e == SSL_ERROR_WANT_WRITE)
-                event_add(c->wev, NULL);
-            else
-                c->write_wants_read = 1; /* the read event goes on */
-            return 0;
-        }
-        ERR_clear_error();
-        c->tls_dead = 1;
-        return -1;
-    }
-    return 0;
 }
 
 /* Send what is buffered: 0, or -1 when the connection is broken. */
 static int conn_send(h1conn *c)
 {
-    if (c->ssl) {
-        if (tls_send(c) < 0)
-            return -1;
-        if (c->woff < c->wbuf.len)
-            return 0;
-    }
-    while (c->woff < c->wbuf.len) {
-        ssize_t n =
-            send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->woff += (size_t)n;
-            c->wsent += n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(c->wev, NULL);
-            return 0;
-        } else {
-            return -1;
-        }
-    }
-    if (c->wbuf.cap > KEEP_MAX)
-        oc_buf_free(&c->wbuf); /* one big request does not pin its buffer */
-    oc_buf_reset(&c->wbuf);
-    c->woff = 0;
-    return 0;
+    return netio_send(&c->io, 0);
 }
 
 static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
@@ -574,7 +431,7 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     h1conn *c = arg;
-    if (c->ssl && c->handshaking)
+    if (c->io.ssl && c->io.handshaking)
         tls_handshake(c->o->h, c);
     else if (conn_send(c) < 0)
         conn_broken(c->o->h, c, "connection reset");
@@ -632,46 +489,46 @@ static const char *tls_why(SSL *ssl)
 static void tls_handshake(h1 *h, h1conn *c)
 {
     ERR_clear_error();
-    int rc = SSL_do_handshake(c->ssl);
+    int rc = SSL_do_handshake(c->io.ssl);
     if (rc == 1) {
-        c->handshaking = 0;
+        c->io.handshaking = 0;
         c->connected = 1;
         if (conn_send(c) < 0)
             conn_broken(h, c, "connection reset");
         return;
     }
-    int e = SSL_get_error(c->ssl, rc);
+    int e = SSL_get_error(c->io.ssl, rc);
     if (e == SSL_ERROR_WANT_READ)
         return; /* the read event is armed for the connection's life */
     if (e == SSL_ERROR_WANT_WRITE) {
-        event_add(c->wev, NULL);
+        event_add(c->io.wev, NULL);
         return;
     }
     ERR_clear_error();
-    c->tls_dead = 1;
+    c->io.tls_dead = 1;
     /* nothing of a request left: safe to try again; an origin that fails
      * every handshake fails what waits for it (conn_close) */
-    conn_close(h, c, OC_NET_CONNECT, tls_why(c->ssl), 0);
+    conn_close(h, c, OC_NET_CONNECT, tls_why(c->io.ssl), 0);
 }
 
 static void tls_start(h1 *h, h1conn *c)
 {
     SSL_CTX *ctx = tls_ctx(h);
-    c->ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
-        c->tls_dead = 1;
+    c->io.ssl = ctx ? SSL_new(ctx) : NULL;
+    if (!c->io.ssl || SSL_set_fd(c->io.ssl, c->io.fd) != 1) {
+        c->io.tls_dead = 1;
         conn_close(h, c, OC_NET_CONNECT,
                    ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded", 0);
         return;
     }
-    SSL_set_app_data(c->ssl, c);
-    if (tlsc_set_peer(c->ssl, c->o->u.host, c->o->session) < 0) {
-        c->tls_dead = 1;
+    SSL_set_app_data(c->io.ssl, c);
+    if (tlsc_set_peer(c->io.ssl, c->o->u.host, c->o->session) < 0) {
+        c->io.tls_dead = 1;
         conn_close(h, c, OC_NET_CONNECT, "TLS: bad host name", 0);
         return;
     }
-    SSL_set_connect_state(c->ssl);
-    c->handshaking = 1;
+    SSL_set_connect_state(c->io.ssl);
+    c->io.handshaking = 1;
     tls_handshake(h, c);
 }
 
@@ -689,13 +546,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         bufferevent_setfd(bev, -1);
         bufferevent_free(bev);
         c->bev = NULL;
-        c->fd = fd;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-        c->rev = event_new(h->base, fd, EV_READ | EV_PERSIST, conn_read_ev, c);
-        c->wev = event_new(h->base, fd, EV_WRITE, conn_write_ev, c);
-        if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+        if (netio_attach(&c->io, h->base, fd, conn_read_ev, conn_write_ev, c) < 0) {
             conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
             return;
         }
@@ -718,7 +569,7 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
     h1conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->fd = -1;
+    c->io.fd = -1;
     c->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         free(c);
@@ -785,7 +636,7 @@ static int write_req(h1 *h, h1conn *c, h1req *r)
     oc_buf_append(b, "\r\n", 2);
     if (q->body.len)
         oc_buf_append(b, q->body.data, q->body.len);
-    int ok = b->data && oc_buf_append(&c->wbuf, b->data, b->len) == 0;
+    int ok = b->data && oc_buf_append(&c->io.wbuf, b->data, b->len) == 0;
     r->wstart = c->wqueued;
     if (ok)
         c->wqueued += (long long)b->len;
@@ -838,26 +689,26 @@ static void origin_pump(h1 *h, origin *o)
             /* an idle connection the peer may have closed meanwhile: a
              * request written on it would be lost without an answer */
             char b;
-            if (best->ssl) {
+            if (best->io.ssl) {
                 /* bytes on an idle TLS connection may be the server's
                  * session tickets (taken here) or its close_notify */
                 ERR_clear_error();
-                int k = SSL_read(best->ssl, &b, 1);
-                int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(best->ssl, k);
+                int k = SSL_read(best->io.ssl, &b, 1);
+                int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(best->io.ssl, k);
                 ERR_clear_error();
                 if (k > 0) {
-                    best->tls_dead = 1;
+                    best->io.tls_dead = 1;
                     conn_close(h, best, OC_NET_PROTOCOL, "bytes no request asked for", 0);
                     continue;
                 }
                 if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                    best->tls_dead = 1;
+                    best->io.tls_dead = 1;
                     conn_close(h, best, OC_NET_OK, "", 0);
                     continue;
                 }
             }
-            ssize_t k = best->ssl ? -1 : recv(best->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (best->ssl)
+            ssize_t k = best->io.ssl ? -1 : recv(best->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (best->io.ssl)
                 errno = EAGAIN;
             if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
                 conn_close(h, best, OC_NET_OK, "", 0);

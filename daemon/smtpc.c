@@ -25,6 +25,7 @@
  * 50 ms. */
 #include "smtpc.h"
 #include "clock.h"
+#include "netio.h"
 #include "smtpproto.h"
 #include "tlsclient.h"
 
@@ -88,18 +89,10 @@ struct sconn {
     sconn *prev, *next;
     origin *o;
     struct bufferevent *bev; /* only while connecting */
-    evutil_socket_t fd;
-    struct event *rev, *wev;
-    oc_buf wbuf;
-    size_t woff;
-    long long wqueued, wsent;
-    char *rbuf;
-    size_t rlen, rcap;
+    netio io;                /* once connected: the socket, plain or TLS, and its buffers */
+    long long wqueued;       /* bytes put in io.wbuf since the start */
     sconn *flush_next;
     int flushing;
-    SSL *ssl;
-    int handshaking, write_wants_read, tls_dead;
-    size_t tls_wlen;
     int state;
     int failed_now; /* the connect failed at once: the sweep closes it */
     int tls_up;
@@ -206,12 +199,12 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
 static void origin_pump(smtpc *s, origin *o);
 static int conn_send(sconn *c);
 static void tls_handshake(smtpc *s, sconn *c);
-static void tls_read(smtpc *s, sconn *c);
+static void conn_read_ev(evutil_socket_t fd, short what, void *arg);
 
 static void conn_write(sconn *c, const char *p, size_t n)
 {
     smtpc *s = c->o->s;
-    if (oc_buf_append(&c->wbuf, p, n) < 0)
+    if (oc_buf_append(&c->io.wbuf, p, n) < 0)
         return; /* out of memory: the connection stalls and times out */
     c->wqueued += (long long)n;
     if (!c->flushing) {
@@ -252,21 +245,9 @@ static void conn_free(sconn *c)
 {
     if (c->bev)
         bufferevent_free(c->bev);
-    if (c->rev)
-        event_free(c->rev);
-    if (c->wev)
-        event_free(c->wev);
-    if (c->ssl) {
-        if (c->tls_up && !c->handshaking && !c->tls_dead)
-            SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
-    }
-    if (c->fd >= 0)
-        close(c->fd);
-    if (c->wbuf.data && c->state <= S_AUTH)
-        OPENSSL_cleanse(c->wbuf.data, c->wbuf.len); /* AUTH may be in it */
-    oc_buf_free(&c->wbuf);
-    free(c->rbuf);
+    if (c->io.wbuf.data && c->state <= S_AUTH)
+        OPENSSL_cleanse(c->io.wbuf.data, c->io.wbuf.len); /* AUTH may be in it */
+    netio_close(&c->io, c->tls_up);
     free(c);
 }
 
@@ -311,7 +292,7 @@ static void conn_close_ex(smtpc *s, sconn *c, int net_error, const char *detail,
     for (int i = 0; i < c->ntx; i++) {
         sreq *r = c->tx[i];
         int ne = net_error == OC_NET_OK ? OC_NET_RESET : net_error;
-        if (r->dot_queued && c->wsent >= r->dot_end)
+        if (r->dot_queued && c->io.wsent >= r->dot_end)
             finish(s, r, ne, detail && *detail ? detail : "connection closed", 1, 0, 0);
         else if (r->refused)
             finish(s, r, OC_NET_PROTOCOL, "refused", 0, 1, r->refused);
@@ -527,7 +508,7 @@ static int auth_answer(sconn *c, const smtp_reply *rp)
         if (!HMAC(EVP_md5(), pw, (int)pl, dec, (size_t)dl, mac, &ml))
             return -1;
         size_t n = ul + 1 + 2 * ml;
-        char *m = malloc(n);
+        char *m = malloc(n + 1); /* + the NUL the last snprintf writes */
         if (!m)
             return -1;
         memcpy(m, up, ul);
@@ -535,7 +516,7 @@ static int auth_answer(sconn *c, const smtp_reply *rp)
         for (unsigned i = 0; i < ml; i++)
             snprintf(m + ul + 1 + 2 * i, 3, "%02x", mac[i]);
         b64_put(c, (const unsigned char *)m, n);
-        OPENSSL_cleanse(m, n);
+        OPENSSL_cleanse(m, n + 1);
         free(m);
         return 0;
     }
@@ -567,21 +548,21 @@ static SSL_CTX *tls_ctx(smtpc *s)
 static void tls_start(smtpc *s, sconn *c)
 {
     SSL_CTX *ctx = tls_ctx(s);
-    c->ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
-        c->tls_dead = 1;
+    c->io.ssl = ctx ? SSL_new(ctx) : NULL;
+    if (!c->io.ssl || SSL_set_fd(c->io.ssl, c->io.fd) != 1) {
+        c->io.tls_dead = 1;
         conn_close(s, c, OC_NET_CONNECT,
                    ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded");
         return;
     }
-    SSL_set_app_data(c->ssl, c);
-    if (tlsc_set_peer(c->ssl, c->o->u.host, c->o->session) < 0) {
-        c->tls_dead = 1;
+    SSL_set_app_data(c->io.ssl, c);
+    if (tlsc_set_peer(c->io.ssl, c->o->u.host, c->o->session) < 0) {
+        c->io.tls_dead = 1;
         conn_close(s, c, OC_NET_CONNECT, "TLS: bad host name");
         return;
     }
-    SSL_set_connect_state(c->ssl);
-    c->handshaking = 1;
+    SSL_set_connect_state(c->io.ssl);
+    c->io.handshaking = 1;
     c->state = S_TLS;
     tls_handshake(s, c);
 }
@@ -589,13 +570,13 @@ static void tls_start(smtpc *s, sconn *c)
 static void tls_handshake(smtpc *s, sconn *c)
 {
     ERR_clear_error();
-    int rc = SSL_do_handshake(c->ssl);
+    int rc = SSL_do_handshake(c->io.ssl);
     if (rc == 1) {
-        c->handshaking = 0;
+        c->io.handshaking = 0;
         c->tls_up = 1;
         if (c->o->u.tls) {
             c->state = S_GREETING; /* smtps: the greeting comes over TLS (OpenSSL may hold it) */
-            tls_read(s, c);
+            conn_read_ev(c->io.fd, EV_READ, c);
         } else {
             c->state = S_EHLO; /* after STARTTLS: EHLO again (RFC 3207 4.2) */
             c->caps = 0;
@@ -603,16 +584,16 @@ static void tls_handshake(smtpc *s, sconn *c)
         }
         return;
     }
-    int e = SSL_get_error(c->ssl, rc);
+    int e = SSL_get_error(c->io.ssl, rc);
     if (e == SSL_ERROR_WANT_READ)
         return;
     if (e == SSL_ERROR_WANT_WRITE) {
-        event_add(c->wev, NULL);
+        event_add(c->io.wev, NULL);
         return;
     }
     ERR_clear_error();
-    c->tls_dead = 1;
-    conn_close(s, c, OC_NET_CONNECT, tlsc_why(c->ssl));
+    c->io.tls_dead = 1;
+    conn_close(s, c, OC_NET_CONNECT, tlsc_why(c->io.ssl));
 }
 
 /* ---- replies */
@@ -670,13 +651,13 @@ static int on_txn_reply(smtpc *s, sconn *c, const smtp_reply *rp)
         break;
     case E_DATA:
         if (rp->code == 354 && !r->refused) {
-            size_t before = c->wbuf.len;
-            if (smtp_dot_stuff(&c->wbuf, r->req.body.data ? r->req.body.data : "",
+            size_t before = c->io.wbuf.len;
+            if (smtp_dot_stuff(&c->io.wbuf, r->req.body.data ? r->req.body.data : "",
                                r->req.body.len) < 0) {
                 conn_close(s, c, OC_NET_OTHER, "out of memory");
                 return -1;
             }
-            c->wqueued += (long long)(c->wbuf.len - before);
+            c->wqueued += (long long)(c->io.wbuf.len - before);
             r->dot_queued = 1;
             r->dot_end = c->wqueued;
             exp_push(c, E_DOT, r);
@@ -767,7 +748,7 @@ static int on_reply(smtpc *s, sconn *c, const smtp_reply *rp, const char *raw, s
             conn_close(s, c, OC_NET_PROTOCOL, "bytes after the STARTTLS reply");
             return -1;
         }
-        c->rlen = 0; /* the 220, taken */
+        c->io.rlen = 0; /* the 220, taken */
         tls_start(s, c);
         return -1; /* stop parsing: the socket now speaks TLS (c may be gone) */
     case S_AUTH:
@@ -798,29 +779,29 @@ static int on_reply(smtpc *s, sconn *c, const smtp_reply *rp, const char *raw, s
 static void conn_parse(smtpc *s, sconn *c, int eof)
 {
     size_t off = 0;
-    while (off < c->rlen) {
+    while (off < c->io.rlen) {
         smtp_reply rp;
         size_t used = 0;
-        int rc = smtp_reply_parse(c->rbuf + off, c->rlen - off, &used, &rp);
+        int rc = smtp_reply_parse(c->io.rbuf + off, c->io.rlen - off, &used, &rp);
         if (rc == SMTP_R_MORE)
             break;
         if (rc == SMTP_R_BAD) {
             conn_close(s, c, OC_NET_PROTOCOL, "malformed SMTP reply");
             return;
         }
-        const char *raw = c->rbuf + off;
+        const char *raw = c->io.rbuf + off;
         off += used;
-        if (on_reply(s, c, &rp, raw, used, c->rlen - off) < 0)
+        if (on_reply(s, c, &rp, raw, used, c->io.rlen - off) < 0)
             return; /* c closed, or handed to TLS with nothing left */
     }
     if (off) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
+        memmove(c->io.rbuf, c->io.rbuf + off, c->io.rlen - off);
+        c->io.rlen -= off;
     }
-    if (c->rlen == 0 && c->rcap > KEEP_MAX) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
+    if (c->io.rlen == 0 && c->io.rcap > KEEP_MAX) {
+        free(c->io.rbuf);
+        c->io.rbuf = NULL;
+        c->io.rcap = 0;
     }
     if (eof) {
         int quiet = c->state == S_QUIT || (c->state == S_READY && c->ntx == 0 && c->qn == 0);
@@ -828,156 +809,46 @@ static void conn_parse(smtpc *s, sconn *c, int eof)
     }
 }
 
-static int conn_grow(sconn *c)
-{
-    if (c->rcap - c->rlen >= 4096)
-        return 0;
-    size_t cap = c->rcap ? c->rcap * 2 : 8192;
-    char *b = realloc(c->rbuf, cap);
-    if (!b)
-        return -1;
-    c->rbuf = b;
-    c->rcap = cap;
-    return 0;
-}
-
-static void tls_read(smtpc *s, sconn *c)
-{
-    int eof = 0;
-    for (;;) {
-        if (c->rlen >= TLS_READ_MAX) {
-            conn_close(s, c, OC_NET_PROTOCOL, "reply too long");
-            return;
-        }
-        if (conn_grow(c) < 0) {
-            conn_close(s, c, OC_NET_OTHER, "out of memory");
-            return;
-        }
-        size_t room = c->rcap - c->rlen;
-        ERR_clear_error();
-        int n = SSL_read(c->ssl, c->rbuf + c->rlen, room > INT_MAX ? INT_MAX : (int)room);
-        if (n > 0) {
-            c->rlen += (size_t)n;
-            if (SSL_has_pending(c->ssl))
-                continue;
-            break;
-        }
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ)
-            break;
-        if (e == SSL_ERROR_WANT_WRITE) {
-            event_add(c->wev, NULL);
-            break;
-        }
-        ERR_clear_error();
-        c->tls_dead = 1;
-        eof = 1; /* replies are lines: a close without close_notify cuts no reply short unseen */
-        break;
-    }
-    if (c->write_wants_read) {
-        c->write_wants_read = 0;
-        if (conn_send(c) < 0) {
-            c->tls_dead = 1;
-            conn_close(s, c, OC_NET_RESET, "connection reset");
-            return;
-        }
-    }
-    conn_parse(s, c, eof);
-}
-
+/* Read and parse once. Replies are lines: a TLS close without
+ * close_notify cuts no reply short unseen, so it ends the stream as any
+ * close does. */
 static void conn_read_ev(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     (void)what;
     sconn *c = arg;
     smtpc *s = c->o->s;
-    if (c->ssl) {
-        if (c->handshaking)
-            tls_handshake(s, c);
-        else
-            tls_read(s, c);
+    if (c->io.ssl && c->io.handshaking) {
+        tls_handshake(s, c);
         return;
     }
-    if (conn_grow(c) < 0) {
-        conn_close(s, c, OC_NET_OTHER, "out of memory");
+    switch (netio_read(&c->io, c->io.ssl ? TLS_READ_MAX : SMTP_REPLY_MAX * 2)) {
+    case NETIO_AGAIN:
         return;
-    }
-    if (c->rlen >= SMTP_REPLY_MAX * 2) {
+    case NETIO_FULL:
         conn_close(s, c, OC_NET_PROTOCOL, "reply too long");
         return;
-    }
-    ssize_t n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-    if (n > 0) {
-        c->rlen += (size_t)n;
-        conn_parse(s, c, 0);
-    } else if (n == 0) {
-        conn_parse(s, c, 1);
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    case NETIO_NOMEM:
+        conn_close(s, c, OC_NET_OTHER, "out of memory");
+        return;
+    case NETIO_RESET:
+    case NETIO_BROKEN:
         conn_close(s, c, OC_NET_RESET, "connection reset");
+        return;
+    case NETIO_EOF:
+    case NETIO_CUT:
+        conn_parse(s, c, 1);
+        return;
+    default:
+        conn_parse(s, c, 0);
     }
 }
 
-/* TLS: a byte counts as sent once its whole record is on the socket */
-static int tls_send(sconn *c)
-{
-    while (c->woff < c->wbuf.len) {
-        size_t left = c->wbuf.len - c->woff;
-        size_t len = c->tls_wlen ? c->tls_wlen : (left > INT_MAX ? INT_MAX : left);
-        ERR_clear_error();
-        int n = SSL_write(c->ssl, c->wbuf.data + c->woff, (int)len);
-        if (n > 0) {
-            c->tls_wlen = 0;
-            c->woff += (size_t)n;
-            c->wsent += n;
-            continue;
-        }
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            c->tls_wlen = len;
-            if (e == SSL_ERROR_WANT_WRITE)
-                event_add(c->wev, NULL);
-            else
-                c->write_wants_read = 1;
-            return 0;
-        }
-        ERR_clear_error();
-        c->tls_dead = 1;
-        return -1;
-    }
-    return 0;
-}
-
+/* Send what is buffered: 0, or -1 when the connection is broken. AUTH's
+ * credentials do not stay in the buffer once sent. */
 static int conn_send(sconn *c)
 {
-    if (c->ssl) {
-        if (c->handshaking)
-            return 0; /* after the handshake */
-        if (tls_send(c) < 0)
-            return -1;
-        if (c->woff < c->wbuf.len)
-            return 0; /* OpenSSL waits for the socket: never send() past it in clear */
-    }
-    while (c->woff < c->wbuf.len) {
-        ssize_t n =
-            send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            c->woff += (size_t)n;
-            c->wsent += n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(c->wev, NULL);
-            return 0;
-        } else {
-            return -1;
-        }
-    }
-    if (c->wbuf.data && c->state == S_AUTH)
-        OPENSSL_cleanse(c->wbuf.data, c->wbuf.len); /* the credentials went */
-    if (c->wbuf.cap > KEEP_MAX)
-        oc_buf_free(&c->wbuf);
-    oc_buf_reset(&c->wbuf);
-    c->woff = 0;
-    return 0;
+    return netio_send(&c->io, c->state == S_AUTH);
 }
 
 static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
@@ -985,7 +856,7 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sconn *c = arg;
-    if (c->ssl && c->handshaking)
+    if (c->io.ssl && c->io.handshaking)
         tls_handshake(c->o->s, c);
     else if (conn_send(c) < 0)
         conn_close(c->o->s, c, OC_NET_RESET, "connection reset");
@@ -1000,7 +871,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     while ((c = s->flush)) {
         s->flush = c->flush_next;
         c->flushing = 0;
-        if (c->fd >= 0 && conn_send(c) < 0)
+        if (c->io.fd >= 0 && conn_send(c) < 0)
             conn_close(s, c, OC_NET_RESET, "connection reset");
     }
 }
@@ -1021,13 +892,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     bufferevent_setfd(bev, -1);
     bufferevent_free(bev);
     c->bev = NULL;
-    c->fd = fd;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_ev, c);
-    c->wev = event_new(s->base, fd, EV_WRITE, conn_write_ev, c);
-    if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+    if (netio_attach(&c->io, s->base, fd, conn_read_ev, conn_write_ev, c) < 0) {
         conn_close(s, c, OC_NET_OTHER, "out of memory");
         return;
     }
@@ -1043,7 +908,7 @@ static sconn *conn_open(smtpc *s, origin *o, int connect_timeout_ms)
     sconn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->fd = -1;
+    c->io.fd = -1;
     c->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         free(c);

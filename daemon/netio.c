@@ -1,0 +1,190 @@
+/* The native clients' byte stream (see netio.h). */
+#include "netio.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define KEEP_MAX (64 * 1024) /* output buffers grown past this are freed once sent */
+#define ROOM_MIN 8192        /* free input space a read asks for */
+#define ROOM_FIRST 16384
+
+int netio_attach(netio *n, struct event_base *base, evutil_socket_t fd, event_callback_fn on_read,
+                 event_callback_fn on_write, void *arg)
+{
+    n->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    n->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, arg);
+    n->wev = event_new(base, fd, EV_WRITE, on_write, arg);
+    return n->rev && n->wev && event_add(n->rev, NULL) == 0 ? 0 : -1;
+}
+
+/* TLS: what is buffered through SSL_write. A write OpenSSL could not
+ * finish is repeated with the same length. */
+static int tls_send(netio *n)
+{
+    while (n->woff < n->wbuf.len) {
+        size_t left = n->wbuf.len - n->woff;
+        size_t len = n->tls_wlen ? n->tls_wlen : (left > INT_MAX ? INT_MAX : left);
+        ERR_clear_error();
+        int k = SSL_write(n->ssl, n->wbuf.data + n->woff, (int)len);
+        if (k > 0) {
+            n->tls_wlen = 0;
+            n->woff += (size_t)k;
+            n->wsent += k;
+            continue;
+        }
+        int e = SSL_get_error(n->ssl, k);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            n->tls_wlen = len;
+            if (e == SSL_ERROR_WANT_WRITE)
+                event_add(n->wev, NULL);
+            else
+                n->write_wants_read = 1; /* the read event goes on */
+            return 0;
+        }
+        ERR_clear_error();
+        n->tls_dead = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int netio_send(netio *n, int wipe)
+{
+    if (n->ssl) {
+        if (n->handshaking)
+            return 0; /* once the handshake is done */
+        if (tls_send(n) < 0)
+            return -1;
+        if (n->woff < n->wbuf.len)
+            return 0; /* OpenSSL waits for the socket: never past it in clear */
+    }
+    while (n->woff < n->wbuf.len) {
+        ssize_t k =
+            send(n->fd, n->wbuf.data + n->woff, n->wbuf.len - n->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            n->woff += (size_t)k;
+            n->wsent += k;
+        } else if (k < 0 && errno == EINTR) {
+            continue;
+        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(n->wev, NULL);
+            return 0;
+        } else {
+            return -1;
+        }
+    }
+    if (wipe && n->wbuf.data)
+        OPENSSL_cleanse(n->wbuf.data, n->wbuf.len);
+    if (n->wbuf.cap > KEEP_MAX)
+        oc_buf_free(&n->wbuf); /* one big message does not pin its buffer */
+    oc_buf_reset(&n->wbuf);
+    n->woff = 0;
+    return 0;
+}
+
+static int grow(netio *n)
+{
+    if (n->rcap - n->rlen >= ROOM_MIN)
+        return 0;
+    size_t cap = n->rcap ? n->rcap * 2 : ROOM_FIRST;
+    char *b = realloc(n->rbuf, cap);
+    if (!b)
+        return -1;
+    n->rbuf = b;
+    n->rcap = cap;
+    return 0;
+}
+
+static int tls_read(netio *n, size_t max)
+{
+    int rc = NETIO_OK;
+    for (;;) {
+        if (n->rlen >= max) {
+            rc = NETIO_FULL;
+            break;
+        }
+        if (grow(n) < 0)
+            return NETIO_NOMEM;
+        size_t room = n->rcap - n->rlen;
+        ERR_clear_error();
+        int k = SSL_read(n->ssl, n->rbuf + n->rlen, room > INT_MAX ? INT_MAX : (int)room);
+        if (k > 0) {
+            n->rlen += (size_t)k;
+            if (SSL_has_pending(n->ssl))
+                continue; /* whole records OpenSSL read ahead: the socket will not say */
+            break;
+        }
+        int e = SSL_get_error(n->ssl, k);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) { /* a key update's answer: the write event carries it */
+            event_add(n->wev, NULL);
+            break;
+        }
+        n->tls_dead = 1;
+        ERR_clear_error();
+        /* close_notify is the end; a close without it, a fatal alert or
+         * any other TLS error ends the stream too, not cleanly (RFC 8446
+         * 6.1): what was decrypted before it is the caller's to parse */
+        return e == SSL_ERROR_ZERO_RETURN ? NETIO_EOF : NETIO_CUT;
+    }
+    if (n->write_wants_read) {
+        n->write_wants_read = 0;
+        if (netio_send(n, 0) < 0) {
+            n->tls_dead = 1;
+            return NETIO_BROKEN;
+        }
+    }
+    return rc;
+}
+
+int netio_read(netio *n, size_t max)
+{
+    if (n->ssl)
+        return tls_read(n, max);
+    if (n->rlen >= max)
+        return NETIO_FULL;
+    if (grow(n) < 0)
+        return NETIO_NOMEM;
+    ssize_t k = recv(n->fd, n->rbuf + n->rlen, n->rcap - n->rlen, 0);
+    if (k > 0) {
+        n->rlen += (size_t)k;
+        return NETIO_OK;
+    }
+    if (k == 0)
+        return NETIO_EOF;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? NETIO_AGAIN : NETIO_RESET;
+}
+
+void netio_close(netio *n, int shutdown)
+{
+    if (n->rev)
+        event_free(n->rev);
+    if (n->wev)
+        event_free(n->wev);
+    n->rev = n->wev = NULL;
+    if (n->ssl) {
+        /* one non-blocking attempt; SIGPIPE is ignored by the daemon */
+        if (shutdown && !n->handshaking && !n->tls_dead)
+            SSL_shutdown(n->ssl);
+        SSL_free(n->ssl);
+        n->ssl = NULL;
+    }
+    if (n->fd >= 0)
+        close(n->fd);
+    n->fd = -1;
+    oc_buf_free(&n->wbuf);
+    free(n->rbuf);
+    n->rbuf = NULL;
+    n->rlen = n->rcap = 0;
+}

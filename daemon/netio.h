@@ -1,0 +1,65 @@
+/* The byte stream under the native clients (h1.c: HTTP/1.1, smtpc.c:
+ * SMTP): one connected non-blocking socket, plain or TLS through OpenSSL,
+ * with an output buffer written as the socket takes it and an input buffer
+ * the client parses. The clients keep what they send and read; this keeps
+ * the rule both depend on: a byte counts as sent (wsent) only once it is on
+ * the socket, and over TLS only once its whole record is (partial-write
+ * mode: a record cut short cannot be decrypted, so the peer cannot have
+ * acted on it). Nothing here blocks. */
+#ifndef OMNI_NETIO_H
+#define OMNI_NETIO_H
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include "omnicast/connector.h"
+
+typedef struct netio {
+    evutil_socket_t fd; /* -1 until connected */
+    struct event *rev;  /* read: persistent, armed for the connection's life */
+    struct event *wev;  /* write: armed while the socket is full */
+    oc_buf wbuf;        /* bytes not yet on the wire, from woff */
+    size_t woff;
+    long long wsent; /* bytes on the wire since the start */
+    char *rbuf;      /* bytes received, not yet parsed */
+    size_t rlen, rcap;
+    /* TLS over fd, or NULL */
+    SSL *ssl;
+    int handshaking;
+    int write_wants_read; /* SSL_write asked for a read (a key update) */
+    int tls_dead;         /* a fatal TLS error or the peer's close: no close_notify from us */
+    size_t tls_wlen;      /* SSL_write to repeat with this length (0: none) */
+} netio;
+
+/* fd connected: TCP_NODELAY and keep-alive on it, its read event armed and
+ * its write event made. 0, or -1 (out of memory). */
+int netio_attach(netio *n, struct event_base *base, evutil_socket_t fd, event_callback_fn on_read,
+                 event_callback_fn on_write, void *arg);
+
+/* Send what is buffered, as far as the socket takes it (the write event is
+ * armed for the rest): 0, or -1 when the connection is broken. A buffer
+ * sent whole is emptied (wiped first when wipe: credentials were in it). */
+int netio_send(netio *n, int wipe);
+
+enum {
+    NETIO_OK = 0, /* read what there was (maybe nothing, over TLS) */
+    NETIO_AGAIN,  /* plain: nothing to read */
+    NETIO_FULL,   /* rlen reached the caller's limit: nothing read */
+    NETIO_EOF,    /* the peer closed: plain, or TLS with close_notify */
+    NETIO_CUT,    /* TLS: closed without close_notify, a fatal alert, any TLS error */
+    NETIO_RESET,  /* plain: the socket failed */
+    NETIO_BROKEN, /* TLS: a write waiting for this read failed */
+    NETIO_NOMEM,
+};
+
+/* Read from a readable socket into rbuf while rlen < max: plain, one recv;
+ * TLS, until OpenSSL holds no more decrypted bytes (the read event is
+ * level-triggered, so what the socket still holds wakes us again) and then
+ * the write a key update held back. What was read before an end (EOF, CUT)
+ * is in rbuf: parse it first. */
+int netio_read(netio *n, size_t max);
+
+/* Events, TLS, socket and buffers released (fd -1 after); a polite
+ * close_notify first when shutdown and TLS is in good order. */
+void netio_close(netio *n, int shutdown);
+
+#endif
