@@ -29,6 +29,7 @@ struct rconn {
     rconn_disconnect_fn on_disconnect;
     void *data;
     int connected;
+    int answered;       /* a reply has arrived on this connection */
     int in_cb;          /* inside one of our callbacks: a free waits */
     int free_requested; /* rconn_free called from inside a callback */
     int freeing;        /* going away: no more commands, no second free */
@@ -82,8 +83,21 @@ static void describe(rconn *c, short what)
         else if (!e)
             e = x;
     }
-    long v = c->ssl && !c->connected ? SSL_get_verify_result(c->ssl) : X509_V_OK;
     int serr = EVUTIL_SOCKET_ERROR();
+    /* a write can fail on the server's close before the read that would
+     * have met its alert (TLS 1.3 checks a client certificate after the
+     * handshake): read what the socket still holds for the reason */
+    for (int i = 0; c->ssl && c->connected && !e && i < 4; i++) {
+        char scratch[512];
+        ERR_clear_error();
+        if (SSL_read(c->ssl, scratch, sizeof(scratch)) > 0)
+            continue;
+        while ((x = ERR_get_error()) != 0)
+            if (ERR_GET_LIB(x) != 0 && !e)
+                e = x;
+        break;
+    }
+    long v = c->ssl && !c->connected ? SSL_get_verify_result(c->ssl) : X509_V_OK;
     int dnserr = bufferevent_socket_get_dns_error(c->bev);
     if (dnserr) {
         snprintf(c->errstr, sizeof(c->errstr), "cannot resolve the host: %s",
@@ -95,6 +109,12 @@ static void describe(rconn *c, short what)
         char buf[200];
         ERR_error_string_n(e, buf, sizeof(buf));
         snprintf(c->errstr, sizeof(c->errstr), "TLS: %s", buf);
+    } else if (c->ssl && c->connected && !c->answered && !SSL_get_certificate(c->ssl)) {
+        /* the alert lost to a reset: a server that wants a client
+         * certificate is the usual reason */
+        snprintf(c->errstr, sizeof(c->errstr),
+                 "closed by the server right after the TLS handshake (if it requires a client "
+                 "certificate, set redis_tls_cert_file)");
     } else if ((what & BEV_EVENT_ERROR) && serr && !syscall) {
         snprintf(c->errstr, sizeof(c->errstr), "%s", evutil_socket_error_to_string(serr));
     } else if (syscall || (what & BEV_EVENT_EOF)) {
@@ -145,6 +165,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         }
         if (!reply)
             return;
+        c->answered = 1;
         rconn_cb *cb = c->head;
         if (!cb) { /* an answer nobody asked for: not a Redis we can talk to */
             freeReplyObject(reply);
