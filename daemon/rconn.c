@@ -93,7 +93,8 @@ static void describe(rconn *c, short what)
         if (SSL_read(c->ssl, scratch, sizeof(scratch)) > 0)
             continue;
         while ((x = ERR_get_error()) != 0)
-            if (ERR_GET_LIB(x) != 0 && !e)
+            if (ERR_GET_LIB(x) != 0 && ERR_GET_REASON(x) != SSL_R_UNEXPECTED_EOF_WHILE_READING &&
+                !e)
                 e = x;
         break;
     }

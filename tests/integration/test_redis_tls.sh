@@ -177,4 +177,17 @@ sed "s|^redis = .*|redis = redis://omni@localhost:$REDIS_PORT/0|" "$T/omni.conf"
   fail "--check-config accepted redis_tls_ca_file with redis://"
 grep -q "redis_tls_ca_file is for a rediss://" "$T/bad.log" || fail "plain: $(cat "$T/bad.log")"
 ok "--check-config loads the TLS files and refuses a mismatched key and TLS settings without rediss://"
+
+# a server that resets right after the handshake, its alert (if any) lost:
+# the daemon names the likely reason instead of a bare close
+python3 "$OMNI_SRC/tests/mock/tls_reset_server.py" "$T/server.pem" "$T/server.key" >"$T/reset.port" &
+PIDS+=("$!")
+wait_for 20 test -s "$T/reset.port"
+RESET_PORT=$(cat "$T/reset.port")
+sed "s|^redis = .*|redis = rediss://omni@localhost:$RESET_PORT/0|" "$T/omni.conf" >"$T/reset.conf"
+: >"$T/daemon.log"
+start_daemon "$T/reset.conf"
+wait_for 30 grep -q "redis localhost:$RESET_PORT: .*closed by the server right after the TLS handshake (if it requires a client certificate, set redis_tls_cert_file)" "$T/daemon.log"
+stop_daemon
+ok "a reset right after the handshake is logged with the client certificate as the likely reason"
 check_logs_clean
