@@ -48,11 +48,31 @@ const char *export_csv_header(void)
            "delivery_error\r\n";
 }
 
+/* a cell a spreadsheet would run as a formula: one starting with '=',
+ * '@', a tab or a CR, or with '+' / '-' not followed by a plain number
+ * (a phone number "+15550000001" stays as it is) */
+static int formula_like(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (s[0] == '=' || s[0] == '@' || s[0] == '\t' || s[0] == '\r')
+        return 1;
+    if (s[0] != '+' && s[0] != '-')
+        return 0;
+    if (n == 1)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] == '.' && i > 1)))
+            return 1;
+    return 0;
+}
+
 int export_csv_field(export_buf *b, const char *s, size_t n)
 {
-    if (strcspn(s, ",\"\r\n") >= n && memchr(s, '\0', n) == NULL)
+    int guard = formula_like(s, n);
+    if (!guard && strcspn(s, ",\"\r\n") >= n && memchr(s, '\0', n) == NULL)
         return put(b, s, n);
-    if (put(b, "\"", 1) < 0)
+    if (put(b, "\"", 1) < 0 || (guard && put(b, "'", 1) < 0))
         return -1;
     for (size_t i = 0; i < n; i++)
         if ((s[i] == '"' && put(b, "\"\"", 2) < 0) || (s[i] != '"' && put(b, s + i, 1) < 0))

@@ -28,6 +28,17 @@ static void csv_quoting(void **state)
     csv("say \"hi\"", "\"say \"\"hi\"\"\"");
     csv("\"", "\"\"\"\"");
     csv("two\nlines", "\"two\nlines\"");
+    /* spreadsheet formulas are quoted and led by an apostrophe; numbers
+     * and phone numbers are not touched */
+    csv("=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\"");
+    csv("@SUM(A1)", "\"'@SUM(A1)\"");
+    csv("+SUM(1;2)", "\"'+SUM(1;2)\"");
+    csv("-2+3", "\"'-2+3\"");
+    csv("\tx", "\"'\tx\"");
+    csv("-42", "-42");
+    csv("-1.5", "-1.5");
+    csv("+", "+");
+    csv("a=b", "a=b");
     csv("cr\rhere", "\"cr\rhere\"");
     csv("crlf\r\n", "\"crlf\r\n\"");
     csv("ünïcode, ok", "\"ünïcode, ok\"");
