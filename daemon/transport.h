@@ -45,6 +45,8 @@ size_t transport_inflight(const transport *t);
  * by it over TLS, and by libcurl. */
 void transport_counts(const transport *t, unsigned long long *native,
                       unsigned long long *native_tls, unsigned long long *curl);
+/* Requests written as HTTP/2 streams by the native HTTP/2 client (h2.c). */
+unsigned long long transport_native_h2(const transport *t);
 /* Messages taken by the native SMTP client (smtpc.c) since the start. */
 unsigned long long transport_native_smtp(const transport *t);
 /* Cancel everything in flight without calling callbacks, free all. */

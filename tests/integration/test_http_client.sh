@@ -59,7 +59,7 @@ timeout_ms = 20000
 [connector.secure]
 type = webhook
 url = https://127.0.0.1:$TLS_PORT/secure
-# libcurl's https (the native client's is test_tls_client's)
+# ALPN without h2 at this front: the native HTTP/1.1 client over TLS
 http2 = true
 
 [connector.wrongname]
