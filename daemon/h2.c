@@ -281,8 +281,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         return 0;
     switch (f->hd.type) {
     case NGHTTP2_SETTINGS:
-        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && !c->ready) {
             c->ready = 1;
+            c->idle_since_us = omni_mono_us();
+        }
         break;
     case NGHTTP2_GOAWAY:
         if (!c->goaway || f->goaway.last_stream_id < c->last_sid)
@@ -444,6 +446,7 @@ static void conn_unlink(origin *o, h2conn *c)
 static void conn_close(h2 *h, h2conn *c, int net_error, const char *detail)
 {
     origin *o = c->o;
+    int never_ready = !c->ready;
     c->dying = 1;
     conn_unlink(o, c);
     o->nconns--;
@@ -481,13 +484,15 @@ static void conn_close(h2 *h, h2conn *c, int net_error, const char *detail)
         nghttp2_session_del(c->s);
     netio_close(&c->io, c->ready);
     free(c);
-    if (o->pend && o->nconns == 0 && net_error == OC_NET_CONNECT) {
-        /* the origin cannot be reached: fail what waits rather than dial
-         * again for each */
+    if (o->pend && o->nconns == 0 && (net_error == OC_NET_CONNECT || never_ready)) {
+        /* the origin cannot be reached, or closes before its SETTINGS:
+         * fail what waits (never sent: the daemon retries with its
+         * backoff) rather than dial again at once */
         while (o->pend) {
             h2req *r = o->pend;
             o->pend = r->next;
-            fail_later(h, r, net_error, detail, 0);
+            fail_later(h, r, net_error == OC_NET_OK ? OC_NET_CONNECT : net_error,
+                       detail && *detail ? detail : "connection closed before HTTP/2 began", 0);
         }
         o->pend_tail = &o->pend;
     }
@@ -671,7 +676,6 @@ static void tls_handshake(h2 *h, h2conn *c)
             /* no h2 here: what waits goes back to the transport (HTTP/1.1) */
             origin *o = c->o;
             o->no_h2 = 1;
-            conn_close(h, c, OC_NET_OK, "");
             while (o->pend) {
                 h2req *r = o->pend;
                 o->pend = r->next;
@@ -679,6 +683,7 @@ static void tls_handshake(h2 *h, h2conn *c)
                 later(h, r);
             }
             o->pend_tail = &o->pend;
+            conn_close(h, c, OC_NET_OK, "");
             return;
         }
         if (session_start(h, c) < 0) {
