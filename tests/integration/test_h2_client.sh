@@ -113,6 +113,11 @@ type = webhook
 url = https://127.0.0.1:$(cat "$T/h1.port")/hook
 http2 = true
 
+[connector.h2name]
+type = webhook
+url = https://localhost:$(cat "$T/h2.port")/wrongname
+http2 = true
+
 [connector.ngx]
 type = whatsapp
 api_base = https://127.0.0.1:${NGINX_PORT:-9}
@@ -129,6 +134,7 @@ max_inflight = 64
 whatsapp = wa
 one = one
 h1only = h1only
+h2name = h2name
 ngx = ngx"
 start_daemon "$T/omni.conf"
 wait_for 20 curl -sf "http://127.0.0.1:$HTTP/readyz"
@@ -139,6 +145,7 @@ fill_list h2:b 40
 enqueue '{"type":"broadcast","id":"h2-main","channel":"whatsapp","message":{"text":"Hi {{name}}"},"recipients_list":"h2:a"}'
 enqueue '{"type":"broadcast","id":"h2-one","channel":"one","message":{"text":"Hi {{name}}"},"recipients_list":"h2:b"}'
 enqueue '{"type":"broadcast","id":"h2-fallback","channel":"h1only","message":{"text":"x"},"recipients":[{"to":"u1"},{"to":"u2"},{"to":"u3"}]}'
+enqueue '{"type":"broadcast","id":"h2-name","channel":"h2name","message":{"text":"x"},"recipients":[{"to":"u1"}]}'
 wait_for 120 campaign_done h2-main
 wait_for 120 campaign_done h2-one
 wait_for 60 campaign_done h2-fallback
@@ -214,6 +221,13 @@ PY
 else
   echo "# nginx not installed: the nginx part is skipped"
 fi
+
+wait_for 60 campaign_done h2-name
+[ "$(campaign_field h2-name failed)" = 1 ] || fail "a certificate for another name: $(rraw HGETALL omni:campaign:h2-name | tr '\n' ' ')"
+! grep -q '/wrongname' "$T/h2.jsonl" || fail "a request reached the provider through a certificate for another name"
+rraw XRANGE omni:dead - + | q 'TLS: the certificate does not match the host name' ||
+  fail "the dead letter does not say the name did not match: $(rraw XRANGE omni:dead - +)"
+ok "HTTP/2 to a certificate for another name: refused before a request left, the reason in the dead letter"
 
 nat_h2=$(metric 'omnicast_transfers_total{client="native_h2"}')
 nat_tls=$(metric 'omnicast_transfers_total{client="native_tls"}')
