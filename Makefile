@@ -7,8 +7,8 @@ CMAKE_ARGS ?=
 
 # Debian packages the build, the tests, the demo and the benchmark need.
 DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-dev \
-       libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev \
-       redis-server python3 python3-aiosmtpd python3-jsonschema python3-yaml curl openssl valgrind systemd \
+       libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev libnghttp2-dev \
+       redis-server python3 python3-aiosmtpd python3-h2 python3-jsonschema python3-yaml curl openssl valgrind systemd \
        dpkg-dev lintian file binutils adduser chromium
 BENCH_DEPS = nginx-light wrk nghttp2-client
 FUZZ_DEPS = clang libclang-rt-14-dev

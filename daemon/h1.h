@@ -1,8 +1,8 @@
 /* The native HTTP/1.1 client: http:// and https:// requests over
  * keep-alive connections, optionally pipelined, TLS through OpenSSL on the
- * same non-blocking sockets. It serves the transport's HTTP/1.1 requests;
- * libcurl keeps HTTP/2, SMTP, proxies and anything this client does not
- * take. Nothing here blocks. */
+ * same non-blocking sockets. It serves the transport's HTTP/1.1 requests
+ * (and those of origins h2.c found without h2); libcurl keeps proxies and
+ * anything this client does not take. Nothing here blocks. */
 #ifndef OMNI_H1_H
 #define OMNI_H1_H
 

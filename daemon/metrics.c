@@ -58,14 +58,16 @@ void metrics_render(omni *o, oc_buf *b)
         transport_counts(o->tp, &nat, &nat_tls, &curl);
         put(b,
             "# HELP omnicast_transfers_total Outbound transfers taken, by client: the native "
-            "HTTP/1.1 client over plain http or TLS, libcurl (HTTP/2, proxies, SMTP with "
-            "smtp_client = curl), or the native SMTP client (native_smtp).\n"
+            "HTTP/1.1 client over plain http or TLS, the native HTTP/2 client (native_h2), "
+            "libcurl (proxies, native = off, SMTP with smtp_client = curl), or the native "
+            "SMTP client (native_smtp).\n"
             "# TYPE omnicast_transfers_total counter\n"
             "omnicast_transfers_total{client=\"native\"} %llu\n"
             "omnicast_transfers_total{client=\"native_tls\"} %llu\n"
             "omnicast_transfers_total{client=\"curl\"} %llu\n"
             "omnicast_transfers_total{client=\"native_smtp\"} %llu\n",
             nat, nat_tls, curl, transport_native_smtp(o->tp));
+        put(b, "omnicast_transfers_total{client=\"native_h2\"} %llu\n", transport_native_h2(o->tp));
     }
     put(b, "# HELP omnicast_channel_sent_total Sends the provider accepted, by channel.\n"
            "# TYPE omnicast_channel_sent_total counter\n");

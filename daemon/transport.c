@@ -6,6 +6,7 @@
 #include "transport.h"
 #include "clock.h"
 #include "h1.h"
+#include "h2.h"
 #include "smtpc.h"
 
 #include <ctype.h>
@@ -32,6 +33,7 @@ struct transport {
     struct sock *socks;
     int in_action;
     h1 *h1;        /* the native client: http://, and https:// without HTTP/2 */
+    h2 *h2;        /* the native HTTP/2 client: https:// with http2 = true */
     int proxy;     /* a proxy is set in the environment: libcurl takes every transfer */
     int proxy_tls; /* https_proxy (or a proxy for all): libcurl takes https */
     unsigned long long n_native, n_native_tls, n_curl; /* transfers taken, by client */
@@ -157,6 +159,23 @@ static int on_timer(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
+/* A request the HTTP/2 client gives back (its origin did not choose h2 by
+ * ALPN): nothing of it was written; it goes the way an HTTP/1.1 request
+ * goes. A request that cannot even be set up then fails as never sent. */
+static void h2_fallback(void *ctx, oc_request *req, const transport_req_opts *opts,
+                        transport_done_fn done, void *arg)
+{
+    if (transport_submit(ctx, req, opts, done, arg) == 0)
+        return;
+    oc_response r = {0};
+    r.net_error = OC_NET_OTHER;
+    r.net_detail = "could not set up the request";
+    r.body = "";
+    r.now_ms = omni_now_ms();
+    if (done)
+        done(arg, &r, 0);
+}
+
 transport *transport_new(struct event_base *base, const transport_opts *opts)
 {
     static int global_done;
@@ -176,6 +195,8 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     t->timer = evtimer_new(base, timer_cb, t);
     t->h1 = h1_new(base, opts ? opts->max_total_connections : 0,
                    opts ? opts->max_host_connections : 0, idle_ms, t->ca_file);
+    t->h2 = h2_new(base, opts ? opts->max_total_connections : 0,
+                   opts ? opts->max_host_connections : 0, idle_ms, t->ca_file, h2_fallback, t);
     /* libcurl honours http_proxy / all_proxy (and no_proxy); the native
      * client does not speak to proxies, so with one set it stands aside */
     const char *px = getenv("http_proxy");
@@ -200,7 +221,7 @@ transport *transport_new(struct event_base *base, const transport_opts *opts)
     if (!t->smtp_curl)
         t->smtpc = smtpc_new(base, opts ? opts->max_total_connections : 0,
                              opts ? opts->max_host_connections : 0, idle_ms, t->ca_file);
-    if (!t->multi || !t->timer || !t->h1 || (!t->smtp_curl && !t->smtpc)) {
+    if (!t->multi || !t->timer || !t->h1 || !t->h2 || (!t->smtp_curl && !t->smtpc)) {
         transport_free(t);
         return NULL;
     }
@@ -373,11 +394,17 @@ static void unlink_xfer(transport *t, xfer *x)
 int transport_submit(transport *t, oc_request *req, const transport_req_opts *opts,
                      transport_done_fn done, void *arg)
 {
-    /* the native client: plain http://, and https:// unless the connector
-     * asks for HTTP/2 (libcurl's) */
+    /* the native clients: https:// with HTTP/2 asked for through h2.c
+     * (an origin that does not choose h2 by ALPN falls to h1.c), plain
+     * http://, and https:// through h1.c; a proxy for the scheme, or
+     * native = off, leaves them to libcurl */
     int https = req->url && strncasecmp(req->url, "https:", 6) == 0;
-    if (opts && opts->native && req->kind == OC_REQ_HTTP &&
-        (https ? !opts->http2 && !t->proxy_tls : !t->proxy)) {
+    if (opts && opts->native && req->kind == OC_REQ_HTTP && https && opts->http2 && !t->proxy_tls) {
+        int rc = h2_submit(t->h2, req, opts, done, arg);
+        if (rc != 1)
+            return rc;
+    }
+    if (opts && opts->native && req->kind == OC_REQ_HTTP && (https ? !t->proxy_tls : !t->proxy)) {
         int rc = h1_submit(t->h1, req, opts, done, arg);
         if (rc == 0)
             ++*(https ? &t->n_native_tls : &t->n_native);
@@ -582,6 +609,11 @@ void transport_counts(const transport *t, unsigned long long *native,
     *curl = t->n_curl;
 }
 
+unsigned long long transport_native_h2(const transport *t)
+{
+    return h2_requests(t->h2);
+}
+
 unsigned long long transport_native_smtp(const transport *t)
 {
     return t->n_native_smtp;
@@ -589,13 +621,15 @@ unsigned long long transport_native_smtp(const transport *t)
 
 size_t transport_inflight(const transport *t)
 {
-    return t->inflight + h1_inflight(t->h1) + (t->smtpc ? smtpc_inflight(t->smtpc) : 0);
+    return t->inflight + h1_inflight(t->h1) + h2_inflight(t->h2) +
+           (t->smtpc ? smtpc_inflight(t->smtpc) : 0);
 }
 
 void transport_free(transport *t)
 {
     if (!t)
         return;
+    h2_free(t->h2);
     h1_free(t->h1);
     smtpc_free(t->smtpc);
     while (t->all) {

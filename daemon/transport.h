@@ -1,6 +1,7 @@
 /* Outbound transfers: HTTP/1.1 (http://, and https:// without HTTP/2)
- * through the native client (h1.c) when the caller asks for it, everything
- * else (HTTP/2, proxies, SMTP behind smtp_client = curl; SMTP goes to
+ * through the native client (h1.c) and https:// with HTTP/2 through the
+ * native HTTP/2 client (h2.c) when the caller asks for it, everything
+ * else (proxies, SMTP behind smtp_client = curl; SMTP goes to
  * the native SMTP client, smtpc.c, otherwise)
  * through one libcurl multi handle driven by the daemon's libevent base
  * through the multi socket interface. Easy handles are pooled and reused,
@@ -25,7 +26,7 @@ typedef struct transport_req_opts {
     int timeout_ms;         /* total, 0 = none */
     int connect_timeout_ms; /* 0 = libcurl default */
     int http2;              /* 1: negotiate HTTP/2 on https and multiplex */
-    int native;             /* 1: HTTP/1.1 (http://, https:// without http2) goes native */
+    int native;             /* 1: HTTP goes native (h1.c; https:// with http2: h2.c) */
     int pipeline;           /* native client: requests in flight per connection (1: none) */
 } transport_req_opts;
 
@@ -45,6 +46,8 @@ size_t transport_inflight(const transport *t);
  * by it over TLS, and by libcurl. */
 void transport_counts(const transport *t, unsigned long long *native,
                       unsigned long long *native_tls, unsigned long long *curl);
+/* Requests written as HTTP/2 streams by the native HTTP/2 client (h2.c). */
+unsigned long long transport_native_h2(const transport *t);
 /* Messages taken by the native SMTP client (smtpc.c) since the start. */
 unsigned long long transport_native_smtp(const transport *t);
 /* Cancel everything in flight without calling callbacks, free all. */

@@ -8,7 +8,7 @@
 # Knobs: BENCH_TLS (1, the default: nginx on https with a self-signed
 # certificate the daemon trusts through tls_ca_file, as towards a real
 # provider; 0: plain http), BENCH_HTTP2 (with TLS: 1 asks for HTTP/2, the
-# libcurl path; 0, the default: HTTP/1.1 keep-alive through the native
+# native HTTP/2 client, h2.c, or libcurl's with BENCH_CLIENT=curl; 0, the default: HTTP/1.1 keep-alive through the native
 # client), BENCH_INFLIGHT (max_inflight, 512; 128 with HTTP/2: each libcurl
 # transfer holds ~30 KiB), BENCH_CONNS (connections: 64 over TLS with
 # HTTP/1.1, 4 otherwise), BENCH_PIPELINE (the connector's pipeline: 1 over
@@ -189,7 +189,7 @@ print("max_inflight=$INFLIGHT")
 print("pipeline=$PIPELINE")
 print("redis_wait_replicas=$WAITR")
 print("replica=$REPLICA")
-print("transport=%s" % ("libcurl, https, HTTP/2" if "$HTTP2" == "1" else
+print("transport=%s" % (("libcurl, https, HTTP/2" if "${BENCH_CLIENT:-native}" == "curl" else "native HTTP/2 over TLS") if "$HTTP2" == "1" else
                          "libcurl HTTP/1.1" + (" over TLS" if "$TLS" == "1" else "") if "${BENCH_CLIENT:-native}" == "curl" else
                          "native HTTP/1.1 over TLS" if "$TLS" == "1" else "native HTTP/1.1, plain http"))
 # nginx counts client requests only (not the mirror's subrequests)

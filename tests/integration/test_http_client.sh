@@ -59,7 +59,7 @@ timeout_ms = 20000
 [connector.secure]
 type = webhook
 url = https://127.0.0.1:$TLS_PORT/secure
-# libcurl's https (the native client's is test_tls_client's)
+# ALPN without h2 at this front: the native HTTP/1.1 client over TLS
 http2 = true
 
 [connector.wrongname]
@@ -160,7 +160,7 @@ ok "a 6 MB request to a receiver that reads late: sent whole once the socket dra
 # nothing reaches the provider, the attempts run out
 [ "$(campaign_field tlsname failed)" = 1 ] || fail "wrong name: $(rraw HGETALL omni:campaign:tlsname | tr '\n' ' ')"
 ! grep -q '"path":"/wrongname"' "$T/prov.jsonl" || fail "a certificate for another name was accepted"
-ok "https through libcurl: a private CA trusted with tls_ca_file, the host name verified"
+ok "https (http2 = true at a front without h2: served over HTTP/1.1): a private CA trusted with tls_ca_file, the host name verified"
 
 # the connection cap held: requests on more than 2 connections at once
 # never reached the mock (a connection's life: its first to its last
