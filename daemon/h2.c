@@ -1034,6 +1034,14 @@ static int clean(const char *s)
     return 1;
 }
 
+/* a header line whose name fits the lower-casing buffer of stream_open:
+ * a longer name is refused, never dropped from the request */
+static int header_ok(const char *hd)
+{
+    const char *colon = strchr(hd, ':');
+    return clean(hd) && (!colon || colon - hd < 64);
+}
+
 int h2_submit(h2 *h, oc_request *req, const transport_req_opts *opts, transport_done_fn done,
               void *arg)
 {
@@ -1049,7 +1057,7 @@ int h2_submit(h2 *h, oc_request *req, const transport_req_opts *opts, transport_
             return 1;
     int ok = clean(req->method ? req->method : "") && (!req->userpwd || clean(req->userpwd));
     for (int i = 0; ok && i < req->n_headers; i++)
-        ok = clean(req->headers[i]);
+        ok = header_ok(req->headers[i]);
     origin *o = ok ? origin_get(h, &u) : NULL;
     h2req *r = o ? calloc(1, sizeof(*r)) : NULL;
     if (!r) {

@@ -358,6 +358,25 @@ static void the_stream_limit_holds(void **state)
     }
 }
 
+/* a header name too long to send is refused, never dropped */
+static void a_long_header_name_is_refused(void **state)
+{
+    fixture *f = *state;
+    oc_request q = {0};
+    q.kind = OC_REQ_HTTP;
+    q.url = strdup("https://127.0.0.1:1/v21.0/1/messages");
+    q.method = "POST";
+    char name[80];
+    memset(name, 'x', 70);
+    strcpy(name + 70, ": 1");
+    q.headers[q.n_headers++] = strdup(name);
+    transport_req_opts opts = {0};
+    assert_int_equal(h2_submit(f->h, &q, &opts, on_done, &f->res[0]), -1);
+    spin(f);
+    assert_int_equal(f->res[0].calls, 0);
+    assert_int_equal(count_frames(f, 1, -1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_close_before_end_stream_is_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(a_timeout_resets_the_stream_only, setup, teardown),
         cmocka_unit_test_setup_teardown(the_stream_limit_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_long_header_name_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
