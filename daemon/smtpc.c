@@ -523,77 +523,50 @@ static int auth_answer(sconn *c, const smtp_reply *rp)
     return -1;
 }
 
-static SSL_CTX *tls_ctx(smtpc *s);
-
-static int new_session(SSL *ssl, SSL_SESSION *sess)
-{
-    sconn *c = SSL_get_app_data(ssl);
-    if (!c || !SSL_SESSION_is_resumable(sess))
-        return 0;
-    if (c->o->session)
-        SSL_SESSION_free(c->o->session);
-    c->o->session = sess;
-    return 1;
-}
-
 static SSL_CTX *tls_ctx(smtpc *s)
 {
     if (s->tls || s->tls_failed)
         return s->tls;
-    s->tls = tlsc_ctx_new(s->ca_file, NULL, 0, new_session);
+    s->tls = tlsc_ctx_new(s->ca_file, NULL, 0, 1);
     s->tls_failed = s->tls == NULL;
     return s->tls;
 }
 
 static void tls_start(smtpc *s, sconn *c)
 {
-    SSL_CTX *ctx = tls_ctx(s);
-    c->io.ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!c->io.ssl || SSL_set_fd(c->io.ssl, c->io.fd) != 1) {
-        c->io.tls_dead = 1;
-        conn_close(s, c, OC_NET_CONNECT,
-                   ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded");
+    const char *why = netio_tls_start(&c->io, tls_ctx(s), c->o->u.host, &c->o->session);
+    if (why) {
+        conn_close(s, c, OC_NET_CONNECT, why);
         return;
     }
-    SSL_set_app_data(c->io.ssl, c);
-    if (tlsc_set_peer(c->io.ssl, c->o->u.host, c->o->session) < 0) {
-        c->io.tls_dead = 1;
-        conn_close(s, c, OC_NET_CONNECT, "TLS: bad host name");
-        return;
-    }
-    SSL_set_connect_state(c->io.ssl);
-    c->io.handshaking = 1;
     c->state = S_TLS;
     tls_handshake(s, c);
 }
 
+/* A certificate refused (or any handshake failure) ends the connection
+ * before a command of a message, and before AUTH, went over it: what
+ * waits is retried by the daemon, and fails at once when the origin has no
+ * other connection (conn_close_ex). */
 static void tls_handshake(smtpc *s, sconn *c)
 {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(c->io.ssl);
-    if (rc == 1) {
-        c->io.handshaking = 0;
-        c->tls_up = 1;
-        if (c->o->u.tls) {
-            c->state = S_GREETING; /* smtps: the greeting comes over TLS (OpenSSL may hold it) */
-            conn_read_ev(c->io.fd, EV_READ, c);
-        } else {
-            c->state = S_EHLO; /* after STARTTLS: EHLO again (RFC 3207 4.2) */
-            c->caps = 0;
-            write_ehlo(c, "EHLO ");
-        }
+    int rc = netio_handshake(&c->io);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        conn_close(s, c, OC_NET_CONNECT,
+                   tlsc_failed(c->io.ssl, c->o->u.tls ? "smtps" : "smtp STARTTLS", c->o->u.host,
+                               c->o->u.port));
         return;
     }
-    int e = SSL_get_error(c->io.ssl, rc);
-    if (e == SSL_ERROR_WANT_READ)
-        return;
-    if (e == SSL_ERROR_WANT_WRITE) {
-        event_add(c->io.wev, NULL);
-        return;
+    c->tls_up = 1;
+    if (c->o->u.tls) {
+        c->state = S_GREETING; /* smtps: the greeting comes over TLS (OpenSSL may hold it) */
+        conn_read_ev(c->io.fd, EV_READ, c);
+    } else {
+        c->state = S_EHLO; /* after STARTTLS: EHLO again (RFC 3207 4.2) */
+        c->caps = 0;
+        write_ehlo(c, "EHLO ");
     }
-    ERR_clear_error();
-    c->io.tls_dead = 1;
-    conn_close(s, c, OC_NET_CONNECT, tlsc_why(c->io.ssl));
 }
 
 /* ---- replies */
