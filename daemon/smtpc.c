@@ -263,9 +263,9 @@ static void push_front(origin *o, sreq *r)
 /* End c. Its transactions: a message whose dot left is ambiguous; one
  * refused is answered; one past its deadline times out; the rest are
  * written again elsewhere (once more at most) or fail as safe retries.
- * setup: c failed before it could take messages: when it was the origin's
- * last connection, what waits fails with net_error (status / reply: the
- * refusal, as AUTH's). */
+ * setup: c failed before it could take messages: when no other connection
+ * of the origin is set up, what waits fails with net_error (status /
+ * reply: the refusal, as AUTH's). */
 static void conn_close_ex(smtpc *s, sconn *c, int net_error, const char *detail, int setup,
                           long status, const char *reply)
 {
@@ -312,9 +312,13 @@ static void conn_close_ex(smtpc *s, sconn *c, int net_error, const char *detail,
         r->reply[0] = '\0';
         push_front(o, r);
     }
-    if (setup && o->nconns == 0) {
-        /* the origin cannot be used: fail what waits rather than dial
-         * again for each */
+    int usable = 0;
+    for (sconn *k = o->conns; k; k = k->next)
+        usable |= k->state >= S_READY;
+    if (setup && !usable) {
+        /* the origin cannot be used (no connection of it got through its
+         * set-up; those still trying would most likely fail the same way):
+         * fail what waits rather than dial again for each */
         while (o->pend) {
             sreq *r = o->pend;
             o->pend = r->next;
