@@ -9,7 +9,8 @@ USER:PASS, announcing --auth-mechs (default "PLAIN LOGIN"; CRAM-MD5 is
 checked too), and then MAIL before AUTH is refused.
 
 Saves each accepted message as OUTDIR/<seq>.eml (the DATA dot-unstuffed, as
-the client built it) and OUTDIR/<seq>.json (mail_from, rcpt, conn). Appends
+the client built it) and OUTDIR/<seq>.json (mail_from, rcpt, conn, mail: its
+MAIL line). Appends
 one JSON line per connection to OUTDIR/conns.jsonl when it ends: messages,
 transactions, one_read (transactions whose MAIL, RCPT and DATA came in one
 read), tls, ehlo (the name the client gave), auth (the mechanism), cmds
@@ -37,14 +38,14 @@ state = {"seq": 0, "mails": 0, "close_dot_done": False, "slow_done": False, "r42
 conn_ids = [0]
 
 
-def save(mail_from, rcpt, data, conn):
+def save(mail_from, rcpt, data, conn, mail=""):
     state["seq"] += 1
     base = os.path.join(a.outdir, "%06d" % state["seq"])
     with open(base + ".eml.tmp", "wb") as f:
         f.write(data)
     os.rename(base + ".eml.tmp", base + ".eml")
     with open(base + ".json", "w") as f:
-        json.dump({"mail_from": mail_from, "rcpt": rcpt, "conn": conn}, f)
+        json.dump({"mail_from": mail_from, "rcpt": rcpt, "conn": conn, "mail": mail}, f)
     return state["seq"]
 
 
@@ -57,7 +58,7 @@ async def handle(reader, writer):
     nread = 0
     authed = not a.auth
     mail_from, rcpt, reads, in_data, data = None, [], {}, False, []
-    utf8 = False
+    utf8, mail_line = False, ""
 
     async def send(s):
         writer.write(s.encode())
@@ -101,7 +102,7 @@ async def handle(reader, writer):
                         await send("250 2.0.0 Ok: queued late\r\n")
                         reset()
                         continue
-                    n = save(mail_from, rcpt, body, cid)
+                    n = save(mail_from, rcpt, body, cid, mail_line)
                     await send("250 2.0.0 Ok: queued as %06d\r\n" % n)
                     reset()
                 else:
@@ -184,6 +185,7 @@ async def handle(reader, writer):
                     await send("530 5.7.0 Authentication required\r\n")
                     continue
                 utf8 = "SMTPUTF8" in u.split(" ")[1:]
+                mail_line = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
                 mail_from = cmd[10:].split(" ")[0]
                 reads = {"mail": nread}
                 await send("250 2.1.0 Ok\r\n")
