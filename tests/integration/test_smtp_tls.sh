@@ -24,27 +24,18 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$T/rogue.key" -out "$T/rogue.pem" 2>/dev/null ||
   fail "openssl: the rogue certificate"
 
-# start_srv NAME [ARGS...]: sets SRV_PORT
-start_srv() {
-  local name=$1; shift
-  /usr/bin/python3 "$OMNI_SRC/tests/mock/smtp_server.py" --port-file "$T/$name.port" \
-    --outdir "$T/$name" "$@" >"$T/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_for 20 test -s "$T/$name.port"
-  SRV_PORT=$(cat "$T/$name.port")
-}
 AUTH=(--auth "omni:s3cret pw")
-start_srv sca --starttls --cert "$T/rogue.pem" --key "$T/rogue.key" "${AUTH[@]}" # STARTTLS, another CA
+start_smtp_mock sca --starttls --cert "$T/rogue.pem" --key "$T/rogue.key" "${AUTH[@]}" # STARTTLS, another CA
 SCA=$SRV_PORT
-start_srv sname --starttls --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}" # STARTTLS, another name
+start_smtp_mock sname --starttls --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}" # STARTTLS, another name
 SNAME=$SRV_PORT
-start_srv ica --smtps --cert "$T/rogue.pem" --key "$T/rogue.key" "${AUTH[@]}" # smtps, another CA
+start_smtp_mock ica --smtps --cert "$T/rogue.pem" --key "$T/rogue.key" "${AUTH[@]}" # smtps, another CA
 ICA=$SRV_PORT
-start_srv iname --smtps --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}" # smtps, another name
+start_smtp_mock iname --smtps --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}" # smtps, another name
 INAME=$SRV_PORT
-start_srv sgood --starttls --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}"
+start_smtp_mock sgood --starttls --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}"
 SGOOD=$SRV_PORT
-start_srv igood --smtps --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}"
+start_smtp_mock igood --smtps --cert "$T/srv.pem" --key "$T/srv.key" "${AUTH[@]}"
 IGOOD=$SRV_PORT
 
 HTTP_PORT=$(free_port)
@@ -116,11 +107,8 @@ sleep 1
 python3 - "$T" <<'PY' || fail "what the servers saw"
 import glob, json, os, sys
 T = sys.argv[1]
-def conns(name):
-    p = "%s/%s/conns.jsonl" % (T, name)
-    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
-def msgs(name):
-    return sorted(glob.glob("%s/%s/*.eml" % (T, name)))
+import smtp_seen  # tests/integration (PYTHONPATH)
+msgs, conns = smtp_seen.readers(T)
 for name in ("sca", "sname", "ica", "iname"):
     assert msgs(name) == [], (name, msgs(name))
     for c in conns(name):

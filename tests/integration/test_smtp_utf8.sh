@@ -9,18 +9,9 @@
 source "$(dirname "$0")/lib.sh"
 
 start_redis
-# start_srv NAME [ARGS...]: sets SRV_PORT
-start_srv() {
-  local name=$1; shift
-  /usr/bin/python3 "$OMNI_SRC/tests/mock/smtp_server.py" --port-file "$T/$name.port" \
-    --outdir "$T/$name" "$@" >"$T/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_for 20 test -s "$T/$name.port"
-  SRV_PORT=$(cat "$T/$name.port")
-}
-start_srv u --smtputf8
+start_smtp_mock u --smtputf8
 U=$SRV_PORT
-start_srv a
+start_smtp_mock a
 A=$SRV_PORT
 
 HTTP_PORT=$(free_port)
@@ -83,16 +74,8 @@ sleep 1
 python3 - "$T" <<'PY' || fail "what the servers saw"
 import glob, json, os, sys
 T = sys.argv[1]
-def msgs(name):
-    out = []
-    for f in sorted(glob.glob("%s/%s/*.json" % (T, name))):
-        j = json.load(open(f))
-        j["data"] = open(f[:-5] + ".eml", "rb").read()
-        out.append(j)
-    return out
-def conns(name):
-    p = "%s/%s/conns.jsonl" % (T, name)
-    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+import smtp_seen  # tests/integration (PYTHONPATH)
+msgs, conns = smtp_seen.readers(T)
 # the SMTPUTF8 server: six messages, each once; SMTPUTF8 on MAIL exactly
 # where an address (or the From header) is not ASCII; the To header as given
 u = msgs("u")
