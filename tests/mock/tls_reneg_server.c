@@ -19,7 +19,7 @@
  *   .../keyupdate-stall  KeyUpdates (update_requested) without reading,
  *                   until the client takes no more for a second (its
  *                   answers fill its socket: --rcvbuf 4096 --mss 536 keep
- *                   both sides' buffers small), 3 s more without reading,
+ *                   both sides' buffers small), 4 s more without reading,
  *                   then read until the client is quiet for a second, log
  *                   "stall keyupdates=N client_keyupdates=K" (K: the
  *                   client's read by then) and answer
@@ -165,14 +165,22 @@ static int keyupdate_stall(SSL *s, int fd)
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         if (poll(&p, 1, 1000) <= 0)
             break; /* the client has taken nothing for a second */
-        if (SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED) != 1 || SSL_do_handshake(s) != 1) {
+        if (SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED) != 1) {
+            rc = -1;
+            break;
+        }
+        int k;
+        while ((k = SSL_do_handshake(s)) != 1 && SSL_get_error(s, k) == SSL_ERROR_WANT_WRITE &&
+               poll(&p, 1, 10000) == 1)
+            ; /* the socket said it had room, but not enough: finish this one */
+        if (k != 1) {
             rc = -1;
             break;
         }
         sent++;
     }
     logmsg("flood keyupdates=%d\n", sent);
-    sleep(3);
+    sleep(4);
     for (; rc == 0;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (!SSL_has_pending(s) && poll(&p, 1, 1000) <= 0)
