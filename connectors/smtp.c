@@ -80,6 +80,31 @@ static int has_crlf(const char *s)
     return s && strpbrk(s, "\r\n") != NULL;
 }
 
+/* Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code
+ * points past U+10FFFF; ASCII is UTF-8). An address that is not is never
+ * sent: SMTPUTF8 (RFC 6531) carries UTF-8, nothing else. */
+static int utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p++;
+        int more = c < 0x80                 ? 0
+                   : c >= 0xc2 && c <= 0xdf ? 1
+                   : c >= 0xe0 && c <= 0xef ? 2
+                   : c >= 0xf0 && c <= 0xf4 ? 3
+                                            : -1;
+        if (more < 0)
+            return 0;
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        for (int k = 0; k < more; k++, p++) {
+            if (*p < (k ? 0x80 : lo) || *p > (k ? 0xbf : hi))
+                return 0; /* the NUL ends it too */
+        }
+    }
+    return 1;
+}
+
 static void smtp_free(void *inst)
 {
     smtp *s = inst;
@@ -484,6 +509,10 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
         /* RFC 5321's path limit; the daemon's normalization never passes
          * one, but a plugin host or a hand-built message might */
         oc_outcome_set(out, OC_FAILED, "invalid_address", "recipient address too long");
+        return -1;
+    }
+    if (!utf8_ok(m->to)) {
+        oc_outcome_set(out, OC_FAILED, "invalid_address", "recipient address is not UTF-8");
         return -1;
     }
     char token[200], ptoken[240];

@@ -459,76 +459,40 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
  * for names; TLS 1.2 at least; renegotiation refused; ALPN http/1.1. The
  * newest session of an origin is resumed by its next connection. */
 
-static int new_session(SSL *ssl, SSL_SESSION *sess)
-{
-    h1conn *c = SSL_get_app_data(ssl);
-    if (!c || !SSL_SESSION_is_resumable(sess))
-        return 0;
-    if (c->o->session)
-        SSL_SESSION_free(c->o->session);
-    c->o->session = sess;
-    return 1; /* the reference is ours */
-}
-
 static SSL_CTX *tls_ctx(h1 *h)
 {
     if (h->tls || h->tls_failed)
         return h->tls;
     static const unsigned char alpn[] = "\x08http/1.1";
-    h->tls = tlsc_ctx_new(h->ca_file, alpn, sizeof(alpn) - 1, new_session);
+    h->tls = tlsc_ctx_new(h->ca_file, alpn, sizeof(alpn) - 1, 1);
     h->tls_failed = h->tls == NULL;
     return h->tls;
 }
 
-/* why a handshake failed, in words that outlive the connection */
-static const char *tls_why(SSL *ssl)
-{
-    return tlsc_why(ssl);
-}
-
 static void tls_handshake(h1 *h, h1conn *c)
 {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(c->io.ssl);
-    if (rc == 1) {
-        c->io.handshaking = 0;
-        c->connected = 1;
-        if (conn_send(c) < 0)
-            conn_broken(h, c, "connection reset");
+    int rc = netio_handshake(&c->io);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        /* nothing of a request left: safe to try again; an origin that
+         * fails every handshake fails what waits for it (conn_close) */
+        conn_close(h, c, OC_NET_CONNECT,
+                   tlsc_failed(c->io.ssl, "https", c->o->u.host, c->o->u.port), 0);
         return;
     }
-    int e = SSL_get_error(c->io.ssl, rc);
-    if (e == SSL_ERROR_WANT_READ)
-        return; /* the read event is armed for the connection's life */
-    if (e == SSL_ERROR_WANT_WRITE) {
-        event_add(c->io.wev, NULL);
-        return;
-    }
-    ERR_clear_error();
-    c->io.tls_dead = 1;
-    /* nothing of a request left: safe to try again; an origin that fails
-     * every handshake fails what waits for it (conn_close) */
-    conn_close(h, c, OC_NET_CONNECT, tls_why(c->io.ssl), 0);
+    c->connected = 1;
+    if (conn_send(c) < 0)
+        conn_broken(h, c, "connection reset");
 }
 
 static void tls_start(h1 *h, h1conn *c)
 {
-    SSL_CTX *ctx = tls_ctx(h);
-    c->io.ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!c->io.ssl || SSL_set_fd(c->io.ssl, c->io.fd) != 1) {
-        c->io.tls_dead = 1;
-        conn_close(h, c, OC_NET_CONNECT,
-                   ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded", 0);
+    const char *why = netio_tls_start(&c->io, tls_ctx(h), c->o->u.host, &c->o->session);
+    if (why) {
+        conn_close(h, c, OC_NET_CONNECT, why, 0);
         return;
     }
-    SSL_set_app_data(c->io.ssl, c);
-    if (tlsc_set_peer(c->io.ssl, c->o->u.host, c->o->session) < 0) {
-        c->io.tls_dead = 1;
-        conn_close(h, c, OC_NET_CONNECT, "TLS: bad host name", 0);
-        return;
-    }
-    SSL_set_connect_state(c->io.ssl);
-    c->io.handshaking = 1;
     tls_handshake(h, c);
 }
 

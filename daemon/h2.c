@@ -627,23 +627,12 @@ static void conn_write_ev(evutil_socket_t fd, short what, void *arg)
 
 /* ---- TLS, as h1.c does it (tlsclient.c), with ALPN h2 */
 
-static int new_session(SSL *ssl, SSL_SESSION *sess)
-{
-    h2conn *c = SSL_get_app_data(ssl);
-    if (!c || !SSL_SESSION_is_resumable(sess))
-        return 0;
-    if (c->o->session)
-        SSL_SESSION_free(c->o->session);
-    c->o->session = sess;
-    return 1;
-}
-
 static SSL_CTX *tls_ctx(h2 *h)
 {
     if (h->tls || h->tls_failed)
         return h->tls;
     static const unsigned char alpn[] = "\x02h2";
-    h->tls = tlsc_ctx_new(h->ca_file, alpn, sizeof(alpn) - 1, new_session);
+    h->tls = tlsc_ctx_new(h->ca_file, alpn, sizeof(alpn) - 1, 1);
     h->tls_failed = h->tls == NULL;
     return h->tls;
 }
@@ -665,64 +654,47 @@ static int session_start(h2 *h, h2conn *c)
 
 static void tls_handshake(h2 *h, h2conn *c)
 {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(c->io.ssl);
-    if (rc == 1) {
-        c->io.handshaking = 0;
-        const unsigned char *p = NULL;
-        unsigned n = 0;
-        SSL_get0_alpn_selected(c->io.ssl, &p, &n);
-        if (n != 2 || memcmp(p, "h2", 2) != 0) {
-            /* no h2 here: what waits goes back to the transport (HTTP/1.1) */
-            origin *o = c->o;
-            o->no_h2 = 1;
-            while (o->pend) {
-                h2req *r = o->pend;
-                o->pend = r->next;
-                r->fallback = 1;
-                later(h, r);
-            }
-            o->pend_tail = &o->pend;
-            conn_close(h, c, OC_NET_OK, "");
-            return;
-        }
-        if (session_start(h, c) < 0) {
-            conn_close(h, c, OC_NET_OTHER, "out of memory");
-            return;
-        }
-        after_io(h, c); /* the preface and our SETTINGS */
+    int rc = netio_handshake(&c->io);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        /* nothing of a request written: what waits is failed as never
+         * sent when no connection of the origin got through (conn_close) */
+        conn_close(h, c, OC_NET_CONNECT,
+                   tlsc_failed(c->io.ssl, "https (h2)", c->o->u.host, c->o->u.port));
         return;
     }
-    int e = SSL_get_error(c->io.ssl, rc);
-    if (e == SSL_ERROR_WANT_READ)
-        return;
-    if (e == SSL_ERROR_WANT_WRITE) {
-        event_add(c->io.wev, NULL);
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+    SSL_get0_alpn_selected(c->io.ssl, &p, &n);
+    if (n != 2 || memcmp(p, "h2", 2) != 0) {
+        /* no h2 here: what waits goes back to the transport (HTTP/1.1) */
+        origin *o = c->o;
+        o->no_h2 = 1;
+        while (o->pend) {
+            h2req *r = o->pend;
+            o->pend = r->next;
+            r->fallback = 1;
+            later(h, r);
+        }
+        o->pend_tail = &o->pend;
+        conn_close(h, c, OC_NET_OK, "");
         return;
     }
-    ERR_clear_error();
-    c->io.tls_dead = 1;
-    conn_close(h, c, OC_NET_CONNECT, tlsc_why(c->io.ssl));
+    if (session_start(h, c) < 0) {
+        conn_close(h, c, OC_NET_OTHER, "out of memory");
+        return;
+    }
+    after_io(h, c); /* the preface and our SETTINGS */
 }
 
 static void tls_start(h2 *h, h2conn *c)
 {
-    SSL_CTX *ctx = tls_ctx(h);
-    c->io.ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!c->io.ssl || SSL_set_fd(c->io.ssl, c->io.fd) != 1) {
-        c->io.tls_dead = 1;
-        conn_close(h, c, OC_NET_CONNECT,
-                   ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded");
+    const char *why = netio_tls_start(&c->io, tls_ctx(h), c->o->u.host, &c->o->session);
+    if (why) {
+        conn_close(h, c, OC_NET_CONNECT, why);
         return;
     }
-    SSL_set_app_data(c->io.ssl, c);
-    if (tlsc_set_peer(c->io.ssl, c->o->u.host, c->o->session) < 0) {
-        c->io.tls_dead = 1;
-        conn_close(h, c, OC_NET_CONNECT, "TLS: bad host name");
-        return;
-    }
-    SSL_set_connect_state(c->io.ssl);
-    c->io.handshaking = 1;
     tls_handshake(h, c);
 }
 

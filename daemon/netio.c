@@ -1,5 +1,6 @@
 /* The native clients' byte stream (see netio.h). */
 #include "netio.h"
+#include "tlsclient.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +16,32 @@
 #define ROOM_MIN 8192        /* free input space a read asks for */
 #define ROOM_FIRST 16384
 
+/* OpenSSL's own write (inside SSL_read or the handshake) meets a full
+ * socket: until it takes more, OpenSSL would only ask for the write again,
+ * and the level-triggered read event would spin. */
+static void wait_write(netio *n)
+{
+    n->read_wants_write = 1;
+    event_del(n->rev);
+    event_add(n->wev, NULL);
+}
+
+/* The socket takes more: the read event goes back on, and OpenSSL's own
+ * write that SSL_read could not finish goes first (SSL_read again, from the
+ * read event: the owner parses what it reads); then the owner's callback
+ * (a handshake step, or its own output). */
+static void write_ev(evutil_socket_t fd, short what, void *arg)
+{
+    netio *n = arg;
+    if (n->read_wants_write) {
+        n->read_wants_write = 0;
+        event_add(n->rev, NULL);
+        if (!n->handshaking)
+            event_active(n->rev, EV_READ, 0);
+    }
+    n->on_write(fd, what, n->arg); /* last: it may free n */
+}
+
 int netio_attach(netio *n, struct event_base *base, evutil_socket_t fd, event_callback_fn on_read,
                  event_callback_fn on_write, void *arg)
 {
@@ -22,9 +49,47 @@ int netio_attach(netio *n, struct event_base *base, evutil_socket_t fd, event_ca
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    n->on_write = on_write;
+    n->arg = arg;
     n->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, arg);
-    n->wev = event_new(base, fd, EV_WRITE, on_write, arg);
+    n->wev = event_new(base, fd, EV_WRITE, write_ev, n);
     return n->rev && n->wev && event_add(n->rev, NULL) == 0 ? 0 : -1;
+}
+
+const char *netio_tls_start(netio *n, SSL_CTX *ctx, const char *host, SSL_SESSION **session)
+{
+    n->ssl = ctx ? SSL_new(ctx) : NULL;
+    if (!n->ssl || SSL_set_fd(n->ssl, n->fd) != 1) {
+        n->tls_dead = 1;
+        ERR_clear_error();
+        return ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded";
+    }
+    if (tlsc_set_peer(n->ssl, host, session) < 0) {
+        n->tls_dead = 1;
+        return "TLS: bad host name";
+    }
+    SSL_set_connect_state(n->ssl);
+    n->handshaking = 1;
+    return NULL;
+}
+
+int netio_handshake(netio *n)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(n->ssl);
+    if (rc == 1) {
+        n->handshaking = 0;
+        return 1;
+    }
+    int e = SSL_get_error(n->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ)
+        return 0; /* the read event is on */
+    if (e == SSL_ERROR_WANT_WRITE) {
+        wait_write(n);
+        return 0;
+    }
+    n->tls_dead = 1; /* the error queue is left for tlsc_failed */
+    return -1;
 }
 
 /* TLS: what is buffered through SSL_write. A write OpenSSL could not
@@ -127,8 +192,11 @@ static int tls_read(netio *n, size_t max)
         int e = SSL_get_error(n->ssl, k);
         if (e == SSL_ERROR_WANT_READ)
             break;
-        if (e == SSL_ERROR_WANT_WRITE) { /* a key update's answer: the write event carries it */
-            event_add(n->wev, NULL);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            /* OpenSSL's own write (a KeyUpdate's answer, an alert) meets a
+             * full socket: until it takes more, SSL_read would only say
+             * this again, so the read event waits for the write event */
+            wait_write(n);
             break;
         }
         n->tls_dead = 1;

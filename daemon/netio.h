@@ -14,10 +14,13 @@
 #include "omnicast/connector.h"
 
 typedef struct netio {
-    evutil_socket_t fd; /* -1 until connected */
-    struct event *rev;  /* read: persistent, armed for the connection's life */
-    struct event *wev;  /* write: armed while the socket is full */
-    oc_buf wbuf;        /* bytes not yet on the wire, from woff */
+    evutil_socket_t fd;         /* -1 until connected */
+    struct event *rev;          /* read: persistent, armed for the connection's life but
+                                   while OpenSSL's own write waits for the socket */
+    struct event *wev;          /* write: armed while the socket is full */
+    event_callback_fn on_write; /* the owner's write callback, and its argument */
+    void *arg;
+    oc_buf wbuf; /* bytes not yet on the wire, from woff */
     size_t woff;
     long long wsent; /* bytes on the wire since the start */
     char *rbuf;      /* bytes received, not yet parsed */
@@ -26,14 +29,28 @@ typedef struct netio {
     SSL *ssl;
     int handshaking;
     int write_wants_read; /* SSL_write asked for a read (a key update) */
+    int read_wants_write; /* SSL_read asked for a write (OpenSSL's own: a KeyUpdate
+                             answered, an alert) the socket would not take */
     int tls_dead;         /* a fatal TLS error or the peer's close: no close_notify from us */
     size_t tls_wlen;      /* SSL_write to repeat with this length (0: none) */
 } netio;
 
 /* fd connected: TCP_NODELAY and keep-alive on it, its read event armed and
- * its write event made. 0, or -1 (out of memory). */
+ * its write event made (on_write runs when the socket takes more, after
+ * netio has done its own part: see netio_read). 0, or -1 (out of memory). */
 int netio_attach(netio *n, struct event_base *base, evutil_socket_t fd, event_callback_fn on_read,
                  event_callback_fn on_write, void *arg);
+
+/* TLS on the connected socket, towards host (verified as tlsclient.h
+ * says; session: the origin's slot, see tlsc_set_peer), the handshake not
+ * begun (handshaking). NULL, or why not (the connection is to be closed). */
+const char *netio_tls_start(netio *n, SSL_CTX *ctx, const char *host, SSL_SESSION **session);
+
+/* One step of the handshake, from either event: 1 done, 0 waiting for the
+ * socket, -1 failed (tlsc_failed says why; nothing of the owner's was
+ * sent). A step that must write to a full socket takes the read event off
+ * until the socket takes more, as netio_read does. */
+int netio_handshake(netio *n);
 
 /* Send what is buffered, as far as the socket takes it (the write event is
  * armed for the rest): 0, or -1 when the connection is broken. A buffer
@@ -54,8 +71,13 @@ enum {
 /* Read from a readable socket into rbuf while rlen < max: plain, one recv;
  * TLS, until OpenSSL holds no more decrypted bytes (the read event is
  * level-triggered, so what the socket still holds wakes us again) and then
- * the write a key update held back. What was read before an end (EOF, CUT)
- * is in rbuf: parse it first. */
+ * the write a key update held back. A write of OpenSSL's own inside
+ * SSL_read (the answer to a KeyUpdate, an alert) that meets a full socket
+ * takes the read event off (SSL_read would only ask for the write again:
+ * a level-triggered read would spin) and arms the write event; when the
+ * socket takes more, the read event goes back on and runs once, and
+ * SSL_read sends it, whether or not the owner has anything to write. What
+ * was read before an end (EOF, CUT) is in rbuf: parse it first. */
 int netio_read(netio *n, size_t max);
 
 /* Events, TLS, socket and buffers released (fd -1 after); a polite

@@ -25,6 +25,7 @@
  * 50 ms. */
 #include "smtpc.h"
 #include "clock.h"
+#include "log.h"
 #include "netio.h"
 #include "smtpproto.h"
 #include "tlsclient.h"
@@ -68,6 +69,7 @@ struct sreq {
     int dot_queued;    /* its body and dot are in the connection's output */
     long long dot_end; /* where its final dot ends in that output stream */
     int refused;       /* the code of its first refusal (0: none) */
+    int utf8;          /* a non-ASCII address or header: SMTPUTF8 needed (RFC 6531) */
     /* the outcome, for the completion */
     int net_error;
     const char *detail;
@@ -118,6 +120,7 @@ struct origin {
     sreq *pend, **pend_tail;
     int npend;
     SSL_SESSION *session;
+    int said_no_utf8; /* logged that its server does not offer SMTPUTF8 */
 };
 
 struct smtpc {
@@ -263,9 +266,9 @@ static void push_front(origin *o, sreq *r)
 /* End c. Its transactions: a message whose dot left is ambiguous; one
  * refused is answered; one past its deadline times out; the rest are
  * written again elsewhere (once more at most) or fail as safe retries.
- * setup: c failed before it could take messages: when it was the origin's
- * last connection, what waits fails with net_error (status / reply: the
- * refusal, as AUTH's). */
+ * setup: c failed before it could take messages: when no other connection
+ * of the origin is set up, what waits fails with net_error (status /
+ * reply: the refusal, as AUTH's). */
 static void conn_close_ex(smtpc *s, sconn *c, int net_error, const char *detail, int setup,
                           long status, const char *reply)
 {
@@ -312,9 +315,13 @@ static void conn_close_ex(smtpc *s, sconn *c, int net_error, const char *detail,
         r->reply[0] = '\0';
         push_front(o, r);
     }
-    if (setup && o->nconns == 0) {
-        /* the origin cannot be used: fail what waits rather than dial
-         * again for each */
+    int usable = 0;
+    for (sconn *k = o->conns; k; k = k->next)
+        usable |= k->state >= S_READY;
+    if (setup && !usable) {
+        /* the origin cannot be used (no connection of it got through its
+         * set-up; those still trying would most likely fail the same way):
+         * fail what waits rather than dial again for each */
         while (o->pend) {
             sreq *r = o->pend;
             o->pend = r->next;
@@ -349,14 +356,6 @@ static void put_addr(sconn *c, const char *cmd, const char *addr)
     }
 }
 
-static int non_ascii(const char *p)
-{
-    for (; p && *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            return 1;
-    return 0;
-}
-
 static void write_mail(sconn *c, sreq *r)
 {
     put_addr(c, "MAIL FROM:", r->req.mail_from);
@@ -365,8 +364,7 @@ static void write_mail(sconn *c, sreq *r)
         snprintf(n, sizeof(n), " SIZE=%zu", r->req.body.len);
         conn_puts(c, n);
     }
-    if ((c->caps & SMTP_CAP_SMTPUTF8) &&
-        (non_ascii(r->req.mail_from) || non_ascii(r->req.mail_rcpt)))
+    if (r->utf8) /* the server offers it (origin_pump) */
         conn_puts(c, " SMTPUTF8");
     conn_puts(c, "\r\n");
     exp_push(c, E_MAIL, r);
@@ -523,77 +521,50 @@ static int auth_answer(sconn *c, const smtp_reply *rp)
     return -1;
 }
 
-static SSL_CTX *tls_ctx(smtpc *s);
-
-static int new_session(SSL *ssl, SSL_SESSION *sess)
-{
-    sconn *c = SSL_get_app_data(ssl);
-    if (!c || !SSL_SESSION_is_resumable(sess))
-        return 0;
-    if (c->o->session)
-        SSL_SESSION_free(c->o->session);
-    c->o->session = sess;
-    return 1;
-}
-
 static SSL_CTX *tls_ctx(smtpc *s)
 {
     if (s->tls || s->tls_failed)
         return s->tls;
-    s->tls = tlsc_ctx_new(s->ca_file, NULL, 0, new_session);
+    s->tls = tlsc_ctx_new(s->ca_file, NULL, 0, 1);
     s->tls_failed = s->tls == NULL;
     return s->tls;
 }
 
 static void tls_start(smtpc *s, sconn *c)
 {
-    SSL_CTX *ctx = tls_ctx(s);
-    c->io.ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!c->io.ssl || SSL_set_fd(c->io.ssl, c->io.fd) != 1) {
-        c->io.tls_dead = 1;
-        conn_close(s, c, OC_NET_CONNECT,
-                   ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded");
+    const char *why = netio_tls_start(&c->io, tls_ctx(s), c->o->u.host, &c->o->session);
+    if (why) {
+        conn_close(s, c, OC_NET_CONNECT, why);
         return;
     }
-    SSL_set_app_data(c->io.ssl, c);
-    if (tlsc_set_peer(c->io.ssl, c->o->u.host, c->o->session) < 0) {
-        c->io.tls_dead = 1;
-        conn_close(s, c, OC_NET_CONNECT, "TLS: bad host name");
-        return;
-    }
-    SSL_set_connect_state(c->io.ssl);
-    c->io.handshaking = 1;
     c->state = S_TLS;
     tls_handshake(s, c);
 }
 
+/* A certificate refused (or any handshake failure) ends the connection
+ * before a command of a message, and before AUTH, went over it: what
+ * waits is retried by the daemon, and fails at once when the origin has no
+ * other connection (conn_close_ex). */
 static void tls_handshake(smtpc *s, sconn *c)
 {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(c->io.ssl);
-    if (rc == 1) {
-        c->io.handshaking = 0;
-        c->tls_up = 1;
-        if (c->o->u.tls) {
-            c->state = S_GREETING; /* smtps: the greeting comes over TLS (OpenSSL may hold it) */
-            conn_read_ev(c->io.fd, EV_READ, c);
-        } else {
-            c->state = S_EHLO; /* after STARTTLS: EHLO again (RFC 3207 4.2) */
-            c->caps = 0;
-            write_ehlo(c, "EHLO ");
-        }
+    int rc = netio_handshake(&c->io);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        conn_close(s, c, OC_NET_CONNECT,
+                   tlsc_failed(c->io.ssl, c->o->u.tls ? "smtps" : "smtp STARTTLS", c->o->u.host,
+                               c->o->u.port));
         return;
     }
-    int e = SSL_get_error(c->io.ssl, rc);
-    if (e == SSL_ERROR_WANT_READ)
-        return;
-    if (e == SSL_ERROR_WANT_WRITE) {
-        event_add(c->io.wev, NULL);
-        return;
+    c->tls_up = 1;
+    if (c->o->u.tls) {
+        c->state = S_GREETING; /* smtps: the greeting comes over TLS (OpenSSL may hold it) */
+        conn_read_ev(c->io.fd, EV_READ, c);
+    } else {
+        c->state = S_EHLO; /* after STARTTLS: EHLO again (RFC 3207 4.2) */
+        c->caps = 0;
+        write_ehlo(c, "EHLO ");
     }
-    ERR_clear_error();
-    c->io.tls_dead = 1;
-    conn_close(s, c, OC_NET_CONNECT, tlsc_why(c->io.ssl));
 }
 
 /* ---- replies */
@@ -931,6 +902,65 @@ static sconn *conn_open(smtpc *s, origin *o, int connect_timeout_ms)
     return c;
 }
 
+/* A message only SMTPUTF8 could carry, to a server that does not offer
+ * it: RFC 6531 3.2 forbids sending it, so it fails for good, with nothing
+ * of it written; the answer names what is not ASCII, as a server's refusal
+ * would (554: the sender or a header, 553: the recipient). The origin's log
+ * says it once. */
+static int utf8_class(const char *p)
+{
+    return p ? smtp_utf8_class(p, strlen(p)) : SMTP_ASCII;
+}
+
+static void no_smtputf8(smtpc *s, origin *o, sreq *r)
+{
+    if (!o->said_no_utf8) {
+        o->said_no_utf8 = 1;
+        log_warn("smtp %s:%d: the server does not offer SMTPUTF8: messages with a non-ASCII "
+                 "address or header fail without being sent (RFC 6531)",
+                 o->u.host, o->u.port);
+    }
+    const char *why;
+    long code;
+    if (utf8_class(r->req.mail_from) != SMTP_ASCII) {
+        code = 554; /* every message of this sender: not the recipient's fault */
+        why = "554 5.6.7 omnicast: the sender address is not ASCII and the server does not offer "
+              "SMTPUTF8 (RFC 6531); not sent";
+    } else if (utf8_class(r->req.mail_rcpt) != SMTP_ASCII) {
+        code = 553;
+        why = "553 5.6.7 omnicast: the recipient address is not ASCII and the server does not "
+              "offer SMTPUTF8 (RFC 6531); not sent";
+    } else {
+        code = 554;
+        why = "554 5.6.9 omnicast: a header is not ASCII and the server does not offer SMTPUTF8 "
+              "(RFC 6531); not sent";
+    }
+    set_reply(r, why, strlen(why));
+    finish(s, r, OC_NET_PROTOCOL, "refused", 0, 1, code);
+}
+
+/* What SMTPUTF8 says of a message: 1 when its envelope addresses or its
+ * header section (RFC 6532: UTF-8 there needs it too) are not ASCII, 0
+ * when all is ASCII; -1 with *bad (the answer) and *code when an address
+ * is not UTF-8 at all. */
+static int message_utf8(const oc_request *q, const char **bad, long *code)
+{
+    int rcpt = utf8_class(q->mail_rcpt), from = utf8_class(q->mail_from);
+    if (rcpt == SMTP_NOT_UTF8 || from == SMTP_NOT_UTF8) {
+        *code = rcpt == SMTP_NOT_UTF8 ? 553 : 554;
+        *bad = rcpt == SMTP_NOT_UTF8
+                   ? "553 omnicast: the recipient address is not valid UTF-8; not sent"
+                   : "554 omnicast: the sender address is not valid UTF-8; not sent";
+        return -1;
+    }
+    size_t hl = q->body.len;
+    const char *end = q->body.data ? memmem(q->body.data, q->body.len, "\r\n\r\n", 4) : NULL;
+    if (end)
+        hl = (size_t)(end - q->body.data);
+    int head = q->body.data ? smtp_utf8_class(q->body.data, hl) : SMTP_ASCII;
+    return rcpt == SMTP_UTF8 || from == SMTP_UTF8 || head != SMTP_ASCII;
+}
+
 /* Hand waiting messages to connections: an idle one, else a new one while
  * the limits allow and fewer are being set up than wait, else behind the
  * dot of a pipelining connection's transaction. */
@@ -963,6 +993,10 @@ static void origin_pump(smtpc *s, origin *o)
         if (!o->pend)
             o->pend_tail = &o->pend;
         o->npend--;
+        if (r->utf8 && !(best->caps & SMTP_CAP_SMTPUTF8)) {
+            no_smtputf8(s, o, r);
+            continue;
+        }
         txn_start(best, r);
     }
 }
@@ -1113,10 +1147,19 @@ int smtpc_submit(smtpc *s, oc_request *req, const transport_req_opts *opts, tran
     int timeout_ms = opts ? opts->timeout_ms : 0;
     r->deadline_us = timeout_ms > 0 ? r->start_us + (long long)timeout_ms * 1000 : 0;
     r->connect_timeout_ms = opts ? opts->connect_timeout_ms : 0;
+    const char *bad = NULL;
+    long code = 0;
+    r->utf8 = message_utf8(&r->req, &bad, &code);
+    s->inflight++;
+    if (r->utf8 < 0) {
+        /* ill-formed UTF-8 is never sent: a failure for good, at once */
+        set_reply(r, bad, strlen(bad));
+        finish(s, r, OC_NET_PROTOCOL, "refused", 0, 1, code);
+        return 0;
+    }
     *o->pend_tail = r;
     o->pend_tail = &r->next;
     o->npend++;
-    s->inflight++;
     if (s->inflight == 1 || !evtimer_pending(s->sweep, NULL)) {
         struct timeval tv = {0, SWEEP_MS * 1000};
         evtimer_add(s->sweep, &tv);

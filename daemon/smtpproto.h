@@ -64,4 +64,12 @@ typedef struct smtp_url {
 } smtp_url;
 int smtp_parse_url(const char *url, smtp_url *u);
 
+/* What SMTPUTF8 (RFC 6531) says of n bytes: SMTP_ASCII (nothing to
+ * announce), SMTP_UTF8 (well-formed UTF-8 with non-ASCII in it: the server
+ * must offer SMTPUTF8) or SMTP_NOT_UTF8 (ill-formed: overlong forms,
+ * surrogates, beyond U+10FFFF, a sequence cut short, a stray continuation
+ * byte; never to be sent). */
+enum { SMTP_ASCII = 0, SMTP_UTF8 = 1, SMTP_NOT_UTF8 = -1 };
+int smtp_utf8_class(const char *s, size_t n);
+
 #endif

@@ -1,13 +1,26 @@
 /* TLS client pieces shared by the native clients (see tlsclient.h). */
 #include "tlsclient.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-SSL_CTX *tlsc_ctx_new(const char *ca_file, const unsigned char *alpn, unsigned alpn_len,
-                      int (*new_session)(SSL *, SSL_SESSION *))
+/* the session cache's callback: the newest resumable session goes to the
+ * origin's slot (the SSL's app data) */
+static int new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    SSL_SESSION **slot = SSL_get_app_data(ssl);
+    if (!slot || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    if (*slot)
+        SSL_SESSION_free(*slot);
+    *slot = sess;
+    return 1; /* the reference is the slot's */
+}
+
+SSL_CTX *tlsc_ctx_new(const char *ca_file, const unsigned char *alpn, unsigned alpn_len, int resume)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     int ok = ctx != NULL;
@@ -22,7 +35,7 @@ SSL_CTX *tlsc_ctx_new(const char *ca_file, const unsigned char *alpn, unsigned a
                      : SSL_CTX_set_default_verify_paths(ctx) == 1;
         if (alpn)
             ok = ok && SSL_CTX_set_alpn_protos(ctx, alpn, alpn_len) == 0;
-        if (new_session) {
+        if (resume) {
             SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
                                                     SSL_SESS_CACHE_NO_INTERNAL_STORE);
             SSL_CTX_sess_set_new_cb(ctx, new_session);
@@ -36,7 +49,7 @@ SSL_CTX *tlsc_ctx_new(const char *ca_file, const unsigned char *alpn, unsigned a
     return ctx;
 }
 
-int tlsc_set_peer(SSL *ssl, const char *host, SSL_SESSION *session)
+int tlsc_set_peer(SSL *ssl, const char *host, SSL_SESSION **session)
 {
     struct in6_addr a6;
     struct in_addr a4;
@@ -47,8 +60,11 @@ int tlsc_set_peer(SSL *ssl, const char *host, SSL_SESSION *session)
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         ok = SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1;
     }
-    if (ok && session)
-        ok = SSL_set_session(ssl, session) == 1;
+    if (ok && session) {
+        SSL_set_app_data(ssl, session);
+        if (*session)
+            ok = SSL_set_session(ssl, *session) == 1;
+    }
     if (!ok)
         ERR_clear_error();
     return ok ? 0 : -1;
@@ -73,4 +89,20 @@ const char *tlsc_why(SSL *ssl)
     default:
         return "TLS: the certificate could not be verified";
     }
+}
+
+const char *tlsc_failed(SSL *ssl, const char *what, const char *host, int port)
+{
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK) {
+        log_warn("%s %s:%d: TLS handshake failed: certificate verify failed: %s", what, host, port,
+                 X509_verify_cert_error_string(v));
+    } else {
+        unsigned long e = ERR_peek_last_error();
+        const char *r = e ? ERR_reason_error_string(e) : NULL;
+        log_warn("%s %s:%d: TLS handshake failed: %s", what, host, port,
+                 r ? r : "the connection ended");
+    }
+    ERR_clear_error();
+    return tlsc_why(ssl);
 }

@@ -212,13 +212,25 @@ PY
 # start_smtp NAME [ARGS...]: a real SMTP server (aiosmtpd) saving to
 # $T/NAME/; sets SMTP_PORT
 start_smtp() {
-  local name=$1; shift
-  /usr/bin/python3 "$OMNI_SRC/tests/mock/smtp_sink.py" --port-file "$T/$name.port" \
+  start_mail_server smtp_sink.py "$@"
+  SMTP_PORT=$SRV_PORT
+}
+
+# start_mail_server SCRIPT NAME [ARGS...]: tests/mock/SCRIPT --port-file
+# --outdir $T/NAME ARGS; sets SRV_PORT
+start_mail_server() {
+  local script=$1 name=$2; shift 2
+  /usr/bin/python3 "$OMNI_SRC/tests/mock/$script" --port-file "$T/$name.port" \
     --outdir "$T/$name" "$@" >"$T/$name.log" 2>&1 &
   PIDS+=($!)
   wait_for 20 test -s "$T/$name.port"
-  SMTP_PORT=$(cat "$T/$name.port")
+  SRV_PORT=$(cat "$T/$name.port")
 }
+
+# start_smtp_mock NAME [ARGS...]: the scriptable SMTP server
+# (tests/mock/smtp_server.py) saving to $T/NAME/; sets SRV_PORT. Python
+# checks read what it saw with smtp_seen.py (beside this file).
+start_smtp_mock() { start_mail_server smtp_server.py "$@"; }
 
 # msg_field CAMPAIGN FIELD JSONKEY: a key of one recipient's record
 msg_field() {

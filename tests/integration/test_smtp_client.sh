@@ -17,29 +17,20 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$T/key.pem" -out "$T/cert.pem" \
   2>/dev/null || fail "openssl could not make a certificate"
 
-# start_srv NAME [ARGS...]: sets SRV_PORT
-start_srv() {
-  local name=$1; shift
-  /usr/bin/python3 "$OMNI_SRC/tests/mock/smtp_server.py" --port-file "$T/$name.port" \
-    --outdir "$T/$name" "$@" >"$T/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_for 20 test -s "$T/$name.port"
-  SRV_PORT=$(cat "$T/$name.port")
-}
-start_srv p --reject-rcpt gone@example.com=550 --close-after-mail 5 \
+start_smtp_mock p --reject-rcpt gone@example.com=550 --close-after-mail 5 \
   --close-after-dot dot@example.com --slow-dot slow@example.com=8 --421-after 120
 P_PORT=$SRV_PORT
-start_srv n --no-pipelining
+start_smtp_mock n --no-pipelining
 N_PORT=$SRV_PORT
-start_srv t --starttls --cert "$T/cert.pem" --key "$T/key.pem" --auth "omni:s3cret pw"
+start_smtp_mock t --starttls --cert "$T/cert.pem" --key "$T/key.pem" --auth "omni:s3cret pw"
 T_PORT=$SRV_PORT
-start_srv s --smtps --cert "$T/cert.pem" --key "$T/key.pem"
+start_smtp_mock s --smtps --cert "$T/cert.pem" --key "$T/key.pem"
 S_PORT=$SRV_PORT
-start_srv l --auth "omni:s3cret pw" --auth-mechs LOGIN
+start_smtp_mock l --auth "omni:s3cret pw" --auth-mechs LOGIN
 L_PORT=$SRV_PORT
-start_srv c --auth "omni:s3cret pw" --auth-mechs "LOGIN CRAM-MD5 PLAIN"
+start_smtp_mock c --auth "omni:s3cret pw" --auth-mechs "LOGIN CRAM-MD5 PLAIN"
 C_PORT=$SRV_PORT
-start_srv x
+start_smtp_mock x
 X_PORT=$SRV_PORT
 
 HTTP_PORT=$(free_port)
@@ -154,16 +145,8 @@ sleep 1
 python3 - "$T" <<'PY' || fail "what the servers saw"
 import glob, json, os, sys
 T = sys.argv[1]
-def msgs(name):
-    out = []
-    for f in sorted(glob.glob("%s/%s/*.json" % (T, name))):
-        j = json.load(open(f))
-        j["data"] = open(f[:-5] + ".eml", "rb").read()
-        out.append(j)
-    return out
-def conns(name):
-    p = "%s/%s/conns.jsonl" % (T, name)
-    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+import smtp_seen  # tests/integration (PYTHONPATH)
+msgs, conns = smtp_seen.readers(T)
 def check_body(m):
     d = m["data"]
     assert d.endswith(b"\r\n"), d[-40:]

@@ -1,16 +1,21 @@
 #!/usr/bin/python3
 """A scriptable SMTP server for the native SMTP client's tests (asyncio,
 stdlib only, 127.0.0.1). Speaks RFC 5321 with a multi-line EHLO reply;
-announces PIPELINING unless --no-pipelining; STARTTLS with --starttls,
+announces PIPELINING unless --no-pipelining, SMTPUTF8 with --smtputf8 (and
+then takes UTF-8 addresses only with MAIL's SMTPUTF8 parameter: 553
+otherwise, RFC 6531 3.5); STARTTLS with --starttls,
 implicit TLS with --smtps (both need --cert/--key); AUTH with --auth
 USER:PASS, announcing --auth-mechs (default "PLAIN LOGIN"; CRAM-MD5 is
 checked too), and then MAIL before AUTH is refused.
 
 Saves each accepted message as OUTDIR/<seq>.eml (the DATA dot-unstuffed, as
-the client built it) and OUTDIR/<seq>.json (mail_from, rcpt, conn). Appends
+the client built it) and OUTDIR/<seq>.json (mail_from, rcpt, conn, mail: its
+MAIL line). Appends
 one JSON line per connection to OUTDIR/conns.jsonl when it ends: messages,
 transactions, one_read (transactions whose MAIL, RCPT and DATA came in one
-read), tls, ehlo (the name the client gave), auth (the mechanism).
+read), tls, ehlo (the name the client gave), auth (the mechanism), cmds
+(the verb of every command line, in order), mail (every MAIL line whole,
+as bytes decoded as UTF-8, invalid bytes escaped).
 
 Faults (each once per server unless said):
   --reject-rcpt ADDR=CODE   refuse that recipient (every time)
@@ -33,14 +38,14 @@ state = {"seq": 0, "mails": 0, "close_dot_done": False, "slow_done": False, "r42
 conn_ids = [0]
 
 
-def save(mail_from, rcpt, data, conn):
+def save(mail_from, rcpt, data, conn, mail=""):
     state["seq"] += 1
     base = os.path.join(a.outdir, "%06d" % state["seq"])
     with open(base + ".eml.tmp", "wb") as f:
         f.write(data)
     os.rename(base + ".eml.tmp", base + ".eml")
     with open(base + ".json", "w") as f:
-        json.dump({"mail_from": mail_from, "rcpt": rcpt, "conn": conn}, f)
+        json.dump({"mail_from": mail_from, "rcpt": rcpt, "conn": conn, "mail": mail}, f)
     return state["seq"]
 
 
@@ -48,11 +53,12 @@ async def handle(reader, writer):
     conn_ids[0] += 1
     cid = conn_ids[0]
     st = {"messages": 0, "transactions": 0, "one_read": 0, "tls": a.smtps, "ehlo": "",
-          "auth": ""}
+          "auth": "", "cmds": [], "mail": []}
     buf = b""
     nread = 0
     authed = not a.auth
     mail_from, rcpt, reads, in_data, data = None, [], {}, False, []
+    utf8, mail_line = False, ""
 
     async def send(s):
         writer.write(s.encode())
@@ -96,7 +102,7 @@ async def handle(reader, writer):
                         await send("250 2.0.0 Ok: queued late\r\n")
                         reset()
                         continue
-                    n = save(mail_from, rcpt, body, cid)
+                    n = save(mail_from, rcpt, body, cid, mail_line)
                     await send("250 2.0.0 Ok: queued as %06d\r\n" % n)
                     reset()
                 else:
@@ -104,6 +110,8 @@ async def handle(reader, writer):
                 continue
             cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
             u = cmd.upper()
+            if len(st["cmds"]) < 1000:
+                st["cmds"].append(u.split(" ")[0].split(":")[0])
             if u.startswith("EHLO ") or u.startswith("HELO "):
                 st["ehlo"] = cmd[5:]
                 if u.startswith("HELO"):
@@ -116,6 +124,8 @@ async def handle(reader, writer):
                     caps.append("STARTTLS")
                 if a.auth:
                     caps.append("AUTH " + a.auth_mechs)
+                if a.smtputf8:
+                    caps.append("SMTPUTF8")
                 caps.append("ENHANCEDSTATUSCODES")
                 await send("".join("250%s%s\r\n" % ("-" if i < len(caps) - 1 else " ", c)
                                    for i, c in enumerate(caps)))
@@ -160,6 +170,8 @@ async def handle(reader, writer):
                 else:
                     await send("535 5.7.8 Authentication credentials invalid\r\n")
             elif u.startswith("MAIL FROM:"):
+                if len(st["mail"]) < 1000:
+                    st["mail"].append(line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"))
                 state["mails"] += 1
                 st["transactions"] += 1
                 if a.close_after_mail and state["mails"] == a.close_after_mail:
@@ -172,6 +184,8 @@ async def handle(reader, writer):
                 if not authed:
                     await send("530 5.7.0 Authentication required\r\n")
                     continue
+                utf8 = "SMTPUTF8" in u.split(" ")[1:]
+                mail_line = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
                 mail_from = cmd[10:].split(" ")[0]
                 reads = {"mail": nread}
                 await send("250 2.1.0 Ok\r\n")
@@ -179,7 +193,9 @@ async def handle(reader, writer):
                 addr = cmd[8:].strip().strip("<>")
                 reads["rcpt"] = nread
                 code = a.reject.get(addr.lower())
-                if code:
+                if not (utf8 and a.smtputf8) and max(line) >= 0x80:
+                    await send("553 5.6.7 <%s>: non-ASCII address without SMTPUTF8\r\n" % addr)
+                elif code:
                     await send("%d 5.1.1 <%s>: Recipient address rejected\r\n" % (code, addr))
                 elif mail_from is None:
                     await send("503 5.5.1 Error: need MAIL command\r\n")
@@ -241,6 +257,7 @@ if __name__ == "__main__":
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--no-pipelining", action="store_true")
     ap.add_argument("--starttls", action="store_true")
+    ap.add_argument("--smtputf8", action="store_true")
     ap.add_argument("--smtps", action="store_true")
     ap.add_argument("--cert")
     ap.add_argument("--key")

@@ -16,23 +16,34 @@
  *   .../keyupdate   KeyUpdate (update_requested: the client must update
  *                   its keys too), half the answer, another KeyUpdate, the
  *                   rest
+ *   .../keyupdate-stall  KeyUpdates (update_requested) without reading,
+ *                   until the client takes no more for a second (its
+ *                   answers fill its socket: --rcvbuf 4096 --mss 536 keep
+ *                   both sides' buffers small), 4 s more without reading,
+ *                   then read until the client is quiet for 2 s, log
+ *                   "stall keyupdates=N client_keyupdates=K" (K: the
+ *                   client's read by then) and answer
  *
  * Usage: tls_reneg_server --cert PEM --key PEM --tls 1.2|1.3 --port-file F
- * --log F. Each request appends "req PATH" to the log as it is read, each
- * connection "conn requests=N client_keyupdates=K alert=DESC" as it ends
+ * --log F [--rcvbuf BYTES] [--sndbuf BYTES] [--mss BYTES]. Each request appends "req PATH" to the
+ * log as it is read, each connection "conn requests=N client_keyupdates=K alert=DESC" as it ends
  * (K: KeyUpdate messages received from the client; alert: the last alert
  * received, "none"). One process per connection (fork); every socket has a
  * 30 s timeout. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -132,6 +143,64 @@ static int key_update(SSL *s)
     return SSL_do_handshake(s) == 1 ? 0 : -1;
 }
 
+#define STALL_MAX 200000
+
+/* KeyUpdates the client must answer while nothing of its answers is read,
+ * until the client has taken none for a second (its socket is full of its
+ * answers and it reads no more; OpenSSL answers one KeyUpdate as it reads
+ * the next, so it is one behind); then 3 s more without reading; then read
+ * until the client is quiet for 2 s. A client that arms its write event for OpenSSL's
+ * own write sends every answer as soon as the socket takes it, and does
+ * not read (it cannot: OpenSSL would only ask for the write again); one
+ * that keeps polling a readable socket spins meanwhile. */
+static int keyupdate_stall(SSL *s, int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int sent = 0, rc = 0;
+    while (sent < STALL_MAX) {
+        /* a KeyUpdate only while the socket has room: one left half
+         * written would stop this side reading too (OpenSSL finishes a
+         * write before it reads), and neither side would read again */
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 1000) <= 0)
+            break; /* the client has taken nothing for a second */
+        if (SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED) != 1) {
+            rc = -1;
+            break;
+        }
+        int k;
+        while ((k = SSL_do_handshake(s)) != 1 && SSL_get_error(s, k) == SSL_ERROR_WANT_WRITE &&
+               poll(&p, 1, 10000) == 1)
+            ; /* the socket said it had room, but not enough: finish this one */
+        if (k != 1) {
+            rc = -1;
+            break;
+        }
+        sent++;
+    }
+    logmsg("flood keyupdates=%d\n", sent);
+    sleep(4);
+    /* now take what the client sends as fast as it comes: a 4 KiB window
+     * reopened a little at a time waits on the client's zero-window probes,
+     * seconds apart once they back off */
+    int big = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    for (; rc == 0;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (!SSL_has_pending(s) && poll(&p, 1, 2000) <= 0)
+            break; /* quiet for 2 s */
+        char b[4096];
+        int k = SSL_read(s, b, sizeof(b));
+        int e = k > 0 ? SSL_ERROR_SSL : SSL_get_error(s, k);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            rc = -1; /* no request was due: the client has one in flight */
+    }
+    fcntl(fd, F_SETFL, fl);
+    logmsg("stall keyupdates=%d client_keyupdates=%d\n", sent, client_keyupdates);
+    return rc;
+}
+
 static void serve(SSL_CTX *ctx, int fd)
 {
     struct timeval tv = {30, 0};
@@ -185,6 +254,8 @@ static void serve(SSL_CTX *ctx, int fd)
             }
             if (!rc)
                 rc = write_all(s, answer, (size_t)alen) < 0;
+        } else if (strcmp(mode, "keyupdate-stall") == 0) {
+            rc = keyupdate_stall(s, fd) < 0 || write_all(s, answer, (size_t)alen) < 0;
         } else if (strcmp(mode, "keyupdate") == 0) {
             rc = key_update(s) < 0 || write_all(s, answer, (size_t)half) < 0 || key_update(s) < 0 ||
                  write_all(s, answer + half, (size_t)(alen - half)) < 0;
@@ -205,6 +276,7 @@ static void serve(SSL_CTX *ctx, int fd)
 int main(int argc, char **argv)
 {
     const char *cert = NULL, *key = NULL, *portfile = NULL, *tls = "1.2";
+    int rcvbuf = 0, sndbuf = 0, mss = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--cert"))
             cert = argv[i + 1];
@@ -216,6 +288,12 @@ int main(int argc, char **argv)
             portfile = argv[i + 1];
         else if (!strcmp(argv[i], "--log"))
             logpath = argv[i + 1];
+        else if (!strcmp(argv[i], "--rcvbuf"))
+            rcvbuf = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--sndbuf"))
+            sndbuf = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mss"))
+            mss = atoi(argv[i + 1]);
     }
     if (!cert || !key || !portfile || !logpath) {
         fprintf(stderr, "usage: %s --cert PEM --key PEM --tls 1.2|1.3 --port-file F --log F\n",
@@ -239,6 +317,14 @@ int main(int argc, char **argv)
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (rcvbuf > 0) /* before listen: accepted sockets inherit it, window and all */
+        setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    if (sndbuf > 0)
+        setsockopt(lfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    /* a small MSS announced to the client keeps its send buffer small too
+     * (Linux sizes it from the MSS when the connection is set up) */
+    if (mss > 0)
+        setsockopt(lfd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss));
     struct sockaddr_in sa = {.sin_family = AF_INET};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t sl = sizeof(sa);

@@ -194,6 +194,32 @@ static void quoted_printable_keeps_lines_short_and_decodes_back(void **state)
     oc_request_free(&r);
 }
 
+static void recipients_must_be_utf8(void **state)
+{
+    oc_request r = {0};
+    oc_outcome o;
+    oc_message m = {.campaign = "u8",
+                    .message_id = "u8.1",
+                    .to = "jos\xc3\xa9@example.com",
+                    .subject = "Hi",
+                    .text = "x"};
+    /* UTF-8 goes to the transport (SMTPUTF8 is the native client's call) */
+    assert_int_equal(C->build(*state, &m, &r, &o), 0);
+    assert_string_equal(r.mail_rcpt, "<jos\xc3\xa9@example.com>");
+    oc_request_free(&r);
+    const char *bad[] = {"jos\xe9@example.com",       "a\xc0\xaf@example.com",
+                         "a\xed\xa0\x80@example.com", "a\xf4\x90\x80\x80@example.com",
+                         "a\xc3@example.com",         "\x80@example.com"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&r, 0, sizeof(r));
+        m.to = bad[i];
+        assert_int_equal(C->build(*state, &m, &r, &o), -1);
+        assert_string_equal(o.reason, "invalid_address");
+        assert_int_equal(o.kind, OC_FAILED);
+        oc_request_free(&r);
+    }
+}
+
 static void header_injection_is_refused(void **state)
 {
     oc_request r = {0};
@@ -964,6 +990,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_subject_of_invalid_utf8_still_encodes, setup, teardown),
         cmocka_unit_test_setup_teardown(header_injection_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(recipients_must_be_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_codes_map_to_outcomes, setup, teardown),
         cmocka_unit_test_setup_teardown(enhanced_status_codes_decide, setup, teardown),
         cmocka_unit_test_setup_teardown(inbound_reply_is_threaded_by_in_reply_to_or_token, setup,

@@ -151,6 +151,41 @@ static void urls(void **state)
         assert_int_equal(smtp_parse_url(refused[i], &u), -1);
 }
 
+static int cls(const char *s)
+{
+    return smtp_utf8_class(s, strlen(s));
+}
+
+static void utf8_classes(void **state)
+{
+    (void)state;
+    assert_int_equal(cls(""), SMTP_ASCII);
+    assert_int_equal(cls("<ana@example.com>"), SMTP_ASCII);
+    assert_int_equal(cls("<jos\xc3\xa9@example.com>"), SMTP_UTF8);                  /* é */
+    assert_int_equal(cls("<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b.cn>"), SMTP_UTF8); /* CJK */
+    assert_int_equal(cls("\xf0\x9f\x98\x80@example.com"), SMTP_UTF8);               /* U+1F600 */
+    assert_int_equal(cls("\xf4\x8f\xbf\xbf"), SMTP_UTF8);                           /* U+10FFFF */
+    assert_int_equal(cls("\xed\x9f\xbf"), SMTP_UTF8);                               /* U+D7FF */
+    /* ill-formed */
+    assert_int_equal(cls("jos\xe9@example.com"), SMTP_NOT_UTF8); /* Latin-1 */
+    assert_int_equal(cls("\xc0\xaf"), SMTP_NOT_UTF8);            /* overlong "/" */
+    assert_int_equal(cls("\xc1\x81"), SMTP_NOT_UTF8);
+    assert_int_equal(cls("\xe0\x80\xaf"), SMTP_NOT_UTF8);     /* overlong, 3 bytes */
+    assert_int_equal(cls("\xf0\x80\x80\xaf"), SMTP_NOT_UTF8); /* overlong, 4 bytes */
+    assert_int_equal(cls("\xed\xa0\x80"), SMTP_NOT_UTF8);     /* U+D800, a surrogate */
+    assert_int_equal(cls("\xf4\x90\x80\x80"), SMTP_NOT_UTF8); /* U+110000 */
+    assert_int_equal(cls("\xf5\x80\x80\x80"), SMTP_NOT_UTF8);
+    assert_int_equal(cls("\xff"), SMTP_NOT_UTF8);
+    assert_int_equal(cls("a\x80z"), SMTP_NOT_UTF8); /* a stray continuation */
+    assert_int_equal(cls("\xc3"), SMTP_NOT_UTF8);   /* cut short */
+    assert_int_equal(cls("\xe2\x82"), SMTP_NOT_UTF8);
+    assert_int_equal(cls("\xe2\x28\xa1"), SMTP_NOT_UTF8);     /* a bad second byte */
+    assert_int_equal(cls("\xf0\x9f\x98\x41"), SMTP_NOT_UTF8); /* a bad fourth byte */
+    /* the length is the caller's: bytes past it are not looked at */
+    assert_int_equal(smtp_utf8_class("ab\xc3\xa9", 2), SMTP_ASCII);
+    assert_int_equal(smtp_utf8_class("ab\xc3\xa9", 3), SMTP_NOT_UTF8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +195,7 @@ int main(void)
         cmocka_unit_test(dot_stuffing_as_libcurl),
         cmocka_unit_test(dot_stuffing_doubles_line_start_dots),
         cmocka_unit_test(urls),
+        cmocka_unit_test(utf8_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
