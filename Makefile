@@ -53,8 +53,9 @@ fuzz:
 	cmake --build build-fuzz -j $(JOBS)
 	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-# The two ctest suites run side by side, TEST_JOBS tests at once in each
-# (scripts/test-suites.sh; the tests mostly wait): docs/testing.md.
+# The two ctest suites run side by side, TEST_JOBS tests at once in each,
+# and valgrind beside them, niced (scripts/test-suites.sh; the tests mostly
+# wait): docs/testing.md.
 TEST_JOBS ?= 3
 test: deps build build-asan
 	bash scripts/test-suites.sh $(BUILD) $(BUILD_ASAN) $(TEST_JOBS)

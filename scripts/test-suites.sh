@@ -1,9 +1,10 @@
 #!/bin/bash
 # make test's suites (docs/testing.md): ctest in the normal build and, at the
-# same time, ctest in the ASan/UBSan build, each running JOBS tests at once;
-# then valgrind on the unit tests. The tests mostly wait (for the daemon, a
-# provider's delay, a Retry-After), so the two suites side by side take
-# little more than the longer one alone. Every line of a suite's output is
+# same time, ctest in the ASan/UBSan build, each running JOBS tests at once,
+# and valgrind on the unit tests of BUILD (niced: it only takes the CPU the
+# tests leave; it has no time limit, so it checks all the same). The tests
+# mostly wait (for the daemon, a provider's delay, a Retry-After), so all
+# three side by side take little more than the longest alone. Every line of a suite's output is
 # prefixed with its build directory and kept in DIR/ctest.log; both
 # summaries (with the list of failed tests) are printed again at the end.
 #
@@ -31,6 +32,9 @@ suite() {
 }
 
 start=$SECONDS
+# valgrind runs the unit tests of $build: ctest there builds nothing
+nice -n 10 bash "$(dirname "$0")/valgrind-unit.sh" "$build" >"$build/valgrind.log" 2>&1 &
+pv=$!
 suite "$build" &
 pn=$!
 suite "$asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -48,5 +52,7 @@ done
 [ "$rn" -eq 0 ] || echo "the suite in $build failed (status $rn): its log is $build/ctest.log"
 [ "$ra" -eq 0 ] || echo "the suite in $asan failed (status $ra): its log is $asan/ctest.log"
 rv=0
-bash "$(dirname "$0")/valgrind-unit.sh" "$build" || rv=$?
+wait "$pv" || rv=$?
+echo "=== valgrind on the unit tests of $build"
+cat "$build/valgrind.log"
 [ "$rn" -eq 0 ] && [ "$ra" -eq 0 ] && [ "$rv" -eq 0 ]
