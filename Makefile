@@ -53,10 +53,12 @@ fuzz:
 	cmake --build build-fuzz -j $(JOBS)
 	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
+# The two ctest suites run side by side, TEST_JOBS tests at once in each,
+# and valgrind beside them, niced (scripts/test-suites.sh; the tests mostly
+# wait): docs/testing.md.
+TEST_JOBS ?= 3
 test: deps build build-asan
-	cd $(BUILD) && ctest --output-on-failure -j 3
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 3
-	bash scripts/valgrind-unit.sh $(BUILD)
+	bash scripts/test-suites.sh $(BUILD) $(BUILD_ASAN) $(TEST_JOBS)
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 test-unit: build

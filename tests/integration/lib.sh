@@ -8,6 +8,17 @@ OMNI_SRC=${OMNI_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # python helpers shared by the tests (resp.py: commands for redis-cli --pipe)
 export PYTHONPATH="$OMNI_SRC/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
 T=$(mktemp -d /tmp/omni-test.XXXXXX)
+# python3 is the system's, /usr/bin/python3 (make deps installs its modules:
+# aiosmtpd, jsonschema, yaml), or OMNI_PYTHON: first in PATH through $T/bin,
+# for the tests, their helpers and the mocks alike. A python3 found earlier
+# in PATH may be a version manager's shim (pyenv's costs ~0.7 s of CPU per
+# start, and the tests start python3 thousands of times).
+OMNI_PYTHON=${OMNI_PYTHON:-/usr/bin/python3}
+if [ -x "$OMNI_PYTHON" ]; then
+  mkdir -p "$T/bin"
+  ln -s "$OMNI_PYTHON" "$T/bin/python3"
+  export PATH="$T/bin:$PATH"
+fi
 PIDS=()
 TEST_NAME=$(basename "$0" .sh)
 

@@ -56,14 +56,21 @@ ok "$nelf ELF files stripped; their debug information is in $(basename "$ddeb") 
 # Depends names the package of every library an ELF file links
 depends=$(dpkg-deb -f "$deb" Depends)
 ldconfig -p >"$T/ldconfig.txt"
+declare -A PKG_OF=()
 echo "$depends" | q 'adduser' || fail "Depends lacks adduser (postinst uses it): $depends"
 while IFS= read -r f; do
   for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
     path=$(awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}' "$T/ldconfig.txt")
     [ -n "$path" ] || fail "cannot find $lib (needed by ${f#"$T"/deb})"
-    pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [ -n "$pkg" ] || fail "no package owns $path"
+    # dpkg -S reads the whole package database: once per library, not
+    # once per ELF file that links it
+    pkg=${PKG_OF[$path]:-}
+    if [ -z "$pkg" ]; then
+      pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [ -n "$pkg" ] || fail "no package owns $path"
+      PKG_OF[$path]=$pkg
+    fi
     echo "$depends" | q -E "(^|, )$pkg( |,|$)" || fail "${f#"$T"/deb} links $lib ($pkg), not in Depends: $depends"
   done
 done < <(find "$T/deb/usr/bin" "$T/deb/usr/lib/omnicast" -type f)
@@ -108,14 +115,17 @@ if [ "$(id -u)" != 0 ] || [ -n "${OMNI_NO_DPKG_INSTALL:-}" ]; then
   echo "skip - dpkg install, remove and purge need root (and OMNI_NO_DPKG_INSTALL unset)"
   exit 0
 fi
+# (the lock first: the suites of two builds run side by side, and the one
+# that waits then finds the machine as clean as the other left it, rather
+# than finding the other's installation and skipping)
+exec 9>/tmp/omnicast-test-package.lock
+flock -w 300 9 || fail "another test_package holds /tmp/omnicast-test-package.lock"
 if dpkg-query -W -f='${Status}' omnicast 2>/dev/null | q 'installed\|config-files' \
    || getent passwd omnicast >/dev/null || getent group omnicast >/dev/null \
    || [ -e /var/lib/omnicast ] || [ -e /etc/omnicast ]; then
   echo "skip - an omnicast package, user or directory exists on this machine: not installing over it"
   exit 0
 fi
-exec 9>/tmp/omnicast-test-package.lock
-flock -w 300 9 || fail "another test_package holds /tmp/omnicast-test-package.lock"
 
 # dpkg_run ARGS: dpkg, waiting (bounded) while another dpkg/apt holds the lock
 dpkg_run() {
