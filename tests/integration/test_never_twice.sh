@@ -184,8 +184,9 @@ whatsapp = wa"
   # the chunk while they are in flight (+3.8 .. +6.5 s)
   local ms=$((1300 + RANDOM % 1200))
   sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
-  local pending
+  local pending kill_ms
   pending=$(rraw XPENDING omni:chunks omnicast | head -1)
+  kill_ms=$(date +%s%3N)
   kill -9 "$pa"
   wait "$pa" 2>/dev/null || true
   echo "$id: $ca killed -9 ${ms} ms after 20 retries were recorded ($pending chunk(s) pending)"
@@ -204,12 +205,28 @@ whatsapp = wa"
   check "2 ($id): every recipient accepted once ($never never were)" [ "$never" -eq 0 ]
   check "2 ($id): campaign done ($(campaign_field "$id" state))" campaign_done "$id"
   check "2 ($id): counters add up" counters_add_up "$id"
-  local sent unc
+  local sent unc early
   sent=$(campaign_field "$id" sent) unc=$(campaign_field "$id" uncertain)
-  # A's 20 slow ones were accepted while A died: B cannot know, they end
-  # uncertain (or sent if A recorded them); the 20 retries end sent
-  check "2 ($id): sent ($sent) + uncertain ($unc) = 40, sent >= 20" \
-    sh -c "[ $((sent + unc)) -eq 40 ] && [ $sent -ge 20 ]"
+  # the round's premise: A died before the retries came due, so B sent
+  # them. On a slow machine the kill can come late (the poll that saw the
+  # 20 retries lagged): A sent some itself and died with them on the wire,
+  # and those rightly end uncertain. Told by the provider's clock: retry
+  # requests (after the first 40) that arrived before the kill.
+  early=$(python3 -c '
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])][40:]
+print(sum(1 for r in reqs if r["ts_ms"] < int(sys.argv[2])))' "$T/wa2.jsonl" "$kill_ms") ||
+    fail "cannot read the provider's record"
+  if [ "$early" -eq 0 ]; then
+    ROUNDS_OK=$((ROUNDS_OK + 1))
+    # A's 20 slow ones were accepted while A died: B cannot know, they end
+    # uncertain (or sent if A recorded them); B's 20 retries end sent
+    check "2 ($id): sent ($sent) + uncertain ($unc) = 40, sent >= 20" \
+      sh -c "[ $((sent + unc)) -eq 40 ] && [ $sent -ge 20 ]"
+  else
+    echo "# note: $id: A sent $early retries before the kill (a slow machine): the round only checks what holds anyway"
+    check "2 ($id): sent ($sent) + uncertain ($unc) = 40" [ $((sent + unc)) -eq 40 ]
+  fi
   check "2 ($id): $cb took A's chunk over" q "reclaimed" "$T/$cb.log"
   stop_daemon "$pb"
 }
@@ -239,8 +256,16 @@ scenario_2() {
   SCEN_PIDS=()
   start_mock wa2
   SCEN_PIDS+=("$MOCK_PID")
-  kill_round kr1 a1 b1
-  kill_round kr2 a2 b2
+  # two rounds in which B sent the retries (up to four rounds, should the
+  # kill come late on a slow machine)
+  ROUNDS_OK=0
+  local r=1
+  while [ "$ROUNDS_OK" -lt 2 ] && [ $r -le 4 ]; do
+    kill_round "kr$r" "a$r" "b$r"
+    r=$((r + 1))
+  done
+  check "2: two rounds in which the second daemon sent the retries ($ROUNDS_OK in $((r - 1)))" \
+    [ "$ROUNDS_OK" -ge 2 ]
   check "2: the mock provider survived answering dead connections" alive "$MOCK_PID"
   end_scenario 2
 }
