@@ -61,7 +61,10 @@ print("ZREM omni:scheduled start:lw")
 print("HSET omni:campaign:lw state running started_at 1000 sent 10 suppressed 1")
 print("ZADD omni:active 1000 lw")
 PY
-[ "$(campaign_field lw state)" = running ] || fail "lost-write state not set up"
+# running, or (on a slow machine, the sweep being quick) already repaired
+# and done: the sweep's log line and counts below prove what it found
+st=$(campaign_field lw state)
+[ "$st" = running ] || [ "$st" = done ] || fail "lost-write state not set up ($st)"
 
 wait_for 60 campaign_done lw
 counters_add_up lw || fail "counters do not add up: $(rraw HGETALL omni:campaign:lw | tr '\n' ' ')"
