@@ -35,7 +35,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$T/key.pem" -out "$T/cert.pem" \
   2>/dev/null || fail "openssl could not make a certificate"
 
-PLAN='late:3000=155500?02??;close_after_read@1=155500403??;close_after_read=155500?03??'
+PLAN='late:5000=155500?02??;close_after_read@1=155500403??;close_after_read=155500?03??'
 PLAN+=';reset_mid_head=155500?04??;close_after_headers=155500?05??;garbage_200=155500?06??'
 PLAN+=';empty_200=155500?07??;idle_close_ms:300=155500?08??;close_reused=155500?10??'
 
@@ -68,11 +68,11 @@ wa() { # wa NAME URL TIMEOUT_MS [EXTRA...]
   for x in "$@"; do printf '%s\n' "$x"; done
   echo
 }
-# timeout_ms of the connectors with faults: 2 s (the late answer comes
-# after 3 s), so that a normal answer is on time even on a loaded machine
+# timeout_ms of the connectors with faults: 3 s (the late answer comes
+# after 5 s), so that a normal answer is on time even on a loaded machine
 # with the sanitizers (1 s was seen to be too short there); 1 s on the
 # backlog connectors, well below the 2.5 s the provider accepts nothing
-TMO=2000
+TMO=3000
 make_conf() { # make_conf WITH_RETRY_SWITCH
   daemon_conf "$T/omni.conf" "max_attempts = 3
 tls_ca_file = $T/cert.pem
