@@ -9,8 +9,8 @@
 # certificate the daemon trusts through tls_ca_file, as towards a real
 # provider; 0: plain http), BENCH_HTTP2 (with TLS: 1 asks for HTTP/2, the
 # native HTTP/2 client, h2.c, or libcurl's with BENCH_CLIENT=curl; 0, the default: HTTP/1.1 keep-alive through the native
-# client), BENCH_INFLIGHT (max_inflight, 512; 128 with HTTP/2: each libcurl
-# transfer holds ~30 KiB), BENCH_CONNS (connections: 64 over TLS with
+# client), BENCH_INFLIGHT (max_inflight, 512; 128 with libcurl's HTTP/2: each
+# libcurl transfer holds ~30 KiB), BENCH_CONNS (connections: 64 over TLS with
 # HTTP/1.1, 4 otherwise), BENCH_PIPELINE (the connector's pipeline: 1 over
 # TLS, the connector's default and what a real deployment uses; 64 on plain
 # http, where nginx takes pipelined requests), BENCH_CHUNK (chunk_size,
@@ -45,7 +45,9 @@ if [ "$REPLICA" = 1 ]; then
 fi
 
 mkdir -p "$T/nginx"
-INFLIGHT=${BENCH_INFLIGHT:-$([ "$HTTP2" = 1 ] && echo 128 || echo 512)}
+# 128 in flight for libcurl's HTTP/2 (each transfer holds ~30 KiB); 512
+# for the native clients, HTTP/2 included (a stream is a few hundred bytes)
+INFLIGHT=${BENCH_INFLIGHT:-$([ "$HTTP2" = 1 ] && [ "${BENCH_CLIENT:-native}" = curl ] && echo 128 || echo 512)}
 CP=$NP # stub_status, always plain http
 SCHEME=http LISTEN="127.0.0.1:$NP" TLS_CONF=""
 if [ "$TLS" = 1 ]; then
