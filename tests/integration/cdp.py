@@ -218,7 +218,7 @@ class Browser:
             raise CDPError("evaluate %r: %s" % (expr[:80], r["exceptionDetails"].get("exception", {}).get("description")))
         return r.get("result", {}).get("value")
 
-    def wait(self, expr, timeout=60, what=None):
+    def wait(self, expr, timeout=120, what=None):
         """Until expr (JavaScript) is truthy; its value."""
         deadline = time.time() + timeout
         last = None

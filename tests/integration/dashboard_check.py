@@ -97,7 +97,7 @@ try:
     b.wait("document.querySelector('.badge.s-paused') !== null", what="the paused badge")
     ok("Pause on the page paused %s (the API says paused; the page offers Resume)" % running_id)
     # the send rate chart draws once the page has a few samples
-    b.wait("document.querySelector('svg.rate') !== null", timeout=60, what="the send-rate chart")
+    b.wait("document.querySelector('svg.rate') !== null", timeout=120, what="the send-rate chart")
     shot(b, "campaign-running")
 
     # the conversation the reply opened
