@@ -14,15 +14,19 @@
 
 static void put(oc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* fmt's text appended to b, however long (nothing is cut) */
 static void put(oc_buf *b, const char *fmt, ...)
 {
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        oc_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    if (n <= 0 || oc_buf_reserve(b, (size_t)n) < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
 }
 
 void metrics_render(omni *o, oc_buf *b)
@@ -65,9 +69,9 @@ void metrics_render(omni *o, oc_buf *b)
             "omnicast_transfers_total{client=\"native\"} %llu\n"
             "omnicast_transfers_total{client=\"native_tls\"} %llu\n"
             "omnicast_transfers_total{client=\"curl\"} %llu\n"
-            "omnicast_transfers_total{client=\"native_smtp\"} %llu\n",
-            nat, nat_tls, curl, transport_native_smtp(o->tp));
-        put(b, "omnicast_transfers_total{client=\"native_h2\"} %llu\n", transport_native_h2(o->tp));
+            "omnicast_transfers_total{client=\"native_smtp\"} %llu\n"
+            "omnicast_transfers_total{client=\"native_h2\"} %llu\n",
+            nat, nat_tls, curl, transport_native_smtp(o->tp), transport_native_h2(o->tp));
     }
     put(b, "# HELP omnicast_channel_sent_total Sends the provider accepted, by channel.\n"
            "# TYPE omnicast_channel_sent_total counter\n");
