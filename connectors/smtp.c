@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "omnicast/connector.h"
+#include "omnicast/utf8.h"
 
 typedef struct smtp {
     const oc_host *host;
@@ -78,31 +79,6 @@ static const oc_config_key smtp_keys[] = {
 static int has_crlf(const char *s)
 {
     return s && strpbrk(s, "\r\n") != NULL;
-}
-
-/* Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code
- * points past U+10FFFF; ASCII is UTF-8). An address that is not is never
- * sent: SMTPUTF8 (RFC 6531) carries UTF-8, nothing else. */
-static int utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p++;
-        int more = c < 0x80                 ? 0
-                   : c >= 0xc2 && c <= 0xdf ? 1
-                   : c >= 0xe0 && c <= 0xef ? 2
-                   : c >= 0xf0 && c <= 0xf4 ? 3
-                                            : -1;
-        if (more < 0)
-            return 0;
-        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-        for (int k = 0; k < more; k++, p++) {
-            if (*p < (k ? 0x80 : lo) || *p > (k ? 0xbf : hi))
-                return 0; /* the NUL ends it too */
-        }
-    }
-    return 1;
 }
 
 static void smtp_free(void *inst)
@@ -511,7 +487,7 @@ static int smtp_build(void *inst, const oc_message *m, oc_request *req, oc_outco
         oc_outcome_set(out, OC_FAILED, "invalid_address", "recipient address too long");
         return -1;
     }
-    if (!utf8_ok(m->to)) {
+    if (oc_utf8_class(m->to, strlen(m->to)) < 0) { /* SMTPUTF8 carries UTF-8 only */
         oc_outcome_set(out, OC_FAILED, "invalid_address", "recipient address is not UTF-8");
         return -1;
     }

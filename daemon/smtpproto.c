@@ -1,5 +1,6 @@
 /* SMTP's pure pieces (see smtpproto.h). */
 #include "smtpproto.h"
+#include "omnicast/utf8.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -227,41 +228,5 @@ int smtp_parse_url(const char *url, smtp_url *u)
 
 int smtp_utf8_class(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    int rc = SMTP_ASCII;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        rc = SMTP_UTF8;
-        size_t len;
-        unsigned lo = 0x80, hi = 0xbf; /* the second byte's range (RFC 3629 4) */
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong */
-            else if (c == 0xed)
-                hi = 0x9f; /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xf4)
-                hi = 0x8f; /* beyond U+10FFFF */
-        } else {
-            return SMTP_NOT_UTF8; /* a continuation byte, C0, C1, F5-FF */
-        }
-        if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
-            return SMTP_NOT_UTF8;
-        for (size_t k = 2; k < len; k++)
-            if (p[i + k] < 0x80 || p[i + k] > 0xbf)
-                return SMTP_NOT_UTF8;
-        i += len;
-    }
-    return rc;
+    return oc_utf8_class(s, n); /* SMTP_* are its values */
 }
