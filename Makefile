@@ -9,8 +9,8 @@ CMAKE_ARGS ?=
 DEPS = cmake make gcc pkg-config libcurl4-openssl-dev libevent-dev libhiredis-dev \
        libjansson-dev libcmocka-dev libssl-dev libsystemd-dev libinih-dev libnghttp2-dev \
        redis-server python3 python3-aiosmtpd python3-h2 python3-jsonschema python3-yaml curl openssl valgrind systemd \
-       dpkg-dev lintian file binutils adduser chromium
-BENCH_DEPS = nginx-light wrk nghttp2-client
+       dpkg-dev lintian file binutils adduser chromium nginx-light
+BENCH_DEPS = wrk nghttp2-client
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 

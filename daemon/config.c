@@ -183,9 +183,10 @@ const conf_directive config_common_connector_keys[] = {
     C_INT("timeout_ms", timeout_ms, 1, 3600000, "10000", "total time of one transfer (1..3600000)"),
     C_INT("connect_timeout_ms", connect_timeout_ms, 1, 3600000, "3000",
           "connection set-up time (1..3600000)"),
-    {"http2", conf_set_bool, COFF(http2), 0, 1, "false",
-     "https URLs: true asks for HTTP/2 and multiplexes (libcurl); false keeps HTTP/1.1 keep-alive "
-     "(the native client over TLS)",
+    {"http2", conf_set_http2, COFF(http2), 0, 0, "auto",
+     "https URLs: auto offers HTTP/2 by ALPN where the native client carries the request and "
+     "multiplexes if the server chooses it (HTTP/1.1 otherwise, and through libcurl); true asks "
+     "for HTTP/2 on either client; false keeps HTTP/1.1 keep-alive",
      0, NULL},
     {"http_client", conf_set_choice_int, COFF(native), 0, 0, "native",
      "HTTP/1.1 requests (http://, and https:// with http2 = false): native or curl", 0,
@@ -566,6 +567,17 @@ int conf_set_choice(const conf_directive *d, void *obj, const char *v, char *err
     if (choice(d, v, err, err_len) < 0)
         return -1;
     return conf_set_str(d, obj, v, err, err_len);
+}
+
+int conf_set_http2(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len)
+{
+    int b = strcmp(v, "auto") == 0 ? OC_HTTP2_AUTO : parse_bool(v);
+    if (b < 0) {
+        snprintf(err, err_len, "must be auto, true or false");
+        return -1;
+    }
+    *SLOT(int, obj, d) = b;
+    return 0;
 }
 
 int conf_set_choice_int(const conf_directive *d, void *obj, const char *v, char *err,

@@ -27,7 +27,7 @@ typedef struct conf_connector {
     int max_inflight;
     int timeout_ms;
     int connect_timeout_ms;
-    int http2;            /* negotiate HTTP/2 (and multiplex) on https URLs */
+    int http2;            /* https URLs: 0 HTTP/1.1, 1 HTTP/2 asked, OC_HTTP2_AUTO */
     int native;           /* http_client = native: plain http:// through h1.c */
     int pipeline;         /* native client: requests in flight per connection */
     int retry_ambiguous;  /* retry a request that may have reached the provider */
@@ -225,6 +225,11 @@ int conf_set_double(const conf_directive *d, void *obj, const char *v, char *err
 int conf_set_bool(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
 int conf_set_str(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
 int conf_set_choice(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
+/* http2 = auto (the default): HTTP/2 offered by ALPN where the native
+ * client carries an https request, HTTP/1.1 through libcurl (a proxy,
+ * http_client = curl); the same value in transport_req_opts.http2 */
+#define OC_HTTP2_AUTO 2
+int conf_set_http2(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);
 int conf_set_choice_int(const conf_directive *d, void *obj, const char *v, char *err,
                         size_t err_len);
 int conf_set_redis(const conf_directive *d, void *obj, const char *v, char *err, size_t err_len);

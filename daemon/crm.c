@@ -387,7 +387,7 @@ static int send_event(omni *o, ev *e, int timeout_ms)
     }
     transport_req_opts to = {.timeout_ms = timeout_ms,
                              .connect_timeout_ms = timeout_ms < 3000 ? timeout_ms : 3000,
-                             .http2 = strncmp(c->url, "https:", 6) == 0,
+                             .http2 = strncmp(c->url, "https:", 6) == 0 ? OC_HTTP2_AUTO : 0,
                              .native = 1};
     e->o = o;
     e->inflight = 1;

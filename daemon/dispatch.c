@@ -1164,7 +1164,7 @@ static void send_one(conn_inst *ci, rcpt *r)
     transport_req_opts to = {
         .timeout_ms = ci->conf->timeout_ms,
         .connect_timeout_ms = ci->conf->connect_timeout_ms,
-        .http2 = ci->conf->http2 && req.url && strncmp(req.url, "https:", 6) == 0,
+        .http2 = req.url && strncmp(req.url, "https:", 6) == 0 ? ci->conf->http2 : 0,
         .native = ci->conf->native,
         .pipeline = ci->conf->pipeline,
     };

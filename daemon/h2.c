@@ -631,7 +631,11 @@ static SSL_CTX *tls_ctx(h2 *h)
 {
     if (h->tls || h->tls_failed)
         return h->tls;
-    static const unsigned char alpn[] = "\x02h2";
+    /* http/1.1 offered too: a server whose ALPN has no protocol in common
+     * with the client's list may end the handshake with a fatal
+     * no_application_protocol alert (RFC 7301 3.2; nginx without http2
+     * does), where choosing http/1.1 lets the origin go to h1.c */
+    static const unsigned char alpn[] = "\x02h2\x08http/1.1";
     h->tls = tlsc_ctx_new(h->ca_file, alpn, sizeof(alpn) - 1, 1);
     h->tls_failed = h->tls == NULL;
     return h->tls;

@@ -1,5 +1,5 @@
 /* The native HTTP/2 client: https:// requests of connectors with
- * http2 = true, multiplexed as streams over TLS connections that
+ * http2 = auto (the default) or true, multiplexed as streams over TLS connections that
  * negotiated "h2" by ALPN, on the daemon's event base. libnghttp2 does the
  * framing, HPACK and flow control in memory; the bytes go through netio.c
  * (nothing blocks, no callback of nghttp2 does I/O). An origin whose

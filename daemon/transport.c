@@ -33,7 +33,7 @@ struct transport {
     struct sock *socks;
     int in_action;
     h1 *h1;        /* the native client: http://, and https:// without HTTP/2 */
-    h2 *h2;        /* the native HTTP/2 client: https:// with http2 = true */
+    h2 *h2;        /* the native HTTP/2 client: https:// with http2 = true or auto */
     int proxy;     /* a proxy is set in the environment: libcurl takes every transfer */
     int proxy_tls; /* https_proxy (or a proxy for all): libcurl takes https */
     unsigned long long n_native, n_native_tls, n_curl; /* transfers taken, by client */
@@ -482,10 +482,12 @@ int transport_submit(transport *t, oc_request *req, const transport_req_opts *op
                                  strcmp(x->req.method, "GET")
                              ? x->req.method
                              : NULL);
+        /* libcurl's HTTP/2 only when asked for (http2 = true): under
+         * http2 = auto a request libcurl carries goes as HTTP/1.1 */
+        int h2 = opts && opts->http2 == 1;
         curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                         opts && opts->http2 ? (long)CURL_HTTP_VERSION_2TLS
-                                             : (long)CURL_HTTP_VERSION_1_1);
-        curl_easy_setopt(e, CURLOPT_PIPEWAIT, opts && opts->http2 ? 1L : 0L);
+                         h2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, h2 ? 1L : 0L);
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers); /* NULL clears it */
     x->start_us = omni_mono_us();

@@ -25,7 +25,9 @@ typedef struct transport_opts {
 typedef struct transport_req_opts {
     int timeout_ms;         /* total, 0 = none */
     int connect_timeout_ms; /* 0 = libcurl default */
-    int http2;              /* 1: negotiate HTTP/2 on https and multiplex */
+    int http2;              /* https: 1 HTTP/2 asked (h2.c, or libcurl's); 2 (http2 = auto)
+                             * HTTP/2 offered where h2.c carries it, HTTP/1.1 through
+                             * libcurl; 0 HTTP/1.1 */
     int native;             /* 1: HTTP goes native (h1.c; https:// with http2: h2.c) */
     int pipeline;           /* native client: requests in flight per connection (1: none) */
 } transport_req_opts;

@@ -7,9 +7,11 @@
 # BENCH_N (default 100000) sets N. Everything stops by PID on exit.
 # Knobs: BENCH_TLS (1, the default: nginx on https with a self-signed
 # certificate the daemon trusts through tls_ca_file, as towards a real
-# provider; 0: plain http), BENCH_HTTP2 (with TLS: 1 asks for HTTP/2, the
-# native HTTP/2 client, h2.c, or libcurl's with BENCH_CLIENT=curl; 0, the default: HTTP/1.1 keep-alive through the native
-# client), BENCH_INFLIGHT (max_inflight, 512; 128 with libcurl's HTTP/2: each
+# provider; 0: plain http), BENCH_HTTP2 (with TLS: 1, the default with the
+# native client, nginx offers h2 and the connector runs with its default,
+# http2 = auto: the native HTTP/2 client, h2.c; with BENCH_CLIENT=curl it
+# asks libcurl's HTTP/2, http2 = true; 0: nginx without h2 and http2 =
+# false, HTTP/1.1 keep-alive through the native client over TLS), BENCH_INFLIGHT (max_inflight, 512; 128 with libcurl's HTTP/2: each
 # libcurl transfer holds ~30 KiB), BENCH_CONNS (connections: 64 over TLS with
 # HTTP/1.1, 4 otherwise), BENCH_PIPELINE (the connector's pipeline: 1 over
 # TLS, the connector's default and what a real deployment uses; 64 on plain
@@ -21,7 +23,9 @@
 # and redis_wait_replicas = N: the cost of WAIT after every claim batch).
 N=${BENCH_N:-100000}
 TLS=${BENCH_TLS:-1}
-HTTP2=$([ "$TLS" = 1 ] && echo "${BENCH_HTTP2:-0}" || echo 0)
+# the connector's default (http2 = auto) gives HTTP/2 where the native
+# client carries the request, HTTP/1.1 through libcurl
+HTTP2=$([ "$TLS" = 1 ] && echo "${BENCH_HTTP2:-$([ "${BENCH_CLIENT:-native}" = native ] && echo 1 || echo 0)}" || echo 0)
 H1TLS=$([ "$TLS" = 1 ] && [ "$HTTP2" = 0 ] && echo 1 || echo 0)
 CONNS=${BENCH_CONNS:-$([ "$H1TLS" = 1 ] && echo 64 || echo 4)}
 PIPELINE=${BENCH_PIPELINE:-$([ "$TLS" = 1 ] && echo 1 || echo 64)}
@@ -149,7 +153,7 @@ phone_number_id = 1234567890
 access_token = testtoken
 max_inflight = $INFLIGHT
 pipeline = $PIPELINE
-http2 = $([ "$HTTP2" = 1 ] && echo true || echo false)
+http2 = $([ "$HTTP2" = 0 ] && echo false || { [ "${BENCH_CLIENT:-native}" = native ] && echo auto || echo true; })
 http_client = ${BENCH_CLIENT:-native}
 # unpaced: the benchmark measures the daemon, not a number's 80/s tier (the whatsapp default)
 rate_per_s = 0
@@ -169,6 +173,7 @@ nginx_worker=$(pgrep -P "$NGINX_PID" | head -1 || echo "$NGINX_PID")
 d0=$(ticks "$DAEMON_PID"); r0=$(ticks "$REDIS_PID"); n0=$(ticks "$nginx_worker")
 req0=$(curl -s "127.0.0.1:$CP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print $3}')
 m0=$(redis-cli -p "$RP" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
+redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
 t0=$(date +%s.%N)
 redis-cli -p "$RP" XADD omni:jobs '*' job '{"type":"broadcast","id":"bench","channel":"whatsapp","message":{"text":"Hi {{name}}, our Black Friday sale starts now: 30% off everything."},"recipients_list":"bench:list"}' >/dev/null
 wait_campaign_done bench
@@ -178,6 +183,7 @@ req1=$(curl -s "127.0.0.1:$CP/_count" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ {print 
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 m1=$(redis-cli -p "$RP" INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
 stop_perf
+cmdstats=$(redis-cli -p "$RP" INFO commandstats | tr -d '\r')
 sent=$(redis-cli -p "$RP" --raw HGET omni:campaign:bench sent)
 send_figures whatsapp-text nginx "$n0" "$n1"
 python3 - <<PY
@@ -199,4 +205,16 @@ print("nginx_requests=%d" % ($req1 - $req0 - 1))
 if "$calib": print("nginx_alone_rps=$calib")
 if "$calib_h2": print("nginx_alone_h2_rps=$calib_h2")
 print("scheme=$SCHEME")
+# Redis's own accounting (INFO commandstats, reset as the clock started):
+# script calls per 1,000 messages (each claim, outcome and next batch is
+# one EVALSHA), Redis's time inside them per message, and the commands the
+# scripts ran per message
+st = {}
+for line in """$cmdstats""".splitlines():
+    m = __import__("re").match(r"cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)", line)
+    if m: st[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+ev = st.get("evalsha", (0, 0))
+print("redis_scripts_per_1k_msgs=%.1f" % (ev[0] * 1000 / n))
+print("redis_script_us_per_msg=%.1f" % (ev[1] / n))
+print("redis_commands_per_msg=%.2f" % (sum(c for k, (c, u) in st.items() if k != "evalsha") / n))
 PY

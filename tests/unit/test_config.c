@@ -241,6 +241,8 @@ static void config_init_and_connector_defaults_come_from_the_table(void **state)
     const char *text = "[connector.out]\ntype = outbox\npath = /tmp/x.jsonl\n"
                        "[connector.c]\ntype = outbox\npath = /tmp/y.jsonl\n"
                        "http_client = curl\nhttp2 = off\nretry_ambiguous = yes\npipeline = 64\n"
+                       "[connector.d]\ntype = outbox\npath = /tmp/z.jsonl\nhttp2 = yes\n"
+                       "[connector.e]\ntype = outbox\npath = /tmp/w.jsonl\nhttp2 = auto\n"
                        "[channels]\nsms = out\n";
     conf_errors e = {0};
     assert_int_equal(config_load_string(text, &c, &e), 0);
@@ -251,17 +253,20 @@ static void config_init_and_connector_defaults_come_from_the_table(void **state)
     assert_int_equal(o->connect_timeout_ms, 3000);
     assert_int_equal(o->burst, 0);
     assert_true(o->rate_per_s == 0);
-    assert_int_equal(o->http2, 0); /* https through the native client */
+    assert_int_equal(o->http2, OC_HTTP2_AUTO); /* h2 offered where the native client carries it */
     assert_int_equal(o->native, 1);
     assert_int_equal(o->pipeline, 1);
     assert_int_equal(o->retry_ambiguous, 0);
     assert_string_equal(conf_connector_get(o, "max_inflight"), "64");
     assert_string_equal(conf_connector_get(o, "http_client"), "native");
+    assert_string_equal(conf_connector_get(o, "http2"), "auto");
     const conf_connector *k = config_connector(&c, "c");
     assert_int_equal(k->native, 0);
     assert_int_equal(k->http2, 0);
     assert_int_equal(k->retry_ambiguous, 1);
     assert_int_equal(k->pipeline, 64);
+    assert_int_equal(config_connector(&c, "d")->http2, 1);
+    assert_int_equal(config_connector(&c, "e")->http2, OC_HTTP2_AUTO);
     config_free(&c);
     conf_errors_free(&e);
 }
@@ -306,7 +311,7 @@ static void every_bad_value_is_reported_not_just_the_first(void **state)
     assert_string_equal(c.prefix, "omni:");
     assert_int_equal(config_resolve(&c, find, NULL, &e), -1);
     assert_true(has(&e, "<string>:13: [connector.out] http_client: must be curl or native"));
-    assert_true(has(&e, "<string>:14: [connector.out] http2: not a boolean (true/false)"));
+    assert_true(has(&e, "<string>:14: [connector.out] http2: must be auto, true or false"));
     assert_true(has(&e, "<string>:15: [connector.out] pipeline: not an integer in 1..64"));
     assert_true(has(&e, "<string>:16: [connector.out] retry_ambiguous: not a boolean"));
     assert_true(has(&e, "<string>:17: [connector.out] rate_per_s: not a number in 0..1000000"));
