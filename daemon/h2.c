@@ -500,6 +500,20 @@ static void conn_close(h2 *h, h2conn *c, int net_error, const char *detail)
         event_active(h->later_ev, EV_TIMEOUT, 0); /* pumped from there */
 }
 
+static int conn_flush(h2conn *c);
+
+/* An idle connection we end (keepalive_idle_ms): GOAWAY with NO_ERROR
+ * first, as RFC 9113 6.8 asks of an endpoint that closes a connection,
+ * in one non-blocking write (at idle the socket takes it; if not, it is
+ * dropped), then close_notify and the close. No stream is open, so
+ * nothing waits on the outcome. */
+static void conn_retire(h2 *h, h2conn *c)
+{
+    if (nghttp2_session_terminate_session(c->s, NGHTTP2_NO_ERROR) == 0)
+        (void)conn_flush(c);
+    conn_close(h, c, OC_NET_OK, "");
+}
+
 /* Frames nghttp2 has to send, into the output buffer and onto the socket:
  * 0, or -1 when the connection is broken (the caller closes it). */
 static int conn_flush(h2conn *c)
@@ -931,7 +945,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
                 if (reset)
                     schedule_flush(h, c);
                 if (!c->streams && c->idle_since_us && now - c->idle_since_us > h->idle_us)
-                    conn_close(h, c, OC_NET_OK, "");
+                    conn_retire(h, c);
             }
             c = next;
         }

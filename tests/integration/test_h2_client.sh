@@ -99,6 +99,7 @@ http_listen = 127.0.0.1:$HTTP
 tls_ca_file = $T/ca.pem
 max_attempts = 4
 max_host_connections = 4
+keepalive_idle_ms = 2000
 
 [connector.wa]
 type = whatsapp
@@ -220,6 +221,17 @@ ok "HTTP/2: GOAWAY and REFUSED_STREAM written again and processed once; reset af
 
 python3 "$T/check.py" "$T/one.jsonl" "$T/one.states" 40 one || fail "h2-one: the provider's count or its stream limit"
 ok "SETTINGS_MAX_CONCURRENT_STREAMS = 1: 40 recipients sent, one stream at a time"
+
+# keepalive_idle_ms = 2000: the connection to "one", idle since its
+# campaign ended, is ended by the client with a GOAWAY (NO_ERROR), no
+# stream open (RFC 9113 6.8), before the close
+wait_for 30 grep -q '"ev": "goaway"' "$T/one.jsonl"
+python3 - "$T/one.jsonl" <<'PY' || fail "the idle connection's GOAWAY: $(grep goaway "$T/one.jsonl")"
+import json, sys
+g = [json.loads(l) for l in open(sys.argv[1]) if '"goaway"' in l]
+assert g and all(x["code"] == 0 and x["open"] == 0 for x in g), g
+PY
+ok "an idle HTTP/2 connection is ended with GOAWAY (NO_ERROR) before the close"
 
 [ "$(campaign_field h2-fallback sent)" = 3 ] || fail "fallback: $(rraw HGETALL omni:campaign:h2-fallback | tr '\n' ' ')"
 ok "a TLS server without h2 in ALPN: served over HTTP/1.1 (3 sent)"

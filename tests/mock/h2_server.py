@@ -17,7 +17,9 @@ on the recipients --plan names, each the first time it sees them:
 a line in --record: {"ev": "processed"|"refused"|"ignored", "to", "sid",
 "conn", "path"}, a processed one with "max_open" (the most streams its
 connection had open at once so far); each connection's end is a line {"ev": "conn", "conn",
-"max_open"} (the most streams it had open at once). Port in --port-file."""
+"max_open"} (the most streams it had open at once), and a GOAWAY from the
+client is {"ev": "goaway", "conn", "code", "last", "open"}. Port in
+--port-file."""
 import argparse
 import asyncio
 import itertools
@@ -103,6 +105,10 @@ class Conn(asyncio.Protocol):
                 self.request(ev.stream_id)
             elif isinstance(ev, h2.events.StreamReset):
                 self.open.discard(ev.stream_id)
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                # the client's GOAWAY (an idle connection it ends)
+                record(ev="goaway", conn=self.id, code=int(ev.error_code),
+                       last=ev.last_stream_id, open=len(self.open))
         self.flush()
 
     def answer(self, sid, to):
