@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <arpa/inet.h>
 #include <limits.h>
@@ -76,14 +75,12 @@ struct h1req {
 struct h1conn {
     h1conn *prev, *next;
     origin *o;
-    struct bufferevent *bev; /* only while connecting: it resolves and dials */
-    netio io;                /* once connected: the socket, plain or TLS, and its buffers */
-    long long wqueued;       /* bytes of requests put in io.wbuf since the start */
-    h1conn *flush_next;      /* on the list of connections with bytes to send */
+    netio io;           /* dialing (netio_dial), then the socket, plain or TLS, and its buffers */
+    long long wqueued;  /* bytes of requests put in io.wbuf since the start */
+    h1conn *flush_next; /* on the list of connections with bytes to send */
     int flushing;
     int connected; /* TCP connected and, for https, the TLS handshake done */
     int closing;   /* its last answer said close: it takes no more requests */
-    int opening;   /* inside bufferevent_socket_connect_hostname */
     long long connect_deadline_us, idle_since_us;
     h1req *out, **out_tail; /* written, awaiting answers, in order */
     int nout;
@@ -211,8 +208,6 @@ static void conn_push(origin *o, h1conn *c, int front)
 
 static void conn_free(h1conn *c)
 {
-    if (c->bev)
-        bufferevent_free(c->bev);      /* closes the socket it made */
     netio_close(&c->io, c->connected); /* close_notify on a connection in good order */
     oc_buf_free(&c->p.body);
     free(c);
@@ -496,36 +491,22 @@ static void tls_start(h1 *h, h1conn *c)
     tls_handshake(h, c);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+/* netio_dial's end: connected (why NULL), or not */
+static void conn_dialed(void *arg, const char *why)
 {
     h1conn *c = arg;
     h1 *h = c->o->h;
-    if (c->opening && !(what & BEV_EVENT_CONNECTED)) {
-        c->connect_deadline_us = 0; /* failed at once: conn_open's caller sees it */
+    if (why) {
+        conn_close(h, c, strcmp(why, "out of memory") ? OC_NET_CONNECT : OC_NET_OTHER, why, 0);
         return;
     }
-    if (what & BEV_EVENT_CONNECTED) {
-        /* take the socket over from the bufferevent */
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        bufferevent_setfd(bev, -1);
-        bufferevent_free(bev);
-        c->bev = NULL;
-        if (netio_attach(&c->io, h->base, fd, conn_read_ev, conn_write_ev, c) < 0) {
-            conn_close(h, c, OC_NET_OTHER, "out of memory", 0);
-            return;
-        }
-        if (c->o->u.tls) {
-            tls_start(h, c);
-            return;
-        }
-        c->connected = 1;
-        if (conn_send(c) < 0)
-            conn_broken(h, c, "connection reset");
+    if (c->o->u.tls) {
+        tls_start(h, c);
         return;
     }
-    int dns = bufferevent_socket_get_dns_error(bev);
-    conn_close(h, c, OC_NET_CONNECT, dns ? "could not resolve host" : "could not connect to server",
-               0);
+    c->connected = 1;
+    if (conn_send(c) < 0)
+        conn_broken(h, c, "connection reset");
 }
 
 static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
@@ -534,27 +515,19 @@ static h1conn *conn_open(h1 *h, origin *o, int connect_timeout_ms)
     if (!c)
         return NULL;
     c->io.fd = -1;
-    c->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        free(c);
-        return NULL;
-    }
     c->o = o;
     c->out_tail = &c->out;
     h1_parser_reset(&c->p);
     c->connect_deadline_us =
         omni_mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms : 300000) * 1000;
-    bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
     conn_push(o, c, 1);
     o->nconns++;
     h->total++;
-    /* numeric hosts connect at once; names resolve through evdns */
-    c->opening = 1;
-    if (bufferevent_socket_connect_hostname(c->bev, h->dns, AF_UNSPEC, o->u.host, o->u.port) < 0)
-        c->connect_deadline_us = 0;
-    c->opening = 0;
     /* a connection that failed at once is closed by the sweep, which fails
      * its requests from the event loop */
+    if (netio_dial(&c->io, h->base, h->dns, o->u.host, o->u.port, conn_read_ev, conn_write_ev,
+                   conn_dialed, c) < 0)
+        c->connect_deadline_us = 0;
     return c;
 }
 

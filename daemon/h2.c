@@ -24,7 +24,6 @@
 #include "tlsclient.h"
 
 #include <ctype.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
@@ -84,8 +83,7 @@ struct h2req {
 struct h2conn {
     h2conn *prev, *next;
     origin *o;
-    struct bufferevent *bev; /* only while connecting */
-    netio io;
+    netio io; /* dialing (netio_dial), then the TLS connection */
     nghttp2_session *s;
     long long wqueued; /* bytes of frames put in io.wbuf since the start */
     h2req *streams;    /* requests with a stream on this connection */
@@ -93,7 +91,6 @@ struct h2conn {
     h2req *marked;      /* streams whose END_STREAM is in the chunk being added */
     h2conn *flush_next; /* on the list of connections with frames to send */
     int flushing;
-    int opening;
     int ready;  /* TLS done, h2 chosen, the server's SETTINGS received */
     int goaway; /* received: no new streams; streams above last_sid were not processed */
     int32_t last_sid;
@@ -478,8 +475,6 @@ static void conn_close(h2 *h, h2conn *c, int net_error, const char *detail)
                        detail && *detail ? detail : "connection closed", 1);
         }
     }
-    if (c->bev)
-        bufferevent_free(c->bev);
     if (c->s)
         nghttp2_session_del(c->s);
     netio_close(&c->io, c->ready);
@@ -716,29 +711,15 @@ static void tls_start(h2 *h, h2conn *c)
     tls_handshake(h, c);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+/* netio_dial's end: connected (why NULL), or not */
+static void conn_dialed(void *arg, const char *why)
 {
     h2conn *c = arg;
     h2 *h = c->o->h;
-    if (c->opening && !(what & BEV_EVENT_CONNECTED)) {
-        c->connect_deadline_us = 0; /* failed at once: the sweep closes it */
-        return;
-    }
-    if (what & BEV_EVENT_CONNECTED) {
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        bufferevent_setfd(bev, -1);
-        bufferevent_free(bev);
-        c->bev = NULL;
-        if (netio_attach(&c->io, h->base, fd, conn_read_ev, conn_write_ev, c) < 0) {
-            conn_close(h, c, OC_NET_OTHER, "out of memory");
-            return;
-        }
+    if (why)
+        conn_close(h, c, strcmp(why, "out of memory") ? OC_NET_CONNECT : OC_NET_OTHER, why);
+    else
         tls_start(h, c);
-        return;
-    }
-    int dns = bufferevent_socket_get_dns_error(bev);
-    conn_close(h, c, OC_NET_CONNECT,
-               dns ? "could not resolve host" : "could not connect to server");
 }
 
 static h2conn *conn_open(h2 *h, origin *o, int connect_timeout_ms)
@@ -747,25 +728,19 @@ static h2conn *conn_open(h2 *h, origin *o, int connect_timeout_ms)
     if (!c)
         return NULL;
     c->io.fd = -1;
-    c->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        free(c);
-        return NULL;
-    }
     c->o = o;
     c->connect_deadline_us =
         omni_mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms : 300000) * 1000;
-    bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
     c->next = o->conns;
     if (o->conns)
         o->conns->prev = c;
     o->conns = c;
     o->nconns++;
     h->total++;
-    c->opening = 1;
-    if (bufferevent_socket_connect_hostname(c->bev, h->dns, AF_UNSPEC, o->u.host, o->u.port) < 0)
+    /* failed at once: the sweep closes it */
+    if (netio_dial(&c->io, h->base, h->dns, o->u.host, o->u.port, conn_read_ev, conn_write_ev,
+                   conn_dialed, c) < 0)
         c->connect_deadline_us = 0;
-    c->opening = 0;
     return c;
 }
 
@@ -1106,8 +1081,6 @@ void h2_free(h2 *h)
                 if (!r->in_later)
                     req_free(r);
             }
-            if (c->bev)
-                bufferevent_free(c->bev);
             if (c->s)
                 nghttp2_session_del(c->s);
             netio_close(&c->io, 0);

@@ -3,6 +3,7 @@
 #include "tlsclient.h"
 
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,6 +55,54 @@ int netio_attach(netio *n, struct event_base *base, evutil_socket_t fd, event_ca
     n->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, arg);
     n->wev = event_new(base, fd, EV_WRITE, write_ev, n);
     return n->rev && n->wev && event_add(n->rev, NULL) == 0 ? 0 : -1;
+}
+
+static void dial_event(struct bufferevent *bev, short what, void *arg)
+{
+    netio *n = arg;
+    if (!(what & BEV_EVENT_CONNECTED)) {
+        if (n->dial_opening) {
+            n->dial_failed = 1; /* netio_dial returns -1 */
+            return;
+        }
+        int dns = bufferevent_socket_get_dns_error(bev);
+        bufferevent_free(bev);
+        n->dial = NULL;
+        n->dialed(n->arg, dns ? "could not resolve host" : "could not connect to server");
+        return;
+    }
+    /* take the socket over from the bufferevent */
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    bufferevent_setfd(bev, -1);
+    bufferevent_free(bev);
+    n->dial = NULL;
+    if (netio_attach(n, n->base, fd, n->dial_read, n->on_write, n->arg) < 0) {
+        n->dialed(n->arg, "out of memory");
+        return;
+    }
+    n->dialed(n->arg, NULL);
+}
+
+int netio_dial(netio *n, struct event_base *base, struct evdns_base *dns, const char *host,
+               int port, event_callback_fn on_read, event_callback_fn on_write,
+               void (*dialed)(void *arg, const char *why), void *arg)
+{
+    n->fd = -1;
+    n->base = base;
+    n->dial_read = on_read;
+    n->on_write = on_write;
+    n->dialed = dialed;
+    n->arg = arg;
+    n->dial = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!n->dial)
+        return -1;
+    bufferevent_setcb(n->dial, NULL, NULL, dial_event, n);
+    n->dial_opening = 1;
+    n->dial_failed = 0;
+    if (bufferevent_socket_connect_hostname(n->dial, dns, AF_UNSPEC, host, port) < 0)
+        n->dial_failed = 1;
+    n->dial_opening = 0;
+    return n->dial_failed ? -1 : 0;
 }
 
 const char *netio_tls_start(netio *n, SSL_CTX *ctx, const char *host, SSL_SESSION **session)
@@ -236,6 +285,9 @@ int netio_read(netio *n, size_t max)
 
 void netio_close(netio *n, int shutdown)
 {
+    if (n->dial)
+        bufferevent_free(n->dial); /* closes the socket it made */
+    n->dial = NULL;
     if (n->rev)
         event_free(n->rev);
     if (n->wev)

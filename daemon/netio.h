@@ -9,6 +9,7 @@
 #ifndef OMNI_NETIO_H
 #define OMNI_NETIO_H
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include "omnicast/connector.h"
@@ -33,7 +34,27 @@ typedef struct netio {
                              answered, an alert) the socket would not take */
     int tls_dead;         /* a fatal TLS error or the peer's close: no close_notify from us */
     size_t tls_wlen;      /* SSL_write to repeat with this length (0: none) */
+    /* while dialing (netio_dial): the bufferevent that resolves and
+     * connects, and what to do once it has */
+    struct bufferevent *dial;
+    struct event_base *base;
+    event_callback_fn dial_read;
+    void (*dialed)(void *arg, const char *why);
+    int dial_opening, dial_failed;
 } netio;
+
+/* Dial host:port, a numeric address at once, a name resolved through dns
+ * (evdns: nothing blocks), then take the socket over as netio_attach does
+ * (on_read, on_write, arg). dialed(arg, why) runs once the dial ends:
+ * why NULL, connected and attached (TLS not begun); else "could not
+ * resolve host", "could not connect to server" or "out of memory", and
+ * the caller closes the connection (netio_close). Returns 0 (dialing, or
+ * already connected: dialed may have run inside the call), or -1: it
+ * failed inside the call, dialed did not run, and the caller closes it
+ * outside this call. netio_close ends a dial still in progress. */
+int netio_dial(netio *n, struct event_base *base, struct evdns_base *dns, const char *host,
+               int port, event_callback_fn on_read, event_callback_fn on_write,
+               void (*dialed)(void *arg, const char *why), void *arg);
 
 /* fd connected: TCP_NODELAY and keep-alive on it, its read event armed and
  * its write event made (on_write runs when the socket takes more, after

@@ -31,7 +31,6 @@
 #include "tlsclient.h"
 
 #include <errno.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -90,9 +89,8 @@ enum { M_NONE, M_CRAM, M_PLAIN, M_LOGIN };
 struct sconn {
     sconn *prev, *next;
     origin *o;
-    struct bufferevent *bev; /* only while connecting */
-    netio io;                /* once connected: the socket, plain or TLS, and its buffers */
-    long long wqueued;       /* bytes put in io.wbuf since the start */
+    netio io;          /* dialing (netio_dial), then the socket, plain or TLS, and its buffers */
+    long long wqueued; /* bytes put in io.wbuf since the start */
     sconn *flush_next;
     int flushing;
     int state;
@@ -246,8 +244,6 @@ static void tx_remove(sconn *c, sreq *r)
 
 static void conn_free(sconn *c)
 {
-    if (c->bev)
-        bufferevent_free(c->bev);
     if (c->io.wbuf.data && c->state <= S_AUTH)
         OPENSSL_cleanse(c->io.wbuf.data, c->io.wbuf.len); /* AUTH may be in it */
     netio_close(&c->io, c->tls_up);
@@ -847,24 +843,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+/* netio_dial's end: connected (why NULL), or not */
+static void conn_dialed(void *arg, const char *why)
 {
     sconn *c = arg;
     smtpc *s = c->o->s;
-    if (c->state != S_CONNECTING)
-        return;
-    if (!(what & BEV_EVENT_CONNECTED)) {
-        if (!c->bev || c->failed_now)
-            return;
-        c->failed_now = 1; /* the sweep closes it (never inside the connect call) */
-        return;
-    }
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    bufferevent_setfd(bev, -1);
-    bufferevent_free(bev);
-    c->bev = NULL;
-    if (netio_attach(&c->io, s->base, fd, conn_read_ev, conn_write_ev, c) < 0) {
-        conn_close(s, c, OC_NET_OTHER, "out of memory");
+    if (why) {
+        conn_close(s, c, strcmp(why, "out of memory") ? OC_NET_CONNECT : OC_NET_OTHER, why);
         return;
     }
     if (c->o->u.tls) {
@@ -880,16 +865,10 @@ static sconn *conn_open(smtpc *s, origin *o, int connect_timeout_ms)
     if (!c)
         return NULL;
     c->io.fd = -1;
-    c->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        free(c);
-        return NULL;
-    }
     c->o = o;
     c->state = S_CONNECTING;
     c->deadline_us =
         omni_mono_us() + (long long)(connect_timeout_ms > 0 ? connect_timeout_ms : 300000) * 1000;
-    bufferevent_setcb(c->bev, NULL, NULL, conn_event_cb, c);
     c->next = o->conns;
     if (o->conns)
         o->conns->prev = c;
@@ -897,7 +876,9 @@ static sconn *conn_open(smtpc *s, origin *o, int connect_timeout_ms)
     o->nconns++;
     o->nsetup++;
     s->total++;
-    if (bufferevent_socket_connect_hostname(c->bev, s->dns, AF_UNSPEC, o->u.host, o->u.port) < 0)
+    /* failed at once: the sweep closes it (never inside the connect call) */
+    if (netio_dial(&c->io, s->base, s->dns, o->u.host, o->u.port, conn_read_ev, conn_write_ev,
+                   conn_dialed, c) < 0)
         c->failed_now = 1;
     return c;
 }

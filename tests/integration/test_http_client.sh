@@ -91,7 +91,16 @@ wait_for 60 campaign_done tls
 wait_for 60 campaign_done tlsname
 
 unc=$(campaign_field piped uncertain)
-[ "$(campaign_field piped sent)" = $((600 - unc)) ] && [ "$unc" -ge 1 ] && [ "$unc" -le 16 ] || fail "pipelined: sent=$(campaign_field piped sent) $(rraw HGETALL omni:campaign:piped | tr '\n' ' ')"
+# the drop makes 1 to 8 uncertain (what was pipelined on its connection).
+# The mock (evhttp) closes at once after a Connection: close answer, without
+# the lingering close RFC 9112 9.6 asks for: requests that arrive after its
+# last read make the kernel send a reset, which may discard the answer
+# before the client read it (a loaded machine loses that race now and
+# then: 21 uncertain once, at load 10): then what was pipelined there is
+# rightly uncertain too. A client that failed to write again what a read
+# Connection: close answer left unanswered would leave ~7 uncertain at
+# each of the ~15 such answers: far above 40.
+[ "$(campaign_field piped sent)" = $((600 - unc)) ] && [ "$unc" -ge 1 ] && [ "$unc" -le 40 ] || fail "pipelined: sent=$(campaign_field piped sent) $(rraw HGETALL omni:campaign:piped | tr '\n' ' ')"
 counters_add_up piped || fail "pipelined: counters"
 # every recipient reached the provider with its own text, and each message
 # record holds the provider id the mock gave that very request
