@@ -7,15 +7,18 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define KEEP_MAX (64 * 1024) /* output buffers grown past this are freed once sent */
 #define ROOM_MIN 8192        /* free input space a read asks for */
 #define ROOM_FIRST 16384
+#define TIN_CAP (32 * 1024) /* TLS bytes read from the socket at once */
 
 /* OpenSSL's own write (inside SSL_read or the handshake) meets a full
  * socket: until it takes more, OpenSSL would only ask for the write again,
@@ -105,14 +108,107 @@ int netio_dial(netio *n, struct event_base *base, struct evdns_base *dns, const 
     return n->dial_failed ? -1 : 0;
 }
 
+/* ---- TLS's read side: OpenSSL takes the records from n->tin, which one
+ * recv of up to TIN_CAP bytes fills once OpenSSL has taken all of it.
+ * OpenSSL's own read-ahead moved what followed a record to the front of
+ * its buffer each time it took one (ssl3_read_n): with a burst of small
+ * HTTP/2 answers queued, ~6 KB moved per record, 8% of the daemon's
+ * instructions on that path (callgrind). Here each byte is copied once.
+ * Writes go through OpenSSL's socket BIO, as before. */
+
+static int tin_read(BIO *b, char *out, int len)
+{
+    netio *n = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (n->tin_off == n->tin_len) {
+        if (!n->tin && !(n->tin = malloc(TIN_CAP))) {
+            errno = ENOMEM;
+            return -1;
+        }
+        ssize_t k = recv(n->fd, n->tin, TIN_CAP, 0);
+        if (k == 0) {
+            n->tin_eof = 1;
+            return 0;
+        }
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                BIO_set_retry_read(b);
+            return -1;
+        }
+        n->tin_off = 0;
+        n->tin_len = (size_t)k;
+    }
+    size_t k = n->tin_len - n->tin_off;
+    if (k > (size_t)len)
+        k = (size_t)len;
+    memcpy(out, n->tin + n->tin_off, k);
+    n->tin_off += k;
+    return (int)k;
+}
+
+static long tin_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    const netio *n = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF:
+        return n && n->tin_eof;
+    case BIO_CTRL_PENDING:
+        return n ? (long)(n->tin_len - n->tin_off) : 0;
+    default:
+        return 0;
+    }
+}
+
+static int tin_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+/* the read BIO of n's TLS connection, or NULL (out of memory) */
+static BIO *tin_bio(netio *n)
+{
+    static BIO_METHOD *m; /* made once, kept for the process's life */
+    if (!m) {
+        BIO_METHOD *k = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "netio tls in");
+        if (!k || !BIO_meth_set_read(k, tin_read) || !BIO_meth_set_ctrl(k, tin_ctrl) ||
+            !BIO_meth_set_create(k, tin_create)) {
+            BIO_meth_free(k);
+            return NULL;
+        }
+        m = k;
+    }
+    BIO *b = BIO_new(m);
+    if (b)
+        BIO_set_data(b, n);
+    return b;
+}
+
+/* bytes received that OpenSSL has not taken yet: the socket will not say */
+static int tin_pending(const netio *n)
+{
+    return n->tin_off < n->tin_len || SSL_has_pending(n->ssl);
+}
+
 const char *netio_tls_start(netio *n, SSL_CTX *ctx, const char *host, SSL_SESSION **session)
 {
     n->ssl = ctx ? SSL_new(ctx) : NULL;
-    if (!n->ssl || SSL_set_fd(n->ssl, n->fd) != 1) {
+    BIO *rb = n->ssl ? tin_bio(n) : NULL;
+    BIO *wb = rb ? BIO_new_socket(n->fd, BIO_NOCLOSE) : NULL;
+    if (!wb) {
+        BIO_free(rb);
         n->tls_dead = 1;
         ERR_clear_error();
         return ctx ? "TLS: out of memory" : "TLS: the CA bundle could not be loaded";
     }
+    SSL_set_bio(n->ssl, rb, wb); /* the SSL owns both now */
+    SSL_set_read_ahead(n->ssl, 0);
     if (tlsc_set_peer(n->ssl, host, session) < 0) {
         n->tls_dead = 1;
         return "TLS: bad host name";
@@ -234,8 +330,8 @@ static int tls_read(netio *n, size_t max)
         int k = SSL_read(n->ssl, n->rbuf + n->rlen, room > INT_MAX ? INT_MAX : (int)room);
         if (k > 0) {
             n->rlen += (size_t)k;
-            if (SSL_has_pending(n->ssl))
-                continue; /* whole records OpenSSL read ahead: the socket will not say */
+            if (tin_pending(n))
+                continue; /* records received already: the socket will not say */
             break;
         }
         int e = SSL_get_error(n->ssl, k);
@@ -305,6 +401,9 @@ void netio_close(netio *n, int shutdown)
     n->fd = -1;
     oc_buf_free(&n->wbuf);
     free(n->rbuf);
+    free(n->tin);
+    n->tin = NULL;
+    n->tin_len = n->tin_off = 0;
     n->rbuf = NULL;
     n->rlen = n->rcap = 0;
 }

@@ -34,6 +34,9 @@ typedef struct netio {
                              answered, an alert) the socket would not take */
     int tls_dead;         /* a fatal TLS error or the peer's close: no close_notify from us */
     size_t tls_wlen;      /* SSL_write to repeat with this length (0: none) */
+    char *tin;            /* TLS bytes received, not yet taken by OpenSSL, from tin_off */
+    size_t tin_len, tin_off;
+    int tin_eof; /* the peer closed its side: BIO_eof, as OpenSSL's socket BIO says it */
     /* while dialing (netio_dial): the bufferevent that resolves and
      * connects, and what to do once it has */
     struct bufferevent *dial;

@@ -52,9 +52,12 @@ wait_campaign_done() {
 }
 
 # start_bench_daemon: omnicastd on $T/omni.conf (log in $T/daemon.log), and
-# with BENCH_PERF=FILE a perf profile of it; sets DAEMON_PID
+# with BENCH_PERF=FILE a perf profile of it; BENCH_WRAP="valgrind
+# --tool=callgrind ..." runs it under a wrapper (exact instruction counts
+# where the VM has no PMU; the rates are then meaningless); sets DAEMON_PID
 start_bench_daemon() {
-  "$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
+  # shellcheck disable=SC2086
+  ${BENCH_WRAP:-} "$BUILD/omnicastd" --config "$T/omni.conf" >"$T/daemon.log" 2>&1 &
   DAEMON_PID=$!; PIDS+=($DAEMON_PID)
   if [ -n "${BENCH_PERF:-}" ]; then
     perf record -F 2000 ${BENCH_PERF_CG:--g} -p "$DAEMON_PID" -o "$BENCH_PERF" >/dev/null 2>&1 &
