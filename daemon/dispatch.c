@@ -17,6 +17,7 @@
 #include "address.h"
 #include "campaign.h"
 #include "conn.h"
+#include "jfast.h"
 #include "log.h"
 #include "omni.h"
 #include "quiet.h"
@@ -442,6 +443,15 @@ static int aim(rcpt *r)
 
 /* ---- loading a chunk */
 
+/* A recipient as the campaign keeps it: the common shapes through the fast
+ * path, anything else through jansson (jfast.h) */
+static json_t *load_recipient(const char *s, size_t n)
+{
+    json_error_t je;
+    json_t *j = jfast_loadb(s, n);
+    return j ? j : json_loadb(s, n, 0, &je);
+}
+
 static void chunk_loaded(redisReply *rep, void *arg)
 {
     chunk *c = arg;
@@ -466,9 +476,8 @@ static void chunk_loaded(redisReply *rep, void *arg)
             record(r, OC_FAILED, 1, NULL, "recipient_missing", 0);
             continue;
         }
-        json_error_t je;
         redisReply *e = rep->element[i];
-        r->r = e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, 0, &je) : NULL;
+        r->r = e->type == REDIS_REPLY_STRING ? load_recipient(e->str, e->len) : NULL;
         char reason[JOB_REASON_MAX];
         if (!r->r || job_recipient_check(r->r, NULL, c->spec->channels, c->spec->n_channels, reason,
                                          sizeof(reason)) < 0) {
@@ -1882,9 +1891,7 @@ static void retry_loaded(redisReply *rep, void *arg)
     chunk *c = arg;
     rcpt *r = &c->rs[0];
     c->loading = 0;
-    json_error_t je;
-    if (!rep || rep->type != REDIS_REPLY_STRING ||
-        !(r->r = json_loadb(rep->str, rep->len, 0, &je))) {
+    if (!rep || rep->type != REDIS_REPLY_STRING || !(r->r = load_recipient(rep->str, rep->len))) {
         /* gone or unreadable: the lease on the retry entry brings it back */
         resolve(r);
         chunk_maybe_finish(c);
