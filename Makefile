@@ -14,7 +14,7 @@ BENCH_DEPS = wrk nghttp2-client
 FUZZ_DEPS = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-unit bench bench-export bench-webhooks bench-smtp fuzz package clean
+.PHONY: all deps build build-asan demo test test-unit bench bench-export bench-latency bench-webhooks bench-smtp fuzz package clean
 
 all: build
 
@@ -70,6 +70,12 @@ bench: build
 	bash tests/bench/export.sh $(BUILD)
 
 # the recipients export of a 1,000,000-recipient campaign: memory, not time
+# the send path against a provider 100 ms away (BENCH_DELAY_MS), HTTP/2
+# (http2 = auto, the default) against HTTP/1.1 (http2 = false)
+bench-latency: build
+	@$(MAKE) --no-print-directory deps
+	bash tests/bench/latency.sh $(BUILD)
+
 bench-export: build
 	bash tests/bench/export.sh $(BUILD)
 
