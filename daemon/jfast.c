@@ -78,19 +78,35 @@ static json_t *num(jf *f)
 
 static json_t *value(jf *f);
 
+/* after '{' or '[', or after an element: the closing bracket (0: the end),
+ * a ',' before the next element (1), or anything else (-1) */
+static int next(jf *f, char close, int first)
+{
+    ws(f);
+    if (f->p < f->e && *f->p == close) {
+        f->p++;
+        return 0;
+    }
+    if (first)
+        return 1;
+    if (f->p < f->e && *f->p == ',') {
+        f->p++;
+        ws(f);
+        return 1;
+    }
+    return -1;
+}
+
 static json_t *object(jf *f)
 {
     json_t *o = json_object();
     f->p++; /* { */
-    ws(f);
-    if (f->p < f->e && *f->p == '}') {
-        f->p++;
-        return o;
-    }
-    while (o) {
-        const char *k;
+    for (int k = next(f, '}', 1); o && k >= 0; k = next(f, '}', 0)) {
+        if (k == 0)
+            return o;
+        const char *key;
         size_t kl;
-        if (f->p >= f->e || *f->p != '"' || str(f, &k, &kl) < 0)
+        if (f->p >= f->e || *f->p != '"' || str(f, &key, &kl) < 0)
             break;
         ws(f);
         if (f->p >= f->e || *f->p != ':')
@@ -98,19 +114,8 @@ static json_t *object(jf *f)
         f->p++;
         ws(f);
         json_t *v = value(f);
-        if (!v || json_object_setn_new_nocheck(o, k, kl, v) < 0)
+        if (!v || json_object_setn_new_nocheck(o, key, kl, v) < 0)
             break;
-        ws(f);
-        if (f->p < f->e && *f->p == ',') {
-            f->p++;
-            ws(f);
-            continue;
-        }
-        if (f->p < f->e && *f->p == '}') {
-            f->p++;
-            return o;
-        }
-        break;
     }
     json_decref(o);
     return NULL;
@@ -120,26 +125,12 @@ static json_t *array(jf *f)
 {
     json_t *a = json_array();
     f->p++; /* [ */
-    ws(f);
-    if (f->p < f->e && *f->p == ']') {
-        f->p++;
-        return a;
-    }
-    while (a) {
+    for (int k = next(f, ']', 1); a && k >= 0; k = next(f, ']', 0)) {
+        if (k == 0)
+            return a;
         json_t *v = value(f);
         if (!v || json_array_append_new(a, v) < 0)
             break;
-        ws(f);
-        if (f->p < f->e && *f->p == ',') {
-            f->p++;
-            ws(f);
-            continue;
-        }
-        if (f->p < f->e && *f->p == ']') {
-            f->p++;
-            return a;
-        }
-        break;
     }
     json_decref(a);
     return NULL;

@@ -38,6 +38,18 @@ static void left(const char *s, size_t n)
 }
 #define LEFT(s) left(s, sizeof(s) - 1)
 
+/* {"a":[[...[1]...]]} with n arrays, in buf (room for n up to 90) */
+static const char *nested(char *buf, int n)
+{
+    strcpy(buf, "{\"a\":");
+    for (int i = 0; i < n; i++)
+        strcat(buf, "[");
+    strcat(buf, "1");
+    for (int i = 0; i < n; i++)
+        strcat(buf, "]");
+    return strcat(buf, "}");
+}
+
 static void recipients_parse_as_jansson_parses_them(void **state)
 {
     (void)state;
@@ -51,15 +63,9 @@ static void recipients_parse_as_jansson_parses_them(void **state)
     same("{\"t\":true,\"f\":false,\"z\":null,\"a\":[1,\"two\",[],{},[null]],\"e\":[]}");
     /* a key twice: the last value, at the first one's place (jansson's rule) */
     same("{\"a\":1,\"b\":2,\"a\":3}");
-    /* 32 deep */
-    char deep[200] = "{\"a\":";
-    for (int i = 0; i < 30; i++)
-        strcat(deep, "[");
-    strcat(deep, "1");
-    for (int i = 0; i < 30; i++)
-        strcat(deep, "]");
-    strcat(deep, "}");
-    same(deep);
+    /* 32 deep: the object and 31 arrays */
+    char deep[200];
+    same(nested(deep, 31));
 }
 
 static void everything_else_is_left_to_jansson(void **state)
@@ -75,13 +81,8 @@ static void everything_else_is_left_to_jansson(void **state)
     LEFT("{\"a\":1234567890123456789}");
     LEFT("[1,2]");
     LEFT("\"text\"");
-    char deep[200] = "{\"a\":";
-    for (int i = 0; i < 32; i++)
-        strcat(deep, "[");
-    for (int i = 0; i < 32; i++)
-        strcat(deep, "]");
-    strcat(deep, "}");
-    left(deep, strlen(deep));
+    char deep[200];
+    left(nested(deep, 32), strlen(deep)); /* 33 deep */
     /* and what is not JSON at all (jansson then says why) */
     LEFT("");
     LEFT("   ");
