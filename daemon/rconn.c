@@ -251,6 +251,44 @@ fail:
     return NULL;
 }
 
+/* "<c><n>\r\n" at p: the end */
+static char *resp_len(char *p, char c, size_t n)
+{
+    char d[24];
+    int k = 0;
+    do {
+        d[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *p++ = c;
+    while (k)
+        *p++ = d[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+long rconn_format(char **out, int argc, const char **argv, const size_t *lens)
+{
+    size_t total = 1 + 20 + 2;
+    for (int i = 0; i < argc; i++)
+        total += 1 + 20 + 2 + (lens ? lens[i] : strlen(argv[i])) + 2;
+    char *b = malloc(total);
+    *out = b;
+    if (!b)
+        return -1;
+    char *p = resp_len(b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        p = resp_len(p, '$', n);
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (long)(p - b);
+}
+
 int rconn_command_argv(rconn *c, rconn_reply_fn fn, void *priv, int argc, const char **argv,
                        const size_t *lens)
 {
@@ -260,13 +298,13 @@ int rconn_command_argv(rconn *c, rconn_reply_fn fn, void *priv, int argc, const 
     if (!cb)
         return -1;
     char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    long len = rconn_format(&cmd, argc, argv, lens);
     if (len < 0 || bufferevent_write(c->bev, cmd, (size_t)len) < 0) {
-        redisFreeCommand(cmd);
+        free(cmd);
         free(cb);
         return -1;
     }
-    redisFreeCommand(cmd);
+    free(cmd);
     cb->fn = fn;
     cb->priv = priv;
     cb->next = NULL;

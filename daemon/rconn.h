@@ -35,6 +35,12 @@ rconn *rconn_connect(struct event_base *base, const char *host, int port, SSL_CT
                      const char *server_name, rconn_connect_fn on_connect,
                      rconn_disconnect_fn on_disconnect, void *data, char *err, size_t err_len);
 /* 0, or -1 (not connected, closing, or no memory: cb is not called) */
+/* The RESP of a command, as redisFormatCommandArgv makes it (lens NULL:
+ * strlen of each), in one malloc'd buffer (*out, free it): its length, or
+ * -1 (out of memory). hiredis formats each argument's length with
+ * printf-style formatting, a tenth of what the daemon spent per message. */
+long rconn_format(char **out, int argc, const char **argv, const size_t *lens);
+
 int rconn_command_argv(rconn *c, rconn_reply_fn cb, void *priv, int argc, const char **argv,
                        const size_t *lens);
 void rconn_set_disconnect(rconn *c, rconn_disconnect_fn fn);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
@@ -297,7 +298,15 @@ static int link_send(store_conn *c, pending_cb *p, int argc, const char **argv, 
 {
     if (c->rc)
         return rconn_command_argv(c->rc, rc_reply, p, argc, argv, lens);
-    return redisAsyncCommandArgv(c->ac, reply_trampoline, p, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    char *cmd = NULL;
+    long len = rconn_format(&cmd, argc, argv, lens);
+    int rc =
+        len >= 0 && len <= INT_MAX &&
+                redisAsyncFormattedCommand(c->ac, reply_trampoline, p, cmd, (size_t)len) == REDIS_OK
+            ? 0
+            : -1;
+    free(cmd);
+    return rc;
 }
 
 /* close without the disconnect callback; pending callbacks get NULL */

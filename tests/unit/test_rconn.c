@@ -326,9 +326,39 @@ static void the_name_is_verified_and_sent_as_sni(void **state)
     SSL_CTX_free(ctx);
 }
 
+/* rconn_format makes the bytes hiredis's redisFormatCommandArgv makes */
+static void commands_are_formatted_as_hiredis_formats_them(void **state)
+{
+    (void)state;
+    static char big[100000];
+    memset(big, 'x', sizeof(big));
+    const char *argv[] = {"EVALSHA", "", "0", "+15550000001", "a\r\nb\0c", big, "9999999999"};
+    const size_t lens[] = {7, 0, 1, 12, 7, sizeof(big), 10};
+    for (int argc = 0; argc <= 7; argc++) {
+        char *mine = NULL, *theirs = NULL;
+        long n = rconn_format(&mine, argc, argv, lens);
+        int k = redisFormatCommandArgv(&theirs, argc, argv, lens);
+        assert_true(n >= 0 && k >= 0);
+        assert_int_equal(n, k);
+        assert_memory_equal(mine, theirs, (size_t)n);
+        free(mine);
+        redisFreeCommand(theirs);
+    }
+    /* lens NULL: strlen of each */
+    const char *words[] = {"SET", "omni:pmid:wamid.X", "{\"c\":\"bench\"}"};
+    char *mine = NULL, *theirs = NULL;
+    long n = rconn_format(&mine, 3, words, NULL);
+    int k = redisFormatCommandArgv(&theirs, 3, words, NULL);
+    assert_int_equal(n, k);
+    assert_memory_equal(mine, theirs, (size_t)n);
+    free(mine);
+    redisFreeCommand(theirs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(commands_are_formatted_as_hiredis_formats_them),
         cmocka_unit_test(replies_come_in_order),
         cmocka_unit_test(free_from_inside_a_callback),
         cmocka_unit_test(a_closed_connection_fails_what_is_pending),
