@@ -1,6 +1,6 @@
 /* One Redis connection owned by omnicast on the libevent base: a
  * bufferevent (plain TCP, or OpenSSL for rediss://) carrying commands
- * formatted by hiredis (redisFormatCommandArgv) and replies parsed by
+ * formatted by rconn_format (redisFormatCommandArgv's bytes) and replies parsed by
  * hiredis's redisReader, with a FIFO of reply callbacks. It keeps the
  * semantics store.c relies on from redisAsyncContext: reply callbacks get
  * NULL when the connection goes away, the object frees itself after a
