@@ -813,8 +813,14 @@ static int32_t stream_open(h2conn *c, h2req *r)
     char clen[24];
     int get = strcmp(method, "GET") == 0;
     if (!get || q->body.len) {
-        int k = snprintf(clen, sizeof(clen), "%zu", q->body.len);
-        nv[nn++] = NV("content-length", 14, clen, (size_t)k);
+        /* the digits from the end of clen (snprintf was 1% of the daemon) */
+        char *d = clen + sizeof(clen);
+        size_t v = q->body.len;
+        do {
+            *--d = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        nv[nn++] = NV("content-length", 14, d, (size_t)(clen + sizeof(clen) - d));
     }
     nghttp2_data_provider dp = {.source = {.ptr = NULL}, .read_callback = read_body};
     return nghttp2_submit_request(c->s, NULL, nv, nn, q->body.len ? &dp : NULL, r);
