@@ -17,6 +17,7 @@
 #include "address.h"
 #include "campaign.h"
 #include "conn.h"
+#include "digits.h"
 #include "jfast.h"
 #include "log.h"
 #include "omni.h"
@@ -359,16 +360,6 @@ static int needs_window(const rcpt *r)
 /* Our id of one send: campaign.index[.channel]. ':' (allowed in campaign
  * ids) becomes '~' so the id is a valid Message-ID and reply-address token
  * as it is. */
-/* n as decimal digits, backwards from end: the first digit */
-static char *digits_before(char *end, unsigned long long n)
-{
-    do {
-        *--end = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    return end;
-}
-
 static void message_id(const rcpt *r, char *buf, size_t len)
 {
     /* "{campaign}.{index}" and ".{channel}" past the first channel, ':'

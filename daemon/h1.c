@@ -492,12 +492,12 @@ static void tls_start(h1 *h, h1conn *c)
 }
 
 /* netio_dial's end: connected (why NULL), or not */
-static void conn_dialed(void *arg, const char *why)
+static void conn_dialed(void *arg, int net_error, const char *why)
 {
     h1conn *c = arg;
     h1 *h = c->o->h;
-    if (why) {
-        conn_close(h, c, strcmp(why, "out of memory") ? OC_NET_CONNECT : OC_NET_OTHER, why, 0);
+    if (net_error != OC_NET_OK) {
+        conn_close(h, c, net_error, why, 0);
         return;
     }
     if (c->o->u.tls) {

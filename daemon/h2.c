@@ -20,6 +20,7 @@
 #include "h2.h"
 #include "clock.h"
 #include "h1parse.h"
+#include "digits.h"
 #include "netio.h"
 #include "tlsclient.h"
 
@@ -712,12 +713,12 @@ static void tls_start(h2 *h, h2conn *c)
 }
 
 /* netio_dial's end: connected (why NULL), or not */
-static void conn_dialed(void *arg, const char *why)
+static void conn_dialed(void *arg, int net_error, const char *why)
 {
     h2conn *c = arg;
     h2 *h = c->o->h;
-    if (why)
-        conn_close(h, c, strcmp(why, "out of memory") ? OC_NET_CONNECT : OC_NET_OTHER, why);
+    if (net_error != OC_NET_OK)
+        conn_close(h, c, net_error, why);
     else
         tls_start(h, c);
 }
@@ -813,13 +814,8 @@ static int32_t stream_open(h2conn *c, h2req *r)
     char clen[24];
     int get = strcmp(method, "GET") == 0;
     if (!get || q->body.len) {
-        /* the digits from the end of clen (snprintf was 1% of the daemon) */
-        char *d = clen + sizeof(clen);
-        size_t v = q->body.len;
-        do {
-            *--d = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
+        /* (snprintf was 1% of the daemon) */
+        const char *d = digits_before(clen + sizeof(clen), q->body.len);
         nv[nn++] = NV("content-length", 14, d, (size_t)(clen + sizeof(clen) - d));
     }
     nghttp2_data_provider dp = {.source = {.ptr = NULL}, .read_callback = read_body};

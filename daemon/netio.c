@@ -71,7 +71,8 @@ static void dial_event(struct bufferevent *bev, short what, void *arg)
         int dns = bufferevent_socket_get_dns_error(bev);
         bufferevent_free(bev);
         n->dial = NULL;
-        n->dialed(n->arg, dns ? "could not resolve host" : "could not connect to server");
+        n->dialed(n->arg, OC_NET_CONNECT,
+                  dns ? "could not resolve host" : "could not connect to server");
         return;
     }
     /* take the socket over from the bufferevent */
@@ -80,15 +81,15 @@ static void dial_event(struct bufferevent *bev, short what, void *arg)
     bufferevent_free(bev);
     n->dial = NULL;
     if (netio_attach(n, n->base, fd, n->dial_read, n->on_write, n->arg) < 0) {
-        n->dialed(n->arg, "out of memory");
+        n->dialed(n->arg, OC_NET_OTHER, "out of memory");
         return;
     }
-    n->dialed(n->arg, NULL);
+    n->dialed(n->arg, OC_NET_OK, NULL);
 }
 
 int netio_dial(netio *n, struct event_base *base, struct evdns_base *dns, const char *host,
                int port, event_callback_fn on_read, event_callback_fn on_write,
-               void (*dialed)(void *arg, const char *why), void *arg)
+               void (*dialed)(void *arg, int net_error, const char *why), void *arg)
 {
     n->fd = -1;
     n->base = base;

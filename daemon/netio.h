@@ -42,22 +42,23 @@ typedef struct netio {
     struct bufferevent *dial;
     struct event_base *base;
     event_callback_fn dial_read;
-    void (*dialed)(void *arg, const char *why);
+    void (*dialed)(void *arg, int net_error, const char *why);
     int dial_opening, dial_failed;
 } netio;
 
 /* Dial host:port, a numeric address at once, a name resolved through dns
  * (evdns: nothing blocks), then take the socket over as netio_attach does
- * (on_read, on_write, arg). dialed(arg, why) runs once the dial ends:
- * why NULL, connected and attached (TLS not begun); else "could not
- * resolve host", "could not connect to server" or "out of memory", and
- * the caller closes the connection (netio_close). Returns 0 (dialing, or
+ * (on_read, on_write, arg). dialed(arg, net_error, why) runs once the dial
+ * ends: OC_NET_OK (why NULL), connected and attached (TLS not begun);
+ * else OC_NET_CONNECT ("could not resolve host", "could not connect to
+ * server") or OC_NET_OTHER ("out of memory"), and the caller closes the
+ * connection (netio_close). Returns 0 (dialing, or
  * already connected: dialed may have run inside the call), or -1: it
  * failed inside the call, dialed did not run, and the caller closes it
  * outside this call. netio_close ends a dial still in progress. */
 int netio_dial(netio *n, struct event_base *base, struct evdns_base *dns, const char *host,
                int port, event_callback_fn on_read, event_callback_fn on_write,
-               void (*dialed)(void *arg, const char *why), void *arg);
+               void (*dialed)(void *arg, int net_error, const char *why), void *arg);
 
 /* fd connected: TCP_NODELAY and keep-alive on it, its read event armed and
  * its write event made (on_write runs when the socket takes more, after

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "digits.h"
 #include "redistls.h"
 
 typedef struct rconn_cb {
@@ -255,14 +256,10 @@ fail:
 static char *resp_len(char *p, char c, size_t n)
 {
     char d[24];
-    int k = 0;
-    do {
-        d[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
+    const char *s = digits_before(d + sizeof(d), n);
     *p++ = c;
-    while (k)
-        *p++ = d[--k];
+    while (s < d + sizeof(d))
+        *p++ = *s++;
     *p++ = '\r';
     *p++ = '\n';
     return p;

@@ -844,12 +844,12 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* netio_dial's end: connected (why NULL), or not */
-static void conn_dialed(void *arg, const char *why)
+static void conn_dialed(void *arg, int net_error, const char *why)
 {
     sconn *c = arg;
     smtpc *s = c->o->s;
-    if (why) {
-        conn_close(s, c, strcmp(why, "out of memory") ? OC_NET_CONNECT : OC_NET_OTHER, why);
+    if (net_error != OC_NET_OK) {
+        conn_close(s, c, net_error, why);
         return;
     }
     if (c->o->u.tls) {

@@ -13,7 +13,7 @@ declare -A rank=(
   [seen]=0 [uncertain]=0 [counters]=0 [config]=0 [scripts]=0 [store]=0 [h1]=0
   [transport]=0 [registry]=0 [quiet]=0 [keys]=0 [redisurl]=0 [jsontmpl]=0 [h1parse]=0 [sentinel]=0
   [transport]=0 [registry]=0 [quiet]=0 [keys]=0 [redisurl]=0 [jsontmpl]=0 [h1parse]=0
-  [redistls]=0 [rconn]=0 [export]=0 [scopes]=0 [smtpc]=0 [smtpproto]=0 [tlsclient]=0 [netio]=0 [h2]=0 [jfast]=0
+  [redistls]=0 [rconn]=0 [export]=0 [scopes]=0 [smtpc]=0 [smtpproto]=0 [tlsclient]=0 [netio]=0 [h2]=0 [jfast]=0 [digits]=0
   # 1: the context and what sits right above Redis and the connectors
   [omni]=1 [stream]=1 [conn]=1
   # 2..5: the stages, in the order of the data path
